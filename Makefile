@@ -1,0 +1,36 @@
+# Two commands set everything up: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test lit pytest bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# The project itself (editable), re-installed when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(BIN)/oi-opt examples/kv_decode.oi --canonicalize --cse
+
+test: pytest lit
+
+pytest: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -q
+
+lit: $(VENV)/.installed-test
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/lit -sv lit_tests
+
+bench: $(VENV)/.installed
+	$(BIN)/python benchmarks/parse_verify.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis lit_tests/**/Output

@@ -1,0 +1,15 @@
+# lit configuration: every .mlir and .oi file under lit_tests/ is a test.
+import os
+
+import lit.formats
+
+config.name = "oi_compiler"
+config.test_format = lit.formats.ShTest(execute_external=True)
+config.suffixes = [".mlir", ".oi"]
+config.test_source_root = os.path.dirname(__file__)
+config.excludes = ["lit.cfg.py", "Inputs"]
+config.environment["PATH"] = os.environ["PATH"]
+for name in ("OI_DEBUG", "PYTHONPATH", "HOME"):
+    if name in os.environ:
+        config.environment[name] = os.environ[name]
+config.substitutions.append(("%examples", os.path.join(os.path.dirname(config.test_source_root), "examples")))

@@ -1,0 +1,46 @@
+"""oi_compiler: a compiler toolkit for stateful inference programs.
+
+    import oi_compiler as oi
+    graph = oi.parse_graph(text, filename="model.oi")   # or oi.Graph.load("model.oi")
+    print(graph.module)                                 # the `oi` dialect IR
+
+Names are imported on first use, so `import oi_compiler` (and `oi-opt --help`)
+stays fast.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from oi_compiler.errors import CacheError, OiError, OptionError, ParseError, PassError, SourceLoc, VerifyError
+
+_LAZY = {
+    "Graph": "oi_compiler.graph",
+    "parse_graph": "oi_compiler.graph",
+    "parse_mlir": "oi_compiler.graph",
+    "verify_module": "oi_compiler.graph",
+    "OpSpec": "oi_compiler.ops.registry",
+    "SettingSpec": "oi_compiler.ops.registry",
+    "register_op": "oi_compiler.ops.registry",
+    "register_setting": "oi_compiler.ops.registry",
+    "lookup_op": "oi_compiler.ops.registry",
+    "all_ops": "oi_compiler.ops.registry",
+    "register_pass": "oi_compiler.passes",
+    "registered_passes": "oi_compiler.passes",
+    "run_passes": "oi_compiler.passes",
+    "make_context": "oi_compiler.ir_context",
+}
+
+__all__ = ["CacheError", "OiError", "OptionError", "ParseError", "PassError", "SourceLoc", "VerifyError", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'oi_compiler' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,924 @@
+"""The `oi` dialect: OpenInfer graphs at the graph level (L3).
+
+A graph is a list of variable declarations and named blocks of statements, one op
+per DSL statement. Variables are named, mutable buffers, so ops name them by
+symbol (`@x`) instead of passing SSA values; lowering turns them into buffers.
+Statements that change state (cache writes, increments, decrements, resets,
+barriers, ops writing their output) carry write effects, so no generic pass may
+delete or merge them. Each op prints in a custom form close to the DSL:
+
+    oi.graph @decode {
+      oi.var persistent @K(l, t) : f16[H, Dh] @table @fixed(t = 4)
+      oi.block @entry {
+        oi.op matmul(@x, @W[l, 0], acc = [f32]) -> @y
+        oi.cache.write @y -> @K[0, @t]        (indices are values or `s:e` slices)
+        oi.cache.increment 1 @t
+        oi.cache.read @K[0, :] -> @hist
+        oi.loop layers (l in 0 to L) { ... }
+        oi.return
+      }
+    }
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+from xdsl.dialects.builtin import (
+    ArrayAttr,
+    BoolAttr,
+    DenseArrayBase,
+    DictionaryAttr,
+    FloatAttr,
+    IntAttr,
+    IntegerAttr,
+    IntegerType,
+    StringAttr,
+    SymbolRefAttr,
+    UnitAttr,
+    f64,
+    i64,
+)
+from xdsl.ir import Attribute, Block, Dialect, Region, TypeAttribute
+from xdsl.irdl import (
+    IRDLOperation,
+    irdl_op_definition,
+    opt_prop_def,
+    prop_def,
+    region_def,
+    traits_def,
+)
+from xdsl.parser import Parser
+from xdsl.printer import Printer
+from xdsl.traits import (
+    MemoryReadEffect,
+    MemoryWriteEffect,
+    NoTerminator,
+    RecursiveMemoryEffect,
+)
+from xdsl.utils.exceptions import VerifyException
+
+from oi_compiler.dialects.oi_attrs import (
+    CacheAccessAttr,
+    DimAttr,
+    IndexValue,
+    SliceAttr,
+    TensorType,
+    VarRefAttr,
+    index_value,
+    index_value_text,
+    parse_index_value,
+)
+from oi_compiler.dtypes import DTYPE_NAMES, dtype_name, dtype_type
+
+MEMORY_KINDS = ("dynamic", "volatile", "constant", "persistent")
+
+
+def _body_region() -> Region:
+    return Region(Block())
+
+
+def _print_body(printer: Printer, region: Region) -> None:
+    printer.print_string(" ")
+    printer.print_region(region, print_entry_block_args=False, print_empty_block=False)
+
+
+def _parse_body(parser: Parser) -> Region:
+    region = parser.parse_region()
+    if not region.blocks:
+        region.add_block(Block())
+    return region
+
+
+def _print_ident_list(printer: Printer, names: Sequence[str]) -> None:
+    printer.print_string("(" + ", ".join(names) + ")")
+
+
+def _parse_ident_list(parser: Parser) -> list[str]:
+    return parser.parse_comma_separated_list(parser.Delimiter.PAREN, lambda: parser.parse_identifier())
+
+
+def _symbols(parser: Parser) -> list[str]:
+    return parser.parse_comma_separated_list(parser.Delimiter.NONE, lambda: parser.parse_symbol_name().data)
+
+
+# --- structure -------------------------------------------------------------------------
+
+
+@irdl_op_definition
+class GraphOp(IRDLOperation):
+    """An OpenInfer graph: variable declarations and named blocks, in source order."""
+
+    name = "oi.graph"
+
+    sym_name = prop_def(StringAttr)
+    body = region_def("single_block")
+
+    traits = traits_def(NoTerminator())
+
+    def __init__(self, name: str = "graph", body: Region | None = None):
+        super().__init__(properties={"sym_name": StringAttr(name)}, regions=[body or _body_region()])
+
+    @property
+    def vars(self) -> list[VarOp]:
+        return [op for op in self.body.block.ops if isinstance(op, VarOp)]
+
+    @property
+    def blocks(self) -> list[BlockOp]:
+        return [op for op in self.body.block.ops if isinstance(op, BlockOp)]
+
+    def print(self, printer: Printer) -> None:
+        printer.print_string(" ")
+        printer.print_symbol_name(self.sym_name.data)
+        _print_body(printer, self.body)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> GraphOp:
+        name = parser.parse_symbol_name().data
+        return cls(name, _parse_body(parser))
+
+
+@irdl_op_definition
+class VarOp(IRDLOperation):
+    """A variable declaration in one of the four memory sections.
+
+    `indices` are table/prefix indices; `init`, `ref`, `pattern`, `table`,
+    `auto_dim` and `fixed` are the DSL's `@` attributes with their meaning upstream.
+    """
+
+    name = "oi.var"
+
+    kind = prop_def(StringAttr)
+    sym_name = prop_def(StringAttr)
+    var_type = prop_def(TensorType, prop_name="type")
+    indices = prop_def(ArrayAttr[StringAttr])
+    init = opt_prop_def(IntegerAttr | FloatAttr)
+    ref = opt_prop_def(StringAttr)
+    pattern = opt_prop_def(StringAttr)
+    table = opt_prop_def(UnitAttr)
+    auto_dim = opt_prop_def(ArrayAttr[StringAttr])
+    fixed = opt_prop_def(DictionaryAttr)
+
+    def __init__(
+        self,
+        kind: str,
+        name: str,
+        var_type: TensorType,
+        *,
+        indices: Sequence[str] = (),
+        init: IntegerAttr | FloatAttr | None = None,
+        ref: str | None = None,
+        pattern: str | None = None,
+        table: bool = False,
+        auto_dim: Sequence[str] = (),
+        fixed: Mapping[str, int] | None = None,
+    ):
+        props: dict[str, Attribute] = {
+            "kind": StringAttr(kind),
+            "sym_name": StringAttr(name),
+            "type": var_type,
+            "indices": ArrayAttr([StringAttr(i) for i in indices]),
+        }
+        if init is not None:
+            props["init"] = init
+        if ref is not None:
+            props["ref"] = StringAttr(ref)
+        if pattern is not None:
+            props["pattern"] = StringAttr(pattern)
+        if table:
+            props["table"] = UnitAttr()
+        if auto_dim:
+            props["auto_dim"] = ArrayAttr([StringAttr(a) for a in auto_dim])
+        if fixed:
+            props["fixed"] = DictionaryAttr({k: IntegerAttr(v, i64) for k, v in fixed.items()})
+        super().__init__(properties=props)
+
+    # Plain-Python views, so passes and the verifier need not unwrap attributes.
+    @property
+    def var_name(self) -> str:
+        return self.sym_name.data
+
+    @property
+    def memory(self) -> str:
+        return self.kind.data
+
+    @property
+    def dtype(self) -> str:
+        return self.var_type.dtype
+
+    @property
+    def index_names(self) -> list[str]:
+        return [i.data for i in self.indices]
+
+    @property
+    def auto_dim_names(self) -> list[str]:
+        return [a.data for a in self.auto_dim] if self.auto_dim else []
+
+    @property
+    def fixed_sizes(self) -> dict[str, int]:
+        return {k: v.value.data for k, v in self.fixed.data.items()} if self.fixed else {}
+
+    @property
+    def init_value(self) -> int | float | bool | None:
+        if self.init is None:
+            return None
+        if isinstance(self.init, IntegerAttr) and self.init.type == IntegerType(1):
+            return bool(self.init.value.data)
+        return self.init.value.data
+
+    def verify_(self) -> None:
+        if self.kind.data not in MEMORY_KINDS:
+            raise VerifyException(f"unknown memory kind {self.kind.data}")
+
+    def print(self, printer: Printer) -> None:
+        printer.print_string(f" {self.kind.data} ")
+        printer.print_symbol_name(self.var_name)
+        if self.indices.data:
+            _print_ident_list(printer, self.index_names)
+        printer.print_string(" : ")
+        self.var_type.print_body(printer)
+        if (value := self.init_value) is not None:
+            text = "true" if value is True else "false" if value is False else _number_text(value)
+            printer.print_string(f" @init({text})")
+        if self.ref is not None:
+            printer.print_string(" @ref(")
+            printer.print_string_literal(self.ref.data)
+            printer.print_string(")")
+        if self.pattern is not None:
+            printer.print_string(" @pattern(")
+            printer.print_string_literal(self.pattern.data)
+            printer.print_string(")")
+        if self.table is not None:
+            printer.print_string(" @table")
+        if self.auto_dim is not None:
+            printer.print_string(" @auto_dim")
+            _print_ident_list(printer, self.auto_dim_names)
+        if self.fixed is not None:
+            entries = ", ".join(f"{k} = {v}" for k, v in self.fixed_sizes.items())
+            printer.print_string(f" @fixed({entries})")
+
+    @classmethod
+    def parse(cls, parser: Parser) -> VarOp:
+        pos = parser.pos
+        kind = parser.parse_identifier(" (a memory kind)")
+        if kind not in MEMORY_KINDS:
+            parser.raise_error(f"expected one of {', '.join(MEMORY_KINDS)}", pos, parser.pos)
+        name = parser.parse_symbol_name().data
+        indices = _parse_ident_list(parser) if parser._current_token.text == "(" else []
+        parser.parse_punctuation(":")
+        var_type = TensorType.parse_body(parser)
+        dtype = var_type.dtype
+        extra: dict = {}
+        while (attr := parser.parse_optional_symbol_name()) is not None:
+            key = attr.data
+            if key == "init":
+                with parser.in_parens():
+                    extra["init"] = _parse_init_literal(parser, dtype)
+            elif key in ("ref", "pattern"):
+                with parser.in_parens():
+                    extra[key] = parser.parse_str_literal()
+            elif key == "table":
+                extra["table"] = True
+            elif key == "auto_dim":
+                extra["auto_dim"] = _parse_ident_list(parser)
+            elif key == "fixed":
+                with parser.in_parens():
+                    extra["fixed"] = dict(
+                        parser.parse_comma_separated_list(parser.Delimiter.NONE, lambda: _parse_fixed_entry(parser))
+                    )
+            else:
+                parser.raise_error("unsupported attribute")
+        return cls(kind, name, var_type, indices=indices, **extra)
+
+
+def _parse_fixed_entry(parser: Parser) -> tuple[str, int]:
+    key = parser.parse_identifier()
+    parser.parse_punctuation("=")
+    return key, parser.parse_integer(allow_boolean=False, allow_negative=False)
+
+
+def _parse_init_literal(parser: Parser, dtype: str) -> IntegerAttr | FloatAttr:
+    if (b := parser.parse_optional_boolean()) is not None:
+        return BoolAttr.from_bool(b)
+    value = parser.parse_number()
+    return init_attr(value, dtype)
+
+
+def init_attr(value: int | float | bool, dtype: str) -> IntegerAttr | FloatAttr:
+    """The attribute an `@init` literal is stored as (checked against the dtype by the front end)."""
+    if isinstance(value, bool) or dtype == "bool":
+        return BoolAttr.from_bool(bool(value))
+    if isinstance(value, float):
+        return FloatAttr(value, f64)
+    return IntegerAttr(value, i64)
+
+
+def _number_text(value: int | float) -> str:
+    """A number as text that reads back as the same number and the same kind (int/float)."""
+    if isinstance(value, int):
+        return str(value)
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if math.isnan(value):
+        return "nan"
+    text = repr(value)
+    mantissa, e, exp = text.partition("e")
+    if "." not in mantissa:
+        mantissa += ".0"
+    return mantissa + (f"e{exp}" if e else "")
+
+
+@irdl_op_definition
+class BlockOp(IRDLOperation):
+    """A named block of statements; `entry` runs on each step, others via `branch` or `yield`."""
+
+    name = "oi.block"
+
+    sym_name = prop_def(StringAttr)
+    body = region_def("single_block")
+
+    traits = traits_def(NoTerminator(), RecursiveMemoryEffect())
+
+    def __init__(self, name: str, body: Region | None = None):
+        super().__init__(properties={"sym_name": StringAttr(name)}, regions=[body or _body_region()])
+
+    @property
+    def block_name(self) -> str:
+        return self.sym_name.data
+
+    def print(self, printer: Printer) -> None:
+        printer.print_string(" ")
+        printer.print_symbol_name(self.block_name)
+        _print_body(printer, self.body)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> BlockOp:
+        name = parser.parse_symbol_name().data
+        return cls(name, _parse_body(parser))
+
+
+# --- statements ---------------------------------------------------------------------------
+
+
+@irdl_op_definition
+class AssignOp(IRDLOperation):
+    """Declares a block-local temporary (`assign t: f32[B, D];`), zero-filled when first made."""
+
+    name = "oi.assign"
+
+    sym_name = prop_def(StringAttr)
+    var_type = prop_def(TensorType, prop_name="type")
+
+    traits = traits_def(MemoryWriteEffect())
+
+    def __init__(self, name: str, var_type: TensorType):
+        super().__init__(properties={"sym_name": StringAttr(name), "type": var_type})
+
+    @property
+    def var_name(self) -> str:
+        return self.sym_name.data
+
+    def print(self, printer: Printer) -> None:
+        printer.print_string(" ")
+        printer.print_symbol_name(self.var_name)
+        printer.print_string(" : ")
+        self.var_type.print_body(printer)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> AssignOp:
+        name = parser.parse_symbol_name().data
+        parser.parse_punctuation(":")
+        return cls(name, TensorType.parse_body(parser))
+
+
+SettingValue = FloatAttr | IntegerAttr | StringAttr | SymbolRefAttr | DenseArrayBase | ArrayAttr | TypeAttribute
+
+
+def setting_text(value: Attribute) -> str:
+    """A setting value in DSL spelling (`0.5`, `[1, 2]`, `[f32, i32]`, `"relu"`, `inf`, `@name`)."""
+    if isinstance(value, IntegerAttr) and value.type == IntegerType(1):
+        return "true" if value.value.data else "false"
+    if isinstance(value, IntegerAttr | FloatAttr):
+        return _number_text(value.value.data)
+    if isinstance(value, StringAttr):
+        return '"' + value.data.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, SymbolRefAttr):
+        return "@" + value.root_reference.data
+    if isinstance(value, DenseArrayBase):
+        return "[" + ", ".join(str(v) for v in value.get_values()) + "]"
+    if isinstance(value, ArrayAttr):
+        return "[" + ", ".join(dtype_name(t) or str(t) for t in value) + "]"
+    if (name := dtype_name(value)) is not None:
+        return name
+    return str(value)
+
+
+def _parse_setting_value(parser: Parser) -> Attribute:
+    if parser.parse_optional_punctuation("[") is not None:
+        if parser.parse_optional_punctuation("]") is not None:
+            return DenseArrayBase.from_list(i64, [])
+        if parser._current_token.text in DTYPE_NAMES:
+            types = parser.parse_comma_separated_list(parser.Delimiter.NONE, lambda: _parse_dtype(parser))
+            parser.parse_punctuation("]")
+            return ArrayAttr(types)
+        ints = parser.parse_comma_separated_list(
+            parser.Delimiter.NONE, lambda: parser.parse_integer(allow_boolean=False, allow_negative=True)
+        )
+        parser.parse_punctuation("]")
+        return DenseArrayBase.from_list(i64, ints)
+    if (s := parser.parse_optional_str_literal()) is not None:
+        return StringAttr(s)
+    if (sym := parser.parse_optional_symbol_name()) is not None:
+        return SymbolRefAttr(sym.data)
+    if (b := parser.parse_optional_boolean()) is not None:
+        return BoolAttr.from_bool(b)
+    negative = parser.parse_optional_punctuation("-") is not None
+    if (word := parser.parse_optional_keyword_in(("inf", "nan"))) is not None:
+        return FloatAttr(-math.inf if negative and word == "inf" else getattr(math, word), f64)
+    if (n := parser.parse_optional_number()) is not None:
+        n = -n if negative else n
+        return FloatAttr(n, f64) if isinstance(n, float) else IntegerAttr(n, i64)
+    if negative:
+        parser.raise_error("expected a number after '-'")
+    return _parse_dtype(parser)
+
+
+def _parse_dtype(parser: Parser) -> Attribute:
+    pos = parser.pos
+    name = parser.parse_identifier(" (a setting value)")
+    if name not in DTYPE_NAMES:
+        parser.raise_error(f"unsupported dtype {name}", pos, parser.pos)
+    return dtype_type(name)
+
+
+@irdl_op_definition
+class NamedOp(IRDLOperation):
+    """`op name(inputs, settings) >> output`: an op from the registry (see `oi_compiler.ops`)."""
+
+    name = "oi.op"
+
+    op_name = prop_def(StringAttr)
+    inputs = prop_def(ArrayAttr[VarRefAttr])
+    output = prop_def(StringAttr)
+    settings = prop_def(DictionaryAttr)
+
+    traits = traits_def(MemoryReadEffect(), MemoryWriteEffect())
+
+    def __init__(
+        self,
+        op_name: str,
+        inputs: Sequence[VarRefAttr | str],
+        output: str,
+        settings: Mapping[str, Attribute] | None = None,
+    ):
+        refs = [i if isinstance(i, VarRefAttr) else VarRefAttr(i) for i in inputs]
+        super().__init__(
+            properties={
+                "op_name": StringAttr(op_name),
+                "inputs": ArrayAttr(refs),
+                "output": StringAttr(output),
+                "settings": DictionaryAttr(dict(settings or {})),
+            }
+        )
+
+    @property
+    def kind(self) -> str:
+        return self.op_name.data
+
+    @property
+    def output_name(self) -> str:
+        return self.output.data
+
+    def print(self, printer: Printer) -> None:
+        printer.print_string(f" {self.kind}(")
+        parts: list[str] = []
+        for ref in self.inputs:
+            parts.append(_ref_text(ref))
+        parts += [f"{k} = {setting_text(v)}" for k, v in self.settings.data.items()]
+        printer.print_string(", ".join(parts) + ") -> ")
+        printer.print_symbol_name(self.output_name)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> NamedOp:
+        op_name = parser.parse_identifier(" (an op name)")
+        inputs: list[VarRefAttr] = []
+        settings: dict[str, Attribute] = {}
+
+        def parse_arg() -> None:
+            if parser._current_token.text.startswith("@"):
+                if settings:
+                    parser.raise_error("positional args must come before settings")
+                inputs.append(VarRefAttr.parse_body(parser))
+                return
+            key = parser.parse_identifier(" (a setting name)")
+            parser.parse_punctuation("=")
+            settings[key] = _parse_setting_value(parser)
+
+        parser.parse_comma_separated_list(parser.Delimiter.PAREN, parse_arg)
+        parser.parse_punctuation("->")
+        return cls(op_name, inputs, parser.parse_symbol_name().data, settings)
+
+    @property
+    def description(self) -> str:
+        return f"op {self.kind}({','.join(r.text for r in self.inputs)}) >> {self.output_name}"
+
+
+def _ref_text(ref: VarRefAttr) -> str:
+    text = "@" + ref.var_name
+    if ref.indices.data:
+        text += "[" + ", ".join(index_value_text(i) for i in ref.indices) + "]"
+    return text
+
+
+@irdl_op_definition
+class CacheReadOp(IRDLOperation):
+    """`cache.read A[...] >> x`: copies the selected cache contents into `x` (growing the table)."""
+
+    name = "oi.cache.read"
+
+    src = prop_def(CacheAccessAttr)
+    dst = prop_def(VarRefAttr)
+
+    traits = traits_def(MemoryReadEffect(), MemoryWriteEffect())
+
+    def __init__(self, src: CacheAccessAttr, dst: VarRefAttr | str):
+        dst = dst if isinstance(dst, VarRefAttr) else VarRefAttr(dst)
+        super().__init__(properties={"src": src, "dst": dst})
+
+    def print(self, printer: Printer) -> None:
+        printer.print_string(" ")
+        self.src.print_body(printer)
+        printer.print_string(" -> ")
+        self.dst.print_body(printer)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> CacheReadOp:
+        src = CacheAccessAttr.parse_body(parser)
+        parser.parse_punctuation("->")
+        return cls(src, VarRefAttr.parse_body(parser))
+
+    @property
+    def description(self) -> str:
+        return f"cache.read {self.src.text} >> {self.dst.text}"
+
+
+@irdl_op_definition
+class CacheWriteOp(IRDLOperation):
+    """`cache.write x >> A[...]`: stores a copy of `x` as the addressed cache entry."""
+
+    name = "oi.cache.write"
+
+    src = prop_def(VarRefAttr)
+    dst = prop_def(CacheAccessAttr)
+
+    traits = traits_def(MemoryReadEffect(), MemoryWriteEffect())
+
+    def __init__(self, src: VarRefAttr | str, dst: CacheAccessAttr):
+        src = src if isinstance(src, VarRefAttr) else VarRefAttr(src)
+        super().__init__(properties={"src": src, "dst": dst})
+
+    def print(self, printer: Printer) -> None:
+        printer.print_string(" ")
+        self.src.print_body(printer)
+        printer.print_string(" -> ")
+        self.dst.print_body(printer)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> CacheWriteOp:
+        src = VarRefAttr.parse_body(parser)
+        parser.parse_punctuation("->")
+        return cls(src, CacheAccessAttr.parse_body(parser))
+
+    @property
+    def description(self) -> str:
+        return f"cache.write {self.src.text} >> {self.dst.text}"
+
+
+class _CacheStepOp(IRDLOperation):
+    """Shared shape of `cache.increment` and `cache.decrement`."""
+
+    target = prop_def(StringAttr)
+    amount = prop_def(IntAttr)
+
+    traits = traits_def(MemoryReadEffect(), MemoryWriteEffect())
+
+    def __init__(self, target: str, amount: int = 1):
+        super().__init__(properties={"target": StringAttr(target), "amount": IntAttr(amount)})
+
+    def print(self, printer: Printer) -> None:
+        printer.print_string(f" {self.amount.data} ")
+        printer.print_symbol_name(self.target.data)
+
+    @classmethod
+    def parse(cls, parser: Parser):
+        amount = parser.parse_optional_integer(allow_boolean=False, allow_negative=False)
+        return cls(parser.parse_symbol_name().data, 1 if amount is None else amount)
+
+    @property
+    def description(self) -> str:
+        word = self.name.removeprefix("oi.")
+        amount = "" if self.amount.data == 1 else f"{self.amount.data} "
+        return f"{word} {amount}{self.target.data}"
+
+
+@irdl_op_definition
+class CacheIncrementOp(_CacheStepOp):
+    """`cache.increment [n] t`: adds n (default 1) to a persistent scalar, wrapping integers."""
+
+    name = "oi.cache.increment"
+
+
+@irdl_op_definition
+class CacheDecrementOp(_CacheStepOp):
+    """`cache.decrement [n] t`: subtracts n (default 1) from a persistent scalar, wrapping integers."""
+
+    name = "oi.cache.decrement"
+
+
+@irdl_op_definition
+class CacheResetOp(IRDLOperation):
+    """`cache.reset A[...]`: a scalar/plain cache back to `@init`; a table prefix deleted."""
+
+    name = "oi.cache.reset"
+
+    target = prop_def(CacheAccessAttr)
+
+    traits = traits_def(MemoryWriteEffect())
+
+    def __init__(self, target: CacheAccessAttr):
+        super().__init__(properties={"target": target})
+
+    def print(self, printer: Printer) -> None:
+        printer.print_string(" ")
+        self.target.print_body(printer)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> CacheResetOp:
+        return cls(CacheAccessAttr.parse_body(parser))
+
+    @property
+    def description(self) -> str:
+        return f"cache.reset {self.target.text}"
+
+
+@irdl_op_definition
+class BranchOp(IRDLOperation):
+    """`branch b` or `branch c a b`: runs a block as a call, then continues after the branch."""
+
+    name = "oi.branch"
+
+    cond = opt_prop_def(StringAttr)
+    then_block = prop_def(StringAttr)
+    else_block = opt_prop_def(StringAttr)
+
+    def __init__(self, then_block: str, cond: str | None = None, else_block: str | None = None):
+        props: dict[str, Attribute] = {"then_block": StringAttr(then_block)}
+        if cond is not None:
+            props["cond"] = StringAttr(cond)
+        if else_block is not None:
+            props["else_block"] = StringAttr(else_block)
+        super().__init__(properties=props)
+
+    @property
+    def names(self) -> list[str]:
+        parts = [self.cond, self.then_block, self.else_block]
+        return [p.data for p in parts if p is not None]
+
+    def print(self, printer: Printer) -> None:
+        printer.print_string(" " + ", ".join("@" + n for n in self.names))
+
+    @classmethod
+    def parse(cls, parser: Parser) -> BranchOp:
+        names = _symbols(parser)
+        if len(names) == 1:
+            return cls(names[0])
+        if len(names) == 3:
+            return cls(names[1], cond=names[0], else_block=names[2])
+        parser.raise_error("branch expects condition and two target blocks")
+
+    @property
+    def description(self) -> str:
+        return "branch " + " ".join(self.names)
+
+
+@irdl_op_definition
+class BarrierOp(IRDLOperation):
+    """`barrier`: an ordering point; nothing moves across it."""
+
+    name = "oi.barrier"
+
+    traits = traits_def(MemoryReadEffect(), MemoryWriteEffect())
+
+    assembly_format = "attr-dict"
+
+    def __init__(self):
+        super().__init__()
+
+    @property
+    def description(self) -> str:
+        return "barrier"
+
+
+@irdl_op_definition
+class DepOp(IRDLOperation):
+    """`dep after(a) before(b)`: an explicit ordering edge between two names."""
+
+    name = "oi.dep"
+
+    after = prop_def(StringAttr)
+    before = prop_def(StringAttr)
+
+    traits = traits_def(MemoryReadEffect(), MemoryWriteEffect())
+
+    def __init__(self, after: str, before: str):
+        super().__init__(properties={"after": StringAttr(after), "before": StringAttr(before)})
+
+    def print(self, printer: Printer) -> None:
+        printer.print_string(f" after(@{self.after.data}) before(@{self.before.data})")
+
+    @classmethod
+    def parse(cls, parser: Parser) -> DepOp:
+        parser.parse_keyword("after")
+        with parser.in_parens():
+            after = parser.parse_symbol_name().data
+        parser.parse_keyword("before")
+        with parser.in_parens():
+            before = parser.parse_symbol_name().data
+        return cls(after, before)
+
+    @property
+    def description(self) -> str:
+        return f"dep after({self.after.data}) before({self.before.data})"
+
+
+@irdl_op_definition
+class TransferOp(IRDLOperation):
+    """`transfer a >> b`: `b` becomes an alias of `a`'s buffer (no copy)."""
+
+    name = "oi.transfer"
+
+    src = prop_def(VarRefAttr)
+    dst = prop_def(VarRefAttr)
+
+    traits = traits_def(MemoryReadEffect(), MemoryWriteEffect())
+
+    def __init__(self, src: VarRefAttr | str, dst: VarRefAttr | str):
+        src = src if isinstance(src, VarRefAttr) else VarRefAttr(src)
+        dst = dst if isinstance(dst, VarRefAttr) else VarRefAttr(dst)
+        super().__init__(properties={"src": src, "dst": dst})
+
+    def print(self, printer: Printer) -> None:
+        printer.print_string(" ")
+        self.src.print_body(printer)
+        printer.print_string(" -> ")
+        self.dst.print_body(printer)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> TransferOp:
+        src = VarRefAttr.parse_body(parser)
+        parser.parse_punctuation("->")
+        return cls(src, VarRefAttr.parse_body(parser))
+
+    @property
+    def description(self) -> str:
+        return f"transfer {self.src.text} >> {self.dst.text}"
+
+
+@irdl_op_definition
+class LoopOp(IRDLOperation):
+    """`loop name (i in a..b) { ... }`: runs the body for i = a .. b-1; bounds are read once."""
+
+    name = "oi.loop"
+
+    label = prop_def(StringAttr)
+    index = prop_def(StringAttr)
+    start = prop_def(IntAttr | StringAttr)
+    end = prop_def(IntAttr | StringAttr)
+    body = region_def("single_block")
+
+    traits = traits_def(NoTerminator(), RecursiveMemoryEffect())
+
+    def __init__(self, label: str, index: str, start: int | str, end: int | str, body: Region | None = None):
+        super().__init__(
+            properties={
+                "label": StringAttr(label),
+                "index": StringAttr(index),
+                "start": index_value(start),
+                "end": index_value(end),
+            },
+            regions=[body or _body_region()],
+        )
+
+    @property
+    def bounds(self) -> tuple[int | str, int | str]:
+        return self.start.data, self.end.data
+
+    def print(self, printer: Printer) -> None:
+        s, e = self.bounds
+        printer.print_string(f" {self.label.data} ({self.index.data} in {s} to {e})")
+        _print_body(printer, self.body)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> LoopOp:
+        label = parser.parse_identifier(" (a loop name)")
+        with parser.in_parens():
+            index = parser.parse_identifier(" (a loop index)")
+            parser.parse_keyword("in")
+            start = parse_index_value(parser)
+            parser.parse_keyword("to")
+            end = parse_index_value(parser)
+        return cls(label, index, start.data, end.data, _parse_body(parser))
+
+    @property
+    def description(self) -> str:
+        s, e = self.bounds
+        return f"loop {self.label.data} ({self.index.data} in {s}..{e})"
+
+
+class _VarListOp(IRDLOperation):
+    """Shared shape of `yield` and `await`: a non-empty list of variable names."""
+
+    vars = prop_def(ArrayAttr[StringAttr])
+
+    traits = traits_def(MemoryReadEffect(), MemoryWriteEffect())
+
+    def __init__(self, names: Sequence[str]):
+        super().__init__(properties={"vars": ArrayAttr([StringAttr(n) for n in names])})
+
+    @property
+    def var_names(self) -> list[str]:
+        return [v.data for v in self.vars]
+
+    def print(self, printer: Printer) -> None:
+        printer.print_string(" " + ", ".join("@" + n for n in self.var_names))
+
+    @classmethod
+    def parse(cls, parser: Parser):
+        return cls(_symbols(parser))
+
+    def verify_(self) -> None:
+        if not self.vars.data:
+            raise VerifyException(f"{self.name.removeprefix('oi.')} expects at least one variable")
+
+    @property
+    def description(self) -> str:
+        return f"{self.name.removeprefix('oi.')} {', '.join(self.var_names)}"
+
+
+@irdl_op_definition
+class YieldOp(_VarListOp):
+    """`yield a, b`: in the entry block, starts the async blocks on a snapshot of these vars."""
+
+    name = "oi.yield"
+
+
+@irdl_op_definition
+class AwaitOp(_VarListOp):
+    """`await a, b`: joins the async blocks and merges the variables they changed."""
+
+    name = "oi.await"
+
+
+@irdl_op_definition
+class ReturnOp(IRDLOperation):
+    """`return`: leaves the current block (or, inside a loop, the loop)."""
+
+    name = "oi.return"
+
+    assembly_format = "attr-dict"
+
+    def __init__(self):
+        super().__init__()
+
+    @property
+    def description(self) -> str:
+        return "return"
+
+
+STATEMENT_OPS = (
+    AssignOp,
+    NamedOp,
+    CacheReadOp,
+    CacheWriteOp,
+    CacheIncrementOp,
+    CacheDecrementOp,
+    CacheResetOp,
+    BranchOp,
+    BarrierOp,
+    DepOp,
+    TransferOp,
+    LoopOp,
+    YieldOp,
+    AwaitOp,
+    ReturnOp,
+)
+
+OI = Dialect("oi", [GraphOp, VarOp, BlockOp, *STATEMENT_OPS], [TensorType, DimAttr, VarRefAttr, SliceAttr, CacheAccessAttr])
+
+
+def describe(op) -> str:
+    """Upstream's `describe_node` text for a statement (used in traces and diagnostics)."""
+    if isinstance(op, AssignOp):
+        return f"assign {op.var_name}"
+    return op.description

@@ -1,0 +1,58 @@
+"""The one exception family every user-facing error belongs to.
+
+Each error carries the rule's message (worded as upstream OpenInfer words it where
+upstream has a message) and, where known, the source location it is about.
+`str(err)` is the one-line diagnostic a tool prints: `file:line:col: error: message`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SourceLoc:
+    """A position in a source file; lines and columns count from 1."""
+
+    filename: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.filename}:{self.line}:{self.column}"
+
+
+class OiError(Exception):
+    """Base of every error oi_compiler reports about its input."""
+
+    kind = "error"
+
+    def __init__(self, message: str, loc: SourceLoc | None = None, *, subject: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.loc = loc
+        self.subject = subject  # what the error is about when there is no location (an op, a variable)
+
+    def __str__(self) -> str:
+        where = str(self.loc) if self.loc is not None else (self.subject or "")
+        return f"{where}: {self.kind}: {self.message}" if where else f"{self.kind}: {self.message}"
+
+
+class ParseError(OiError):
+    """The input text does not follow the grammar."""
+
+
+class VerifyError(OiError):
+    """The input parses but breaks a rule of the language (checked before running)."""
+
+
+class CacheError(OiError):
+    """A cache operation failed at run time; persistent state is left as before the step."""
+
+
+class PassError(OiError):
+    """A pass was misconfigured or could not transform its input."""
+
+
+class OptionError(OiError):
+    """A command-line flag or pass option is malformed or unknown."""

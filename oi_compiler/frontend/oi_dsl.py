@@ -1,0 +1,553 @@
+"""The OpenInfer DSL front end: `.oi` text (the body of `graph! { ... }`) to `oi` IR.
+
+The grammar is upstream's (`openinfer-dsl/src/parsers`), read in one pass by
+recursive descent; each statement becomes one `oi` op whose location is the
+statement's first token. Errors are `ParseError`s at file:line:col, worded as
+upstream's parser words them where it has a message for the case.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from xdsl.dialects.builtin import (
+    ArrayAttr,
+    BoolAttr,
+    DenseArrayBase,
+    FileLineColLoc,
+    FloatAttr,
+    IntAttr,
+    IntegerAttr,
+    StringAttr,
+    SymbolRefAttr,
+    f64,
+    i64,
+)
+from xdsl.ir import Attribute, Block, Operation, Region
+
+from oi_compiler.dialects import oi
+from oi_compiler.dialects.oi_attrs import CacheAccessAttr, DimAttr, SliceAttr, TensorType, VarRefAttr
+from oi_compiler.dtypes import DTYPE_NAMES, FLOAT_DTYPES, INT_RANGES
+from oi_compiler.errors import ParseError
+from oi_compiler.frontend.oi_lexer import EOF, FLOAT, IDENT, INT, STRING, Lexer, Token
+
+_VAR_ATTRS = ("init", "ref", "pattern", "table", "auto_dim", "fixed")
+_CACHE_OPS = ("read", "write", "increment", "decrement", "reset")
+
+
+def parse_module(text: str, filename: str = "<string>"):
+    """Parse DSL text into a `builtin.module` holding one `oi.graph`."""
+    from xdsl.dialects.builtin import ModuleOp
+
+    graph = DslParser(text, filename).parse_graph()
+    return ModuleOp([graph])
+
+
+def graph_name_for(filename: str) -> str:
+    stem = re.sub(r"\.[^./\\]*$", "", re.split(r"[/\\]", filename)[-1])
+    return stem if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", stem) else "graph"
+
+
+class DslParser:
+    def __init__(self, text: str, filename: str = "<string>"):
+        self.lexer = Lexer(text, filename)
+        self.filename = filename
+        self.toks = self.lexer.tokens()
+        self.i = 0
+
+    # --- token helpers -----------------------------------------------------------------
+
+    @property
+    def tok(self) -> Token:
+        return self.toks[self.i]
+
+    def peek(self, k: int = 1) -> Token:
+        return self.toks[min(self.i + k, len(self.toks) - 1)]
+
+    def advance(self) -> Token:
+        t = self.toks[self.i]
+        if t.kind != EOF:
+            self.i += 1
+        return t
+
+    def error(self, message: str, tok: Token | None = None) -> ParseError:
+        return self.lexer.error(message, (tok or self.tok).offset)
+
+    def accept(self, punct: str) -> Token | None:
+        if self.tok.is_punct(punct):
+            return self.advance()
+        return None
+
+    def expect(self, punct: str) -> Token:
+        if not self.tok.is_punct(punct):
+            raise self.error(f"expected `{punct}`, found {self.tok.describe()}")
+        return self.advance()
+
+    def accept_word(self, word: str) -> Token | None:
+        if self.tok.is_word(word):
+            return self.advance()
+        return None
+
+    def expect_word(self, word: str) -> Token:
+        if not self.tok.is_word(word):
+            raise self.error(f"expected `{word}`, found {self.tok.describe()}")
+        return self.advance()
+
+    def expect_ident(self, what: str = "identifier") -> str:
+        if self.tok.kind != IDENT:
+            raise self.error(f"expected {what}, found {self.tok.describe()}")
+        return self.advance().text
+
+    def located(self, op: Operation, tok: Token) -> Operation:
+        op.location = FileLineColLoc(StringAttr(self.filename), IntAttr(tok.line), IntAttr(tok.column))
+        return op
+
+    def comma_list(self, close: str, item) -> list:
+        """Items separated by commas up to `close` (consumed); a trailing comma is allowed."""
+        items = []
+        while not self.accept(close):
+            items.append(item())
+            if not self.accept(","):
+                self.expect(close)
+                break
+        return items
+
+    # --- graph and sections -------------------------------------------------------------
+
+    def parse_graph(self) -> oi.GraphOp:
+        body = Block()
+        start = self.tok
+        wrapped = self.tok.is_word("graph") and self.peek().is_punct("!")
+        if wrapped:
+            self.advance(), self.advance()
+            self.expect("{")
+        while not (self.tok.kind == EOF or (wrapped and self.tok.is_punct("}"))):
+            body.add_ops(self.parse_section())
+        if wrapped:
+            self.expect("}")
+            self.accept(";")
+        if self.tok.kind != EOF:
+            raise self.error(f"unexpected {self.tok.describe()} after the graph")
+        graph = oi.GraphOp(graph_name_for(self.filename), Region(body))
+        return self.located(graph, start)
+
+    def parse_section(self) -> list[Operation]:
+        tok = self.tok
+        if tok.kind == IDENT and tok.text in oi.MEMORY_KINDS:
+            self.advance()
+            self.expect("{")
+            decls = []
+            while not self.accept("}"):
+                decls.append(self.parse_var_decl(tok.text))
+            return decls
+        if tok.is_word("block"):
+            self.advance()
+            name = self.expect_ident("block name")
+            return [self.located(oi.BlockOp(name, self.parse_body()), tok)]
+        raise self.error("expected memory section or block")
+
+    def parse_body(self) -> Region:
+        self.expect("{")
+        block = Block()
+        while not self.accept("}"):
+            if self.tok.kind == EOF:
+                raise self.error("expected `}`, found end of input")
+            block.add_op(self.parse_node())
+        return Region(block)
+
+    # --- declarations ---------------------------------------------------------------------
+
+    def parse_var_decl(self, kind: str) -> oi.VarOp:
+        start = self.tok
+        name = self.expect_ident("variable name")
+        indices: list[str] = []
+        if self.tok.is_punct("("):
+            paren = self.advance()
+            indices = self.comma_list(")", lambda: self.expect_ident("index name"))
+            if not indices:
+                raise self.error("prefix table must declare at least one index", paren)
+        self.expect(":")
+        var_type = self.parse_type()
+        attrs: dict = {}
+        while self.tok.is_punct("@"):
+            self.advance()
+            attr_tok = self.tok
+            key = self.expect_ident("attribute name")
+            if key not in _VAR_ATTRS:
+                raise self.error("unsupported attribute", attr_tok)
+            if key in attrs:
+                raise self.error(f"duplicate @{key} attribute", attr_tok)
+            attrs[key] = self.parse_var_attr(key, var_type.dtype)
+        self.expect(";")
+        op = oi.VarOp(
+            kind,
+            name,
+            var_type,
+            indices=indices,
+            init=attrs.get("init"),
+            ref=attrs.get("ref"),
+            pattern=attrs.get("pattern"),
+            table="table" in attrs,
+            auto_dim=attrs.get("auto_dim", ()),
+            fixed=attrs.get("fixed"),
+        )
+        return self.located(op, start)
+
+    def parse_type(self) -> TensorType:
+        tok = self.tok
+        dtype = self.expect_ident("dtype")
+        if dtype not in DTYPE_NAMES:
+            raise self.error(f"unsupported dtype {dtype}", tok)
+        dims: list[DimAttr] = []
+        if self.accept("["):
+            dims = self.comma_list("]", self.parse_dim)
+        return TensorType(dtype, dims)
+
+    def parse_dim(self) -> DimAttr:
+        first = self.parse_dim_atom()
+        if self.accept("*"):
+            return DimAttr(first, self.parse_dim_atom())
+        return DimAttr(first)
+
+    def parse_dim_atom(self) -> int | str:
+        if self.tok.kind in (IDENT, INT):
+            return self.advance().value
+        raise self.error("expected identifier or integer for dimension expression")
+
+    def parse_var_attr(self, key: str, dtype: str):
+        if key == "table":
+            return True
+        open_tok = self.expect("(")
+        if key == "init":
+            value = self.parse_init(dtype)
+        elif key == "ref":
+            if self.tok.kind not in (STRING, IDENT):
+                raise self.error("expected a string literal or an identifier")
+            value = self.advance().value
+        elif key == "pattern":
+            if self.tok.kind != STRING:
+                raise self.error("expected a string literal")
+            value = self.advance().value
+        elif key == "auto_dim":
+            value = self.comma_list(")", lambda: self.expect_ident("index name"))
+            if not value:
+                raise self.error("@auto_dim requires at least one index", open_tok)
+            return value
+        else:  # fixed
+            value = dict(self.comma_list(")", self.parse_fixed_entry))
+            if not value:
+                raise self.error("@fixed requires at least one entry", open_tok)
+            return value
+        self.expect(")")
+        return value
+
+    def parse_fixed_entry(self) -> tuple[str, int]:
+        key = self.expect_ident("index name")
+        self.expect("=")
+        if self.tok.kind != INT:
+            raise self.error(f"expected integer, found {self.tok.describe()}")
+        return key, self.advance().value
+
+    def parse_init(self, dtype: str) -> Attribute:
+        tok = self.tok
+        if tok.kind == IDENT and tok.text in ("true", "false"):
+            self.advance()
+            if dtype != "bool":
+                raise self.error("bool init requires bool dtype", tok)
+            return BoolAttr.from_bool(tok.text == "true")
+        negative = self.accept("-") is not None
+        lit = self.tok
+        if lit.kind == FLOAT:
+            self.advance()
+            if dtype not in FLOAT_DTYPES:
+                raise self.error("float init requires f8/bf16/f16/f32/f64 dtype", lit)
+            return FloatAttr(-lit.value if negative else lit.value, f64)
+        if lit.kind == INT:
+            self.advance()
+            value = -lit.value if negative else lit.value
+            if dtype in FLOAT_DTYPES:
+                raise self.error(f"int init requires an integer or bool dtype (write {value}.0 for {dtype})", lit)
+            lo, hi = INT_RANGES[dtype]
+            if not lo <= value <= hi:
+                raise self.error(f"{dtype} init out of range", lit)
+            return oi.init_attr(value, dtype)
+        raise self.error(f"expected a literal, found {lit.describe()}")
+
+    # --- statements --------------------------------------------------------------------
+
+    def parse_node(self) -> Operation:
+        tok = self.tok
+        word = tok.text if tok.kind == IDENT else None
+        handler = {
+            "assign": self.parse_assign,
+            "op": self.parse_op,
+            "cache": self.parse_cache,
+            "branch": self.parse_branch,
+            "barrier": self.parse_barrier,
+            "dep": self.parse_dep,
+            "transfer": self.parse_transfer,
+            "loop": self.parse_loop,
+            "yield": self.parse_yield,
+            "await": self.parse_await,
+            "return": self.parse_return,
+        }.get(word)
+        if handler is None:
+            raise self.error("unsupported node")
+        self.advance()
+        return self.located(handler(), tok)
+
+    def end(self) -> None:
+        self.expect(";")
+
+    def parse_assign(self) -> Operation:
+        name = self.expect_ident("variable name")
+        self.expect(":")
+        var_type = self.parse_type()
+        self.end()
+        return oi.AssignOp(name, var_type)
+
+    def parse_op(self) -> Operation:
+        name = self.expect_ident("op name")
+        self.expect("(")
+        inputs: list[VarRefAttr] = []
+        settings: dict[str, Attribute] = {}
+
+        def arg() -> None:
+            if self.tok.kind == IDENT and self.peek().is_punct("="):
+                key_tok = self.advance()
+                self.advance()
+                if key_tok.text in settings:
+                    raise self.error(f"duplicate setting: {key_tok.text}", key_tok)
+                settings[key_tok.text] = self.parse_setting(key_tok)
+            else:
+                ref_tok = self.tok
+                ref = self.parse_var_ref()
+                if settings:
+                    raise self.error("positional args must come before settings", ref_tok)
+                inputs.append(ref)
+
+        self.comma_list(")", arg)
+        self.expect(">>")
+        output = self.expect_ident("output variable")
+        self.end()
+        return oi.NamedOp(name, inputs, output, settings)
+
+    def parse_setting(self, key_tok: Token) -> Attribute:
+        key, tok = key_tok.text, self.tok
+        if tok.is_punct("["):
+            value = self.parse_list_value()
+        elif tok.kind == IDENT and tok.text in ("true", "false"):
+            self.advance()
+            value = BoolAttr.from_bool(tok.text == "true")
+        elif tok.kind == IDENT and tok.text == "inf":
+            self.advance()
+            value = FloatAttr(math.inf, f64)
+        elif tok.kind == IDENT:
+            self.advance()
+            value = SymbolRefAttr(tok.text)
+        elif tok.kind == STRING:
+            self.advance()
+            value = StringAttr(tok.value)
+        else:
+            negative = self.accept("-") is not None
+            lit = self.tok
+            if lit.kind == IDENT and negative:
+                raise self.error("unexpected '-' before identifier", lit)
+            if lit.kind == FLOAT:
+                value = FloatAttr(-lit.value if negative else lit.value, f64)
+            elif lit.kind == INT:
+                value = IntegerAttr(-lit.value if negative else lit.value, i64)
+            else:
+                raise self.error(f"expected a setting value, found {lit.describe()}")
+            self.advance()
+        return self.check_setting(key, value, tok)
+
+    def check_setting(self, key: str, value: Attribute, tok: Token) -> Attribute:
+        from oi_compiler.dtypes import dtype_type
+
+        is_dtype_list = isinstance(value, ArrayAttr)
+        if key == "to":
+            if not (isinstance(value, SymbolRefAttr) and value.root_reference.data in DTYPE_NAMES):
+                raise self.error("to must be a dtype identifier", tok)
+            return dtype_type(value.root_reference.data)
+        if key == "acc" and not is_dtype_list:
+            raise self.error("acc must be a dtype list (e.g. acc=[i32, i64])", tok)
+        if is_dtype_list and key != "acc":
+            raise self.error("DTypeList only supported for acc attribute", tok)
+        return value
+
+    def parse_list_value(self) -> Attribute:
+        from oi_compiler.dtypes import dtype_type
+
+        self.expect("[")
+        if self.tok.kind == IDENT:
+            def dtype() -> Attribute:
+                tok = self.tok
+                name = self.expect_ident("dtype")
+                if name not in DTYPE_NAMES:
+                    raise self.error(f"unsupported dtype {name}", tok)
+                return dtype_type(name)
+
+            return ArrayAttr(self.comma_list("]", dtype))
+
+        def integer() -> int:
+            negative = self.accept("-") is not None
+            if self.tok.kind != INT:
+                raise self.error(f"expected integer, found {self.tok.describe()}")
+            value = self.advance().value
+            return -value if negative else value
+
+        return DenseArrayBase.from_list(i64, self.comma_list("]", integer))
+
+    def parse_var_ref(self) -> VarRefAttr:
+        name = self.expect_ident("variable name")
+        indices: list[int | str] = []
+        if self.tok.is_punct("["):
+            open_tok = self.advance()
+            indices = self.comma_list("]", self.parse_ref_index)
+            if not indices:
+                raise self.error("prefix access must include at least one index", open_tok)
+        return VarRefAttr(name, indices)
+
+    def parse_ref_index(self) -> int | str:
+        if self.tok.kind in (INT, IDENT):
+            return self.advance().value
+        raise self.error(f"expected integer or identifier, found {self.tok.describe()}")
+
+    def parse_cache(self) -> Operation:
+        self.expect(".")
+        tok = self.tok
+        kind = self.expect_ident("cache operation")
+        if kind not in _CACHE_OPS:
+            raise self.error("unsupported cache operation", tok)
+        if kind == "read":
+            src = self.parse_cache_access()
+            self.expect(">>")
+            op = oi.CacheReadOp(src, self.parse_var_ref())
+        elif kind == "write":
+            src = self.parse_var_ref()
+            self.expect(">>")
+            op = oi.CacheWriteOp(src, self.parse_cache_access())
+        elif kind == "reset":
+            op = oi.CacheResetOp(self.parse_cache_access())
+        else:
+            amount = self.advance().value if self.tok.kind == INT else 1
+            target = self.expect_ident("cache variable")
+            op = (oi.CacheIncrementOp if kind == "increment" else oi.CacheDecrementOp)(target, amount)
+        self.end()
+        return op
+
+    def parse_cache_access(self) -> CacheAccessAttr:
+        name = self.expect_ident("cache variable")
+        if not self.accept("["):
+            return CacheAccessAttr(name, (), bracketed=False)
+        indices: list = []
+        if self.accept("]"):
+            return CacheAccessAttr(name, (), bracketed=True)
+        while True:  # entries separated by `,`; an empty entry is a full slice
+            if self.tok.is_punct(",") or self.tok.is_punct("]"):
+                indices.append(SliceAttr())
+            else:
+                indices.append(self.parse_cache_index())
+            if self.accept("]"):
+                break
+            self.expect(",")
+            if self.accept("]"):  # trailing comma: one more full slice, as upstream reads it
+                indices.append(SliceAttr())
+                break
+        return CacheAccessAttr(name, indices, bracketed=True)
+
+    def parse_cache_index(self):
+        start = None if self.tok.is_punct("..") else self.parse_index_value()
+        if not self.accept(".."):
+            return start
+        end = None
+        if not (self.tok.is_punct(",") or self.tok.is_punct("]")):
+            end = self.parse_index_value()
+        return SliceAttr(start, end)
+
+    def parse_index_value(self) -> int | str:
+        negative = self.accept("-") is not None
+        tok = self.tok
+        if tok.kind == INT:
+            self.advance()
+            return -tok.value if negative else tok.value
+        if tok.kind == IDENT:
+            if negative:
+                raise self.error("unexpected '-' before identifier", tok)
+            return self.advance().text
+        raise self.error(f"expected integer or identifier, found {tok.describe()}")
+
+    def parse_branch(self) -> Operation:
+        names = []
+        while self.tok.kind == IDENT:
+            names.append(self.advance().text)
+        if len(names) == 1:
+            self.end()
+            return oi.BranchOp(names[0])
+        if len(names) == 3:
+            self.end()
+            return oi.BranchOp(names[1], cond=names[0], else_block=names[2])
+        if len(names) == 2:
+            raise self.error("branch expects condition and two target blocks")
+        raise self.error(f"expected identifier, found {self.tok.describe()}")
+
+    def parse_barrier(self) -> Operation:
+        self.end()
+        return oi.BarrierOp()
+
+    def parse_dep(self) -> Operation:
+        self.expect_word("after")
+        self.expect("(")
+        after = self.expect_ident()
+        self.expect(")")
+        self.expect_word("before")
+        self.expect("(")
+        before = self.expect_ident()
+        self.expect(")")
+        self.end()
+        return oi.DepOp(after, before)
+
+    def parse_transfer(self) -> Operation:
+        src = self.parse_var_ref()
+        self.expect(">>")
+        dst = self.parse_var_ref()
+        self.end()
+        return oi.TransferOp(src, dst)
+
+    def parse_loop(self) -> Operation:
+        label = self.expect_ident("loop name")
+        self.expect("(")
+        index = self.expect_ident("loop index")
+        self.expect_word("in")
+        start = self.parse_loop_bound()
+        self.expect("..")
+        end = self.parse_loop_bound()
+        self.expect(")")
+        return oi.LoopOp(label, index, start, end, self.parse_body())
+
+    def parse_loop_bound(self) -> int | str:
+        if self.tok.kind in (INT, IDENT):
+            return self.advance().value
+        raise self.error("expected identifier or integer for loop range")
+
+    def parse_var_list(self, word: str) -> list[str]:
+        names = []
+        if self.tok.kind != IDENT:
+            raise self.error(f"{word} expects at least one variable")
+        names.append(self.advance().text)
+        while self.accept(","):
+            names.append(self.expect_ident("variable name"))
+        self.end()
+        return names
+
+    def parse_yield(self) -> Operation:
+        return oi.YieldOp(self.parse_var_list("yield"))
+
+    def parse_await(self) -> Operation:
+        return oi.AwaitOp(self.parse_var_list("await"))
+
+    def parse_return(self) -> Operation:
+        self.end()
+        return oi.ReturnOp()

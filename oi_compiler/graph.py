@@ -1,0 +1,100 @@
+"""`oi.Graph`: a parsed, verified OpenInfer graph and its IR module."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from oi_compiler.errors import OiError, ParseError, VerifyError
+
+
+class Graph:
+    """One OpenInfer graph. `graph.module` is the xDSL `ModuleOp` holding its `oi.graph`."""
+
+    def __init__(self, module, filename: str = "<string>"):
+        self.module = module
+        self.filename = filename
+
+    @property
+    def op(self):
+        """The `oi.graph` op."""
+        from oi_compiler.dialects.oi import GraphOp
+
+        for op in self.module.ops:
+            if isinstance(op, GraphOp):
+                return op
+        raise VerifyError("module holds no oi.graph", subject=self.filename)
+
+    @property
+    def name(self) -> str:
+        return self.op.sym_name.data
+
+    @property
+    def vars(self) -> dict:
+        return {v.var_name: v for v in self.op.vars}
+
+    @property
+    def blocks(self) -> dict:
+        return {b.block_name: b for b in self.op.blocks}
+
+    def verify(self, sizevars: Mapping[str, int] | None = None) -> Graph:
+        """Check every rule that can be checked before running; raises `VerifyError`."""
+        verify_module(self.module, sizevars=sizevars)
+        return self
+
+    @classmethod
+    def load(cls, path: str | Path, *, verify: bool = True) -> Graph:
+        """Read a `.oi` graph (or a `.mlir` file holding an `oi.graph`)."""
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as e:
+            raise ParseError(f"cannot read {path}: {e.strerror}", subject=str(path)) from None
+        if path.suffix == ".mlir":
+            graph = cls(parse_mlir(text, str(path)), str(path))
+            return graph.verify() if verify else graph
+        return parse_graph(text, str(path), verify=verify)
+
+    def __str__(self) -> str:
+        return str(self.module)
+
+    def __repr__(self) -> str:
+        return f"<oi.Graph {self.name} from {self.filename}>"
+
+
+def parse_graph(text: str, filename: str = "<string>", *, verify: bool = True) -> Graph:
+    """Parse OpenInfer DSL text (with or without `graph! { ... }`) into a verified `Graph`."""
+    from oi_compiler.frontend.oi_dsl import parse_module
+
+    graph = Graph(parse_module(text, filename), filename)
+    return graph.verify() if verify else graph
+
+
+def parse_mlir(text: str, filename: str = "<string>", ctx=None):
+    """Parse MLIR text (custom or generic form) into a `ModuleOp`; ops keep their file:line:col."""
+    from oi_compiler.frontend.mlir_text import parse_mlir_module
+
+    return parse_mlir_module(text, filename, ctx)
+
+
+def verify_module(module, sizevars: Mapping[str, int] | None = None) -> None:
+    """Structural (per-op) verification, then the graph rules for every `oi.graph`."""
+    from xdsl.utils.exceptions import DiagnosticException
+
+    from oi_compiler.dialects.oi import GraphOp
+    from oi_compiler.ir_context import nearest_loc
+    from oi_compiler.verify import verify_graph
+
+    for op in module.walk():
+        try:
+            op.verify(verify_nested_ops=False)
+        except (DiagnosticException, ValueError) as e:
+            cause = e.__cause__ or e
+            message = str(cause).strip().splitlines()[-1] if str(cause).strip() else type(cause).__name__
+            raise VerifyError(f"'{op.name}' op {message}", nearest_loc(op), subject=op.name) from None
+    for op in module.ops:
+        if isinstance(op, GraphOp):
+            verify_graph(op, sizevars=sizevars)
+
+
+__all__ = ["Graph", "parse_graph", "parse_mlir", "verify_module", "OiError"]

@@ -1,0 +1,112 @@
+"""The pass registry: every pass `oi-opt`, pipelines and the xDSL plugin can run.
+
+A pass is an xDSL `ModulePass` (a dataclass whose fields are its options). The
+table below names each built-in pass without importing it, so `oi-opt --help`
+stays fast; `register_pass` adds a user's pass from Python:
+
+    from dataclasses import dataclass
+    from xdsl.passes import ModulePass
+    import oi_compiler as oi
+
+    @dataclass(frozen=True)
+    class CountCacheWrites(ModulePass):
+        '''Print how many cache writes the graph has.'''
+        name = "count-cache-writes"
+        def apply(self, ctx, module): ...
+
+    oi.register_pass(CountCacheWrites)      # now `oi.run_passes(m, "count-cache-writes")`
+                                            # and `oi-opt --load-pass-plugin=file.py --count-cache-writes`
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import import_module
+
+from oi_compiler.errors import PassError
+
+
+@dataclass(frozen=True)
+class PassInfo:
+    name: str
+    summary: str
+    load: Callable[[], type]
+    options: tuple[tuple[str, str], ...] = ()  # (option, "type = default")
+
+
+def _lazy(module: str, cls: str) -> Callable[[], type]:
+    return lambda: getattr(import_module(module), cls)
+
+
+_PASSES: dict[str, PassInfo] = {
+    p.name: p
+    for p in (
+        PassInfo(
+            "canonicalize",
+            "Fold and simplify ops, erase ops without effects (never a cache write)",
+            _lazy("xdsl.transforms.canonicalize", "CanonicalizePass"),
+        ),
+        PassInfo(
+            "cse",
+            "Merge identical side-effect-free ops",
+            _lazy("xdsl.transforms.common_subexpression_elimination", "CommonSubexpressionElimination"),
+        ),
+        PassInfo(
+            "dce",
+            "Erase ops whose results are unused and that have no effects",
+            _lazy("xdsl.transforms.dead_code_elimination", "DeadCodeElimination"),
+        ),
+    )
+}
+
+
+def register_pass(pass_cls: type, *, replace: bool = False) -> type:
+    """Make a `ModulePass` subclass runnable by name (usable as a class decorator)."""
+    name = getattr(pass_cls, "name", None)
+    if not isinstance(name, str) or not name:
+        raise PassError(f"pass class {pass_cls.__name__} needs a `name`")
+    if name in _PASSES and not replace:
+        raise PassError(f"pass {name} is already registered")
+    doc = (pass_cls.__doc__ or "").strip().splitlines()
+    _PASSES[name] = PassInfo(name, doc[0] if doc else "", lambda: pass_cls, _options_of(pass_cls))
+    return pass_cls
+
+
+def _options_of(pass_cls: type) -> tuple[tuple[str, str], ...]:
+    if not dataclasses.is_dataclass(pass_cls):
+        return ()
+    options = []
+    for f in dataclasses.fields(pass_cls):
+        type_name = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+        default = "" if f.default is dataclasses.MISSING else f" = {f.default}"
+        options.append((f.name, f"{type_name}{default}"))
+    return tuple(options)
+
+
+def registered_passes() -> dict[str, PassInfo]:
+    """Every runnable pass by name, sorted."""
+    return dict(sorted(_PASSES.items()))
+
+
+def pass_factories() -> dict[str, Callable[[], type]]:
+    """Name -> pass class loader, the form xDSL's pipeline parser takes."""
+    return {name: info.load for name, info in _PASSES.items()}
+
+
+def parse_pipeline(pipeline: str, *, callback=None):
+    """An xDSL `PassPipeline` from text (`"canonicalize,cse"`, options as `tile{sizes=32,32}`)."""
+    from xdsl.passes import PassPipeline
+
+    try:
+        return PassPipeline.parse_spec(pass_factories(), pipeline, callback)
+    except Exception as e:  # xDSL reports unknown passes/options with ValueError or its own errors
+        raise PassError(f"invalid pass pipeline '{pipeline}': {e}") from None
+
+
+def run_passes(module, pipeline: str, ctx=None, *, callback=None) -> None:
+    """Run a pass pipeline on a module, in place."""
+    from oi_compiler.ir_context import make_context
+
+    parse_pipeline(pipeline, callback=callback).apply(ctx or make_context(), module)

@@ -1,0 +1,267 @@
+"""`oi-opt`: parse, verify, transform and print `oi` IR, with mlir-opt's conventions.
+
+    oi-opt model.oi --canonicalize --cse            pass flags run in command-line order
+    oi-opt in.mlir -p 'canonicalize,cse' -o out.mlir
+    oi-opt cases.mlir --split-input-file --verify-diagnostics
+
+Exit status: 0 on success, 1 when the input is rejected (one diagnostic per
+problem on stderr), 2 for a bad command line or pass option.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from oi_compiler.errors import OiError, OptionError, PassError
+
+SPLIT_MARKER = "// -----"
+TARGETS = ("mlir",)
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line on stderr, exit 2
+        raise OptionError(message)
+
+
+def _arg_parser() -> argparse.ArgumentParser:
+    p = _ArgumentParser(
+        prog="oi-opt",
+        usage="oi-opt [INPUT] [--<pass>[=options] ...] [-p PIPELINE] [-t mlir] [-o OUT] [flags]",
+        description="Parse, verify, transform and print oi IR (.oi or .mlir input).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        add_help=False,
+    )
+    p.add_argument("input", nargs="?", default="-", help="input file (.oi or .mlir); '-' or none reads stdin as .mlir")
+    p.add_argument("-h", "--help", action="store_true", help="show this help, with every pass and its options")
+    p.add_argument("-o", "--output", default="-", help="output file (default stdout)")
+    p.add_argument("-t", "--target", default="mlir", help="what to print: mlir (llvm and ptx come with the backends)")
+    p.add_argument("-p", "--pass-pipeline", metavar="PIPELINE", help="comma-separated passes, e.g. 'canonicalize,cse'")
+    p.add_argument("--split-input-file", action="store_true", help="process each '// -----' chunk separately")
+    p.add_argument("--verify-diagnostics", action="store_true", help="check errors against expected-error comments")
+    p.add_argument("--print-ir-after-all", action="store_true", help="print the IR after every pass (to stderr)")
+    p.add_argument("--time-passes", action="store_true", help="report the time each stage took (to stderr)")
+    p.add_argument("--mlir-print-op-generic", action="store_true", help="print ops in the generic form")
+    p.add_argument("--mlir-print-debuginfo", action="store_true", help="print source locations")
+    p.add_argument("--load-pass-plugin", action="append", default=[], metavar="FILE.py",
+                   help="run a Python file that registers passes (oi.register_pass) before parsing flags")
+    return p
+
+
+def _help_text(parser: argparse.ArgumentParser) -> str:
+    from oi_compiler.passes import registered_passes
+
+    lines = [parser.format_help().rstrip(), "", "passes (run in the order given; options as --name=opt=value,opt2=value):"]
+    for info in registered_passes().values():
+        lines.append(f"  --{info.name:<22} {info.summary}")
+        for opt, kind in info.options:
+            lines.append(f"  {'':<24}   {opt}: {kind}")
+    return "\n".join(lines) + "\n"
+
+
+def _split_pass_flags(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Separate pass flags (`--canonicalize`, `--tile=sizes=4`, `-p a,b`) from the rest, in order."""
+    from oi_compiler.passes import registered_passes
+
+    passes = registered_passes()
+    rest: list[str] = []
+    pipeline: list[str] = []
+    it = iter(argv)
+    for arg in it:
+        if arg in ("-p", "--pass-pipeline"):
+            value = next(it, None)
+            if value is None:
+                raise OptionError(f"argument {arg}: expected one argument")
+            pipeline.append(value)
+        elif arg.startswith("--pass-pipeline="):
+            pipeline.append(arg.split("=", 1)[1])
+        elif arg.startswith("--") and arg[2:].split("=", 1)[0] in passes:
+            name, _, options = arg[2:].partition("=")
+            pipeline.append(f"{name}{{{options}}}" if options else name)
+        else:
+            rest.append(arg)
+    return pipeline, rest
+
+
+def _load_plugins(argv: list[str]) -> None:
+    import runpy
+
+    for i, arg in enumerate(argv):
+        path = None
+        if arg == "--load-pass-plugin" and i + 1 < len(argv):
+            path = argv[i + 1]
+        elif arg.startswith("--load-pass-plugin="):
+            path = arg.split("=", 1)[1]
+        if path is not None:
+            if not Path(path).is_file():
+                raise OptionError(f"cannot load pass plugin {path}: no such file")
+            runpy.run_path(path, run_name="oi_pass_plugin")
+
+
+class Timer:
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.records: list[tuple[str, float]] = []
+
+    def record(self, name: str, seconds: float) -> None:
+        if self.enabled:
+            self.records.append((name, seconds))
+
+    def report(self) -> str:
+        total = sum(s for _, s in self.records) or 1e-12
+        rows = [f"  {s:9.4f} ({100 * s / total:5.1f}%)  {name}" for name, s in self.records]
+        bar = "===" + "-" * 73 + "==="
+        return "\n".join(
+            [bar, "Execution time report".center(79), bar, f"  Total Execution Time: {total:.4f} seconds", "",
+             "   Wall Time  Name", *rows, f"  {total:9.4f} (100.0%)  Total", ""]
+        )
+
+
+def _print_module(module, generic: bool, debuginfo: bool) -> str:
+    import io
+
+    from xdsl.printer import Printer
+
+    buf = io.StringIO()
+    Printer(stream=buf, print_generic_format=generic, print_debuginfo=debuginfo).print_op(module)
+    return buf.getvalue() + "\n"
+
+
+class OiOpt:
+    def __init__(self, args: argparse.Namespace, pipeline: list[str]):
+        self.args = args
+        from oi_compiler.passes import parse_pipeline
+
+        self.passes = parse_pipeline(",".join(pipeline), callback=self._after_pass) if pipeline else None
+        self.ctx = None
+        self.timer = Timer(args.time_passes)
+        self.filename = "<stdin>" if args.input == "-" else args.input
+        self.is_dsl = self.filename.endswith(".oi")
+
+    def read_input(self) -> str:
+        if self.args.input == "-":
+            return sys.stdin.read()
+        try:
+            return Path(self.args.input).read_text()
+        except OSError as e:
+            raise OiError(f"cannot read input: {e.strerror}", subject=self.args.input) from None
+        except UnicodeDecodeError:
+            raise OiError("input is not UTF-8 text", subject=self.args.input) from None
+
+    def chunks(self, text: str) -> list[tuple[str, int]]:
+        """(chunk text, number of the chunk's first line) pairs."""
+        if not self.args.split_input_file:
+            return [(text, 1)]
+        out, current, first = [], [], 1
+        for number, line in enumerate(text.splitlines(keepends=True), start=1):
+            if line.startswith(SPLIT_MARKER):
+                out.append(("".join(current), first))
+                current, first = [], number + 1
+            else:
+                current.append(line)
+        out.append(("".join(current), first))
+        return out
+
+    def process(self, chunk: str, first_line: int) -> str:
+        """Parse, verify and transform one chunk; returns the printed result."""
+        from oi_compiler.graph import parse_mlir, verify_module
+        from oi_compiler.ir_context import make_context
+
+        padded = "\n" * (first_line - 1) + chunk  # keeps line numbers those of the whole file
+        start = time.perf_counter()
+        if self.is_dsl:
+            from oi_compiler.frontend.oi_dsl import parse_module
+
+            module = parse_module(padded, self.filename)
+        else:
+            module = parse_mlir(padded, self.filename)
+        self.timer.record("parse", time.perf_counter() - start)
+        start = time.perf_counter()
+        verify_module(module)
+        self.timer.record("verify", time.perf_counter() - start)
+        if self.passes is not None:
+            self.ctx = self.ctx or make_context()
+            self.passes.apply(self.ctx, module)
+        return _print_module(module, self.args.mlir_print_op_generic, self.args.mlir_print_debuginfo)
+
+    def _after_pass(self, previous, module, _next) -> None:
+        from oi_compiler.graph import verify_module
+
+        now = time.perf_counter()
+        if previous is not None:
+            self.timer.record(previous.name, now - self._pass_start)
+            if self.args.print_ir_after_all:
+                sys.stderr.write(f"// -----// IR Dump After {previous.name} //----- //\n")
+                sys.stderr.write(_print_module(module, self.args.mlir_print_op_generic, self.args.mlir_print_debuginfo))
+            verify_module(module)
+        self._pass_start = time.perf_counter()
+
+    def run(self) -> int:
+        from oi_compiler.tools.expected_diagnostics import check_errors, collect_expected
+
+        text = self.read_input()
+        outputs: list[str] = []
+        failed = False
+        for chunk, first_line in self.chunks(text):
+            errors: list[OiError] = []
+            try:
+                outputs.append(self.process(chunk, first_line))
+            except OiError as e:
+                errors.append(e)
+            if self.args.verify_diagnostics:
+                problems = check_errors(collect_expected(chunk, first_line), errors, self.filename)
+                for problem in problems:
+                    print(problem, file=sys.stderr)
+                failed |= bool(problems)
+            else:
+                for e in errors:
+                    print(e, file=sys.stderr)
+                failed |= bool(errors)
+        if self.args.time_passes:
+            sys.stderr.write(self.timer.report())
+        self.write_output(f"{SPLIT_MARKER}\n".join(outputs))
+        return 1 if failed else 0
+
+    def write_output(self, text: str) -> None:
+        if self.args.output == "-":
+            sys.stdout.write(text)
+            return
+        try:
+            Path(self.args.output).write_text(text)
+        except OSError as e:
+            raise OiError(f"cannot write output: {e.strerror}", subject=self.args.output) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _arg_parser()
+    try:
+        _load_plugins(argv)
+        pipeline, rest = _split_pass_flags(argv)
+        args = parser.parse_args(rest)
+        if args.help:
+            sys.stdout.write(_help_text(parser))
+            return 0
+        if args.target not in TARGETS:
+            raise OptionError(f"unknown target '{args.target}' (available: {', '.join(TARGETS)})")
+        return OiOpt(args, pipeline).run()
+    except (OptionError, PassError) as e:
+        print(f"oi-opt: error: {e.message}", file=sys.stderr)
+        return 2
+    except OiError as e:
+        print(e, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # a bug in oi_compiler, never the user's fault: one line, no traceback
+        if os.environ.get("OI_DEBUG"):
+            raise
+        print(f"oi-opt: internal error: {type(e).__name__}: {e} (set OI_DEBUG=1 for a traceback)", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())
