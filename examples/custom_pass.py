@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from xdsl.dialects.builtin import IntAttr, StringAttr
+from xdsl.dialects.builtin import ArrayAttr, IntAttr, StringAttr
 from xdsl.ir import Attribute
 from xdsl.passes import ModulePass
 
@@ -34,8 +34,8 @@ def substitute(attr: Attribute, index: str, value: int) -> Attribute:
     def sub(v):
         return value if v == index else v
 
-    if isinstance(attr, StringAttr):  # only ever passed a loop bound
-        return IntAttr(value) if attr.data == index else attr
+    if isinstance(attr, ArrayAttr):  # e.g. the inputs of an oi.op
+        return ArrayAttr([substitute(a, index, value) for a in attr])
     if isinstance(attr, VarRefAttr):
         return VarRefAttr(attr.var_name, [sub(i.data) for i in attr.indices])
     if isinstance(attr, CacheAccessAttr):
@@ -71,9 +71,10 @@ class UnrollConstantLoops(ModulePass):
                 copy = op.clone()
                 for nested in copy.walk():
                     for key, prop in nested.properties.items():
-                        if isinstance(prop, VarRefAttr | CacheAccessAttr) or (
-                            isinstance(nested, LoopOp) and key in ("start", "end")
-                        ):
+                        if isinstance(nested, LoopOp) and key in ("start", "end"):
+                            if isinstance(prop, StringAttr) and prop.data == index:
+                                nested.properties[key] = IntAttr(i)
+                        else:
                             nested.properties[key] = substitute(prop, index, i)
                 parent.insert_op_before(copy, loop)
         loop.detach()

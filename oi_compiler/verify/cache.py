@@ -1,0 +1,186 @@
+"""`cache.read/write/increment/decrement/reset` (upstream `runtime/validation/cache.rs`).
+
+The checks and their order are upstream's. A few failures upstream only raises
+when the statement runs are certain from the text alone, so they are raised
+here too, with upstream's run-time wording: a bracketed access to a plain
+persistent variable, a table write that does not name one entry or whose source
+shape is not the entry shape, a literal slice ending before it starts, and a
+literal index past a `@fixed` table size.
+"""
+
+from __future__ import annotations
+
+from xdsl.dialects.builtin import IntAttr, NoneAttr, StringAttr
+
+from oi_compiler.dialects.oi import CacheReadOp, CacheResetOp, CacheWriteOp, VarOp
+from oi_compiler.dialects.oi_attrs import CacheAccessAttr, SliceAttr
+from oi_compiler.dtypes import PACKED_DTYPES
+from oi_compiler.ops.registry import dtype_debug_name
+from oi_compiler.verify.scope import GraphScope, fail, memory_debug_name, shape_text
+from oi_compiler.verify.vars import verify_ref_indices
+
+
+def is_cache_table(decl: VarOp) -> bool:
+    return decl.memory == "persistent" and decl.table is not None and bool(decl.index_names)
+
+
+def has_auto_dim(decl: VarOp) -> bool:
+    return decl.memory == "persistent" and bool(decl.auto_dim_names)
+
+
+def table_indices(decl: VarOp) -> list[str]:
+    """The indices that address table entries (declared indices minus auto-dim names)."""
+    return [i for i in decl.index_names if i not in decl.auto_dim_names] if is_cache_table(decl) else []
+
+
+def _persistent_decl(scope: GraphScope, op, name: str, what: str) -> VarOp:
+    decl = scope.decl(name)
+    if decl is None:
+        raise fail(op, f"unknown cache variable {name}")
+    if decl.memory != "persistent":
+        raise fail(op, f"{what} expects persistent variable, got {memory_debug_name(decl.memory)} {name}")
+    return decl
+
+
+def verify_cache_read(scope: GraphScope, op: CacheReadOp) -> None:
+    src, dst = op.src, op.dst
+    decl = _persistent_decl(scope, op, src.var_name, "cache.read")
+    _verify_access(scope, op, src, decl, "read")
+    if scope.memory(dst.var_name) in ("constant", "persistent"):
+        raise fail(op, f"cache.read output {dst.text} must be mutable non-persistent memory")
+    out_type = scope.var_type(dst.var_name)
+    if out_type is None:
+        raise fail(op, f"unknown variable: {dst.text}")
+    if out_type.dtype != decl.dtype:
+        raise fail(
+            op,
+            f"cache.read {src.var_name} -> {dst.text} dtype mismatch "
+            f"{dtype_debug_name(decl.dtype)} vs {dtype_debug_name(out_type.dtype)}",
+        )
+    verify_ref_indices(scope, op, dst)
+
+
+def verify_cache_write(scope: GraphScope, op: CacheWriteOp) -> None:
+    src, dst = op.src, op.dst
+    decl = _persistent_decl(scope, op, dst.var_name, "cache.write")
+    _verify_access(scope, op, dst, decl, "write")
+    in_type = scope.var_type(src.var_name)
+    if in_type is None:
+        raise fail(op, f"unknown variable: {src.text}")
+    if in_type.dtype != decl.dtype:
+        raise fail(
+            op,
+            f"cache.write {src.text} -> {dst.var_name} dtype mismatch "
+            f"{dtype_debug_name(in_type.dtype)} vs {dtype_debug_name(decl.dtype)}",
+        )
+    if scope.memory(src.var_name) == "persistent":
+        raise fail(op, f"persistent cache {src.text} must be read via cache.read")
+    verify_ref_indices(scope, op, src)
+    if is_cache_table(decl):
+        entry, got = [scope.dim_value(d) for d in decl.var_type.dims], scope.shape(src.var_name)
+        if entry != got:
+            raise fail(op, f"cache.write {dst.var_name} expects shape {shape_text(entry)}, got {shape_text(got)}")
+
+
+def verify_cache_step(scope: GraphScope, op) -> None:
+    """`cache.increment` / `cache.decrement` (upstream `validate_cache_bump`)."""
+    name = op.target.data
+    decl = _persistent_decl(scope, op, name, "cache operation")
+    if not scope.is_scalar(name):
+        raise fail(op, f"cache increment expects scalar {name}")
+    if decl.dtype in PACKED_DTYPES or decl.dtype == "bool":
+        raise fail(op, f"cache increment does not support dtype {dtype_debug_name(decl.dtype)} for {name}")
+
+
+def verify_cache_reset(scope: GraphScope, op: CacheResetOp) -> None:
+    decl = _persistent_decl(scope, op, op.target.var_name, "cache.reset")
+    _verify_access(scope, op, op.target, decl, "reset")
+
+
+def _verify_access(scope: GraphScope, op, access: CacheAccessAttr, decl: VarOp, mode: str) -> None:
+    """Upstream `validate_cache_access`, then the certain run-time failures of this access."""
+    name, indices = access.var_name, list(access.indices)
+    table = is_cache_table(decl)
+    if not access.is_bracketed and indices:
+        raise fail(op, f"cache access {name} missing brackets")
+    if table and not access.is_bracketed:
+        raise fail(op, f"cache table {name} requires indices")
+    rank = len(decl.var_type.dims)
+    if not table and len(indices) > rank:
+        raise fail(op, f"cache access expects at most {rank} indices, got {len(indices)}")
+    if has_auto_dim(decl) and access.has_slices:
+        raise fail(op, f"cache access {name} does not support slice indices")
+    if table and mode == "reset" and access.has_slices:
+        raise fail(op, f"cache.reset {name} requires scalar indices")
+    limit = len(table_indices(decl)) if table else len(decl.auto_dim_names) if has_auto_dim(decl) else rank
+    if indices and len(indices) > limit:
+        raise fail(op, f"cache access {name} expects at most {limit} indices, got {len(indices)}")
+    for index in indices:
+        _verify_index(scope, op, index)
+    if mode == "reset":
+        return
+    if not table and not has_auto_dim(decl) and access.is_bracketed:
+        if mode == "write":
+            raise fail(op, f"cache.write {name} does not support indexed writes")
+        raise fail(op, f"cache {name} does not support indexed access")
+    if table and mode == "write" and (access.has_slices or len(indices) != limit):
+        raise fail(op, f"cache.write {name} does not support slice indices")
+    if table:
+        _verify_table_bounds(op, decl, indices)
+
+
+def _verify_index(scope: GraphScope, op, index) -> None:
+    """A single index, or a slice whose start may not be negative (its end may)."""
+    if not isinstance(index, SliceAttr):
+        _verify_index_value(scope, op, index, allow_negative=False)
+        return
+    if isinstance(index.start, IntAttr | StringAttr):
+        _verify_index_value(scope, op, index.start, allow_negative=False)
+    if isinstance(index.end, IntAttr | StringAttr):
+        _verify_index_value(scope, op, index.end, allow_negative=True)
+
+
+def _verify_index_value(scope: GraphScope, op, value, *, allow_negative: bool) -> None:
+    """A literal, a size variable, a loop index in scope, or a persistent scalar."""
+    if isinstance(value, IntAttr):
+        if value.data < 0 and not allow_negative:
+            raise fail(op, "cache index cannot be negative")
+        return
+    name = value.data
+    if scope.is_sizevar(name) or name in scope.loop_indices:
+        return
+    decl = scope.decl(name)
+    if decl is not None and decl.memory == "persistent" and scope.is_scalar(name):
+        return
+    if scope.sizevars is None and decl is None and name not in scope.temps:
+        return  # may be a size variable, known only when the model is
+    raise fail(op, f"unknown cache index {name}")
+
+
+def _verify_table_bounds(op, decl: VarOp, indices: list) -> None:
+    """Literal slices must not end before they start; literal indices must fit `@fixed` sizes.
+
+    A scalar index k needs size k+1 and a slice with a non-negative end e size e
+    (upstream `ensure_table_size`), checked dim by dim as upstream does.
+    """
+    fixed = decl.fixed_sizes
+    for dim, (index, index_name) in enumerate(zip(indices, table_indices(decl))):
+        if isinstance(index, IntAttr):
+            required = index.data + 1
+        elif isinstance(index, SliceAttr) and isinstance(index.end, IntAttr) and index.end.data >= 0:
+            start = _literal_start(index)
+            if start is not None and index.end.data < start:
+                raise fail(op, f"slice end {index.end.data} before start {start}")
+            required = index.end.data
+        else:
+            continue
+        limit = fixed.get(index_name)
+        if limit is not None and required > limit:
+            raise fail(op, f"cache table {decl.var_name} index {dim} exceeds fixed size {limit}")
+
+
+def _literal_start(index: SliceAttr) -> int | None:
+    """A slice's start when known from the text (absent means 0), else None."""
+    if isinstance(index.start, IntAttr):
+        return index.start.data
+    return 0 if isinstance(index.start, NoneAttr) else None
