@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import ClassVar
 
 from xdsl.dialects.builtin import (
     ArrayAttr,
@@ -531,68 +532,60 @@ def _ref_text(ref: VarRefAttr) -> str:
     return text
 
 
+class _MoveOp(IRDLOperation):
+    """Shared `src -> dst` syntax of `cache.read`, `cache.write` and `transfer`."""
+
+    SRC: ClassVar[type[VarRefAttr] | type[CacheAccessAttr]]
+    DST: ClassVar[type[VarRefAttr] | type[CacheAccessAttr]]
+
+    def __init__(self, src: VarRefAttr | CacheAccessAttr | str, dst: VarRefAttr | CacheAccessAttr | str):
+        src = self.SRC(src) if isinstance(src, str) else src
+        dst = self.DST(dst) if isinstance(dst, str) else dst
+        super().__init__(properties={"src": src, "dst": dst})
+
+    def print(self, printer: Printer) -> None:
+        printer.print_string(" ")
+        self.src.print_body(printer)
+        printer.print_string(" -> ")
+        self.dst.print_body(printer)
+
+    @classmethod
+    def parse(cls, parser: Parser):
+        src = cls.SRC.parse_body(parser)
+        parser.parse_punctuation("->")
+        return cls(src, cls.DST.parse_body(parser))
+
+    @property
+    def description(self) -> str:
+        return f"{self.name.removeprefix('oi.')} {self.src.text} >> {self.dst.text}"
+
+
 @irdl_op_definition
-class CacheReadOp(IRDLOperation):
+class CacheReadOp(_MoveOp):
     """`cache.read A[...] >> x`: copies the selected cache contents into `x` (growing the table)."""
 
     name = "oi.cache.read"
 
+    SRC: ClassVar = CacheAccessAttr
+    DST: ClassVar = VarRefAttr
     src = prop_def(CacheAccessAttr)
     dst = prop_def(VarRefAttr)
 
     traits = traits_def(MemoryReadEffect(), MemoryWriteEffect())
 
-    def __init__(self, src: CacheAccessAttr, dst: VarRefAttr | str):
-        dst = dst if isinstance(dst, VarRefAttr) else VarRefAttr(dst)
-        super().__init__(properties={"src": src, "dst": dst})
-
-    def print(self, printer: Printer) -> None:
-        printer.print_string(" ")
-        self.src.print_body(printer)
-        printer.print_string(" -> ")
-        self.dst.print_body(printer)
-
-    @classmethod
-    def parse(cls, parser: Parser) -> CacheReadOp:
-        src = CacheAccessAttr.parse_body(parser)
-        parser.parse_punctuation("->")
-        return cls(src, VarRefAttr.parse_body(parser))
-
-    @property
-    def description(self) -> str:
-        return f"cache.read {self.src.text} >> {self.dst.text}"
-
 
 @irdl_op_definition
-class CacheWriteOp(IRDLOperation):
+class CacheWriteOp(_MoveOp):
     """`cache.write x >> A[...]`: stores a copy of `x` as the addressed cache entry."""
 
     name = "oi.cache.write"
 
+    SRC: ClassVar = VarRefAttr
+    DST: ClassVar = CacheAccessAttr
     src = prop_def(VarRefAttr)
     dst = prop_def(CacheAccessAttr)
 
     traits = traits_def(MemoryReadEffect(), MemoryWriteEffect())
-
-    def __init__(self, src: VarRefAttr | str, dst: CacheAccessAttr):
-        src = src if isinstance(src, VarRefAttr) else VarRefAttr(src)
-        super().__init__(properties={"src": src, "dst": dst})
-
-    def print(self, printer: Printer) -> None:
-        printer.print_string(" ")
-        self.src.print_body(printer)
-        printer.print_string(" -> ")
-        self.dst.print_body(printer)
-
-    @classmethod
-    def parse(cls, parser: Parser) -> CacheWriteOp:
-        src = VarRefAttr.parse_body(parser)
-        parser.parse_punctuation("->")
-        return cls(src, CacheAccessAttr.parse_body(parser))
-
-    @property
-    def description(self) -> str:
-        return f"cache.write {self.src.text} >> {self.dst.text}"
 
 
 class _CacheStepOp(IRDLOperation):
@@ -753,36 +746,17 @@ class DepOp(IRDLOperation):
 
 
 @irdl_op_definition
-class TransferOp(IRDLOperation):
+class TransferOp(_MoveOp):
     """`transfer a >> b`: `b` becomes an alias of `a`'s buffer (no copy)."""
 
     name = "oi.transfer"
 
+    SRC: ClassVar = VarRefAttr
+    DST: ClassVar = VarRefAttr
     src = prop_def(VarRefAttr)
     dst = prop_def(VarRefAttr)
 
     traits = traits_def(MemoryReadEffect(), MemoryWriteEffect())
-
-    def __init__(self, src: VarRefAttr | str, dst: VarRefAttr | str):
-        src = src if isinstance(src, VarRefAttr) else VarRefAttr(src)
-        dst = dst if isinstance(dst, VarRefAttr) else VarRefAttr(dst)
-        super().__init__(properties={"src": src, "dst": dst})
-
-    def print(self, printer: Printer) -> None:
-        printer.print_string(" ")
-        self.src.print_body(printer)
-        printer.print_string(" -> ")
-        self.dst.print_body(printer)
-
-    @classmethod
-    def parse(cls, parser: Parser) -> TransferOp:
-        src = VarRefAttr.parse_body(parser)
-        parser.parse_punctuation("->")
-        return cls(src, VarRefAttr.parse_body(parser))
-
-    @property
-    def description(self) -> str:
-        return f"transfer {self.src.text} >> {self.dst.text}"
 
 
 @irdl_op_definition

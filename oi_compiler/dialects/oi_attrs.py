@@ -53,6 +53,19 @@ def _parse_optional_index_value(parser: AttrParser) -> IndexValue | None:
     return None
 
 
+class _BodySyntax:
+    """For attributes whose generic form wraps their op-level syntax: `#oi.ref<@W[l]>`."""
+
+    def print_parameters(self, printer: Printer) -> None:
+        with printer.in_angle_brackets():
+            self.print_body(printer)
+
+    @classmethod
+    def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
+        with parser.in_angle_brackets():
+            return cls.parse_body(parser).parameters
+
+
 # --- dims and tensor types ----------------------------------------------------------
 
 
@@ -94,7 +107,7 @@ def _parse_dim(parser: AttrParser) -> DimAttr:
 
 
 @irdl_attr_definition
-class TensorType(ParametrizedAttribute, TypeAttribute):
+class TensorType(_BodySyntax, ParametrizedAttribute, TypeAttribute):
     """The type of a declared variable: a DSL dtype and dims (none for a scalar)."""
 
     name = "oi.tensor"
@@ -124,10 +137,6 @@ class TensorType(ParametrizedAttribute, TypeAttribute):
         if self.dims.data:
             printer.print_string("[" + ", ".join(self.dim_texts) + "]")
 
-    def print_parameters(self, printer: Printer) -> None:
-        with printer.in_angle_brackets():
-            self.print_body(printer)
-
     @classmethod
     def parse_body(cls, parser: AttrParser) -> TensorType:
         pos = parser.pos
@@ -141,12 +150,6 @@ class TensorType(ParametrizedAttribute, TypeAttribute):
                 parser.parse_punctuation("]")
         return TensorType(dtype, dims)
 
-    @classmethod
-    def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
-        with parser.in_angle_brackets():
-            t = cls.parse_body(parser)
-        return (t.element_type, t.dims)
-
     def verify(self) -> None:
         from xdsl.utils.exceptions import VerifyException
 
@@ -158,7 +161,7 @@ class TensorType(ParametrizedAttribute, TypeAttribute):
 
 
 @irdl_attr_definition
-class VarRefAttr(ParametrizedAttribute):
+class VarRefAttr(_BodySyntax, ParametrizedAttribute):
     """A reference to a variable; indices select an entry of a prefix table (`W[l, 2]`)."""
 
     name = "oi.ref"
@@ -193,16 +196,6 @@ class VarRefAttr(ParametrizedAttribute):
             indices = parser.parse_comma_separated_list(parser.Delimiter.NONE, lambda: parse_index_value(parser))
             parser.parse_punctuation("]")
         return VarRefAttr(var, [i.data for i in indices])
-
-    def print_parameters(self, printer: Printer) -> None:
-        with printer.in_angle_brackets():
-            self.print_body(printer)
-
-    @classmethod
-    def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
-        with parser.in_angle_brackets():
-            ref = cls.parse_body(parser)
-        return (ref.var, ref.indices)
 
 
 @irdl_attr_definition
@@ -269,7 +262,7 @@ def _parse_access_index(parser: AttrParser) -> CacheIndex:
 
 
 @irdl_attr_definition
-class CacheAccessAttr(ParametrizedAttribute):
+class CacheAccessAttr(_BodySyntax, ParametrizedAttribute):
     """What a cache op touches: `@A` (unbracketed), `@A[]`, or `@A[i, s:e, ...]`."""
 
     name = "oi.access"
@@ -318,13 +311,3 @@ class CacheAccessAttr(ParametrizedAttribute):
             indices = parser.parse_comma_separated_list(parser.Delimiter.NONE, lambda: _parse_access_index(parser))
             parser.parse_punctuation("]")
         return CacheAccessAttr(var, indices, bracketed=True)
-
-    def print_parameters(self, printer: Printer) -> None:
-        with printer.in_angle_brackets():
-            self.print_body(printer)
-
-    @classmethod
-    def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
-        with parser.in_angle_brackets():
-            access = cls.parse_body(parser)
-        return (access.var, access.indices, access.bracketed)
