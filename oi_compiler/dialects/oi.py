@@ -22,6 +22,7 @@ delete or merge them. Each op prints in a custom form close to the DSL:
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Mapping, Sequence
 from typing import ClassVar
@@ -56,7 +57,6 @@ from xdsl.traits import (
     MemoryReadEffect,
     MemoryWriteEffect,
     NoTerminator,
-    RecursiveMemoryEffect,
 )
 from xdsl.utils.exceptions import VerifyException
 
@@ -71,7 +71,7 @@ from oi_compiler.dialects.oi_attrs import (
     index_value_text,
     parse_index_value,
 )
-from oi_compiler.dtypes import DTYPE_NAMES, dtype_name, dtype_type
+from oi_compiler.dtypes import DTYPE_NAMES, FLOAT_DTYPES, INT_RANGES, dtype_name, dtype_type
 
 MEMORY_KINDS = ("dynamic", "volatile", "constant", "persistent")
 
@@ -231,6 +231,11 @@ class VarOp(IRDLOperation):
     def verify_(self) -> None:
         if self.kind.data not in MEMORY_KINDS:
             raise VerifyException(f"unknown memory kind {self.kind.data}")
+        if self.init is not None and dtype_name(self.var_type.element_type) is not None:
+            try:
+                init_attr(self.init_value, self.dtype)
+            except ValueError as e:
+                raise VerifyException(str(e)) from None
 
     def print(self, printer: Printer) -> None:
         printer.print_string(f" {self.kind.data} ")
@@ -271,7 +276,10 @@ class VarOp(IRDLOperation):
         var_type = TensorType.parse_body(parser)
         dtype = var_type.dtype
         extra: dict = {}
-        while (attr := parser.parse_optional_symbol_name()) is not None:
+        while True:
+            attr_pos = parser.pos
+            if (attr := parser.parse_optional_symbol_name()) is None:
+                break
             key = attr.data
             if key == "init":
                 with parser.in_parens():
@@ -289,7 +297,7 @@ class VarOp(IRDLOperation):
                         parser.parse_comma_separated_list(parser.Delimiter.NONE, lambda: _parse_fixed_entry(parser))
                     )
             else:
-                parser.raise_error("unsupported attribute")
+                parser.raise_error("unsupported attribute", attr_pos, parser.pos)
         return cls(kind, name, var_type, indices=indices, **extra)
 
 
@@ -300,19 +308,34 @@ def _parse_fixed_entry(parser: Parser) -> tuple[str, int]:
 
 
 def _parse_init_literal(parser: Parser, dtype: str) -> IntegerAttr | FloatAttr:
-    if (b := parser.parse_optional_boolean()) is not None:
-        return BoolAttr.from_bool(b)
-    value = parser.parse_number()
-    return init_attr(value, dtype)
+    pos = parser.pos
+    value = parser.parse_optional_boolean()
+    if value is None:
+        value = parser.parse_number()
+    try:
+        return init_attr(value, dtype)
+    except ValueError as e:
+        parser.raise_error(str(e), pos, parser.pos)
 
 
 def init_attr(value: int | float | bool, dtype: str) -> IntegerAttr | FloatAttr:
-    """The attribute an `@init` literal is stored as (checked against the dtype by the front end)."""
-    if isinstance(value, bool) or dtype == "bool":
-        return BoolAttr.from_bool(bool(value))
+    """The attribute an `@init` literal is stored as; `ValueError` (upstream's words) if it does not fit."""
+    if isinstance(value, bool):
+        if dtype != "bool":
+            raise ValueError("bool init requires bool dtype")
+        return BoolAttr.from_bool(value)
     if isinstance(value, float):
+        if dtype not in FLOAT_DTYPES:
+            raise ValueError("float init requires f8/bf16/f16/f32/f64 dtype")
         return FloatAttr(value, f64)
-    return IntegerAttr(value, i64)
+    if dtype in FLOAT_DTYPES:
+        raise ValueError(f"int init requires an integer or bool dtype (write {value}.0 for {dtype})")
+    lo, hi = INT_RANGES[dtype]
+    if not lo <= value <= hi:
+        raise ValueError(f"{dtype} init out of range")
+    if dtype == "bool":
+        return BoolAttr.from_bool(bool(value))
+    return IntegerAttr(value, dtype_type(dtype))
 
 
 def _number_text(value: int | float) -> str:
@@ -339,7 +362,7 @@ class BlockOp(IRDLOperation):
     sym_name = prop_def(StringAttr)
     body = region_def("single_block")
 
-    traits = traits_def(NoTerminator(), RecursiveMemoryEffect())
+    traits = traits_def(NoTerminator())  # no effect trait: never dead, even when empty
 
     def __init__(self, name: str, body: Region | None = None):
         super().__init__(properties={"sym_name": StringAttr(name)}, regions=[body or _body_region()])
@@ -396,6 +419,13 @@ class AssignOp(IRDLOperation):
 SettingValue = FloatAttr | IntegerAttr | StringAttr | SymbolRefAttr | DenseArrayBase | ArrayAttr | TypeAttribute
 
 
+def _string_literal(text: str) -> str:
+    """`text` as an MLIR string literal, escaped the way xDSL's lexer reads it back."""
+    buf = io.StringIO()
+    Printer(stream=buf).print_string_literal(text)
+    return buf.getvalue()
+
+
 def setting_text(value: Attribute) -> str:
     """A setting value in DSL spelling (`0.5`, `[1, 2]`, `[f32, i32]`, `"relu"`, `inf`, `@name`)."""
     if isinstance(value, IntegerAttr) and value.type == IntegerType(1):
@@ -403,7 +433,7 @@ def setting_text(value: Attribute) -> str:
     if isinstance(value, IntegerAttr | FloatAttr):
         return _number_text(value.value.data)
     if isinstance(value, StringAttr):
-        return '"' + value.data.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return _string_literal(value.data)
     if isinstance(value, SymbolRefAttr):
         return "@" + value.root_reference.data
     if isinstance(value, DenseArrayBase):
@@ -512,7 +542,10 @@ class NamedOp(IRDLOperation):
                     parser.raise_error("positional args must come before settings")
                 inputs.append(VarRefAttr.parse_body(parser))
                 return
+            key_pos = parser.pos
             key = parser.parse_identifier(" (a setting name)")
+            if key in settings:
+                parser.raise_error(f"duplicate setting: {key}", key_pos, parser.pos)
             parser.parse_punctuation("=")
             settings[key] = _parse_setting_value(parser)
 
@@ -520,9 +553,18 @@ class NamedOp(IRDLOperation):
         parser.parse_punctuation("->")
         return cls(op_name, inputs, parser.parse_symbol_name().data, settings)
 
+    def verify_(self) -> None:
+        _verify_refs(self.inputs)
+
     @property
     def description(self) -> str:
         return f"op {self.kind}({','.join(r.text for r in self.inputs)}) >> {self.output_name}"
+
+
+def _verify_refs(refs) -> None:
+    for ref in refs:
+        if isinstance(ref, VarRefAttr) and ref.negative_index:
+            raise VerifyException(f"prefix index of {ref.var_name} cannot be negative")
 
 
 def _ref_text(ref: VarRefAttr) -> str:
@@ -554,6 +596,9 @@ class _MoveOp(IRDLOperation):
         src = cls.SRC.parse_body(parser)
         parser.parse_punctuation("->")
         return cls(src, cls.DST.parse_body(parser))
+
+    def verify_(self) -> None:
+        _verify_refs((self.src, self.dst))
 
     @property
     def description(self) -> str:
@@ -683,12 +728,13 @@ class BranchOp(IRDLOperation):
 
     @classmethod
     def parse(cls, parser: Parser) -> BranchOp:
+        pos = parser.pos
         names = _symbols(parser)
         if len(names) == 1:
             return cls(names[0])
         if len(names) == 3:
             return cls(names[1], cond=names[0], else_block=names[2])
-        parser.raise_error("branch expects condition and two target blocks")
+        parser.raise_error("branch expects condition and two target blocks", pos, parser.pos)
 
     @property
     def description(self) -> str:
@@ -771,7 +817,7 @@ class LoopOp(IRDLOperation):
     end = prop_def(IntAttr | StringAttr)
     body = region_def("single_block")
 
-    traits = traits_def(NoTerminator(), RecursiveMemoryEffect())
+    traits = traits_def(NoTerminator())  # no effect trait: an empty loop still runs (and traces)
 
     def __init__(self, label: str, index: str, start: int | str, end: int | str, body: Region | None = None):
         super().__init__(
@@ -787,6 +833,11 @@ class LoopOp(IRDLOperation):
     @property
     def bounds(self) -> tuple[int | str, int | str]:
         return self.start.data, self.end.data
+
+    def verify_(self) -> None:
+        for which, bound in zip(("start", "end"), self.bounds):
+            if isinstance(bound, int) and bound < 0:
+                raise VerifyException(f"loop {which} bound {bound} is invalid: it is negative")
 
     def print(self, printer: Printer) -> None:
         s, e = self.bounds

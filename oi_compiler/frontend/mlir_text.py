@@ -10,6 +10,7 @@ def parse_mlir_module(text: str, filename: str = "<string>", ctx=None):
     from xdsl.dialects.builtin import FileLineColLoc, IntAttr, ModuleOp, StringAttr, UnknownLoc
     from xdsl.parser import Parser
     from xdsl.utils.exceptions import ParseError as XdslParseError
+    from xdsl.utils.exceptions import VerifyException
 
     from oi_compiler.ir_context import make_context
 
@@ -22,11 +23,17 @@ def parse_mlir_module(text: str, filename: str = "<string>", ctx=None):
                 op.location = FileLineColLoc(StringAttr(filename), IntAttr(line), IntAttr(col))
             return op
 
+    if not text.strip():  # an empty input is an empty module, as with mlir-opt
+        return ModuleOp([])
+    parser = LocatingParser(ctx or make_context(), text, filename)
     try:
-        module = LocatingParser(ctx or make_context(), text, filename).parse_module()
+        module = parser.parse_module()
     except XdslParseError as e:
         line, col = _line_col(text, e.span.start)
         raise ParseError(e.msg, SourceLoc(filename, line, col)) from None
+    except VerifyException as e:  # an attribute rejected its parameters while being built
+        line, col = _line_col(text, parser._current_token.span.start)
+        raise ParseError(str(e), SourceLoc(filename, line, col)) from None
     if not isinstance(module, ModuleOp):
         raise ParseError("expected a builtin.module", SourceLoc(filename, 1, 1))
     return module

@@ -28,7 +28,7 @@ from xdsl.ir import Attribute, Block, Operation, Region
 
 from oi_compiler.dialects import oi
 from oi_compiler.dialects.oi_attrs import CacheAccessAttr, DimAttr, SliceAttr, TensorType, VarRefAttr
-from oi_compiler.dtypes import DTYPE_NAMES, FLOAT_DTYPES, INT_RANGES
+from oi_compiler.dtypes import DTYPE_NAMES
 from oi_compiler.errors import ParseError
 from oi_compiler.frontend.oi_lexer import EOF, FLOAT, IDENT, INT, STRING, Lexer, Token
 
@@ -253,26 +253,18 @@ class DslParser:
         tok = self.tok
         if tok.kind == IDENT and tok.text in ("true", "false"):
             self.advance()
-            if dtype != "bool":
-                raise self.error("bool init requires bool dtype", tok)
-            return BoolAttr.from_bool(tok.text == "true")
-        negative = self.accept("-") is not None
-        lit = self.tok
-        if lit.kind == FLOAT:
+            value = tok.text == "true"
+        else:
+            negative = self.accept("-") is not None
+            tok = self.tok
+            if tok.kind not in (INT, FLOAT):
+                raise self.error(f"expected a literal, found {tok.describe()}")
             self.advance()
-            if dtype not in FLOAT_DTYPES:
-                raise self.error("float init requires f8/bf16/f16/f32/f64 dtype", lit)
-            return FloatAttr(-lit.value if negative else lit.value, f64)
-        if lit.kind == INT:
-            self.advance()
-            value = -lit.value if negative else lit.value
-            if dtype in FLOAT_DTYPES:
-                raise self.error(f"int init requires an integer or bool dtype (write {value}.0 for {dtype})", lit)
-            lo, hi = INT_RANGES[dtype]
-            if not lo <= value <= hi:
-                raise self.error(f"{dtype} init out of range", lit)
+            value = -tok.value if negative else tok.value
+        try:
             return oi.init_attr(value, dtype)
-        raise self.error(f"expected a literal, found {lit.describe()}")
+        except ValueError as e:
+            raise self.error(str(e), tok) from None
 
     # --- statements --------------------------------------------------------------------
 
@@ -489,7 +481,7 @@ class DslParser:
         if len(names) == 3:
             self.end()
             return oi.BranchOp(names[1], cond=names[0], else_block=names[2])
-        if len(names) == 2:
+        if names:
             raise self.error("branch expects condition and two target blocks")
         raise self.error(f"expected identifier, found {self.tok.describe()}")
 
