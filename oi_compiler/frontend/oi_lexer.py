@@ -73,6 +73,8 @@ class Lexer:
             if pos >= n:
                 break
             c = text[pos]
+            if not c.isascii():  # Rust allows Unicode identifiers; the DSL's names are ASCII
+                raise self.error(f"unexpected character `{c}`", pos)
             if c.isalpha() or c == "_":
                 m = _IDENT_RE.match(text, pos)
                 out.append(self._token(IDENT, m.group(), m.group(), pos))
