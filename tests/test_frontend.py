@@ -196,10 +196,21 @@ def test_lexer_errors(text: str, message: str, needle: str) -> None:
     assert str(err) == f"l.oi:{err.loc.line}:{err.loc.column}: error: {message}"
 
 
-@pytest.mark.parametrize("text", ["block entry { é; }", "block entry { return; } ²", "persistent { t:²i32; }"])
-def test_non_ascii_characters_give_a_parse_error(text: str) -> None:
-    with pytest.raises(ParseError):
+@pytest.mark.parametrize(
+    ("text", "char"),
+    [
+        ("block entry { é; }", "é"),
+        ("block entry { return; } ²", "²"),
+        ("persistent { t:²i32; }", "²"),
+        ("dynamic { xé: f32; }", "é"),
+        ("dynamic { x: f32[٣]; }", "٣"),
+    ],
+)
+def test_non_ascii_characters_give_a_parse_error(text: str, char: str) -> None:
+    with pytest.raises(ParseError) as info:
         oi.parse_graph(text, "u.oi", verify=False)
+    assert info.value.message == f"unexpected character `{char}`"
+    assert (info.value.loc.line, info.value.loc.column) == where(text, char)
 
 
 # --- parser: statements ------------------------------------------------------------------------
