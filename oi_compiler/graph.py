@@ -50,6 +50,8 @@ class Graph:
             text = path.read_text()
         except OSError as e:
             raise ParseError(f"cannot read {path}: {e.strerror}", subject=str(path)) from None
+        except UnicodeDecodeError:
+            raise ParseError("input is not UTF-8 text", subject=str(path)) from None
         if path.suffix == ".mlir":
             graph = cls(parse_mlir(text, str(path)), str(path))
             return graph.verify() if verify else graph

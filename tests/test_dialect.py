@@ -395,7 +395,6 @@ def test_python_built_duplicates_survive_passes() -> None:
     assert op_counts(module) == before
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a non-ASCII string (pattern, ref, string setting) does not read back from printed IR")
 @pytest.mark.parametrize("generic", [False, True], ids=["custom", "generic"])
 def test_non_ascii_strings_round_trip(generic: bool) -> None:
     module = module_of(

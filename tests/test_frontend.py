@@ -144,13 +144,11 @@ def test_string_escapes(text: str, value: str) -> None:
     assert [(t.kind, t.value, t.text) for t in out[:-1]] == [(STRING, value, text)]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: Rust string escapes \\x41, \\u{e9} and a \\-newline continuation are rejected")
 @pytest.mark.parametrize(("text", "value"), [(r'"\x41"', "A"), (r'"\u{e9}"', "é"), ('"a\\\n    b"', "ab")])
 def test_rust_string_escapes_beyond_the_simple_ones(text: str, value: str) -> None:
     assert toks(text) == [(STRING, value)]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: Rust integer literals with a radix prefix (0x, 0o, 0b) are rejected")
 def test_rust_radix_integer_literals() -> None:
     assert toks("0x1F 0o17 0b101") == [(INT, 31), (INT, 15), (INT, 5)]
 

@@ -196,7 +196,6 @@ def test_bad_typed_option_of_a_plugin_pass(capsys) -> None:
     assert assert_one_line(err).startswith("oi-opt: error: invalid pass pipeline")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: xDSL's ArgSpecParseError is a BaseException; a malformed pipeline escapes as a traceback")
 @pytest.mark.parametrize("argv", [["-p", "cse{"], ["--rec-a=tag=x,y=1"], ["-p", ","]])
 def test_malformed_pipeline_is_one_line_exit_2(capsys, recorders, argv: list[str]) -> None:
     try:
@@ -290,7 +289,6 @@ def test_non_ascii_in_oi_input(capsys, tmp_path: Path) -> None:
     assert assert_one_line(err) == f"{path}:2:3: error: unexpected character `é`"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a non-ASCII digit in .mlir input escapes xDSL's lexer as ValueError (exit 3)")
 def test_non_ascii_digit_in_mlir_input(capsys, tmp_path: Path) -> None:
     path = tmp_path / "u.mlir"
     path.write_text("builtin.module {\n  oi.graph @g {\n    oi.var dynamic @x : f32[\u00b21]\n  }\n}\n")
@@ -299,7 +297,6 @@ def test_non_ascii_digit_in_mlir_input(capsys, tmp_path: Path) -> None:
     assert "internal error" not in assert_one_line(err)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: an unterminated string as the first .mlir token escapes as xDSL's ParseError (exit 3)")
 def test_unterminated_string_first_in_mlir(capsys, tmp_path: Path) -> None:
     path = tmp_path / "s.mlir"
     path.write_text('"builtin.module() ({\n}) : () -> ()\n')
@@ -312,7 +309,6 @@ class _TimedOut(BaseException):  # not swallowed by main()'s catch-all
     pass
 
 
-@pytest.mark.xfail(strict=True, reason="bug: xDSL's string-literal regex backtracks exponentially; an unterminated string hangs")
 def test_unterminated_string_in_mlir_does_not_hang(capsys, tmp_path: Path) -> None:
     import signal
 
@@ -667,7 +663,6 @@ def test_plugin_pass_unknown_without_the_plugin(capsys) -> None:
     assert assert_one_line(err) == "oi-opt: error: unrecognized arguments: --unroll-constant-loops"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: main() with --load-pass-plugin is not re-entrant (plugin re-registers its pass)")
 def test_load_pass_plugin_twice_in_one_process(capsys) -> None:
     for _ in range(2):
         rc, _, err = run(capsys, LAYERS, "--load-pass-plugin", CUSTOM_PASS, "--unroll-constant-loops")

@@ -286,7 +286,7 @@ class VarOp(IRDLOperation):
                     extra["init"] = _parse_init_literal(parser, dtype)
             elif key in ("ref", "pattern"):
                 with parser.in_parens():
-                    extra[key] = parser.parse_str_literal()
+                    extra[key] = _parse_text(parser)
             elif key == "table":
                 extra["table"] = True
             elif key == "auto_dim":
@@ -299,6 +299,21 @@ class VarOp(IRDLOperation):
             else:
                 parser.raise_error("unsupported attribute", attr_pos, parser.pos)
         return cls(kind, name, var_type, indices=indices, **extra)
+
+
+def _parse_optional_text(parser: Parser) -> str | None:
+    """A string literal; escaped non-ASCII text, which xDSL lexes as bytes, is decoded as UTF-8."""
+    if (text := parser.parse_optional_str_literal()) is not None:
+        return text
+    if (raw := parser.parse_optional_bytes_literal()) is not None:
+        return raw.decode("utf-8", errors="replace")
+    return None
+
+
+def _parse_text(parser: Parser) -> str:
+    if (text := _parse_optional_text(parser)) is None:
+        parser.raise_error("string literal expected")
+    return text
 
 
 def _parse_fixed_entry(parser: Parser) -> tuple[str, int]:
@@ -458,7 +473,7 @@ def _parse_setting_value(parser: Parser) -> Attribute:
         )
         parser.parse_punctuation("]")
         return DenseArrayBase.from_list(i64, ints)
-    if (s := parser.parse_optional_str_literal()) is not None:
+    if (s := _parse_optional_text(parser)) is not None:
         return StringAttr(s)
     if (sym := parser.parse_optional_symbol_name()) is not None:
         return SymbolRefAttr(sym.data)

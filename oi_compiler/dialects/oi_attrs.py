@@ -106,6 +106,13 @@ def _parse_dim(parser: AttrParser) -> DimAttr:
     return DimAttr(first.data)
 
 
+def _dim_from(d: int | str) -> DimAttr:
+    """A dim from an int or its text (`"B"`, `"3*D"`)."""
+    if isinstance(d, int):
+        return DimAttr(d)
+    return DimAttr(*(int(f) if f.strip().isdigit() else f.strip() for f in d.split("*")))
+
+
 @irdl_attr_definition
 class TensorType(_BodySyntax, ParametrizedAttribute, TypeAttribute):
     """The type of a declared variable: a DSL dtype and dims (none for a scalar)."""
@@ -117,7 +124,7 @@ class TensorType(_BodySyntax, ParametrizedAttribute, TypeAttribute):
 
     def __init__(self, dtype: str | Attribute, dims: Sequence[DimAttr | int | str] = ()):
         element = dtype_type(dtype) if isinstance(dtype, str) else dtype
-        dim_attrs = [d if isinstance(d, DimAttr) else DimAttr(d) for d in dims]
+        dim_attrs = [d if isinstance(d, DimAttr) else _dim_from(d) for d in dims]
         super().__init__(element, ArrayAttr(dim_attrs))
 
     @property

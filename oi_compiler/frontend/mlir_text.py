@@ -1,4 +1,13 @@
-"""Reading MLIR text (`.mlir` files) with the `oi` dialect, keeping each op's line:col."""
+"""Reading MLIR text (`.mlir` files) with the `oi` dialect, keeping each op's line:col.
+
+Three things xDSL's parser does not do for us are done here: every failure of
+the text becomes a `ParseError` at file:line:col (xDSL's lexer can also raise
+`ValueError`, and attributes raise `VerifyException` while being built); an
+unterminated string is found by a linear scan first (xDSL's string regex
+backtracks exponentially on one); and strings xDSL reads back as bytes (any
+escaped non-ASCII text, as its generic printer writes it) are decoded as UTF-8
+(the `oi` dialect has no byte strings).
+"""
 
 from __future__ import annotations
 
@@ -23,20 +32,65 @@ def parse_mlir_module(text: str, filename: str = "<string>", ctx=None):
                 op.location = FileLineColLoc(StringAttr(filename), IntAttr(line), IntAttr(col))
             return op
 
+    def error_at(offset: int, message: str) -> ParseError:
+        return ParseError(message, SourceLoc(filename, *_line_col(text, offset)))
+
     if not text.strip():  # an empty input is an empty module, as with mlir-opt
         return ModuleOp([])
-    parser = LocatingParser(ctx or make_context(), text, filename)
+    if (offset := _unterminated_string(text)) is not None:
+        raise error_at(offset, "unterminated string literal")
+    parser = None
     try:
+        parser = LocatingParser(ctx or make_context(), text, filename)
         module = parser.parse_module()
     except XdslParseError as e:
-        line, col = _line_col(text, e.span.start)
-        raise ParseError(e.msg, SourceLoc(filename, line, col)) from None
-    except VerifyException as e:  # an attribute rejected its parameters while being built
-        line, col = _line_col(text, parser._current_token.span.start)
-        raise ParseError(str(e), SourceLoc(filename, line, col)) from None
+        raise error_at(e.span.start, e.msg) from None
+    except (VerifyException, ValueError) as e:  # an attribute rejected its parameters, or the lexer a character
+        offset = parser._current_token.span.start if parser is not None else 0
+        raise error_at(offset, str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__) from None
+    except RecursionError:
+        raise error_at(0, "input nests too deeply") from None
     if not isinstance(module, ModuleOp):
-        raise ParseError("expected a builtin.module", SourceLoc(filename, 1, 1))
+        raise error_at(0, "expected a builtin.module")
+    for op in module.walk():
+        for attrs in (op.properties, op.attributes):
+            for key, value in attrs.items():
+                attrs[key] = _decode_byte_strings(value)
     return module
+
+
+def _unterminated_string(text: str) -> int | None:
+    """Offset of a `"` whose string literal does not close on its line (MLIR strings are one line)."""
+    in_string, start, i, n = False, 0, 0, len(text)
+    while i < n:
+        c = text[i]
+        if in_string:
+            if c == "\\":
+                i += 1
+            elif c == '"':
+                in_string = False
+            elif c == "\n":
+                return start
+        elif c == '"':
+            in_string, start = True, i
+        elif c == "/" and text.startswith("//", i):
+            i = text.find("\n", i)
+            if i < 0:
+                break
+        i += 1
+    return start if in_string else None
+
+
+def _decode_byte_strings(attr):
+    from xdsl.dialects.builtin import ArrayAttr, BytesAttr, DictionaryAttr, StringAttr
+
+    if isinstance(attr, BytesAttr | StringAttr) and isinstance(attr.data, bytes):
+        return StringAttr(attr.data.decode("utf-8", errors="replace"))
+    if isinstance(attr, ArrayAttr):
+        return ArrayAttr([_decode_byte_strings(a) for a in attr])
+    if isinstance(attr, DictionaryAttr):
+        return DictionaryAttr({k: _decode_byte_strings(v) for k, v in attr.data.items()})
+    return attr
 
 
 def _line_col(text: str, offset: int) -> tuple[int, int]:

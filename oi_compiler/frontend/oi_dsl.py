@@ -40,7 +40,11 @@ def parse_module(text: str, filename: str = "<string>"):
     """Parse DSL text into a `builtin.module` holding one `oi.graph`."""
     from xdsl.dialects.builtin import ModuleOp
 
-    graph = DslParser(text, filename).parse_graph()
+    parser = DslParser(text, filename)
+    try:
+        graph = parser.parse_graph()
+    except RecursionError:
+        raise parser.error("statements nest too deeply") from None
     return ModuleOp([graph])
 
 

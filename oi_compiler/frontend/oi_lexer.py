@@ -22,6 +22,9 @@ _NUMBER_RE = re.compile(
     r"(?P<frac>\.(?![.A-Za-z_])[0-9_]*)?"
     r"(?P<exp>[eE][+-]?[0-9_]+)?"
 )
+_RADIX_RE = re.compile(r"0(?:x[0-9a-fA-F_]+|o[0-7_]+|b[01_]+)")
+_RADIX = {"x": 16, "o": 8, "b": 2}
+_UNICODE_ESCAPE_RE = re.compile(r"\\u\{([0-9a-fA-F_]{1,8})\}")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "\\": "\\", '"': '"', "'": "'"}
 
 
@@ -127,12 +130,14 @@ class Lexer:
         raise self.error("unterminated block comment", start)
 
     def _number(self, pos: int, out: list[Token]) -> int:
-        m = _NUMBER_RE.match(self.text, pos)
+        m = _RADIX_RE.match(self.text, pos) or _NUMBER_RE.match(self.text, pos)
         end = m.end()
         if end < len(self.text) and (self.text[end].isalnum() or self.text[end] == "_"):
             raise self.error("unsupported literal suffix", end)
         raw = m.group().replace("_", "")
-        if m.group("frac") is not None or m.group("exp") is not None:
+        if m.re is _RADIX_RE:
+            out.append(self._token(INT, m.group(), int(raw[2:], _RADIX[raw[1]]), pos))
+        elif m.group("frac") is not None or m.group("exp") is not None:
             out.append(self._token(FLOAT, m.group(), float(raw), pos))
         else:
             out.append(self._token(INT, m.group(), int(raw), pos))
@@ -146,12 +151,35 @@ class Lexer:
                 out.append(self._token(STRING, text[start : pos + 1], "".join(chars), start))
                 return pos + 1
             if c == "\\":
-                esc = text[pos + 1 : pos + 2]
-                if esc not in _ESCAPES:
-                    raise self.error("unknown character escape", pos)
-                chars.append(_ESCAPES[esc])
-                pos += 2
+                pos = self._escape(pos, chars)
             else:
                 chars.append(c)
                 pos += 1
         raise self.error("unterminated string literal", start)
+
+    def _escape(self, pos: int, chars: list[str]) -> int:
+        """Read the escape at `pos` (a backslash) into `chars`; returns the offset after it."""
+        text = self.text
+        esc = text[pos + 1 : pos + 2]
+        if esc in _ESCAPES:
+            chars.append(_ESCAPES[esc])
+            return pos + 2
+        if esc == "x":  # \x7F: two hex digits, ASCII only, as in Rust
+            digits = text[pos + 2 : pos + 4]
+            if len(digits) == 2 and all(d in "0123456789abcdefABCDEF" for d in digits) and int(digits, 16) < 0x80:
+                chars.append(chr(int(digits, 16)))
+                return pos + 4
+            raise self.error("invalid \\x escape (two hex digits, at most 7F)", pos)
+        if esc == "u":
+            m = _UNICODE_ESCAPE_RE.match(text, pos)
+            code = int(m.group(1).replace("_", ""), 16) if m else -1
+            if not 0 <= code <= 0x10FFFF or 0xD800 <= code <= 0xDFFF:
+                raise self.error("invalid unicode escape", pos)
+            chars.append(chr(code))
+            return m.end()
+        if esc in ("\n", "\r"):  # a line continuation: skip the newline and the next line's indent
+            pos += 1
+            while pos < len(text) and text[pos] in " \t\r\n":
+                pos += 1
+            return pos
+        raise self.error("unknown character escape", pos)

@@ -67,11 +67,18 @@ def register_pass(pass_cls: type, *, replace: bool = False) -> type:
     name = getattr(pass_cls, "name", None)
     if not isinstance(name, str) or not name:
         raise PassError(f"pass class {pass_cls.__name__} needs a `name`")
-    if name in _PASSES and not replace:
+    if name in _PASSES and not replace and _definition_site(_PASSES[name].load()) != _definition_site(pass_cls):
         raise PassError(f"pass {name} is already registered")
     doc = (pass_cls.__doc__ or "").strip().splitlines()
     _PASSES[name] = PassInfo(name, doc[0] if doc else "", lambda: pass_cls, _options_of(pass_cls))
     return pass_cls
+
+
+def _definition_site(pass_cls: type) -> tuple[str, str | None]:
+    """Where a pass class is written, so loading the same file twice re-registers, not clashes."""
+    apply = getattr(pass_cls, "apply", None)
+    code = getattr(apply, "__code__", None)
+    return pass_cls.__qualname__, code.co_filename if code is not None else None
 
 
 def _options_of(pass_cls: type) -> tuple[tuple[str, str], ...]:
@@ -98,11 +105,17 @@ def pass_factories() -> dict[str, Callable[[], type]]:
 def parse_pipeline(pipeline: str, *, callback=None):
     """An xDSL `PassPipeline` from text (`"canonicalize,cse"`, options as `tile{sizes=32,32}`)."""
     from xdsl.passes import PassPipeline
+    from xdsl.utils.exceptions import ArgSpecParseError
 
     try:
         return PassPipeline.parse_spec(pass_factories(), pipeline, callback)
-    except Exception as e:  # xDSL reports unknown passes/options with ValueError or its own errors
-        raise PassError(f"invalid pass pipeline '{pipeline}': {e}") from None
+    # xDSL reports unknown passes and options with ValueError or its own errors, and a
+    # malformed spec with ArgSpecParseError, which is a BaseException
+    except (Exception, ArgSpecParseError) as e:
+        lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()] or [type(e).__name__]
+        column = next((line.rsplit(":", 1)[1] for line in lines if line.startswith("pass-pipeline:")), None)
+        where = f" at column {column}" if column else ""
+        raise PassError(f"invalid pass pipeline '{pipeline}'{where}: {lines[-1]}") from None
 
 
 def run_passes(module, pipeline: str, ctx=None, *, callback=None) -> None:

@@ -54,7 +54,7 @@ def _arg_parser() -> argparse.ArgumentParser:
 def _help_text(parser: argparse.ArgumentParser) -> str:
     from oi_compiler.passes import registered_passes
 
-    lines = [parser.format_help().rstrip(), "", "passes (run in the order given; options as --name=opt=value,opt2=value):"]
+    lines = [parser.format_help().rstrip(), "", "passes (run in the order given; options as --name='opt=value opt2=v1,v2' or -p 'name{opt=value}'):"]
     for info in registered_passes().values():
         lines.append(f"  --{info.name:<22} {info.summary}")
         for opt, kind in info.options:
@@ -87,6 +87,7 @@ def _split_pass_flags(argv: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _load_plugins(argv: list[str]) -> None:
+    """Run each `--load-pass-plugin` file (it registers its passes; doing so again is harmless)."""
     import runpy
 
     for i, arg in enumerate(argv):
@@ -98,7 +99,10 @@ def _load_plugins(argv: list[str]) -> None:
         if path is not None:
             if not Path(path).is_file():
                 raise OptionError(f"cannot load pass plugin {path}: no such file")
-            runpy.run_path(path, run_name="oi_pass_plugin")
+            try:
+                runpy.run_path(path, run_name="oi_pass_plugin")
+            except Exception as e:  # the plugin's own error: report it, do not crash
+                raise OptionError(f"cannot load pass plugin {path}: {type(e).__name__}: {e}") from None
 
 
 class Timer:
