@@ -39,6 +39,7 @@ class Graph:
 
     def verify(self, sizevars: Mapping[str, int] | None = None) -> Graph:
         """Check every rule that can be checked before running; raises `VerifyError`."""
+        self.op  # noqa: B018 - a Graph must hold an oi.graph (raises VerifyError otherwise)
         verify_module(self.module, sizevars=sizevars)
         return self
 

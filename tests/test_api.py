@@ -392,3 +392,23 @@ def test_lazy_names() -> None:
     assert "parse_graph" in dir(oi)
     with pytest.raises(AttributeError):
         oi.no_such_name  # noqa: B018
+
+
+def test_load_mlir_without_a_graph_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "empty.mlir"
+    path.write_text("")
+    with pytest.raises(oi.VerifyError, match="module holds no oi.graph"):
+        oi.Graph.load(path)
+
+
+def test_deeply_nested_loops_are_a_parse_error() -> None:
+    depth = 2000
+    text = "block entry { " + "loop l (i in 0..1) { " * depth + "}" * depth + " }"
+    with pytest.raises(oi.ParseError, match="nest too deeply"):
+        oi.parse_graph(text, "deep.oi", verify=False)
+
+
+def test_tensor_type_reads_product_dims_from_text() -> None:
+    from oi_compiler.dialects.oi_attrs import DimAttr, TensorType
+
+    assert TensorType("f32", ["S*H", "3*D", 4]) == TensorType("f32", [DimAttr("S", "H"), DimAttr(3, "D"), DimAttr(4)])

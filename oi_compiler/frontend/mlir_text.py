@@ -87,9 +87,11 @@ def _decode_byte_strings(attr):
     if isinstance(attr, BytesAttr | StringAttr) and isinstance(attr.data, bytes):
         return StringAttr(attr.data.decode("utf-8", errors="replace"))
     if isinstance(attr, ArrayAttr):
-        return ArrayAttr([_decode_byte_strings(a) for a in attr])
+        items = [_decode_byte_strings(a) for a in attr]
+        return attr if all(a is b for a, b in zip(items, attr)) else ArrayAttr(items)
     if isinstance(attr, DictionaryAttr):
-        return DictionaryAttr({k: _decode_byte_strings(v) for k, v in attr.data.items()})
+        items = {k: _decode_byte_strings(v) for k, v in attr.data.items()}
+        return attr if all(items[k] is v for k, v in attr.data.items()) else DictionaryAttr(items)
     return attr
 
 
