@@ -25,12 +25,7 @@ CUSTOM_PASS = ROOT / "examples" / "custom_pass.py"
 SMALL = "dynamic { x: f32[1, D]; }\nvolatile { y: f32[1, D]; }\nblock entry {\n    op relu(x) >> y;\n    return;\n}\n"
 
 
-@pytest.fixture(autouse=True)
-def restore_pass_registry():
-    saved = dict(passes_module._PASSES)
-    yield
-    passes_module._PASSES.clear()
-    passes_module._PASSES.update(saved)
+pytestmark = pytest.mark.usefixtures("restore_pass_registry")
 
 
 def unique(prefix: str) -> str:

@@ -26,13 +26,7 @@ LAYERS = ROOT / "examples" / "layers.oi"
 CUSTOM_PASS = ROOT / "examples" / "custom_pass.py"
 
 
-@pytest.fixture(autouse=True)
-def restore_pass_registry():
-    """Passes registered by a test (or a plugin it loads) are gone after it."""
-    saved = dict(passes_module._PASSES)
-    yield
-    passes_module._PASSES.clear()
-    passes_module._PASSES.update(saved)
+pytestmark = pytest.mark.usefixtures("restore_pass_registry")
 
 
 def run(capsys, *argv: str | Path) -> tuple[int, str, str]:
@@ -649,7 +643,6 @@ def test_load_pass_plugin_example(capsys) -> None:
                      "oi.op matmul(@x, @W[1]) -> @h", "oi.cache.write @h -> @K[1, t]", "oi.cache.read @K[1, 0:t] -> @hist"):
             assert text in out
         assert out.index("@K[0, t]") < out.index("@K[1, t]") < out.index("oi.cache.increment 1 @t")
-        passes_module._PASSES.pop("unroll-constant-loops", None)
 
 
 def test_load_pass_plugin_option(capsys) -> None:
