@@ -498,3 +498,27 @@ def test_branch_requires_else_block() -> None:
 def test_errors_print_file_line_col() -> None:
     err = verify_error(DECLS + "block entry {\n    cache.read K >> h;\n}\n")
     assert str(err) == "t.oi:10:5: error: cache table K requires indices"
+
+
+# --- rules only IR text can break (the DSL cannot spell a negative index or bound) ---------
+
+
+def _ir_error(text: str) -> VerifyError:
+    import oi_compiler as oi
+
+    with pytest.raises(VerifyError) as info:
+        oi.Graph(oi.parse_mlir(text, "neg.mlir")).verify()
+    return info.value
+
+
+def test_negative_prefix_index_in_ir_text() -> None:
+    err = _ir_error(
+        'oi.graph @g {\n  oi.var constant @W(l) : f32[4] @pattern("w.{l}")\n  oi.var volatile @y : f32[4]\n'
+        "  oi.block @entry {\n    oi.op abs(@W[-1]) -> @y\n  }\n}\n"
+    )
+    assert (err.message, err.loc.line, err.loc.column) == ("prefix index of W cannot be negative", 5, 5)
+
+
+def test_negative_loop_bound_in_ir_text() -> None:
+    err = _ir_error("oi.graph @g {\n  oi.block @entry {\n    oi.loop l (i in -5 to 2) {\n    }\n  }\n}\n")
+    assert (err.message, err.loc.line, err.loc.column) == ("loop start bound -5 is invalid: it is negative", 3, 5)

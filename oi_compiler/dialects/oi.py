@@ -568,18 +568,9 @@ class NamedOp(IRDLOperation):
         parser.parse_punctuation("->")
         return cls(op_name, inputs, parser.parse_symbol_name().data, settings)
 
-    def verify_(self) -> None:
-        _verify_refs(self.inputs)
-
     @property
     def description(self) -> str:
         return f"op {self.kind}({','.join(r.text for r in self.inputs)}) >> {self.output_name}"
-
-
-def _verify_refs(refs) -> None:
-    for ref in refs:
-        if isinstance(ref, VarRefAttr) and ref.negative_index:
-            raise VerifyException(f"prefix index of {ref.var_name} cannot be negative")
 
 
 def _ref_text(ref: VarRefAttr) -> str:
@@ -611,9 +602,6 @@ class _MoveOp(IRDLOperation):
         src = cls.SRC.parse_body(parser)
         parser.parse_punctuation("->")
         return cls(src, cls.DST.parse_body(parser))
-
-    def verify_(self) -> None:
-        _verify_refs((self.src, self.dst))
 
     @property
     def description(self) -> str:
@@ -848,11 +836,6 @@ class LoopOp(IRDLOperation):
     @property
     def bounds(self) -> tuple[int | str, int | str]:
         return self.start.data, self.end.data
-
-    def verify_(self) -> None:
-        for which, bound in zip(("start", "end"), self.bounds):
-            if isinstance(bound, int) and bound < 0:
-                raise VerifyException(f"loop {which} bound {bound} is invalid: it is negative")
 
     def print(self, printer: Printer) -> None:
         s, e = self.bounds

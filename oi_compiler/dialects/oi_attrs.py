@@ -184,11 +184,6 @@ class VarRefAttr(_BodySyntax, ParametrizedAttribute):
         return self.var.data
 
     @property
-    def negative_index(self) -> bool:
-        """Whether a literal index is negative (the DSL cannot spell one; IR text can)."""
-        return any(isinstance(i, IntAttr) and i.data < 0 for i in self.indices)
-
-    @property
     def text(self) -> str:
         """The DSL spelling, as upstream flattens it (`W[l,2]`)."""
         if not self.indices.data:

@@ -36,7 +36,11 @@ def verify_branch(scope: GraphScope, op: BranchOp) -> None:
 def verify_loop_bounds(scope: GraphScope, op: LoopOp) -> None:
     """Each bound is an int literal, a size variable, or a declared scalar variable."""
     for label, bound in (("start", op.start), ("end", op.end)):
-        if isinstance(bound, IntAttr) or scope.is_sizevar(bound.data):
+        if isinstance(bound, IntAttr):
+            if bound.data < 0:  # the DSL cannot spell one; IR text can
+                raise fail(op, f"loop {label} bound {bound.data} is invalid: it is negative")
+            continue
+        if scope.is_sizevar(bound.data):
             continue
         name = bound.data
         if scope.sizevars is None and not scope.has_var(name) and name not in scope.loop_indices:

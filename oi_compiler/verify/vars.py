@@ -157,7 +157,11 @@ def verify_ref_indices(scope: GraphScope, op, ref: VarRefAttr) -> None:
     if count != len(decl.index_names):
         raise fail(op, f"prefix table {ref.var_name} expects {len(decl.index_names)} indices, got {count}")
     for index in ref.indices:
-        if isinstance(index, IntAttr) or _is_index_name(scope, index.data):
+        if isinstance(index, IntAttr):
+            if index.data < 0:  # the DSL cannot spell one; IR text can
+                raise fail(op, f"prefix index of {ref.var_name} cannot be negative")
+            continue
+        if _is_index_name(scope, index.data):
             continue
         raise fail(op, f"unknown prefix index {index.data}")
 
