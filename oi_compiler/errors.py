@@ -22,6 +22,12 @@ class SourceLoc:
         return f"{self.filename}:{self.line}:{self.column}"
 
 
+def exception_summary(e: BaseException) -> str:
+    """The last non-empty line of an exception's message (xDSL puts the reason there), or its type."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    return lines[-1] if lines else type(e).__name__
+
+
 class OiError(Exception):
     """Base of every error oi_compiler reports about its input."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from oi_compiler.errors import OiError, ParseError, VerifyError
+from oi_compiler.errors import OiError, ParseError, VerifyError, exception_summary
 
 
 class Graph:
@@ -92,8 +92,7 @@ def verify_module(module, sizevars: Mapping[str, int] | None = None) -> None:
         try:
             op.verify(verify_nested_ops=False)
         except (DiagnosticException, ValueError) as e:
-            cause = e.__cause__ or e
-            message = str(cause).strip().splitlines()[-1] if str(cause).strip() else type(cause).__name__
+            message = exception_summary(e.__cause__ or e)
             raise VerifyError(f"'{op.name}' op {message}", nearest_loc(op), subject=op.name) from None
     for op in module.ops:
         if isinstance(op, GraphOp):

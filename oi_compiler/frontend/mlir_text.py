@@ -11,7 +11,7 @@ escaped non-ASCII text, as its generic printer writes it) are decoded as UTF-8
 
 from __future__ import annotations
 
-from oi_compiler.errors import ParseError, SourceLoc
+from oi_compiler.errors import ParseError, SourceLoc, exception_summary
 
 
 def parse_mlir_module(text: str, filename: str = "<string>", ctx=None):
@@ -47,7 +47,7 @@ def parse_mlir_module(text: str, filename: str = "<string>", ctx=None):
         raise error_at(e.span.start, e.msg) from None
     except (VerifyException, ValueError) as e:  # an attribute rejected its parameters, or the lexer a character
         offset = parser._current_token.span.start if parser is not None else 0
-        raise error_at(offset, str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__) from None
+        raise error_at(offset, exception_summary(e)) from None
     except RecursionError:
         raise error_at(0, "input nests too deeply") from None
     if not isinstance(module, ModuleOp):

@@ -28,7 +28,7 @@ from xdsl.ir import Attribute, Block, Operation, Region
 
 from oi_compiler.dialects import oi
 from oi_compiler.dialects.oi_attrs import CacheAccessAttr, DimAttr, SliceAttr, TensorType, VarRefAttr
-from oi_compiler.dtypes import DTYPE_NAMES
+from oi_compiler.dtypes import DTYPE_NAMES, dtype_type
 from oi_compiler.errors import ParseError
 from oi_compiler.frontend.oi_lexer import EOF, FLOAT, IDENT, INT, STRING, Lexer, Token
 
@@ -360,8 +360,6 @@ class DslParser:
         return self.check_setting(key, value, tok)
 
     def check_setting(self, key: str, value: Attribute, tok: Token) -> Attribute:
-        from oi_compiler.dtypes import dtype_type
-
         is_dtype_list = isinstance(value, ArrayAttr)
         if key == "to":
             if not (isinstance(value, SymbolRefAttr) and value.root_reference.data in DTYPE_NAMES):
@@ -374,8 +372,6 @@ class DslParser:
         return value
 
     def parse_list_value(self) -> Attribute:
-        from oi_compiler.dtypes import dtype_type
-
         self.expect("[")
         if self.tok.kind == IDENT:
             def dtype() -> Attribute:

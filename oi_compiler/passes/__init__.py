@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import import_module
 
-from oi_compiler.errors import PassError
+from oi_compiler.errors import PassError, exception_summary
 
 
 @dataclass(frozen=True)
@@ -112,10 +112,9 @@ def parse_pipeline(pipeline: str, *, callback=None):
     # xDSL reports unknown passes and options with ValueError or its own errors, and a
     # malformed spec with ArgSpecParseError, which is a BaseException
     except (Exception, ArgSpecParseError) as e:
-        lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()] or [type(e).__name__]
-        column = next((line.rsplit(":", 1)[1] for line in lines if line.startswith("pass-pipeline:")), None)
+        column = next((line.rsplit(":", 1)[1] for line in str(e).splitlines() if line.startswith("pass-pipeline:")), None)
         where = f" at column {column}" if column else ""
-        raise PassError(f"invalid pass pipeline '{pipeline}'{where}: {lines[-1]}") from None
+        raise PassError(f"invalid pass pipeline '{pipeline}'{where}: {exception_summary(e)}") from None
 
 
 def run_passes(module, pipeline: str, ctx=None, *, callback=None) -> None:
