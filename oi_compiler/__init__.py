@@ -12,7 +12,18 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from oi_compiler.errors import CacheError, OiError, OptionError, ParseError, PassError, SourceLoc, VerifyError
+from oi_compiler.errors import (
+    CacheError,
+    ExecutionError,
+    ModelError,
+    OiError,
+    OptionError,
+    ParseError,
+    PassError,
+    SourceLoc,
+    StateError,
+    VerifyError,
+)
 
 _LAZY = {
     "Graph": "oi_compiler.graph",
@@ -29,9 +40,16 @@ _LAZY = {
     "registered_passes": "oi_compiler.passes",
     "run_passes": "oi_compiler.passes",
     "make_context": "oi_compiler.ir_context",
+    "Model": "oi_compiler.runtime.model",
+    "Simulator": "oi_compiler.runtime.executor",
+    "Executor": "oi_compiler.runtime.executor",
 }
 
-__all__ = ["CacheError", "OiError", "OptionError", "ParseError", "PassError", "SourceLoc", "VerifyError", *_LAZY]
+_ERRORS = [
+    "CacheError", "ExecutionError", "ModelError", "OiError", "OptionError",
+    "ParseError", "PassError", "SourceLoc", "StateError", "VerifyError",
+]  # fmt: skip
+__all__ = [*_ERRORS, *_LAZY]
 
 
 def __getattr__(name: str):

@@ -60,3 +60,39 @@ def dtype_name(type_attr) -> str | None:
 @cache
 def _type_names() -> dict:
     return {dtype_type(n): n for n in DTYPE_NAMES}
+
+
+@cache
+def numpy_dtype(name: str):
+    """The numpy dtype holding a DSL dtype's values, one element per array slot.
+
+    `f8` (float8 e5m2), `bf16`, `i4` and `u4` come from `ml_dtypes` (the JAX
+    project's numpy extension types); packed types are unpacked, one element
+    per byte, and only packed again in `.oinf` files.
+    """
+    import ml_dtypes
+    import numpy as np
+
+    special = {
+        "f8": ml_dtypes.float8_e5m2,
+        "bf16": ml_dtypes.bfloat16,
+        "i4": ml_dtypes.int4,
+        "u4": ml_dtypes.uint4,
+        "bool": np.bool_,
+    }
+    if name in special:
+        return np.dtype(special[name])
+    if name not in _NAME_SET:
+        raise ValueError(f"unknown dtype {name!r}")
+    return np.dtype({"i": "int", "u": "uint", "f": "float"}[name[0]] + name[1:])
+
+
+def dtype_of_array(dtype) -> str | None:
+    """The DSL dtype name of a numpy dtype, or None when the DSL has no such dtype."""
+    import numpy as np
+
+    dtype = np.dtype(dtype)
+    for name in DTYPE_NAMES:
+        if numpy_dtype(name) == dtype:
+            return name
+    return None

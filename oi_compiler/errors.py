@@ -62,3 +62,15 @@ class PassError(OiError):
 
 class OptionError(OiError):
     """A command-line flag or pass option is malformed or unknown."""
+
+
+class ModelError(OiError):
+    """A model file (`.oinf`, `.npz`) is unreadable, malformed, or lacks what the graph needs."""
+
+
+class ExecutionError(OiError):
+    """A step failed at run time outside the cache rules (an op's inputs, a bad fed value)."""
+
+
+class StateError(OiError):
+    """A saved executor state is corrupt or does not match the graph; nothing was restored."""

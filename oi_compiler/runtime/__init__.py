@@ -1,0 +1,1 @@
+"""Running graphs step by step: models, the reference executor, cache tables, traces."""
