@@ -1,0 +1,208 @@
+"""`oi.Simulator` and its executors: the Python API for running a graph step by step.
+
+    import oi_compiler as oi
+    model = oi.Model.open("model.oinf")            # or oi.Model(sizevars={"D": 4}, tensors={...})
+    sim = oi.Simulator(model, "decoder.oi", device="reference").with_trace()
+    exe = sim.make_executor()
+    exe.insert(x=np.ones(4, np.float32))
+    exe.step()                                     # alias: exe.run_step()
+    y = exe.fetch("y")
+    k = exe.state("K")                             # a table's `K[]` contents, read-only
+    exe.save_state("ckpt.oistate"); exe.load_state("ckpt.oistate")
+
+Upstream OpenInfer's `Simulator::new` validates the graph against the model; so
+does `Simulator(...)` (raising `VerifyError` or `ModelError`). Each executor has
+its own state. A step that fails raises (`CacheError`, `ExecutionError`) and
+leaves every persistent variable as it was before the step.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from oi_compiler.dtypes import numpy_dtype
+from oi_compiler.errors import ExecutionError, OiError, StateError
+from oi_compiler.graph import Graph
+from oi_compiler.runtime.binding import BoundGraph, bind_graph
+from oi_compiler.runtime.model import Model
+from oi_compiler.runtime.reference import Frame, ReferenceInterpreter
+from oi_compiler.runtime.tables import PersistentStore, make_storage, shape_debug
+from oi_compiler.runtime.trace import TraceEvent, env_prints_trace, print_event
+
+DEVICES = ("reference", "cpu", "cuda")
+
+
+class Simulator:
+    """A graph bound to a model on one device; `make_executor()` gives independent runs of it."""
+
+    def __init__(
+        self,
+        model: Model | str | os.PathLike | None,
+        graph: Graph | str | os.PathLike,
+        device: str = "reference",
+        *,
+        sizevars: Mapping[str, int] | None = None,
+    ):
+        if device not in DEVICES:
+            raise OiError(f"unknown device {device!r} (expected one of: {', '.join(DEVICES)})")
+        if device != "reference":
+            raise OiError(f"device {device!r} is not available yet; use device='reference'")
+        if model is None:
+            model = Model()
+        elif not isinstance(model, Model):
+            model = Model.open(model)
+        if not isinstance(graph, Graph):
+            graph = Graph.load(graph)
+        self.device = device
+        self.model = model
+        self.graph = graph
+        self.bound: BoundGraph = bind_graph(graph, model, sizevars)
+        self.tracing = False
+        self.timing = False
+
+    def with_trace(self) -> Simulator:
+        """Record one event per executed node; `exe.trace()` returns them."""
+        self.tracing = True
+        return self
+
+    def with_timer(self) -> Simulator:
+        """Time each node (the events' `micros`); zero otherwise."""
+        self.timing = True
+        return self
+
+    def make_executor(self) -> Executor:
+        return Executor(self)
+
+
+class Executor:
+    """One run of a graph: its variables, its persistent state and its trace."""
+
+    def __init__(self, sim: Simulator):
+        self.sim = sim
+        self.bound = sim.bound
+        self.events: list[TraceEvent] = []
+        self.steps = 0
+        self._fresh_state()
+
+    def _fresh_state(self) -> None:
+        bound = self.bound
+        storages = {
+            name: make_storage(bound.declaration(name), table=bound.decls[name].table is not None)
+            for name in bound.persistent_names()
+        }
+        self.store = PersistentStore(storages)
+        self.values: dict[str, np.ndarray] = {}
+        self.interpreter = ReferenceInterpreter(
+            bound, self.store, self.values, self._emit if self._records() else None, timer=self.sim.timing
+        )
+
+    def _records(self) -> bool:
+        return self.sim.tracing or env_prints_trace()
+
+    def _emit(self, event: TraceEvent) -> None:
+        if self.sim.tracing:
+            self.events.append(event)
+        if env_prints_trace():
+            print_event(event)
+
+    # --- inputs and steps ----------------------------------------------------------
+
+    def insert(self, values: Mapping[str, Any] | None = None, /, **named: Any) -> Executor:
+        """Set dynamic variables: `exe.insert(x=array)` or `exe.insert({"x": array})`."""
+        items = {**(values or {}), **named}
+        converted = {name: self._converted(name, value) for name, value in items.items()}
+        self.values.update(converted)
+        return self
+
+    def _converted(self, name: str, value: Any) -> np.ndarray:
+        decl = self.bound.decls.get(name)
+        if decl is None:
+            raise ExecutionError(f"unknown variable: {name}")
+        if decl.memory != "dynamic":
+            raise ExecutionError(f"cannot insert into {decl.memory} variable {name}")
+        shape = self.bound.shapes[name]
+        try:
+            array = np.array(value, dtype=numpy_dtype(decl.dtype))
+        except (TypeError, ValueError, OverflowError) as e:
+            raise ExecutionError(f"insert {name}: cannot convert to {decl.dtype}: {e}") from None
+        if array.shape != shape:
+            if array.size == 1 and int(np.prod(shape)) == 1:
+                array = array.reshape(shape)
+            else:
+                raise ExecutionError(
+                    f"insert {name} expects shape {shape_debug(shape)}, got {shape_debug(array.shape)}"
+                )
+        return array
+
+    def step(self) -> TraceEvent | None:
+        """Run the entry block once; returns the last trace event (None without tracing)."""
+        event = self.interpreter.run_step()
+        self.steps += 1
+        return event
+
+    run_step = step
+
+    # --- outputs -------------------------------------------------------------------
+
+    def fetch(self, name: str) -> np.ndarray:
+        """A copy of a variable's value (upstream's order: dynamic and locals, persistent, model, `@init`)."""
+        if name in self.values:
+            return self.values[name].copy()
+        if name in self.store:
+            return self.store[name].current().copy()
+        if name in self.bound.decls:
+            return self.interpreter.value(name, Frame(self.bound.entry, {}, dict(self.values), True)).copy()
+        raise ExecutionError(f"unknown variable: {name}")
+
+    def state(self, name: str) -> np.ndarray:
+        """A persistent variable's value, read-only: a table as `NAME[]` reads it, without growing it."""
+        if name not in self.store:
+            decl = self.bound.decls.get(name)
+            if decl is None:
+                raise ExecutionError(f"unknown variable: {name}")
+            raise ExecutionError(f"{name} is not persistent ({decl.memory})")
+        return self.store[name].current()
+
+    def table_sizes(self, name: str) -> list[int]:
+        """A table's logical size per index (or an `@auto_dim` variable's counts)."""
+        storage = self.store[name]
+        return list(getattr(storage, "sizes", getattr(storage, "counts", [])))
+
+    def trace(self) -> list[dict]:
+        """The recorded events (with `with_trace()`), as plain dicts, over every step so far."""
+        return [e.as_dict() for e in self.events]
+
+    def reset(self) -> None:
+        """Back to a fresh executor: state, variables, trace and step count."""
+        self.events = []
+        self.steps = 0
+        self._fresh_state()
+
+    # --- checkpoints ---------------------------------------------------------------
+
+    def save_state(self, path: str | os.PathLike) -> Path:
+        """Write the executor's state to `path` atomically (see `state_file`)."""
+        from oi_compiler.runtime.state_file import save_state
+
+        try:
+            return save_state(self, Path(path))
+        except OSError as e:
+            raise StateError(f"cannot write state: {e.strerror or e}", subject=str(path)) from None
+
+    def load_state(self, path: str | os.PathLike) -> None:
+        """Restore a state saved by `save_state`; a corrupt or mismatched file changes nothing."""
+        from oi_compiler.runtime.state_file import load_state
+
+        try:
+            load_state(self, Path(path))
+        except StateError as e:
+            e.subject = e.subject or str(path)
+            raise
+
+
+__all__ = ["DEVICES", "Executor", "Simulator"]

@@ -1,0 +1,523 @@
+"""The reference executor: a numpy interpreter of the graph-level (`oi` dialect) IR.
+
+It runs one step of a `BoundGraph` with upstream OpenInfer's semantics
+(reference/openinfer.md sections 3 and 4; docs/semantics.md lists each choice):
+
+- non-persistent variables live in a `dict` of numpy buffers that persists across
+  steps (upstream never clears them); a variable read before it is written comes
+  from the model (its `@ref`, else its own name), else `@init`, else zeros;
+- persistent variables live in the `PersistentStore` and are touched only by
+  cache ops (`tables.py` holds the cache rules);
+- ops call their registry entry's numpy `reference`; an op writing a buffer of
+  the same shape and dtype writes into it in place, so `transfer` aliases see it;
+- `branch` calls the target block and resumes after the branch; `return` ends
+  the current block, or the loop around it; a loop's bounds are read once;
+- `yield`/`await` are deterministic: the entry's `yield` snapshots the state,
+  `await` runs the async blocks one after another in name order on copies of that
+  snapshot and merges the awaited variables back.
+
+Every node that completes emits a trace event (loops and branches before their
+bodies, as upstream does).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from xdsl.dialects.builtin import (
+    ArrayAttr,
+    DenseArrayBase,
+    FloatAttr,
+    IntAttr,
+    IntegerAttr,
+    IntegerType,
+    NoneAttr,
+    StringAttr,
+    SymbolRefAttr,
+)
+
+from oi_compiler.dialects.oi import (
+    AssignOp,
+    AwaitOp,
+    BarrierOp,
+    BranchOp,
+    CacheDecrementOp,
+    CacheIncrementOp,
+    CacheReadOp,
+    CacheResetOp,
+    CacheWriteOp,
+    DepOp,
+    LoopOp,
+    NamedOp,
+    ReturnOp,
+    TransferOp,
+    YieldOp,
+    describe,
+)
+from oi_compiler.dialects.oi_attrs import CacheAccessAttr, SliceAttr, VarRefAttr
+from oi_compiler.dtypes import dtype_name, numpy_dtype
+from oi_compiler.errors import CacheError, ExecutionError, OiError
+from oi_compiler.ir_context import nearest_loc
+from oi_compiler.ops.registry import lookup_op
+from oi_compiler.runtime.binding import BoundGraph
+from oi_compiler.runtime.tables import (
+    AutoDimStorage,
+    PersistentStore,
+    PlainStorage,
+    TableStorage,
+    init_array,
+    shape_debug,
+    step_scalar,
+)
+from oi_compiler.runtime.trace import EVENT_KINDS, TraceEvent
+
+
+@dataclass
+class Frame:
+    """What one running block sees: its name, the loop indices in scope, its variables."""
+
+    block: str
+    loop_vars: dict[str, int]
+    values: dict[str, np.ndarray]
+    is_entry: bool
+    written: set[str] = field(default_factory=set)
+
+
+@dataclass
+class PendingYield:
+    """The entry's `yield`, waiting for its `await`: the yielded names and a snapshot of the state."""
+
+    names: list[str]
+    snapshot: dict[str, np.ndarray]
+
+
+class _Return(Exception):
+    """A `return` node: ends the current block (or the loop around it)."""
+
+
+class ReferenceInterpreter:
+    """Runs steps of one bound graph over one executor's state."""
+
+    def __init__(
+        self,
+        bound: BoundGraph,
+        store: PersistentStore,
+        values: dict[str, np.ndarray],
+        emit: Callable[[TraceEvent], None] | None = None,
+        *,
+        timer: bool = False,
+    ):
+        self.bound = bound
+        self.store = store
+        self.values = values
+        self.emit = emit
+        self.timer = timer
+        self.pending: PendingYield | None = None
+        self.last_event: TraceEvent | None = None
+        self.temp_types = {op.var_name: op.var_type for op in bound.op.walk() if isinstance(op, AssignOp)}
+        self._handlers: dict[type, Callable] = {
+            AssignOp: self._assign,
+            NamedOp: self._named_op,
+            CacheReadOp: self._cache_read,
+            CacheWriteOp: self._cache_write,
+            CacheIncrementOp: self._cache_step,
+            CacheDecrementOp: self._cache_step,
+            CacheResetOp: self._cache_reset,
+            TransferOp: self._transfer,
+            BranchOp: self._branch,
+            LoopOp: self._loop,
+            YieldOp: self._yield,
+            AwaitOp: self._await,
+            BarrierOp: self._no_op,
+            DepOp: self._no_op,
+            ReturnOp: self._return,
+        }
+
+    # --- steps and blocks ----------------------------------------------------------
+
+    def run_step(self) -> TraceEvent | None:
+        """Run the entry block once; on any error, persistent state is put back as it was."""
+        self.last_event = None
+        self.store.begin_step()
+        try:
+            self._run_block(self.bound.entry, Frame(self.bound.entry, {}, self.values, is_entry=True))
+            if self.pending is not None:  # yielded and never awaited: the async blocks still run
+                self._run_async_blocks(self.pending)
+                self.pending = None
+        except BaseException:
+            self.store.rollback()
+            self.pending = None
+            raise
+        self.store.commit()
+        return self.last_event
+
+    def _run_block(self, name: str, frame: Frame) -> None:
+        try:
+            self._run_ops(self.bound.blocks[name].body.block.ops, frame)
+        except _Return:
+            pass
+
+    def _run_ops(self, ops, frame: Frame) -> None:
+        for op in ops:
+            start = time.perf_counter_ns() if self.timer else 0
+            try:
+                self._handlers[type(op)](op, frame, start)
+            except _Return:
+                self._event(op, frame, start)
+                raise
+            except OiError as e:
+                raise _located(e, op, frame) from None
+            if not isinstance(op, LoopOp | BranchOp):  # those emit before their bodies run
+                self._event(op, frame, start)
+
+    def _event(self, op, frame: Frame, start: int) -> None:
+        if self.emit is None:
+            return
+        index, uuid = self.bound.numbers[id(op)]
+        nanos = time.perf_counter_ns() - start if self.timer else 0
+        event = TraceEvent(
+            block_name=frame.block,
+            node_index=index,
+            node_uuid=uuid,
+            kind=EVENT_KINDS[type(op)],
+            node_desc=describe(op),
+            op_name=op.kind if isinstance(op, NamedOp) else None,
+            nanos=nanos,
+        )
+        self.last_event = event
+        self.emit(event)
+
+    # --- reading variables ---------------------------------------------------------
+
+    def value(self, name: str, frame: Frame) -> np.ndarray:
+        """A variable's current buffer, created (from the model, `@init` or zeros) on first read."""
+        buffer = frame.values.get(name)
+        if buffer is not None:
+            return buffer
+        decl = self.bound.decls.get(name)
+        if decl is None:
+            raise ExecutionError(f"unknown variable: {name}")
+        if decl.memory == "persistent":
+            return self.store[name].current()
+        key = decl.ref.data if decl.ref is not None else name
+        model = self.bound.model
+        if model.has_tensor(key):
+            buffer = np.array(model.tensor(key), dtype=numpy_dtype(decl.dtype)).reshape(self.bound.shapes[name])
+        else:
+            buffer = init_array(self.bound.shapes[name], decl.dtype, decl.init_value)
+        frame.values[name] = buffer
+        return buffer
+
+    def _input(self, ref: VarRefAttr, frame: Frame) -> np.ndarray:
+        """An operand: a variable, or one entry of a prefix table (`W[l]` -> the model's `W.3`)."""
+        if not ref.indices.data:
+            return self.value(ref.var_name, frame)
+        decl = self.bound.decls[ref.var_name]
+        indices = [self._prefix_index(i, frame) for i in ref.indices]
+        slot = f"{ref.var_name}[{','.join(map(str, indices))}]"
+        buffer = frame.values.get(slot)
+        if buffer is not None:
+            return buffer
+        key = _pattern_key(decl.pattern.data, decl.index_names, indices) if decl.pattern is not None else slot
+        model = self.bound.model
+        if model.has_tensor(key):
+            buffer = np.array(model.tensor(key), dtype=numpy_dtype(decl.dtype)).reshape(self.bound.shapes[decl.var_name])
+        elif decl.memory == "constant":
+            raise ExecutionError(f"model variable not found: {key}")
+        else:
+            buffer = init_array(self.bound.shapes[decl.var_name], decl.dtype, decl.init_value)
+        frame.values[slot] = buffer
+        return buffer
+
+    def _prefix_index(self, index, frame: Frame) -> int:
+        if isinstance(index, IntAttr):
+            return index.data
+        name = index.data
+        if name in self.bound.sizevars:
+            return self.bound.sizevars[name]
+        if name in frame.loop_vars:
+            return frame.loop_vars[name]
+        return _scalar_int(self.value(name, frame), CacheError)
+
+    def _scalar_setting(self, name: str, frame: Frame):
+        if name not in self.bound.decls and name not in frame.values:
+            raise ExecutionError(f"unknown attribute variable: {name}")
+        value = self.value(name, frame)
+        if value.size != 1:
+            raise ExecutionError(f"attr {name} must reference a scalar, got shape {shape_debug(value.shape)}")
+        return value.reshape(-1)[0].item()
+
+    # --- cache indices ---------------------------------------------------------------
+
+    def _cache_index(self, index, frame: Frame) -> int:
+        """Upstream's resolution order: literal, size variable, loop index, persistent scalar."""
+        if isinstance(index, IntAttr):
+            return index.data
+        name = index.data
+        if name in self.bound.sizevars:
+            return self.bound.sizevars[name]
+        if name in frame.loop_vars:
+            return frame.loop_vars[name]
+        if name in self.store and isinstance(self.store[name], PlainStorage):
+            return _scalar_int(self.store[name].current(), CacheError)
+        raise CacheError(f"unknown cache index {name}")
+
+    def _access(self, access: CacheAccessAttr, frame: Frame) -> list:
+        """Each index as an int, or a slice as a (start, end) pair with None for an absent end."""
+        out = []
+        for index in access.indices:
+            if isinstance(index, SliceAttr):
+                bounds = (index.start, index.end)
+                out.append(tuple(None if isinstance(b, NoneAttr) else self._cache_index(b, frame) for b in bounds))
+            else:
+                out.append(self._cache_index(index, frame))
+        return out
+
+    def _storage(self, name: str, op_name: str):
+        if name not in self.store:
+            decl = self.bound.decls.get(name)
+            kind = decl.memory.capitalize() if decl is not None else "Unknown"
+            raise CacheError(f"{op_name} expects persistent variable, got {kind} {name}")
+        return self.store.touch(name)
+
+    # --- statements ------------------------------------------------------------------
+
+    def _assign(self, op: AssignOp, frame: Frame, start: int) -> None:
+        name = op.var_name
+        if name not in frame.values:
+            frame.values[name] = init_array(self.bound.shape_of_type(op.var_type), op.var_type.dtype, None)
+
+    def _named_op(self, op: NamedOp, frame: Frame, start: int) -> None:
+        spec = lookup_op(op.kind)
+        if spec is None:
+            raise ExecutionError(f"unsupported op {op.kind}")
+        if spec.reference is None:
+            raise ExecutionError(f"op {op.kind} has no reference implementation")
+        inputs = [self._input(ref, frame) for ref in op.inputs]
+        settings = {key: self._setting(key, value, frame) for key, value in op.settings.data.items()}
+        out_dtype = self._output_dtype(op, spec, inputs, settings)
+        try:
+            result = spec.reference(inputs, settings, out_dtype)
+        except OiError:
+            raise
+        except Exception as e:  # a custom op's own failure: one diagnostic, not a traceback
+            raise ExecutionError(f"op {op.kind} failed: {e}") from e
+        self._write(op.output_name, np.asarray(result, dtype=numpy_dtype(out_dtype)), frame)
+
+    def _output_dtype(self, op: NamedOp, spec, inputs, settings) -> str:
+        if "acc" in settings and settings["acc"]:
+            return settings["acc"][-1]
+        names = [dtype_name_of(a) for a in inputs]
+        ruled = spec.output_dtype_for(names, settings)
+        return ruled if ruled is not None else self._declared_dtype(op.output_name)
+
+    def _declared_dtype(self, name: str) -> str:
+        decl = self.bound.decls.get(name)
+        if decl is not None:
+            return decl.dtype
+        if name in self.temp_types:
+            return self.temp_types[name].dtype
+        raise ExecutionError(f"unknown output variable {name}")
+
+    def _setting(self, key: str, value, frame: Frame):
+        if isinstance(value, IntegerAttr):
+            data = value.value.data
+            return bool(data) if value.type == IntegerType(1) else int(data)
+        if isinstance(value, FloatAttr):
+            return float(value.value.data)
+        if isinstance(value, StringAttr):
+            return value.data
+        if isinstance(value, DenseArrayBase):
+            return [int(v) for v in value.get_values()]
+        if isinstance(value, ArrayAttr):
+            return [dtype_name(t) for t in value]
+        if isinstance(value, SymbolRefAttr):
+            name = value.root_reference.data
+            from oi_compiler.ops.registry import setting_spec
+
+            spec = setting_spec(key)
+            if spec is not None and spec.kind == "string":
+                text = self.bound.model.metadata_string(name)
+                if text is None:
+                    raise ExecutionError(f"unknown attribute string: {name}")
+                return text
+            return self._scalar_setting(name, frame)
+        return dtype_name(value)
+
+    def _write(self, name: str, result: np.ndarray, frame: Frame) -> None:
+        """Store an op's result: into the existing buffer when it fits (aliases see it), else rebind."""
+        buffer = frame.values.get(name)
+        if buffer is not None and buffer.shape == result.shape and buffer.dtype == result.dtype and buffer.flags.writeable:
+            np.copyto(buffer, result)
+        else:
+            frame.values[name] = result if result.flags.writeable and result.base is None else result.copy()
+        frame.written.add(name)
+
+    def _cache_read(self, op: CacheReadOp, frame: Frame, start: int) -> None:
+        access = op.src
+        storage = self._storage(access.var_name, "cache.read")
+        indices = self._access(access, frame)
+        if isinstance(storage, PlainStorage):
+            if indices:
+                raise CacheError(f"cache {access.var_name} does not support indexed access")
+            value = storage.read()
+        else:
+            value = storage.read(indices)
+        frame.values[op.dst.var_name] = value
+        frame.written.add(op.dst.var_name)
+
+    def _cache_write(self, op: CacheWriteOp, frame: Frame, start: int) -> None:
+        access = op.dst
+        storage = self._storage(access.var_name, "cache.write")
+        value = self._input(op.src, frame)
+        indices = self._access(access, frame)
+        if isinstance(storage, PlainStorage):
+            if indices:
+                raise CacheError(f"cache.write {access.var_name} does not support indexed writes")
+            storage.write(value)
+        else:
+            storage.write(indices, value)
+
+    def _cache_step(self, op: CacheIncrementOp | CacheDecrementOp, frame: Frame, start: int) -> None:
+        name, amount = op.target.data, op.amount.data
+        word = "increment" if isinstance(op, CacheIncrementOp) else "decrement"
+        storage = self._storage(name, "cache operation")
+        if not isinstance(storage, PlainStorage):
+            raise CacheError(f"cache {word} expects scalar {name}")
+        step_scalar(storage, amount if word == "increment" else -amount, op=word)
+
+    def _cache_reset(self, op: CacheResetOp, frame: Frame, start: int) -> None:
+        access = op.target
+        storage = self._storage(access.var_name, "cache.reset")
+        if isinstance(storage, TableStorage):
+            prefix = self._access(access, frame)
+            if any(isinstance(i, tuple) for i in prefix):
+                raise CacheError(f"cache.reset {access.var_name} requires scalar indices")
+            storage.reset(prefix)
+        elif isinstance(storage, AutoDimStorage | PlainStorage):
+            storage.reset()
+
+    def _transfer(self, op: TransferOp, frame: Frame, start: int) -> None:
+        buffer = self._input(op.src, frame)
+        frame.values[op.dst.var_name] = buffer  # an alias: both names share one buffer
+        frame.written.add(op.dst.var_name)
+
+    def _branch(self, op: BranchOp, frame: Frame, start: int) -> None:
+        target = op.then_block.data
+        if op.cond is not None:
+            cond = self.value(op.cond.data, frame)
+            if cond.size != 1:
+                raise ExecutionError("expected scalar value")
+            if not cond.reshape(-1)[0]:
+                target = op.else_block.data if op.else_block is not None else None
+        if target is not None and target not in self.bound.blocks:
+            raise ExecutionError(f"unknown block {target} for branch target")
+        self._event(op, frame, start)
+        if target is not None:
+            callee = Frame(target, dict(frame.loop_vars), frame.values, frame.is_entry, frame.written)
+            self._run_block(target, callee)
+
+    def _loop(self, op: LoopOp, frame: Frame, start: int) -> None:
+        first, last = (self._loop_bound(which, b, frame) for which, b in zip(("start", "end"), op.bounds))
+        self._event(op, frame, start)
+        index = op.index.data
+        body = op.body.block.ops
+        for i in range(first, last):
+            inner = Frame(frame.block, {**frame.loop_vars, index: i}, frame.values, frame.is_entry, frame.written)
+            try:
+                self._run_ops(body, inner)
+            except _Return:
+                return
+
+    def _loop_bound(self, which: str, bound, frame: Frame) -> int:
+        if isinstance(bound, int):
+            return bound
+        if bound in self.bound.sizevars:
+            return self.bound.sizevars[bound]
+        if bound in frame.loop_vars:
+            return frame.loop_vars[bound]
+        if bound not in self.bound.decls and bound not in frame.values:
+            raise ExecutionError(f"loop {which} bound {bound} is invalid: unknown variable {bound}")
+        try:
+            return _scalar_int(self.value(bound, frame), ExecutionError)
+        except ExecutionError as e:
+            raise ExecutionError(f"loop {which} bound {bound} is invalid: {e.message}") from None
+
+    def _yield(self, op: YieldOp, frame: Frame, start: int) -> None:
+        if not frame.is_entry:
+            return  # an async block's final yield: its values are merged by the entry's await
+        if self.pending is not None:
+            raise ExecutionError("await required before next yield")
+        snapshot = {name: buffer.copy() for name, buffer in frame.values.items()}
+        for name in op.var_names:
+            snapshot[name] = self.value(name, frame).copy()
+        self.pending = PendingYield(list(op.var_names), snapshot)
+
+    def _await(self, op: AwaitOp, frame: Frame, start: int) -> None:
+        if not frame.is_entry or self.pending is None:
+            return
+        pending, self.pending = self.pending, None
+        results = self._run_async_blocks(pending)
+        for name in op.var_names:
+            mutators = [(block, values) for block, values, written in results if name in written]
+            if len(mutators) > 1:
+                raise ExecutionError(f"multiple blocks mutated {name}")
+            if mutators:
+                frame.values[name] = mutators[0][1][name]
+                frame.written.add(name)
+
+    def _run_async_blocks(self, pending: PendingYield):
+        results = []
+        for block in self.bound.async_blocks:
+            values = {name: buffer.copy() for name, buffer in pending.snapshot.items()}
+            fork = Frame(block, {}, values, is_entry=False)
+            self._run_block(block, fork)
+            results.append((block, values, fork.written))
+        return results
+
+    def _no_op(self, op, frame: Frame, start: int) -> None:
+        pass
+
+    def _return(self, op: ReturnOp, frame: Frame, start: int) -> None:
+        raise _Return()
+
+
+def dtype_name_of(array: np.ndarray) -> str:
+    from oi_compiler.dtypes import dtype_of_array
+
+    name = dtype_of_array(array.dtype)
+    if name is None:
+        raise ExecutionError(f"unsupported array dtype {array.dtype}")
+    return name
+
+
+def _scalar_int(value: np.ndarray, error: type[OiError]) -> int:
+    """Upstream's `scalar_to_i64`: bools count as 0/1, floats are refused."""
+    if value.size != 1:
+        raise error("cache index must be scalar")
+    item = value.reshape(-1)[0]
+    if value.dtype.kind == "b":
+        return int(bool(item))
+    if value.dtype.kind not in "iu" and not str(value.dtype).startswith(("int", "uint")):
+        raise error("cache index must be integer")
+    return int(item)
+
+
+def _pattern_key(pattern: str, names: list[str], values: list[int]) -> str:
+    """`attn.{head}.qkv.{layer}` with each `{index}` replaced by its value."""
+    key = pattern
+    for name, value in zip(names, values):
+        key = key.replace("{" + name + "}", str(value))
+    return key
+
+
+def _located(error: OiError, op, frame: Frame) -> OiError:
+    """`error` with the node's source location and upstream's `block B node N` context."""
+    if error.loc is None and error.subject is None:
+        error.loc = nearest_loc(op)
+    if getattr(error, "node", None) is None:
+        error.node = f"block {frame.block} node {describe(op)}"
+    return error
