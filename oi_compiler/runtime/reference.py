@@ -58,10 +58,10 @@ from oi_compiler.dialects.oi import (
     describe,
 )
 from oi_compiler.dialects.oi_attrs import CacheAccessAttr, SliceAttr, VarRefAttr
-from oi_compiler.dtypes import dtype_name, numpy_dtype
+from oi_compiler.dtypes import dtype_name, dtype_of_array, numpy_dtype
 from oi_compiler.errors import CacheError, ExecutionError, OiError
 from oi_compiler.ir_context import nearest_loc
-from oi_compiler.ops.registry import lookup_op
+from oi_compiler.ops.registry import lookup_op, setting_spec
 from oi_compiler.runtime.binding import BoundGraph
 from oi_compiler.runtime.tables import (
     AutoDimStorage,
@@ -92,6 +92,11 @@ class PendingYield:
 
     names: list[str]
     snapshot: dict[str, np.ndarray]
+
+
+#: ops whose shape setting, when absent, is the output variable's declared shape
+#: (`op reshape(q) >> qh` with `qh: f32[H, Dh]`: the DSL's int lists cannot name sizes)
+SHAPE_FROM_OUTPUT = {"reshape": "shape"}
 
 
 class _Return(Exception):
@@ -298,6 +303,8 @@ class ReferenceInterpreter:
             raise ExecutionError(f"op {op.kind} has no reference implementation")
         inputs = [self._input(ref, frame) for ref in op.inputs]
         settings = {key: self._setting(key, value, frame) for key, value in op.settings.data.items()}
+        if op.kind in SHAPE_FROM_OUTPUT and SHAPE_FROM_OUTPUT[op.kind] not in settings:
+            settings[SHAPE_FROM_OUTPUT[op.kind]] = list(self._declared_shape(op.output_name))
         out_dtype = self._output_dtype(op, spec, inputs, settings)
         try:
             result = spec.reference(inputs, settings, out_dtype)
@@ -322,6 +329,13 @@ class ReferenceInterpreter:
             return self.temp_types[name].dtype
         raise ExecutionError(f"unknown output variable {name}")
 
+    def _declared_shape(self, name: str) -> tuple[int, ...]:
+        if name in self.bound.shapes:
+            return self.bound.shapes[name]
+        if name in self.temp_types:
+            return self.bound.shape_of_type(self.temp_types[name])
+        raise ExecutionError(f"unknown output variable {name}")
+
     def _setting(self, key: str, value, frame: Frame):
         if isinstance(value, IntegerAttr):
             data = value.value.data
@@ -336,8 +350,6 @@ class ReferenceInterpreter:
             return [dtype_name(t) for t in value]
         if isinstance(value, SymbolRefAttr):
             name = value.root_reference.data
-            from oi_compiler.ops.registry import setting_spec
-
             spec = setting_spec(key)
             if spec is not None and spec.kind == "string":
                 text = self.bound.model.metadata_string(name)
@@ -486,8 +498,6 @@ class ReferenceInterpreter:
 
 
 def dtype_name_of(array: np.ndarray) -> str:
-    from oi_compiler.dtypes import dtype_of_array
-
     name = dtype_of_array(array.dtype)
     if name is None:
         raise ExecutionError(f"unsupported array dtype {array.dtype}")

@@ -1,0 +1,155 @@
+"""`oi-run`: run an OpenInfer graph step by step and print what it fetches.
+
+    oi-run examples/kv_decode.oi --dims D=4 --steps 3 --feed q=q.npy --fetch hist t
+    oi-run decoder.oi --model decoder.oinf --steps 8 --feed token=tokens.npy --fetch logits --trace
+
+`--feed NAME=FILE.npy` sets a dynamic variable before every step: an array of the
+variable's shape is fed each step; one with an extra leading axis of length
+`--steps` feeds row i at step i. `--feed NAME=VALUE` takes a number or a JSON list.
+`--save-state`/`--load-state` write and restore the executor's state (before the
+first step and after the last).
+
+Exit status: 0 on success, 1 when the graph, model, a fed value or a step is
+rejected (one diagnostic on stderr), 2 for a bad command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from oi_compiler.errors import ExecutionError, OiError, OptionError
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line on stderr, exit 2
+        raise OptionError(message)
+
+
+def _arg_parser() -> argparse.ArgumentParser:
+    p = _ArgumentParser(prog="oi-run", description="Run an OpenInfer graph (.oi or .mlir) step by step.")
+    p.add_argument("input", help="the graph (.oi or .mlir)")
+    p.add_argument("--model", help="model file (.oinf or .npz); none: an empty model")
+    p.add_argument("--dims", action="append", default=[], metavar="NAME=N[,NAME=N]",
+                   help="size variables, added to (and overriding) the model's")
+    p.add_argument("--steps", type=int, default=1, help="how many steps to run (default 1)")
+    p.add_argument("--device", default="reference", help="reference (numpy; default)")
+    p.add_argument("--feed", action="append", default=[], metavar="NAME=FILE.npy|VALUE",
+                   help="a dynamic variable's value (see above)")
+    p.add_argument("--fetch", nargs="+", action="extend", default=[], metavar="NAME",
+                   help="variables to print after each step")
+    p.add_argument("--trace", action="store_true", help="print one line per executed node")
+    p.add_argument("--timer", action="store_true", help="time each node (with --trace)")
+    p.add_argument("--load-state", metavar="FILE", help="restore executor state before the first step")
+    p.add_argument("--save-state", metavar="FILE", help="save executor state after the last step")
+    return p  # fmt: skip
+
+
+def parse_dims(items: list[str]) -> dict[str, int]:
+    dims: dict[str, int] = {}
+    for item in items:
+        for part in filter(None, (p.strip() for p in item.replace(" ", ",").split(","))):
+            name, eq, value = part.partition("=")
+            if not eq or not name.isidentifier():
+                raise OptionError(f"bad --dims entry {part!r} (expected NAME=N)")
+            try:
+                dims[name] = int(value, 0)
+            except ValueError:
+                raise OptionError(f"bad --dims value {part!r} (expected an integer)") from None
+            if dims[name] < 0:
+                raise OptionError(f"bad --dims value {part!r} (sizes cannot be negative)")
+    return dims
+
+
+def read_feed(item: str) -> tuple[str, np.ndarray]:
+    name, eq, value = item.partition("=")
+    if not eq or not name.isidentifier():
+        raise OptionError(f"bad --feed {item!r} (expected NAME=FILE.npy or NAME=VALUE)")
+    if value.endswith(".npy") or Path(value).is_file():
+        try:
+            return name, np.load(value, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as e:
+            raise ExecutionError(f"cannot read --feed {name}: {e}", subject=value) from None
+    try:
+        return name, np.asarray(json.loads(value))
+    except (json.JSONDecodeError, ValueError):
+        raise OptionError(f"bad --feed value for {name}: {value!r} (expected a .npy file, a number or a JSON list)")
+
+
+def _feed_for_step(exe, name: str, value: np.ndarray, step: int, steps: int) -> np.ndarray:
+    shape = exe.bound.shapes.get(name)
+    if shape is not None and value.shape == (steps, *shape):
+        return value[step]
+    return value
+
+
+def _format(name: str, value: np.ndarray) -> str:
+    text = np.array2string(value, threshold=64, separator=", ", max_line_width=120)
+    shape = "x".join(map(str, value.shape)) or "scalar"
+    return f"  {name} ({shape}) = {text}"
+
+
+def run(args: argparse.Namespace) -> int:
+    import oi_compiler as oi
+
+    dims = parse_dims(args.dims)
+    if args.steps < 0:
+        raise OptionError("--steps cannot be negative")
+    feeds = dict(read_feed(f) for f in args.feed)
+    model = oi.Model.open(args.model) if args.model else oi.Model()
+    sim = oi.Simulator(model, oi.Graph.load(args.input), device=args.device, sizevars=dims)
+    if args.trace:
+        sim.with_trace()
+    if args.timer:
+        sim.with_timer()
+    exe = sim.make_executor()
+    for name in args.fetch:
+        if name not in exe.bound.decls and name not in exe.interpreter.temp_types:
+            raise ExecutionError(f"unknown variable: {name}", subject="--fetch")
+    if args.load_state:
+        exe.load_state(args.load_state)
+    printed = 0
+    for step in range(args.steps):
+        exe.insert({name: _feed_for_step(exe, name, value, step, args.steps) for name, value in feeds.items()})
+        try:
+            exe.step()
+        except OiError as e:
+            e.message = f"step {step}: {e.message}"
+            raise
+        print(f"step {step}")
+        for event in exe.events[printed:]:
+            print("  " + event.line())
+        printed = len(exe.events)
+        for name in args.fetch:
+            print(_format(name, exe.fetch(name)))
+    if args.save_state:
+        exe.save_state(args.save_state)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return run(_arg_parser().parse_args(argv))
+    except OptionError as e:
+        print(f"oi-run: error: {e.message}", file=sys.stderr)
+        return 2
+    except OiError as e:
+        print(e, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # a bug in oi_compiler, never the user's fault: one line, no traceback
+        if os.environ.get("OI_DEBUG"):
+            raise
+        print(f"oi-run: internal error: {type(e).__name__}: {e} (set OI_DEBUG=1 for a traceback)", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())
