@@ -6,12 +6,16 @@ setting's value kind is the global `SettingSpec` table, see `setting_spec`),
 whether inputs may broadcast, whether the output may alias an input
 (`inplace`), whether it has an accumulate mode (`acc=[...]`), how its output
 dtype follows from its inputs (`output_dtype`), and which input dtypes it
-supports (`dtypes`; `accumulate_pairs` for accumulate mode). Optional fields
-(`shape_rule`, `reference`, `nest_builder`) are left for later stages.
+supports (`dtypes`; `accumulate_pairs` for accumulate mode). Built-in ops also
+carry `shape_rule(input_shapes, settings)` and the numpy
+`reference(inputs, settings, out_dtype)` (contract in
+`oi_compiler.ops.reference`); `nest_builder` is left for a later stage.
 
 The 47 upstream ops load lazily, on first use, from `openinfer_ops.json` next to
-this file (a trimmed copy of upstream OpenInfer's `ops.json`), so importing this
-module is cheap.
+this file (a trimmed copy of upstream OpenInfer's `ops.json`), followed by the
+decoder ops of `oi_compiler.ops.decoder_ops` (softmax, rms_norm, rope,
+attention, ...). Importing this module, `lookup_op` and `all_ops` stay cheap:
+references and shape rules import their modules (and numpy) on first call.
 
 A user adds a custom op from Python before compiling a program that uses it::
 
@@ -35,7 +39,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -164,12 +168,24 @@ def _load() -> tuple[dict[str, OpSpec], dict[str, SettingSpec]]:
         table = json.loads(Path(__file__).with_name(_TABLE_FILE).read_text(encoding="utf-8"))
         if table.get("version") != 1:
             raise ValueError(f"{_TABLE_FILE}: unsupported version {table.get('version')!r}")
-        _settings = {
+        from oi_compiler.ops import decoder_ops
+
+        settings = {
             name: SettingSpec(name, d["kind"], tuple(d.get("scalar_kinds", ())))
             for name, d in table["attr_defs"].items()
         }
-        _ops = {op["name"]: _upstream_op(op, table) for op in table["ops"]}
+        settings.update((spec.name, spec) for spec in decoder_ops.SETTINGS)
+        specs = [_upstream_op(op, table) for op in table["ops"]] + decoder_ops.decoder_ops()
+        _ops = {spec.name: _with_semantics(spec) for spec in specs}
+        _settings = settings
     return _ops, _settings
+
+
+def _with_semantics(spec: OpSpec) -> OpSpec:
+    """A built-in op's entry with its (lazily imported) reference and shape rule attached."""
+    from oi_compiler.ops.reference import reference_for, shape_rule_for
+
+    return replace(spec, reference=reference_for(spec.name), shape_rule=shape_rule_for(spec.name))
 
 
 def register_op(spec: OpSpec, *, replace: bool = False) -> OpSpec:

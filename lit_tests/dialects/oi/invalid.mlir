@@ -706,8 +706,8 @@ oi.graph @g {
 oi.graph @g {
   oi.var volatile @x : f32[D]
   oi.block @entry {
-    // expected-error @+1 {{unsupported op softmax}}
-    oi.op softmax(@x) -> @x
+    // expected-error @+1 {{unsupported op frobnicate}}
+    oi.op frobnicate(@x) -> @x
   }
 }
 
