@@ -90,8 +90,10 @@ def _feed_for_step(exe, name: str, value: np.ndarray, step: int, steps: int) -> 
 
 def _format(name: str, value: np.ndarray) -> str:
     text = np.array2string(value, threshold=64, separator=", ", max_line_width=120)
+    lines = [line for line in text.splitlines() if line.strip()]
     shape = "x".join(map(str, value.shape)) or "scalar"
-    return f"  {name} ({shape}) = {text}"
+    head = f"  {name} ({shape}) = "
+    return head + ("\n" + " " * len(head)).join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
