@@ -139,9 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(_arg_parser().parse_args(argv))
     except OptionError as e:
+        sys.stdout.flush()
         print(f"oi-run: error: {e.message}", file=sys.stderr)
         return 2
     except OiError as e:
+        sys.stdout.flush()  # the steps printed so far come before the diagnostic
         print(e, file=sys.stderr)
         return 1
     except KeyboardInterrupt:
