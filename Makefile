@@ -18,8 +18,10 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.installed
 
+# The main job: a 2-layer transformer decoder (examples/tiny_decoder.oi) decoding token by token
+# on the reference executor, each step checked against a plain numpy implementation.
 demo: $(VENV)/.installed
-	$(BIN)/oi-opt examples/kv_decode.oi --canonicalize --cse
+	$(BIN)/python examples/tiny_decoder.py
 
 test: pytest lit
 
