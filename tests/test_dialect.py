@@ -262,7 +262,7 @@ DESCRIBED = [
     ("op matmul(x, W[l, 0]) >> y;", "op matmul(x,W[l,0]) >> y"),
     ("op zeros() >> y;", "op zeros() >> y"),
     ("cache.read A[i, 0..3] >> x;", "cache.read A[i,0..3] >> x"),
-    ("cache.read A[1, .., 2.., ..3, 4..5, ..-2] >> x;", "cache.read A[1,..,2..,..3,4..5,..-2] >> x"),
+    ("cache.read A[1, .., 2.., ..3, 4..5, ..-2] >> x;", "cache.read A[1,,2..,..3,4..5,..-2] >> x"),
     ("cache.read A >> x;", "cache.read A >> x"),
     ("cache.read A[] >> x;", "cache.read A[] >> x"),
     ("cache.write x >> A[l, t];", "cache.write x >> A[l,t]"),

@@ -298,10 +298,16 @@ class CacheAccessAttr(_BodySyntax, ParametrizedAttribute):
 
     @property
     def text(self) -> str:
-        """The DSL spelling, as upstream's `describe_node` prints it (`A[i,0..3]`)."""
+        """As upstream's `describe_node` prints it (`A[i,0..3]`; a full slice prints as nothing: `A[,1]`)."""
         if not self.is_bracketed:
             return self.var.data
-        return f"{self.var.data}[{','.join(cache_index_text(i, dsl=True) for i in self.indices)}]"
+
+        def index_text(index: CacheIndex) -> str:
+            if isinstance(index, SliceAttr) and index.bounds == (None, None):
+                return ""
+            return cache_index_text(index, dsl=True)
+
+        return f"{self.var.data}[{','.join(index_text(i) for i in self.indices)}]"
 
     def print_body(self, printer: Printer) -> None:
         printer.print_symbol_name(self.var.data)

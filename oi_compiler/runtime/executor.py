@@ -161,16 +161,19 @@ class Executor:
 
     def state(self, name: str) -> np.ndarray:
         """A persistent variable's value, read-only: a table as `NAME[]` reads it, without growing it."""
+        return self._persistent(name).current()
+
+    def _persistent(self, name: str):
         if name not in self.store:
             decl = self.bound.decls.get(name)
             if decl is None:
                 raise ExecutionError(f"unknown variable: {name}")
             raise ExecutionError(f"{name} is not persistent ({decl.memory})")
-        return self.store[name].current()
+        return self.store[name]
 
     def table_sizes(self, name: str) -> list[int]:
         """A table's logical size per index (or an `@auto_dim` variable's counts)."""
-        storage = self.store[name]
+        storage = self._persistent(name)
         return list(getattr(storage, "sizes", getattr(storage, "counts", [])))
 
     def trace(self) -> list[dict]:

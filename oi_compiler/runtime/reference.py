@@ -278,7 +278,10 @@ class ReferenceInterpreter:
                 bounds = (index.start, index.end)
                 out.append(tuple(None if isinstance(b, NoneAttr) else self._cache_index(b, frame) for b in bounds))
             else:
-                out.append(self._cache_index(index, frame))
+                value = self._cache_index(index, frame)
+                if value < 0:  # a loop index or a persistent scalar can be negative at run time
+                    raise CacheError("cache index cannot be negative")
+                out.append(value)
         return out
 
     def _storage(self, name: str, op_name: str):
@@ -373,7 +376,7 @@ class ReferenceInterpreter:
         storage = self._storage(access.var_name, "cache.read")
         indices = self._access(access, frame)
         if isinstance(storage, PlainStorage):
-            if indices:
+            if access.is_bracketed:  # `A[]` too, as upstream's run time says
                 raise CacheError(f"cache {access.var_name} does not support indexed access")
             value = storage.read()
         else:

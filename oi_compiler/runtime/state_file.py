@@ -27,8 +27,10 @@ import hashlib
 import io
 import json
 import os
+import struct
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,6 +44,12 @@ if TYPE_CHECKING:
     from oi_compiler.runtime.executor import Executor
 
 FORMAT = "oi-executor-state"
+# What zipfile, numpy and json raise on a damaged archive (a flipped flag bit asks for an
+# unsupported compression or encryption: NotImplementedError, RuntimeError).
+_UNREADABLE = (
+    OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, UnicodeDecodeError,
+    NotImplementedError, RuntimeError, zlib.error, struct.error,
+)  # fmt: skip
 VERSION = 1
 
 
@@ -137,7 +145,8 @@ def load_state(exe: Executor, path: Path) -> None:
         raise StateError("saved for a different graph (its declarations differ)")
     try:
         store, values = _rebuild(exe, header, arrays)
-        steps = int(header["steps"])
+        steps = header["steps"]
+        _expect(isinstance(steps, int) and steps >= 0, f"bad step count {steps!r}")
     except StateError:
         raise
     except (KeyError, TypeError, ValueError, IndexError) as e:
@@ -155,7 +164,7 @@ def _read(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
         header = json.loads(arrays.pop("header").tobytes().decode())
     except FileNotFoundError:
         raise StateError("no such state file") from None
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as e:
+    except _UNREADABLE as e:
         raise StateError(f"not a readable state file: {e}") from None
     if not isinstance(header, dict):
         raise StateError("malformed state file header")
@@ -196,6 +205,8 @@ def _rebuild(exe: Executor, header: dict, arrays: dict[str, np.ndarray]):
         base = name.split("[", 1)[0]
         _expect(base in bound.decls or base in _temp_names(exe), f"state file names unknown variable {name}")
         _expect(base not in exe.store, f"{name} is persistent but stored as a plain value")
+        declared = bound.decls[base].dtype if base in bound.decls else exe.interpreter.temp_types[base].dtype
+        _expect(desc["dtype"] == declared, f"{name} is stored as {desc['dtype']} but declared {declared}")
         key = desc["array"]
         if key not in shared:
             shared[key] = _array(desc, arrays)
@@ -233,11 +244,15 @@ def _restore_storage(storage, desc: dict, arrays: dict[str, np.ndarray]) -> None
     for s, limit in zip(sizes, storage.fixed):
         _expect(s >= 0 and (limit is None or s <= limit), f"{decl.name}: size {s} breaks its @fixed size")
     keys = [tuple(int(k) for k in key) for key in desc["keys"]]
+    _expect(len(set(keys)) == len(keys), f"{decl.name}: an entry index appears twice")
     entries = _array(desc["entries"], arrays) if desc["entries"] is not None else np.empty((0, *decl.shape), dtype)
     _expect(entries.shape == (len(keys), *decl.shape) and entries.dtype == dtype, f"{decl.name}: entries do not fit")
     for key in keys:
         _expect(len(key) == storage.rank and all(k >= 0 for k in key), f"{decl.name}: bad entry index {key}")
         for k, limit in zip(key, storage.fixed):
             _expect(limit is None or k < limit, f"{decl.name}: entry index {key} breaks its @fixed size")
+    for dim, (s, limit) in enumerate(zip(sizes, storage.fixed)):
+        _expect(limit is None or s == limit, f"{decl.name}: size {s} of a @fixed({limit}) index")
+        _expect(all(key[dim] < s for key in keys), f"{decl.name}: an entry lies beyond size {s} of index {dim}")
     storage.sizes = sizes
     storage.entries = {key: frozen(entries[n].copy()) for n, key in enumerate(keys)}

@@ -129,7 +129,7 @@ class TableStorage:
     def _selection(self, indices: Sequence[Index]) -> list[list[int] | int]:
         """Each index position as a scalar or the list of positions a slice selects, growing sizes."""
         if len(indices) > self.rank:
-            raise CacheError(f"cache access {self.decl.name} expects at most {self.rank} indices, got {len(indices)}")
+            raise CacheError(f"cache table {self.decl.name} expects {self.rank} indices, got {len(indices)}")
         full = list(indices) + [(None, None)] * (self.rank - len(indices))
         selection: list[list[int] | int] = []
         for dim, index in enumerate(full):
@@ -181,18 +181,15 @@ class TableStorage:
 
     def write(self, indices: Sequence[Index], value: np.ndarray) -> None:
         self._check_dtype()
-        if len(indices) > self.rank:
-            raise CacheError(f"cache access {self.decl.name} expects at most {self.rank} indices, got {len(indices)}")
-        if len(indices) < self.rank or any(isinstance(i, tuple) for i in indices):
+        selection = self._selection(indices)  # grows sizes first, as upstream does
+        if any(isinstance(s, list) for s in selection):
             raise CacheError(f"cache.write {self.decl.name} does not support slice indices")
-        for dim, k in enumerate(indices):
-            self.ensure_size(dim, k + 1)
         if tuple(value.shape) != self.decl.shape:
             raise CacheError(
                 f"cache.write {self.decl.name} expects shape {shape_debug(self.decl.shape)}, "
                 f"got {shape_debug(value.shape)}"
             )
-        self.entries[tuple(indices)] = frozen(value.astype(numpy_dtype(self.decl.dtype), copy=True))
+        self.entries[tuple(selection)] = frozen(value.astype(numpy_dtype(self.decl.dtype), copy=True))
 
     def reset(self, prefix: Sequence[int] = ()) -> None:
         """Clear every entry (no prefix) or those whose first indices equal `prefix`."""
@@ -260,7 +257,7 @@ class AutoDimStorage:
         for i, k in enumerate(indices):
             limit = self.maxima[i]
             if limit is not None and k > limit:
-                raise CacheError(f"auto_dim {self.decl.auto_dim[i]} exceeds fixed max {limit} for {k}")
+                raise CacheError(f"auto_dim {self.decl.name} exceeds fixed max {limit} for {i}")
             counts[i] = max(counts[i], k)
         if counts == self.counts:
             return
@@ -316,7 +313,7 @@ def step_scalar(storage: PlainStorage, amount: int, *, op: str) -> None:
     value = storage.current()
     if decl.dtype in FLOAT_DTYPES:
         wide = np.float64 if decl.dtype == "f64" else np.float32
-        result = (value.astype(wide) + wide(amount)).astype(value.dtype)
+        result = np.asarray(value.astype(wide) + wide(amount)).astype(value.dtype)
     else:
         bits = value.dtype.itemsize * 8
         wrapped = (int(value.reshape(-1)[0]) + amount) % (1 << bits)
