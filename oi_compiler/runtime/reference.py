@@ -221,7 +221,7 @@ class ReferenceInterpreter:
         if not ref.indices.data:
             return self.value(ref.var_name, frame)
         decl = self.bound.decls[ref.var_name]
-        indices = [self._prefix_index(i, frame) for i in ref.indices]
+        indices = [self._index_value(i, frame, cache=False) for i in ref.indices]
         slot = f"{ref.var_name}[{','.join(map(str, indices))}]"
         buffer = frame.values.get(slot)
         if buffer is not None:
@@ -237,16 +237,6 @@ class ReferenceInterpreter:
         frame.values[slot] = buffer
         return buffer
 
-    def _prefix_index(self, index, frame: Frame) -> int:
-        if isinstance(index, IntAttr):
-            return index.data
-        name = index.data
-        if name in self.bound.sizevars:
-            return self.bound.sizevars[name]
-        if name in frame.loop_vars:
-            return frame.loop_vars[name]
-        return _scalar_int(self.value(name, frame), CacheError)
-
     def _scalar_setting(self, name: str, frame: Frame):
         if name not in self.bound.decls and name not in frame.values:
             raise ExecutionError(f"unknown attribute variable: {name}")
@@ -257,8 +247,11 @@ class ReferenceInterpreter:
 
     # --- cache indices ---------------------------------------------------------------
 
-    def _cache_index(self, index, frame: Frame) -> int:
-        """Upstream's resolution order: literal, size variable, loop index, persistent scalar."""
+    def _index_value(self, index, frame: Frame, *, cache: bool) -> int:
+        """Upstream's resolution order: literal, size variable, loop index, scalar variable.
+
+        A cache index may only name a persistent scalar; a prefix-table index any scalar.
+        """
         if isinstance(index, IntAttr):
             return index.data
         name = index.data
@@ -266,6 +259,8 @@ class ReferenceInterpreter:
             return self.bound.sizevars[name]
         if name in frame.loop_vars:
             return frame.loop_vars[name]
+        if not cache:
+            return _scalar_int(self.value(name, frame), CacheError)
         if name in self.store and isinstance(self.store[name], PlainStorage):
             return _scalar_int(self.store[name].current(), CacheError)
         raise CacheError(f"unknown cache index {name}")
@@ -276,9 +271,9 @@ class ReferenceInterpreter:
         for index in access.indices:
             if isinstance(index, SliceAttr):
                 bounds = (index.start, index.end)
-                out.append(tuple(None if isinstance(b, NoneAttr) else self._cache_index(b, frame) for b in bounds))
+                out.append(tuple(None if isinstance(b, NoneAttr) else self._index_value(b, frame, cache=True) for b in bounds))
             else:
-                value = self._cache_index(index, frame)
+                value = self._index_value(index, frame, cache=True)
                 if value < 0:  # a loop index or a persistent scalar can be negative at run time
                     raise CacheError("cache index cannot be negative")
                 out.append(value)

@@ -11,12 +11,12 @@ problem on stderr), 2 for a bad command line or pass option.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
-from oi_compiler.errors import OiError, OptionError, PassError
+from oi_compiler.errors import OiError, OptionError
+from oi_compiler.tools.exit_status import run_reporting_errors
 
 SPLIT_MARKER = "// -----"
 TARGETS = ("mlir",)
@@ -241,31 +241,20 @@ class OiOpt:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = _arg_parser()
-    try:
-        _load_plugins(argv)
-        pipeline, rest = _split_pass_flags(argv)
-        args = parser.parse_args(rest)
-        if args.help:
-            sys.stdout.write(_help_text(parser))
-            return 0
-        if args.target not in TARGETS:
-            raise OptionError(f"unknown target '{args.target}' (available: {', '.join(TARGETS)})")
-        return OiOpt(args, pipeline).run()
-    except (OptionError, PassError) as e:
-        print(f"oi-opt: error: {e.message}", file=sys.stderr)
-        return 2
-    except OiError as e:
-        print(e, file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    except Exception as e:  # a bug in oi_compiler, never the user's fault: one line, no traceback
-        if os.environ.get("OI_DEBUG"):
-            raise
-        print(f"oi-opt: internal error: {type(e).__name__}: {e} (set OI_DEBUG=1 for a traceback)", file=sys.stderr)
-        return 3
+    return run_reporting_errors("oi-opt", lambda: _run(argv))
 
+
+def _run(argv: list[str]) -> int:
+    parser = _arg_parser()
+    _load_plugins(argv)
+    pipeline, rest = _split_pass_flags(argv)
+    args = parser.parse_args(rest)
+    if args.help:
+        sys.stdout.write(_help_text(parser))
+        return 0
+    if args.target not in TARGETS:
+        raise OptionError(f"unknown target '{args.target}' (available: {', '.join(TARGETS)})")
+    return OiOpt(args, pipeline).run()
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from oi_compiler.errors import ExecutionError, OiError, OptionError
+from oi_compiler.tools.exit_status import run_reporting_errors
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -136,24 +136,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        return run(_arg_parser().parse_args(argv))
-    except OptionError as e:
-        sys.stdout.flush()
-        print(f"oi-run: error: {e.message}", file=sys.stderr)
-        return 2
-    except OiError as e:
-        sys.stdout.flush()  # the steps printed so far come before the diagnostic
-        print(e, file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    except Exception as e:  # a bug in oi_compiler, never the user's fault: one line, no traceback
-        if os.environ.get("OI_DEBUG"):
-            raise
-        print(f"oi-run: internal error: {type(e).__name__}: {e} (set OI_DEBUG=1 for a traceback)", file=sys.stderr)
-        return 3
-
+    return run_reporting_errors("oi-run", lambda: run(_arg_parser().parse_args(argv)))
 
 if __name__ == "__main__":
     sys.exit(main())

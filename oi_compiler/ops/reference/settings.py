@@ -58,37 +58,31 @@ def _default(op: str, name: str, default: Any) -> Any:
     return default
 
 
-def read_int(op: str, settings: Mapping[str, Any], name: str, default: Any = REQUIRED) -> Any:
-    """An integer setting (bools count as 0/1; floats are refused, as upstream does)."""
+def _read(op: str, settings: Mapping[str, Any], name: str, default: Any, convert, expected: str) -> Any:
     if name not in settings:
         return _default(op, name, default)
     value = settings[name]
-    result = as_int(value)
+    result = convert(value)
     if result is None:
-        raise _wrong(op, name, "an integer", value)
+        raise _wrong(op, name, expected, value)
     return result
+
+
+def read_int(op: str, settings: Mapping[str, Any], name: str, default: Any = REQUIRED) -> Any:
+    """An integer setting (bools count as 0/1; floats are refused, as upstream does)."""
+    return _read(op, settings, name, default, as_int, "an integer")
 
 
 def read_float(op: str, settings: Mapping[str, Any], name: str, default: Any = REQUIRED) -> Any:
     """A float setting (bools and integers are converted)."""
-    if name not in settings:
-        return _default(op, name, default)
-    value = settings[name]
-    result = as_float(value)
-    if result is None:
-        raise _wrong(op, name, "a number", value)
-    return result
+    return _read(op, settings, name, default, as_float, "a number")
 
 
 def read_bool(op: str, settings: Mapping[str, Any], name: str, default: Any = REQUIRED) -> Any:
     """A bool setting (integers count as `!= 0`, as upstream reads them)."""
     if name not in settings:
         return _default(op, name, default)
-    value = settings[name]
-    result = as_int(value)
-    if result is None:
-        raise _wrong(op, name, "a bool", value)
-    return result != 0
+    return _read(op, settings, name, default, as_int, "a bool") != 0
 
 
 def read_number(op: str, settings: Mapping[str, Any], name: str, default: Any = REQUIRED) -> Any:
