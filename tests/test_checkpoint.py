@@ -158,7 +158,7 @@ def test_round_trip_of_prefix_table_and_model_buffers(tmp_path) -> None:
 
 CONTINUE_SRC = """
 dynamic { x: f32[2]; xb: bf16[2]; k: i32; }
-volatile { acc: f32[2]; hist: f32[2]; histb: bf16[2]; m: f32[2]; one: f32[2] @init(1.0); }
+volatile { acc: f32[2]; hist: f32[2]; histb: bf16[2]; m: f32[2]; mm: f32[2]; one: f32[2] @init(1.0); }
 persistent {
     t: i32 @init(0);
     sk: i32;
@@ -175,7 +175,7 @@ block entry {
     cache.write k >> sk;
     cache.write m >> K[t];
     cache.write xb >> B[t, sk];
-    cache.read M[t] >> m;
+    cache.read M[t] >> mm;    // rebinds mm to M's whole, growing tensor
     cache.increment t;
     cache.increment h;
     cache.read K[0..t] >> hist;

@@ -491,16 +491,12 @@ def test_yield_await_merges_mutated_values_deterministically() -> None:
     assert w == [1.0, 1.0]
     assert u == [6.0, 6.0]  # mutated by no async block: the entry's value stays
     assert t == 11  # cache ops of both blocks act on the shared persistent state
-    # async blocks run at the await, in name order
-    assert order == [
-        ("entry", "Yield"), ("entry", "OpExecute"), ("entry", "OpExecute"),
-        ("worker_a", "OpExecute"), ("worker_a", "CacheIncrement"), ("worker_a", "Yield"),
-        ("worker_b", "OpExecute"), ("worker_b", "CacheIncrement"), ("worker_b", "Yield"),
-        ("entry", "Await"),
-    ]  # fmt: skip
+    # async blocks run at the await; their events are dropped, as upstream's run_block drops them
+    assert order == [("entry", "Yield"), ("entry", "OpExecute"), ("entry", "OpExecute"), ("entry", "Await")]
 
 
-def test_only_awaited_variables_are_merged() -> None:
+def test_every_yielded_variable_a_block_wrote_is_merged() -> None:
+    """Upstream merges the yielded variables (not only the awaited ones) back at the await."""
     exe = step(
         executor(
             """
@@ -511,7 +507,7 @@ def test_only_awaited_variables_are_merged() -> None:
         )
     )
     np.testing.assert_array_equal(exe.fetch("v"), f32(2, 2))
-    np.testing.assert_array_equal(exe.fetch("w"), f32(1, 1))  # mutated but not awaited
+    np.testing.assert_array_equal(exe.fetch("w"), f32(2, 2))  # yielded and mutated, though not awaited
 
 
 def test_multiple_blocks_mutated() -> None:
@@ -687,7 +683,8 @@ def test_description_of_a_full_slice_is_empty() -> None:
 def test_trace_dict_shape_step_return_and_accumulation() -> None:
     sim = simulator("volatile { y: f32; one: f32 @init(1.0); } block entry { op add(y, one) >> y; barrier; }")
     plain = sim.make_executor()
-    assert plain.step() is None and plain.trace() == [] and plain.events == []
+    plain_last = plain.step()  # upstream's step returns the last event whether or not it traces
+    assert plain_last is not None and plain_last.kind == "Barrier" and plain.trace() == [] and plain.events == []
     sim.with_trace()
     exe = sim.make_executor()
     last = exe.step()

@@ -84,6 +84,7 @@ class Frame:
     values: dict[str, np.ndarray]
     is_entry: bool
     written: set[str] = field(default_factory=set)
+    traced: bool = True  # False in async blocks, whose events upstream drops
 
 
 @dataclass
@@ -122,6 +123,7 @@ class ReferenceInterpreter:
         self.timer = timer
         self.pending: PendingYield | None = None
         self.last_event: TraceEvent | None = None
+        self._descriptions: dict[int, str] = {}
         self.temp_types = {op.var_name: op.var_type for op in bound.op.walk() if isinstance(op, AssignOp)}
         self._handlers: dict[type, Callable] = {
             AssignOp: self._assign,
@@ -150,8 +152,8 @@ class ReferenceInterpreter:
         try:
             self._run_block(self.bound.entry, Frame(self.bound.entry, {}, self.values, is_entry=True))
             if self.pending is not None:  # yielded and never awaited: the async blocks still run
-                self._run_async_blocks(self.pending)
-                self.pending = None
+                pending, self.pending = self.pending, None
+                self._run_async_blocks(pending)
         except BaseException:
             self.store.rollback()
             self.pending = None
@@ -179,21 +181,33 @@ class ReferenceInterpreter:
                 self._event(op, frame, start)
 
     def _event(self, op, frame: Frame, start: int) -> None:
-        if self.emit is None:
+        """The node's trace event: kept as the step's last event, and recorded when tracing.
+
+        Only op nodes are timed (upstream's engine times `exec_op_node` alone); events of
+        async blocks are dropped, as upstream's `run_block` drops them.
+        """
+        if not frame.traced:
             return
         index, uuid = self.bound.numbers[id(op)]
-        nanos = time.perf_counter_ns() - start if self.timer else 0
+        is_op = isinstance(op, NamedOp)
         event = TraceEvent(
             block_name=frame.block,
             node_index=index,
             node_uuid=uuid,
             kind=EVENT_KINDS[type(op)],
-            node_desc=describe(op),
-            op_name=op.kind if isinstance(op, NamedOp) else None,
-            nanos=nanos,
+            node_desc=self._description(op),
+            op_name=op.kind if is_op else "",
+            nanos=time.perf_counter_ns() - start if self.timer and is_op else 0,
         )
         self.last_event = event
-        self.emit(event)
+        if self.emit is not None:
+            self.emit(event)
+
+    def _description(self, op) -> str:
+        text = self._descriptions.get(id(op))
+        if text is None:
+            text = self._descriptions[id(op)] = describe(op)
+        return text
 
     # --- reading variables ---------------------------------------------------------
 
@@ -209,10 +223,13 @@ class ReferenceInterpreter:
             return self.store[name].current()
         key = decl.ref.data if decl.ref is not None else name
         model = self.bound.model
+        shape, dtype = self.bound.shapes[name], numpy_dtype(decl.dtype)
         if model.has_tensor(key):
-            buffer = np.array(model.tensor(key), dtype=numpy_dtype(decl.dtype)).reshape(self.bound.shapes[name])
+            buffer = np.array(model.tensor(key), dtype=dtype).reshape(shape)
+        elif key in model.metadata:  # upstream's `load_metadata_tensor`: a number or array
+            buffer = _metadata_tensor(key, model.metadata[key], dtype, shape)
         else:
-            buffer = init_array(self.bound.shapes[name], decl.dtype, decl.init_value)
+            buffer = init_array(shape, decl.dtype, decl.init_value)
         frame.values[name] = buffer
         return buffer
 
@@ -238,8 +255,6 @@ class ReferenceInterpreter:
         return buffer
 
     def _scalar_setting(self, name: str, frame: Frame):
-        if name not in self.bound.decls and name not in frame.values:
-            raise ExecutionError(f"unknown attribute variable: {name}")
         value = self.value(name, frame)
         if value.size != 1:
             raise ExecutionError(f"attr {name} must reference a scalar, got shape {shape_debug(value.shape)}")
@@ -310,7 +325,7 @@ class ReferenceInterpreter:
             raise
         except Exception as e:  # a custom op's own failure: one diagnostic, not a traceback
             raise ExecutionError(f"op {op.kind} failed: {e}") from e
-        self._write(op.output_name, np.asarray(result, dtype=numpy_dtype(out_dtype)), frame)
+        self._write(op, np.asarray(result, dtype=numpy_dtype(out_dtype)), frame)
 
     def _output_dtype(self, op: NamedOp, spec, inputs, settings) -> str:
         if "acc" in settings and settings["acc"]:
@@ -347,49 +362,57 @@ class ReferenceInterpreter:
         if isinstance(value, ArrayAttr):
             return [dtype_name(t) for t in value]
         if isinstance(value, SymbolRefAttr):
-            name = value.root_reference.data
-            spec = setting_spec(key)
-            if spec is not None and spec.kind == "string":
-                text = self.bound.model.metadata_string(name)
-                if text is None:
-                    raise ExecutionError(f"unknown attribute string: {name}")
+            name = value.root_reference.data  # upstream tries a metadata string first, then a scalar
+            text = self.bound.model.metadata_string(name)
+            if text is not None:
                 return text
+            spec = setting_spec(key)
+            if spec is not None and spec.kind == "string" and name not in self.bound.decls:
+                raise ExecutionError(f"unknown attribute string: {name}")
             return self._scalar_setting(name, frame)
         return dtype_name(value)
 
-    def _write(self, name: str, result: np.ndarray, frame: Frame) -> None:
-        """Store an op's result: into the existing buffer when it fits (aliases see it), else rebind."""
+    def _write(self, op: NamedOp, result: np.ndarray, frame: Frame) -> None:
+        """Write an op's result into its output buffer, which keeps its shape (aliases see the write).
+
+        As upstream's `ensure_output`, the buffer is the variable's current one, else one of its
+        declared shape; a result of another shape is an error.
+        """
+        name = op.output_name
         buffer = frame.values.get(name)
-        if buffer is not None and buffer.shape == result.shape and buffer.dtype == result.dtype and buffer.flags.writeable:
-            np.copyto(buffer, result)
-        else:
+        expected = buffer.shape if buffer is not None else self._declared_shape(name)
+        if result.shape != tuple(expected):
+            raise ExecutionError(
+                f"op {op.kind} output shape {shape_debug(expected)} does not match result shape {shape_debug(result.shape)}"
+            )
+        if buffer is None:
             frame.values[name] = result if result.flags.writeable and result.base is None else result.copy()
+        else:
+            np.copyto(buffer, result, casting="unsafe")
         frame.written.add(name)
 
     def _cache_read(self, op: CacheReadOp, frame: Frame, start: int) -> None:
         access = op.src
         storage = self._storage(access.var_name, "cache.read")
-        indices = self._access(access, frame)
         if isinstance(storage, PlainStorage):
-            if access.is_bracketed:  # `A[]` too, as upstream's run time says
+            if access.is_bracketed:  # `A[]` too, before any index is resolved, as upstream's run time
                 raise CacheError(f"cache {access.var_name} does not support indexed access")
             value = storage.read()
         else:
-            value = storage.read(indices)
+            value = storage.read(self._access(access, frame))
         frame.values[op.dst.var_name] = value
         frame.written.add(op.dst.var_name)
 
     def _cache_write(self, op: CacheWriteOp, frame: Frame, start: int) -> None:
         access = op.dst
         storage = self._storage(access.var_name, "cache.write")
+        if isinstance(storage, PlainStorage) and access.indices.data:
+            raise CacheError(f"cache.write {access.var_name} does not support indexed writes")
         value = self._input(op.src, frame)
-        indices = self._access(access, frame)
         if isinstance(storage, PlainStorage):
-            if indices:
-                raise CacheError(f"cache.write {access.var_name} does not support indexed writes")
             storage.write(value)
         else:
-            storage.write(indices, value)
+            storage.write(self._access(access, frame), value)
 
     def _cache_step(self, op: CacheIncrementOp | CacheDecrementOp, frame: Frame, start: int) -> None:
         name, amount = op.target.data, op.amount.data
@@ -427,7 +450,7 @@ class ReferenceInterpreter:
             raise ExecutionError(f"unknown block {target} for branch target")
         self._event(op, frame, start)
         if target is not None:
-            callee = Frame(target, dict(frame.loop_vars), frame.values, frame.is_entry, frame.written)
+            callee = Frame(target, dict(frame.loop_vars), frame.values, False, frame.written, frame.traced)
             self._run_block(target, callee)
 
     def _loop(self, op: LoopOp, frame: Frame, start: int) -> None:
@@ -436,57 +459,58 @@ class ReferenceInterpreter:
         index = op.index.data
         body = op.body.block.ops
         for i in range(first, last):
-            inner = Frame(frame.block, {**frame.loop_vars, index: i}, frame.values, frame.is_entry, frame.written)
+            inner = Frame(frame.block, {**frame.loop_vars, index: i}, frame.values, frame.is_entry, frame.written,
+                          frame.traced)
             try:
                 self._run_ops(body, inner)
             except _Return:
                 return
 
     def _loop_bound(self, which: str, bound, frame: Frame) -> int:
+        """A literal, a size variable, or a scalar variable's value (upstream's `tensor_to_i64`)."""
         if isinstance(bound, int):
             return bound
         if bound in self.bound.sizevars:
             return self.bound.sizevars[bound]
-        if bound in frame.loop_vars:
-            return frame.loop_vars[bound]
-        if bound not in self.bound.decls and bound not in frame.values:
-            raise ExecutionError(f"loop {which} bound {bound} is invalid: unknown variable {bound}")
-        try:
-            return _scalar_int(self.value(bound, frame), ExecutionError)
-        except ExecutionError as e:
-            raise ExecutionError(f"loop {which} bound {bound} is invalid: {e.message}") from None
+        value = self.value(bound, frame)
+        if value.size != 1:
+            raise ExecutionError("expected scalar value")
+        return int(value.reshape(-1)[0])  # floats truncate toward zero, as Rust's `as i64`
 
     def _yield(self, op: YieldOp, frame: Frame, start: int) -> None:
         if not frame.is_entry:
-            return  # an async block's final yield: its values are merged by the entry's await
+            raise _Return()  # upstream: a yield outside the entry ends its block; nothing starts
         if self.pending is not None:
             raise ExecutionError("await required before next yield")
-        snapshot = {name: buffer.copy() for name, buffer in frame.values.items()}
-        for name in op.var_names:
-            snapshot[name] = self.value(name, frame).copy()
-        self.pending = PendingYield(list(op.var_names), snapshot)
+        names = list(op.var_names)
+        self.pending = PendingYield(names, {name: self.value(name, frame).copy() for name in names})
 
     def _await(self, op: AwaitOp, frame: Frame, start: int) -> None:
         if not frame.is_entry or self.pending is None:
             return
         pending, self.pending = self.pending, None
-        results = self._run_async_blocks(pending)
-        for name in op.var_names:
-            mutators = [(block, values) for block, values, written in results if name in written]
-            if len(mutators) > 1:
-                raise ExecutionError(f"multiple blocks mutated {name}")
-            if mutators:
-                frame.values[name] = mutators[0][1][name]
-                frame.written.add(name)
+        self._merge(self._run_async_blocks(pending), pending.names, frame)
 
-    def _run_async_blocks(self, pending: PendingYield):
+    def _run_async_blocks(self, pending: PendingYield) -> list[tuple[dict[str, np.ndarray], set[str]]]:
+        """Each async block, in name order, on its own copy of the yielded variables only."""
         results = []
         for block in self.bound.async_blocks:
             values = {name: buffer.copy() for name, buffer in pending.snapshot.items()}
-            fork = Frame(block, {}, values, is_entry=False)
+            fork = Frame(block, {}, values, is_entry=False, traced=False)
             self._run_block(block, fork)
-            results.append((block, values, fork.written))
+            results.append((values, fork.written))
         return results
+
+    @staticmethod
+    def _merge(results, names: list[str], frame: Frame) -> None:
+        """Every yielded variable one block wrote comes back; two writers are an error."""
+        for name in names:
+            writers = [values for values, written in results if name in written]
+            if len(writers) > 1:
+                raise ExecutionError(f"multiple blocks mutated {name}")
+            if writers:
+                frame.values[name] = writers[0][name]
+                frame.written.add(name)
 
     def _no_op(self, op, frame: Frame, start: int) -> None:
         pass
@@ -520,6 +544,13 @@ def _pattern_key(pattern: str, names: list[str], values: list[int]) -> str:
     for name, value in zip(names, values):
         key = key.replace("{" + name + "}", str(value))
     return key
+
+
+def _metadata_tensor(name: str, value, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+    if isinstance(value, str | bytes):
+        raise ExecutionError(f"metadata {name} is a string, not a tensor")
+    array = np.array(value, dtype=dtype)
+    return array.reshape(shape) if array.size == int(np.prod(shape)) else array
 
 
 def _located(error: OiError, op, frame: Frame) -> OiError:

@@ -65,7 +65,7 @@ class TraceEvent:
     node_uuid: str
     kind: str
     node_desc: str
-    op_name: str | None
+    op_name: str  # "" for nodes other than ops, as upstream serialises it
     nanos: int  # wall time of the node; 0 unless the simulator has a timer
 
     @property
