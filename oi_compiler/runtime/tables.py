@@ -245,8 +245,10 @@ class AutoDimStorage:
         return frozen(init_array(self.shape(), self.decl.dtype, self.decl.init))
 
     def _grow(self, indices: Sequence[Index]) -> None:
-        """Raise the counts to the given indices and zero-pad the tensor to base + counts."""
-        self._check_rank()
+        """Raise the counts to the given indices and zero-pad the tensor to base + counts.
+
+        Checks in upstream's order: index count, each index against its fixed max, then the rank.
+        """
         if len(indices) > len(self.counts):
             raise CacheError(
                 f"cache access {self.decl.name} expects at most {len(self.counts)} indices, got {len(indices)}"
@@ -259,6 +261,7 @@ class AutoDimStorage:
             if limit is not None and k > limit:
                 raise CacheError(f"auto_dim {self.decl.name} exceeds fixed max {limit} for {i}")
             counts[i] = max(counts[i], k)
+        self._check_rank()
         if counts == self.counts:
             return
         old = self.current()
