@@ -38,7 +38,12 @@ UPSTREAM_OPS = """
 """.split()
 INT_DTYPES = ("i4", "i8", "i16", "i32", "i64", "u4", "u8", "u16", "u32", "u64")
 SIGNED = frozenset({"i4", "i8", "i16", "i32", "i64"})
-pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning"),
+    # the scalar oracles below (scan_oracle, naive_matmul) meet inf - inf and overflow
+    pytest.mark.filterwarnings("ignore:invalid value encountered in scalar:RuntimeWarning"),
+    pytest.mark.filterwarnings("ignore:overflow encountered in scalar:RuntimeWarning"),
+]
 TOLERANCE = {"f8": 0.25, "bf16": 2e-2, "f16": 2e-3, "f32": 1e-5, "f64": 1e-12}
 
 
@@ -153,6 +158,10 @@ def sample_case(op: str, dtype: str, rng: np.random.Generator) -> tuple[list[np.
     shapes = [(3, 4), (4, 2)] if op == "matmul" else [(3, 4)] * spec.arity
     inputs = [values_of(dtype, 12 if s == (3, 4) else 8, rng).reshape(s) for s in shapes]
     settings: dict[str, Any] = {"shl": {"bits": 1}, "shr": {"bits": 1}, "fill": {"value": 1}}.get(op, {})
+    if op in ("sum_axis", "mean_axis", "prod_axis", "max_axis", "min_axis"):
+        settings = {"axes": [0, 1]}  # required, as upstream
+    elif op in ("argmax_axis", "argmin_axis"):
+        settings = {"axis": 0}
     if op == "filter":
         inputs[2] = values_of(dtype, 12, rng).reshape(3, 4)
     return inputs, settings
@@ -213,8 +222,8 @@ def test_accumulate_examples() -> None:
     assert_same(run("abs", [i8(-128)], {"acc": ["i16"]}, "i16"), np.array(128, np.int16))
     assert_same(run("abs", [i8(-128)]), np.array(-128, np.int8))
     u4 = np.array([15, 15, 15], ml_dtypes.uint4)
-    assert_same(run("sum_axis", [u4], {"acc": ["u8"]}, "u8"), np.array(45, np.uint8))
-    assert_same(run("sum_axis", [u4]), np.array(13, ml_dtypes.uint4))  # 45 mod 16
+    assert_same(run("sum_axis", [u4], {"axes": [0], "acc": ["u8"]}, "u8"), np.array(45, np.uint8))
+    assert_same(run("sum_axis", [u4], {"axes": [0]}), np.array(13, ml_dtypes.uint4))  # 45 mod 16
     row, col = np.full((1, 4), 100, np.int8), np.full((4, 1), 100, np.int8)
     assert_same(run("matmul", [row, col], {"acc": ["i32"]}, "i32"), np.array([[40000]], np.int32))
     assert_same(run("matmul", [row, col]), np.array([[wrap_int(40000, "i8")]], np.int8))
@@ -275,6 +284,8 @@ INT_UNARY: dict[str, tuple[Callable[[int], Any], dict[str, Any]]] = {
     "relu": (lambda a: min(a if a >= 0 else wrap_int(a * 3, "i64"), 50), {"alpha": 3, "clamp_max": 50}),
     "clamp": (lambda a: min(max(a, -3), 9), {"min": -3, "max": 9}),
 }
+# clamp on i4 limits the bounds to the 4-bit range first (upstream's packed kernel); 9 -> 7
+# changes nothing for 4-bit values
 
 
 @pytest.mark.parametrize(("op", "dtype"), pairs(list(INT_UNARY), frozenset(INT_DTYPES)), ids=str)
@@ -349,10 +360,11 @@ FLOAT_UNARY: dict[str, tuple[Callable[[float], Any], dict[str, Any]]] = {
     "trunc": (lambda x: round_decimal(x, ROUND_DOWN), {}),
     "round": (lambda x: round_decimal(x, ROUND_HALF_UP), {}),
     "relu": (lambda x: min(x if x >= 0 else x * 0.25, 6.0) if not math.isnan(x) else x, {"alpha": 0.25, "clamp_max": 6.0}),
-    "clamp": (lambda x: x if math.isnan(x) else min(max(x, -1.5), 2.0), {"min": -1.5, "max": 2.0}),
+    # Rust `x.max(min).min(max)`: a NaN operand is dropped, so NaN becomes min
+    "clamp": (lambda x: fmin(fmax(x, -1.5), 2.0), {"min": -1.5, "max": 2.0}),
     "is_nan": (math.isnan, {}),
     "is_inf": (math.isinf, {}),
-    "is_neg": (lambda x: x < 0, {}),
+    "is_neg": (lambda x: math.copysign(1.0, x) < 0, {}),  # the sign bit: -0.0 and -NaN count
 }
 
 
@@ -494,38 +506,61 @@ def test_broadcast_float_and_scalar() -> None:
 # --- reductions -------------------------------------------------------------------------------------
 
 
-@hyp_settings(max_examples=60, deadline=None)
+def scan_oracle(op: str, x: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
+    """Upstream's float reduction loop, transcribed: visit the input in row-major order and
+    fold each element into its output slot (sum/mean from 0.0, prod from 1.0, max/min from
+    the first element with `>`/`<`), in float32 (float64 for f64) numpy scalars."""
+    math_type = np.float64 if dt(x) == "f64" else np.float32
+    values = x.astype(math_type)
+    keep = [i for i in range(x.ndim) if i not in axes]
+    slots: dict[tuple[int, ...], Any] = {}
+    for idx in np.ndindex(*x.shape):
+        key, v = tuple(idx[i] for i in keep), values[idx]
+        if op in ("sum_axis", "mean_axis"):
+            slots[key] = math_type(slots.get(key, math_type(0.0)) + v)
+        elif op == "prod_axis":
+            slots[key] = math_type(slots.get(key, math_type(1.0)) * v)
+        elif key not in slots or (v > slots[key] if op == "max_axis" else v < slots[key]):
+            slots[key] = v
+    count = math_type(int(np.prod([x.shape[a] for a in axes])))
+    out_shape = tuple(x.shape[i] for i in keep)
+    flat = [float(slots[k] / count if op == "mean_axis" else slots[k]) for k in np.ndindex(*out_shape)]
+    want = expected(flat, dt(x), out_shape)
+    return want.reshape(tuple(1 if i in axes else d for i, d in enumerate(x.shape))) if keepdims else want
+
+
+@hyp_settings(max_examples=80, deadline=None)
 @given(
     shape=hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=4),
     data=st.data(),
     op=st.sampled_from(["sum_axis", "mean_axis", "prod_axis", "max_axis", "min_axis"]),
-    dtype=st.sampled_from(["f32", "f16", "bf16", "f64", "i8", "u8", "i4", "i64", "u32"]),
+    dtype=st.sampled_from(["f32", "f16", "bf16", "f64", "f8", "i8", "u8", "i4", "i64", "u32"]),
     keepdims=st.booleans(),
 )
-def test_reductions_match_numpy(shape: tuple[int, ...], data: Any, op: str, dtype: str, keepdims: bool) -> None:
+def test_reductions_match_oracles(shape: tuple[int, ...], data: Any, op: str, dtype: str, keepdims: bool) -> None:
     rank = len(shape)
     axes = data.draw(st.none() | st.lists(st.integers(-rank, rank - 1), min_size=1, max_size=3))
     settings: dict[str, Any] = {"keepdims": keepdims} if keepdims or data.draw(st.booleans()) else {}
-    if axes is not None:
-        settings["axes"] = axes
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
     n = int(np.prod(shape))
     if dtype in FLOAT_DTYPES and op == "prod_axis":  # keep products in range
         x = np.array(rng.uniform(0.5, 1.5, size=n), np.float32).astype(numpy_dtype(dtype)).reshape(shape)
     elif dtype in FLOAT_DTYPES:
-        x = float_values(dtype, n, rng, specials=False).reshape(shape)
+        x = float_values(dtype, n, rng, specials=data.draw(st.booleans())).reshape(shape)
     else:
         x = int_values(dtype, n, rng).reshape(shape)
-    norm = tuple(sorted({a % rank for a in axes})) if axes is not None else tuple(range(rank))
+    if axes is None:  # upstream's axes_from_attrs: the setting is required
+        with pytest.raises(ExecutionError, match=f"op {op} missing axes attribute"):
+            run(op, [x], settings)
+        return
+    settings["axes"] = axes
+    norm = tuple(sorted({a % rank for a in axes}))
     result = run(op, [x], settings)
     spec = lookup_op(op)
     assert spec is not None and spec.shape_rule is not None
     assert result.shape == spec.shape_rule([shape], settings)
-    if dtype in FLOAT_DTYPES:
-        fn = {"sum_axis": np.sum, "mean_axis": np.mean, "prod_axis": np.prod, "max_axis": np.max, "min_axis": np.min}[op]
-        want = fn(exact(x), axis=norm, keepdims=keepdims)
-        scale = (np.max(np.abs(exact(x))) + 1) * n
-        np.testing.assert_allclose(result.astype(np.float64), want, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype] * scale)
+    if dtype in FLOAT_DTYPES:  # exact: same order, same roundings as upstream's loop
+        assert_same(result, scan_oracle(op, x, norm, keepdims))
         return
     ox = exact(x).astype(object)
     if op == "mean_axis":
@@ -541,28 +576,65 @@ def test_reductions_match_numpy(shape: tuple[int, ...], data: Any, op: str, dtyp
 
 def test_reduction_defaults_and_examples() -> None:
     x = np.array([[1, 2, 3], [4, 5, 6]], np.int16)
-    assert_same(run("sum_axis", [x]), np.array(21, np.int16))  # absent axes: every axis
+    assert_same(run("sum_axis", [x], {"axes": [0, 1]}), np.array(21, np.int16))
     assert_same(run("sum_axis", [x], {"axes": [-1, 1]}), np.array([6, 15], np.int16))
     assert_same(run("sum_axis", [x], {"axes": [0], "keepdims": True}), np.array([[5, 7, 9]], np.int16))
-    assert_same(run("mean_axis", [np.array([-3, -4], np.int8)]), np.array(-3, np.int8))  # -3.5 truncates
-    assert_same(run("prod_axis", [np.array([16, 16], np.int8)]), np.array(0, np.int8))
+    assert_same(run("mean_axis", [np.array([-3, -4], np.int8)], {"axes": [0]}), np.array(-3, np.int8))  # -3.5 truncates
+    assert_same(run("prod_axis", [np.array([16, 16], np.int8)], {"axes": [0]}), np.array(0, np.int8))
     f = np.array([[1.0, np.nan], [np.nan, np.nan]], np.float32)
     assert_same(run("max_axis", [f], {"axes": [1]}), np.array([1.0, np.nan], np.float32))
     assert_same(run("mean_axis", [np.zeros((2, 0), np.float32)], {"axes": [1]}), np.array([np.nan, np.nan], np.float32))
     assert_same(run("sum_axis", [np.zeros((2, 0), np.int32)], {"axes": [1]}), np.array([0, 0], np.int32))
-    assert_same(run("sum_axis", [np.array(5, np.int8)]), np.array(5, np.int8))
+    assert_same(run("prod_axis", [np.zeros((2, 0), np.float32)], {"axes": [1]}), np.array([1.0, 1.0], np.float32))
     h = np.full(4096, 1.0, np.float16)  # f16 alone cannot count past 2048: the sum runs in f32
-    assert_same(run("sum_axis", [h]), np.array(4096.0, np.float16))
+    assert_same(run("sum_axis", [h], {"axes": [0]}), np.array(4096.0, np.float16))
+    for op in ("sum_axis", "mean_axis", "prod_axis", "max_axis", "min_axis"):
+        with pytest.raises(ExecutionError, match=f"op {op} missing axes attribute"):
+            run(op, [x])
+
+
+def test_float_sums_are_sequential() -> None:
+    # upstream adds one element at a time: 1e8 + 1 == 1e8 in f32, so sixteen ones vanish;
+    # a pairwise sum would add them up first (1e8 + 16)
+    x = np.array([1e8] + [1.0] * 16, np.float32)
+    assert_same(run("sum_axis", [x], {"axes": [0]}), np.array(1e8, np.float32))
+    assert_same(run("mean_axis", [x], {"axes": [0]}), np.array(np.float32(1e8) / np.float32(17), np.float32))
+    y = np.array([1.0] * 16 + [1e8], np.float32)  # the ones first: they add up before 1e8 joins
+    assert_same(run("sum_axis", [y], {"axes": [0]}), np.array(1e8 + 16, np.float32))
+    # several axes: row-major order of the reduced elements ([0, 0], [0, 1], [1, 0], [1, 1]);
+    # 1e8 - 1e8 + 1 + 1 = 2, where column order (1e8 + 1 - 1e8 + 1) would give 1
+    z = np.array([[[1e8], [-1e8]], [[1.0], [1.0]]], np.float32)
+    assert_same(run("sum_axis", [z], {"axes": [0, 1]}), np.array([2.0], np.float32))
+    # wide outputs take the other code path (one vectorised add per reduced element)
+    w = np.tile(x[:, None], (1, 20))
+    assert_same(run("sum_axis", [w], {"axes": [0]}), np.full(20, 1e8, np.float32))
+    assert_same(run("sum_axis", [w[::-1]], {"axes": [0]}), np.full(20, 1e8 + 16, np.float32))
+    # an all -0.0 sum is +0.0 (0.0 + -0.0), a product starts from 1.0
+    for zeros in (np.full(2, -0.0, np.float32), np.full((2, 3), -0.0, np.float32)):
+        s = run("sum_axis", [zeros], {"axes": [0]})
+        assert (s == 0).all() and not np.signbit(s).any()
+        assert np.signbit(run("prod_axis", [zeros[:1]], {"axes": [0]})).all()
+
+
+def test_max_min_axis_scan() -> None:
+    # `best = first; if x > best { best = x }`: a leading NaN stays, later NaNs are skipped
+    x = np.array([[np.nan, 1.0, 3.0], [2.0, np.nan, 5.0], [-1.0, -3.0, np.nan]], np.float32)
+    assert_same(run("max_axis", [x], {"axes": [1]}), np.array([np.nan, 5.0, -1.0], np.float32))
+    assert_same(run("min_axis", [x], {"axes": [1]}), np.array([np.nan, 2.0, -3.0], np.float32))
+    assert_same(run("max_axis", [x], {"axes": [0]}), np.array([np.nan, 1.0, 5.0], np.float32))
+    # of equal values (0.0 == -0.0) the first one stays
+    assert np.signbit(run("max_axis", [np.array([-0.0, 0.0], np.float32)], {"axes": [0]}))
+    assert not np.signbit(run("min_axis", [np.array([0.0, -0.0], np.float32)], {"axes": [0]}))
 
 
 def argmax_oracle(row: list[Any], want_max: bool, first: bool) -> int:
-    best = None
-    for i, v in enumerate(row):
-        if isinstance(v, float) and math.isnan(v):
-            continue
-        if best is None or (v > row[best] if want_max else v < row[best]) or (v == row[best] and not first):
+    """Upstream's loop: `value > best` (`>=` without select_first; `<`/`<=` for argmin)."""
+    best = 0
+    for i, v in enumerate(row[1:], 1):
+        b = row[best]
+        if (v > b if want_max else v < b) or (not first and v == b):
             best = i
-    return 0 if best is None else best
+    return best
 
 
 @pytest.mark.parametrize("op", ["argmax_axis", "argmin_axis"])
@@ -574,6 +646,7 @@ def test_arg_reductions(op: str, dtype: str, select_first: bool | None) -> None:
         x = np.array(rng.integers(-2, 3, size=24), np.float32).astype(numpy_dtype(dtype)).reshape(2, 3, 4)
         x[0, 0, 1] = np.nan
         x[1, :, 2] = np.nan
+        x[0, 1, 0] = np.nan
     else:
         low, high = INT_RANGES[dtype]
         x = np.array(rng.integers(max(low, -2), min(high, 3), size=24), np.int64).astype(numpy_dtype(dtype)).reshape(2, 3, 4)
@@ -591,10 +664,18 @@ def test_arg_reductions(op: str, dtype: str, select_first: bool | None) -> None:
             assert_same(run(op, [x], settings), want_arr)
 
 
-def test_argmax_default_axis_is_zero() -> None:
+def test_arg_reductions_need_axis() -> None:
     x = np.array([[1, 9], [5, 2]], np.int32)
-    assert_same(run("argmax_axis", [x]), np.array([1, 0], np.int64))
+    for op in ("argmax_axis", "argmin_axis"):
+        with pytest.raises(ExecutionError, match=f"op {op} missing axis attribute"):
+            run(op, [x])
+    assert_same(run("argmax_axis", [x], {"axis": 0}), np.array([1, 0], np.int64))
     assert_same(run("argmin_axis", [x], {"axis": 1, "keepdims": True}), np.array([[0], [1]], np.int64))
+    f = np.array([np.nan, 3.0, 1.0, 3.0], np.float32)  # a leading NaN is never beaten
+    assert_same(run("argmax_axis", [f], {"axis": 0}), np.array(0, np.int64))
+    g = np.array([1.0, np.nan, 3.0, 3.0], np.float32)
+    assert_same(run("argmax_axis", [g], {"axis": 0}), np.array(2, np.int64))
+    assert_same(run("argmax_axis", [g], {"axis": 0, "select_first": False}), np.array(3, np.int64))
 
 
 # --- matmul ------------------------------------------------------------------------------------------
@@ -629,6 +710,36 @@ def test_matmul_f16_computes_in_f32() -> None:
     assert_same(run("matmul", [a, b]), np.array([[2050.0]], np.float16))
 
 
+def naive_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Upstream's loop, transcribed: acc = 0.0; acc = acc + a[m, k] * b[k, n] (numpy scalars)."""
+    math_type = np.float64 if dt(a) == "f64" else np.float32
+    a, b = a.astype(math_type), b.astype(math_type)
+    out = np.zeros(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1]), math_type)
+    ab, bb = np.broadcast_to(a, out.shape[:-2] + a.shape[-2:]), np.broadcast_to(b, out.shape[:-2] + b.shape[-2:])
+    for idx in np.ndindex(*out.shape):
+        *batch, m, n = idx
+        acc = math_type(0.0)
+        for k in range(a.shape[-1]):
+            acc = math_type(acc + math_type(ab[(*batch, m, k)] * bb[(*batch, k, n)]))
+        out[idx] = acc
+    return out
+
+
+@pytest.mark.parametrize("name", ["f32", "f64", "f16", "bf16", "f8"])
+def test_matmul_is_sequential_over_k(name: str) -> None:
+    rng = np.random.default_rng(14)
+    for sa, sb in [((3, 7), (7, 2)), ((2, 1, 2, 5), (3, 5, 4)), ((1, 0), (0, 3))]:
+        top = 8 if name in ("f32", "f64") else 3  # wide magnitudes make the order matter
+        scale = 10.0 ** rng.integers(-4, top, size=sa)
+        a = (rng.normal(size=sa) * scale).astype(np.float32).astype(numpy_dtype(name))
+        b = rng.normal(size=sb).astype(np.float32).astype(numpy_dtype(name))
+        want = naive_matmul(a, b)
+        assert_same(run("matmul", [a, b]), want.astype(numpy_dtype(name)))
+    # 1e8 + 1 + 1 + ... stays 1e8 in f32; BLAS could add the ones first
+    a = np.array([[1e8] + [1.0] * 16], np.float32)
+    assert_same(run("matmul", [a, np.ones((17, 1), np.float32)]), np.array([[1e8]], np.float32))
+
+
 # --- relu / clamp / fill / filter / is_finite ----------------------------------------------------------
 
 
@@ -643,20 +754,46 @@ def test_relu_defaults() -> None:
 
 
 def test_clamp_defaults_and_order() -> None:
-    x = np.array([-5.0, 0.5, 5.0, np.nan], np.float32)
-    assert_same(run("clamp", [x]), x)
-    assert_same(run("clamp", [x], {"min": 0}), np.array([0.0, 0.5, 5.0, np.nan], np.float32))
-    assert_same(run("clamp", [x], {"min": 2.0, "max": 1.0}), np.array([1.0, 1.0, 1.0, np.nan], np.float32))
+    # upstream: `x.max(min).min(max)` with Rust's NaN-dropping max/min; defaults f64::MIN/MAX
+    x = np.array([-5.0, 0.5, 5.0, np.nan, np.inf], np.float32)
+    assert_same(run("clamp", [x]), np.array([-5.0, 0.5, 5.0, -np.inf, np.inf], np.float32))  # f64::MIN as f32
+    assert_same(run("clamp", [x], {"min": 0}), np.array([0.0, 0.5, 5.0, 0.0, np.inf], np.float32))
+    assert_same(run("clamp", [x], {"max": 1}), np.array([-5.0, 0.5, 1.0, -np.inf, 1.0], np.float32))
+    assert_same(run("clamp", [x], {"min": 2.0, "max": 1.0}), np.full(5, 1.0, np.float32))  # max wins
+    big = np.finfo(np.float64).max
+    d = np.array([np.inf, -np.inf, np.nan, 1.0], np.float64)
+    assert_same(run("clamp", [d]), np.array([big, -big, -big, 1.0], np.float64))
+    h = np.array([np.nan, 70000.0], np.float32).astype(np.float16)
+    assert_same(run("clamp", [h]), np.array([-np.inf, np.inf], np.float16))
+    assert_same(run("clamp", [h], {"min": -1.0, "max": 1e6}), np.array([-1.0, np.inf], np.float16))
+    # integers: the bounds are i64 (u64) values, not limited to the dtype; the result wraps
     u = np.array([0, 7, 255], np.uint8)
-    assert_same(run("clamp", [u], {"min": -4, "max": 300}), u)
+    assert_same(run("clamp", [u], {"min": 0, "max": 300}), u)
     assert_same(run("clamp", [u], {"max": 9}), np.array([0, 7, 9], np.uint8))
+    assert_same(run("clamp", [u], {"min": 300}), np.full(3, 44, np.uint8))  # 300 as u8
+    i = np.array([5, -100, 100], np.int8)
+    assert_same(run("clamp", [i], {"min": 200}), np.full(3, -56, np.int8))  # 200 as i8
+    assert_same(run("clamp", [i], {"max": -129}), np.full(3, 127, np.int8))  # -129 as i8
+    assert_same(run("clamp", [i], {"min": True, "max": 50}), np.array([5, 1, 50], np.int8))
+    # i4/u4: upstream's packed kernel limits the bounds to the 4-bit range first
+    i4 = np.array([5, -8, 7], ml_dtypes.int4)
+    assert_same(run("clamp", [i4], {"min": 200}), np.full(3, 7, ml_dtypes.int4))
+    assert_same(run("clamp", [i4], {"min": -100, "max": -50}), np.full(3, -2, ml_dtypes.int4))  # -50 as 4 bits
+    assert_same(run("clamp", [np.array([3, 15], ml_dtypes.uint4)], {"min": 20}), np.full(2, 15, ml_dtypes.uint4))
+    for name in ("min", "max"):
+        with pytest.raises(ExecutionError, match=f"op clamp {name} must be non-negative for unsigned dtype"):
+            run("clamp", [u], {name: -1})
 
 
 def test_fill() -> None:
     assert_same(run("fill", [np.zeros((2, 2), np.float16)], {"value": 0.1}), np.full((2, 2), np.float32(0.1), np.float16))
     assert_same(run("fill", [np.zeros(2, ml_dtypes.bfloat16)], {"value": 3}), np.full(2, 3.0, ml_dtypes.bfloat16))
     assert_same(run("fill", [np.zeros(3, np.uint8)], {"value": 300}), np.full(3, 44, np.uint8))
-    assert_same(run("fill", [np.zeros(1, np.uint8)], {"value": -1}), np.full(1, 255, np.uint8))
+    assert_same(run("fill", [np.zeros(1, np.int8)], {"value": -1}), np.full(1, -1, np.int8))
+    assert_same(run("fill", [np.zeros(1, np.bool_)], {"value": -1}), np.full(1, True))
+    for name in ("u4", "u8", "u64"):
+        with pytest.raises(ExecutionError, match="op fill value must be non-negative for unsigned dtype"):
+            run("fill", [np.zeros(1, numpy_dtype(name))], {"value": -1})
     assert_same(run("fill", [np.zeros(2, ml_dtypes.int4)], {"value": 9}), np.full(2, -7, ml_dtypes.int4))
     assert_same(run("fill", [np.zeros(2, np.int64)], {"value": np.int64(5)}), np.full(2, 5, np.int64))
     assert_same(run("fill", [np.zeros((), np.float32)], {"value": True}), np.array(1.0, np.float32))
@@ -679,17 +816,32 @@ def test_is_finite_is_a_scalar_reduction() -> None:
 
 
 def test_shifts_past_the_width() -> None:
+    # upstream: `(v as i64).wrapping_shl(bits)` then `as i8`: the count is taken modulo 64
     x = np.array([-128, 64, 1], np.int8)
     assert_same(run("shl", [x], {"bits": 8}), np.zeros(3, np.int8))
+    assert_same(run("shl", [x], {"bits": 9}), np.zeros(3, np.int8))  # 512 as i8, not 1 << 1
     assert_same(run("shr", [x], {"bits": 8}), np.array([-1, 0, 0], np.int8))
-    assert_same(run("shr", [x], {"bits": 200}), np.array([-1, 0, 0], np.int8))
-    assert_same(run("shl", [x], {"bits": 100}), np.zeros(3, np.int8))
-    assert_same(run("shl", [x], {"bits": -3}), x)
+    assert_same(run("shr", [x], {"bits": 200}), np.array([-1, 0, 0], np.int8))  # 200 % 64 = 8
+    assert_same(run("shl", [x], {"bits": 100}), np.zeros(3, np.int8))  # 100 % 64 = 36
+    assert_same(run("shl", [x], {"bits": 64}), x)  # 64 % 64 = 0
+    assert_same(run("shr", [x], {"bits": 65}), np.array([-64, 32, 0], np.int8))  # 65 % 64 = 1
+    assert_same(run("shl", [x], {"bits": -3}), x)  # Int(v).max(0)
     u = np.array([2**64 - 1], np.uint64)
     assert_same(run("shr", [u], {"bits": 63}), np.array([1], np.uint64))
-    assert_same(run("shr", [u], {"bits": 64}), np.array([0], np.uint64))
+    assert_same(run("shr", [u], {"bits": 64}), u)
+    assert_same(run("shl", [u], {"bits": 2**32 + 1}), np.array([2**64 - 2], np.uint64))  # `as u32`, then % 64
     assert_same(run("shl", [u], {"bits": np.int64(63)}), np.array([2**63], np.uint64))
     assert_same(run("shl", [np.array([1], np.int16)], {"bits": True}), np.array([2], np.int16))
+    assert_same(run("shl", [np.array([1], np.int32)], {"bits": 32}), np.array([0], np.int32))
+    assert_same(run("shl", [np.array([1], np.int64)], {"bits": 65}), np.array([2], np.int64))
+    # i4/u4: upstream's packed kernels shift the i8/u8 value, so the count is taken modulo 8
+    i4 = np.array([1, -8, 7], ml_dtypes.int4)
+    assert_same(run("shl", [i4], {"bits": 9}), np.array([2, 0, -2], ml_dtypes.int4))
+    assert_same(run("shr", [i4], {"bits": 10}), np.array([0, -2, 1], ml_dtypes.int4))
+    assert_same(run("shl", [i4], {"bits": 8}), i4)
+    u4 = np.array([1, 15], ml_dtypes.uint4)
+    assert_same(run("shl", [u4], {"bits": 11}), np.array([8, 8], ml_dtypes.uint4))
+    assert_same(run("shr", [u4], {"bits": 4}), np.array([0, 0], ml_dtypes.uint4))
 
 
 # --- cast --------------------------------------------------------------------------------------------
@@ -772,6 +924,7 @@ def test_settings_accept_numpy_scalars() -> None:
 
 F = np.zeros((2, 3), np.float32)
 I = np.zeros((2, 3), np.int32)
+U = np.zeros((2, 3), np.uint8)
 
 ERRORS = [
     ("add", [F, np.zeros(4, np.float32)], {}, "op add cannot broadcast shapes [2, 3] and [4]"),
@@ -786,10 +939,13 @@ ERRORS = [
     ("mean_axis", [F], {"axes": [-3]}, "op mean_axis axis -3 out of range for rank 2"),
     ("sum_axis", [F], {"axes": []}, "op sum_axis axes must not be empty"),
     ("sum_axis", [F], {"axes": [1.5]}, "op sum_axis setting axes must be a list of integers, got [1.5]"),
-    ("sum_axis", [F], {"keepdims": 1.5}, "op sum_axis setting keepdims must be a bool, got 1.5"),
+    ("sum_axis", [F], {"axes": [0], "keepdims": 1.5}, "op sum_axis setting keepdims must be a bool, got 1.5"),
+    ("sum_axis", [F], {}, "op sum_axis missing axes attribute"),
+    ("max_axis", [F], {"keepdims": True}, "op max_axis missing axes attribute"),
+    ("argmax_axis", [F], {}, "op argmax_axis missing axis attribute"),
     ("argmax_axis", [F], {"axis": 2}, "op argmax_axis axis 2 out of range for rank 2"),
     ("argmin_axis", [F], {"axis": 1.0}, "op argmin_axis setting axis must be an integer, got 1.0"),
-    ("argmax_axis", [np.zeros(0, np.float32)], {}, "op argmax_axis reduces over an empty axis of [0]"),
+    ("argmax_axis", [np.zeros(0, np.float32)], {"axis": 0}, "op argmax_axis reduces over an empty axis of [0]"),
     ("max_axis", [np.zeros((0, 3), np.float32)], {"axes": [0]}, "op max_axis reduces over an empty axis of [0, 3]"),
     ("mean_axis", [np.zeros((2, 0), np.int32)], {"axes": [1]}, "op mean_axis reduces over an empty axis of [2, 0]"),
     ("shl", [I], {}, "op shl requires setting bits"),
@@ -798,6 +954,11 @@ ERRORS = [
     ("fill", [I], {"value": 1.5}, "op fill setting value must be an integer or bool for i32, got 1.5"),
     ("fill", [F], {"value": "x"}, "op fill setting value must be a number, got 'x'"),
     ("div", [I, I], {"div_by_zero_mask": 0.5}, "op div setting div_by_zero_mask must be an integer for integer inputs, got 0.5"),
+    ("div", [U, U], {"div_by_zero_mask": -1}, "op div div_by_zero_mask must be non-negative for unsigned dtype"),
+    ("floor_div", [U, U], {"div_by_zero_mask": -2}, "op floor_div div_by_zero_mask must be non-negative for unsigned dtype"),
+    ("fill", [U], {"value": -1}, "op fill value must be non-negative for unsigned dtype"),
+    ("clamp", [U], {"min": -5}, "op clamp min must be non-negative for unsigned dtype"),
+    ("clamp", [U], {"max": -1}, "op clamp max must be non-negative for unsigned dtype"),
     ("relu", [I], {"alpha": 0.5}, "op relu setting alpha must be an integer for integer inputs, got 0.5"),
     ("clamp", [I], {"min": 0.5}, "op clamp setting min must be an integer for integer inputs, got 0.5"),
     ("cast", [F], {"to": "i8", "rounding_mode": "up"}, "op cast unsupported rounding_mode 'up' (expected trunc, floor, ceil or nearest)"),
@@ -813,7 +974,8 @@ def test_error_messages(op: str, inputs: list[np.ndarray], settings: dict[str, A
     with pytest.raises(ExecutionError) as info:
         spec.reference(inputs, settings, out)
     assert info.value.message == message
-    shape_only = not any(w in message for w in ("setting value", "setting bits", "bits", "mask", "alpha", "min must", "rounding", "saturate", "[2, 0]"))
+    value_checks = ("value", "bits", "mask", "alpha", "min must", "max must", "rounding", "saturate", "[2, 0]")
+    shape_only = not any(w in message for w in value_checks)
     if shape_only:  # the shape rule reports the same shape errors
         with pytest.raises(ExecutionError) as info:
             spec.shape_rule([x.shape for x in inputs], settings)

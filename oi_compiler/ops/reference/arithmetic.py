@@ -7,10 +7,10 @@ without overflow. Bools compute as the integers 0/1 and convert back with
 `!= 0`, so add is OR, mul is AND, sub is XOR (upstream's bool kernels).
 
 Division (upstream's CPU kernels): a zero divisor writes `div_by_zero_mask`
-(default NaN for floats, 0 for integers) in div, floor_div and recip; rem by
-zero gives 0 for integers. Integer div truncates toward zero, floor_div is
-Rust's `div_euclid` (the remainder is never negative), rem is Rust's `%`
-(truncated, the sign of the dividend).
+(default NaN for floats, 0 for integers) in div, floor_div and recip; a negative
+mask on unsigned inputs is an error; rem by zero gives 0 for integers. Integer div
+truncates toward zero, floor_div is Rust's `div_euclid` (the remainder is never
+negative), rem is Rust's `%` (truncated, the sign of the dividend).
 """
 
 from __future__ import annotations
@@ -56,12 +56,18 @@ def abs_(op: str, inputs: list[np.ndarray], settings: Mapping[str, Any], out: st
 
 
 def division_mask(op: str, settings: Mapping[str, Any], dtype: np.dtype) -> np.generic:
-    """`div_by_zero_mask` in the math dtype (default NaN for floats, 0 for integers)."""
+    """`div_by_zero_mask` in the math dtype (default NaN for floats, 0 for integers).
+
+    On unsigned inputs (math dtype uint64) a negative mask is an error, as upstream's
+    `div_mask_u64` has it.
+    """
     if dtype.kind == "f":
         return dtype.type(read_number(op, settings, "div_by_zero_mask", float("nan")))
     value = read_number(op, settings, "div_by_zero_mask", 0)
     if not is_bool(value) and as_int(value) is None:
         raise fail(op, f"setting div_by_zero_mask must be an integer for integer inputs, got {value!r}")
+    if dtype.kind == "u" and int(value) < 0:
+        raise fail(op, "div_by_zero_mask must be non-negative for unsigned dtype")
     return int_scalar(int(value), dtype)
 
 

@@ -4,9 +4,13 @@ Integers operate on their two's-complement bits at the dtype's width (i4/u4:
 4 bits); bools are logical (`not true` is false). shl shifts zeros in and
 drops bits past the width; shr is arithmetic for signed dtypes (the sign bit
 is copied in) and logical for unsigned ones. `bits` is required and must be
-an integer; a negative count shifts by 0 (upstream reads it as `max(0)`), a
-count >= the width gives 0 (or -1 for shr of a negative value). popcount
-counts the one bits of the two's-complement pattern (i8 -1 -> 8).
+an integer; a negative count shifts by 0 (upstream reads it as `max(0)`).
+Upstream's kernels shift `value as i64` (`as u64` for unsigned) with Rust's
+`wrapping_shl`/`wrapping_shr` and cast back with `as`, so the count is taken
+modulo 64 for i8..i64 and u8..u64 (i8 1 << 9 is 512 as i8 = 0; a count of 64
+shifts by 0, 65 by 1). i4/u4 use the packed kernels, which shift the value as
+i8/u8: the count is taken modulo 8 and the result keeps the low 4 bits.
+popcount counts the one bits of the two's-complement pattern (i8 -1 -> 8).
 """
 
 from __future__ import annotations
@@ -38,13 +42,12 @@ def invert(op: str, inputs: list[np.ndarray], settings: Mapping[str, Any], out: 
 
 
 def shift(op: str, inputs: list[np.ndarray], settings: Mapping[str, Any], out: str) -> np.ndarray:
-    count = max(read_int(op, settings, "bits"), 0)
+    count = max(read_int(op, settings, "bits"), 0)  # Int(v) => v.max(0) as u32
+    count %= 8 if dtype_of(inputs[0]) in ("i4", "u4") else 64  # wrapping_shl/shr on i8/u8 or i64/u64
     (a,) = widen_all(inputs)
     if op == "shl":
-        moved = a.astype(np.uint64) << np.uint64(count) if count < 64 else np.zeros(a.shape, np.uint64)
-        return wrap(moved, out)
-    moved = a >> a.dtype.type(min(count, 63)) if count < 64 or a.dtype.kind == "i" else np.zeros_like(a)
-    return convert(moved, out)
+        return wrap(a.astype(np.uint64) << np.uint64(count), out)
+    return convert(a >> a.dtype.type(count), out)
 
 
 def popcount(op: str, inputs: list[np.ndarray], settings: Mapping[str, Any], out: str) -> np.ndarray:

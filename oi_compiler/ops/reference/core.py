@@ -105,6 +105,13 @@ def int_scalar(value: int, dtype: np.dtype) -> np.generic:
     return dtype.type(value)
 
 
+def non_negative(op: str, name: str, value: int, dtype: str) -> int:
+    """An integer setting checked for an unsigned dtype (upstream rejects negative values)."""
+    if dtype in UNSIGNED and value < 0:
+        raise fail(op, f"{name} must be non-negative for unsigned dtype")
+    return value
+
+
 def trunc_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Integer division rounding toward zero (b != 0), wrapping like Rust's `wrapping_div`."""
     q = a // b

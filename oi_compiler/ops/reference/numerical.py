@@ -6,8 +6,11 @@ float32 (float64 for f64) with alpha/clamp_max rounded to that dtype; integers
 compute in int64 (alpha and clamp_max must be integers) and wrap to the width.
 
 matmul: `[..., M, K] x [..., K, N] -> [..., M, N]`, batch dims broadcast like
-numpy, rank >= 2. Low-precision floats compute in float32 and round once at the
-end; integers and bools compute in int64/uint64 and wrap (bool: OR of ANDs).
+numpy, rank >= 2. Floats follow upstream's loop `acc = 0; acc = acc + a[m, k] *
+b[k, n]` for k ascending, a separate multiply and add (no FMA), in float32
+(float64 for f64); f8/f16/bf16 accumulate in float32 too and round once at the
+end (upstream rounds to the narrow type after every step). Integers and bools
+compute in int64/uint64 and wrap, which is exact in any order (bool: OR of ANDs).
 """
 
 from __future__ import annotations
@@ -44,8 +47,27 @@ def relu(op: str, inputs: list[np.ndarray], settings: Mapping[str, Any], out: st
     return convert(np.where(y > clamp_max, clamp_max, y), out)
 
 
+def sequential_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """`a @ b` summed over k in ascending order from 0.0, one rounding per multiply and add.
+
+    Each step is two vectorised numpy ops over the whole [..., M, N] accumulator, so the
+    Python loop runs K times (BLAS would reorder and may fuse).
+    """
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    acc = np.zeros(batch + (a.shape[-2], b.shape[-1]), a.dtype)
+    columns = np.ascontiguousarray(np.moveaxis(a, -1, 0))[..., None]  # [K, ..., M, 1]
+    rows = np.ascontiguousarray(np.moveaxis(b, -2, 0))[..., None, :]  # [K, ..., 1, N]
+    product = np.empty_like(acc)
+    for column, row in zip(columns, rows):
+        np.multiply(column, row, out=product)
+        np.add(acc, product, out=acc)
+    return acc
+
+
 def matmul(op: str, inputs: list[np.ndarray], settings: Mapping[str, Any], out: str) -> np.ndarray:
     a, b = widen_all(inputs)
+    if a.dtype.kind == "f":
+        return convert(sequential_matmul(a, b), out)
     return convert(np.matmul(a, b), out)
 
 

@@ -48,10 +48,10 @@ def broadcast_shapes(op: str, a: Shape, b: Shape, what: str = "shapes") -> Shape
 
 
 def reduction_axes(op: str, rank: int, settings: Mapping[str, Any]) -> tuple[int, ...]:
-    """The sorted, de-duplicated `axes` of a reduction (absent: every axis)."""
+    """The sorted, de-duplicated `axes` of a reduction (required and non-empty, as upstream)."""
     axes = read_int_list(op, settings, "axes")
     if axes is None:
-        return tuple(range(rank))
+        raise fail(op, "missing axes attribute")
     if not axes:
         raise fail(op, "axes must not be empty")
     return tuple(sorted({normalize_axis(op, a, rank) for a in axes}))
@@ -110,8 +110,15 @@ def _reduce_extreme(op: str, shapes: list[Shape], settings: Mapping[str, Any]) -
     return reduced_shape(shapes[0], axes, read_bool(op, settings, "keepdims", False))
 
 
+def reduction_axis(op: str, rank: int, settings: Mapping[str, Any]) -> int:
+    """The one `axis` of argmax_axis/argmin_axis (required, as upstream)."""
+    if "axis" not in settings:
+        raise fail(op, "missing axis attribute")
+    return normalize_axis(op, read_int(op, settings, "axis"), rank)
+
+
 def _reduce_axis(op: str, shapes: list[Shape], settings: Mapping[str, Any]) -> Shape:
-    axis = normalize_axis(op, read_int(op, settings, "axis", 0), len(shapes[0]))
+    axis = reduction_axis(op, len(shapes[0]), settings)
     if shapes[0][axis] == 0:
         raise fail(op, f"reduces over an empty axis of {shape_text(shapes[0])}")
     return reduced_shape(shapes[0], (axis,), read_bool(op, settings, "keepdims", False))
