@@ -54,6 +54,12 @@ _PASSES: dict[str, PassInfo] = {
             _lazy("xdsl.transforms.common_subexpression_elimination", "CommonSubexpressionElimination"),
         ),
         PassInfo(
+            "bind-sizes",
+            "Replace size variables by their values (options: NAME=N ..., model=PATH)",
+            _lazy("oi_compiler.passes.bind_sizes", "BindSizes"),
+            (("NAME", "int (any number of sizes)"), ("model", "str = '' (a .oinf/.npz whose sizes to use)")),
+        ),
+        PassInfo(
             "dce",
             "Erase ops whose results are unused and that have no effects",
             _lazy("xdsl.transforms.dead_code_elimination", "DeadCodeElimination"),
@@ -114,7 +120,8 @@ def parse_pipeline(pipeline: str, *, callback=None):
     except (Exception, ArgSpecParseError) as e:
         column = next((line.rsplit(":", 1)[1] for line in str(e).splitlines() if line.startswith("pass-pipeline:")), None)
         where = f" at column {column}" if column else ""
-        raise PassError(f"invalid pass pipeline '{pipeline}'{where}: {exception_summary(e)}") from None
+        reason = e.message if isinstance(e, PassError) else exception_summary(e)
+        raise PassError(f"invalid pass pipeline '{pipeline}'{where}: {reason}") from None
 
 
 def run_passes(module, pipeline: str, ctx=None, *, callback=None) -> None:

@@ -1,0 +1,124 @@
+"""`--bind-sizes`: give size variables their values, so every shape the graph names is concrete.
+
+    oi-opt model.oi --bind-sizes="B=1 D=64"
+    oi-opt model.oi --bind-sizes='model="weights.oinf" D=64'   # the model's sizes, D overridden
+
+Each named size is substituted wherever the graph may name it: the dims of every
+declared variable and `assign`ed temporary (`f32[B, 3*D]` -> `f32[1, 192]`), cache
+indices and slice bounds (`K[l, 0..T]`), prefix-table indices (`W[D]`) and loop
+bounds. A size variable comes first wherever upstream resolves a name (it shadows a
+persistent scalar of the same name as a cache index, and a variable as a loop
+bound), so the substitution keeps the graph's meaning. Names not given stay
+symbolic.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from xdsl.dialects.builtin import ArrayAttr, IntAttr, StringAttr
+from xdsl.ir import Attribute
+from xdsl.passes import ModulePass
+from xdsl.utils.arg_spec import ArgSpec
+
+from oi_compiler.dialects.oi import AssignOp, LoopOp, VarOp
+from oi_compiler.dialects.oi_attrs import CacheAccessAttr, DimAttr, SliceAttr, TensorType, VarRefAttr
+from oi_compiler.errors import PassError
+
+
+def parse_sizes(text: str) -> dict[str, int]:
+    """`"B=1 D=64"` (spaces or commas between entries) -> {"B": 1, "D": 64}."""
+    sizes: dict[str, int] = {}
+    for entry in text.replace(",", " ").split():
+        name, eq, value = entry.partition("=")
+        if not eq or not name.isidentifier():
+            raise PassError(f"bind-sizes: bad entry {entry!r} (expected NAME=N)")
+        try:
+            sizes[name] = int(value, 0)
+        except ValueError:
+            raise PassError(f"bind-sizes: size {name} must be an integer, got {value!r}") from None
+        if sizes[name] < 0:
+            raise PassError(f"bind-sizes: size {name} cannot be negative")
+    return sizes
+
+
+@dataclass(frozen=True)
+class BindSizes(ModulePass):
+    """Replace size variables by their values (options: NAME=N ..., model=PATH)"""
+
+    name = "bind-sizes"
+
+    sizes: tuple[tuple[str, int], ...] = field(default=())
+    model: str = ""
+
+    @classmethod
+    def from_spec(cls, spec: ArgSpec) -> BindSizes:
+        """Every option but `model` names a size: `bind-sizes{B=1 D=64}`, `--bind-sizes="B=1 D=64"`."""
+        sizes, model = {}, ""
+        for key, values in spec.normalize_parameter_names().parameters.items():
+            value = values[0] if isinstance(values, list | tuple) and len(values) == 1 else values
+            if key == "model":
+                model = str(value)
+            elif key == "sizes":
+                sizes.update(parse_sizes(str(value)))
+            else:
+                sizes.update(parse_sizes(f"{key}={value}"))
+        return cls(tuple(sorted(sizes.items())), model)
+
+    def all_sizes(self) -> dict[str, int]:
+        sizes: dict[str, int] = {}
+        if self.model:
+            from oi_compiler.runtime.model import Model
+
+            sizes.update(Model.open(self.model).sizevars)
+        sizes.update(dict(self.sizes))
+        return sizes
+
+    def apply(self, ctx, module) -> None:
+        sizes = self.all_sizes()
+        if not sizes:
+            return
+        for op in module.walk():
+            if isinstance(op, VarOp | AssignOp):
+                op.properties["type"] = bound_type(op.var_type, sizes)
+            elif isinstance(op, LoopOp):
+                for key in ("start", "end"):
+                    bound = op.properties[key]
+                    if isinstance(bound, StringAttr) and bound.data in sizes:
+                        op.properties[key] = IntAttr(sizes[bound.data])
+            for key, prop in list(op.properties.items()):
+                bound = bound_indices(prop, sizes)
+                if bound is not prop:
+                    op.properties[key] = bound
+
+
+def bound_type(var_type: TensorType, sizes: dict[str, int]) -> TensorType:
+    dims = []
+    for dim in var_type.dims:
+        factors = [f.data for f in dim.factors]
+        if all(isinstance(f, int) or f in sizes for f in factors):
+            dims.append(DimAttr(math.prod(f if isinstance(f, int) else sizes[f] for f in factors)))
+        else:
+            dims.append(DimAttr(*(sizes.get(f, f) if isinstance(f, str) else f for f in factors)))
+    return TensorType(var_type.dtype, dims)
+
+
+def bound_indices(attr: Attribute, sizes: dict[str, int]) -> Attribute:
+    """`attr` with every index slot naming a size replaced by its value (the same object if none does)."""
+
+    def value(v):
+        return sizes.get(v, v) if isinstance(v, str) else v
+
+    if isinstance(attr, ArrayAttr) and any(isinstance(a, VarRefAttr) for a in attr):
+        return ArrayAttr([bound_indices(a, sizes) for a in attr])
+    if isinstance(attr, VarRefAttr) and any(isinstance(i, StringAttr) and i.data in sizes for i in attr.indices):
+        return VarRefAttr(attr.var_name, [value(i.data) for i in attr.indices])
+    if isinstance(attr, CacheAccessAttr):
+        names = [b for i in attr.indices for b in (i.bounds if isinstance(i, SliceAttr) else (i.data,))]
+        if any(isinstance(n, str) and n in sizes for n in names):
+            indices = [
+                SliceAttr(*map(value, i.bounds)) if isinstance(i, SliceAttr) else value(i.data) for i in attr.indices
+            ]
+            return CacheAccessAttr(attr.var_name, indices, attr.is_bracketed)
+    return attr
