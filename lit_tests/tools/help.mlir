@@ -16,6 +16,9 @@
 // CHECK-DAG:  -p PIPELINE, --pass-pipeline PIPELINE
 // CHECK-DAG:  -o OUTPUT, --output OUTPUT
 // CHECK:      passes (run in the order given
+// CHECK-NEXT:   --bind-sizes {{.*}}
+// CHECK-NEXT:     NAME: int (any number of sizes)
+// CHECK-NEXT:     model: str
 // CHECK-NEXT:   --canonicalize {{.*}}
 // CHECK-NEXT:   --cse {{.*}}
 // CHECK-NEXT:   --dce {{.*}}
