@@ -60,6 +60,17 @@ _PASSES: dict[str, PassInfo] = {
             (("NAME", "int (any number of sizes)"), ("model", "str = '' (a .oinf/.npz whose sizes to use)")),
         ),
         PassInfo(
+            "lower-nests",
+            "Lower loop nests (linalg) to scf.for loops over memref loads and stores",
+            _lazy("oi_compiler.passes.lower_nests", "LowerNests"),
+        ),
+        PassInfo(
+            "tile",
+            "Tile loop nests (sizes=32,32,64, or each nest's oi.schedule tile sizes)",
+            _lazy("oi_compiler.passes.tile", "Tile"),
+            (("sizes", "tuple[int, ...] = () (one per loop; 0 keeps a loop whole)"),),
+        ),
+        PassInfo(
             "dce",
             "Erase ops whose results are unused and that have no effects",
             _lazy("xdsl.transforms.dead_code_elimination", "DeadCodeElimination"),

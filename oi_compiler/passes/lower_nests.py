@@ -1,0 +1,79 @@
+"""`--lower-nests`: loop nests to `scf.for` loops over `memref.load`/`memref.store`.
+
+xDSL's `convert-linalg-to-loops` lowers each `linalg.generic` (and named linalg op)
+to one `scf.for` per loop, innermost last, in the nest's loop order; the
+`affine.min`/`affine.apply` that tiling leaves for boundary tiles become `arith`
+ops, so the result is plain func/scf/memref/arith/math, what the backend takes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.dialects import affine, arith
+from xdsl.dialects.builtin import IndexType
+from xdsl.ir import SSAValue
+from xdsl.ir.affine import AffineBinaryOpExpr, AffineBinaryOpKind, AffineConstantExpr, AffineDimExpr, AffineExpr
+from xdsl.passes import ModulePass
+from xdsl.pattern_rewriter import PatternRewriter, PatternRewriteWalker, RewritePattern, op_type_rewrite_pattern
+from xdsl.rewriter import InsertPoint
+from xdsl.transforms.convert_linalg_to_loops import ConvertLinalgToLoopsPass
+
+from oi_compiler.errors import PassError
+
+_ARITH = {
+    AffineBinaryOpKind.Add: arith.AddiOp,
+    AffineBinaryOpKind.Mul: arith.MuliOp,
+    AffineBinaryOpKind.FloorDiv: arith.FloorDivSIOp,
+    AffineBinaryOpKind.CeilDiv: arith.CeilDivSIOp,
+    AffineBinaryOpKind.Mod: arith.RemSIOp,  # equal to affine `mod` on the non-negative indices tiling makes
+}
+
+
+def emit_affine_expr(expr: AffineExpr, dims: list[SSAValue], rewriter: PatternRewriter, point: InsertPoint) -> SSAValue:
+    """`expr` over `dims` as arith ops on index values, inserted at `point`."""
+    if isinstance(expr, AffineDimExpr):
+        return dims[expr.position]
+    if isinstance(expr, AffineConstantExpr):
+        op = arith.ConstantOp.from_int_and_width(expr.value, IndexType())
+    elif isinstance(expr, AffineBinaryOpExpr) and expr.kind in _ARITH:
+        lhs = emit_affine_expr(expr.lhs, dims, rewriter, point)
+        rhs = emit_affine_expr(expr.rhs, dims, rewriter, point)
+        op = _ARITH[expr.kind](lhs, rhs)
+    else:
+        raise PassError(f"lower-nests: unsupported affine expression {expr}")
+    rewriter.insert_op(op, point)
+    return op.results[0]
+
+
+class _LowerAffineMin(RewritePattern):
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: affine.MinOp, rewriter: PatternRewriter, /) -> None:
+        point = InsertPoint.before(op)
+        values = [emit_affine_expr(e, list(op.operands), rewriter, point) for e in op.map.data.results]
+        result = values[0]
+        for value in values[1:]:
+            minimum = arith.MinSIOp(result, value)
+            rewriter.insert_op(minimum, point)
+            result = minimum.result
+        rewriter.replace_op(op, [], [result])
+
+
+class _LowerAffineApply(RewritePattern):
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: affine.ApplyOp, rewriter: PatternRewriter, /) -> None:
+        (expr,) = op.map.data.results
+        result = emit_affine_expr(expr, list(op.operands), rewriter, InsertPoint.before(op))
+        rewriter.replace_op(op, [], [result])
+
+
+@dataclass(frozen=True)
+class LowerNests(ModulePass):
+    """Lower loop nests (linalg) to scf.for loops over memref loads and stores"""
+
+    name = "lower-nests"
+
+    def apply(self, ctx, module) -> None:
+        ConvertLinalgToLoopsPass().apply(ctx, module)
+        PatternRewriteWalker(_LowerAffineMin()).rewrite_module(module)
+        PatternRewriteWalker(_LowerAffineApply()).rewrite_module(module)
