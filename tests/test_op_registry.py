@@ -100,7 +100,7 @@ def test_catalogue_entry(
     assert (spec.category, spec.arity, spec.settings) == (category, arity, settings)
     assert (spec.broadcast, spec.inplace, spec.accumulate) == (broadcast, inplace, accumulate)
     assert spec.output_dtype == rule
-    assert callable(spec.shape_rule) and callable(spec.reference) and spec.nest_builder is None
+    assert callable(spec.shape_rule) and callable(spec.reference) and callable(spec.nest_builder)
 
 
 def test_output_dtype_rules() -> None:

@@ -7,15 +7,17 @@ whether inputs may broadcast, whether the output may alias an input
 (`inplace`), whether it has an accumulate mode (`acc=[...]`), how its output
 dtype follows from its inputs (`output_dtype`), and which input dtypes it
 supports (`dtypes`; `accumulate_pairs` for accumulate mode). Built-in ops also
-carry `shape_rule(input_shapes, settings)` and the numpy
+carry `shape_rule(input_shapes, settings)`, the numpy
 `reference(inputs, settings, out_dtype)` (contract in
-`oi_compiler.ops.reference`); `nest_builder` is left for a later stage.
+`oi_compiler.ops.reference`) and the loop-nest builder
+`nest_builder(b, inputs, output, settings, in_dtypes, out_dtype)` that emits the
+op as `linalg.generic` nests on memrefs (contract in `oi_compiler.ops.nests`).
 
 The 47 upstream ops load lazily, on first use, from `openinfer_ops.json` next to
 this file (a trimmed copy of upstream OpenInfer's `ops.json`), followed by the
 decoder ops of `oi_compiler.ops.decoder_ops` (softmax, rms_norm, rope,
 attention, ...). Importing this module, `lookup_op` and `all_ops` stay cheap:
-references and shape rules import their modules (and numpy) on first call.
+references, shape rules and nest builders import their modules (numpy, xDSL) on first call.
 
 A user adds a custom op from Python before compiling a program that uses it::
 
@@ -182,10 +184,16 @@ def _load() -> tuple[dict[str, OpSpec], dict[str, SettingSpec]]:
 
 
 def _with_semantics(spec: OpSpec) -> OpSpec:
-    """A built-in op's entry with its (lazily imported) reference and shape rule attached."""
+    """A built-in op's entry with its (lazily imported) reference, shape rule and nest builder."""
+    from oi_compiler.ops.nests import nest_builder_for
     from oi_compiler.ops.reference import reference_for, shape_rule_for
 
-    return replace(spec, reference=reference_for(spec.name), shape_rule=shape_rule_for(spec.name))
+    return replace(
+        spec,
+        reference=reference_for(spec.name),
+        shape_rule=shape_rule_for(spec.name),
+        nest_builder=nest_builder_for(spec.name),
+    )
 
 
 def register_op(spec: OpSpec, *, replace: bool = False) -> OpSpec:

@@ -1,0 +1,254 @@
+"""Attention nests (decoder ops): rope and attention.
+
+rope(x [..., Dh], position, theta) has two phases:
+
+1. a generic over `[Dh/2]` fills f32 (f64) tables `cos[j]`, `sin[j]` of
+   `angle = position * theta ** (-2j / Dh)`, computed in f64 (`math.powf`, `math.cos`,
+   `math.sin`) and rounded to the math type, as the reference's `rope_angles`;
+2. a parallel generic over `x[..., :Dh/2]` reads both halves of x through
+   `memref.subview`s and writes both halves of the output:
+   `out1 = x1 cos - x2 sin`, `out2 = x2 cos + x1 sin`. Each iteration reads before it
+   writes, so the output may be x itself (inplace).
+
+`position` is a Python int or an `SSAValue` (index, i32 or i64) read at run time; Dh may be
+dynamic.
+
+attention(q [S, H, Dh] or [H, Dh], k [T, Hk, Dh], v [T, Hk, Dh], causal, scale) computes
+in f32 (f64 when any input is f64) through temporaries `scores [S, H, T]`, `m [S, H]`,
+`l [S, H]`, in six phases:
+
+1. `scores = q . k` over d (`fill` 0, reduction loop d innermost, ascending);
+2. in place: `scores = scores * scale`, or -inf where `causal` hides key t from query s
+   (`t > T - S + s`, from `linalg.index`);
+3. `m = max_t scores` (`fill` -inf, `maximumf`);
+4. `l = sum_t exp(scores - m)`;
+5. in place: `scores = exp(scores - m) / l` (the weights);
+6. `out = sum_t weights * v` (reduction loop t innermost, ascending), accumulated in the
+   output, or in a temporary rounded once when the output is f16/bf16.
+
+Query head h reads kv head `h floordiv (H / Hk)` through the maps (grouped-query attention);
+that needs H and Hk static unless Hk is statically 1 (or the counts are equal).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from xdsl.builder import Builder
+from xdsl.dialects import arith
+from xdsl.dialects import math as mathd
+from xdsl.dialects.builtin import IndexType, IntegerType
+from xdsl.ir import SSAValue
+from xdsl.ir.affine import AffineDimExpr, AffineExpr
+
+from oi_compiler.errors import PassError
+from oi_compiler.ops.nests.scalar import (
+    F64,
+    F64_DOMAIN,
+    I64,
+    Domain,
+    Scalar,
+    emit,
+    float_domain,
+    require_float,
+    resize_float,
+)
+from oi_compiler.ops.nests.structured import (
+    PARALLEL,
+    REDUCTION,
+    ZERO,
+    Accumulator,
+    alloc,
+    as_index,
+    dealloc,
+    fill,
+    generic,
+    loop_index,
+    make_map,
+    rank,
+    shape,
+    size,
+    sub_sizes,
+    subview,
+)
+from oi_compiler.ops.reference.settings import read_bool, read_float, read_int
+
+
+def _position(b: Builder, op: str, settings: Mapping[str, Any]) -> SSAValue:
+    """rope's `position` as an f64 value (a constant, or converted from a run-time value)."""
+    value = settings.get("position")
+    if isinstance(value, SSAValue):
+        if isinstance(value.type, IndexType):
+            value = emit(b, arith.IndexCastOp(value, I64))
+        elif not (isinstance(value.type, IntegerType) and value.type.width.data in (32, 64)):
+            raise PassError(f"op {op}: a run-time position must be index, i32 or i64, got {value.type}")
+        return emit(b, arith.SIToFPOp(value, F64))
+    return Scalar(b, F64_DOMAIN).const(float(read_int(op, settings, "position")))
+
+
+def _half(b: Builder, dim: int | SSAValue) -> int | SSAValue:
+    if isinstance(dim, int):
+        return dim // 2
+    return emit(b, arith.DivUIOp(dim, as_index(b, 2)))
+
+
+def rope(op: str, b: Builder, inputs: list, output: SSAValue, settings: Mapping[str, Any],
+         in_dtypes: list[str], out: str) -> None:  # fmt: skip
+    require_float(op, in_dtypes)
+    (x,) = inputs
+    domain = float_domain(in_dtypes)
+    dtype = in_dtypes[0]
+    last = rank(x) - 1
+    theta = read_float(op, settings, "theta", 10000.0)
+    position = _position(b, op, settings)
+    head_dim = size(b, x, last)
+    half = _half(b, head_dim)
+    f = Scalar(b, F64_DOMAIN)
+    head_dim_f = f.const(float(head_dim)) if isinstance(head_dim, int) else f.from_index(head_dim)
+    cos_table, sin_table = alloc(b, domain.type, [half]), alloc(b, domain.type, [half])
+
+    def angles(bb: Builder, args: tuple) -> list[SSAValue]:  # (position, Dh, cos, sin)
+        t = Scalar(bb, F64_DOMAIN)
+        j = t.from_index(loop_index(bb, 0))
+        exponent = t.divf(t.mul(t.const(-2.0), j), args[1])
+        angle = t.mul(args[0], t.pow(t.const(theta), exponent))
+        cos, sin = t.unary(mathd.CosOp, angle), t.unary(mathd.SinOp, angle)
+        return [resize_float(bb, cos, domain.type), resize_float(bb, sin, domain.type)]
+
+    scalar_map, table_map = make_map(1, []), make_map(1, [0])
+    generic(b, [position, head_dim_f], [cos_table, sin_table], [scalar_map, scalar_map, table_map, table_map],
+            [PARALLEL], angles)  # fmt: skip
+
+    n = rank(x)
+    x1, x2 = subview(b, x, last, 0, half), subview(b, x, last, half, half)
+    o1, o2 = subview(b, output, last, 0, half), subview(b, output, last, half, half)
+    ident, column = make_map(n, list(range(n))), make_map(n, [last])
+
+    def rotate(bb: Builder, args: tuple) -> list[SSAValue]:  # (x1, x2, cos, sin, o1, o2)
+        t = Scalar(bb, domain)
+        a, c = t.widen(args[0], dtype), t.widen(args[1], dtype)
+        cos, sin = args[2], args[3]
+        first = t.sub(t.mul(a, cos), t.mul(c, sin))
+        second = t.add(t.mul(c, cos), t.mul(a, sin))
+        return [t.narrow(first, out), t.narrow(second, out)]
+
+    generic(b, [x1, x2, cos_table, sin_table], [o1, o2], [ident, ident, column, column, ident, ident],
+            [PARALLEL] * n, rotate)  # fmt: skip
+    dealloc(b, cos_table)
+    dealloc(b, sin_table)
+
+
+def kv_head(op: str, q: SSAValue, k: SSAValue, h: int) -> AffineExpr:
+    """The kv head query head loop `h` reads: `h floordiv (H / Hk)`."""
+    heads, kv_heads = shape(q)[-2], shape(k)[1]
+    if kv_heads == 1 and heads != 1:
+        return ZERO
+    if heads is not None and kv_heads is not None:
+        group = heads // kv_heads
+        return AffineDimExpr(h) if group == 1 else AffineDimExpr(h) // group
+    raise PassError(f"op {op}: no loop nest for grouped kv heads of dynamic counts (q {_dims(q)}, k {_dims(k)})")
+
+
+def _dims(value: SSAValue) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape(value)) + "]"
+
+
+def _default_scale(b: Builder, domain: Domain, head_dim: int | SSAValue) -> SSAValue:
+    """1 / sqrt(Dh), computed in f64 and rounded to the math type (as `dtype.type(1 / math.sqrt(Dh))`)."""
+    s = Scalar(b, domain)
+    if isinstance(head_dim, int):
+        return s.const(1 / math.sqrt(head_dim))
+    f = Scalar(b, F64_DOMAIN)
+    return resize_float(b, f.divf(f.const(1.0), f.sqrt(f.from_index(head_dim))), domain.type)
+
+
+def attention(op: str, b: Builder, inputs: list, output: SSAValue, settings: Mapping[str, Any],
+              in_dtypes: list[str], out: str) -> None:  # fmt: skip
+    require_float(op, in_dtypes)
+    q, k, v = inputs
+    domain = float_domain(in_dtypes)
+    q_dtype, k_dtype, v_dtype = in_dtypes
+    single = rank(q) == 2  # one query: [H, Dh]
+    queries = 1 if single else size(b, q, 0)
+    heads, keys = size(b, q, rank(q) - 2), size(b, k, 0)
+    kvh = kv_head(op, q, k, 1)
+    causal = read_bool(op, settings, "causal", False)
+    s = Scalar(b, domain)
+    if "scale" in settings:
+        scale = s.const(read_float(op, settings, "scale"))
+    else:
+        scale = _default_scale(b, domain, size(b, q, rank(q) - 1))
+
+    scores = alloc(b, domain.type, [queries, heads, keys])
+    top, total = alloc(b, domain.type, [queries, heads]), alloc(b, domain.type, [queries, heads])
+    s_h_t = make_map(4, [0, 1, 2])
+
+    # 1. scores[s, h, t] = sum_d q[s, h, d] * k[t, kv(h), d]; loops (s, h, t, d)
+    fill(b, s.const(0.0), scores)
+    q_map = make_map(4, [1, 3] if single else [0, 1, 3])
+    k_map = make_map(4, [2, kvh, 3])
+
+    def dot(bb: Builder, args: tuple) -> list[SSAValue]:
+        t = Scalar(bb, domain)
+        return [t.add(args[2], t.mul(t.widen(args[0], q_dtype), t.widen(args[1], k_dtype)))]
+
+    generic(b, [q, k], [scores], [q_map, k_map, s_h_t], [PARALLEL] * 3 + [REDUCTION], dot)
+
+    # 2. scale, and hide keys after the query's position; loops (s, h, t)
+    three = make_map(3, [0, 1, 2])
+    scalar3 = make_map(3, [])
+    extra = [scale]
+    if causal:
+        extra.append(as_index(b, sub_sizes(b, keys, queries)))  # query s sits at position T - S + s
+
+    def scale_and_mask(bb: Builder, args: tuple) -> list[SSAValue]:  # (scale, [offset], score)
+        t = Scalar(bb, domain)
+        scaled = t.mul(args[-1], args[0])
+        if not causal:
+            return [scaled]
+        last_visible = emit(bb, arith.AddiOp(loop_index(bb, 0), args[1]))
+        visible = emit(bb, arith.CmpiOp(loop_index(bb, 2), last_visible, "sle"))
+        return [t.select(visible, scaled, t.const(float("-inf")))]
+
+    generic(b, extra, [scores], [scalar3] * len(extra) + [three], [PARALLEL] * 3, scale_and_mask)
+
+    # 3-5. softmax over t: m = max, l = sum of exp(x - m), weights = exp(x - m) / l
+    rows = make_map(3, [0, 1])
+    softmax_iterators = [PARALLEL, PARALLEL, REDUCTION]
+    fill(b, s.const(float("-inf")), top)
+    generic(b, [scores], [top], [three, rows], softmax_iterators,
+            lambda bb, args: [Scalar(bb, domain).max_propagating(args[1], args[0])])  # fmt: skip
+    fill(b, s.const(0.0), total)
+
+    def add_exp(bb: Builder, args: tuple) -> list[SSAValue]:  # (score, max, sum)
+        t = Scalar(bb, domain)
+        return [t.add(args[2], t.exp(t.sub(args[0], args[1])))]
+
+    generic(b, [scores, top], [total], [three, rows, rows], softmax_iterators, add_exp)
+
+    def weight(bb: Builder, args: tuple) -> list[SSAValue]:  # (max, sum, score)
+        t = Scalar(bb, domain)
+        return [t.divf(t.exp(t.sub(args[2], args[0])), args[1])]
+
+    generic(b, [top, total], [scores], [rows, rows, three], [PARALLEL] * 3, weight)
+
+    # 6. out[s, h, e] = sum_t weights[s, h, t] * v[t, kv(h), e]; loops (s, h, e, t)
+    acc = Accumulator.make(b, output, out, domain)
+    fill(b, s.narrow(s.const(0.0), acc.dtype), acc.buffer)
+    w_map = make_map(4, [0, 1, 3])
+    v_map = make_map(4, [3, kvh, 2])
+    out_map = make_map(4, [1, 2] if single else [0, 1, 2])
+
+    def mix(bb: Builder, args: tuple) -> list[SSAValue]:
+        t = Scalar(bb, domain)
+        return [t.narrow(t.add(t.widen(args[2], acc.dtype), t.mul(args[0], t.widen(args[1], v_dtype))), acc.dtype)]
+
+    generic(b, [scores, v], [acc.buffer], [w_map, v_map, out_map], [PARALLEL] * 3 + [REDUCTION], mix)
+    acc.finish(b)
+    for temporary in (scores, top, total):
+        dealloc(b, temporary)
+
+
+BUILDERS = {"rope": rope, "attention": attention}
