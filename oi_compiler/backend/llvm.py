@@ -1,0 +1,412 @@
+"""Translate xDSL's func/scf/memref/arith/math IR to an `llvmlite.ir.Module`.
+
+    from oi_compiler.backend.llvm import translate, llvm_ir_text
+    llvm_module = translate(module)            # llvmlite.ir.Module
+    print(llvm_ir_text(module))                # what `oi-opt -t llvm` prints
+
+One walk over the module: `memref.global`s become LLVM globals, every `func.func` is declared,
+then each body is emitted op by op through one dispatch table (op class -> emitter), built from
+`llvm_arith` (arith, math), `llvm_memref` (memref) and `llvm_scf` (scf), plus `func.call` and
+`builtin.unrealized_conversion_cast` (between types that lower alike, `ui8` and `i8`) here.
+An op without an entry raises `PassError("backend: unsupported op <name>")` at its location.
+
+**ABI of exported functions** (public `func.func`s with a body; external linkage, C calling
+convention; `llvm_abi` describes each one as data):
+
+- a memref argument is `ptr noalias captures(none) align <element size>` to the aligned data,
+  then `i64 offset`, `i64` sizes (one per dim), `i64` strides (one per dim), in elements:
+  element `[i, j]` lives at `ptr[offset + i*stride0 + j*stride1]`. Fields fixed by the memref's
+  type are passed and ignored: an identity-layout memref is row-major contiguous from `ptr`;
+- a scalar argument is itself, except `i1` (an `i8`, 0 or 1), `f16`/`bf16` (an `i16` holding
+  the bit pattern) and `f8E5M2` (an `i8` bit pattern); `index` is `i64`; `i4` is refused;
+- the result is `void` or one scalar with the same conventions.
+
+Because of `noalias`, two memref arguments may share memory only when neither is written
+(`llvm_abi.written_memref_args`); the JIT checks this before each call.
+
+Private functions with a body get internal linkage and an internal convention (each memref as its
+full descriptor, allocated pointer first; several results returned as one literal struct).
+Declarations (`func.func private @f(...)` without body) are external symbols with the C ABI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from llvmlite import ir
+from xdsl.dialects import arith, func, memref, scf
+from xdsl.dialects.builtin import Float8E5M2Type, MemRefType, ModuleOp, UnrealizedConversionCastOp
+from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
+
+from oi_compiler.backend.llvm_abi import is_exported
+from oi_compiler.backend.llvm_arith import ARITH_EMITTERS, MATH_EMITTERS
+from oi_compiler.backend.llvm_memref import (
+    MEMREF_EMITTERS,
+    Emitter,
+    LoweredValue,
+    MemRefDescriptor,
+    check_memref_type,
+    emit_global,
+    flat_types,
+    flatten,
+    make_descriptor,
+    storage_bytes,
+    unflatten,
+)
+from oi_compiler.backend.llvm_scf import SCF_EMITTERS
+from oi_compiler.backend.llvm_types import I1, I8, I16, INDEX, PTR, bit_width, is_float, scalar_type
+from oi_compiler.errors import PassError
+from oi_compiler.ir_context import nearest_loc
+
+_TERMINATORS = (func.ReturnOp, scf.YieldOp, scf.ConditionOp, scf.ReduceOp, scf.ReduceReturnOp)
+# ops that move an f8E5M2 value as its bits or convert it; any other op on one is refused
+_F8_OPS = (func.CallOp, scf.ForOp, scf.IfOp, scf.WhileOp, scf.ParallelOp, memref.LoadOp, memref.StoreOp,
+           arith.ConstantOp, arith.SelectOp, arith.BitcastOp, arith.ExtFOp, arith.TruncFOp,
+           UnrealizedConversionCastOp)  # fmt: skip
+LoopBody = Callable[[ir.Value, list[LoweredValue]], list[LoweredValue]]  # (iv, carried) -> next carried
+
+
+def translate(module: ModuleOp, *, triple: str | None = None) -> ir.Module:
+    """The LLVM module for `module` (func/scf/memref/arith/math); PassError on anything else."""
+    out = ir.Module(name="oi_compiler")
+    if triple is not None:
+        out.triple = triple
+    functions: dict[str, tuple[func.FuncOp, ir.Function]] = {}
+    for op in module.ops:
+        if isinstance(op, memref.GlobalOp):
+            _located(op, lambda: emit_global(out, op))
+        elif isinstance(op, func.FuncOp):
+            functions[op.sym_name.data] = (op, _located(op, lambda: declare_function(out, op)))
+        else:
+            raise unsupported(op)
+    for op, function in functions.values():
+        if not op.is_declaration:
+            FunctionEmitter(out, functions, op, function).emit_body()
+    return out
+
+
+def llvm_ir_text(module: ModuleOp) -> str:
+    """The textual LLVM IR of `module`, unoptimised (what `oi-opt -t llvm` prints)."""
+    return str(translate(module))
+
+
+def unsupported(op: Operation) -> PassError:
+    return PassError(f"backend: unsupported op {op.name}", nearest_loc(op))
+
+
+def _located(op: Operation, emit: Callable[[], object]):
+    """`emit()`, a PassError it raises without location getting `op`'s."""
+    try:
+        return emit()
+    except PassError as e:
+        if e.loc is not None:
+            raise
+        raise PassError(e.message, nearest_loc(op)) from None
+
+
+# ----------------------------------------------------------------------------- signatures
+
+
+def uses_c_abi(op: func.FuncOp) -> bool:
+    """Exported functions and declarations take the C ABI; private definitions do not."""
+    return is_exported(op) or op.is_declaration
+
+
+def c_scalar_type(ty: ir.Type) -> ir.Type:
+    """How a scalar crosses the C ABI: `i1` as `i8`, 16-bit floats as `i16`."""
+    if ty == I1:
+        return I8
+    if isinstance(ty, ir.IntType) and ty.width < 8:
+        raise PassError(f"backend: {ty} scalars cannot cross the C ABI (pass a 0-d memref)")
+    if is_float(ty) and bit_width(ty) == 16:
+        return I16
+    return ty
+
+
+def to_c_scalar(builder: ir.IRBuilder, value: ir.Value) -> ir.Value:
+    if value.type == I1:
+        return builder.zext(value, I8)
+    target = c_scalar_type(value.type)
+    return value if target == value.type else builder.bitcast(value, target)
+
+
+def from_c_scalar(builder: ir.IRBuilder, value: ir.Value, ty: ir.Type) -> ir.Value:
+    if ty == I1:
+        return builder.icmp_unsigned("!=", value, ir.Constant(I8, 0))
+    return value if ty == value.type else builder.bitcast(value, ty)
+
+
+def c_param_types(ty: Attribute) -> list[ir.Type]:
+    if isinstance(ty, MemRefType):
+        rank = check_memref_type(ty).get_num_dims()
+        return [PTR, INDEX] + [INDEX] * (2 * rank)
+    return [c_scalar_type(scalar_type(ty))]
+
+
+def declare_function(module: ir.Module, op: func.FuncOp) -> ir.Function:
+    """The LLVM function for `op`, with its convention's parameter list and attributes."""
+    inputs, outputs = op.function_type.inputs.data, op.function_type.outputs.data
+    c_abi = uses_c_abi(op)
+    if c_abi:
+        params = [t for ty in inputs for t in c_param_types(ty)]
+        if len(outputs) > 1 or any(isinstance(t, MemRefType) for t in outputs):
+            raise PassError(f"backend: exported function @{op.sym_name.data} may return at most one scalar")
+        result = c_scalar_type(scalar_type(outputs[0])) if outputs else ir.VoidType()
+    else:
+        params = [t for ty in inputs for t in flat_types(ty)]
+        result = internal_result_type(outputs)
+    function = ir.Function(module, ir.FunctionType(result, params), op.sym_name.data)
+    if not op.is_declaration:
+        function.attributes.add("nounwind")
+        _name_parameters(function, op)
+    if not c_abi:
+        function.linkage = "internal"
+    elif not op.is_declaration:
+        _mark_memref_pointers(function, inputs)
+    return function
+
+
+def _name_parameters(function: ir.Function, op: func.FuncOp) -> None:
+    """`%a: memref<?xf32>` gives `%a.ptr`, `%a.offset`, `%a.size0`, `%a.stride0`... (readable IR)."""
+    params = iter(function.args)
+    for position, arg in enumerate(op.body.block.args):
+        stem = arg.name_hint or f"arg{position}"
+        if not isinstance(arg.type, MemRefType):
+            next(params).name = stem
+            continue
+        rank = arg.type.get_num_dims()
+        fields = ["allocated", "ptr"] if not uses_c_abi(op) else ["ptr"]
+        fields += ["offset", *(f"size{d}" for d in range(rank)), *(f"stride{d}" for d in range(rank))]
+        for field in fields:
+            next(params).name = f"{stem}.{field}"
+
+
+def internal_result_type(outputs: Sequence[Attribute]) -> ir.Type:
+    if not outputs:
+        return ir.VoidType()
+    if len(outputs) == 1 and not isinstance(outputs[0], MemRefType):
+        return scalar_type(outputs[0])
+    return ir.LiteralStructType([t for ty in outputs for t in flat_types(ty)])
+
+
+def _mark_memref_pointers(function: ir.Function, inputs: Sequence[Attribute]) -> None:
+    position = 0
+    for ty in inputs:
+        if isinstance(ty, MemRefType):
+            pointer = function.args[position]
+            pointer.add_attribute("noalias")
+            pointer.add_attribute("captures(none)")
+            pointer.attributes.align = storage_bytes(ty)
+        position += len(c_param_types(ty))
+
+
+# ----------------------------------------------------------------------------- function bodies
+
+
+class PhiGroup:
+    """Phis for values of some xDSL types (a memref: one phi per descriptor field)."""
+
+    def __init__(self, builder: ir.IRBuilder, types: Sequence[Attribute]):
+        self.nodes = [[builder.phi(t) for t in flat_types(ty)] for ty in types]
+        self.values = [unflatten(builder, ty, nodes) for ty, nodes in zip(types, self.nodes)]
+
+    def add_incoming(self, values: Sequence[LoweredValue], block: ir.Block) -> None:
+        for nodes, value in zip(self.nodes, values, strict=True):
+            for node, field in zip(nodes, flatten(value)):
+                node.add_incoming(field, block)
+
+
+class FunctionEmitter:
+    """Emits one `func.func` body: the SSA value map, the builder and the block structure."""
+
+    def __init__(self, module: ir.Module, functions: dict[str, tuple[func.FuncOp, ir.Function]],
+                 op: func.FuncOp, function: ir.Function):  # fmt: skip
+        self.module = module
+        self.functions = functions
+        self.op = op
+        self.function = function
+        self.builder = ir.IRBuilder(function.append_basic_block("entry"))
+        self.values: dict[SSAValue, LoweredValue] = {}
+
+    # -- values
+    def value(self, ssa: SSAValue) -> LoweredValue:
+        return self.values[ssa]
+
+    def bind(self, ssa_values: Sequence[SSAValue], lowered: Sequence[LoweredValue]) -> None:
+        """Map xDSL values to LLVM ones; an unnamed instruction takes the xDSL name (`%x`)."""
+        for ssa, value in zip(ssa_values, lowered, strict=True):
+            self.values[ssa] = value
+            if ssa.name_hint and isinstance(value, ir.Instruction) and value.name.startswith("."):
+                value.name = ssa.name_hint
+
+    def declare(self, name: str, result: ir.Type, params: Sequence[ir.Type]) -> ir.Function:
+        """A function of the module by name (an intrinsic, a libc/libm symbol), declared once."""
+        existing = self.module.globals.get(name)
+        if existing is None:
+            existing = ir.Function(self.module, ir.FunctionType(result, list(params)), name)
+        return existing
+
+    # -- blocks
+    def new_block(self, name: str) -> ir.Block:
+        return self.function.append_basic_block(name)
+
+    def is_top_level(self, op: Operation) -> bool:
+        return op.parent_block() is self.op.body.block
+
+    def phis(self, types: Sequence[Attribute]) -> PhiGroup:
+        return PhiGroup(self.builder, types)
+
+    def counted_loop(self, lower: ir.Value, upper: ir.Value, step: ir.Value, types: Sequence[Attribute],
+                     inits: Sequence[LoweredValue], body: LoopBody) -> list[LoweredValue]:  # fmt: skip
+        """`for iv = lower; iv < upper; iv += step` carrying values of `types`; the final ones."""
+        b = self.builder
+        preheader = b.block
+        header, body_bb, exit_bb = (self.new_block(f"loop.{part}") for part in ("header", "body", "end"))
+        b.branch(header)
+        b.position_at_end(header)
+        iv = b.phi(lower.type)
+        carried = self.phis(types)
+        iv.add_incoming(lower, preheader)
+        carried.add_incoming(inits, preheader)
+        b.cbranch(b.icmp_signed("<", iv, upper), body_bb, exit_bb)
+        b.position_at_end(body_bb)
+        results = body(iv, carried.values)
+        iv.add_incoming(b.add(iv, step, flags=("nsw",) if lower.type == INDEX else ()), b.block)
+        carried.add_incoming(results, b.block)
+        b.branch(header)
+        b.position_at_end(exit_bb)
+        return carried.values
+
+    # -- ops
+    def emit_op(self, op: Operation) -> None:
+        emitter: Emitter | None = EMITTERS.get(type(op))
+        if emitter is None:
+            raise unsupported(op)
+        if not isinstance(op, _F8_OPS) and _touches_f8(op):
+            message = f"backend: {op.name} on f8E5M2 is not supported (extf to f32 first)"
+            raise PassError(message, nearest_loc(op))
+        self.bind(op.results, _located(op, lambda: emitter(self, op)))
+
+    def emit_block(self, block: Block) -> Operation | None:
+        """Emit the block's ops; its terminator (scf.yield, func.return...) is left to the caller."""
+        terminator = block.last_op if isinstance(block.last_op, _TERMINATORS) else None
+        for op in block.ops:
+            if op is not terminator:
+                self.emit_op(op)
+        return terminator
+
+    def emit_region_values(self, region: Region) -> list[LoweredValue]:
+        """Emit a single-block region; the values its terminator yields."""
+        terminator = self.emit_block(region.block)
+        return [self.value(v) for v in terminator.operands] if terminator is not None else []
+
+    def emit_body(self) -> None:
+        if len(self.op.body.blocks) != 1:
+            raise PassError(f"backend: @{self.op.sym_name.data} has several blocks (cf is not supported)",
+                            nearest_loc(self.op))  # fmt: skip
+        block = self.op.body.block
+        self.bind(block.args, self._arguments(block.args))
+        results = self.emit_region_values(self.op.body)
+        self._return(results)
+
+    def _arguments(self, args: Sequence[SSAValue]) -> list[LoweredValue]:
+        raw = iter(self.function.args)
+        c_abi = uses_c_abi(self.op)
+        lowered: list[LoweredValue] = []
+        for arg in args:
+            fields = [next(raw) for _ in (c_param_types(arg.type) if c_abi else flat_types(arg.type))]
+            if not isinstance(arg.type, MemRefType):
+                value = fields[0]
+                lowered.append(from_c_scalar(self.builder, value, scalar_type(arg.type)) if c_abi else value)
+            elif c_abi:
+                rank = arg.type.get_num_dims()
+                pointer, offset = fields[0], fields[1]
+                lowered.append(make_descriptor(self.builder, arg.type, pointer, pointer, offset,
+                                               fields[2 : 2 + rank], fields[2 + rank :]))  # fmt: skip
+            else:
+                lowered.append(unflatten(self.builder, arg.type, fields))
+        return lowered
+
+    def _return(self, results: list[LoweredValue]) -> None:
+        b = self.builder
+        if not results:
+            b.ret_void()
+        elif uses_c_abi(self.op):
+            b.ret(to_c_scalar(b, results[0]))
+        elif len(results) == 1 and not isinstance(results[0], MemRefDescriptor):
+            b.ret(results[0])
+        else:
+            b.ret(pack_struct(b, self.function.function_type.return_type, results))
+
+
+def _touches_f8(op: Operation) -> bool:
+    return any(isinstance(v.type, Float8E5M2Type) for v in (*op.operands, *op.results))
+
+
+def pack_struct(builder: ir.IRBuilder, ty: ir.LiteralStructType, values: Sequence[LoweredValue]) -> ir.Value:
+    aggregate: ir.Value = ir.Constant(ty, ir.Undefined)
+    for position, field in enumerate(f for v in values for f in flatten(v)):
+        aggregate = builder.insert_value(aggregate, field, position)
+    return aggregate
+
+
+def emit_call(fx: FunctionEmitter, op: func.CallOp) -> list[LoweredValue]:
+    """A call with the callee's convention (C ABI or internal)."""
+    callee_op, callee = fx.functions[op.callee.string_value()]
+    b = fx.builder
+    args = [fx.value(v) for v in op.arguments]
+    if uses_c_abi(callee_op):
+        raw = [f for v in args for f in _c_arguments(b, v)]
+        result = b.call(callee, raw)
+        types = op.result_types
+        return [from_c_scalar(b, result, scalar_type(types[0]))] if types else []
+    result = b.call(callee, [f for v in args for f in flatten(v)])
+    types = list(op.result_types)
+    if not types:
+        return []
+    if len(types) == 1 and not isinstance(types[0], MemRefType):
+        return [result]
+    fields = [b.extract_value(result, i) for i in range(len(callee.function_type.return_type.elements))]
+    lowered, position = [], 0
+    for ty in types:
+        count = len(flat_types(ty))
+        lowered.append(unflatten(b, ty, fields[position : position + count]))
+        position += count
+    return lowered
+
+
+def emit_unrealized_cast(fx: FunctionEmitter, op: UnrealizedConversionCastOp) -> list[LoweredValue]:
+    """A reinterpretation between types that lower alike: `ui8` and `i8`, memrefs of them."""
+    results: list[LoweredValue] = []
+    for source, result in zip(op.inputs, op.outputs, strict=True):
+        value, target = fx.value(source), result.type
+        if isinstance(value, MemRefDescriptor) and _same_lowering(value.type, target):
+            results.append(make_descriptor(fx.builder, target, value.allocated, value.aligned, value.offset,
+                                           value.sizes, value.strides))  # fmt: skip
+        elif not isinstance(value, MemRefDescriptor) and not isinstance(target, MemRefType) \
+                and scalar_type(target) == value.type:  # fmt: skip
+            results.append(value)
+        else:
+            raise PassError(f"backend: unsupported cast from {source.type} to {target}")
+    return results
+
+
+def _same_lowering(source: MemRefType, target: Attribute) -> bool:
+    return (isinstance(target, MemRefType) and target.get_num_dims() == source.get_num_dims()
+            and scalar_type(target.element_type) == scalar_type(source.element_type))  # fmt: skip
+
+
+def _c_arguments(builder: ir.IRBuilder, value: LoweredValue) -> list[ir.Value]:
+    if isinstance(value, MemRefDescriptor):
+        return [value.aligned, value.offset, *value.sizes, *value.strides]
+    return [to_c_scalar(builder, value)]
+
+
+EMITTERS: dict[type[Operation], Emitter] = {
+    **ARITH_EMITTERS,
+    **MATH_EMITTERS,
+    **MEMREF_EMITTERS,
+    **SCF_EMITTERS,
+    func.CallOp: emit_call,
+    UnrealizedConversionCastOp: emit_unrealized_cast,
+}

@@ -1,0 +1,30 @@
+"""Runtime helpers that LLVM's code generator may call and a Python process does not provide.
+
+LLVM lowers `fptrunc` to `bfloat` on x86 (without AVX512-BF16) as a call to compiler-rt's
+`__truncsfbf2` / `__truncdfbf2`, which neither libc nor libgcc_s export to a Python process. The
+translator never emits such an `fptrunc` itself (it rounds with integer ops), but LLVM's
+optimiser may form one; the JIT compiles this module once per process and registers its
+functions as process symbols, so such calls resolve. Each helper rounds to nearest, ties to even.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+
+from oi_compiler.backend.llvm_types import F32, BFloatType, round_to_bf16
+
+
+def runtime_module() -> ir.Module:
+    """`__truncsfbf2(float) -> bfloat` and `__truncdfbf2(double) -> bfloat` (via float)."""
+    module = ir.Module(name="oi_compiler_runtime")
+    for name, source in (("__truncsfbf2", F32), ("__truncdfbf2", ir.DoubleType())):
+        function = ir.Function(module, ir.FunctionType(BFloatType(), [source]), name)
+        builder = ir.IRBuilder(function.append_basic_block("entry"))
+        value = function.args[0]
+        if value.type != F32:
+            value = builder.fptrunc(value, F32)
+        builder.ret(round_to_bf16(builder, value))
+    return module
+
+
+RUNTIME_SYMBOLS = ("__truncsfbf2", "__truncdfbf2")
