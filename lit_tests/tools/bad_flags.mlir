@@ -35,7 +35,7 @@ oi.graph @g {
 // PASS-NEXT:   exit 2
 // NOARG:       oi-opt: error: argument -p: expected one argument
 // NOARG-NEXT:  exit 2
-// TARGET:      oi-opt: error: unknown target 'ptx' (available: mlir)
+// TARGET:      oi-opt: error: unknown target 'ptx' (available: mlir, llvm)
 // TARGET-NEXT: exit 2
 // PLUGIN:      oi-opt: error: cannot load pass plugin {{.*}}nonexistent.py: no such file
 // PLUGIN-NEXT: exit 2

@@ -42,7 +42,7 @@ def emit_affine_expr(expr: AffineExpr, dims: list[SSAValue], rewriter: PatternRe
         op = _ARITH[expr.kind](lhs, rhs)
     else:
         raise PassError(f"lower-nests: unsupported affine expression {expr}")
-    rewriter.insert_op(op, point)
+    rewriter.insert(op, point)
     return op.results[0]
 
 
@@ -54,9 +54,9 @@ class _LowerAffineMin(RewritePattern):
         result = values[0]
         for value in values[1:]:
             minimum = arith.MinSIOp(result, value)
-            rewriter.insert_op(minimum, point)
+            rewriter.insert(minimum, point)
             result = minimum.result
-        rewriter.replace_op(op, [], [result])
+        rewriter.replace(op, [], [result])
 
 
 class _LowerAffineApply(RewritePattern):
@@ -64,7 +64,7 @@ class _LowerAffineApply(RewritePattern):
     def match_and_rewrite(self, op: affine.ApplyOp, rewriter: PatternRewriter, /) -> None:
         (expr,) = op.map.data.results
         result = emit_affine_expr(expr, list(op.operands), rewriter, InsertPoint.before(op))
-        rewriter.replace_op(op, [], [result])
+        rewriter.replace(op, [], [result])
 
 
 @dataclass(frozen=True)

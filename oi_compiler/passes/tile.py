@@ -6,7 +6,8 @@
 Each tiled loop becomes an `scf.for` stepping by its tile size; the nest inside
 runs on `memref.subview`s of its operands, and a boundary tile is clamped to
 `min(size, extent - iv)`, so sizes need not divide the extents (static or
-dynamic). A reduction loop keeps its ascending order (the tile loop is ascending
+dynamic). Nests with a non-memref operand (a `linalg.fill` of a scalar) stay whole.
+A reduction loop keeps its ascending order (the tile loop is ascending
 and so is each tile), so results stay bit-identical. The tiling itself is xDSL's
 `tile_structured_op`; a nest's `oi.schedule` sizes win over the option.
 """
@@ -57,7 +58,7 @@ def _whole_extent(op, loop: int, rewriter: PatternRewriter) -> SSAValue | int:
                 one = arith.ConstantOp.from_int_and_width(1, IndexType())
                 extent = memref.DimOp.from_source_and_index(operand, index)
                 step = arith.MaxSIOp(extent.result, one.result)  # an empty extent still steps
-                rewriter.insert_op([index, one, extent, step], InsertPoint.before(op))
+                rewriter.insert([index, one, extent, step], InsertPoint.before(op))
                 return step.result
     return 0
 
@@ -68,6 +69,8 @@ class _TileNests(RewritePattern):
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: LinalgStructuredOperation, rewriter: PatternRewriter, /) -> None:
+        if not all(isinstance(v.type, MemRefType) for v in op.operands):
+            return  # e.g. a linalg.fill of a scalar: nothing to slice, and cheap whole
         sizes = schedule_tile_sizes(op)
         if sizes is None:
             sizes = list(self.sizes)

@@ -19,7 +19,7 @@ from oi_compiler.errors import OiError, OptionError
 from oi_compiler.tools.exit_status import run_reporting_errors
 
 SPLIT_MARKER = "// -----"
-TARGETS = ("mlir",)
+TARGETS = ("mlir", "llvm")
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -38,7 +38,7 @@ def _arg_parser() -> argparse.ArgumentParser:
     p.add_argument("input", nargs="?", default="-", help="input file (.oi or .mlir); '-' or none reads stdin as .mlir")
     p.add_argument("-h", "--help", action="store_true", help="show this help, with every pass and its options")
     p.add_argument("-o", "--output", default="-", help="output file (default stdout)")
-    p.add_argument("-t", "--target", default="mlir", help="what to print: mlir (llvm and ptx come with the backends)")
+    p.add_argument("-t", "--target", default="mlir", help="what to print: mlir (the IR) or llvm (LLVM IR of func/scf/memref/arith/math input)")
     p.add_argument("-p", "--pass-pipeline", metavar="PIPELINE", help="comma-separated passes, e.g. 'canonicalize,cse'")
     p.add_argument("--split-input-file", action="store_true", help="process each '// -----' chunk separately")
     p.add_argument("--verify-diagnostics", action="store_true", help="check errors against expected-error comments")
@@ -189,6 +189,21 @@ class OiOpt:
         if self.passes is not None:
             self.ctx = self.ctx or make_context()
             self.passes.apply(self.ctx, module)
+        if self.args.target == "llvm":
+            from oi_compiler.backend.llvm import llvm_ir_text
+            from oi_compiler.dialects.oi import GraphOp
+
+            if any(isinstance(op, GraphOp) for op in module.ops):
+                raise OiError(
+                    "-t llvm takes func/scf/memref/arith/math IR; an oi.graph must be lowered first "
+                    "(--lower-ops/--lower-cache are not written yet: docs/lowering.md)",
+                    subject=self.filename,
+                )
+
+            start = time.perf_counter()
+            text = llvm_ir_text(module)
+            self.timer.record("translate to LLVM IR", time.perf_counter() - start)
+            return text
         return _print_module(module, self.args.mlir_print_op_generic, self.args.mlir_print_debuginfo)
 
     def _after_pass(self, previous, module, _next) -> None:
