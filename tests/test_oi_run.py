@@ -262,12 +262,12 @@ def test_unknown_fetch_name(capsys, graph, names) -> None:
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ("D", "bad --dims entry 'D' (expected NAME=N)"),
-        ("D=x", "bad --dims value 'D=x' (expected an integer)"),
-        ("D=-1", "bad --dims value 'D=-1' (sizes cannot be negative)"),
-        ("=3", "bad --dims entry '=3' (expected NAME=N)"),
-        ("1D=3", "bad --dims entry '1D=3' (expected NAME=N)"),
-        ("D=3.5", "bad --dims value 'D=3.5' (expected an integer)"),
+        ("D", "bad --dims: bad entry 'D' (expected NAME=N)"),
+        ("D=x", "bad --dims: size D must be an integer, got 'x'"),
+        ("D=-1", "bad --dims: size D cannot be negative"),
+        ("=3", "bad --dims: bad entry '=3' (expected NAME=N)"),
+        ("1D=3", "bad --dims: bad entry '1D=3' (expected NAME=N)"),
+        ("D=3.5", "bad --dims: size D must be an integer, got '3.5'"),
     ],
 )
 def test_bad_dims(capsys, graph, value, message) -> None:

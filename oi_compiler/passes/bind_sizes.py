@@ -25,22 +25,14 @@ from xdsl.utils.arg_spec import ArgSpec
 from oi_compiler.dialects.oi import AssignOp, LoopOp, VarOp
 from oi_compiler.dialects.oi_attrs import CacheAccessAttr, DimAttr, SliceAttr, TensorType, VarRefAttr
 from oi_compiler.errors import PassError
+from oi_compiler.size_vars import parse_size_assignments
 
 
 def parse_sizes(text: str) -> dict[str, int]:
-    """`"B=1 D=64"` (spaces or commas between entries) -> {"B": 1, "D": 64}."""
-    sizes: dict[str, int] = {}
-    for entry in text.replace(",", " ").split():
-        name, eq, value = entry.partition("=")
-        if not eq or not name.isidentifier():
-            raise PassError(f"bind-sizes: bad entry {entry!r} (expected NAME=N)")
-        try:
-            sizes[name] = int(value, 0)
-        except ValueError:
-            raise PassError(f"bind-sizes: size {name} must be an integer, got {value!r}") from None
-        if sizes[name] < 0:
-            raise PassError(f"bind-sizes: size {name} cannot be negative")
-    return sizes
+    try:
+        return parse_size_assignments(text)
+    except ValueError as e:
+        raise PassError(f"bind-sizes: {e}") from None
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from oi_compiler.errors import ExecutionError, OiError, OptionError
+from oi_compiler.size_vars import parse_size_assignments
 from oi_compiler.tools.exit_status import run_reporting_errors
 
 
@@ -53,16 +54,10 @@ def _arg_parser() -> argparse.ArgumentParser:
 def parse_dims(items: list[str]) -> dict[str, int]:
     dims: dict[str, int] = {}
     for item in items:
-        for part in filter(None, (p.strip() for p in item.replace(" ", ",").split(","))):
-            name, eq, value = part.partition("=")
-            if not eq or not name.isidentifier():
-                raise OptionError(f"bad --dims entry {part!r} (expected NAME=N)")
-            try:
-                dims[name] = int(value, 0)
-            except ValueError:
-                raise OptionError(f"bad --dims value {part!r} (expected an integer)") from None
-            if dims[name] < 0:
-                raise OptionError(f"bad --dims value {part!r} (sizes cannot be negative)")
+        try:
+            dims.update(parse_size_assignments(item))
+        except ValueError as e:
+            raise OptionError(f"bad --dims: {e}") from None
     return dims
 
 
