@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from oi_compiler.dtypes import numpy_dtype
+from oi_compiler.dtypes import INT_RANGES, numpy_dtype
 from oi_compiler.errors import ExecutionError, OiError, StateError
 from oi_compiler.graph import Graph
 from oi_compiler.runtime.binding import BoundGraph, bind_graph
@@ -126,10 +126,7 @@ class Executor:
         if decl.memory != "dynamic":
             raise ExecutionError(f"cannot insert into {decl.memory} variable {name}")
         shape = self.bound.shapes[name]
-        try:
-            array = np.array(value, dtype=numpy_dtype(decl.dtype))
-        except (TypeError, ValueError, OverflowError) as e:
-            raise ExecutionError(f"insert {name}: cannot convert to {decl.dtype}: {e}") from None
+        array = _exact_cast(name, value, decl.dtype)
         if array.shape != shape:
             if array.size == 1 and int(np.prod(shape)) == 1:
                 array = array.reshape(shape)
@@ -161,7 +158,7 @@ class Executor:
 
     def state(self, name: str) -> np.ndarray:
         """A persistent variable's value, read-only: a table as `NAME[]` reads it, without growing it."""
-        return self._persistent(name).current()
+        return self._persistent(name).current().view()  # a view of a frozen array stays read-only
 
     def _persistent(self, name: str):
         if name not in self.store:
@@ -206,6 +203,22 @@ class Executor:
         except StateError as e:
             e.subject = e.subject or str(path)
             raise
+
+
+def _exact_cast(name: str, value: Any, dtype: str) -> np.ndarray:
+    """`value` as a new array of DSL dtype `dtype`; integer dtypes take only values they hold exactly."""
+    try:
+        source = np.asarray(value)
+        if dtype in INT_RANGES and source.dtype.kind in "fciuVb" and source.size:
+            wide = source.astype(np.float64) if source.dtype.kind in "fcV" else source.astype(object)
+            if source.dtype.kind in "fcV" and not np.all(np.isfinite(wide) & (np.floor(wide) == wide)):
+                raise ExecutionError(f"insert {name}: {dtype} takes integers, got {source.dtype} values with fractions")
+            low, high = INT_RANGES[dtype]
+            if wide.min() < low or wide.max() > high:
+                raise ExecutionError(f"insert {name}: a value is out of range for {dtype} ({low}..{high})")
+        return np.array(source, dtype=numpy_dtype(dtype))
+    except (TypeError, ValueError, OverflowError) as e:
+        raise ExecutionError(f"insert {name}: cannot convert to {dtype}: {e}") from None
 
 
 __all__ = ["DEVICES", "Executor", "Simulator"]

@@ -58,10 +58,10 @@ from oi_compiler.dialects.oi import (
     describe,
 )
 from oi_compiler.dialects.oi_attrs import CacheAccessAttr, SliceAttr, VarRefAttr
-from oi_compiler.dtypes import dtype_name, dtype_of_array, numpy_dtype
-from oi_compiler.errors import CacheError, ExecutionError, OiError
+from oi_compiler.dtypes import FLOAT_DTYPES, dtype_name, dtype_of_array, numpy_dtype
+from oi_compiler.errors import CacheError, ExecutionError, ModelError, OiError
 from oi_compiler.ir_context import nearest_loc
-from oi_compiler.ops.registry import lookup_op, setting_spec
+from oi_compiler.ops.registry import dtype_debug_name, lookup_op, setting_spec
 from oi_compiler.runtime.binding import BoundGraph
 from oi_compiler.runtime.tables import (
     AutoDimStorage,
@@ -102,6 +102,10 @@ SHAPE_FROM_OUTPUT = {"reshape": "shape"}
 
 class _Return(Exception):
     """A `return` node: ends the current block (or the loop around it)."""
+
+
+class _EndBlock(_Return):
+    """A `yield` outside the entry: ends its whole block, loops around it included."""
 
 
 class ReferenceInterpreter:
@@ -246,13 +250,25 @@ class ReferenceInterpreter:
         key = _pattern_key(decl.pattern.data, decl.index_names, indices) if decl.pattern is not None else slot
         model = self.bound.model
         if model.has_tensor(key):
-            buffer = np.array(model.tensor(key), dtype=numpy_dtype(decl.dtype)).reshape(self.bound.shapes[decl.var_name])
+            buffer = self._model_entry(decl, key)
         elif decl.memory == "constant":
             raise ExecutionError(f"model variable not found: {key}")
         else:
             buffer = init_array(self.bound.shapes[decl.var_name], decl.dtype, decl.init_value)
         frame.values[slot] = buffer
         return buffer
+
+    def _model_entry(self, decl, key: str) -> np.ndarray:
+        """Model tensor `key` for an entry of prefix table `decl`, checked as the binder checks variables."""
+        model, shape = self.bound.model, self.bound.shapes[decl.var_name]
+        dtype, model_shape = model.tensor_dtype(key), tuple(model.tensor_shape(key))
+        if dtype != decl.dtype:
+            raise ModelError(
+                f"model dtype mismatch for {key}: model {dtype_debug_name(dtype)}, graph {dtype_debug_name(decl.dtype)}"
+            )
+        if model_shape != shape and not (int(np.prod(model_shape)) == 1 == int(np.prod(shape))):
+            raise ModelError(f"model shape mismatch for {key}: model {shape_debug(model_shape)}, graph {shape_debug(shape)}")
+        return np.array(model.tensor(key), dtype=numpy_dtype(decl.dtype)).reshape(shape)
 
     def _scalar_setting(self, name: str, frame: Frame):
         value = self.value(name, frame)
@@ -463,6 +479,8 @@ class ReferenceInterpreter:
                           frame.traced)
             try:
                 self._run_ops(body, inner)
+            except _EndBlock:
+                raise
             except _Return:
                 return
 
@@ -475,11 +493,11 @@ class ReferenceInterpreter:
         value = self.value(bound, frame)
         if value.size != 1:
             raise ExecutionError("expected scalar value")
-        return int(value.reshape(-1)[0])  # floats truncate toward zero, as Rust's `as i64`
+        return _as_i64(value)
 
     def _yield(self, op: YieldOp, frame: Frame, start: int) -> None:
         if not frame.is_entry:
-            raise _Return()  # upstream: a yield outside the entry ends its block; nothing starts
+            raise _EndBlock()  # upstream: a yield outside the entry ends its block; nothing starts
         if self.pending is not None:
             raise ExecutionError("await required before next yield")
         names = list(op.var_names)
@@ -546,10 +564,33 @@ def _pattern_key(pattern: str, names: list[str], values: list[int]) -> str:
     return key
 
 
+_I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def _as_i64(value: np.ndarray) -> int:
+    """A one-element array as Rust's `as i64` reads it: floats truncate toward zero and
+    saturate (NaN -> 0); u64 wraps."""
+    item = value.reshape(-1)[0]
+    if dtype_of_array(value.dtype) in FLOAT_DTYPES:
+        number = float(item)
+        if number != number:
+            return 0
+        if number >= 2.0**63:
+            return _I64_MAX
+        if number < -(2.0**63):
+            return _I64_MIN
+        return int(number)
+    whole = int(item)
+    return whole - (1 << 64) if whole > _I64_MAX else whole
+
+
 def _metadata_tensor(name: str, value, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
     if isinstance(value, str | bytes):
         raise ExecutionError(f"metadata {name} is a string, not a tensor")
-    array = np.array(value, dtype=dtype)
+    try:
+        array = np.array(value, dtype=dtype)
+    except (TypeError, ValueError, OverflowError):
+        raise ExecutionError(f"metadata {name} is not a {dtype} tensor: {value!r}") from None
     return array.reshape(shape) if array.size == int(np.prod(shape)) else array
 
 

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from oi_compiler.dialects.oi import CacheReadOp
 from oi_compiler.dtypes import DTYPE_NAMES, dtype_of_array, numpy_dtype
 from oi_compiler.errors import StateError
 from oi_compiler.runtime.tables import AutoDimStorage, PersistentStore, PlainStorage, TableStorage, frozen, make_storage
@@ -146,10 +147,10 @@ def load_state(exe: Executor, path: Path) -> None:
     try:
         store, values = _rebuild(exe, header, arrays)
         steps = header["steps"]
-        _expect(isinstance(steps, int) and steps >= 0, f"bad step count {steps!r}")
+        _expect(type(steps) is int and steps >= 0, f"bad step count {steps!r}")
     except StateError:
         raise
-    except (KeyError, TypeError, ValueError, IndexError) as e:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
         raise StateError(f"malformed state file: {e!r}") from None
     exe.store.storages = store.storages
     exe.values.clear()
@@ -159,7 +160,10 @@ def load_state(exe: Executor, path: Path) -> None:
 
 def _read(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError("a single .npy array, not a state archive")
+        with loaded as archive:
             arrays = {key: archive[key] for key in archive.files}
         header = json.loads(arrays.pop("header").tobytes().decode())
     except FileNotFoundError:
@@ -201,15 +205,20 @@ def _rebuild(exe: Executor, header: dict, arrays: dict[str, np.ndarray]):
         storages[name] = storage
     values = {}
     shared: dict[str, np.ndarray] = {}
+    rebindable = {op.dst.var_name for op in bound.op.walk() if isinstance(op, CacheReadOp)}
     for name, desc in header["values"].items():
         base = name.split("[", 1)[0]
         _expect(base in bound.decls or base in _temp_names(exe), f"state file names unknown variable {name}")
         _expect(base not in exe.store, f"{name} is persistent but stored as a plain value")
-        declared = bound.decls[base].dtype if base in bound.decls else exe.interpreter.temp_types[base].dtype
-        _expect(desc["dtype"] == declared, f"{name} is stored as {desc['dtype']} but declared {declared}")
+        var_type = bound.decls[base].var_type if base in bound.decls else exe.interpreter.temp_types[base]
+        _expect(desc["dtype"] == var_type.dtype, f"{name} is stored as {desc['dtype']} but declared {var_type.dtype}")
         key = desc["array"]
         if key not in shared:
             shared[key] = _array(desc, arrays)
+        if base not in rebindable:  # only a cache.read destination may hold another shape
+            declared = bound.shape_of_type(var_type)
+            _expect(shared[key].shape == declared, f"{name} is stored with shape {list(shared[key].shape)}, "
+                                                   f"declared {list(declared)}")
         values[name] = shared[key]
     return PersistentStore(storages), values
 
