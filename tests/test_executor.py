@@ -976,3 +976,12 @@ def test_rollback_restores_a_table_entry_overwritten_in_the_step() -> None:
         step(exe, v=f32(7, 7))
     assert persistent_snapshot(exe) == before
     np.testing.assert_array_equal(exe.state("K"), [[1, 2], [1, 2]])
+
+
+def test_oi_trace_set_after_the_executor_was_made_still_prints(monkeypatch, capsys) -> None:
+    monkeypatch.delenv("OI_TRACE", raising=False)
+    monkeypatch.delenv("OPENINFER_TRACE", raising=False)
+    exe = executor("block entry { barrier; return; }")
+    monkeypatch.setenv("OI_TRACE", "full")
+    exe.step()
+    assert "[entry] -- barrier --" in capsys.readouterr().err

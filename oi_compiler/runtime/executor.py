@@ -98,13 +98,11 @@ class Executor:
         self.store = PersistentStore(storages)
         self.values: dict[str, np.ndarray] = {}
         self.interpreter = ReferenceInterpreter(
-            bound, self.store, self.values, self._emit if self._records() else None, timer=self.sim.timing
+            bound, self.store, self.values, self._emit, timer=self.sim.timing
         )
 
-    def _records(self) -> bool:
-        return self.sim.tracing or env_prints_trace()
-
     def _emit(self, event: TraceEvent) -> None:
+        """Keep the event (with `with_trace()`) and print it when `OI_TRACE=full` is set now."""
         if self.sim.tracing:
             self.events.append(event)
         if env_prints_trace():
