@@ -33,7 +33,7 @@ import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
 from oi_compiler.backend import jit_cache
-from oi_compiler.backend.llvm import translate
+from oi_compiler.backend.llvm import exported_symbols, translate
 from oi_compiler.backend.llvm_abi import FunctionAbi, MemRefParam, ScalarParam, exported_functions
 from oi_compiler.backend.llvm_runtime import RUNTIME_SYMBOLS, runtime_module
 from oi_compiler.errors import ExecutionError, PassError
@@ -100,13 +100,14 @@ def compile_module(module: ModuleOp) -> CompiledModule:
     """Native code for `module`'s exported functions, from the cache when it has them."""
     host = host_target()
     abis = exported_functions(module)
+    symbols = exported_symbols(module)
     ir_module = translate(module, triple=host.triple)
     machine = host.machine()
     ir_module.data_layout = str(machine.target_data)
     ir_text = str(ir_module)
     key = jit_cache.cache_key(ir_text, host.triple, host.cpu, host.features)
     if (loaded := jit_cache.memory_get(key)) is not None:
-        return CompiledModule(loaded, abis, "memory", host)
+        return CompiledModule(loaded, abis, "memory", host, symbols)
     source = "disk"
     entry = jit_cache.disk_get(key)
     if entry is None:
@@ -115,7 +116,7 @@ def compile_module(module: ModuleOp) -> CompiledModule:
         jit_cache.disk_put(key, entry)
     loaded = load_object(entry, host)
     jit_cache.memory_put(key, loaded)
-    return CompiledModule(loaded, abis, source, host)
+    return CompiledModule(loaded, abis, source, host, symbols)
 
 
 def optimize(module: llvm.ModuleRef, machine: llvm.TargetMachine) -> None:
@@ -167,9 +168,11 @@ def undefined_symbols(object_code: bytes) -> list[str]:
 class CompiledModule:
     """A compiled module: its exported functions as Python callables, its IR and assembly."""
 
-    def __init__(self, code: LoadedCode, abis: dict[str, FunctionAbi], source: str, host: HostTarget):
+    def __init__(self, code: LoadedCode, abis: dict[str, FunctionAbi], source: str, host: HostTarget,
+                 symbols: dict[str, str] | None = None):  # fmt: skip
         self._code = code
         self._host = host
+        self._symbols = symbols or {}  # exported name -> wrapper symbol, where they differ
         self.abis = abis
         self.source = source
 
@@ -188,7 +191,7 @@ class CompiledModule:
         if abi is None:
             exported = ", ".join(f"@{n}" for n in self.abis) or "nothing"
             raise ExecutionError(f"no exported function @{name} (the module exports {exported})")
-        address = self._code.engine.get_function_address(name)
+        address = self._code.engine.get_function_address(self._symbols.get(name, name))
         return JitFunction(abi, address, self._code)
 
 
@@ -284,14 +287,14 @@ class JitFunction:
 
     def _scalar(self, param: ScalarParam, arg: object) -> object:
         element = param.element
-        if isinstance(arg, np.ndarray) or not isinstance(arg, int | float | np.number | np.bool_):
+        if not _is_number(arg):
             got = type(arg).__name__
             raise self._error(f"argument %{param.name}: expected a {element} scalar, got {got}")
         if element in _BIT_PATTERNS:
             return int(np.array(arg, dtype=dtypes_of(element)[0]).view(_BIT_PATTERNS[element]))
         if element.startswith("f"):
             return float(arg)
-        if isinstance(arg, float | np.floating):
+        if _is_float(arg):
             raise self._error(f"argument %{param.name}: expected an integer ({element}), got {arg!r}")
         return _wrap_integer(int(arg), element)
 
@@ -329,10 +332,28 @@ def _row_major(shape: Sequence[int]) -> list[int]:
     return strides[::-1]
 
 
+#: ml_dtypes' scalar types (not `np.number`): floats (bfloat16, float8_*) and 4-bit integers
+_ML_FLOATS = (ml_dtypes.bfloat16, ml_dtypes.float8_e5m2, ml_dtypes.float8_e4m3fn, ml_dtypes.float8_e4m3b11fnuz,
+              ml_dtypes.float8_e5m2fnuz, ml_dtypes.float8_e4m3fnuz)  # fmt: skip
+_ML_INTS = (ml_dtypes.int4, ml_dtypes.uint4)
+
+
+def _is_float(arg: object) -> bool:
+    return isinstance(arg, (float, np.floating, *_ML_FLOATS))
+
+
+def _is_number(arg: object) -> bool:
+    """A Python or numpy number (ml_dtypes' included), not an array."""
+    return isinstance(arg, (int, float, np.number, np.bool_, *_ML_FLOATS, *_ML_INTS))
+
+
 def _wrap_integer(value: int, element: str) -> int:
-    """`value` as the C argument of a signless `iN`: any value in [-2^(N-1), 2^N), two's complement."""
+    """`value` as the C argument of an integer type: a signless `iN` (and `index`) takes any value
+    in [-2^(N-1), 2^N) as two's complement, `siN` only [-2^(N-1), 2^(N-1)), `uiN` only [0, 2^N)."""
     width = 64 if element == "index" else 1 if element == "i1" else int(element.lstrip("sui"))
-    if not -(1 << (width - 1 if width > 1 else 0)) <= value < (1 << width):
+    low = 0 if element.startswith("ui") else -(1 << (width - 1 if width > 1 else 0))
+    high = 1 << (width - 1 if element.startswith("si") else width)
+    if not low <= value < high:
         raise ExecutionError(f"integer {value} does not fit in {element}")
     if element.startswith("ui") or element == "i1":
         return value & ((1 << width) - 1)

@@ -7,8 +7,9 @@ and toolchain gives the same native code, so a hit skips optimisation and code g
 On disk (`$OI_CACHE_DIR`, else `~/.cache/oi_compiler/jit`) each entry is one file
 `<key>.oiobj`: a magic line, the sha256 of the rest, then the object file and the optimised IR.
 A file that is truncated, altered or from another format fails that check and is ignored (the
-caller compiles and rewrites it); entries are written to a temporary file and renamed, so a
-reader never sees half an entry. A cache directory that cannot be written is not an error.
+caller compiles and rewrites it); entries are written to a temporary file (`<key>*.tmp`) and
+renamed, so a reader never sees half an entry; `clear_cache` also removes temporaries a killed
+process left behind. A cache directory that cannot be written is not an error.
 """
 
 from __future__ import annotations
@@ -96,8 +97,9 @@ def clear_cache() -> None:
     directory = cache_dir()
     if not directory.is_dir():
         return
-    for path in directory.glob("*" + _SUFFIX):
-        path.unlink(missing_ok=True)
+    for pattern in ("*" + _SUFFIX, "*.tmp"):  # entries, and temporaries a killed writer left
+        for path in directory.glob(pattern):
+            path.unlink(missing_ok=True)
 
 
 def _encode(entry: CacheEntry) -> bytes:

@@ -4,14 +4,16 @@
     llvm_module = translate(module)            # llvmlite.ir.Module
     print(llvm_ir_text(module))                # what `oi-opt -t llvm` prints
 
-One walk over the module: `memref.global`s become LLVM globals, every `func.func` is declared,
-then each body is emitted op by op through one dispatch table (op class -> emitter), built from
-`llvm_arith` (arith, math), `llvm_memref` (memref) and `llvm_scf` (scf), plus `func.call` and
-`builtin.unrealized_conversion_cast` (between types that lower alike, `ui8` and `i8`) here.
+One walk over the module: `memref.global`s become LLVM globals, every `func.func` is declared
+(an internal body, or an external declaration), each body is emitted op by op through one
+dispatch table (op class -> emitter), and last each exported function gets its C-ABI wrapper.
+The table is built from `llvm_arith` (arith, math), `llvm_memref` (memref) and `llvm_scf`
+(scf), plus `func.call` and `builtin.unrealized_conversion_cast` (between types that lower
+alike, `ui8` and `i8`) here.
 An op without an entry raises `PassError("backend: unsupported op <name>")` at its location.
 
-**ABI of exported functions** (public `func.func`s with a body; external linkage, C calling
-convention; `llvm_abi` describes each one as data):
+**ABI of exported functions** (public `func.func`s with a body; an external wrapper with the C
+calling convention; `llvm_abi` describes each one as data):
 
 - a memref argument is `ptr noalias captures(none) align <element size>` to the aligned data,
   then `i64 offset`, `i64` sizes (one per dim), `i64` strides (one per dim), in elements:
@@ -24,14 +26,26 @@ convention; `llvm_abi` describes each one as data):
 Because of `noalias`, two memref arguments may share memory only when neither is written
 (`llvm_abi.written_memref_args`); the JIT checks this before each call.
 
-Private functions with a body get internal linkage and an internal convention (each memref as its
-full descriptor, allocated pointer first; several results returned as one literal struct).
+**Bodies.** Every `func.func` with a body becomes an internal function with the internal
+convention (each memref as its full descriptor, allocated pointer first, no `noalias`; several
+results returned as one literal struct). An exported function is then a thin wrapper under its
+own name: it takes the C ABI above, builds the descriptors, and calls the body (marked
+`alwaysinline` at that call, so the optimised wrapper is the body with `noalias` pointers).
+`func.call` always targets the body: a module-internal call may pass one buffer twice.
 Declarations (`func.func private @f(...)` without body) are external symbols with the C ABI.
+
+**Symbol names** (`function_symbols`): a body is named like its function when that is private
+and not a runtime symbol (`llvm_runtime.is_reserved`: libm, `memcpy`, `aligned_alloc`, `free`,
+`__*`, `llvm.*`), else `<name>.body`; an exported wrapper takes the function's name unless that
+is reserved, in which case it is `<name>.export` (`CompiledModule.function` knows). So a user
+function `@tanhf` never stands in for libm's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 from llvmlite import ir
 from xdsl.dialects import arith, func, memref, scf
@@ -53,6 +67,7 @@ from oi_compiler.backend.llvm_memref import (
     storage_bytes,
     unflatten,
 )
+from oi_compiler.backend.llvm_runtime import is_reserved
 from oi_compiler.backend.llvm_scf import SCF_EMITTERS
 from oi_compiler.backend.llvm_types import I1, I8, I16, INDEX, PTR, bit_width, is_float, scalar_type
 from oi_compiler.errors import PassError
@@ -66,22 +81,70 @@ _F8_OPS = (func.CallOp, scf.ForOp, scf.IfOp, scf.WhileOp, scf.ParallelOp, memref
 LoopBody = Callable[[ir.Value, list[LoweredValue]], list[LoweredValue]]  # (iv, carried) -> next carried
 
 
+@dataclass(frozen=True)
+class FunctionSymbols:
+    """The LLVM names of one `func.func`: its internal body, its C-ABI symbol (wrapper or
+    declaration); None where it has none."""
+
+    body: str | None
+    c_symbol: str | None
+
+
+def function_symbols(module: ModuleOp) -> dict[str, FunctionSymbols]:
+    """LLVM names for the module's functions: unique, and never a runtime symbol's unless the
+    function is a declaration of that very symbol."""
+    taken = {op.sym_name.data for op in module.ops if isinstance(op, func.FuncOp | memref.GlobalOp)}
+
+    def fresh(stem: str) -> str:
+        name, count = stem, 0
+        while name in taken:
+            count += 1
+            name = f"{stem}.{count}"
+        taken.add(name)
+        return name
+
+    symbols: dict[str, FunctionSymbols] = {}
+    for op in module.ops:
+        if not isinstance(op, func.FuncOp):
+            continue
+        name = op.sym_name.data
+        if op.is_declaration:
+            symbols[name] = FunctionSymbols(None, name)
+        elif is_exported(op):
+            symbols[name] = FunctionSymbols(fresh(name + ".body"),
+                                            fresh(name + ".export") if is_reserved(name) else name)  # fmt: skip
+        else:
+            symbols[name] = FunctionSymbols(fresh(name + ".body") if is_reserved(name) else name, None)
+    return symbols
+
+
+def exported_symbols(module: ModuleOp) -> dict[str, str]:
+    """Each exported function's name -> the symbol of its C-ABI wrapper."""
+    return {name: s.c_symbol for name, s in function_symbols(module).items()
+            if s.body is not None and s.c_symbol is not None}  # fmt: skip
+
+
 def translate(module: ModuleOp, *, triple: str | None = None) -> ir.Module:
     """The LLVM module for `module` (func/scf/memref/arith/math); PassError on anything else."""
     out = ir.Module(name="oi_compiler")
     if triple is not None:
         out.triple = triple
+    symbols = function_symbols(module)
     functions: dict[str, tuple[func.FuncOp, ir.Function]] = {}
     for op in module.ops:
         if isinstance(op, memref.GlobalOp):
             _located(op, lambda: emit_global(out, op))
         elif isinstance(op, func.FuncOp):
-            functions[op.sym_name.data] = (op, _located(op, lambda: declare_function(out, op)))
+            names = symbols[op.sym_name.data]
+            functions[op.sym_name.data] = (op, _located(op, lambda: declare_function(out, op, names)))
         else:
             raise unsupported(op)
     for op, function in functions.values():
         if not op.is_declaration:
             FunctionEmitter(out, functions, op, function).emit_body()
+    for op, function in functions.values():  # after the bodies: the IR text reads body first
+        if is_exported(op):
+            _located(op, lambda: emit_wrapper(out, op, function, symbols[op.sym_name.data].c_symbol))
     return out
 
 
@@ -108,8 +171,8 @@ def _located(op: Operation, emit: Callable[[], object]):
 
 
 def uses_c_abi(op: func.FuncOp) -> bool:
-    """Exported functions and declarations take the C ABI; private definitions do not."""
-    return is_exported(op) or op.is_declaration
+    """Calls to declarations take the C ABI; calls to a body (exported or not) the internal one."""
+    return op.is_declaration
 
 
 def c_scalar_type(ty: ir.Type) -> ir.Type:
@@ -143,30 +206,60 @@ def c_param_types(ty: Attribute) -> list[ir.Type]:
     return [c_scalar_type(scalar_type(ty))]
 
 
-def declare_function(module: ir.Module, op: func.FuncOp) -> ir.Function:
-    """The LLVM function for `op`, with its convention's parameter list and attributes."""
+def c_function_type(op: func.FuncOp) -> ir.FunctionType:
+    """The C-ABI signature of `op` (an exported wrapper, a declaration)."""
     inputs, outputs = op.function_type.inputs.data, op.function_type.outputs.data
-    c_abi = uses_c_abi(op)
-    if c_abi:
-        params = [t for ty in inputs for t in c_param_types(ty)]
-        if len(outputs) > 1 or any(isinstance(t, MemRefType) for t in outputs):
-            raise PassError(f"backend: exported function @{op.sym_name.data} may return at most one scalar")
-        result = c_scalar_type(scalar_type(outputs[0])) if outputs else ir.VoidType()
-    else:
-        params = [t for ty in inputs for t in flat_types(ty)]
-        result = internal_result_type(outputs)
-    function = ir.Function(module, ir.FunctionType(result, params), op.sym_name.data)
-    if not op.is_declaration:
-        function.attributes.add("nounwind")
-        _name_parameters(function, op)
-    if not c_abi:
-        function.linkage = "internal"
-    elif not op.is_declaration:
-        _mark_memref_pointers(function, inputs)
+    params = [t for ty in inputs for t in c_param_types(ty)]
+    if len(outputs) > 1 or any(isinstance(t, MemRefType) for t in outputs):
+        raise PassError(f"backend: exported function @{op.sym_name.data} may return at most one scalar")
+    result = c_scalar_type(scalar_type(outputs[0])) if outputs else ir.VoidType()
+    return ir.FunctionType(result, params)
+
+
+def declare_function(module: ir.Module, op: func.FuncOp, names: FunctionSymbols) -> ir.Function:
+    """The LLVM function `func.call` targets: the internal body of a definition (its parameter
+    list in the internal convention), or the external symbol of a declaration (C ABI)."""
+    if op.is_declaration:
+        return ir.Function(module, c_function_type(op), names.c_symbol)
+    if is_exported(op):
+        c_function_type(op)  # refuse an exported signature the C ABI cannot take, before the body
+    inputs, outputs = op.function_type.inputs.data, op.function_type.outputs.data
+    params = [t for ty in inputs for t in flat_types(ty)]
+    function = ir.Function(module, ir.FunctionType(internal_result_type(outputs), params), names.body)
+    function.attributes.add("nounwind")
+    function.linkage = "internal"
+    _name_parameters(function, op, c_abi=False)
     return function
 
 
-def _name_parameters(function: ir.Function, op: func.FuncOp) -> None:
+def emit_wrapper(module: ir.Module, op: func.FuncOp, body: ir.Function, symbol: str) -> ir.Function:
+    """The exported C-ABI function: `noalias` memref pointers, descriptors built, the body called
+    (always inlined there)."""
+    inputs = op.function_type.inputs.data
+    wrapper = ir.Function(module, c_function_type(op), symbol)
+    wrapper.attributes.add("nounwind")
+    _name_parameters(wrapper, op, c_abi=True)
+    _mark_memref_pointers(wrapper, inputs)
+    b = ir.IRBuilder(wrapper.append_basic_block("entry"))
+    raw = iter(wrapper.args)
+    args: list[ir.Value] = []
+    for ty in inputs:
+        fields = [next(raw) for _ in c_param_types(ty)]
+        if isinstance(ty, MemRefType):
+            pointer, rest = fields[0], fields[1:]
+            args += [pointer, pointer, *rest]  # allocated = aligned: the caller owns the buffer
+        else:
+            args.append(from_c_scalar(b, fields[0], scalar_type(ty)))
+    result = b.call(body, args, attrs=("alwaysinline",))
+    outputs = op.function_type.outputs.data
+    if outputs:
+        b.ret(to_c_scalar(b, result))
+    else:
+        b.ret_void()
+    return wrapper
+
+
+def _name_parameters(function: ir.Function, op: func.FuncOp, *, c_abi: bool) -> None:
     """`%a: memref<?xf32>` gives `%a.ptr`, `%a.offset`, `%a.size0`, `%a.stride0`... (readable IR)."""
     params = iter(function.args)
     for position, arg in enumerate(op.body.block.args):
@@ -175,7 +268,7 @@ def _name_parameters(function: ir.Function, op: func.FuncOp) -> None:
             next(params).name = stem
             continue
         rank = arg.type.get_num_dims()
-        fields = ["allocated", "ptr"] if not uses_c_abi(op) else ["ptr"]
+        fields = ["allocated", "ptr"] if not c_abi else ["ptr"]
         fields += ["offset", *(f"size{d}" for d in range(rank)), *(f"stride{d}" for d in range(rank))]
         for field in fields:
             next(params).name = f"{stem}.{field}"
@@ -216,6 +309,17 @@ class PhiGroup:
                 node.add_incoming(field, block)
 
 
+@dataclass
+class AllocaScope:
+    """The stack allocations emitted in place (not hoisted to the entry block) in one loop
+    iteration (an automatic allocation scope, as MLIR's scf loops are): `restorable` ones are
+    released at the end of the iteration with `llvm.stackrestore`; an `escaping` one (yielded
+    out of it) keeps the stack as it is, there and in the enclosing loops."""
+
+    restorable: int = 0
+    escaping: int = 0
+
+
 class FunctionEmitter:
     """Emits one `func.func` body: the SSA value map, the builder and the block structure."""
 
@@ -227,6 +331,7 @@ class FunctionEmitter:
         self.function = function
         self.builder = ir.IRBuilder(function.append_basic_block("entry"))
         self.values: dict[SSAValue, LoweredValue] = {}
+        self.alloca_scope = AllocaScope()
 
     # -- values
     def value(self, ssa: SSAValue) -> LoweredValue:
@@ -240,11 +345,17 @@ class FunctionEmitter:
                 value.name = ssa.name_hint
 
     def declare(self, name: str, result: ir.Type, params: Sequence[ir.Type]) -> ir.Function:
-        """A function of the module by name (an intrinsic, a libc/libm symbol), declared once."""
+        """A runtime function by name (an intrinsic, a libc/libm symbol), declared once.
+
+        No function of the module has such a name (`function_symbols`), except a declaration of
+        that very symbol, which is reused when its signature is the same."""
+        ty = ir.FunctionType(result, list(params))
         existing = self.module.globals.get(name)
         if existing is None:
-            existing = ir.Function(self.module, ir.FunctionType(result, list(params)), name)
-        return existing
+            return ir.Function(self.module, ty, name)
+        if isinstance(existing, ir.Function) and existing.is_declaration and existing.function_type == ty:
+            return existing
+        raise PassError(f"backend: function @{name} clashes with a runtime symbol")
 
     # -- blocks
     def new_block(self, name: str) -> ir.Block:
@@ -270,12 +381,42 @@ class FunctionEmitter:
         carried.add_incoming(inits, preheader)
         b.cbranch(b.icmp_signed("<", iv, upper), body_bb, exit_bb)
         b.position_at_end(body_bb)
-        results = body(iv, carried.values)
+        with self.allocation_scope(body_bb):
+            results = body(iv, carried.values)
         iv.add_incoming(b.add(iv, step, flags=("nsw",) if lower.type == INDEX else ()), b.block)
         carried.add_incoming(results, b.block)
         b.branch(header)
         b.position_at_end(exit_bb)
         return carried.values
+
+    @contextmanager
+    def allocation_scope(self, first_block: ir.Block) -> Iterator[None]:
+        """One loop iteration, from the start of `first_block` to the builder's position when the
+        block exits: in-place allocas made in it are released there (stacksave/stackrestore)."""
+        outer = self.alloca_scope
+        scope = self.alloca_scope = AllocaScope()
+        try:
+            yield
+        finally:
+            self.alloca_scope = outer
+        outer.restorable += scope.restorable
+        outer.escaping += scope.escaping
+        if scope.restorable and not scope.escaping:
+            self._save_and_restore_stack(first_block)
+
+    def _save_and_restore_stack(self, first_block: ir.Block) -> None:
+        b = self.builder
+        current = b.block
+        save = self.declare("llvm.stacksave.p0", PTR, [])
+        restore = self.declare("llvm.stackrestore.p0", ir.VoidType(), [PTR])
+        first = next((i for i in first_block.instructions if not isinstance(i, ir.PhiInstr)), None)
+        if first is None:
+            b.position_at_end(first_block)
+        else:
+            b.position_before(first)
+        stack = b.call(save, [], name="stack")
+        b.position_at_end(current)
+        b.call(restore, [stack])
 
     # -- ops
     def emit_op(self, op: Operation) -> None:
@@ -310,29 +451,14 @@ class FunctionEmitter:
         self._return(results)
 
     def _arguments(self, args: Sequence[SSAValue]) -> list[LoweredValue]:
+        """The body's parameters (internal convention) as the block arguments' values."""
         raw = iter(self.function.args)
-        c_abi = uses_c_abi(self.op)
-        lowered: list[LoweredValue] = []
-        for arg in args:
-            fields = [next(raw) for _ in (c_param_types(arg.type) if c_abi else flat_types(arg.type))]
-            if not isinstance(arg.type, MemRefType):
-                value = fields[0]
-                lowered.append(from_c_scalar(self.builder, value, scalar_type(arg.type)) if c_abi else value)
-            elif c_abi:
-                rank = arg.type.get_num_dims()
-                pointer, offset = fields[0], fields[1]
-                lowered.append(make_descriptor(self.builder, arg.type, pointer, pointer, offset,
-                                               fields[2 : 2 + rank], fields[2 + rank :]))  # fmt: skip
-            else:
-                lowered.append(unflatten(self.builder, arg.type, fields))
-        return lowered
+        return [unflatten(self.builder, arg.type, [next(raw) for _ in flat_types(arg.type)]) for arg in args]
 
     def _return(self, results: list[LoweredValue]) -> None:
         b = self.builder
         if not results:
             b.ret_void()
-        elif uses_c_abi(self.op):
-            b.ret(to_c_scalar(b, results[0]))
         elif len(results) == 1 and not isinstance(results[0], MemRefDescriptor):
             b.ret(results[0])
         else:

@@ -6,7 +6,10 @@ and `srem` as MLIR's arith-expand does. Float ops carry the op's `fastmath` flag
 LLVM intrinsics where LLVM has one, otherwise libm (`tanhf`, `erff`, ...), which MCJIT resolves
 from the process. 16-bit floats: `math` computes in `float` and rounds back (as numpy does for
 float16); `bf16` arithmetic also does, since LLVM's bfloat rounding is a libcall (see
-`llvm_types.round_to_bf16`).
+`llvm_types.round_to_bf16`). Exceptions that must round once: `math.fma` on 16-bit floats
+(`emit_fma`) and `sitofp`/`uitofp` to `bf16` (`int_to_double_for_bf16`) go through `double`
+and round to odd before the final rounding; `math.fpowi` is `pow` in `double` with the sign
+fixed by the exponent's parity.
 """
 
 from __future__ import annotations
@@ -22,15 +25,19 @@ from xdsl.ir import Operation
 from oi_compiler.backend.llvm_memref import Emitter, LoweredValue, MemRefDescriptor, flatten, unflatten
 from oi_compiler.backend.llvm_types import (
     F32,
+    F64,
     I1,
+    I64,
     bit_width,
     constant,
     convert_float,
     f8_to_half,
     is_bfloat,
+    narrow_double,
     round_to_f8,
     scalar_type,
     widen_bf16,
+    widen_to_double,
 )
 from oi_compiler.errors import PassError
 
@@ -195,14 +202,53 @@ def emit_rsqrt(fx: FunctionEmitter, op: Operation) -> list[LoweredValue]:
 
 
 def emit_fpowi(fx: FunctionEmitter, op: math.FPowIOp) -> list[LoweredValue]:
-    """`pow(x, (float)n)`: `llvm.powi` would need libgcc's `__powisf2`."""
+    """`x^n` as `pow(x, (double)n)` in `double`, the sign fixed by n's parity.
+
+    `llvm.powi` would need libgcc's `__powisf2`. `(double)n` is exact for |n| <= 2^53; a wider
+    odd n may round to an even double, which would lose the sign of a negative x: the result
+    is `|pow|`, with x's sign when n is odd (for every n, negative ones included: x^-n is
+    1/x^n's value, -0 and infinities too). The magnitude is pow's, rounded once more to a
+    narrower type (for n beyond 2^53, only |x| = 1 does not overflow or underflow anyway).
+    The op's fast-math flags are not passed on: with `afn`, LLVM would turn `pow(x, sitofp n)`
+    back into `llvm.powi`, a call of libgcc's `__powidf2`, which the process may lack.
+    """
     base, exponent = _operands(fx, op)
+    b = fx.builder
+    x = widen_to_double(b, base)
+    power = fx.declare("llvm.pow.f64", F64, [F64, F64])
+    fabs = fx.declare("llvm.fabs.f64", F64, [F64])
+    copysign = fx.declare("llvm.copysign.f64", F64, [F64, F64])
+    magnitude = b.call(fabs, [b.call(power, [x, b.sitofp(exponent, F64)])])
+    odd = b.trunc(exponent, I1)
+    result = b.select(odd, b.call(copysign, [magnitude, x]), magnitude)
+    return [narrow_double(b, result, base.type) if base.type != F64 else result]
 
-    def power(x: ir.Value) -> ir.Value:
-        fn = fx.declare(f"llvm.pow.{x.type.intrinsic_name}", x.type, [x.type, x.type])
-        return fx.builder.call(fn, [x, fx.builder.sitofp(exponent, x.type)], fastmath=fastmath_flags(op))
 
-    return [in_float_precision(fx, [base], power, math_op=True)]
+def _sum_rounded_to_odd(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
+    """`x + y` (doubles) rounded to odd: the nearest sum, moved one ulp toward the exact sum
+    (which TwoSum gives) when inexact and even."""
+    total = b.fadd(x, y)
+    y_part = b.fsub(total, x)
+    error = b.fadd(b.fsub(x, b.fsub(total, y_part)), b.fsub(y, y_part))
+    bits = b.bitcast(total, I64)
+    inexact = b.fcmp_ordered("!=", error, ir.Constant(F64, 0.0))
+    even = b.icmp_unsigned("==", b.and_(bits, ir.Constant(I64, 1)), ir.Constant(I64, 0))
+    away = b.icmp_signed(">=", b.xor(bits, b.bitcast(error, I64)), ir.Constant(I64, 0))  # same sign
+    moved = b.add(bits, b.select(away, ir.Constant(I64, 1), ir.Constant(I64, -1)))
+    return b.bitcast(b.select(b.and_(inexact, even), moved, bits), F64)
+
+
+def emit_fma(fx: FunctionEmitter, op: Operation) -> list[LoweredValue]:
+    """`llvm.fma`; for 16-bit floats, `a*b + c` rounded once: the product of two 16-bit floats
+    is exact in `double`, the sum is rounded to odd there, then to the type (via a `float`
+    rounded to odd): a float fma rounded to f16 would round twice."""
+    args = _operands(fx, op)
+    ty = args[0].type
+    if bit_width(ty) != 16:
+        return float_intrinsic("fma")(fx, op)
+    b = fx.builder
+    a, x, c = (widen_to_double(b, v) for v in args)
+    return [narrow_double(b, _sum_rounded_to_odd(b, b.fmul(a, x), c), ty)]
 
 
 _CMPF = ["false", "oeq", "ogt", "oge", "olt", "ole", "one", "ord",
@@ -234,14 +280,37 @@ def int_resize(*, signed: bool) -> Emitter:
 
 
 def int_to_float(*, signed: bool) -> Emitter:
+    """sitofp/uitofp: LLVM's instruction (one rounding); to `bf16`, exactly to `double` first
+    (see `int_to_bf16`) then rounded once."""
+
     def emit(fx: FunctionEmitter, op: Operation) -> list[LoweredValue]:
         (value,) = _operands(fx, op)
         target = _result_type(op)
-        via = F32 if is_bfloat(target) else target
-        converted = fx.builder.sitofp(value, via) if signed else fx.builder.uitofp(value, via)
-        return [convert_float(fx.builder, converted, target)]
+        if is_bfloat(target):
+            return [narrow_double(fx.builder, int_to_double_for_bf16(fx.builder, value, signed=signed), target)]
+        return [fx.builder.sitofp(value, target) if signed else fx.builder.uitofp(value, target)]
 
     return emit
+
+
+def int_to_double_for_bf16(b: ir.IRBuilder, value: ir.Value, *, signed: bool) -> ir.Value:
+    """A `double` that rounds to the same `bfloat` as the integer `value`, and is exact.
+
+    Up to 32 bits the conversion is exact. A 64-bit magnitude of 2^32 or more has its bits below
+    bit 12 replaced by one sticky bit 11 (set when any was): 53 significant bits at most, exact
+    in a double, and bfloat's rounding point (above bit 24) and its sticky information are
+    unchanged."""
+    if value.type.width <= 32:
+        return b.sitofp(value, F64) if signed else b.uitofp(value, F64)
+    ty = value.type
+    negative = b.icmp_signed("<", value, ir.Constant(ty, 0)) if signed else ir.Constant(I1, 0)
+    magnitude = b.select(negative, b.neg(value), value)  # INT_MIN: 2^63 read as unsigned
+    low = b.and_(magnitude, ir.Constant(ty, 0xFFF))
+    sticky = b.shl(b.zext(b.icmp_unsigned("!=", low, ir.Constant(ty, 0)), ty), ir.Constant(ty, 11))
+    jammed = b.or_(b.and_(magnitude, ir.Constant(ty, ~0xFFF)), sticky)
+    wide = b.icmp_unsigned(">=", magnitude, ir.Constant(ty, 1 << 32))
+    converted = b.uitofp(b.select(wide, jammed, magnitude), F64)
+    return b.select(negative, b.fneg(converted), converted)
 
 
 def float_to_int(*, signed: bool) -> Emitter:
@@ -351,7 +420,7 @@ MATH_EMITTERS: dict[type[Operation], Emitter] = {
     **{cls: libm_function(name) for cls, name in _LIBM_MATH.items()},
     math.PowFOp: float_intrinsic("pow"),
     math.CopySignOp: float_intrinsic("copysign"),
-    math.FmaOp: float_intrinsic("fma"),
+    math.FmaOp: emit_fma,
     math.RsqrtOp: emit_rsqrt,
     math.FPowIOp: emit_fpowi,
     math.AbsIOp: int_intrinsic("abs", poison_flag=True),

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from llvmlite import ir
-from xdsl.dialects import memref
+from xdsl.dialects import arith, func, memref, scf
 from xdsl.dialects.builtin import (
     DYNAMIC_INDEX,
     AffineMapAttr,
@@ -28,6 +28,7 @@ from xdsl.dialects.builtin import (
     NoneAttr,
     StridedLayoutAttr,
     UnitAttr,
+    UnrealizedConversionCastOp,
 )
 from xdsl.ir import Attribute, Operation, SSAValue
 
@@ -264,32 +265,51 @@ VIEW_OPS = (memref.SubviewOp, memref.CastOp, memref.ReinterpretCastOp)
 _LOCAL_USES = (memref.LoadOp, memref.StoreOp, memref.DimOp, memref.CopyOp)
 
 
-def stays_local(value: SSAValue) -> bool:
-    """Only loaded, stored, measured or copied, directly or through views: the buffer never
-    outlives the iteration that allocated it."""
+_FORWARDING = (*VIEW_OPS, arith.SelectOp, UnrealizedConversionCastOp, func.CallOp)
+
+
+def escapes(value: SSAValue) -> bool:
+    """Whether the buffer may leave the region that allocated it: yielded out of a loop
+    iteration or returned, directly or through views, `select`s, casts, `scf.if` results or a
+    call's memref results (conservatively: any use this does not know)."""
     for use in value.uses:
         user = use.operation
-        if isinstance(user, VIEW_OPS):
-            if not stays_local(user.results[0]):
-                return False
-        elif not isinstance(user, _LOCAL_USES):
-            return False
-    return True
+        if isinstance(user, _LOCAL_USES):
+            continue
+        if isinstance(user, _FORWARDING):
+            if any(isinstance(r.type, MemRefType) and escapes(r) for r in user.results):
+                return True
+            continue
+        if isinstance(user, scf.YieldOp) and isinstance(user.parent_op(), scf.IfOp):
+            if escapes(user.parent_op().results[use.index]):
+                return True
+            continue
+        return True
+    return False
 
 
 def emit_alloca(fx: FunctionEmitter, op: memref.AllocaOp) -> list[LoweredValue]:
     """A stack buffer. A static one goes to the entry block (one allocation per call) when it is
-    at the function's top level or stays local to its loop iteration; a later iteration then
-    reuses it, which MLIR's semantics allow (its contents start undefined)."""
+    at the function's top level or does not escape its region (scf loop bodies are automatic
+    allocation scopes, as in MLIR: the buffer is dead after the iteration); a later iteration
+    then reuses it, which MLIR's semantics allow (its contents start undefined). Any other one is
+    allocated in place, and the enclosing loop iteration releases it (`allocation_scope`)
+    unless it escapes."""
     ty = _result_type(op)
     sizes = _allocation_sizes(fx, op)
     b = fx.builder
     static = all(isinstance(s, ir.Constant) for s in sizes)
-    if static and (fx.is_top_level(op) or stays_local(op.memref)):
+    top_level = fx.is_top_level(op)
+    escaping = not top_level and escapes(op.memref)
+    if static and not escaping:
         with b.goto_entry_block():
             pointer = b.alloca(storage_type(ty), size=element_count(b, sizes))
     else:
         pointer = b.alloca(storage_type(ty), size=element_count(b, sizes))
+        if escaping:
+            fx.alloca_scope.escaping += 1
+        elif not top_level:
+            fx.alloca_scope.restorable += 1
     pointer.align = _alignment(op)
     return [make_descriptor(b, ty, pointer, pointer, index_const(0), sizes, ())]
 
@@ -315,6 +335,9 @@ def emit_dim(fx: FunctionEmitter, op: memref.DimOp) -> list[LoweredValue]:
     """A size; a dimension not known at compile time selects among the sizes."""
     desc, index = fx.value(op.source), fx.value(op.index)
     if isinstance(index, ir.Constant):
+        if not 0 <= index.constant < len(desc.sizes):
+            raise PassError(f"backend: memref.dim index {index.constant} is out of range for "
+                            f"{desc.type} (rank {len(desc.sizes)})")  # fmt: skip
         return [desc.sizes[index.constant]]
     result: ir.Value = ir.Constant(INDEX, ir.Undefined)
     for dim, size in enumerate(desc.sizes):

@@ -5,6 +5,11 @@ LLVM lowers `fptrunc` to `bfloat` on x86 (without AVX512-BF16) as a call to comp
 translator never emits such an `fptrunc` itself (it rounds with integer ops), but LLVM's
 optimiser may form one; the JIT compiles this module once per process and registers its
 functions as process symbols, so such calls resolve. Each helper rounds to nearest, ties to even.
+
+`is_reserved` names the symbols the generated code may call besides the module's own functions:
+libm (what the translator calls, and what LLVM lowers its intrinsics to), `memcpy` & co.,
+`aligned_alloc`/`free`, compiler-rt helpers (`__*`) and intrinsics (`llvm.*`). The translator
+never gives a function of the module such a name (see `llvm.function_symbols`).
 """
 
 from __future__ import annotations
@@ -28,3 +33,16 @@ def runtime_module() -> ir.Module:
 
 
 RUNTIME_SYMBOLS = ("__truncsfbf2", "__truncdfbf2")
+
+_LIBM = """exp exp2 exp10 expm1 log log2 log10 log1p logb sqrt cbrt hypot sin cos tan sincos sinpi cospi
+    asin acos atan atan2 sinh cosh tanh asinh acosh atanh erf erfc tgamma lgamma pow powi fabs floor
+    ceil round roundeven trunc rint nearbyint lround llround lrint llrint copysign fma fmin fmax
+    fminimum fmaximum fminimum_num fmaximum_num fdim ldexp frexp modf fmod remainder nextafter""".split()
+_LIBC = """memcpy memmove memset memcmp bcmp bzero malloc calloc realloc free aligned_alloc
+    posix_memalign abort""".split()
+RESERVED_SYMBOLS = frozenset([f"{name}{suffix}" for name in _LIBM for suffix in ("", "f", "l")] + _LIBC)
+
+
+def is_reserved(name: str) -> bool:
+    """Whether `name` is a symbol the generated code may call that the module does not define."""
+    return name in RESERVED_SYMBOLS or name.startswith(("llvm.", "__"))

@@ -7,6 +7,10 @@
   branches to the `after` region or out; the forwarded values are the results.
 - `scf.parallel`: a serial loop nest, outermost dimension first; `scf.reduce` regions combine
   each iteration's values into accumulators carried through every loop of the nest.
+
+Each loop iteration is an automatic allocation scope (`FunctionEmitter.allocation_scope`): a
+`memref.alloca` emitted inside it (a dynamic one; static ones go to the entry block) is
+released at the end of the iteration with `llvm.stacksave`/`llvm.stackrestore`.
 """
 
 from __future__ import annotations
@@ -62,13 +66,14 @@ def emit_while(fx: FunctionEmitter, op: scf.WhileOp) -> list[LoweredValue]:
     arguments = fx.phis([v.type for v in op.arguments])
     arguments.add_incoming([fx.value(v) for v in op.arguments], preheader)
     fx.bind(op.before_region.block.args, arguments.values)
-    condition = fx.emit_block(op.before_region.block)
-    assert isinstance(condition, scf.ConditionOp)
-    forwarded = [fx.value(v) for v in condition.args]
-    b.cbranch(fx.value(condition.condition), after_bb, exit_bb)
-    b.position_at_end(after_bb)
-    fx.bind(op.after_region.block.args, forwarded)
-    next_arguments = fx.emit_region_values(op.after_region)
+    with fx.allocation_scope(before_bb):  # one iteration: both regions (not released on exit)
+        condition = fx.emit_block(op.before_region.block)
+        assert isinstance(condition, scf.ConditionOp)
+        forwarded = [fx.value(v) for v in condition.args]
+        b.cbranch(fx.value(condition.condition), after_bb, exit_bb)
+        b.position_at_end(after_bb)
+        fx.bind(op.after_region.block.args, forwarded)
+        next_arguments = fx.emit_region_values(op.after_region)
     arguments.add_incoming(next_arguments, b.block)
     b.branch(before_bb)
     b.position_at_end(exit_bb)

@@ -59,6 +59,7 @@ I32 = ir.IntType(32)
 I64 = ir.IntType(64)
 HALF = ir.HalfType()
 F32 = ir.FloatType()
+F64 = ir.DoubleType()
 PTR = ir.PointerType()
 INDEX = I64
 INTEGER_WIDTHS = (1, 4, 8, 16, 32, 64)
@@ -181,6 +182,41 @@ def round_to_f8(builder: ir.IRBuilder, value: ir.Value) -> ir.Value:
     rounded = builder.lshr(rounded, ir.Constant(I16, 8))
     rounded = builder.select(builder.fcmp_unordered("uno", value, value), ir.Constant(I16, 0x7E), rounded)
     return builder.trunc(builder.or_(rounded, builder.lshr(sign, ir.Constant(I16, 8))), I8)
+
+
+def round_to_odd_f32(builder: ir.IRBuilder, value: ir.Value) -> ir.Value:
+    """A `double` rounded to `float` to odd: truncated toward zero, the last bit set when inexact.
+
+    Rounding that `float` again to a format of 22 bits or fewer (half, bfloat) gives the
+    correctly rounded result of `value`: no double rounding. Overflow gives +-FLT_MAX (odd),
+    which still rounds to infinity; NaN stays NaN.
+    """
+    narrow = builder.fptrunc(value, F32)
+    back = builder.fpext(narrow, F64)
+    bits = builder.bitcast(narrow, I32)
+    negative = builder.icmp_signed("<", builder.bitcast(value, I64), ir.Constant(I64, 0))
+    overshot = builder.select(negative, builder.fcmp_ordered("<", back, value),
+                              builder.fcmp_ordered(">", back, value))  # fmt: skip
+    odd = builder.or_(builder.sub(bits, builder.zext(overshot, I32)), ir.Constant(I32, 1))
+    chosen = builder.select(builder.fcmp_ordered("!=", back, value), odd, bits)
+    return builder.bitcast(chosen, F32)
+
+
+def narrow_double(builder: ir.IRBuilder, value: ir.Value, target: ir.Type) -> ir.Value:
+    """A `double` rounded once (to nearest, ties to even) to `half` or `bfloat` (via a `float`
+    rounded to odd), or to `float`."""
+    if target == F32:
+        return builder.fptrunc(value, F32)
+    odd = round_to_odd_f32(builder, value)
+    return round_to_bf16(builder, odd) if is_bfloat(target) else builder.fptrunc(odd, target)
+
+
+def widen_to_double(builder: ir.IRBuilder, value: ir.Value) -> ir.Value:
+    """A `half`, `bfloat`, `float` or `double` as the `double` it denotes (exact)."""
+    value = widen_bf16(builder, value)
+    if value.type == HALF:
+        value = builder.fpext(value, F32)
+    return value if value.type == F64 else builder.fpext(value, F64)
 
 
 def _float_resize(builder: ir.IRBuilder, value: ir.Value, target: ir.Type) -> ir.Value:
