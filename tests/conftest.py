@@ -12,3 +12,9 @@ def restore_pass_registry():
     yield
     passes_module._PASSES.clear()
     passes_module._PASSES.update(saved)
+
+
+@pytest.fixture
+def private_jit_cache(tmp_path, monkeypatch):
+    """JIT compile caches of this test go to a fresh directory."""
+    monkeypatch.setenv("OI_CACHE_DIR", str(tmp_path / "jit"))

@@ -16,11 +16,8 @@ from pathlib import Path
 import ml_dtypes
 import numpy as np
 import pytest
-from xdsl.context import Context
-from xdsl.dialects import arith, builtin, func, math, memref, scf
-from xdsl.parser import Parser
+from mlir_source import build, parse
 
-from oi_compiler.backend.jit import CompiledModule, compile_module
 from oi_compiler.backend.llvm import llvm_ir_text
 from oi_compiler.errors import ExecutionError, PassError
 
@@ -29,20 +26,7 @@ BF16 = np.dtype(ml_dtypes.bfloat16)
 NAN = float("nan")
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("OI_CACHE_DIR", str(tmp_path / "jit"))
-
-
-def parse(text: str) -> builtin.ModuleOp:
-    ctx = Context()
-    for dialect in (builtin.Builtin, func.Func, arith.Arith, math.Math, scf.Scf, memref.MemRef):
-        ctx.load_dialect(dialect)
-    return Parser(ctx, text).parse_module()
-
-
-def build(text: str) -> CompiledModule:
-    return compile_module(parse(text))
+pytestmark = pytest.mark.usefixtures("private_jit_cache")
 
 
 def scalar_op(op: str, ty: str, *, result: str | None = None, nargs: int = 2, suffix: str | None = None):

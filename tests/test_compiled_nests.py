@@ -22,9 +22,7 @@ from oi_compiler.ops.registry import lookup_op
 from oi_compiler.passes import run_passes
 
 
-@pytest.fixture(autouse=True)
-def _private_jit_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("OI_CACHE_DIR", str(tmp_path / "jit"))
+pytestmark = pytest.mark.usefixtures("private_jit_cache")
 
 
 def nest_module(op: str, inputs: list[np.ndarray], out_shape, out_dtype: str, settings: dict, dynamic: bool):

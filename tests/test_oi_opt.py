@@ -17,7 +17,6 @@ import pytest
 from xdsl.passes import ModulePass
 
 import oi_compiler as oi
-import oi_compiler.passes as passes_module
 from oi_compiler.tools.oi_opt import main
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -63,7 +63,6 @@ from xdsl.utils.exceptions import VerifyException
 from oi_compiler.dialects.oi_attrs import (
     CacheAccessAttr,
     DimAttr,
-    IndexValue,
     SliceAttr,
     TensorType,
     VarRefAttr,
