@@ -15,7 +15,7 @@ size variable, a loop index or a persistent scalar, resolved at run time).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from xdsl.dialects.builtin import ArrayAttr, IntAttr, NoneAttr, StringAttr, TypeAttribute
 from xdsl.ir import Attribute, ParametrizedAttribute
@@ -83,6 +83,18 @@ class DimAttr(ParametrizedAttribute):
     @property
     def text(self) -> str:
         return "*".join(index_value_text(f) for f in self.factors)
+
+    def size(self, sizevars: Mapping[str, int]) -> int | None:
+        """The dimension's value with these size variables, or None when one of its names is unknown."""
+        value = 1
+        for factor in self.factors:
+            if isinstance(factor, IntAttr):
+                value *= factor.data
+            elif factor.data in sizevars:
+                value *= sizevars[factor.data]
+            else:
+                return None
+        return value
 
     def print_parameters(self, printer: Printer) -> None:
         printer.print_string(f"<{self.text}>")

@@ -14,7 +14,6 @@ symbolic.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from xdsl.dialects.builtin import ArrayAttr, IntAttr, StringAttr
@@ -88,11 +87,11 @@ class BindSizes(ModulePass):
 def bound_type(var_type: TensorType, sizes: dict[str, int]) -> TensorType:
     dims = []
     for dim in var_type.dims:
-        factors = [f.data for f in dim.factors]
-        if all(isinstance(f, int) or f in sizes for f in factors):
-            dims.append(DimAttr(math.prod(f if isinstance(f, int) else sizes[f] for f in factors)))
+        value = dim.size(sizes)
+        if value is None:  # partly bound: the given sizes substituted, the product kept
+            dims.append(DimAttr(*(sizes.get(f.data, f.data) if isinstance(f, StringAttr) else f.data for f in dim.factors)))
         else:
-            dims.append(DimAttr(*(sizes.get(f, f) if isinstance(f, str) else f for f in factors)))
+            dims.append(DimAttr(value))
     return TensorType(var_type.dtype, dims)
 
 

@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from xdsl.dialects.builtin import IntAttr
+from xdsl.dialects.builtin import StringAttr
 
 from oi_compiler.dialects.oi import BlockOp, BranchOp, GraphOp, VarOp
 from oi_compiler.dialects.oi_attrs import TensorType
@@ -23,8 +23,9 @@ from oi_compiler.graph import Graph
 from oi_compiler.ir_context import source_loc
 from oi_compiler.ops.registry import dtype_debug_name
 from oi_compiler.runtime.model import Model
-from oi_compiler.runtime.tables import Declaration, shape_debug
+from oi_compiler.runtime.tables import Declaration
 from oi_compiler.runtime.trace import node_numbers
+from oi_compiler.verify.scope import shape_text
 
 
 @dataclass
@@ -70,14 +71,10 @@ class BoundGraph:
 def resolve_shape(var_type: TensorType, sizevars: Mapping[str, int], name: str) -> tuple[int, ...]:
     shape = []
     for dim in var_type.dims:
-        value = 1
-        for factor in dim.factors:
-            if isinstance(factor, IntAttr):
-                value *= factor.data
-            elif factor.data in sizevars:
-                value *= sizevars[factor.data]
-            else:
-                raise VerifyError(f"invalid dims for {name}: unknown sizevar {factor.data}")
+        value = dim.size(sizevars)
+        if value is None:
+            unknown = next(f.data for f in dim.factors if isinstance(f, StringAttr) and f.data not in sizevars)
+            raise VerifyError(f"invalid dims for {name}: unknown sizevar {unknown}")
         shape.append(value)
     return tuple(shape)
 
@@ -132,16 +129,19 @@ def _check_model_binding(var: VarOp, shape: tuple[int, ...], model: Model) -> No
         if var.ref is not None:
             raise ModelError(f"model variable not found: {key}", source_loc(var))
         return
-    dtype, model_shape = model.tensor_dtype(key), tuple(model.tensor_shape(key))
-    if dtype != var.dtype:
+    check_model_tensor(model, key, var.var_name, var.dtype, shape, source_loc(var))
+
+
+def check_model_tensor(model: Model, key: str, subject: str, dtype: str, shape: tuple[int, ...], loc=None) -> None:
+    """Model tensor `key` must have the declared dtype and shape (one element fits any one-element shape)."""
+    model_dtype, model_shape = model.tensor_dtype(key), tuple(model.tensor_shape(key))
+    if model_dtype != dtype:
         raise ModelError(
-            f"model dtype mismatch for {var.var_name}: model {dtype_debug_name(dtype)}, "
-            f"graph {dtype_debug_name(var.dtype)}",
-            source_loc(var),
+            f"model dtype mismatch for {subject}: model {dtype_debug_name(model_dtype)}, graph {dtype_debug_name(dtype)}",
+            loc,
         )
     if model_shape != shape and not (math.prod(model_shape) == 1 == math.prod(shape)):
         raise ModelError(
-            f"model shape mismatch for {var.var_name}: model {shape_debug(model_shape)}, graph {shape_debug(shape)}",
-            source_loc(var),
+            f"model shape mismatch for {subject}: model {shape_text(model_shape)}, graph {shape_text(shape)}", loc
         )
 

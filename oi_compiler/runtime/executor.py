@@ -31,8 +31,9 @@ from oi_compiler.graph import Graph
 from oi_compiler.runtime.binding import BoundGraph, bind_graph
 from oi_compiler.runtime.model import Model
 from oi_compiler.runtime.reference import Frame, ReferenceInterpreter
-from oi_compiler.runtime.tables import PersistentStore, make_storage, shape_debug
+from oi_compiler.runtime.tables import PersistentStore, make_storage
 from oi_compiler.runtime.trace import TraceEvent, env_prints_trace, print_event
+from oi_compiler.verify.scope import shape_text
 
 DEVICES = ("reference", "cpu", "cuda")
 
@@ -130,7 +131,7 @@ class Executor:
                 array = array.reshape(shape)
             else:
                 raise ExecutionError(
-                    f"insert {name} expects shape {shape_debug(shape)}, got {shape_debug(array.shape)}"
+                    f"insert {name} expects shape {shape_text(shape)}, got {shape_text(array.shape)}"
                 )
         return array
 

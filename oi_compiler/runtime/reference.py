@@ -59,20 +59,20 @@ from oi_compiler.dialects.oi import (
 )
 from oi_compiler.dialects.oi_attrs import CacheAccessAttr, SliceAttr, VarRefAttr
 from oi_compiler.dtypes import FLOAT_DTYPES, dtype_name, dtype_of_array, numpy_dtype
-from oi_compiler.errors import CacheError, ExecutionError, ModelError, OiError
+from oi_compiler.errors import CacheError, ExecutionError, OiError
 from oi_compiler.ir_context import nearest_loc
-from oi_compiler.ops.registry import dtype_debug_name, lookup_op, setting_spec
-from oi_compiler.runtime.binding import BoundGraph
+from oi_compiler.ops.registry import lookup_op, setting_spec
+from oi_compiler.runtime.binding import BoundGraph, check_model_tensor
 from oi_compiler.runtime.tables import (
     AutoDimStorage,
     PersistentStore,
     PlainStorage,
     TableStorage,
     init_array,
-    shape_debug,
     step_scalar,
 )
 from oi_compiler.runtime.trace import EVENT_KINDS, TraceEvent
+from oi_compiler.verify.scope import shape_text
 
 
 @dataclass
@@ -261,19 +261,13 @@ class ReferenceInterpreter:
     def _model_entry(self, decl, key: str) -> np.ndarray:
         """Model tensor `key` for an entry of prefix table `decl`, checked as the binder checks variables."""
         model, shape = self.bound.model, self.bound.shapes[decl.var_name]
-        dtype, model_shape = model.tensor_dtype(key), tuple(model.tensor_shape(key))
-        if dtype != decl.dtype:
-            raise ModelError(
-                f"model dtype mismatch for {key}: model {dtype_debug_name(dtype)}, graph {dtype_debug_name(decl.dtype)}"
-            )
-        if model_shape != shape and not (int(np.prod(model_shape)) == 1 == int(np.prod(shape))):
-            raise ModelError(f"model shape mismatch for {key}: model {shape_debug(model_shape)}, graph {shape_debug(shape)}")
+        check_model_tensor(model, key, key, decl.dtype, shape)
         return np.array(model.tensor(key), dtype=numpy_dtype(decl.dtype)).reshape(shape)
 
     def _scalar_setting(self, name: str, frame: Frame):
         value = self.value(name, frame)
         if value.size != 1:
-            raise ExecutionError(f"attr {name} must reference a scalar, got shape {shape_debug(value.shape)}")
+            raise ExecutionError(f"attr {name} must reference a scalar, got shape {shape_text(value.shape)}")
         return value.reshape(-1)[0].item()
 
     # --- cache indices ---------------------------------------------------------------
@@ -399,7 +393,7 @@ class ReferenceInterpreter:
         expected = buffer.shape if buffer is not None else self._declared_shape(name)
         if result.shape != tuple(expected):
             raise ExecutionError(
-                f"op {op.kind} output shape {shape_debug(expected)} does not match result shape {shape_debug(result.shape)}"
+                f"op {op.kind} output shape {shape_text(expected)} does not match result shape {shape_text(result.shape)}"
             )
         if buffer is None:
             frame.values[name] = result if result.flags.writeable and result.base is None else result.copy()

@@ -26,14 +26,10 @@ import numpy as np
 from oi_compiler.dtypes import FLOAT_DTYPES, PACKED_DTYPES, numpy_dtype
 from oi_compiler.errors import CacheError
 from oi_compiler.ops.registry import dtype_debug_name
+from oi_compiler.verify.scope import shape_text
 
 Slice = tuple["int | None", "int | None"]  # start, end (None = default), already resolved to ints
 Index = "int | Slice"
-
-
-def shape_debug(shape: Sequence[int]) -> str:
-    """A shape as Rust's `{:?}` prints a `Vec<usize>`: `[2, 4]`."""
-    return "[" + ", ".join(str(int(d)) for d in shape) + "]"
 
 
 def init_array(shape: Sequence[int], dtype: str, init: int | float | bool | None) -> np.ndarray:
@@ -84,8 +80,8 @@ class PlainStorage:
     def write(self, value: np.ndarray) -> None:
         if tuple(value.shape) != self.decl.shape:
             raise CacheError(
-                f"cache.write {self.decl.name} expects shape {shape_debug(self.decl.shape)}, "
-                f"got {shape_debug(value.shape)}"
+                f"cache.write {self.decl.name} expects shape {shape_text(self.decl.shape)}, "
+                f"got {shape_text(value.shape)}"
             )
         self.value = frozen(value.astype(numpy_dtype(self.decl.dtype), copy=True))
 
@@ -186,8 +182,8 @@ class TableStorage:
             raise CacheError(f"cache.write {self.decl.name} does not support slice indices")
         if tuple(value.shape) != self.decl.shape:
             raise CacheError(
-                f"cache.write {self.decl.name} expects shape {shape_debug(self.decl.shape)}, "
-                f"got {shape_debug(value.shape)}"
+                f"cache.write {self.decl.name} expects shape {shape_text(self.decl.shape)}, "
+                f"got {shape_text(value.shape)}"
             )
         self.entries[tuple(selection)] = frozen(value.astype(numpy_dtype(self.decl.dtype), copy=True))
 
@@ -278,8 +274,8 @@ class AutoDimStorage:
         self._grow(indices)
         if tuple(value.shape) != self.shape():
             raise CacheError(
-                f"cache.write {self.decl.name} expects shape {shape_debug(self.shape())}, "
-                f"got {shape_debug(value.shape)}"
+                f"cache.write {self.decl.name} expects shape {shape_text(self.shape())}, "
+                f"got {shape_text(value.shape)}"
             )
         self.value = frozen(value.astype(numpy_dtype(self.decl.dtype), copy=True))
 

@@ -87,15 +87,8 @@ class GraphScope:
     # --- sizes ------------------------------------------------------------------------
 
     def dim_value(self, dim: DimAttr) -> Dim:
-        values = []
-        for factor in dim.factors:
-            if isinstance(factor, IntAttr):
-                values.append(factor.data)
-            elif self.sizevars is not None and factor.data in self.sizevars:
-                values.append(self.sizevars[factor.data])
-            else:
-                return dim.text
-        return math.prod(values)
+        value = dim.size(self.sizevars or {})
+        return dim.text if value is None else value
 
     def unknown_size(self, var_type: TensorType) -> str | None:
         """The first size name in `var_type`'s dims that the known size variables lack."""
