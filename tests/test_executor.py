@@ -985,3 +985,17 @@ def test_oi_trace_set_after_the_executor_was_made_still_prints(monkeypatch, caps
     monkeypatch.setenv("OI_TRACE", "full")
     exe.step()
     assert "[entry] -- barrier --" in capsys.readouterr().err
+
+
+def test_a_yield_ending_a_loop_in_a_called_block_traces_the_loop_once() -> None:
+    exe = executor(
+        """
+        volatile { h: f32 @init(1.0); }
+        block entry { branch prod; return; }
+        block prod { loop l (i in 0..3) { yield h; } }
+        """,
+        trace=True,
+    )
+    exe.step()
+    kinds = [(e["block_name"], e["kind"]) for e in exe.trace()]
+    assert kinds == [("entry", "Branch"), ("prod", "Loop"), ("prod", "Yield"), ("entry", "Return")]

@@ -177,7 +177,8 @@ class ReferenceInterpreter:
             try:
                 self._handlers[type(op)](op, frame, start)
             except _Return:
-                self._event(op, frame, start)
+                if not isinstance(op, LoopOp):  # a loop's event went out before its body ran
+                    self._event(op, frame, start)
                 raise
             except OiError as e:
                 raise _located(e, op, frame) from None
