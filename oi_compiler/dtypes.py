@@ -91,8 +91,9 @@ def dtype_of_array(dtype) -> str | None:
     """The DSL dtype name of a numpy dtype, or None when the DSL has no such dtype."""
     import numpy as np
 
-    dtype = np.dtype(dtype)
-    for name in DTYPE_NAMES:
-        if numpy_dtype(name) == dtype:
-            return name
-    return None
+    return _names_by_numpy_dtype().get(np.dtype(dtype))
+
+
+@cache
+def _names_by_numpy_dtype() -> dict:
+    return {numpy_dtype(name): name for name in DTYPE_NAMES}
