@@ -186,6 +186,13 @@ class CompiledModule:
         """Host assembly for `llvm_ir` (generated on first access)."""
         return self._host.machine().emit_assembly(llvm.parse_assembly(self._code.optimized_ir))
 
+    def address(self, name: str) -> int:
+        """The native address of exported function `name`'s C-ABI wrapper (for callers that skip
+        `function`'s argument checks, as the CPU executor does on its hot path)."""
+        if name not in self.abis:
+            raise ExecutionError(f"no exported function @{name}")
+        return self._code.engine.get_function_address(self._symbols.get(name, name))
+
     def function(self, name: str) -> JitFunction:
         abi = self.abis.get(name)
         if abi is None:

@@ -69,6 +69,7 @@ from oi_compiler.backend.llvm_memref import (
 )
 from oi_compiler.backend.llvm_runtime import is_reserved
 from oi_compiler.backend.llvm_scf import SCF_EMITTERS
+from oi_compiler.backend.llvm_state import STATE_EMITTERS
 from oi_compiler.backend.llvm_types import I1, I8, I16, INDEX, PTR, bit_width, is_float, scalar_type
 from oi_compiler.errors import PassError
 from oi_compiler.ir_context import nearest_loc
@@ -533,6 +534,7 @@ EMITTERS: dict[type[Operation], Emitter] = {
     **MATH_EMITTERS,
     **MEMREF_EMITTERS,
     **SCF_EMITTERS,
+    **STATE_EMITTERS,
     func.CallOp: emit_call,
     UnrealizedConversionCastOp: emit_unrealized_cast,
 }

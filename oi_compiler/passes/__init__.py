@@ -60,6 +60,16 @@ _PASSES: dict[str, PassInfo] = {
             (("NAME", "int (any number of sizes)"), ("model", "str = '' (a .oinf/.npz whose sizes to use)")),
         ),
         PassInfo(
+            "lower-ops",
+            "Lower each graph op to an oi.kernel holding its loop nest (needs bound sizes)",
+            _lazy("oi_compiler.passes.lower_ops", "LowerOps"),
+        ),
+        PassInfo(
+            "lower-cache",
+            "Lower the graph's variables, tables, cache ops and loops to one step function",
+            _lazy("oi_compiler.passes.lower_cache", "LowerCache"),
+        ),
+        PassInfo(
             "lower-nests",
             "Lower loop nests (linalg) to scf.for loops over memref loads and stores",
             _lazy("oi_compiler.passes.lower_nests", "LowerNests"),

@@ -51,8 +51,8 @@ class Simulator:
     ):
         if device not in DEVICES:
             raise OiError(f"unknown device {device!r} (expected one of: {', '.join(DEVICES)})")
-        if device != "reference":
-            raise OiError(f"device {device!r} is not available yet; use device='reference'")
+        if device == "cuda":
+            raise OiError("device 'cuda' is not available yet; use device='reference' or device='cpu'")
         if model is None:
             model = Model()
         elif not isinstance(model, Model):
@@ -65,18 +65,33 @@ class Simulator:
         self.bound: BoundGraph = bind_graph(graph, model, sizevars)
         self.tracing = False
         self.timing = False
+        self.native = None
+        if device == "cpu":
+            from oi_compiler.runtime.native_step import compile_step
+
+            self.native = compile_step(self.bound)
 
     def with_trace(self) -> Simulator:
         """Record one event per executed node; `exe.trace()` returns them."""
+        self._reference_only("tracing")
         self.tracing = True
         return self
 
     def with_timer(self) -> Simulator:
         """Time each node (the events' `micros`); zero otherwise."""
+        self._reference_only("per-node timing")
         self.timing = True
         return self
 
+    def _reference_only(self, what: str) -> None:
+        if self.device != "reference":
+            raise OiError(f"{what} needs device='reference' (the compiled step runs as one function)")
+
     def make_executor(self) -> Executor:
+        if self.device == "cpu":
+            from oi_compiler.runtime.cpu_executor import CpuExecutor
+
+            return CpuExecutor(self)
         return Executor(self)
 
 
@@ -183,6 +198,13 @@ class Executor:
         self._fresh_state()
 
     # --- checkpoints ---------------------------------------------------------------
+
+    def restore(self, store: PersistentStore, values: dict[str, np.ndarray], steps: int) -> None:
+        """Take over a checked state (`load_state`)."""
+        self.store.storages = store.storages
+        self.values.clear()
+        self.values.update(values)
+        self.steps = steps
 
     def save_state(self, path: str | os.PathLike) -> Path:
         """Write the executor's state to `path` atomically (see `state_file`)."""

@@ -152,10 +152,7 @@ def load_state(exe: Executor, path: Path) -> None:
         raise
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
         raise StateError(f"malformed state file: {e!r}") from None
-    exe.store.storages = store.storages
-    exe.values.clear()
-    exe.values.update(values)
-    exe.steps = steps
+    exe.restore(store, values, steps)
 
 
 def _read(path: Path) -> tuple[dict, dict[str, np.ndarray]]:

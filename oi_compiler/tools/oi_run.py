@@ -39,7 +39,7 @@ def _arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--dims", action="append", default=[], metavar="NAME=N[,NAME=N]",
                    help="size variables, added to (and overriding) the model's")
     p.add_argument("--steps", type=int, default=1, help="how many steps to run (default 1)")
-    p.add_argument("--device", default="reference", help="reference (numpy; default)")
+    p.add_argument("--device", default="reference", help="reference (numpy; default) or cpu (compiled)")
     p.add_argument("--feed", action="append", default=[], metavar="NAME=FILE.npy|VALUE",
                    help="a dynamic variable's value (see above)")
     p.add_argument("--fetch", nargs="+", action="extend", default=[], metavar="NAME",

@@ -1,0 +1,128 @@
+"""The `oi` ops of the lowering stages, between the graph level and plain func/scf/memref.
+
+- `oi.kernel` (made by `--lower-ops`, consumed by `--lower-cache`): one graph op as its loop
+  nest. It keeps the statement's operands by name (`@x`, `@W[l]`) and its settings, and holds
+  a region whose block arguments are the buffers (one memref per input, then the output) and
+  any setting read at run time (rope's `position = pos`, an `index`); the region's ops are the
+  registry's nest builder output (`linalg.generic` on those memrefs).
+
+      "oi.kernel"() <{op_name = "add", inputs = [#oi.ref<@x>, #oi.ref<@y>], output = "z",
+                      settings = {}, runtime_settings = []}> ({
+      ^bb0(%x: memref<4xf32>, %y: memref<4xf32>, %z: memref<4xf32>):
+        linalg.generic ...
+      }) : () -> ()
+
+- `oi.state_view %words[%slot](%sizes...) : memref<...>` (made by `--lower-cache`): the buffer
+  whose address word `slot` of `words` (the step's state array, or a table of addresses)
+  holds, as a row-major memref (dynamic sizes as operands). Host buffers are reached this way, so a table that grows (the host
+  reallocates it) is seen at its new address by the next view.
+- `oi.step_exit %code`: leave the step function now, returning `code` (an `i32`), from any
+  depth of loops; the step's error paths use it after writing the error record.
+"""
+
+from __future__ import annotations
+
+from xdsl.dialects.builtin import (
+    ArrayAttr,
+    DictionaryAttr,
+    IndexType,
+    IntegerType,
+    MemRefType,
+    StringAttr,
+)
+from xdsl.irdl import (
+    IRDLOperation,
+    irdl_op_definition,
+    operand_def,
+    opt_prop_def,
+    prop_def,
+    region_def,
+    result_def,
+    traits_def,
+    var_operand_def,
+)
+from xdsl.traits import MemoryReadEffect, MemoryWriteEffect, NoTerminator
+from xdsl.utils.exceptions import VerifyException
+
+from oi_compiler.dialects.oi_attrs import VarRefAttr
+
+
+@irdl_op_definition
+class KernelOp(IRDLOperation):
+    """A graph op as its loop nest over buffer arguments (see the module docstring)."""
+
+    name = "oi.kernel"
+
+    op_name = prop_def(StringAttr)
+    inputs = prop_def(ArrayAttr[VarRefAttr])
+    output = prop_def(StringAttr)
+    settings = prop_def(DictionaryAttr)
+    runtime_settings = prop_def(ArrayAttr[StringAttr])
+    static_error = opt_prop_def(StringAttr)  # the reference's error when the node runs; no body
+    body = region_def("single_block")
+
+    traits = traits_def(NoTerminator(), MemoryReadEffect(), MemoryWriteEffect())
+
+    @property
+    def kind(self) -> str:
+        return self.op_name.data
+
+    @property
+    def output_name(self) -> str:
+        return self.output.data
+
+    @property
+    def description(self) -> str:
+        """The statement's description, as its `oi.op` had it (traces, diagnostics)."""
+        return f"op {self.kind}({','.join(r.text for r in self.inputs)}) >> {self.output_name}"
+
+    def verify_(self) -> None:
+        if self.static_error is not None:
+            return
+        expected = len(self.inputs.data) + 1 + len(self.runtime_settings.data)
+        if len(self.body.block.args) != expected:
+            raise VerifyException(
+                f"oi.kernel {self.kind}: expected {expected} block arguments (inputs, output, "
+                f"run-time settings), got {len(self.body.block.args)}"
+            )
+
+
+@irdl_op_definition
+class StateViewOp(IRDLOperation):
+    """`oi.state_view %words[%slot]`: the host buffer whose address is in word `slot` of `words`."""
+
+    name = "oi.state_view"
+
+    words = operand_def(MemRefType)
+    slot = operand_def(IndexType)
+    sizes = var_operand_def(IndexType)
+    result = result_def(MemRefType)
+
+    traits = traits_def(MemoryReadEffect())
+
+    def __init__(self, words, slot, sizes, result_type: MemRefType):
+        super().__init__(operands=[words, slot, list(sizes)], result_types=[result_type])
+
+    def verify_(self) -> None:
+        ty = self.result.type
+        assert isinstance(ty, MemRefType)
+        dynamic = sum(1 for d in ty.get_shape() if d < 0)
+        if dynamic != len(self.sizes):
+            raise VerifyException(f"oi.state_view: {dynamic} dynamic sizes in the type, {len(self.sizes)} given")
+
+
+@irdl_op_definition
+class StepExitOp(IRDLOperation):
+    """`oi.step_exit %code`: return `code` from the enclosing step function at once."""
+
+    name = "oi.step_exit"
+
+    code = operand_def(IntegerType)
+
+    traits = traits_def(MemoryWriteEffect())
+
+    def __init__(self, code):
+        super().__init__(operands=[code])
+
+
+LOWERED_OPS = (KernelOp, StateViewOp, StepExitOp)

@@ -1,0 +1,615 @@
+"""The step function of a graph: every statement of the entry block as func/scf/memref/arith.
+
+`emit_step(plan)` returns `func.func @step(%state: memref<?xi64>) -> i32` (0 on success). It
+follows the reference executor statement by statement (`runtime/reference.py`,
+`runtime/tables.py`), with the same checks in the same order; each check that can fail is an
+error site of the plan (its message template and statement), fired with `StepIR.fail`.
+
+- **Variables** are host buffers reached through state words (`plan.py` says which kind).
+- **Tables**: data of shape `capacity ++ entry` (unwritten entries hold `@init`), a present
+  byte per entry, a size per index. An index past the size raises the size (never past a
+  `@fixed` one: that is the reference's error) and, past the capacity, calls the host, which
+  doubles the capacity. `cache.write` copies one entry; `cache.read` is a view of the entries
+  (`view` destinations) or a copy into the destination's own buffer (`resizable` ones); both
+  mark the entries present. A reset refills `@init` and recomputes the sizes from `present`.
+- **Rollback**: before any persistent byte changes, it is appended to the undo log; the host
+  puts logged bytes back, newest first, when a step fails (sizes are restored from a snapshot
+  of the size words, taken by the host before the step).
+- **Ops** are the `oi.kernel`s of `--lower-ops`, inlined with their buffers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from xdsl.dialects import arith, func, memref
+from xdsl.dialects.builtin import (
+    DYNAMIC_INDEX,
+    FloatAttr,
+    IntAttr,
+    IntegerType,
+    MemRefType,
+    NoneAttr,
+    StridedLayoutAttr,
+    i32,
+)
+from xdsl.ir import Operation, SSAValue
+from xdsl.rewriter import InsertPoint, Rewriter
+
+from oi_compiler.dialects.oi import (
+    AssignOp,
+    BarrierOp,
+    CacheDecrementOp,
+    CacheIncrementOp,
+    CacheReadOp,
+    CacheResetOp,
+    CacheWriteOp,
+    DepOp,
+    LoopOp,
+    NamedOp,
+    ReturnOp,
+)
+from oi_compiler.dialects.oi_attrs import SliceAttr
+from oi_compiler.dialects.oi_lowered import KernelOp
+from oi_compiler.dtypes import FLOAT_DTYPES, PACKED_DTYPES, dtype_type, numpy_dtype
+from oi_compiler.errors import PassError
+from oi_compiler.ir_context import nearest_loc
+from oi_compiler.lowering import plan as P
+from oi_compiler.lowering.plan import StepPlan, VarPlan, unsupported
+from oi_compiler.lowering.step_ir import StepIR, step_function_type
+from oi_compiler.ops.registry import dtype_debug_name
+from oi_compiler.passes.lower_ops import memref_type_of
+from oi_compiler.verify.scope import shape_text
+
+CACHE, EXEC = "CacheError", "ExecutionError"
+
+
+def _escape(text: str) -> str:
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+class StepEmitter:
+    def __init__(self, plan: StepPlan):
+        self.plan = plan
+        self.func = func.FuncOp("step", step_function_type())
+        self.ir = StepIR(self.func.body.block, self.func.body.block.args[0])
+        self.loop_vars: dict[str, SSAValue] = {}
+        self.views: dict[str, SSAValue] = {}
+
+    # --- errors ------------------------------------------------------------------------------
+    def site(self, kind: str, template: str, op: Operation) -> int:
+        return self.plan.site(f"{kind}:{template}", op)
+
+    def static_error(self, kind: str, message: str, op: Operation) -> None:
+        self.ir.fail(self.site(kind, _escape(message), op))
+
+    # --- the walk ----------------------------------------------------------------------------
+    def emit(self) -> func.FuncOp:
+        self.statements(self.plan.entry.body.block.ops)
+        self.ir.b.insert(func.ReturnOp(self.ir.const_of(0, i32)))
+        return self.func
+
+    def statements(self, ops) -> None:
+        for op in list(ops):
+            self.statement(op)
+
+    def statement(self, op: Operation) -> None:
+        if isinstance(op, KernelOp):
+            self.kernel(op)
+        elif isinstance(op, CacheWriteOp):
+            self.cache_write(op)
+        elif isinstance(op, CacheReadOp):
+            self.cache_read(op)
+        elif isinstance(op, CacheIncrementOp | CacheDecrementOp):
+            self.cache_step(op)
+        elif isinstance(op, CacheResetOp):
+            self.cache_reset(op)
+        elif isinstance(op, LoopOp):
+            self.loop(op)
+        elif isinstance(op, AssignOp | BarrierOp | DepOp | ReturnOp):
+            pass  # assign: the host made the zero buffer; return: the plan allows it last only
+        elif isinstance(op, NamedOp):
+            raise PassError("--lower-cache needs --lower-ops first (an oi.op is left)", nearest_loc(op))
+        else:
+            raise unsupported(f"statement {op.name}", op)
+
+    # --- variables ---------------------------------------------------------------------------
+    def var_memref(self, var: VarPlan) -> SSAValue:
+        ir = self.ir
+        if var.kind == "view":
+            return self.views[var.name]
+        ty = memref_type_of(var, self.plan)
+        if var.kind == "resizable":
+            sizes = [ir.word(var.count_base + d) for d in range(sum(1 for d in var.shape if d is None))]
+            return ir.view(var.slot, ty, sizes)
+        return ir.view(var.slot, ty)
+
+    def scalar(self, var: VarPlan) -> SSAValue:
+        """The element of a one-element buffer, as its signless type."""
+        element = _signless(var.dtype)
+        view = self.ir.view(var.slot, MemRefType(element, list(var.shape)))
+        zeros = [self.ir.const(0) for _ in var.shape]
+        return self.ir.emit(memref.LoadOp.get(view, zeros))
+
+    def scalar_as_index(self, var: VarPlan, op: Operation, error: str) -> SSAValue:
+        """Upstream's `scalar_to_i64`: bools count 0/1, floats are refused (`error` class)."""
+        if any(d != 1 for d in var.shape):
+            self.static_error(error, "cache index must be scalar", op)
+            return self.ir.const(0)
+        if var.dtype in FLOAT_DTYPES:
+            self.static_error(error, "cache index must be integer", op)
+            return self.ir.const(0)
+        return self.widen(self.scalar(var), var.dtype)
+
+    def widen(self, value: SSAValue, dtype: str) -> SSAValue:
+        width = value.type.width.data
+        if width < 64:
+            ext = arith.ExtUIOp if dtype == "bool" or dtype.startswith("u") else arith.ExtSIOp
+            value = self.ir.emit(ext(value, IntegerType(64)))
+        return self.ir.to_index(value)
+
+    def index_value(self, index, op: Operation, *, cache: bool) -> SSAValue:
+        """Upstream's order: literal, (bound) size, loop index, then a scalar variable."""
+        if isinstance(index, IntAttr):
+            return self.ir.const(index.data)
+        name = index.data
+        if name in self.loop_vars:
+            return self.loop_vars[name]
+        var = self.plan.vars.get(name)
+        if cache:
+            if var is None or var.memory != "persistent" or var.kind != "buffer":
+                self.static_error(CACHE, f"unknown cache index {name}", op)
+                return self.ir.const(0)
+            return self.scalar_as_index(var, op, CACHE)
+        if var is None or var.kind != "buffer":
+            self.static_error(EXEC, f"unknown variable: {name}", op)
+            return self.ir.const(0)
+        return self.scalar_as_index(var, op, CACHE)
+
+    def access(self, access, op: Operation) -> list:
+        """Each index as ("index", v) (checked non-negative) or ("slice", start|None, end|None)."""
+        out = []
+        for index in access.indices:
+            if isinstance(index, SliceAttr):
+                bounds = [None if isinstance(x, NoneAttr) else self.index_value(x, op, cache=True)
+                          for x in (index.start, index.end)]  # fmt: skip
+                out.append(("slice", *bounds))
+            else:
+                value = self.index_value(index, op, cache=True)
+                self.ir.fail_if(self.ir.cmp("slt", value, self.ir.const(0)),
+                                self.site(CACHE, "cache index cannot be negative", op))  # fmt: skip
+                out.append(("index", value))
+        return out
+
+    def storage(self, name: str, op_name: str, op: Operation) -> VarPlan | None:
+        var = self.plan.vars.get(name)
+        if var is None or var.memory != "persistent":
+            kind = var.memory.capitalize() if var is not None else "Unknown"
+            self.static_error(CACHE, f"{op_name} expects persistent variable, got {kind} {name}", op)
+            return None
+        return var
+
+    # --- tables ------------------------------------------------------------------------------
+    def capacities(self, table: VarPlan) -> list[SSAValue]:
+        return [self.ir.word(table.capacity_slot(d)) for d in range(table.rank)]
+
+    def data(self, table: VarPlan) -> SSAValue:
+        ty = MemRefType(dtype_type(table.dtype), [DYN] * table.rank + list(table.shape))
+        return self.ir.view(table.data_slot, ty, self.capacities(table))
+
+    def present(self, table: VarPlan) -> SSAValue:
+        return self.ir.view(table.present_slot, MemRefType(P_I8, [DYN] * table.rank), self.capacities(table))
+
+    def entry_elements(self, table: VarPlan) -> int:
+        count = 1
+        for d in table.shape:
+            count *= d
+        return count
+
+    def linear(self, table: VarPlan, key: Sequence[SSAValue]) -> SSAValue:
+        """The entry number of `key` in the current capacity box (row-major)."""
+        ir = self.ir
+        caps = self.capacities(table)
+        result = ir.const(0)
+        for k, cap in zip(key, caps):
+            result = ir.add(ir.mul(result, cap), k)
+        return result
+
+    def ensure_size(self, table: VarPlan, dim: int, size: SSAValue, op: Operation) -> None:
+        ir = self.ir
+        limit = table.fixed[dim]
+        if limit is not None:
+            site = self.site(CACHE, _escape(f"cache table {table.name} index {dim} exceeds fixed size {limit}"), op)
+            ir.fail_if(ir.cmp("sgt", size, ir.const(limit)), site)
+            return
+        with ir.if_(ir.cmp("sgt", size, ir.word(table.size_slot(dim)))):
+            ir.set_word(table.size_slot(dim), size)
+            with ir.if_(ir.cmp("sgt", size, ir.word(table.capacity_slot(dim)))):
+                ir.grow(P.GROW_TABLE, table.slot, dim, size)
+
+    def selection(self, table: VarPlan, resolved: list, op: Operation) -> list | None:
+        """`TableStorage._selection`: per index ("index", k) or ("slice", start, end), sizes grown."""
+        ir = self.ir
+        if table.dtype in PACKED_DTYPES:
+            self.static_error(CACHE, "cache table packed dtypes not supported", op)
+            return None
+        if len(resolved) > table.rank:
+            self.static_error(CACHE, f"cache table {table.name} expects {table.rank} indices, got {len(resolved)}", op)
+            return None
+        full = resolved + [("slice", None, None)] * (table.rank - len(resolved))
+        out = []
+        for dim, item in enumerate(full):
+            if item[0] == "slice":
+                start, end = self.slice_bounds(table, dim, item[1], item[2], op)
+                self.ensure_size(table, dim, end, op)
+                out.append(("slice", start, end))
+            else:
+                self.ensure_size(table, dim, ir.add(item[1], ir.const(1)), op)
+                out.append(item)
+        return out
+
+    def slice_bounds(self, table: VarPlan, dim: int, start, end, op: Operation):
+        ir = self.ir
+        size = ir.word(table.size_slot(dim))
+        if start is None:
+            start = ir.const(0)
+        else:
+            ir.fail_if(ir.cmp("slt", start, ir.const(0)), self.site(CACHE, "slice start cannot be negative", op))
+        if end is None:
+            end = size
+        else:
+            negative = ir.cmp("slt", end, ir.const(0))
+            underflow = ir.emit(arith.AndIOp(negative, ir.cmp("sgt", ir.sub(ir.const(0), end), size)))
+            ir.fail_if(underflow, self.site(CACHE, "slice end underflow for size {0}", op), [size])
+            end = ir.select(negative, ir.add(size, end), end)
+        ir.fail_if(ir.cmp("slt", end, start), self.site(CACHE, "slice end {0} before start {1}", op), [end, start])
+        return start, end
+
+    def mark_present(self, table: VarPlan, selection: list) -> None:
+        """Every selected entry becomes present; each change is logged (most already are)."""
+        ir = self.ir
+        counts = [ir.sub(s[2], s[1]) if s[0] == "slice" else ir.const(1) for s in selection]
+        with ir.for_each(counts) as ivs:
+            key = [ir.add(s[1], iv) for s, iv in zip(selection, ivs)]
+            present = self.present(table)
+            flag = ir.emit(memref.LoadOp.get(present, key))
+            with ir.if_(ir.emit(arith.CmpiOp(flag, ir.const_of(0, P_I8), "eq"))):
+                ir.log_bytes(table.present_slot, self.linear(table, key), ir.const(1))
+                ir.emit(memref.StoreOp.get(ir.const_of(1, P_I8), self.present(table), key))
+
+    def table_view(self, table: VarPlan, selection: list, result: MemRefType) -> SSAValue:
+        """The selected entries of the table's data, scalar indices dropped (a strided view)."""
+        ir = self.ir
+        offsets = [s[1] for s in selection] + [0] * len(table.shape)
+        sizes = [ir.sub(s[2], s[1]) if s[0] == "slice" else 1 for s in selection] + list(table.shape)
+        return ir.subview(self.data(table), offsets, sizes, result)
+
+    # --- statements --------------------------------------------------------------------------
+    def cache_read(self, op: CacheReadOp) -> None:
+        ir = self.ir
+        table = self.storage(op.src.var_name, "cache.read", op)
+        if table is None:
+            return
+        dest = self.plan.vars[op.dst.var_name]
+        if table.kind == "buffer":
+            if op.src.is_bracketed:
+                self.static_error(CACHE, f"cache {table.name} does not support indexed access", op)
+                return
+            if dest.kind != "buffer" or tuple(dest.shape) != tuple(table.shape) or dest.dtype != table.dtype:
+                raise unsupported(f"cache.read of {table.name} into {dest.name} of another shape or dtype", op)
+            ir.emit(memref.CopyOp(self.var_memref(table), self.var_memref(dest)))
+            return
+        selection = self.selection(table, self.access(op.src, op), op)
+        if selection is None:
+            return
+        self.mark_present(table, selection)
+        if dest.kind == "view":
+            self.views[dest.name] = self.table_view(table, selection, memref_type_of(dest, self.plan))
+            for d, s in enumerate(selection):  # what fetch re-reads: start, count (-1: index dropped)
+                ir.set_word(dest.slot + 2 * d, s[1])
+                ir.set_word(dest.slot + 2 * d + 1, ir.sub(s[2], s[1]) if s[0] == "slice" else ir.const(-1))
+            return
+        assert dest.kind == "resizable"
+        counts = [ir.sub(s[2], s[1]) for s in selection if s[0] == "slice"]
+        need = ir.product([*counts, self.entry_elements(table)])
+        with ir.if_(ir.cmp("sgt", need, ir.word(dest.slot + 1))):
+            ir.grow(P.GROW_RESIZABLE, dest.slot, need, 0)
+        for d, count in enumerate(counts):
+            ir.set_word(dest.count_base + d, count)
+        strided = _strided_like(memref_type_of(dest, self.plan), table)
+        source = self.table_view(table, selection, strided)
+        ir.emit(memref.CopyOp(source, self.var_memref(dest)))
+
+    def cache_write(self, op: CacheWriteOp) -> None:
+        ir = self.ir
+        table = self.storage(op.dst.var_name, "cache.write", op)
+        if table is None:
+            return
+        if table.kind == "buffer" and op.dst.indices.data:
+            self.static_error(CACHE, f"cache.write {table.name} does not support indexed writes", op)
+            return
+        source_var = self.source_var(op)
+        if table.kind == "buffer":
+            self.check_write_shape(op, table, source_var, table.shape)
+            source = self.source(op, source_var)
+            nbytes = ir.const(_nbytes(table.dtype, table.shape))
+            ir.log_bytes(table.slot, ir.const(0), nbytes)
+            ir.emit(memref.CopyOp(source, self.var_memref(table)))
+            return
+        selection = self.selection(table, self.access(op.dst, op), op)
+        if selection is None:
+            return
+        if any(s[0] == "slice" for s in selection):
+            self.static_error(CACHE, f"cache.write {table.name} does not support slice indices", op)
+            return
+        self.check_write_shape(op, table, source_var, table.shape)
+        source = self.source(op, source_var)
+        key = [s[1] for s in selection]
+        entry_bytes = _nbytes(table.dtype, table.shape)
+        ir.log_bytes(table.data_slot, ir.mul(self.linear(table, key), ir.const(entry_bytes)), ir.const(entry_bytes))
+        self.mark_present(table, selection)
+        target_type = _strided_like(MemRefType(dtype_type(table.dtype), list(table.shape)), table)
+        ir.emit(memref.CopyOp(source, self.table_view(table, selection, target_type)))
+
+    def source_var(self, op: CacheWriteOp) -> VarPlan:
+        var = self.plan.vars.get(op.src.var_name)
+        if var is None or var.kind in ("table",):
+            raise unsupported(f"cache.write from {op.src.var_name}", op)
+        return var
+
+    def check_write_shape(self, op, table: VarPlan, source: VarPlan, shape) -> None:
+        if any(d is None for d in source.shape):
+            raise unsupported(f"cache.write from {source.name}, sized at run time", op)
+        if source.dtype != table.dtype:
+            raise unsupported(f"cache.write of {source.dtype} into {table.dtype} table {table.name}", op)
+        if tuple(source.shape) != tuple(shape):
+            self.static_error(CACHE, f"cache.write {table.name} expects shape {shape_text(shape)}, "
+                                     f"got {shape_text(source.shape)}", op)  # fmt: skip
+
+    def source(self, op: CacheWriteOp, var: VarPlan) -> SSAValue:
+        if var.kind == "prefix":
+            return self.prefix_entry(op.src, var, op)
+        return self.var_memref(var)
+
+    def cache_step(self, op: CacheIncrementOp | CacheDecrementOp) -> None:
+        ir = self.ir
+        name, amount = op.target.data, op.amount.data
+        word = "increment" if isinstance(op, CacheIncrementOp) else "decrement"
+        var = self.storage(name, "cache operation", op)
+        if var is None:
+            return
+        if var.kind != "buffer":
+            self.static_error(CACHE, f"cache {word} expects scalar {name}", op)
+            return
+        if any(d != 1 for d in var.shape):
+            self.static_error(CACHE, f"cache {word} expects scalar {name}", op)
+            return
+        if var.dtype == "bool" or var.dtype in PACKED_DTYPES:
+            self.static_error(CACHE, f"cache {word} does not support dtype {dtype_debug_name(var.dtype)} for {name}", op)
+            return
+        if var.dtype == "f8":
+            raise unsupported("cache increment of an f8 scalar", op)
+        delta = amount if word == "increment" else -amount
+        ir.log_bytes(var.slot, ir.const(0), ir.const(_nbytes(var.dtype, var.shape)))
+        value = self.scalar(var)
+        if var.dtype in FLOAT_DTYPES:
+            wide = value.type if var.dtype == "f64" else _F32
+            widened = value if value.type == wide else ir.emit(arith.ExtFOp(value, wide))
+            summed = ir.emit(arith.AddfOp(widened, ir.emit(arith.ConstantOp(FloatAttr(float(delta), wide)))))
+            result = summed if wide == value.type else ir.emit(arith.TruncFOp(summed, value.type))
+        else:
+            result = ir.emit(arith.AddiOp(value, ir.const_of(delta, value.type)))
+        view = ir.view(var.slot, MemRefType(value.type, list(var.shape)))
+        ir.emit(memref.StoreOp.get(result, view, [ir.const(0) for _ in var.shape]))
+
+    def cache_reset(self, op: CacheResetOp) -> None:
+        ir = self.ir
+        var = self.storage(op.target.var_name, "cache.reset", op)
+        if var is None:
+            return
+        if var.kind == "buffer":
+            ir.log_bytes(var.slot, ir.const(0), ir.const(_nbytes(var.dtype, var.shape)))
+            self.fill(self.var_memref(var), var.init, var.dtype)
+            return
+        prefix = self.access(op.target, op)
+        if any(p[0] == "slice" for p in prefix):
+            self.static_error(CACHE, f"cache.reset {var.name} requires scalar indices", op)
+            return
+        keys = [p[1] for p in prefix]
+        if len(keys) <= var.rank:
+            self.clear_entries(var, keys)
+        self.recompute_sizes(var)
+
+    def clear_entries(self, table: VarPlan, prefix: list[SSAValue]) -> None:
+        """Entries whose first indices are `prefix` go back to `@init` and stop being present."""
+        ir = self.ir
+        caps = self.capacities(table)
+        inside = ir.const_of(1, IntegerType(1))
+        for k, cap in zip(prefix, caps):
+            inside = ir.emit(arith.AndIOp(inside, ir.cmp("slt", k, cap)))
+        with ir.if_(inside):
+            caps = self.capacities(table)
+            first = ir.const(0)
+            for k, cap in zip(prefix + [ir.const(0)] * (table.rank - len(prefix)), caps):
+                first = ir.add(ir.mul(first, cap), k)
+            count = ir.product(caps[len(prefix):])
+            entry = self.entry_elements(table)
+            size = _nbytes(table.dtype, table.shape)
+            ir.log_bytes(table.data_slot, ir.mul(first, ir.const(size)), ir.mul(count, ir.const(size)))
+            ir.log_bytes(table.present_slot, first, count)
+            total = ir.product(caps)
+            flat = ir.view(table.data_slot, MemRefType(dtype_type(table.dtype), [DYN]), [ir.product([total, entry])])
+            region = ir.subview(flat, [ir.mul(first, ir.const(entry))], [ir.mul(count, ir.const(entry))],
+                                MemRefType(dtype_type(table.dtype), [DYN], StridedLayoutAttr([1], None)))  # fmt: skip
+            self.fill(region, table.init, table.dtype)
+            present = ir.bytes_range(ir.bytes_view(table.present_slot, total), first, count)
+            self.fill(present, 0, "u8")
+
+    def recompute_sizes(self, table: VarPlan) -> None:
+        """Sizes from the present entries (`TableStorage.reset`); `@fixed` sizes stay."""
+        ir = self.ir
+        for d in range(table.rank):
+            ir.set_word(table.size_slot(d), ir.const(table.fixed[d] or 0))
+        if all(f is not None for f in table.fixed):
+            return
+        present = self.present(table)
+        with ir.for_each(self.capacities(table)) as key:
+            flag = ir.emit(memref.LoadOp.get(present, key))
+            with ir.if_(ir.emit(arith.CmpiOp(flag, ir.const_of(0, P_I8), "ne"))):
+                for d, k in enumerate(key):
+                    if table.fixed[d] is None:
+                        slot = table.size_slot(d)
+                        ir.set_word(slot, ir.max(ir.word(slot), ir.add(k, ir.const(1))))
+
+    def fill(self, target: SSAValue, init, dtype: str) -> None:
+        ir = self.ir
+        ty = target.type
+        element = _signless(dtype) if dtype != "u8" else P_I8
+        value = _constant(ir, element, init, dtype)
+        shape = ty.get_shape()
+        sizes = [ir.const(d) if d >= 0 else ir.emit(memref.DimOp.from_source_and_index(target, ir.const(i)))
+                 for i, d in enumerate(shape)]  # fmt: skip
+        if element != ty.element_type:
+            from xdsl.dialects.builtin import UnrealizedConversionCastOp
+
+            cast_type = MemRefType(element, list(shape), ty.layout)
+            target = ir.emit(UnrealizedConversionCastOp.get([target], [cast_type]))
+        with ir.for_each(sizes) as ivs:
+            ir.emit(memref.StoreOp.get(value, target, ivs))
+
+    def loop(self, op: LoopOp) -> None:
+        ir = self.ir
+        lower, upper = (self.loop_bound(b, op) for b in op.bounds)
+        saved_loops, saved_views = dict(self.loop_vars), dict(self.views)
+        with ir.for_(lower, upper) as iv:
+            self.loop_vars[op.index.data] = iv
+            self.statements(op.body.block.ops)
+        self.loop_vars, self.views = saved_loops, saved_views
+
+    def loop_bound(self, bound, op: LoopOp) -> SSAValue:
+        ir = self.ir
+        if isinstance(bound, int):
+            return ir.const(bound)
+        var = self.plan.vars.get(bound)
+        if var is None or var.kind not in ("buffer",):
+            if var is None:
+                self.static_error(EXEC, f"unknown variable: {bound}", op)
+                return ir.const(0)
+            raise unsupported(f"loop bound {bound}", op)
+        if any(d != 1 for d in var.shape):
+            self.static_error(EXEC, "expected scalar value", op)
+            return ir.const(0)
+        value = self.scalar(var)
+        if var.dtype in FLOAT_DTYPES:
+            if value.type != _F64:
+                value = ir.emit(arith.ExtFOp(value, _F64))
+            return ir.to_index(ir.emit(arith.FPToSIOp(value, IntegerType(64))))
+        return self.widen(value, var.dtype)
+
+    # --- ops ---------------------------------------------------------------------------------
+    def kernel(self, op: KernelOp) -> None:
+        ir = self.ir
+        if op.static_error is not None:
+            self.static_error(EXEC, op.static_error.data, op)
+            return
+        values = []
+        for ref in op.inputs:
+            var = self.plan.vars[ref.var_name]
+            values.append(self.prefix_entry(ref, var, op) if ref.indices.data else self.var_memref(var))
+        values.append(self.var_memref(self.plan.vars[op.output_name]))
+        for key in op.runtime_settings:
+            values.append(self.scalar(self.plan.vars[op.settings.data[key.data].root_reference.data]))
+        block = op.body.block
+        for arg, value in zip(block.args, values):
+            if arg.type != value.type:
+                raise PassError(f"oi.kernel {op.kind}: argument of type {arg.type} given {value.type} "
+                                "(run --lower-ops on this graph again)", nearest_loc(op))  # fmt: skip
+        Rewriter.inline_block(block, InsertPoint.at_end(ir.b.insertion_point.block), values)
+
+    def prefix_entry(self, ref, var: VarPlan, op: Operation) -> SSAValue:
+        """Entry `W[i, j]` of a constant prefix table: its address from the host's table of addresses."""
+        ir = self.ir
+        indices = [self.index_value(i, op, cache=False) for i in ref.indices]
+        if len(indices) != var.rank:
+            raise unsupported(f"{ref.var_name} with {len(indices)} of its {var.rank} indices", op)
+        counts = [ir.word(var.count_base + d) for d in range(var.rank)]
+        pattern = self._key_template(ref.var_name, var)
+        site = self.site(EXEC, "model variable not found: " + pattern, op)
+        bad = ir.const_of(0, IntegerType(1))
+        for k, count in zip(indices, counts):
+            bad = ir.or_(bad, ir.or_(ir.cmp("slt", k, ir.const(0)), ir.cmp("sge", k, count)))
+        ir.fail_if(bad, site, indices)
+        flat = ir.const(0)
+        for k, count in zip(indices, counts):
+            flat = ir.add(ir.mul(flat, count), k)
+        table = ir.view(var.slot, MemRefType(_I64, [DYN]), [ir.product(counts)])
+        address = ir.emit(memref.LoadOp.get(table, [flat]))
+        ir.fail_if(ir.emit(arith.CmpiOp(address, ir.const_of(0, _I64), "eq")), site, indices)
+        return ir.view_at(table, flat, MemRefType(dtype_type(var.dtype), list(var.shape)))
+
+    def _key_template(self, name: str, var: VarPlan) -> str:
+        decl = next(v for v in self.plan.graph.vars if v.var_name == name)
+        if decl.pattern is None:
+            return _escape(name) + "[" + ",".join("{%d}" % d for d in range(var.rank)) + "]"
+        key = _escape(decl.pattern.data)
+        for d, index in enumerate(var.indices):
+            key = key.replace("{{" + index + "}}", "{%d}" % d)
+        return key
+
+
+# --- types and constants ---------------------------------------------------------------------
+
+P_I8 = IntegerType(8)
+DYN = DYNAMIC_INDEX
+_I64 = IntegerType(64)
+_F32 = dtype_type("f32")
+_F64 = dtype_type("f64")
+
+
+def _signless(dtype: str):
+    ty = dtype_type(dtype)
+    if isinstance(ty, IntegerType):
+        return IntegerType(ty.width.data)
+    return ty
+
+
+def _nbytes(dtype: str, shape) -> int:
+    count = 1
+    for d in shape:
+        count *= d
+    return count * numpy_dtype(dtype).itemsize
+
+
+def _constant(ir: StepIR, element, init, dtype: str) -> SSAValue:
+    if isinstance(element, IntegerType):
+        value = int(init or 0)
+        width = element.width.data
+        value &= (1 << width) - 1
+        if value >= 1 << (width - 1) and width > 1:
+            value -= 1 << width
+        if width == 1:
+            value = -value if value else 0
+        return ir.const_of(value, element)
+    if dtype in ("f16", "bf16", "f8"):
+        import numpy as np
+
+        bits = np.array([float(init or 0.0)], dtype=numpy_dtype(dtype)).view(f"uint{numpy_dtype(dtype).itemsize * 8}")
+        wide = ir.emit(arith.ConstantOp(FloatAttr(float(np.array(bits).view(numpy_dtype(dtype))[0]), _F32)))
+        return ir.emit(arith.TruncFOp(wide, element))
+    return ir.emit(arith.ConstantOp(FloatAttr(float(init or 0.0), element)))
+
+
+def _strided_like(ty: MemRefType, table: VarPlan) -> MemRefType:
+    """`ty`'s shape as a view into the table: entry strides static, leading ones and offset dynamic."""
+    entry = list(table.shape)
+    strides, running = [], 1
+    for d in reversed(entry):
+        strides.insert(0, running)
+        running *= d
+    lead = len(ty.get_shape()) - len(entry)
+    return MemRefType(ty.element_type, list(ty.get_shape()), StridedLayoutAttr([None] * lead + strides, None))
+
+
+def emit_step(plan: StepPlan) -> func.FuncOp:
+    return StepEmitter(plan).emit()
+

@@ -1,0 +1,64 @@
+"""`--lower-cache`: the graph becomes one `func.func @step(%state: memref<?xi64>) -> i32`.
+
+Variables, tables, persistent scalars and every cache op become host buffers reached through
+the state array, index arithmetic, size checks, copies and the undo log; the `oi.kernel`s of
+`--lower-ops` are inlined where their statements were (`lowering/step_emitter.py`). The
+function carries `oi.error_sites`: for each error site, `"<error class>:<message template>"`,
+the statement's location and its description (a JSON list), which the host turns into the reference's
+exception when the step returns 1. The module keeps only the function and `@oi_grow`'s
+declaration; the state array's layout is the graph's `StepPlan` (`lowering/plan.py`).
+
+Needs `--bind-sizes` and `--lower-ops` first.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from xdsl.dialects.builtin import ArrayAttr, StringAttr
+from xdsl.passes import ModulePass
+
+from oi_compiler.dialects.oi import GraphOp, describe
+from oi_compiler.ir_context import nearest_loc
+from oi_compiler.lowering.plan import StepPlan, build_plan
+from oi_compiler.lowering.step_emitter import emit_step
+from oi_compiler.lowering.step_ir import grow_declaration
+
+SITES_ATTR = "oi.error_sites"
+
+
+@dataclass(frozen=True)
+class LowerCache(ModulePass):
+    """Lower the graph (variables, tables, cache ops, loops, kernels) to one step function"""
+
+    name = "lower-cache"
+
+    def apply(self, ctx, module) -> None:
+        lower_graphs(module)
+
+
+def lower_graphs(module) -> list[StepPlan]:
+    """Replace each `oi.graph` of `module` by its step function; the plans, in order."""
+    plans = []
+    graphs = [op for op in module.ops if isinstance(op, GraphOp)]
+    if len(graphs) > 1:
+        from oi_compiler.errors import PassError
+
+        raise PassError("--lower-cache lowers one graph per module")
+    for graph in graphs:
+        plan = build_plan(graph)
+        function = emit_step(plan)
+        function.attributes[SITES_ATTR] = ArrayAttr([StringAttr(site_text(t, op)) for t, op in plan.sites[1:]])
+        block = graph.parent_block()
+        block.insert_op_before(grow_declaration(), graph)
+        block.insert_op_before(function, graph)
+        graph.detach()
+        plans.append(plan)
+    return plans
+
+
+def site_text(template: str, op) -> str:
+    """`[template, "file:line:col", node description]` as JSON."""
+    loc = nearest_loc(op) if op is not None else None
+    return json.dumps([template, str(loc) if loc is not None else "", describe(op) if op is not None else ""])

@@ -1,0 +1,234 @@
+"""`--lower-ops`: each `oi.op` of the entry block becomes an `oi.kernel` holding its loop nest.
+
+The kernel's block arguments are the memrefs the op reads and writes, typed by the step plan
+(`lowering/plan.py`): a declared shape, or `?` for a `cache.read` destination sized at run
+time (with a strided layout when it is a view of the table), then the output, then any
+setting read at run time (rope's `position = pos`). The body is the registry's nest builder
+output (`ops/nests/`). What the reference would reject when the node runs (an unknown op, an
+output shape that differs from the result's) becomes a kernel carrying `static_error`, which
+`--lower-cache` turns into that error at that point of the step.
+
+Needs bound sizes (`--bind-sizes` first).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from xdsl.builder import Builder
+from xdsl.dialects.builtin import (
+    DYNAMIC_INDEX,
+    ArrayAttr,
+    DenseArrayBase,
+    FloatAttr,
+    IntegerAttr,
+    IntegerType,
+    MemRefType,
+    StringAttr,
+    StridedLayoutAttr,
+    SymbolRefAttr,
+)
+from xdsl.dialects import memref
+from xdsl.ir import Attribute, Block, Region
+from xdsl.passes import ModulePass
+from xdsl.rewriter import InsertPoint
+
+from oi_compiler.dialects.oi import GraphOp, NamedOp
+from oi_compiler.dialects.oi_lowered import KernelOp
+from oi_compiler.dtypes import dtype_name, dtype_type
+from oi_compiler.errors import OiError, PassError
+from oi_compiler.lowering.plan import StepPlan, VarPlan, build_plan, statements, unsupported
+from oi_compiler.ops.registry import lookup_op
+from oi_compiler.verify.scope import shape_text
+
+#: ops whose shape setting, when absent, is the output's declared shape (as the reference does)
+SHAPE_FROM_OUTPUT = {"reshape": "shape"}
+#: settings that may name a scalar variable read at run time, per op
+RUNTIME_SETTINGS = {("rope", "position")}
+_PROBES = (7, 13)  # stand-ins for run-time sizes when asking a shape rule for a static result
+
+
+@dataclass(frozen=True)
+class LowerOps(ModulePass):
+    """Lower each oi.op of the entry block to an oi.kernel holding its loop nest"""
+
+    name = "lower-ops"
+
+    def apply(self, ctx, module) -> None:
+        for graph in [op for op in module.walk() if isinstance(op, GraphOp)]:
+            plan = build_plan(graph)
+            for op, _ in list(statements(plan.entry.body.block.ops)):
+                if isinstance(op, NamedOp):
+                    kernel = lower_op(op, plan)
+                    kernel.location = op.location
+                    op.parent_block().insert_op_before(kernel, op)
+                    op.detach()
+                    op.erase()
+
+
+def memref_type_of(var: VarPlan, plan: StepPlan) -> MemRefType:
+    """The memref a variable is seen as by the ops that read it."""
+    element = dtype_type(var.dtype)
+    shape = [DYNAMIC_INDEX if d is None else d for d in var.shape]
+    if var.kind != "view":
+        return MemRefType(element, shape)
+    table = plan.vars[var.table]
+    entry = [d for d in table.shape]
+    entry_strides, running = [], 1
+    for d in reversed(entry):
+        entry_strides.insert(0, running)
+        running *= d
+    slices = len(shape) - len(entry)
+    # only the last table index keeps a static stride (one entry); earlier ones scale with capacity
+    slice_strides: list[int | None] = [None] * slices
+    if slices and _last_index_is_sliced(var, plan):
+        slice_strides[-1] = running
+    return MemRefType(element, shape, StridedLayoutAttr([*slice_strides, *entry_strides], None))
+
+
+def _last_index_is_sliced(var: VarPlan, plan: StepPlan) -> bool:
+    # reads into a view destination all have the same form; the plan checked their ranks
+    from oi_compiler.dialects.oi import CacheReadOp
+    from oi_compiler.dialects.oi_attrs import SliceAttr
+
+    for op, _ in statements(plan.entry.body.block.ops):
+        if isinstance(op, CacheReadOp) and op.dst.var_name == var.name:
+            given = list(op.src.indices)
+            rank = plan.vars[var.table].rank
+            return len(given) < rank or isinstance(given[rank - 1], SliceAttr)
+    return False
+
+
+def lower_op(op: NamedOp, plan: StepPlan) -> KernelOp:
+    spec = lookup_op(op.kind)
+    if spec is None:
+        return _error_kernel(op, f"unsupported op {op.kind}")
+    if spec.nest_builder is None:
+        raise unsupported(f"op {op.kind} (it has no loop nest)", op)
+    inputs = [_input_var(ref, plan, op) for ref in op.inputs]
+    out = plan.vars.get(op.output_name)
+    if out is None:
+        return _error_kernel(op, f"unknown output variable {op.output_name}")
+    settings, runtime = _settings(op, plan)
+    if op.kind in SHAPE_FROM_OUTPUT and SHAPE_FROM_OUTPUT[op.kind] not in settings:
+        settings[SHAPE_FROM_OUTPUT[op.kind]] = list(out.shape)
+    in_dtypes = [v.dtype for v in inputs]
+    if settings.get("acc"):
+        out_dtype = settings["acc"][-1]
+    else:
+        out_dtype = spec.output_dtype_for(in_dtypes, settings) or out.dtype
+    if out_dtype != out.dtype:
+        raise unsupported(f"op {op.kind} writing {out_dtype} into {out.dtype} variable {out.name}", op)
+    try:
+        result_shape = _result_shape(spec, op, inputs, settings)
+    except OiError as e:
+        return _error_kernel(op, e.message)
+    if result_shape != tuple(out.shape):
+        return _error_kernel(op, f"op {op.kind} output shape {shape_text(out.shape)} does not match "
+                                 f"result shape {shape_text(result_shape)}")  # fmt: skip
+    in_types = [_entry_type(ref, v, plan) for ref, v in zip(op.inputs, inputs)]
+    out_type = memref_type_of(out, plan)
+    runtime_types = [dtype_type(plan.vars[name].dtype) for _, name in runtime]
+    block = Block(arg_types=[*in_types, out_type, *runtime_types])
+    args = list(block.args)
+    in_args, out_arg, runtime_args = args[: len(inputs)], args[len(inputs)], args[len(inputs) + 1 :]
+    for (key, _), value in zip(runtime, runtime_args):
+        settings[key] = value
+    b = Builder(InsertPoint.at_end(block))
+    aliases = [i for i, ref in enumerate(op.inputs) if not ref.indices.data and ref.var_name == out.name]
+    target = out_arg
+    if aliases and aliases[0] == 0:
+        target = in_args[0]  # the builder handles an output that is its first input
+    elif aliases:
+        target = b.insert(memref.AllocOp.get(out_type.element_type, shape=out_type.get_shape())).memref
+    try:
+        spec.nest_builder(b, in_args, target, settings, in_dtypes, out_dtype)
+    except PassError as e:
+        raise unsupported(f"op {op.kind} here ({e.message})", op) from None
+    if target is not out_arg and target is not in_args[0]:
+        b.insert(memref.CopyOp(target, out_arg))
+        b.insert(memref.DeallocOp.get(target))
+    return KernelOp.create(properties=_properties(op, [k for k, _ in runtime]), regions=[Region(block)])
+
+
+def _properties(op: NamedOp, runtime: list[str], error: str | None = None) -> dict[str, Attribute]:
+    props = {
+        "op_name": op.op_name,
+        "inputs": op.inputs,
+        "output": op.output,
+        "settings": op.settings,
+        "runtime_settings": ArrayAttr([StringAttr(k) for k in runtime]),
+    }
+    if error is not None:
+        props["static_error"] = StringAttr(error)
+    return props
+
+
+def _error_kernel(op: NamedOp, message: str) -> KernelOp:
+    return KernelOp.create(properties=_properties(op, [], message), regions=[Region(Block())])
+
+
+def _input_var(ref, plan: StepPlan, op: NamedOp) -> VarPlan:
+    var = plan.vars.get(ref.var_name)
+    if var is None:
+        raise unsupported(f"an unknown variable {ref.var_name} as an input", op)
+    if ref.indices.data and var.kind != "prefix":
+        raise unsupported(f"indexing {ref.var_name}, which is not a prefix table", op)
+    if var.kind == "table":
+        raise unsupported(f"a whole cache table ({ref.var_name}) as an op input", op)
+    if var.kind == "prefix" and not ref.indices.data:
+        raise unsupported(f"a whole prefix table ({ref.var_name}) as an op input", op)
+    return var
+
+
+def _entry_type(ref, var: VarPlan, plan: StepPlan) -> MemRefType:
+    if var.kind == "prefix":
+        return MemRefType(dtype_type(var.dtype), list(var.shape))
+    return memref_type_of(var, plan)
+
+
+def _settings(op: NamedOp, plan: StepPlan) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    settings: dict[str, Any] = {}
+    runtime: list[tuple[str, str]] = []
+    for key, value in op.settings.data.items():
+        if isinstance(value, IntegerAttr):
+            data = value.value.data
+            settings[key] = bool(data) if value.type == IntegerType(1) else int(data)
+        elif isinstance(value, FloatAttr):
+            settings[key] = float(value.value.data)
+        elif isinstance(value, StringAttr):
+            settings[key] = value.data
+        elif isinstance(value, DenseArrayBase):
+            settings[key] = [int(v) for v in value.get_values()]
+        elif isinstance(value, ArrayAttr):
+            settings[key] = [dtype_name(t) for t in value]
+        elif isinstance(value, SymbolRefAttr):
+            name = value.root_reference.data
+            var = plan.vars.get(name)
+            scalar = var is not None and var.kind == "buffer" and all(d == 1 for d in var.shape)
+            if (op.kind, key) not in RUNTIME_SETTINGS or not scalar or var.dtype not in ("i32", "i64"):
+                raise unsupported(f"setting {key}={name} read at run time by op {op.kind}", op)
+            runtime.append((key, name))
+        else:
+            settings[key] = dtype_name(value)
+    return settings, runtime
+
+
+def _result_shape(spec, op: NamedOp, inputs: list[VarPlan], settings: dict[str, Any]) -> tuple[int, ...]:
+    if spec.shape_rule is None:
+        raise unsupported(f"op {op.kind} (no shape rule)", op)
+    static = {k: v for k, v in settings.items()}
+    if not any(d is None for v in inputs for d in v.shape):
+        return tuple(spec.shape_rule([list(v.shape) for v in inputs], static))
+    results = set()
+    for probe in _PROBES:
+        shapes = [[probe if d is None else d for d in v.shape] for v in inputs]
+        try:
+            results.add(tuple(spec.shape_rule(shapes, static)))
+        except OiError:
+            raise unsupported(f"op {op.kind} on inputs sized at run time", op) from None
+    if len(results) != 1:
+        raise unsupported(f"op {op.kind} with an output sized at run time", op)
+    return results.pop()
+

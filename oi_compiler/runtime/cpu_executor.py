@@ -1,0 +1,80 @@
+"""`device="cpu"`: an executor whose steps run the graph's compiled step function.
+
+Same API and results as the reference executor (`executor.Executor`): inputs are copied into
+the host buffers the native code reads, outputs are copied out, a failed step raises the
+reference's error and leaves persistent state as it was. Traces and per-node timers need the
+reference executor (the compiled step is one function); `step()` returns None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from oi_compiler.errors import ExecutionError
+from oi_compiler.runtime.executor import Executor
+from oi_compiler.runtime.native import NativeState
+from oi_compiler.runtime.reference import ReferenceInterpreter
+from oi_compiler.runtime.tables import PersistentStore
+
+
+class CpuExecutor(Executor):
+    def _fresh_state(self) -> None:
+        self.native = NativeState(self.bound, self.sim.native)
+        self.interpreter = ReferenceInterpreter(self.bound, PersistentStore({}), {})  # for temp_types
+
+    # --- inputs and steps --------------------------------------------------------------
+    def insert(self, values: Mapping[str, Any] | None = None, /, **named: Any) -> CpuExecutor:
+        items = {**(values or {}), **named}
+        converted = {name: self._converted(name, value) for name, value in items.items()}
+        for name, array in converted.items():
+            var = self.native.plan.vars[name]
+            np.copyto(self.native.arrays[var.slot], array)
+        return self
+
+    def step(self) -> None:
+        self.native.run()
+        self.steps += 1
+        return None
+
+    run_step = step
+
+    # --- outputs -------------------------------------------------------------------------
+    def fetch(self, name: str) -> np.ndarray:
+        var = self.native.plan.vars.get(name)
+        if var is None:
+            raise ExecutionError(f"unknown variable: {name}")
+        return self.native.value(var)
+
+    def state(self, name: str) -> np.ndarray:
+        var = self._persistent_var(name)
+        value = self.native.value(var)
+        value.flags.writeable = False
+        return value
+
+    def _persistent_var(self, name: str):
+        var = self.native.plan.vars.get(name)
+        if var is None:
+            raise ExecutionError(f"unknown variable: {name}")
+        if var.memory != "persistent":
+            raise ExecutionError(f"{name} is not persistent ({var.memory})")
+        return var
+
+    def table_sizes(self, name: str) -> list[int]:
+        var = self._persistent_var(name)
+        return self.native.sizes(var) if var.kind == "table" else []
+
+    # --- checkpoints (the state in the reference executor's form) --------------------------
+    @property
+    def store(self) -> PersistentStore:
+        return self.native.export()[0]
+
+    @property
+    def values(self) -> dict[str, np.ndarray]:
+        return self.native.export()[1]
+
+    def restore(self, store: PersistentStore, values: dict[str, np.ndarray], steps: int) -> None:
+        self.native.restore(store, values)
+        self.steps = steps

@@ -1,0 +1,282 @@
+"""The CPU executor's state: host buffers the compiled step reads and writes in place.
+
+`NativeState` owns every buffer of one executor as a numpy array and writes their addresses
+into the state array (`lowering/plan.py` gives the layout). It grows tables by capacity
+doubling when the step asks (`grow`), puts persistent bytes back from the undo log when a step
+fails (`rollback`), and converts tables to and from the reference executor's form, so
+`state()`, `save_state` and `load_state` behave as on `device="reference"`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+from oi_compiler.dtypes import numpy_dtype
+from oi_compiler.errors import ExecutionError
+from oi_compiler.lowering import plan as P
+from oi_compiler.lowering.plan import VarPlan
+from oi_compiler.runtime.binding import BoundGraph, check_model_tensor
+from oi_compiler.runtime.native_step import NativeStep, register_state
+from oi_compiler.runtime.reference import Frame, ReferenceInterpreter, _pattern_key
+from oi_compiler.runtime.tables import Declaration, PersistentStore, PlainStorage, TableStorage, frozen, init_array
+
+FIRST_CAPACITY = 16
+
+
+class NativeState:
+    def __init__(self, bound: BoundGraph, step: NativeStep):
+        self.bound = bound
+        self.step = step
+        self.plan = step.plan
+        self.words = np.zeros(self.plan.words, dtype=np.int64)
+        self.arrays: dict[int, np.ndarray] = {}  # state word -> the array whose address it holds
+        self.keep: list[np.ndarray] = []  # arrays only reached through address tables
+        self.host_error: BaseException | None = None
+        self.growth: list[tuple[int, VarPlan, np.ndarray, np.ndarray, list[int]]] = []
+        self.loaded_views: dict[str, np.ndarray] = {}
+        self.words[P.HANDLE] = register_state(self)
+        self._set(P.LOG_RECORDS, np.zeros((64, 4), np.int64), P.LOG_RECORDS_CAP, 64)
+        self._set(P.LOG_BYTES, np.zeros(4096, np.uint8), P.LOG_BYTES_CAP, 4096)
+        values: dict[str, np.ndarray] = {}
+        reader = ReferenceInterpreter(bound, PersistentStore({}), values)
+        frame = Frame(bound.entry, {}, values, True)
+        for var in self.plan.vars.values():
+            if var.kind == "buffer":
+                self._set(var.slot, self._initial(var, reader, frame))
+            elif var.kind == "table":
+                self._new_table(var, [f if f is not None else FIRST_CAPACITY for f in var.fixed])
+                for d, f in enumerate(var.fixed):
+                    self.words[var.size_slot(d)] = f or 0
+            elif var.kind == "resizable":
+                self._set(var.slot, np.zeros(FIRST_CAPACITY, numpy_dtype(var.dtype)), var.slot + 1, FIRST_CAPACITY)
+            elif var.kind == "prefix":
+                self._prefix(var)
+
+    # --- buffers ---------------------------------------------------------------------------
+    def _set(self, slot: int, array: np.ndarray, cap_slot: int | None = None, capacity: int = 0) -> None:
+        assert array.flags.c_contiguous and array.flags.writeable
+        self.arrays[slot] = array
+        self.words[slot] = array.ctypes.data
+        if cap_slot is not None:
+            self.words[cap_slot] = capacity
+
+    def _initial(self, var: VarPlan, reader: ReferenceInterpreter, frame: Frame) -> np.ndarray:
+        dtype = numpy_dtype(var.dtype)
+        if var.memory == "persistent":
+            return init_array(var.shape, var.dtype, var.init)
+        if var.name in self.bound.decls:
+            value = reader.value(var.name, frame)
+        else:  # an `assign` temporary
+            value = np.zeros(var.shape, dtype)
+        return np.array(value, dtype=dtype, order="C").reshape(var.shape)
+
+    def _prefix(self, var: VarPlan) -> None:
+        """Entry addresses of a constant prefix table, for every index the model has."""
+        decl = self.bound.decls[var.name]
+        model = self.bound.model
+        counts = _prefix_counts(decl, model)
+        table = np.zeros(max(1, math.prod(counts)), np.int64)
+        for n, key in enumerate(itertools.product(*(range(c) for c in counts))):
+            name = _pattern_key(decl.pattern.data, decl.index_names, list(key)) if decl.pattern is not None \
+                else f"{var.name}[{','.join(map(str, key))}]"  # fmt: skip
+            if model.has_tensor(name):
+                check_model_tensor(model, name, name, var.dtype, var.shape)
+                entry = np.array(model.tensor(name), dtype=numpy_dtype(var.dtype), order="C").reshape(var.shape)
+                self.keep.append(entry)
+                table[n] = entry.ctypes.data
+        self._set(var.slot, table)
+        for d, c in enumerate(counts):
+            self.words[var.count_base + d] = c
+
+    # --- tables ----------------------------------------------------------------------------
+    def _new_table(self, var: VarPlan, caps: list[int]) -> None:
+        data = init_array([*caps, *var.shape], var.dtype, var.init)
+        self._set(var.data_slot, data)
+        self._set(var.present_slot, np.zeros(caps, np.uint8))
+        for d, c in enumerate(caps):
+            self.words[var.capacity_slot(d)] = c
+
+    def capacities(self, var: VarPlan) -> list[int]:
+        return [int(self.words[var.capacity_slot(d)]) for d in range(var.rank)]
+
+    def sizes(self, var: VarPlan) -> list[int]:
+        return [int(self.words[var.size_slot(d)]) for d in range(var.rank)]
+
+    def grow(self, kind: int, a: int, b: int, c: int) -> None:
+        """The step's request: a table index past its capacity, a resizable buffer, the undo log."""
+        if kind == P.GROW_TABLE:
+            var = next(v for v in self.plan.vars.values() if v.kind == "table" and v.slot == a)
+            caps = self.capacities(var)
+            old_data, old_present = self.arrays[var.data_slot], self.arrays[var.present_slot]
+            self.growth.append((int(self.words[P.LOG_COUNT]), var, old_data, old_present, list(caps)))
+            caps[b] = max(2 * caps[b], c)
+            self._new_table(var, caps)
+            box = tuple(slice(0, n) for n in old_present.shape)
+            self.arrays[var.data_slot][box] = old_data
+            self.arrays[var.present_slot][box] = old_present
+        elif kind == P.GROW_RESIZABLE:
+            var = next(v for v in self.plan.vars.values() if v.slot == a)
+            capacity = max(2 * int(self.words[a + 1]), b)
+            self._set(a, np.zeros(capacity, numpy_dtype(var.dtype)), a + 1, capacity)
+        elif kind == P.GROW_LOG:
+            records, used = self.arrays[P.LOG_RECORDS], self.arrays[P.LOG_BYTES]
+            if a > len(records):
+                grown = np.zeros((max(2 * len(records), a), 4), np.int64)
+                grown[: len(records)] = records
+                self._set(P.LOG_RECORDS, grown, P.LOG_RECORDS_CAP, len(grown))
+            if b > len(used):
+                grown_bytes = np.zeros(max(2 * len(used), b), np.uint8)
+                grown_bytes[: len(used)] = used
+                self._set(P.LOG_BYTES, grown_bytes, P.LOG_BYTES_CAP, len(grown_bytes))
+        else:
+            raise ExecutionError(f"internal error: unknown grow request {kind}")
+
+    # --- steps -----------------------------------------------------------------------------
+    def run(self) -> None:
+        """One step; on failure persistent state is put back and the reference's error raised."""
+        sizes = self.words[self.plan.size_words()].copy() if self.plan.size_words() else None
+        self.words[P.LOG_COUNT] = self.words[P.LOG_USED] = 0
+        self.words[P.ERROR_SITE] = 0
+        self.loaded_views.clear()
+        code = self.step.call(self.words)
+        if code == 0:
+            self.growth.clear()
+            return
+        self.rollback(sizes)
+        if code == 2 and self.host_error is not None:
+            error, self.host_error = self.host_error, None
+            raise error
+        site = int(self.words[P.ERROR_SITE])
+        args = [int(x) for x in self.words[P.ERROR_ARGS : P.ERROR_ARGS + 4]]
+        raise self.step.sites[site].error(args, self.step.block)
+
+    def rollback(self, sizes) -> None:
+        records = self.arrays[P.LOG_RECORDS]
+        saved = self.arrays[P.LOG_BYTES]
+        for n in range(int(self.words[P.LOG_COUNT]) - 1, -1, -1):
+            while self.growth and self.growth[-1][0] > n:
+                self._undo_growth()
+            slot, offset, count, position = (int(x) for x in records[n])
+            target = self.arrays[slot].reshape(-1).view(np.uint8)
+            target[offset : offset + count] = saved[position : position + count]
+        while self.growth:
+            self._undo_growth()
+        if sizes is not None:
+            self.words[self.plan.size_words()] = sizes
+        self.words[P.LOG_COUNT] = self.words[P.LOG_USED] = 0
+
+    def _undo_growth(self) -> None:
+        _, var, data, present, caps = self.growth.pop()
+        self._set(var.data_slot, data)
+        self._set(var.present_slot, present)
+        for d, c in enumerate(caps):
+            self.words[var.capacity_slot(d)] = c
+
+    # --- reading state -----------------------------------------------------------------------
+    def value(self, var: VarPlan) -> np.ndarray:
+        """A variable's current value as the reference executor would hold it (a copy)."""
+        if var.kind == "buffer":
+            return self.arrays[var.slot].copy()
+        if var.kind == "table":
+            box = tuple(slice(0, n) for n in self.sizes(var))
+            return self.arrays[var.data_slot][box].copy()
+        if var.kind == "resizable":
+            shape = self.resizable_shape(var)
+            return self.arrays[var.slot][: math.prod(shape)].reshape(shape).copy()
+        if var.kind == "view":
+            if var.name in self.loaded_views:
+                return self.loaded_views[var.name].copy()
+            table = self.plan.vars[var.table]
+            selection = []
+            for d in range(table.rank):
+                start, count = int(self.words[var.slot + 2 * d]), int(self.words[var.slot + 2 * d + 1])
+                selection.append(start if count < 0 else slice(start, start + count))
+            return self.arrays[table.data_slot][tuple(selection)].copy()
+        raise ExecutionError(f"{var.name} is a prefix table; fetch one of its entries from the model")
+
+    def resizable_shape(self, var: VarPlan) -> list[int]:
+        dynamic = iter(int(self.words[var.count_base + d]) for d in range(len(var.shape)))
+        return [next(dynamic) if d is None else d for d in var.shape]
+
+    def table_storage(self, var: VarPlan) -> TableStorage:
+        storage = TableStorage(self._declaration(var))
+        storage.sizes = self.sizes(var)
+        present = self.arrays[var.present_slot]
+        data = self.arrays[var.data_slot]
+        for key in zip(*np.nonzero(present)):
+            storage.entries[tuple(int(k) for k in key)] = frozen(data[key].copy())
+        return storage
+
+    def _declaration(self, var: VarPlan) -> Declaration:
+        return self.bound.declaration(var.name)
+
+    def export(self) -> tuple[PersistentStore, dict[str, np.ndarray]]:
+        """The state as the reference executor holds it (for `save_state`)."""
+        storages = {}
+        values = {}
+        for var in self.plan.vars.values():
+            if var.memory == "persistent":
+                if var.kind == "table":
+                    storages[var.name] = self.table_storage(var)
+                else:
+                    plain = PlainStorage(self._declaration(var))
+                    plain.value = frozen(self.arrays[var.slot].copy())
+                    storages[var.name] = plain
+            elif var.kind != "prefix":
+                values[var.name] = self.value(var)
+        return PersistentStore(storages), values
+
+    def restore(self, store: PersistentStore, values: dict[str, np.ndarray]) -> None:
+        """Take over a state in the reference executor's form (from `load_state`)."""
+        for name in store:
+            var, storage = self.plan.vars[name], store[name]
+            if var.kind == "table":
+                sizes = list(storage.sizes)
+                caps = [f if f is not None else max(FIRST_CAPACITY, 1 << max(0, s - 1).bit_length())
+                        for s, f in zip(sizes, var.fixed)]  # fmt: skip
+                self._new_table(var, caps)
+                for d, s in enumerate(sizes):
+                    self.words[var.size_slot(d)] = s
+                for key, entry in storage.entries.items():
+                    self.arrays[var.data_slot][key] = entry
+                    self.arrays[var.present_slot][key] = 1
+            else:
+                np.copyto(self.arrays[var.slot], storage.current())
+        for name, value in values.items():
+            var = self.plan.vars.get(name)
+            if var is None:
+                continue
+            if var.kind == "buffer":
+                np.copyto(self.arrays[var.slot], value)
+            elif var.kind == "resizable":
+                flat = np.ascontiguousarray(value).reshape(-1)
+                capacity = max(FIRST_CAPACITY, flat.size)
+                self._set(var.slot, np.zeros(capacity, numpy_dtype(var.dtype)), var.slot + 1, capacity)
+                self.arrays[var.slot][: flat.size] = flat
+                dynamic = [n for n, d in zip(value.shape, var.shape) if d is None]
+                for d, n in enumerate(dynamic):
+                    self.words[var.count_base + d] = n
+            elif var.kind == "view":
+                self.loaded_views[name] = value.copy()
+
+
+def _prefix_counts(decl, model) -> list[int]:
+    """Per index, one more than the largest value any model tensor of the pattern uses."""
+    import re
+
+    names = decl.index_names
+    if decl.pattern is None:
+        return [0] * len(names)
+    pattern = re.escape(decl.pattern.data)
+    for name in names:
+        pattern = pattern.replace(re.escape("{" + name + "}"), f"(?P<{name}>[0-9]+)", 1)
+    matcher = re.compile(pattern + r"\Z")
+    counts = [0] * len(names)
+    for key in model.tensor_names():
+        m = matcher.match(key)
+        if m is not None:
+            counts = [max(c, int(m.group(n)) + 1) for c, n in zip(counts, names)]
+    return counts
