@@ -35,3 +35,15 @@ def lower_to_loops(module, sizevars: Mapping[str, int]):
     (plan,) = lower_graphs(module)
     run_passes(module, "lower-nests", ctx)
     return module, plan
+
+
+def bound_plan(module, sizevars: Mapping[str, int]):
+    """The step plan (state layout) of `module`'s graph with `sizevars` bound, without lowering."""
+    from oi_compiler.dialects.oi import GraphOp
+    from oi_compiler.ir_context import make_context
+    from oi_compiler.lowering.plan import build_plan
+    from oi_compiler.passes.bind_sizes import BindSizes
+
+    module = module.clone()
+    BindSizes(tuple(sorted(sizevars.items()))).apply(make_context(), module)
+    return build_plan(next(op for op in module.walk() if isinstance(op, GraphOp)))

@@ -94,6 +94,7 @@ class LoadedCode:
 
     engine: llvm.ExecutionEngine
     optimized_ir: str
+    object_code: bytes = b""
 
 
 def compile_module(module: ModuleOp) -> CompiledModule:
@@ -149,7 +150,7 @@ def load_object(entry: jit_cache.CacheEntry, host: HostTarget) -> LoadedCode:
     engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), host.machine())
     engine.add_object_file(llvm.ObjectFileRef.from_data(entry.object_code))
     engine.finalize_object()
-    return LoadedCode(engine, entry.optimized_ir)
+    return LoadedCode(engine, entry.optimized_ir, entry.object_code)
 
 
 def undefined_symbols(object_code: bytes) -> list[str]:
@@ -186,12 +187,16 @@ class CompiledModule:
         """Host assembly for `llvm_ir` (generated on first access)."""
         return self._host.machine().emit_assembly(llvm.parse_assembly(self._code.optimized_ir))
 
-    def address(self, name: str) -> int:
-        """The native address of exported function `name`'s C-ABI wrapper (for callers that skip
-        `function`'s argument checks, as the CPU executor does on its hot path)."""
+    @property
+    def loaded(self) -> LoadedCode:
+        """The engine, object file and optimised IR (what the CPU executor's step cache keeps)."""
+        return self._code
+
+    def symbol(self, name: str) -> str:
+        """The native symbol of exported function `name`'s C-ABI wrapper."""
         if name not in self.abis:
             raise ExecutionError(f"no exported function @{name}")
-        return self._code.engine.get_function_address(self._symbols.get(name, name))
+        return self._symbols.get(name, name)
 
     def function(self, name: str) -> JitFunction:
         abi = self.abis.get(name)

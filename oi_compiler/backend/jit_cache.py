@@ -5,7 +5,8 @@ features, llvmlite's version and this file's format version: the same IR for the
 and toolchain gives the same native code, so a hit skips optimisation and code generation.
 
 On disk (`$OI_CACHE_DIR`, else `~/.cache/oi_compiler/jit`) each entry is one file
-`<key>.oiobj`: a magic line, the sha256 of the rest, then the object file and the optimised IR.
+`<key>.oiobj`: a magic line, the sha256 of the rest, then the object file, the optimised IR and the
+caller's text (`meta`).
 A file that is truncated, altered or from another format fails that check and is ignored (the
 caller compiles and rewrites it); entries are written to a temporary file (`<key>*.tmp`) and
 renamed, so a reader never sees half an entry; `clear_cache` also removes temporaries a killed
@@ -25,7 +26,7 @@ from typing import Any
 
 import llvmlite
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _MAGIC = b"OIJIT%d\n" % FORMAT_VERSION
 _SUFFIX = ".oiobj"
 _DIGEST = 32
@@ -36,10 +37,12 @@ _lock = threading.Lock()
 
 @dataclass(frozen=True)
 class CacheEntry:
-    """What a disk entry holds: the native object file and the optimised IR it came from."""
+    """What a disk entry holds: the native object file, the optimised IR it came from, and any
+    text the caller keeps with it (the CPU executor's error sites)."""
 
     object_code: bytes
     optimized_ir: str
+    meta: str = ""
 
 
 def cache_dir() -> Path:
@@ -103,7 +106,9 @@ def clear_cache() -> None:
 
 
 def _encode(entry: CacheEntry) -> bytes:
-    body = struct.pack("<Q", len(entry.object_code)) + entry.object_code + entry.optimized_ir.encode()
+    ir_text = entry.optimized_ir.encode()
+    body = (struct.pack("<Q", len(entry.object_code)) + entry.object_code
+            + struct.pack("<Q", len(ir_text)) + ir_text + entry.meta.encode())  # fmt: skip
     return _MAGIC + hashlib.sha256(body).digest() + body
 
 
@@ -114,7 +119,11 @@ def _decode(data: bytes) -> CacheEntry | None:
     if len(body) < 8 or hashlib.sha256(body).digest() != digest:
         return None
     (size,) = struct.unpack_from("<Q", body)
+    if len(body) < 16 + size:
+        return None
+    (ir_size,) = struct.unpack_from("<Q", body, 8 + size)
+    start = 16 + size
     try:
-        return CacheEntry(body[8 : 8 + size], body[8 + size :].decode())
+        return CacheEntry(body[8 : 8 + size], body[start : start + ir_size].decode(), body[start + ir_size :].decode())
     except UnicodeDecodeError:
         return None

@@ -74,6 +74,7 @@ from oi_compiler.backend.llvm_types import I1, I8, I16, INDEX, PTR, bit_width, i
 from oi_compiler.errors import PassError
 from oi_compiler.ir_context import nearest_loc
 
+NOINLINE_ATTR = "oi.noinline"
 _TERMINATORS = (func.ReturnOp, scf.YieldOp, scf.ConditionOp, scf.ReduceOp, scf.ReduceReturnOp)
 # ops that move an f8E5M2 value as its bits or convert it; any other op on one is refused
 _F8_OPS = (func.CallOp, scf.ForOp, scf.IfOp, scf.WhileOp, scf.ParallelOp, memref.LoadOp, memref.StoreOp,
@@ -228,6 +229,8 @@ def declare_function(module: ir.Module, op: func.FuncOp, names: FunctionSymbols)
     params = [t for ty in inputs for t in flat_types(ty)]
     function = ir.Function(module, ir.FunctionType(internal_result_type(outputs), params), names.body)
     function.attributes.add("nounwind")
+    if NOINLINE_ATTR in op.attributes:  # shared helpers and kernels: compiled once, called
+        function.attributes.add("noinline")
     function.linkage = "internal"
     _name_parameters(function, op, c_abi=False)
     return function

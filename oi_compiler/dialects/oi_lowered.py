@@ -59,6 +59,7 @@ class KernelOp(IRDLOperation):
     settings = prop_def(DictionaryAttr)
     runtime_settings = prop_def(ArrayAttr[StringAttr])
     static_error = opt_prop_def(StringAttr)  # the reference's error when the node runs; no body
+    nest_key = opt_prop_def(StringAttr)  # equal keys: equal nests (lowered once, shared)
     body = region_def("single_block")
 
     traits = traits_def(NoTerminator(), MemoryReadEffect(), MemoryWriteEffect())

@@ -16,8 +16,8 @@
   - `resizable`: a `cache.read` destination whose size changes at run time and that has its
     own copy: words: address, capacity (elements), then its size per dim;
   - `view`: a `cache.read` destination bound to a view of the table itself (no copy), when
-    `view_safe` proves no later write can change what the view shows: words: start and
-    count per table index (what `fetch` re-reads);
+    `view_safe` proves no later write can change what the view shows: words: which of its
+    tables was read last, then start and count per table index (what `fetch` re-reads);
 - what the compiled path does not support yet (`Unsupported`, with the statement's location).
 """
 
@@ -91,8 +91,9 @@ class VarPlan:
     indices: tuple[str, ...] = ()
     fixed: tuple[int | None, ...] = ()
     init: int | float | bool | None = None
-    # view destinations
+    # view destinations: the tables read into it (all with one entry shape); `table` is the first
     table: str | None = None
+    tables: tuple[str, ...] = ()
 
     @property
     def rank(self) -> int:
@@ -181,12 +182,8 @@ def _word_count(plan: VarPlan, plans: dict[str, VarPlan]) -> int:
     if plan.kind == "resizable":
         return 2 + len(plan.shape)
     if plan.kind == "view":
-        return 2 * plans_rank(plan, plans)
+        return 1 + 2 * max(plans[t].rank for t in plan.tables)
     return 1
-
-
-def plans_rank(plan: VarPlan, plans: dict[str, VarPlan]) -> int:
-    return plans[plan.table].rank if plan.table else 0
 
 
 def _static_shape(var_type, op) -> tuple[int, ...]:
@@ -256,22 +253,22 @@ def _reads_tables(reads: list[CacheReadOp], decls: dict[str, VarOp]) -> bool:
 
 
 def _read_destination(var: VarOp, reads: list[CacheReadOp], body, decls: dict[str, VarOp]) -> VarPlan:
-    """A variable `cache.read` fills from a table: a view of it, or its own resizable copy."""
+    """A variable `cache.read` fills from tables: a view of one, or its own resizable copy."""
     name, dtype = var.var_name, var.dtype
-    tables = {r.src.var_name for r in reads}
-    if len(tables) > 1 or not all(_is_table(decls.get(t)) for t in tables):
-        raise unsupported(f"cache.read into {name} from several variables", reads[0])
-    table = decls[tables.pop()]
+    tables = sorted({r.src.var_name for r in reads})
+    if not all(_is_table(decls.get(t)) for t in tables):
+        raise unsupported(f"cache.read into {name} from both tables and other variables", reads[0])
     if var.memory == "dynamic" or _defined_otherwise(name, body):
         raise unsupported(f"{name} written both by cache.read and by another statement", reads[0])
-    out_shapes = {_read_shape(r, table) for r in reads}
+    out_shapes = {_read_shape(r, decls[r.src.var_name]) for r in reads}
     if len(out_shapes) != 1:
-        raise unsupported(f"cache.reads of different ranks into {name}", reads[0])
+        raise unsupported(f"cache.reads of different shapes into {name}", reads[0])
     read_shape = out_shapes.pop()
-    if dtype != table.dtype:
-        raise unsupported(f"cache.read of {table.dtype} into {dtype} variable {name}", reads[0])
+    for table in tables:
+        if decls[table].dtype != dtype:
+            raise unsupported(f"cache.read of {decls[table].dtype} into {dtype} variable {name}", reads[0])
     if all(view_safe(r, body) for r in reads):
-        return VarPlan(name, var.memory, dtype, read_shape, "view", table=table.var_name)
+        return VarPlan(name, var.memory, dtype, read_shape, "view", table=tables[0], tables=tuple(tables))
     return VarPlan(name, var.memory, dtype, read_shape, "resizable")
 
 

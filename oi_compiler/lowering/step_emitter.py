@@ -31,9 +31,10 @@ from xdsl.dialects.builtin import (
     MemRefType,
     NoneAttr,
     StridedLayoutAttr,
+    UnitAttr,
     i32,
 )
-from xdsl.ir import Operation, SSAValue
+from xdsl.ir import Operation, Region, SSAValue
 from xdsl.rewriter import InsertPoint, Rewriter
 
 from oi_compiler.dialects.oi import (
@@ -49,6 +50,7 @@ from oi_compiler.dialects.oi import (
     NamedOp,
     ReturnOp,
 )
+from oi_compiler.backend.llvm import NOINLINE_ATTR
 from oi_compiler.dialects.oi_attrs import SliceAttr
 from oi_compiler.dialects.oi_lowered import KernelOp
 from oi_compiler.dtypes import FLOAT_DTYPES, PACKED_DTYPES, dtype_type, numpy_dtype
@@ -56,7 +58,7 @@ from oi_compiler.errors import PassError
 from oi_compiler.ir_context import nearest_loc
 from oi_compiler.lowering import plan as P
 from oi_compiler.lowering.plan import StepPlan, VarPlan, unsupported
-from oi_compiler.lowering.step_ir import StepIR, step_function_type
+from oi_compiler.lowering.step_ir import Helpers, StepIR, step_function_type
 from oi_compiler.ops.registry import dtype_debug_name
 from oi_compiler.passes.lower_ops import memref_type_of
 from oi_compiler.verify.scope import shape_text
@@ -72,7 +74,9 @@ class StepEmitter:
     def __init__(self, plan: StepPlan):
         self.plan = plan
         self.func = func.FuncOp("step", step_function_type())
-        self.ir = StepIR(self.func.body.block, self.func.body.block.args[0])
+        self.helpers = Helpers()
+        self.kernels: dict[str, func.FuncOp] = {}  # one function per distinct loop nest
+        self.ir = StepIR(self.func.body.block, self.func.body.block.args[0], self.helpers)
         self.loop_vars: dict[str, SSAValue] = {}
         self.views: dict[str, SSAValue] = {}
 
@@ -222,10 +226,8 @@ class StepEmitter:
             site = self.site(CACHE, _escape(f"cache table {table.name} index {dim} exceeds fixed size {limit}"), op)
             ir.fail_if(ir.cmp("sgt", size, ir.const(limit)), site)
             return
-        with ir.if_(ir.cmp("sgt", size, ir.word(table.size_slot(dim)))):
-            ir.set_word(table.size_slot(dim), size)
-            with ir.if_(ir.cmp("sgt", size, ir.word(table.capacity_slot(dim)))):
-                ir.grow(P.GROW_TABLE, table.slot, dim, size)
+        ir.call_checked(self.helpers.need("oi_raise_size"),
+                        [ir.const(table.slot), ir.const(table.rank), ir.const(dim), size])  # fmt: skip
 
     def selection(self, table: VarPlan, resolved: list, op: Operation) -> list | None:
         """`TableStorage._selection`: per index ("index", k) or ("slice", start, end), sizes grown."""
@@ -269,13 +271,8 @@ class StepEmitter:
         """Every selected entry becomes present; each change is logged (most already are)."""
         ir = self.ir
         counts = [ir.sub(s[2], s[1]) if s[0] == "slice" else ir.const(1) for s in selection]
-        with ir.for_each(counts) as ivs:
-            key = [ir.add(s[1], iv) for s, iv in zip(selection, ivs)]
-            present = self.present(table)
-            flag = ir.emit(memref.LoadOp.get(present, key))
-            with ir.if_(ir.emit(arith.CmpiOp(flag, ir.const_of(0, P_I8), "eq"))):
-                ir.log_bytes(table.present_slot, self.linear(table, key), ir.const(1))
-                ir.emit(memref.StoreOp.get(ir.const_of(1, P_I8), self.present(table), key))
+        ir.call_checked(self.helpers.need(f"oi_mark_present_{table.rank}"),
+                        [ir.const(table.slot), *[s[1] for s in selection], *counts])  # fmt: skip
 
     def table_view(self, table: VarPlan, selection: list, result: MemRefType) -> SSAValue:
         """The selected entries of the table's data, scalar indices dropped (a strided view)."""
@@ -305,9 +302,11 @@ class StepEmitter:
         self.mark_present(table, selection)
         if dest.kind == "view":
             self.views[dest.name] = self.table_view(table, selection, memref_type_of(dest, self.plan))
-            for d, s in enumerate(selection):  # what fetch re-reads: start, count (-1: index dropped)
-                ir.set_word(dest.slot + 2 * d, s[1])
-                ir.set_word(dest.slot + 2 * d + 1, ir.sub(s[2], s[1]) if s[0] == "slice" else ir.const(-1))
+            # what fetch re-reads: the table, then start and count per index (-1: index dropped)
+            ir.set_word(dest.slot, ir.const(dest.tables.index(table.name)))
+            for d, s in enumerate(selection):
+                ir.set_word(dest.slot + 1 + 2 * d, s[1])
+                ir.set_word(dest.slot + 2 + 2 * d, ir.sub(s[2], s[1]) if s[0] == "slice" else ir.const(-1))
             return
         assert dest.kind == "resizable"
         counts = [ir.sub(s[2], s[1]) for s in selection if s[0] == "slice"]
@@ -524,7 +523,21 @@ class StepEmitter:
             if arg.type != value.type:
                 raise PassError(f"oi.kernel {op.kind}: argument of type {arg.type} given {value.type} "
                                 "(run --lower-ops on this graph again)", nearest_loc(op))  # fmt: skip
-        Rewriter.inline_block(block, InsertPoint.at_end(ir.b.insertion_point.block), values)
+        ir.emit(func.CallOp(self.kernel_function(op).sym_name.data, values, []))
+
+    def kernel_function(self, op: KernelOp) -> func.FuncOp:
+        """The kernel's nest as a function; kernels with the same nest share one."""
+        key = op.nest_key.data if op.nest_key is not None else str(id(op))
+        function = self.kernels.get(key)
+        if function is None:
+            block = op.body.detach_block(0)
+            block.add_op(func.ReturnOp())
+            ty = func.FunctionType.from_lists([a.type for a in block.args], [])
+            name = f"kernel_{len(self.kernels)}_{op.kind}"
+            function = func.FuncOp(name, ty, Region(block), visibility="private")
+            function.attributes[NOINLINE_ATTR] = UnitAttr()
+            self.kernels[key] = function
+        return function
 
     def prefix_entry(self, ref, var: VarPlan, op: Operation) -> SSAValue:
         """Entry `W[i, j]` of a constant prefix table: its address from the host's table of addresses."""
@@ -610,6 +623,9 @@ def _strided_like(ty: MemRefType, table: VarPlan) -> MemRefType:
     return MemRefType(ty.element_type, list(ty.get_shape()), StridedLayoutAttr([None] * lead + strides, None))
 
 
-def emit_step(plan: StepPlan) -> func.FuncOp:
-    return StepEmitter(plan).emit()
+def emit_step(plan: StepPlan) -> list[func.FuncOp]:
+    """The step function, then the kernels and shared helpers it calls."""
+    emitter = StepEmitter(plan)
+    step = emitter.emit()
+    return [step, *emitter.kernels.values(), *emitter.helpers.functions.values()]
 

@@ -11,7 +11,11 @@
 - `grow(kind, a, b, c)`: call the host's `oi_grow` (it reallocates a table, a resizable buffer
   or the undo log and updates their words); a non-zero answer leaves the step with code 2;
 - `log_bytes(slot, offset, nbytes)`: append `nbytes` bytes of the buffer at word `slot`, from
-  byte `offset`, to the undo log, so the host can put them back if the step fails.
+  byte `offset`, to the undo log, so the host can put them back if the step fails;
+- `Helpers`: the functions shared by every table (undo log, size raising, presence marking),
+  emitted once per module and called, which keeps the step function (and LLVM's work) small.
+
+Constants are emitted once per function, at its top.
 """
 
 from __future__ import annotations
@@ -29,12 +33,14 @@ from xdsl.dialects.builtin import (
     IntegerType,
     MemRefType,
     StridedLayoutAttr,
+    UnitAttr,
     i32,
     i64,
 )
 from xdsl.ir import Block, Region, SSAValue
 from xdsl.rewriter import InsertPoint
 
+from oi_compiler.backend.llvm import NOINLINE_ATTR
 from oi_compiler.dialects.oi_lowered import StateViewOp, StepExitOp
 from oi_compiler.lowering import plan as P
 
@@ -51,9 +57,16 @@ def grow_declaration() -> func.FuncOp:
 
 
 class StepIR:
-    def __init__(self, block: Block, state: SSAValue):
+    """Emits into one function; `helpers` is the module's shared `Helpers` (None inside them)."""
+
+    def __init__(self, block: Block, state: SSAValue, helpers: Helpers | None = None):
         self.b = Builder(InsertPoint.at_end(block))
         self.state = state
+        self.helpers = helpers
+        # constants go once each to the top of the function, so every use is dominated
+        self._anchor = arith.ConstantOp(IntegerAttr(0, INDEX))
+        self.b.insert(self._anchor)
+        self._constants: dict[tuple, SSAValue] = {(0, INDEX): self._anchor.result}
 
     # --- values ----------------------------------------------------------------------------
     def emit(self, op):
@@ -61,10 +74,16 @@ class StepIR:
         return op.results[0] if op.results else None
 
     def const(self, value: int) -> SSAValue:
-        return self.emit(arith.ConstantOp(IntegerAttr(value, INDEX)))
+        return self.const_of(value, INDEX)
 
     def const_of(self, value: int, ty) -> SSAValue:
-        return self.emit(arith.ConstantOp(IntegerAttr(value, ty)))
+        key = (value, ty)
+        found = self._constants.get(key)
+        if found is None:
+            op = arith.ConstantOp(IntegerAttr(value, ty))
+            self._anchor.parent_block().insert_op_before(op, self._anchor)
+            found = self._constants[key] = op.result
+        return found
 
     def add(self, a, b):
         return self.emit(arith.AddiOp(a, b))
@@ -100,22 +119,25 @@ class StepIR:
         return result
 
     # --- state words and buffers -------------------------------------------------------------
-    def raw_word(self, slot: int) -> SSAValue:
-        return self.emit(memref.LoadOp.get(self.state, [self.const(slot)]))
+    def raw_word(self, slot: int | SSAValue) -> SSAValue:
+        index = self.const(slot) if isinstance(slot, int) else slot
+        return self.emit(memref.LoadOp.get(self.state, [index]))
 
-    def word(self, slot: int) -> SSAValue:
+    def word(self, slot: int | SSAValue) -> SSAValue:
         return self.to_index(self.raw_word(slot))
 
-    def set_word(self, slot: int, value: SSAValue) -> None:
-        self.emit(memref.StoreOp.get(self.to_i64(value), self.state, [self.const(slot)]))
+    def set_word(self, slot: int | SSAValue, value: SSAValue) -> None:
+        index = self.const(slot) if isinstance(slot, int) else slot
+        self.emit(memref.StoreOp.get(self.to_i64(value), self.state, [index]))
 
-    def view(self, slot: int, ty: MemRefType, sizes: Sequence[SSAValue] = ()) -> SSAValue:
-        return self.emit(StateViewOp(self.state, self.const(slot), list(sizes), ty))
+    def view(self, slot: int | SSAValue, ty: MemRefType, sizes: Sequence[SSAValue] = ()) -> SSAValue:
+        index = self.const(slot) if isinstance(slot, int) else slot
+        return self.emit(StateViewOp(self.state, index, list(sizes), ty))
 
     def view_at(self, words: SSAValue, index: SSAValue, ty: MemRefType) -> SSAValue:
         return self.emit(StateViewOp(words, index, [], ty))
 
-    def bytes_view(self, slot: int, nbytes: SSAValue) -> SSAValue:
+    def bytes_view(self, slot: int | SSAValue, nbytes: SSAValue) -> SSAValue:
         return self.view(slot, MemRefType(I8, [DYN]), [nbytes])
 
     def subview(self, source: SSAValue, offsets, sizes, result_type: MemRefType) -> SSAValue:
@@ -187,22 +209,103 @@ class StepIR:
         with self.if_(self.emit(arith.CmpiOp(result, self.const_of(0, i64), "ne"))):
             self.exit(CODE_HOST)
 
-    # --- the undo log ------------------------------------------------------------------------
-    def log_bytes(self, slot: int, offset: SSAValue, nbytes: SSAValue) -> None:
-        count, used = self.word(P.LOG_COUNT), self.word(P.LOG_USED)
-        records, total = self.add(count, self.const(1)), self.add(used, nbytes)
-        full = self.or_(self.cmp("sgt", records, self.word(P.LOG_RECORDS_CAP)),
-                        self.cmp("sgt", total, self.word(P.LOG_BYTES_CAP)))  # fmt: skip
-        with self.if_(full):
-            self.grow(P.GROW_LOG, records, total, 0)
-        table = self.view(P.LOG_RECORDS, MemRefType(i64, [DYN, 4]), [records])
-        for column, value in enumerate((self.const(slot), offset, nbytes, used)):
-            self.emit(memref.StoreOp.get(self.to_i64(value), table, [count, self.const(column)]))
-        source = self.bytes_range(self.bytes_view(slot, self.add(offset, nbytes)), offset, nbytes)
-        target = self.bytes_range(self.bytes_view(P.LOG_BYTES, total), used, nbytes)
-        self.emit(memref.CopyOp(source, target))
-        self.set_word(P.LOG_COUNT, records)
-        self.set_word(P.LOG_USED, total)
+    # --- shared helpers ---------------------------------------------------------------------
+    def call_checked(self, callee: str, args: Sequence[SSAValue]) -> None:
+        """Call a helper returning a step code; a non-zero code leaves this function with it."""
+        code = self.emit(func.CallOp(callee, [self.state, *args], [i32]))
+        with self.if_(self.emit(arith.CmpiOp(code, self.const_of(0, i32), "ne"))):
+            self.emit(StepExitOp(code))
+
+    def log_bytes(self, slot: int | SSAValue, offset: SSAValue, nbytes: SSAValue) -> None:
+        """Append `nbytes` bytes of the buffer at word `slot`, from byte `offset`, to the undo log."""
+        if self.helpers is None:
+            raise AssertionError("helpers log through their caller")
+        self.call_checked(self.helpers.need("oi_log"), [self.const(slot) if isinstance(slot, int) else slot,
+                                                        offset, nbytes])  # fmt: skip
+
+
+class Helpers:
+    """Functions the step calls for work that is the same for every table (emitted once each).
+
+    - `@oi_log(state, slot, offset, nbytes) -> i32`: append bytes to the undo log (growing it);
+    - `@oi_raise_size(state, table, rank, dim, n) -> i32`: a growable index's size to at least `n`,
+      asking the host for capacity past the current one (`table` is the table's first word);
+    - `@oi_mark_present_<r>(state, table, starts..., counts...) -> i32`: every entry of the box
+      becomes present, each change logged.
+    """
+
+    def __init__(self) -> None:
+        self.functions: dict[str, func.FuncOp] = {}
+
+    def need(self, name: str) -> str:
+        if name not in self.functions:
+            if name == "oi_log":
+                self.functions[name] = self._log()
+            elif name == "oi_raise_size":
+                self.functions[name] = self._raise_size()
+            elif name.startswith("oi_mark_present_"):
+                self.functions[name] = self._mark_present(int(name.rsplit("_", 1)[1]))
+            else:
+                raise KeyError(name)
+        return name
+
+    def _function(self, name: str, params: int) -> tuple[func.FuncOp, StepIR, list[SSAValue]]:
+        ty = FunctionType.from_lists([MemRefType(i64, [DYN]), *[INDEX] * params], [i32])
+        function = func.FuncOp(name, ty, visibility="private")
+        function.attributes[NOINLINE_ATTR] = UnitAttr()
+        args = list(function.body.block.args)
+        return function, StepIR(function.body.block, args[0], self), args[1:]
+
+    @staticmethod
+    def _finish(ir: StepIR, function: func.FuncOp) -> func.FuncOp:
+        ir.b.insert(func.ReturnOp(ir.const_of(0, i32)))
+        return function
+
+    def _log(self) -> func.FuncOp:
+        function, ir, (slot, offset, nbytes) = self._function("oi_log", 3)
+        count, used = ir.word(P.LOG_COUNT), ir.word(P.LOG_USED)
+        records, total = ir.add(count, ir.const(1)), ir.add(used, nbytes)
+        full = ir.or_(ir.cmp("sgt", records, ir.word(P.LOG_RECORDS_CAP)),
+                      ir.cmp("sgt", total, ir.word(P.LOG_BYTES_CAP)))  # fmt: skip
+        with ir.if_(full):
+            ir.grow(P.GROW_LOG, records, total, 0)
+        table = ir.view(P.LOG_RECORDS, MemRefType(i64, [DYN, 4]), [records])
+        for column, value in enumerate((slot, offset, nbytes, used)):
+            ir.emit(memref.StoreOp.get(ir.to_i64(value), table, [count, ir.const(column)]))
+        source = ir.bytes_range(ir.bytes_view(slot, ir.add(offset, nbytes)), offset, nbytes)
+        target = ir.bytes_range(ir.bytes_view(P.LOG_BYTES, total), used, nbytes)
+        ir.emit(memref.CopyOp(source, target))
+        ir.set_word(P.LOG_COUNT, records)
+        ir.set_word(P.LOG_USED, total)
+        return self._finish(ir, function)
+
+    def _raise_size(self) -> func.FuncOp:
+        """Words of a table from its first one: data, present, capacities, sizes (`plan.VarPlan`)."""
+        function, ir, (table, rank, dim, n) = self._function("oi_raise_size", 4)
+        capacity = ir.add(ir.add(table, ir.const(2)), dim)
+        size = ir.add(capacity, rank)
+        with ir.if_(ir.cmp("sgt", n, ir.word(size))):
+            ir.set_word(size, n)
+            with ir.if_(ir.cmp("sgt", n, ir.word(capacity))):
+                ir.grow(P.GROW_TABLE, table, dim, n)
+        return self._finish(ir, function)
+
+    def _mark_present(self, rank: int) -> func.FuncOp:
+        function, ir, args = self._function(f"oi_mark_present_{rank}", 1 + 2 * rank)
+        table, starts, counts = args[0], args[1 : 1 + rank], args[1 + rank :]
+        with ir.for_each(counts) as ivs:
+            key = [ir.add(s, iv) for s, iv in zip(starts, ivs)]
+            caps = [ir.word(ir.add(table, ir.const(2 + d))) for d in range(rank)]
+            linear = ir.const(0)
+            for k, cap in zip(key, caps):
+                linear = ir.add(ir.mul(linear, cap), k)
+            present = ir.bytes_view(ir.add(table, ir.const(1)), ir.product(caps))
+            flag = ir.emit(memref.LoadOp.get(present, [linear]))
+            with ir.if_(ir.emit(arith.CmpiOp(flag, ir.const_of(0, I8), "eq"))):
+                ir.log_bytes(ir.add(table, ir.const(1)), linear, ir.const(1))
+                present = ir.bytes_view(ir.add(table, ir.const(1)), ir.product(caps))
+                ir.emit(memref.StoreOp.get(ir.const_of(1, I8), present, [linear]))
+        return self._finish(ir, function)
 
 
 def step_function_type() -> FunctionType:

@@ -1,8 +1,10 @@
 """`--lower-cache`: the graph becomes one `func.func @step(%state: memref<?xi64>) -> i32`.
 
 Variables, tables, persistent scalars and every cache op become host buffers reached through
-the state array, index arithmetic, size checks, copies and the undo log; the `oi.kernel`s of
-`--lower-ops` are inlined where their statements were (`lowering/step_emitter.py`). The
+the state array, index arithmetic, size checks, copies and the undo log; each distinct
+`oi.kernel` nest of `--lower-ops` becomes one private function (`@kernel_<n>_<op>`, called
+where its statements were), and the work common to all tables goes to shared helpers
+(`@oi_log`, `@oi_raise_size`, `@oi_mark_present_<rank>`) (`lowering/step_emitter.py`). The
 function carries `oi.error_sites`: for each error site, `"<error class>:<message template>"`,
 the statement's location and its description (a JSON list), which the host turns into the reference's
 exception when the step returns 1. The module keeps only the function and `@oi_grow`'s
@@ -48,11 +50,12 @@ def lower_graphs(module) -> list[StepPlan]:
         raise PassError("--lower-cache lowers one graph per module")
     for graph in graphs:
         plan = build_plan(graph)
-        function = emit_step(plan)
-        function.attributes[SITES_ATTR] = ArrayAttr([StringAttr(site_text(t, op)) for t, op in plan.sites[1:]])
+        functions = emit_step(plan)
+        functions[0].attributes[SITES_ATTR] = ArrayAttr([StringAttr(site_text(t, op)) for t, op in plan.sites[1:]])
         block = graph.parent_block()
         block.insert_op_before(grow_declaration(), graph)
-        block.insert_op_before(function, graph)
+        for function in functions:
+            block.insert_op_before(function, graph)
         graph.detach()
         plans.append(plan)
     return plans

@@ -58,9 +58,10 @@ class LowerOps(ModulePass):
     def apply(self, ctx, module) -> None:
         for graph in [op for op in module.walk() if isinstance(op, GraphOp)]:
             plan = build_plan(graph)
+            nests: dict[str, Region] = {}
             for op, _ in list(statements(plan.entry.body.block.ops)):
                 if isinstance(op, NamedOp):
-                    kernel = lower_op(op, plan)
+                    kernel = lower_op(op, plan, nests)
                     kernel.location = op.location
                     op.parent_block().insert_op_before(kernel, op)
                     op.detach()
@@ -88,19 +89,21 @@ def memref_type_of(var: VarPlan, plan: StepPlan) -> MemRefType:
 
 
 def _last_index_is_sliced(var: VarPlan, plan: StepPlan) -> bool:
-    # reads into a view destination all have the same form; the plan checked their ranks
+    """Whether every read into `var` slices its table's last index (a stride of one entry)."""
     from oi_compiler.dialects.oi import CacheReadOp
     from oi_compiler.dialects.oi_attrs import SliceAttr
 
+    forms = []
     for op, _ in statements(plan.entry.body.block.ops):
         if isinstance(op, CacheReadOp) and op.dst.var_name == var.name:
             given = list(op.src.indices)
-            rank = plan.vars[var.table].rank
-            return len(given) < rank or isinstance(given[rank - 1], SliceAttr)
-    return False
+            rank = plan.vars[op.src.var_name].rank
+            forms.append(len(given) < rank or isinstance(given[rank - 1], SliceAttr))
+    return bool(forms) and all(forms)
 
 
-def lower_op(op: NamedOp, plan: StepPlan) -> KernelOp:
+def lower_op(op: NamedOp, plan: StepPlan, nests: dict[str, Region] | None = None) -> KernelOp:
+    """`op` as a kernel; `nests` memoises bodies by their key (same op, types and settings)."""
     spec = lookup_op(op.kind)
     if spec is None:
         return _error_kernel(op, f"unsupported op {op.kind}")
@@ -130,13 +133,19 @@ def lower_op(op: NamedOp, plan: StepPlan) -> KernelOp:
     in_types = [_entry_type(ref, v, plan) for ref, v in zip(op.inputs, inputs)]
     out_type = memref_type_of(out, plan)
     runtime_types = [dtype_type(plan.vars[name].dtype) for _, name in runtime]
+    aliases = [i for i, ref in enumerate(op.inputs) if not ref.indices.data and ref.var_name == out.name]
+    key = repr((op.kind, sorted((k, repr(v)) for k, v in settings.items()), [str(t) for t in in_types],
+                str(out_type), [str(t) for t in runtime_types], aliases, in_dtypes, out_dtype))  # fmt: skip
+    properties = _properties(op, [k for k, _ in runtime])
+    properties["nest_key"] = StringAttr(key)
+    if nests is not None and key in nests:
+        return KernelOp.create(properties=properties, regions=[nests[key].clone()])
     block = Block(arg_types=[*in_types, out_type, *runtime_types])
     args = list(block.args)
     in_args, out_arg, runtime_args = args[: len(inputs)], args[len(inputs)], args[len(inputs) + 1 :]
     for (key, _), value in zip(runtime, runtime_args):
         settings[key] = value
     b = Builder(InsertPoint.at_end(block))
-    aliases = [i for i, ref in enumerate(op.inputs) if not ref.indices.data and ref.var_name == out.name]
     target = out_arg
     if aliases and aliases[0] == 0:
         target = in_args[0]  # the builder handles an output that is its first input
@@ -149,7 +158,10 @@ def lower_op(op: NamedOp, plan: StepPlan) -> KernelOp:
     if target is not out_arg and target is not in_args[0]:
         b.insert(memref.CopyOp(target, out_arg))
         b.insert(memref.DeallocOp.get(target))
-    return KernelOp.create(properties=_properties(op, [k for k, _ in runtime]), regions=[Region(block)])
+    region = Region(block)
+    if nests is not None:
+        nests[key] = region.clone()
+    return KernelOp.create(properties=properties, regions=[region])
 
 
 def _properties(op: NamedOp, runtime: list[str], error: str | None = None) -> dict[str, Attribute]:

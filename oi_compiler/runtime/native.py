@@ -189,10 +189,10 @@ class NativeState:
         if var.kind == "view":
             if var.name in self.loaded_views:
                 return self.loaded_views[var.name].copy()
-            table = self.plan.vars[var.table]
+            table = self.plan.vars[var.tables[int(self.words[var.slot])]]
             selection = []
             for d in range(table.rank):
-                start, count = int(self.words[var.slot + 2 * d]), int(self.words[var.slot + 2 * d + 1])
+                start, count = int(self.words[var.slot + 1 + 2 * d]), int(self.words[var.slot + 2 + 2 * d])
                 selection.append(start if count < 0 else slice(start, start + count))
             return self.arrays[table.data_slot][tuple(selection)].copy()
         raise ExecutionError(f"{var.name} is a prefix table; fetch one of its entries from the model")

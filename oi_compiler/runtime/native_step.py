@@ -86,12 +86,13 @@ def parse_site(text: str) -> ErrorSite:
 class NativeStep:
     """One graph's compiled step: `call(words)` runs it on a state array."""
 
-    def __init__(self, plan: StepPlan, compiled, sites: list[ErrorSite], block: str):
+    def __init__(self, plan: StepPlan, code, symbol: str, sites: list[ErrorSite], block: str, source: str):
         self.plan = plan
-        self.compiled = compiled  # keeps the machine code alive
+        self.code = code  # keeps the machine code alive
         self.sites = sites
         self.block = block
-        self._native = _STEP(compiled.address("step"))
+        self.source = source  # "compiled", "memory" or "disk"
+        self._native = _STEP(code.engine.get_function_address(symbol))
 
     def call(self, words) -> int:
         address = words.ctypes.data
@@ -99,12 +100,67 @@ class NativeStep:
 
 
 def compile_step(bound: BoundGraph) -> NativeStep:
-    from oi_compiler.backend.jit import compile_module
-    from oi_compiler.pipeline import lower_to_loops
+    """The step of `bound`, from the step cache when this graph was compiled before.
+
+    The cache key is the bound graph's text, its sizes, the compiler's own source and the host:
+    a hit skips the whole lowering pipeline, not only LLVM (`jit_cache` holds the entry, with
+    the error sites and the step's symbol as its `meta`)."""
+    from oi_compiler.backend import jit_cache
+    from oi_compiler.backend.jit import compile_module, host_target, load_object
+    from oi_compiler.pipeline import bound_plan, lower_to_loops
 
     _install_callback()
-    module, plan = lower_to_loops(bound.graph.module, bound.sizevars)
-    function = next(op for op in module.ops if getattr(op, "sym_name", None) is not None
-                    and op.sym_name.data == "step")  # fmt: skip
-    sites = [ErrorSite("", "", None, "")] + [parse_site(s.data) for s in function.attributes["oi.error_sites"]]
-    return NativeStep(plan, compile_module(module), sites, plan.entry.block_name)
+    host = host_target()
+    key = _step_key(bound, host)
+    source, loaded = "memory", jit_cache.memory_get(key)
+    if loaded is None:
+        source, entry = "disk", jit_cache.disk_get(key)
+        if entry is not None and entry.meta:
+            loaded = (load_object(entry, host), json.loads(entry.meta))
+        else:
+            source = "compiled"
+            module, _ = lower_to_loops(bound.graph.module, bound.sizevars)
+            step = next(op for op in module.ops if getattr(op, "sym_name", None) is not None
+                        and op.sym_name.data == "step")  # fmt: skip
+            compiled = compile_module(module)
+            meta = {"symbol": compiled.symbol("step"), "sites": [s.data for s in step.attributes["oi.error_sites"]]}
+            code = compiled.loaded
+            jit_cache.disk_put(key, jit_cache.CacheEntry(code.object_code, code.optimized_ir, json.dumps(meta)))
+            loaded = (code, meta)
+        jit_cache.memory_put(key, loaded)
+    code, meta = loaded
+    plan = bound_plan(bound.graph.module, bound.sizevars)
+    sites = [ErrorSite("", "", None, "")] + [parse_site(s) for s in meta["sites"]]
+    return NativeStep(plan, code, meta["symbol"], sites, plan.entry.block_name, source)
+
+
+_fingerprint: str | None = None
+
+
+def compiler_fingerprint() -> str:
+    """A hash of oi_compiler's own source files: a changed compiler never reuses old steps."""
+    global _fingerprint
+    if _fingerprint is None:
+        import hashlib
+        from pathlib import Path
+
+        import oi_compiler
+
+        digest = hashlib.sha256()
+        root = Path(oi_compiler.__file__).parent
+        for path in sorted(root.rglob("*.py")):
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(path.read_bytes())
+        _fingerprint = digest.hexdigest()
+    return _fingerprint
+
+
+def _step_key(bound: BoundGraph, host) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for part in ("oi-step", str(bound.graph.module), json.dumps(sorted(bound.sizevars.items())),
+                 compiler_fingerprint(), host.triple, host.cpu, host.features):  # fmt: skip
+        digest.update(part.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()
