@@ -19,7 +19,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.installed
 
 # The main job: a 2-layer transformer decoder (examples/tiny_decoder.oi) decoding token by token
-# on the reference executor, each step checked against a plain numpy implementation.
+# compiled for the CPU (device="cpu"), each step checked against a plain numpy implementation.
 demo: $(VENV)/.installed
 	$(BIN)/python examples/tiny_decoder.py
 

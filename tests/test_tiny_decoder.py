@@ -1,4 +1,4 @@
-"""examples/tiny_decoder.oi on the reference executor against examples/tiny_decoder.py's numpy decoder.
+"""examples/tiny_decoder.oi on both devices (reference, cpu) against examples/tiny_decoder.py's numpy decoder.
 
 Tolerance: logits and cached keys/values are compared with rtol = atol = 1e-5. Both sides
 compute in float32 with the same formulas but in a different order (the executor's einsum
@@ -51,15 +51,18 @@ def graph() -> oi.Graph:
     return oi.Graph.load(td.GRAPH)
 
 
-def _executor(graph: oi.Graph, model: oi.Model) -> oi.Executor:
-    return oi.Simulator(model, graph, device="reference").make_executor()
+DEVICES = ["reference", "cpu"]
 
 
-def _run_and_compare(graph: oi.Graph, seed: int, dims: dict[str, int] | None, steps: int) -> None:
+def _executor(graph: oi.Graph, model: oi.Model, device: str = "reference") -> oi.Executor:
+    return oi.Simulator(model, graph, device=device).make_executor()
+
+
+def _run_and_compare(graph: oi.Graph, seed: int, dims: dict[str, int] | None, steps: int, device: str) -> None:
     """`steps` random tokens through the graph and NumpyDecoder; logits and KV tables checked each step."""
     d = td.full_dims(dims)
     model = td.make_model(seed, d)
-    exe, ref = _executor(graph, model), td.NumpyDecoder(td.make_weights(seed, d), d)
+    exe, ref = _executor(graph, model, device), td.NumpyDecoder(td.make_weights(seed, d), d)
     tokens = np.random.default_rng(1000 + seed).integers(0, d["NV"], size=steps)
     for n, token in enumerate(tokens, start=1):
         logits = td.graph_step(exe, int(token))
@@ -86,14 +89,30 @@ def test_graph_verifies(graph: oi.Graph) -> None:
     assert graph.vars["Kc"].index_names == ["l", "t"]
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_logits_and_kv_cache_match_numpy(graph: oi.Graph, seed: int) -> None:
-    _run_and_compare(graph, seed, None, steps=16)
+def test_logits_and_kv_cache_match_numpy(graph: oi.Graph, seed: int, device: str) -> None:
+    _run_and_compare(graph, seed, None, steps=16, device=device)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dims", OTHER_DIMS, ids=["L1-mqa", "L3-mha"])
-def test_other_dims(graph: oi.Graph, dims: dict[str, int]) -> None:
-    _run_and_compare(graph, 7, dims, steps=10)
+def test_other_dims(graph: oi.Graph, dims: dict[str, int], device: str) -> None:
+    _run_and_compare(graph, 7, dims, steps=10, device=device)
+
+
+def test_devices_agree_step_by_step(graph: oi.Graph) -> None:
+    """cpu against reference over 40 greedy steps: logits within float tolerance, caches too."""
+    model = td.make_model(5)
+    ref, cpu = _executor(graph, model), _executor(graph, model, "cpu")
+    token = 7
+    for _ in range(40):
+        a, b = td.graph_step(ref, token), td.graph_step(cpu, token)
+        np.testing.assert_allclose(b, a, rtol=RTOL, atol=ATOL)
+        token = int(np.argmax(a))
+    assert ref.table_sizes("Kc") == cpu.table_sizes("Kc") == [2, 40]
+    np.testing.assert_allclose(cpu.state("Kc"), ref.state("Kc"), rtol=RTOL, atol=ATOL)
+    assert int(cpu.state("pos")) == int(ref.state("pos")) == 40
 
 
 class _WrongGrouping(td.NumpyDecoder):
@@ -141,8 +160,9 @@ def test_comparison_detects_modelling_errors(graph: oi.Graph, monkeypatch: pytes
     assert min(_max_diffs(graph, td.NumpyDecoder.from_model(model), model, tokens)) > 1e-2
 
 
-def test_executors_are_independent_and_reset(graph: oi.Graph) -> None:
-    sim = oi.Simulator(td.make_model(0), graph, device="reference")
+@pytest.mark.parametrize("device", DEVICES)
+def test_executors_are_independent_and_reset(graph: oi.Graph, device: str) -> None:
+    sim = oi.Simulator(td.make_model(0), graph, device=device)
     a, b = sim.make_executor(), sim.make_executor()
     first = [td.graph_step(a, t) for t in (3, 17, 15)]
     assert np.array_equal(td.graph_step(b, 3), first[0])  # b starts at position 0
@@ -168,9 +188,10 @@ def test_model_file_round_trip(graph: oi.Graph, tmp_path: Path, suffix: str) -> 
         assert np.array_equal(td.graph_step(from_file, token), td.graph_step(in_memory, token))
 
 
-def test_main_decodes_greedily(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("device", DEVICES)
+def test_main_decodes_greedily(tmp_path: Path, capsys: pytest.CaptureFixture[str], device: str) -> None:
     model = tmp_path / "tiny.oinf"
-    assert td.main(["--model", str(model), "--steps", "12"]) == 0
+    assert td.main(["--model", str(model), "--steps", "12", "--device", device]) == 0
     out = capsys.readouterr().out
     assert model.exists()
     rows = [line.split() for line in out.splitlines() if line[:4].strip().isdigit()]
@@ -178,6 +199,7 @@ def test_main_decodes_greedily(tmp_path: Path, capsys: pytest.CaptureFixture[str
     for _, fed, ours, theirs, diff in rows:
         assert ours == theirs and float(diff) <= td.TOLERANCE
     assert "OK: the graph matches numpy" in out
+    assert f"device {device!r}" in out
 
 
 def test_main_fails_on_divergence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

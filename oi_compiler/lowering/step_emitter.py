@@ -181,7 +181,7 @@ class StepEmitter:
             else:
                 value = self.index_value(index, op, cache=True)
                 self.ir.fail_if(self.ir.cmp("slt", value, self.ir.const(0)),
-                                self.site(CACHE, "cache index cannot be negative", op))  # fmt: skip
+                                lambda: self.site(CACHE, "cache index cannot be negative", op))  # fmt: skip
                 out.append(("index", value))
         return out
 
@@ -223,8 +223,8 @@ class StepEmitter:
         ir = self.ir
         limit = table.fixed[dim]
         if limit is not None:
-            site = self.site(CACHE, _escape(f"cache table {table.name} index {dim} exceeds fixed size {limit}"), op)
-            ir.fail_if(ir.cmp("sgt", size, ir.const(limit)), site)
+            message = _escape(f"cache table {table.name} index {dim} exceeds fixed size {limit}")
+            ir.fail_if(ir.cmp("sgt", size, ir.const(limit)), lambda: self.site(CACHE, message, op))
             return
         ir.call_checked(self.helpers.need("oi_raise_size"),
                         [ir.const(table.slot), ir.const(table.rank), ir.const(dim), size])  # fmt: skip
@@ -256,15 +256,15 @@ class StepEmitter:
         if start is None:
             start = ir.const(0)
         else:
-            ir.fail_if(ir.cmp("slt", start, ir.const(0)), self.site(CACHE, "slice start cannot be negative", op))
+            ir.fail_if(ir.cmp("slt", start, ir.const(0)), lambda: self.site(CACHE, "slice start cannot be negative", op))
         if end is None:
             end = size
         else:
             negative = ir.cmp("slt", end, ir.const(0))
-            underflow = ir.emit(arith.AndIOp(negative, ir.cmp("sgt", ir.sub(ir.const(0), end), size)))
-            ir.fail_if(underflow, self.site(CACHE, "slice end underflow for size {0}", op), [size])
+            underflow = ir.and_(negative, ir.cmp("sgt", ir.sub(ir.const(0), end), size))
+            ir.fail_if(underflow, lambda: self.site(CACHE, "slice end underflow for size {0}", op), [size])
             end = ir.select(negative, ir.add(size, end), end)
-        ir.fail_if(ir.cmp("slt", end, start), self.site(CACHE, "slice end {0} before start {1}", op), [end, start])
+        ir.fail_if(ir.cmp("slt", end, start), lambda: self.site(CACHE, "slice end {0} before start {1}", op), [end, start])
         return start, end
 
     def mark_present(self, table: VarPlan, selection: list) -> None:
@@ -425,7 +425,7 @@ class StepEmitter:
         caps = self.capacities(table)
         inside = ir.const_of(1, IntegerType(1))
         for k, cap in zip(prefix, caps):
-            inside = ir.emit(arith.AndIOp(inside, ir.cmp("slt", k, cap)))
+            inside = ir.and_(inside, ir.cmp("slt", k, cap))
         with ir.if_(inside):
             caps = self.capacities(table)
             first = ir.const(0)
@@ -547,7 +547,13 @@ class StepEmitter:
             raise unsupported(f"{ref.var_name} with {len(indices)} of its {var.rank} indices", op)
         counts = [ir.word(var.count_base + d) for d in range(var.rank)]
         pattern = self._key_template(ref.var_name, var)
-        site = self.site(EXEC, "model variable not found: " + pattern, op)
+        sites: list[int] = []
+
+        def site() -> int:  # one site for both checks
+            if not sites:
+                sites.append(self.site(EXEC, "model variable not found: " + pattern, op))
+            return sites[0]
+
         bad = ir.const_of(0, IntegerType(1))
         for k, count in zip(indices, counts):
             bad = ir.or_(bad, ir.or_(ir.cmp("slt", k, ir.const(0)), ir.cmp("sge", k, count)))

@@ -20,7 +20,7 @@ Constants are emitted once per function, at its top.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from xdsl.builder import Builder
@@ -85,26 +85,69 @@ class StepIR:
             found = self._constants[key] = op.result
         return found
 
+    # index arithmetic folds constants, so literal indices leave no checks behind
+    @staticmethod
+    def known(value: SSAValue) -> int | None:
+        """The value of a constant (an index or an i1), else None."""
+        owner = value.owner
+        if isinstance(owner, arith.ConstantOp) and isinstance(owner.value, IntegerAttr):
+            return owner.value.value.data
+        return None
+
+    def _fold(self, a, b, fn, op):
+        x, y = self.known(a), self.known(b)
+        if x is not None and y is not None:
+            return self.const_of(fn(x, y), a.type)
+        return self.emit(op(a, b))
+
     def add(self, a, b):
-        return self.emit(arith.AddiOp(a, b))
+        if self.known(b) == 0:
+            return a
+        return self._fold(a, b, lambda x, y: x + y, arith.AddiOp)
 
     def sub(self, a, b):
-        return self.emit(arith.SubiOp(a, b))
+        return self._fold(a, b, lambda x, y: x - y, arith.SubiOp)
 
     def mul(self, a, b):
-        return self.emit(arith.MuliOp(a, b))
+        if self.known(a) == 1:
+            return b
+        if self.known(b) == 1:
+            return a
+        return self._fold(a, b, lambda x, y: x * y, arith.MuliOp)
+
+    _PREDICATES = {"slt": lambda x, y: x < y, "sgt": lambda x, y: x > y, "sge": lambda x, y: x >= y,
+                   "sle": lambda x, y: x <= y, "eq": lambda x, y: x == y, "ne": lambda x, y: x != y}  # fmt: skip
 
     def cmp(self, pred: str, a, b):
+        x, y = self.known(a), self.known(b)
+        if x is not None and y is not None:
+            return self.const_of(int(self._PREDICATES[pred](x, y)), IntegerType(1))
         return self.emit(arith.CmpiOp(a, b, pred))
 
     def select(self, cond, a, b):
+        c = self.known(cond)
+        if c is not None:
+            return a if c else b
         return self.emit(arith.SelectOp(cond, a, b))
 
     def max(self, a, b):
         return self.select(self.cmp("sgt", a, b), a, b)
 
     def or_(self, a, b):
+        x, y = self.known(a), self.known(b)
+        if x == 0 or y is not None and y != 0:
+            return b
+        if y == 0 or x is not None and x != 0:
+            return a
         return self.emit(arith.OrIOp(a, b))
+
+    def and_(self, a, b):
+        x, y = self.known(a), self.known(b)
+        if x == 0 or y is not None and y != 0:
+            return a
+        if y == 0 or x is not None and x != 0:
+            return b
+        return self.emit(arith.AndIOp(a, b))
 
     def to_index(self, value: SSAValue) -> SSAValue:
         return self.emit(arith.IndexCastOp(value, INDEX))
@@ -197,9 +240,17 @@ class StepIR:
             self.set_word(P.ERROR_ARGS + n, value)
         self.exit(CODE_ERROR)
 
-    def fail_if(self, cond: SSAValue, site: int, args: Sequence[SSAValue] = ()) -> None:
+    def fail_if(self, cond: SSAValue, site: int | Callable[[], int], args: Sequence[SSAValue] = ()) -> None:
+        """`fail(site)` when `cond` holds; `site` may be a callable, called only when the check stays."""
+        known = self.known(cond)
+        if known == 0:
+            return
+        number = site() if callable(site) else site
+        if known is not None:
+            self.fail(number, args)
+            return
         with self.if_(cond):
-            self.fail(site, args)
+            self.fail(number, args)
 
     def grow(self, kind: int, a: SSAValue | int, b: SSAValue | int, c: SSAValue | int) -> None:
         args = [self.raw_word(P.HANDLE), self.const_of(kind, i64)]

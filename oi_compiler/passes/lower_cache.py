@@ -10,7 +10,7 @@ the statement's location and its description (a JSON list), which the host turns
 exception when the step returns 1. The module keeps only the function and `@oi_grow`'s
 declaration; the state array's layout is the graph's `StepPlan` (`lowering/plan.py`).
 
-Needs `--bind-sizes` and `--lower-ops` first.
+Needs bound sizes (`--bind-sizes`); ops not lowered yet go through `--lower-ops` first.
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from xdsl.dialects.builtin import ArrayAttr, StringAttr
 from xdsl.passes import ModulePass
 
-from oi_compiler.dialects.oi import GraphOp, describe
+from oi_compiler.dialects.oi import GraphOp, NamedOp, describe
 from oi_compiler.ir_context import nearest_loc
 from oi_compiler.lowering.plan import StepPlan, build_plan
 from oi_compiler.lowering.step_emitter import emit_step
 from oi_compiler.lowering.step_ir import grow_declaration
+from oi_compiler.passes.lower_ops import LowerOps
 
 SITES_ATTR = "oi.error_sites"
 
@@ -49,6 +50,8 @@ def lower_graphs(module) -> list[StepPlan]:
 
         raise PassError("--lower-cache lowers one graph per module")
     for graph in graphs:
+        if any(isinstance(op, NamedOp) for op in graph.walk()):
+            LowerOps().apply(None, graph.parent_op())  # --lower-cache alone lowers the ops first
         plan = build_plan(graph)
         functions = emit_step(plan)
         functions[0].attributes[SITES_ATTR] = ArrayAttr([StringAttr(site_text(t, op)) for t, op in plan.sites[1:]])

@@ -83,11 +83,14 @@ def matmul(op: str, b: Builder, inputs: list, output: SSAValue, settings: Mappin
     domain = domain_of(in_dtypes)
     out_shape = shape(output)
     r = len(out_shape)
-    k = r  # the reduction loop, innermost
+    # loops: batch..., i, k, j. The reduction sits between the output's last two dims, so the
+    # innermost loop walks a row of y and of the output with unit stride (it vectorises) while
+    # each output element still accumulates in ascending k, as the reference does.
+    i, k, j = r - 2, r - 1, r
     maps = [
-        make_map(r + 1, [*batch_results(shape(x), out_shape), r - 2, k]),
-        make_map(r + 1, [*batch_results(shape(y), out_shape), k, r - 1]),
-        make_map(r + 1, list(range(r))),
+        make_map(r + 1, [*batch_results(shape(x), out_shape), i, k]),
+        make_map(r + 1, [*batch_results(shape(y), out_shape), k, j]),
+        make_map(r + 1, [*range(r - 2), i, j]),
     ]
     acc = Accumulator.make(b, output, out, domain, aliases=inputs)
     fill(b, Scalar(b, domain).narrow(Scalar(b, domain).const(0), acc.dtype), acc.buffer)
@@ -97,7 +100,7 @@ def matmul(op: str, b: Builder, inputs: list, output: SSAValue, settings: Mappin
         product = s.mul(s.widen(args[0], in_dtypes[0]), s.widen(args[1], in_dtypes[1]))
         return [s.narrow(s.add(s.widen(args[2], acc.dtype), product), acc.dtype)]
 
-    generic(b, [x, y], [acc.buffer], maps, [PARALLEL] * r + [REDUCTION], body)
+    generic(b, [x, y], [acc.buffer], maps, [PARALLEL] * (r - 1) + [REDUCTION, PARALLEL], body)
     acc.finish(b)
 
 
