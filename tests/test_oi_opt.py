@@ -1,6 +1,6 @@
 """`oi-opt`: exit codes, one-line diagnostics for every kind of bad input, pass flags in command-line order,
 options, -o, --split-input-file, --verify-diagnostics, --print-ir-after-all, --time-passes,
---load-pass-plugin, and the console script's start-up time."""
+--load-pass-plugin, --dump-stages, the lowering pipeline end to end, and the console script's start-up time."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ from oi_compiler.tools.oi_opt import main
 ROOT = Path(__file__).resolve().parent.parent
 KV_DECODE = ROOT / "examples" / "kv_decode.oi"
 LAYERS = ROOT / "examples" / "layers.oi"
+TINY_DECODER = ROOT / "examples" / "tiny_decoder.oi"
+TINY_SIZES = "--bind-sizes=D=32 H=4 Hk=2 Dh=8 F=64 NV=48 L=2 T=64"
 CUSTOM_PASS = ROOT / "examples" / "custom_pass.py"
 
 
@@ -350,7 +352,7 @@ def test_help_lists_passes(capsys) -> None:
     for name in ("canonicalize", "cse", "dce"):
         assert f"  --{name} " in out
     for flag in ("--split-input-file", "--verify-diagnostics", "--print-ir-after-all", "--time-passes",
-                 "--load-pass-plugin", "--mlir-print-op-generic", "--mlir-print-debuginfo", "-o"):
+                 "--dump-stages", "--load-pass-plugin", "--mlir-print-op-generic", "--mlir-print-debuginfo", "-o"):
         assert flag in out
 
 
@@ -677,3 +679,118 @@ def test_console_script_exit_codes(tmp_path: Path) -> None:
     proc = run_subprocess(KV_DECODE, "--frobnicate")
     assert proc.returncode == 2
     assert_one_line(proc.stderr)
+
+
+# --- --dump-stages and the lowering pipeline ------------------------------------------------------------
+
+
+def split_stages(out: str) -> list[tuple[str, str]]:
+    """(header line, IR) per stage of a --dump-stages output."""
+    lines = out.splitlines(keepends=True)
+    stages: list[tuple[str, list[str]]] = []
+    for line in lines:
+        if line.startswith("// ----- after "):
+            stages.append((line.rstrip("\n"), []))
+        else:
+            assert stages, f"text before the first stage header: {line!r}"
+            stages[-1][1].append(line)
+    return [(header, "".join(body)) for header, body in stages]
+
+
+def test_dump_stages_prints_the_ir_after_each_stage(capsys) -> None:
+    from oi_compiler.pipeline import STAGES
+
+    rc, out, err = run(capsys, KV_DECODE, "--bind-sizes=D=4", "--dump-stages")
+    assert (rc, err) == (0, "")
+    stages = split_stages(out)
+    assert [h for h, _ in stages] == [f"// ----- after {name}: {description} -----" for name, description in STAGES]
+    # each stage's IR is what running the pipeline up to that stage prints
+    flags = ["--bind-sizes=D=4", *(f"--{name}" for name, _ in STAGES[1:])]
+    for n, (_, ir) in enumerate(stages):
+        rc, expected, err = run(capsys, KV_DECODE, *flags[: n + 1])
+        assert (rc, err) == (0, ""), STAGES[n][0]
+        assert ir == expected, STAGES[n][0]
+    assert "oi.var volatile @keys : f32[T, 1, 4]" in stages[0][1]
+    assert '"oi.kernel"() <{op_name = "matmul"' in stages[1][1] and "oi.op matmul" not in stages[1][1]
+    assert "oi.graph" not in stages[2][1] and "func.func @step(" in stages[2][1]
+    assert "linalg." not in stages[3][1] and "scf.for" in stages[3][1]
+
+
+def test_dump_stages_takes_bind_sizes_in_either_form(capsys) -> None:
+    _, flag, _ = run(capsys, KV_DECODE, "--bind-sizes=D=4", "--dump-stages")
+    rc, pipeline, err = run(capsys, KV_DECODE, "--dump-stages", "-p", "bind-sizes{D=4}")
+    assert (rc, err, pipeline) == (0, "", flag)
+
+
+def test_dump_stages_reads_back_stage_by_stage(capsys, tmp_path: Path) -> None:
+    _, out, _ = run(capsys, KV_DECODE, "--bind-sizes=D=4", "--dump-stages")
+    path = tmp_path / "stages.mlir"
+    path.write_text(out)
+    rc, again, err = run(capsys, path, "--split-input-file")
+    assert (rc, err) == (0, "")
+    chunks = again.split("// -----\n")
+    assert chunks[0] == "builtin.module {\n}\n"  # before the first header
+    assert chunks[1:] == [ir for _, ir in split_stages(out)]
+
+
+def test_dump_stages_with_print_ir_after_all_and_time_passes(capsys) -> None:
+    rc, _, err = run(capsys, KV_DECODE, "--bind-sizes=D=4", "--dump-stages", "--print-ir-after-all", "--time-passes")
+    assert rc == 0
+    dumps = [line for line in err.splitlines() if line.startswith("// -----// IR Dump After")]
+    assert dumps == [f"// -----// IR Dump After {name} //----- //" for name in
+                     ("bind-sizes", "lower-ops", "lower-cache", "lower-nests")]
+    names = [line.split()[-1] for line in err.splitlines() if "%)" in line]
+    assert names == ["parse", "verify", "bind-sizes", "lower-ops", "lower-cache", "lower-nests", "Total"]
+
+
+def test_dump_stages_error_is_one_line_after_the_stages_that_ran(capsys) -> None:
+    rc, out, err = run(capsys, KV_DECODE, "--dump-stages")
+    assert rc == 1
+    line = assert_one_line(err)
+    assert line.startswith(f"{KV_DECODE}:") and "run --bind-sizes first" in line
+    assert [h for h, _ in split_stages(out)] == [
+        "// ----- after bind-sizes: every size variable replaced by its value -----"
+    ]
+
+
+def test_dump_stages_per_chunk_with_verify_diagnostics(capsys, tmp_path: Path) -> None:
+    path = tmp_path / "two.oi"
+    path.write_text(
+        "volatile { x: f32[D]; y: f32[D]; }\nblock entry { op relu(x) >> y; }\n// -----\n"
+        "// expected-error @+1 {{run --bind-sizes first}}\nvolatile { x: f32[N]; y: f32[N]; }\n"
+        "block entry { op relu(x) >> y; }\n"
+    )
+    rc, out, err = run(capsys, path, "--split-input-file", "--verify-diagnostics", "--bind-sizes=D=4", "--dump-stages")
+    assert (rc, err) == (0, "")
+    assert out.count("// ----- after lower-nests:") == 1
+    assert out.count("// ----- after bind-sizes:") == 2  # the second chunk's, before its error
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--cse"], "--dump-stages runs the lowering stages (bind-sizes, lower-ops, lower-cache, lower-nests) "
+                    "and takes no pass flag but --bind-sizes; got --cse"),
+        (["-p", "bind-sizes{D=4},lower-ops"], "takes no pass flag but --bind-sizes; got --lower-ops"),
+        (["-t", "llvm"], "--dump-stages prints the IR of each stage: it takes no -t other than mlir"),
+    ],
+)
+def test_dump_stages_bad_command_line_exit_2(capsys, argv: list[str], message: str) -> None:
+    rc, out, err = run(capsys, KV_DECODE, "--bind-sizes=D=4", "--dump-stages", *argv)
+    assert rc == 2 and out == ""
+    line = assert_one_line(err)
+    assert line.startswith("oi-opt: error: ") and line.endswith(message)
+
+
+def test_llvm_target_on_a_graph_names_the_lowering_passes(capsys) -> None:
+    rc, out, err = run(capsys, KV_DECODE, "-t", "llvm")
+    assert rc == 1 and out == ""
+    line = assert_one_line(err)
+    assert "an oi.graph must be lowered first" in line and "--lower-ops, --lower-cache, --lower-nests" in line
+
+
+@pytest.mark.parametrize("tile", [[], ["--tile=sizes=8,8,8"], ["--tile=sizes=3,0,5"]], ids=["untiled", "tile-8", "tile-3-0-5"])
+def test_tiny_decoder_lowers_to_llvm(capsys, tile: list[str]) -> None:
+    rc, out, err = run(capsys, TINY_DECODER, TINY_SIZES, "--lower-ops", "--lower-cache", *tile, "--lower-nests", "-t", "llvm")
+    assert (rc, err) == (0, "")
+    assert 'define i32 @"step"(' in out

@@ -3,8 +3,10 @@
 - `oi.kernel` (made by `--lower-ops`, consumed by `--lower-cache`): one graph op as its loop
   nest. It keeps the statement's operands by name (`@x`, `@W[l]`) and its settings, and holds
   a region whose block arguments are the buffers (one memref per input, then the output) and
-  any setting read at run time (rope's `position = pos`, an `index`); the region's ops are the
-  registry's nest builder output (`linalg.generic` on those memrefs).
+  any setting read at run time (rope's `position = pos`, of the variable's type); the region's
+  ops are the registry's nest builder output (`linalg.generic` on those memrefs). Kernels with
+  the same `nest_key` have the same body (`--lower-ops` makes it so) and share one function
+  after `--lower-cache`.
 
       "oi.kernel"() <{op_name = "add", inputs = [#oi.ref<@x>, #oi.ref<@y>], output = "z",
                       settings = {}, runtime_settings = []}> ({
@@ -60,6 +62,7 @@ class KernelOp(IRDLOperation):
     runtime_settings = prop_def(ArrayAttr[StringAttr])
     static_error = opt_prop_def(StringAttr)  # the reference's error when the node runs; no body
     nest_key = opt_prop_def(StringAttr)  # equal keys: equal nests (lowered once, shared)
+    shape_checks = opt_prop_def(StringAttr)  # JSON: run-time result dims to check, and the message
     body = region_def("single_block")
 
     traits = traits_def(NoTerminator(), MemoryReadEffect(), MemoryWriteEffect())

@@ -192,7 +192,7 @@ def _static_shape(var_type, op) -> tuple[int, ...]:
         size = dim.size({})
         if size is None:
             raise PassError("the compiled path needs every size bound: run --bind-sizes first "
-                            f"({dim})", nearest_loc(op))  # fmt: skip
+                            f"({dim.text})", nearest_loc(op))  # fmt: skip
         shape.append(size)
     return tuple(shape)
 

@@ -20,6 +20,7 @@ error site of the plan (its message template and statement), fired with `StepIR.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from xdsl.dialects import arith, func, memref
@@ -35,7 +36,6 @@ from xdsl.dialects.builtin import (
     i32,
 )
 from xdsl.ir import Operation, Region, SSAValue
-from xdsl.rewriter import InsertPoint, Rewriter
 
 from oi_compiler.dialects.oi import (
     AssignOp,
@@ -47,7 +47,6 @@ from oi_compiler.dialects.oi import (
     CacheWriteOp,
     DepOp,
     LoopOp,
-    NamedOp,
     ReturnOp,
 )
 from oi_compiler.backend.llvm import NOINLINE_ATTR
@@ -112,8 +111,6 @@ class StepEmitter:
             self.loop(op)
         elif isinstance(op, AssignOp | BarrierOp | DepOp | ReturnOp):
             pass  # assign: the host made the zero buffer; return: the plan allows it last only
-        elif isinstance(op, NamedOp):
-            raise PassError("--lower-cache needs --lower-ops first (an oi.op is left)", nearest_loc(op))
         else:
             raise unsupported(f"statement {op.name}", op)
 
@@ -515,6 +512,8 @@ class StepEmitter:
         for ref in op.inputs:
             var = self.plan.vars[ref.var_name]
             values.append(self.prefix_entry(ref, var, op) if ref.indices.data else self.var_memref(var))
+        if op.shape_checks is not None:
+            self.check_result_dims(op, values)
         values.append(self.var_memref(self.plan.vars[op.output_name]))
         for key in op.runtime_settings:
             values.append(self.scalar(self.plan.vars[op.settings.data[key.data].root_reference.data]))
@@ -524,6 +523,24 @@ class StepEmitter:
                 raise PassError(f"oi.kernel {op.kind}: argument of type {arg.type} given {value.type} "
                                 "(run --lower-ops on this graph again)", nearest_loc(op))  # fmt: skip
         ir.emit(func.CallOp(self.kernel_function(op).sym_name.data, values, []))
+
+    def check_result_dims(self, op: KernelOp, inputs: list[SSAValue]) -> None:
+        """The reference's output-shape error when a run-time sized result differs from the output."""
+        ir = self.ir
+        checks = json.loads(op.shape_checks.data)
+        equal = checks.get("equal")
+        if equal:  # sizes the shape rule needs equal (attention's keys and values)
+            (i0, d0), *rest = equal["dims"]
+            first = ir.emit(memref.DimOp.from_source_and_index(inputs[i0], ir.const(d0)))
+            for i, d in rest:
+                other = ir.emit(memref.DimOp.from_source_and_index(inputs[i], ir.const(d)))
+                ir.fail_if(ir.cmp("ne", first, other), lambda: self.site(EXEC, equal["message"], op), [first, other])
+        dims, bad = [], ir.const_of(0, IntegerType(1))
+        for i, d, expected in checks["dims"]:
+            size = ir.emit(memref.DimOp.from_source_and_index(inputs[i], ir.const(d)))
+            dims.append(size)
+            bad = ir.or_(bad, ir.cmp("ne", size, ir.const(expected)))
+        ir.fail_if(bad, lambda: self.site(EXEC, checks["message"], op), dims)
 
     def kernel_function(self, op: KernelOp) -> func.FuncOp:
         """The kernel's nest as a function; kernels with the same nest share one."""

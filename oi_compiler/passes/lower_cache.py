@@ -7,8 +7,9 @@ where its statements were), and the work common to all tables goes to shared hel
 (`@oi_log`, `@oi_raise_size`, `@oi_mark_present_<rank>`) (`lowering/step_emitter.py`). The
 function carries `oi.error_sites`: for each error site, `"<error class>:<message template>"`,
 the statement's location and its description (a JSON list), which the host turns into the reference's
-exception when the step returns 1. The module keeps only the function and `@oi_grow`'s
-declaration; the state array's layout is the graph's `StepPlan` (`lowering/plan.py`).
+exception when the step returns 1. The module keeps the step function, its kernels and helpers,
+and `@oi_grow`'s declaration; the state array's layout is the graph's `StepPlan`
+(`lowering/plan.py`).
 
 Needs bound sizes (`--bind-sizes`); ops not lowered yet go through `--lower-ops` first.
 """

@@ -6,13 +6,16 @@ time (with a strided layout when it is a view of the table), then the output, th
 setting read at run time (rope's `position = pos`). The body is the registry's nest builder
 output (`ops/nests/`). What the reference would reject when the node runs (an unknown op, an
 output shape that differs from the result's) becomes a kernel carrying `static_error`, which
-`--lower-cache` turns into that error at that point of the step.
+`--lower-cache` turns into that error at that point of the step. A result dim that follows a
+run-time sized input (`op relu(keys) >> s` after `cache.read K[0..t] >> keys`) is checked against
+the output's declared size when the node runs (`shape_checks`).
 
 Needs bound sizes (`--bind-sizes` first).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +41,7 @@ from oi_compiler.dialects.oi import GraphOp, NamedOp
 from oi_compiler.dialects.oi_lowered import KernelOp
 from oi_compiler.dtypes import dtype_name, dtype_type
 from oi_compiler.errors import OiError, PassError
-from oi_compiler.lowering.plan import StepPlan, VarPlan, build_plan, statements, unsupported
+from oi_compiler.lowering.plan import StepPlan, Unsupported, VarPlan, build_plan, statements, unsupported
 from oi_compiler.ops.registry import lookup_op
 from oi_compiler.verify.scope import shape_text
 
@@ -46,7 +49,7 @@ from oi_compiler.verify.scope import shape_text
 SHAPE_FROM_OUTPUT = {"reshape": "shape"}
 #: settings that may name a scalar variable read at run time, per op
 RUNTIME_SETTINGS = {("rope", "position")}
-_PROBES = (7, 13)  # stand-ins for run-time sizes when asking a shape rule for a static result
+_PROBES = (1009, 2003)  # stand-ins for run-time sizes when asking a shape rule (distinct per dim)
 
 
 @dataclass(frozen=True)
@@ -124,12 +127,21 @@ def lower_op(op: NamedOp, plan: StepPlan, nests: dict[str, Region] | None = None
     if out_dtype != out.dtype:
         raise unsupported(f"op {op.kind} writing {out_dtype} into {out.dtype} variable {out.name}", op)
     try:
-        result_shape = _result_shape(spec, op, inputs, settings)
+        result_shape, sources, equal = _result_shape(spec, op, inputs, settings)
+    except Unsupported:
+        raise
     except OiError as e:
         return _error_kernel(op, e.message)
-    if result_shape != tuple(out.shape):
-        return _error_kernel(op, f"op {op.kind} output shape {shape_text(out.shape)} does not match "
-                                 f"result shape {shape_text(result_shape)}")  # fmt: skip
+    mismatch = f"op {op.kind} output shape {shape_text(out.shape)} does not match result shape "
+    if any(r is not None and r != o for r, o in zip(result_shape, out.shape)) or len(result_shape) != len(out.shape):
+        return _error_kernel(op, mismatch + shape_text(result_shape))
+    checks = None
+    if sources or equal:  # run-time sizes: checked when the node runs
+        shown = iter("{%d}" % n for n in range(len(sources)))
+        text = "[" + ", ".join(str(r) if r is not None else next(shown) for r in result_shape) + "]"
+        checks = json.dumps({"message": _escape(mismatch) + text,
+                             "dims": [[i, d, out.shape[o]] for o, (i, d) in sources],
+                             "equal": None if equal is None else {"message": equal[0], "dims": equal[1]}})  # fmt: skip
     in_types = [_entry_type(ref, v, plan) for ref, v in zip(op.inputs, inputs)]
     out_type = memref_type_of(out, plan)
     runtime_types = [dtype_type(plan.vars[name].dtype) for _, name in runtime]
@@ -138,6 +150,8 @@ def lower_op(op: NamedOp, plan: StepPlan, nests: dict[str, Region] | None = None
                 str(out_type), [str(t) for t in runtime_types], aliases, in_dtypes, out_dtype))  # fmt: skip
     properties = _properties(op, [k for k, _ in runtime])
     properties["nest_key"] = StringAttr(key)
+    if checks is not None:
+        properties["shape_checks"] = StringAttr(checks)
     if nests is not None and key in nests:
         return KernelOp.create(properties=properties, regions=[nests[key].clone()])
     block = Block(arg_types=[*in_types, out_type, *runtime_types])
@@ -227,20 +241,63 @@ def _settings(op: NamedOp, plan: StepPlan) -> tuple[dict[str, Any], list[tuple[s
     return settings, runtime
 
 
-def _result_shape(spec, op: NamedOp, inputs: list[VarPlan], settings: dict[str, Any]) -> tuple[int, ...]:
+def _result_shape(spec, op: NamedOp, inputs: list[VarPlan], settings: dict[str, Any]):
+    """The result's shape (None for a dim sized at run time), for each such dim the input dim it
+    equals (`(output dim, (input, dim))`), and the run-time sized input dims the shape rule needs
+    equal (`(message template, [(input, dim), ...])`, or None).
+
+    Learnt by asking the shape rule with stand-ins for the run-time sizes: distinct ones first;
+    if the rule refuses them (attention's keys and values must be equally long), one shared
+    stand-in, and the sizes are then checked equal when the node runs, with the rule's own
+    message. A result dim that follows no input dim is refused."""
     if spec.shape_rule is None:
         raise unsupported(f"op {op.kind} (no shape rule)", op)
-    static = {k: v for k, v in settings.items()}
-    if not any(d is None for v in inputs for d in v.shape):
-        return tuple(spec.shape_rule([list(v.shape) for v in inputs], static))
-    results = set()
-    for probe in _PROBES:
-        shapes = [[probe if d is None else d for d in v.shape] for v in inputs]
-        try:
-            results.add(tuple(spec.shape_rule(shapes, static)))
-        except OiError:
-            raise unsupported(f"op {op.kind} on inputs sized at run time", op) from None
-    if len(results) != 1:
-        raise unsupported(f"op {op.kind} with an output sized at run time", op)
-    return results.pop()
+    dynamic = [(i, d) for i, v in enumerate(inputs) for d, size in enumerate(v.shape) if size is None]
+    if not dynamic:
+        return tuple(spec.shape_rule([list(v.shape) for v in inputs], settings)), [], None
 
+    def ask(probes: dict) -> tuple[int, ...]:
+        shapes = [[probes[(i, d)] if s is None else s for d, s in enumerate(v.shape)] for i, v in enumerate(inputs)]
+        return tuple(spec.shape_rule(shapes, settings))
+
+    equal = None
+    try:
+        runs = [({pos: base + 2 * n for n, pos in enumerate(dynamic)}) for base in _PROBES]
+        results = [ask(p) for p in runs]
+    except OiError:
+        try:
+            runs = [{pos: base for pos in dynamic} for base in _PROBES]
+            results = [ask(p) for p in runs]
+            equal = (_equal_sizes_message(ask, dynamic), dynamic)
+        except OiError:
+            raise unsupported(f"op {op.kind} on these inputs sized at run time", op) from None
+    (first, a), (second, b) = zip(runs, results)
+    if len(a) != len(b):
+        raise unsupported(f"op {op.kind} with an output rank set at run time", op)
+    shape, sources = [], []
+    for o, (x, y) in enumerate(zip(a, b)):
+        if x == y:
+            shape.append(x)
+            continue
+        source = next((pos for pos in dynamic if first[pos] == x and second[pos] == y), None)
+        if source is None or len(sources) == 4:
+            raise unsupported(f"op {op.kind} with an output sized at run time", op)
+        shape.append(None)
+        sources.append((o, source))
+    return tuple(shape), sources, equal
+
+
+_FIRST, _OTHER = 1000003, 1000033  # sizes no shape rule message contains by chance
+
+
+def _equal_sizes_message(ask, dynamic) -> str:
+    """The rule's message when the first run-time size is {0} and another {1}."""
+    try:
+        ask({pos: _FIRST if n == 0 else _OTHER for n, pos in enumerate(dynamic)})
+    except OiError as e:
+        return _escape(e.message).replace(str(_FIRST), "{0}").replace(str(_OTHER), "{1}")
+    raise AssertionError("a shape rule that refuses distinct sizes refused equal ones")
+
+
+def _escape(text: str) -> str:
+    return text.replace("{", "{{").replace("}", "}}")

@@ -3,6 +3,7 @@
     oi-opt model.oi --canonicalize --cse            pass flags run in command-line order
     oi-opt in.mlir -p 'canonicalize,cse' -o out.mlir
     oi-opt cases.mlir --split-input-file --verify-diagnostics
+    oi-opt model.oi --bind-sizes="D=64" --dump-stages   the IR after each lowering stage
 
 Exit status: 0 on success, 1 when the input is rejected (one diagnostic per
 problem on stderr), 2 for a bad command line or pass option.
@@ -44,6 +45,9 @@ def _arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--verify-diagnostics", action="store_true", help="check errors against expected-error comments")
     p.add_argument("--print-ir-after-all", action="store_true", help="print the IR after every pass (to stderr)")
     p.add_argument("--time-passes", action="store_true", help="report the time each stage took (to stderr)")
+    p.add_argument("--dump-stages", action="store_true",
+                   help="run the lowering stages (bind-sizes with its options if given, lower-ops, lower-cache, "
+                        "lower-nests) and print the IR after each, under a '// ----- after <stage>: ... -----' line")
     p.add_argument("--mlir-print-op-generic", action="store_true", help="print ops in the generic form")
     p.add_argument("--mlir-print-debuginfo", action="store_true", help="print source locations")
     p.add_argument("--load-pass-plugin", action="append", default=[], metavar="FILE.py",
@@ -134,12 +138,50 @@ def _print_module(module, generic: bool, debuginfo: bool) -> str:
     return buf.getvalue() + "\n"
 
 
+def _stage_passes(user_passes) -> list[tuple[str, str, tuple]]:
+    """`--dump-stages`: (stage, description, its passes) for each stage of `pipeline.STAGES`.
+
+    The only pass flag it takes is `--bind-sizes` (its options bind the first stage); with
+    none, that stage binds nothing (the graph's sizes must already be numbers).
+    """
+    from oi_compiler.passes import pass_factories
+    from oi_compiler.pipeline import STAGES
+
+    given = list(user_passes.passes) if user_passes is not None else []
+    others = [p.name for p in given if p.name != STAGES[0][0]]
+    if others:
+        raise OptionError(
+            f"--dump-stages runs the lowering stages ({', '.join(name for name, _ in STAGES)}) and takes no "
+            f"pass flag but --{STAGES[0][0]}; got --{others[0]}"
+        )
+    factories = pass_factories()
+    stages = []
+    for name, description in STAGES:
+        if name == STAGES[0][0] and given:
+            passes = tuple(given)
+        else:
+            passes = (factories[name]()(),)
+        stages.append((name, description, passes))
+    return stages
+
+
+def stage_header(name: str, description: str) -> str:
+    return f"// ----- after {name}: {description} -----\n"
+
+
 class OiOpt:
     def __init__(self, args: argparse.Namespace, pipeline: list[str]):
         self.args = args
         from oi_compiler.passes import parse_pipeline
 
         self.passes = parse_pipeline(",".join(pipeline), callback=self._after_pass) if pipeline else None
+        self.stages = None
+        if args.dump_stages:
+            if args.target != "mlir":
+                raise OptionError("--dump-stages prints the IR of each stage: it takes no -t other than mlir")
+            self.stages = _stage_passes(self.passes)
+            self.passes = None
+        self.dumped: list[str] = []  # --dump-stages: what the current chunk printed so far
         self.ctx = None
         self.timer = Timer(args.time_passes)
         self.filename = "<stdin>" if args.input == "-" else args.input
@@ -189,6 +231,8 @@ class OiOpt:
         if self.passes is not None:
             self.ctx = self.ctx or make_context()
             self.passes.apply(self.ctx, module)
+        if self.stages is not None:
+            return self.dump_stages(module)
         if self.args.target == "llvm":
             from oi_compiler.backend.llvm import llvm_ir_text
             from oi_compiler.dialects.oi import GraphOp
@@ -196,7 +240,7 @@ class OiOpt:
             if any(isinstance(op, GraphOp) for op in module.ops):
                 raise OiError(
                     "-t llvm takes func/scf/memref/arith/math IR; an oi.graph must be lowered first "
-                    "(--lower-ops/--lower-cache are not written yet: docs/lowering.md)",
+                    "(--bind-sizes=..., --lower-ops, --lower-cache, --lower-nests; --dump-stages shows each stage)",
                     subject=self.filename,
                 )
 
@@ -205,6 +249,19 @@ class OiOpt:
             self.timer.record("translate to LLVM IR", time.perf_counter() - start)
             return text
         return _print_module(module, self.args.mlir_print_op_generic, self.args.mlir_print_debuginfo)
+
+    def dump_stages(self, module) -> str:
+        """Run each stage of `pipeline.STAGES` on `module`; the IR after each, under its header line."""
+        from xdsl.passes import PassPipeline
+
+        from oi_compiler.ir_context import make_context
+
+        self.ctx = self.ctx or make_context()
+        for name, description, passes in self.stages:
+            PassPipeline(passes, self._after_pass).apply(self.ctx, module)
+            self.dumped.append(stage_header(name, description))
+            self.dumped.append(_print_module(module, self.args.mlir_print_op_generic, self.args.mlir_print_debuginfo))
+        return "".join(self.dumped)
 
     def _after_pass(self, previous, module, _next) -> None:
         from oi_compiler.graph import verify_module
@@ -226,10 +283,13 @@ class OiOpt:
         failed = False
         for chunk, first_line in self.chunks(text):
             errors: list[OiError] = []
+            self.dumped = []
             try:
                 outputs.append(self.process(chunk, first_line))
             except OiError as e:
                 errors.append(e)
+                if self.dumped:  # --dump-stages: the stages that ran before the error
+                    outputs.append("".join(self.dumped))
             if self.args.verify_diagnostics:
                 problems = check_errors(collect_expected(chunk, first_line), errors, self.filename)
                 for problem in problems:
