@@ -191,8 +191,13 @@ def attention(op: str, b: Builder, inputs: list, output: SSAValue, settings: Map
     k_map = make_map(4, [2, kvh, 3])
 
     def dot(bb: Builder, args: tuple) -> list[SSAValue]:
+        # The sum over d may be reassociated (the reference's einsum fixes no order): LLVM then
+        # vectorises it with partial sums. Products are still rounded one by one.
         t = Scalar(bb, domain)
-        return [t.add(args[2], t.mul(t.widen(args[0], q_dtype), t.widen(args[1], k_dtype)))]
+        total = t.add(args[2], t.mul(t.widen(args[0], q_dtype), t.widen(args[1], k_dtype)))
+        if isinstance(total.owner, arith.AddfOp):
+            total.owner.fastmath = arith.FastMathFlagsAttr(["reassoc"])
+        return [total]
 
     generic(b, [q, k], [scores], [q_map, k_map, s_h_t], [PARALLEL] * 3 + [REDUCTION], dot)
 
@@ -234,18 +239,19 @@ def attention(op: str, b: Builder, inputs: list, output: SSAValue, settings: Map
 
     generic(b, [top, total], [scores], [rows, rows, three], [PARALLEL] * 3, weight)
 
-    # 6. out[s, h, e] = sum_t weights[s, h, t] * v[t, kv(h), e]; loops (s, h, e, t)
+    # 6. out[s, h, e] = sum_t weights[s, h, t] * v[t, kv(h), e]; loops (s, h, t, e): e innermost
+    # walks a row of v and of the output (it vectorises); each output still sums t in order
     acc = Accumulator.make(b, output, out, domain)
     fill(b, s.narrow(s.const(0.0), acc.dtype), acc.buffer)
-    w_map = make_map(4, [0, 1, 3])
-    v_map = make_map(4, [3, kvh, 2])
-    out_map = make_map(4, [1, 2] if single else [0, 1, 2])
+    w_map = make_map(4, [0, 1, 2])
+    v_map = make_map(4, [2, kvh, 3])
+    out_map = make_map(4, [1, 3] if single else [0, 1, 3])
 
     def mix(bb: Builder, args: tuple) -> list[SSAValue]:
         t = Scalar(bb, domain)
         return [t.narrow(t.add(t.widen(args[2], acc.dtype), t.mul(args[0], t.widen(args[1], v_dtype))), acc.dtype)]
 
-    generic(b, [scores, v], [acc.buffer], [w_map, v_map, out_map], [PARALLEL] * 3 + [REDUCTION], mix)
+    generic(b, [scores, v], [acc.buffer], [w_map, v_map, out_map], [PARALLEL] * 2 + [REDUCTION, PARALLEL], mix)
     acc.finish(b)
     for temporary in (scores, top, total):
         dealloc(b, temporary)
