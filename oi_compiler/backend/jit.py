@@ -26,17 +26,19 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import llvmlite.binding as llvm
 import ml_dtypes
 import numpy as np
-from xdsl.dialects.builtin import ModuleOp
-
 from oi_compiler.backend import jit_cache
-from oi_compiler.backend.llvm import exported_symbols, translate
-from oi_compiler.backend.llvm_abi import FunctionAbi, MemRefParam, ScalarParam, exported_functions
 from oi_compiler.backend.llvm_runtime import RUNTIME_SYMBOLS, runtime_module
 from oi_compiler.errors import ExecutionError, PassError
+
+if TYPE_CHECKING:  # loaded on first call: a cached step needs neither xDSL's dialects nor the ABI
+    from xdsl.dialects.builtin import ModuleOp
+
+    from oi_compiler.backend.llvm_abi import FunctionAbi, MemRefParam, ScalarParam
 
 # ----------------------------------------------------------------------------- the host target
 
@@ -99,6 +101,11 @@ class LoadedCode:
 
 def compile_module(module: ModuleOp) -> CompiledModule:
     """Native code for `module`'s exported functions, from the cache when it has them."""
+    # the translator (and xDSL's dialects) load here, not with this module: loading cached code
+    # (the CPU executor's step cache) needs only llvmlite
+    from oi_compiler.backend.llvm import exported_symbols, translate
+    from oi_compiler.backend.llvm_abi import exported_functions
+
     host = host_target()
     abis = exported_functions(module)
     symbols = exported_symbols(module)
@@ -248,6 +255,7 @@ class JitFunction:
         self._native: Callable[..., object] = ctypes.CFUNCTYPE(result, *params)(address)
 
     def __call__(self, *args: object) -> object:
+        from oi_compiler.backend.llvm_abi import MemRefParam
         abi = self.abi
         if len(args) != len(abi.params):
             raise self._error(f"takes {len(abi.params)} arguments, got {len(args)}")
@@ -311,6 +319,7 @@ class JitFunction:
         return _wrap_integer(int(arg), element)
 
     def _check_overlaps(self, args: Sequence[object]) -> None:
+        from oi_compiler.backend.llvm_abi import MemRefParam
         arrays = [(p, a) for p, a in zip(self.abi.params, args) if isinstance(p, MemRefParam)]
         for i, (p, a) in enumerate(arrays):
             for q, b in arrays[i + 1 :]:
@@ -331,6 +340,7 @@ class JitFunction:
 
 
 def _c_param_types(param: MemRefParam | ScalarParam) -> list[type]:
+    from oi_compiler.backend.llvm_abi import MemRefParam
     if isinstance(param, MemRefParam):
         return [ctypes.c_void_p] + [ctypes.c_int64] * (1 + 2 * param.rank)
     return [_C_SCALARS[param.element]]

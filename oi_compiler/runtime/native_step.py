@@ -14,10 +14,11 @@ import itertools
 import json
 import threading
 import weakref
+import dataclasses
 from dataclasses import dataclass
 
 from oi_compiler.errors import CacheError, ExecutionError, OiError, SourceLoc
-from oi_compiler.lowering.plan import StepPlan
+from oi_compiler.lowering.plan import StepPlan, VarPlan
 from oi_compiler.runtime.binding import BoundGraph
 
 _GROW = ctypes.CFUNCTYPE(ctypes.c_int64, *([ctypes.c_int64] * 5))
@@ -86,7 +87,7 @@ def parse_site(text: str) -> ErrorSite:
 class NativeStep:
     """One graph's compiled step: `call(words)` runs it on a state array."""
 
-    def __init__(self, plan: StepPlan, code, symbol: str, sites: list[ErrorSite], block: str, source: str):
+    def __init__(self, plan: StepLayout, code, symbol: str, sites: list[ErrorSite], block: str, source: str):
         self.plan = plan
         self.code = code  # keeps the machine code alive
         self.sites = sites
@@ -107,7 +108,7 @@ def compile_step(bound: BoundGraph) -> NativeStep:
     the error sites and the step's symbol as its `meta`)."""
     from oi_compiler.backend import jit_cache
     from oi_compiler.backend.jit import compile_module, host_target, load_object
-    from oi_compiler.pipeline import bound_plan, lower_to_loops
+    from oi_compiler.pipeline import lower_to_loops
 
     _install_callback()
     host = host_target()
@@ -116,22 +117,51 @@ def compile_step(bound: BoundGraph) -> NativeStep:
     if loaded is None:
         source, entry = "disk", jit_cache.disk_get(key)
         if entry is not None and entry.meta:
-            loaded = (load_object(entry, host), json.loads(entry.meta))
+            meta = json.loads(entry.meta)
+            loaded = (load_object(entry, host), meta, StepLayout.from_json(meta["layout"]))
         else:
             source = "compiled"
-            module, _ = lower_to_loops(bound.graph.module, bound.sizevars)
+            module, plan = lower_to_loops(bound.graph.module, bound.sizevars)
             step = next(op for op in module.ops if getattr(op, "sym_name", None) is not None
                         and op.sym_name.data == "step")  # fmt: skip
             compiled = compile_module(module)
-            meta = {"symbol": compiled.symbol("step"), "sites": [s.data for s in step.attributes["oi.error_sites"]]}
+            layout = StepLayout.of(plan)
+            meta = {"symbol": compiled.symbol("step"), "sites": [s.data for s in step.attributes["oi.error_sites"]],
+                    "layout": layout.to_json()}  # fmt: skip
             code = compiled.loaded
             jit_cache.disk_put(key, jit_cache.CacheEntry(code.object_code, code.optimized_ir, json.dumps(meta)))
-            loaded = (code, meta)
+            loaded = (code, meta, layout)
         jit_cache.memory_put(key, loaded)
-    code, meta = loaded
-    plan = bound_plan(bound.graph.module, bound.sizevars)
+    code, meta, layout = loaded
     sites = [ErrorSite("", "", None, "")] + [parse_site(s) for s in meta["sites"]]
-    return NativeStep(plan, code, meta["symbol"], sites, plan.entry.block_name, source)
+    return NativeStep(layout, code, meta["symbol"], sites, layout.block, source)
+
+
+@dataclass
+class StepLayout:
+    """What the host needs of a `StepPlan`: the variables' kinds and words, kept with the code."""
+
+    vars: dict[str, VarPlan]
+    words: int
+    block: str
+
+    @classmethod
+    def of(cls, plan: StepPlan) -> StepLayout:
+        return cls(dict(plan.vars), plan.words, plan.entry.block_name)
+
+    def size_words(self) -> list[int]:
+        return [v.size_slot(d) for v in self.vars.values() if v.kind == "table" for d in range(v.rank)]
+
+    def to_json(self) -> dict:
+        return {"words": self.words, "block": self.block, "vars": [dataclasses.asdict(v) for v in self.vars.values()]}
+
+    @classmethod
+    def from_json(cls, data: dict) -> StepLayout:
+        plans = {}
+        for v in data["vars"]:
+            v = {k: tuple(x) if isinstance(x, list) else x for k, x in v.items()}
+            plans[v["name"]] = VarPlan(**v)
+        return cls(plans, data["words"], data["block"])
 
 
 _fingerprint: str | None = None
