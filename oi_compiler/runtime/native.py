@@ -32,6 +32,8 @@ class NativeState:
         self.step = step
         self.plan = step.plan
         self.words = np.zeros(self.plan.words, dtype=np.int64)
+        self._size_words = np.array(self.plan.size_words(), dtype=np.intp)
+        self._call, self._address, self._length = step.native, self.words.ctypes.data, len(self.words)
         self.arrays: dict[int, np.ndarray] = {}  # state word -> the array whose address it holds
         self.keep: list[np.ndarray] = []  # arrays only reached through address tables
         self.host_error: BaseException | None = None
@@ -137,13 +139,15 @@ class NativeState:
     # --- steps -----------------------------------------------------------------------------
     def run(self) -> None:
         """One step; on failure persistent state is put back and the reference's error raised."""
-        sizes = self.words[self.plan.size_words()].copy() if self.plan.size_words() else None
-        self.words[P.LOG_COUNT] = self.words[P.LOG_USED] = 0
-        self.words[P.ERROR_SITE] = 0
-        self.loaded_views.clear()
-        code = self.step.call(self.words)
+        words = self.words
+        sizes = words[self._size_words]  # a copy (fancy indexing): the sizes before the step
+        words[P.LOG_COUNT] = words[P.LOG_USED] = words[P.ERROR_SITE] = 0
+        if self.loaded_views:
+            self.loaded_views.clear()
+        code = self._call(self._address, self._address, 0, self._length, 1)
         if code == 0:
-            self.growth.clear()
+            if self.growth:
+                self.growth.clear()
             return
         self.rollback(sizes)
         if code == 2 and self.host_error is not None:
@@ -164,8 +168,7 @@ class NativeState:
             target[offset : offset + count] = saved[position : position + count]
         while self.growth:
             self._undo_growth()
-        if sizes is not None:
-            self.words[self.plan.size_words()] = sizes
+        self.words[self._size_words] = sizes
         self.words[P.LOG_COUNT] = self.words[P.LOG_USED] = 0
 
     def _undo_growth(self) -> None:

@@ -93,11 +93,8 @@ class NativeStep:
         self.sites = sites
         self.block = block
         self.source = source  # "compiled", "memory" or "disk"
-        self._native = _STEP(code.engine.get_function_address(symbol))
-
-    def call(self, words) -> int:
-        address = words.ctypes.data
-        return self._native(address, address, 0, len(words), 1)
+        #: the C-ABI wrapper: (allocated, aligned, offset, size, stride) of the state array
+        self.native = _STEP(code.engine.get_function_address(symbol))
 
 
 def compile_step(bound: BoundGraph) -> NativeStep:
