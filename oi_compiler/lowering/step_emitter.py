@@ -463,7 +463,7 @@ class StepEmitter:
         element = _signless(dtype) if dtype != "u8" else P_I8
         value = _constant(ir, element, init, dtype)
         shape = ty.get_shape()
-        sizes = [ir.const(d) if d >= 0 else ir.emit(memref.DimOp.from_source_and_index(target, ir.const(i)))
+        sizes = [ir.const(d) if d >= 0 else ir.emit(memref.DimOp(target, ir.const(i)))
                  for i, d in enumerate(shape)]  # fmt: skip
         if element != ty.element_type:
             from xdsl.dialects.builtin import UnrealizedConversionCastOp
@@ -531,13 +531,13 @@ class StepEmitter:
         equal = checks.get("equal")
         if equal:  # sizes the shape rule needs equal (attention's keys and values)
             (i0, d0), *rest = equal["dims"]
-            first = ir.emit(memref.DimOp.from_source_and_index(inputs[i0], ir.const(d0)))
+            first = ir.emit(memref.DimOp(inputs[i0], ir.const(d0)))
             for i, d in rest:
-                other = ir.emit(memref.DimOp.from_source_and_index(inputs[i], ir.const(d)))
+                other = ir.emit(memref.DimOp(inputs[i], ir.const(d)))
                 ir.fail_if(ir.cmp("ne", first, other), lambda: self.site(EXEC, equal["message"], op), [first, other])
         dims, bad = [], ir.const_of(0, IntegerType(1))
         for i, d, expected in checks["dims"]:
-            size = ir.emit(memref.DimOp.from_source_and_index(inputs[i], ir.const(d)))
+            size = ir.emit(memref.DimOp(inputs[i], ir.const(d)))
             dims.append(size)
             bad = ir.or_(bad, ir.cmp("ne", size, ir.const(expected)))
         ir.fail_if(bad, lambda: self.site(EXEC, checks["message"], op), dims)
