@@ -28,8 +28,16 @@ def lower_to_loops(module, sizevars: Mapping[str, int]):
     from oi_compiler.passes.bind_sizes import BindSizes
     from oi_compiler.passes.lower_cache import lower_graphs
 
+    from xdsl.dialects.builtin import StringAttr
+
+    from oi_compiler.dialects.oi import STATEMENT_OPS, describe
+    from oi_compiler.passes.lower_cache import NODE_ATTR
+
     ctx = make_context()
     module = module.clone()
+    for op in module.walk():  # error sites name statements as written, sizes unbound
+        if isinstance(op, STATEMENT_OPS):
+            op.attributes[NODE_ATTR] = StringAttr(describe(op))
     BindSizes(tuple(sorted(sizevars.items()))).apply(ctx, module)
     run_passes(module, "lower-ops", ctx)
     (plan,) = lower_graphs(module)

@@ -401,6 +401,83 @@ def test_bad_device(capsys, graph, device, code) -> None:
     assert device in assert_one_diagnostic(err)
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--dims", "D=2"],
+        ["--dims", "D=3", "--steps", "3", "--feed", "x=[1, 2.5, -3]", "--fetch", "t", "y", "A"],
+        ["--dims", "D=2", "--steps", "20", "--feed", "x=[0.5, -1]", "--fetch", "A"],  # A grows past 16 entries
+        ["--dims", "D=2", "--steps", "0", "--fetch", "t"],
+    ],
+)
+def test_cpu_device_prints_what_the_reference_prints(capsys, graph, argv) -> None:
+    reference = run(capsys, graph, *argv)
+    compiled = run(capsys, graph, *argv, "--device", "cpu")
+    assert compiled == reference
+    assert compiled[0] == 0 and compiled[2] == ""
+
+
+def test_cpu_device_with_feed_files_and_state_files(capsys, graph, tmp_path) -> None:
+    xs = np.arange(12, dtype=np.float32).reshape(4, 3) - 5
+    np.save(tmp_path / "xs.npy", xs)
+    outputs = {}
+    for device in ("reference", "cpu"):
+        outputs[device] = run(capsys, graph, "--dims", "D=3", "--steps", "4", "--device", device,
+                              "--feed", f"x={tmp_path / 'xs.npy'}", "--fetch", "y", "A",
+                              "--save-state", tmp_path / f"{device}.st")  # fmt: skip
+    assert outputs["cpu"] == outputs["reference"]
+    np.testing.assert_array_equal(parse_values(fetched(outputs["cpu"][1], "A")[-1]), 2 * xs)
+    # each device continues from the state file the other wrote
+    for device, other in (("cpu", "reference"), ("reference", "cpu")):
+        outputs[device] = run(capsys, graph, "--dims", "D=3", "--device", device, "--load-state", tmp_path / f"{other}.st",
+                              "--feed", "x=[1, 1, 1]", "--fetch", "t", "A")  # fmt: skip
+    assert outputs["cpu"] == outputs["reference"]
+    assert fetched(outputs["cpu"][1], "t") == ["5"]
+
+
+def test_cpu_device_failing_step(capsys, tmp_path, private_jit_cache) -> None:
+    # a private step cache: a cached step of this same graph text from another path would report
+    # that path (a known bug, test_cpu_executor.py::test_error_location_of_the_same_graph_in_another_file)
+    path = tmp_path / "fail.oi"
+    path.write_text(FAILING)
+    argv = [path, "--dims", "D=2", "--steps", "4", "--fetch", "t", "--save-state", tmp_path / "s.st"]
+    reference = run(capsys, *argv)
+    compiled = run(capsys, *argv, "--device", "cpu")
+    assert compiled == reference
+    assert compiled[0] == 1
+    assert assert_one_diagnostic(compiled[2]) == f"{path}:4:5: error: step 2: cache table K index 0 exceeds fixed size 2"
+    assert not (tmp_path / "s.st").exists()
+
+
+@pytest.mark.parametrize("flag", ["--trace", "--timer"])
+def test_cpu_device_refuses_traces(capsys, graph, flag) -> None:
+    code, out, err = run(capsys, graph, "--dims", "D=2", "--device", "cpu", flag)
+    assert code == 1 and out == ""
+    what = "tracing" if flag == "--trace" else "per-node timing"
+    assert assert_one_diagnostic(err) == f"error: {what} needs device='reference' (the compiled step runs as one function)"
+
+
+BRANCH = "dynamic { c: bool; }\nblock entry {\n    branch c a b;\n}\nblock a { }\nblock b { }\n"
+UNSUPPORTED_BRANCH = "the compiled path does not support branch yet (device='reference' runs it)"
+
+
+def test_cpu_device_unsupported_graph(capsys, tmp_path) -> None:
+    path = tmp_path / "branch.oi"
+    path.write_text(BRANCH)
+    assert run(capsys, path)[0] == 0
+    code, out, err = run(capsys, path, "--device", "cpu")
+    assert code != 0 and out == ""
+    assert assert_one_diagnostic(err).endswith(f"error: {UNSUPPORTED_BRANCH}")
+
+
+def test_cpu_device_unsupported_graph_is_located(capsys, tmp_path) -> None:
+    path = tmp_path / "branch.oi"
+    path.write_text(BRANCH)
+    code, _, err = run(capsys, path, "--device", "cpu")
+    assert code == 1
+    assert assert_one_diagnostic(err) == f"{path}:3:5: error: {UNSUPPORTED_BRANCH}"
+
+
 def test_missing_model_file(capsys, graph, tmp_path) -> None:
     code, _, err = run(capsys, graph, "--dims", "D=2", "--model", tmp_path / "m.oinf")
     assert code == 1

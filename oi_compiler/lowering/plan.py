@@ -17,7 +17,8 @@
     own copy: words: address, capacity (elements), then its size per dim;
   - `view`: a `cache.read` destination bound to a view of the table itself (no copy), when
     `view_safe` proves no later write can change what the view shows: words: which of its
-    tables was read last, then start and count per table index (what `fetch` re-reads);
+    tables was read last (-1: none yet), the step that read it, then start and count per
+    table index (what `fetch` re-reads);
 - what the compiled path does not support yet (`Unsupported`, with the statement's location).
 """
 
@@ -64,10 +65,11 @@ LOG_COUNT = 8
 LOG_BYTES = 9  # undo log: address of the saved bytes, capacity, bytes used
 LOG_BYTES_CAP = 10
 LOG_USED = 11
-HEADER_WORDS = 12
+STEP_STAMP = 12  # the host's step counter: a view records the step that read it
+HEADER_WORDS = 13
 
 #: what the grow callback is asked for (its second argument)
-GROW_TABLE, GROW_RESIZABLE, GROW_LOG = 1, 2, 3
+GROW_TABLE, GROW_RESIZABLE, GROW_LOG, GROW_VIEW = 1, 2, 3, 4  # GROW_VIEW: copy a stale view out
 
 
 class Unsupported(PassError):
@@ -94,6 +96,8 @@ class VarPlan:
     # view destinations: the tables read into it (all with one entry shape); `table` is the first
     table: str | None = None
     tables: tuple[str, ...] = ()
+    # an `assign` temporary: a second word says whether its assign has run (it exists from then)
+    temp: bool = False
 
     @property
     def rank(self) -> int:
@@ -166,7 +170,8 @@ def build_plan(graph: GraphOp) -> StepPlan:
         plans[name] = _var_plan(var, read_dests.get(name, []), body, decls)
     for name, op in temps.items():
         if name not in plans:
-            plans[name] = VarPlan(name, "volatile", op.var_type.dtype, _static_shape(op.var_type, op), "buffer")
+            plans[name] = VarPlan(name, "volatile", op.var_type.dtype, _static_shape(op.var_type, op), "buffer",
+                                  temp=True)  # fmt: skip
     words = HEADER_WORDS
     for plan in plans.values():
         plan.slot = words
@@ -182,8 +187,8 @@ def _word_count(plan: VarPlan, plans: dict[str, VarPlan]) -> int:
     if plan.kind == "resizable":
         return 2 + len(plan.shape)
     if plan.kind == "view":
-        return 1 + 2 * max(plans[t].rank for t in plan.tables)
-    return 1
+        return 2 + 2 * max(plans[t].rank for t in plan.tables)
+    return 2 if plan.temp else 1
 
 
 def _static_shape(var_type, op) -> tuple[int, ...]:

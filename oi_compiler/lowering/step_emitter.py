@@ -109,8 +109,12 @@ class StepEmitter:
             self.cache_reset(op)
         elif isinstance(op, LoopOp):
             self.loop(op)
-        elif isinstance(op, AssignOp | BarrierOp | DepOp | ReturnOp):
-            pass  # assign: the host made the zero buffer; return: the plan allows it last only
+        elif isinstance(op, AssignOp):  # the host made the zero buffer; the temporary exists from now
+            var = self.plan.vars.get(op.var_name)
+            if var is not None and var.temp:
+                self.ir.set_word(var.slot + 1, self.ir.const(1))
+        elif isinstance(op, BarrierOp | DepOp | ReturnOp):
+            pass  # return: the plan allows it last only
         else:
             raise unsupported(f"statement {op.name}", op)
 
@@ -301,9 +305,10 @@ class StepEmitter:
             self.views[dest.name] = self.table_view(table, selection, memref_type_of(dest, self.plan))
             # what fetch re-reads: the table, then start and count per index (-1: index dropped)
             ir.set_word(dest.slot, ir.const(dest.tables.index(table.name)))
+            ir.set_word(dest.slot + 1, ir.word(P.STEP_STAMP))
             for d, s in enumerate(selection):
-                ir.set_word(dest.slot + 1 + 2 * d, s[1])
-                ir.set_word(dest.slot + 2 + 2 * d, ir.sub(s[2], s[1]) if s[0] == "slice" else ir.const(-1))
+                ir.set_word(dest.slot + 2 + 2 * d, s[1])
+                ir.set_word(dest.slot + 3 + 2 * d, ir.sub(s[2], s[1]) if s[0] == "slice" else ir.const(-1))
             return
         assert dest.kind == "resizable"
         counts = [ir.sub(s[2], s[1]) for s in selection if s[0] == "slice"]
@@ -325,6 +330,7 @@ class StepEmitter:
             self.static_error(CACHE, f"cache.write {table.name} does not support indexed writes", op)
             return
         source_var = self.source_var(op)
+        self.check_exists(source_var, op)
         if table.kind == "buffer":
             self.check_write_shape(op, table, source_var, table.shape)
             source = self.source(op, source_var)
@@ -341,11 +347,31 @@ class StepEmitter:
         self.check_write_shape(op, table, source_var, table.shape)
         source = self.source(op, source_var)
         key = [s[1] for s in selection]
+        self.keep_stale_views(table, key)
         entry_bytes = _nbytes(table.dtype, table.shape)
         ir.log_bytes(table.data_slot, ir.mul(self.linear(table, key), ir.const(entry_bytes)), ir.const(entry_bytes))
         self.mark_present(table, selection)
         target_type = _strided_like(MemRefType(dtype_type(table.dtype), list(table.shape)), table)
         ir.emit(memref.CopyOp(source, self.table_view(table, selection, target_type)))
+
+    def keep_stale_views(self, table: VarPlan, key: list[SSAValue] | None) -> None:
+        """A view read in an earlier step still shows the table; before a write changes an entry it
+        shows (`key`; None: a reset, any entry), the host copies it out, as the reference's copy
+        would have been. Views read in this step never overlap later writes (`plan.view_safe`)."""
+        ir = self.ir
+        for view in self.plan.vars.values():
+            if view.kind != "view" or table.name not in view.tables:
+                continue
+            stale = ir.and_(ir.cmp("eq", ir.word(view.slot), ir.const(view.tables.index(table.name))),
+                            ir.cmp("ne", ir.word(view.slot + 1), ir.word(P.STEP_STAMP)))  # fmt: skip
+            if key is not None:
+                for d, k in enumerate(key):
+                    start, count = ir.word(view.slot + 2 + 2 * d), ir.word(view.slot + 3 + 2 * d)
+                    at = ir.cmp("eq", k, start)
+                    inside = ir.and_(ir.cmp("sge", k, start), ir.cmp("slt", k, ir.add(start, count)))
+                    stale = ir.and_(stale, ir.select(ir.cmp("slt", count, ir.const(0)), at, inside))
+            with ir.if_(stale):
+                ir.grow(P.GROW_VIEW, view.slot, 0, 0)
 
     def source_var(self, op: CacheWriteOp) -> VarPlan:
         var = self.plan.vars.get(op.src.var_name)
@@ -394,7 +420,10 @@ class StepEmitter:
             summed = ir.emit(arith.AddfOp(widened, ir.emit(arith.ConstantOp(FloatAttr(float(delta), wide)))))
             result = summed if wide == value.type else ir.emit(arith.TruncFOp(summed, value.type))
         else:
-            result = ir.emit(arith.AddiOp(value, ir.const_of(delta, value.type)))
+            width = value.type.width.data  # the amount wraps to the counter's width, as the sum does
+            wrapped = delta % (1 << width)
+            wrapped = wrapped - (1 << width) if wrapped >= 1 << (width - 1) else wrapped
+            result = ir.emit(arith.AddiOp(value, ir.const_of(wrapped, value.type)))
         view = ir.view(var.slot, MemRefType(value.type, list(var.shape)))
         ir.emit(memref.StoreOp.get(result, view, [ir.const(0) for _ in var.shape]))
 
@@ -412,6 +441,7 @@ class StepEmitter:
             self.static_error(CACHE, f"cache.reset {var.name} requires scalar indices", op)
             return
         keys = [p[1] for p in prefix]
+        self.keep_stale_views(var, None)
         if len(keys) <= var.rank:
             self.clear_entries(var, keys)
         self.recompute_sizes(var)
@@ -511,6 +541,7 @@ class StepEmitter:
         values = []
         for ref in op.inputs:
             var = self.plan.vars[ref.var_name]
+            self.check_exists(var, op)
             values.append(self.prefix_entry(ref, var, op) if ref.indices.data else self.var_memref(var))
         if op.shape_checks is not None:
             self.check_result_dims(op, values)
@@ -523,6 +554,16 @@ class StepEmitter:
                 raise PassError(f"oi.kernel {op.kind}: argument of type {arg.type} given {value.type} "
                                 "(run --lower-ops on this graph again)", nearest_loc(op))  # fmt: skip
         ir.emit(func.CallOp(self.kernel_function(op).sym_name.data, values, []))
+        output = self.plan.vars[op.output_name]
+        if output.temp:  # writing a temporary creates it, as assign does
+            ir.set_word(output.slot + 1, ir.const(1))
+
+    def check_exists(self, var: VarPlan, op: Operation) -> None:
+        """An `assign` temporary read before its assign ran is an unknown variable (the reference's)."""
+        if var.temp:
+            ir = self.ir
+            ir.fail_if(ir.cmp("eq", ir.word(var.slot + 1), ir.const(0)),
+                       lambda: self.site(EXEC, _escape(f"unknown variable: {var.name}"), op))  # fmt: skip
 
     def check_result_dims(self, op: KernelOp, inputs: list[SSAValue]) -> None:
         """The reference's output-shape error when a run-time sized result differs from the output."""
@@ -535,6 +576,11 @@ class StepEmitter:
             for i, d in rest:
                 other = ir.emit(memref.DimOp(inputs[i], ir.const(d)))
                 ir.fail_if(ir.cmp("ne", first, other), lambda: self.site(EXEC, equal["message"], op), [first, other])
+        for check in checks.get("empty", []):  # the reference refuses an empty axis here
+            i, d = check["dim"]
+            size = ir.emit(memref.DimOp(inputs[i], ir.const(d)))
+            args = [ir.emit(memref.DimOp(inputs[a], ir.const(b))) for a, b in check["args"]]
+            ir.fail_if(ir.cmp("eq", size, ir.const(0)), lambda c=check: self.site(EXEC, c["message"], op), args)
         dims, bad = [], ir.const_of(0, IntegerType(1))
         for i, d, expected in checks["dims"]:
             size = ir.emit(memref.DimOp(inputs[i], ir.const(d)))

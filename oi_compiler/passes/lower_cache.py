@@ -30,6 +30,7 @@ from oi_compiler.lowering.step_ir import grow_declaration
 from oi_compiler.passes.lower_ops import LowerOps
 
 SITES_ATTR = "oi.error_sites"
+NODE_ATTR = "oi.node"  # a statement's description before --bind-sizes (what the reference prints)
 
 
 @dataclass(frozen=True)
@@ -68,4 +69,8 @@ def lower_graphs(module) -> list[StepPlan]:
 def site_text(template: str, op) -> str:
     """`[template, "file:line:col", node description]` as JSON."""
     loc = nearest_loc(op) if op is not None else None
-    return json.dumps([template, str(loc) if loc is not None else "", describe(op) if op is not None else ""])
+    node = ""
+    if op is not None:  # the description as written (sizes unbound), when the pipeline kept it
+        kept = op.attributes.get(NODE_ATTR)
+        node = kept.data if isinstance(kept, StringAttr) else describe(op)
+    return json.dumps([template, str(loc) if loc is not None else "", node])

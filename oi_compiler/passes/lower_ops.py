@@ -16,6 +16,7 @@ Needs bound sizes (`--bind-sizes` first).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +67,7 @@ class LowerOps(ModulePass):
                 if isinstance(op, NamedOp):
                     kernel = lower_op(op, plan, nests)
                     kernel.location = op.location
+                    kernel.attributes.update(op.attributes)
                     op.parent_block().insert_op_before(kernel, op)
                     op.detach()
                     op.erase()
@@ -136,12 +138,15 @@ def lower_op(op: NamedOp, plan: StepPlan, nests: dict[str, Region] | None = None
     if any(r is not None and r != o for r, o in zip(result_shape, out.shape)) or len(result_shape) != len(out.shape):
         return _error_kernel(op, mismatch + shape_text(result_shape))
     checks = None
-    if sources or equal:  # run-time sizes: checked when the node runs
+    runtime_sized = any(d is None for v in inputs for d in v.shape)
+    empty = _empty_checks(spec, inputs, settings, out_dtype, equal is not None) if runtime_sized else []
+    if sources or equal or empty:  # run-time sizes: checked when the node runs
         shown = iter("{%d}" % n for n in range(len(sources)))
         text = "[" + ", ".join(str(r) if r is not None else next(shown) for r in result_shape) + "]"
         checks = json.dumps({"message": _escape(mismatch) + text,
                              "dims": [[i, d, out.shape[o]] for o, (i, d) in sources],
-                             "equal": None if equal is None else {"message": equal[0], "dims": equal[1]}})  # fmt: skip
+                             "equal": None if equal is None else {"message": equal[0], "dims": equal[1]},
+                             "empty": empty})  # fmt: skip
     in_types = [_entry_type(ref, v, plan) for ref, v in zip(op.inputs, inputs)]
     out_type = memref_type_of(out, plan)
     runtime_types = [dtype_type(plan.vars[name].dtype) for _, name in runtime]
@@ -285,6 +290,50 @@ def _result_shape(spec, op: NamedOp, inputs: list[VarPlan], settings: dict[str, 
         shape.append(None)
         sources.append((o, source))
     return tuple(shape), sources, equal
+
+
+def _empty_checks(spec, inputs: list[VarPlan], settings: dict[str, Any], out_dtype: str, equal: bool) -> list[dict]:
+    """Run-time sized input dims the op refuses at 0 (a reduction over an empty axis, attention
+    over no keys, an integer mean): `{"dim": [input, dim], "message": template, "args": [...]}`.
+    Asks the shape rule, then the numpy reference on empty arrays. When the rule needs the
+    run-time sizes equal, they are all 0 together."""
+    dynamic = [(i, d) for i, v in enumerate(inputs) for d, size in enumerate(v.shape) if size is None]
+    checks = []
+    for pos in dynamic[:1] if equal else dynamic:
+        others = [] if equal else [p for p in dynamic if p != pos][:4]
+        probes = {p: _FIRST + 30 * n for n, p in enumerate(others)}
+        probes.update({p: 0 for p in (dynamic if equal else [pos])})
+        message = _refusal(spec, inputs, settings, out_dtype, probes)
+        if message is not None:
+            for n, p in enumerate(others):
+                message = message.replace(str(probes[p]), "{%d}" % n)
+            checks.append({"dim": list(pos), "message": message, "args": [list(p) for p in others]})
+    return checks
+
+
+def _refusal(spec, inputs: list[VarPlan], settings: dict[str, Any], out_dtype: str, probes: dict) -> str | None:
+    """The op's error (escaped) for inputs sized by `probes`, or None when it runs."""
+    shapes = [[probes.get((i, d), s) if s is None else s for d, s in enumerate(v.shape)] for i, v in enumerate(inputs)]
+    try:
+        spec.shape_rule(shapes, settings)
+    except OiError as e:
+        return _escape(e.message)
+    if spec.reference is None:
+        return None
+    import numpy as np
+
+    from oi_compiler.dtypes import numpy_dtype
+
+    small = [[1 if d >= _FIRST else d for d in shape] for shape in shapes]  # the empty array decides
+    if sum(math.prod(shape) for shape in small) > 1 << 20:
+        return None  # not worth allocating stand-ins of large weights at compile time
+    try:
+        spec.reference([np.zeros(s, numpy_dtype(v.dtype)) for s, v in zip(small, inputs)], settings, out_dtype)
+    except OiError as e:
+        return _escape(e.message)
+    except Exception:  # noqa: BLE001 - a reference that cannot run on stand-ins decides nothing
+        return None
+    return None
 
 
 _FIRST, _OTHER = 1000003, 1000033  # sizes no shape rule message contains by chance

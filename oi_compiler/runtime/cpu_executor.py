@@ -44,7 +44,7 @@ class CpuExecutor(Executor):
     # --- outputs -------------------------------------------------------------------------
     def fetch(self, name: str) -> np.ndarray:
         var = self.native.plan.vars.get(name)
-        if var is None:
+        if var is None or not self.native.exists(var):
             raise ExecutionError(f"unknown variable: {name}")
         return self.native.value(var)
 
@@ -56,7 +56,7 @@ class CpuExecutor(Executor):
 
     def _persistent_var(self, name: str):
         var = self.native.plan.vars.get(name)
-        if var is None:
+        if var is None or name not in self.bound.decls:
             raise ExecutionError(f"unknown variable: {name}")
         if var.memory != "persistent":
             raise ExecutionError(f"{name} is not persistent ({var.memory})")

@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from oi_compiler.dtypes import numpy_dtype
-from oi_compiler.errors import ExecutionError
+from oi_compiler.errors import CacheError, ExecutionError
 from oi_compiler.lowering import plan as P
 from oi_compiler.lowering.plan import VarPlan
 from oi_compiler.runtime.binding import BoundGraph, check_model_tensor
@@ -43,17 +43,20 @@ class NativeState:
         self._set(P.LOG_RECORDS, np.zeros((64, 4), np.int64), P.LOG_RECORDS_CAP, 64)
         self._set(P.LOG_BYTES, np.zeros(4096, np.uint8), P.LOG_BYTES_CAP, 4096)
         values: dict[str, np.ndarray] = {}
-        reader = ReferenceInterpreter(bound, PersistentStore({}), values)
+        reader = self._reader = ReferenceInterpreter(bound, PersistentStore({}), values)
         frame = Frame(bound.entry, {}, values, True)
         for var in self.plan.vars.values():
             if var.kind == "buffer":
                 self._set(var.slot, self._initial(var, reader, frame))
+            elif var.kind == "view":
+                self.words[var.slot] = -1  # until a read: the declared value, as on the reference
+                self.loaded_views[var.name] = self.initial_value(var)
             elif var.kind == "table":
                 self._new_table(var, [f if f is not None else FIRST_CAPACITY for f in var.fixed])
                 for d, f in enumerate(var.fixed):
                     self.words[var.size_slot(d)] = f or 0
             elif var.kind == "resizable":
-                self._set(var.slot, np.zeros(FIRST_CAPACITY, numpy_dtype(var.dtype)), var.slot + 1, FIRST_CAPACITY)
+                self._set_resizable(var, self.initial_value(var))
             elif var.kind == "prefix":
                 self._prefix(var)
 
@@ -115,7 +118,11 @@ class NativeState:
             old_data, old_present = self.arrays[var.data_slot], self.arrays[var.present_slot]
             self.growth.append((int(self.words[P.LOG_COUNT]), var, old_data, old_present, list(caps)))
             caps[b] = max(2 * caps[b], c)
-            self._new_table(var, caps)
+            try:
+                self._new_table(var, caps)
+            except (MemoryError, ValueError):
+                raise CacheError(f"cache table {var.name} index {b} cannot grow to {c} entries on device 'cpu' "
+                                 f"(tables are dense: capacity {caps} x entry)") from None  # fmt: skip
             box = tuple(slice(0, n) for n in old_present.shape)
             self.arrays[var.data_slot][box] = old_data
             self.arrays[var.present_slot][box] = old_present
@@ -133,6 +140,10 @@ class NativeState:
                 grown_bytes = np.zeros(max(2 * len(used), b), np.uint8)
                 grown_bytes[: len(used)] = used
                 self._set(P.LOG_BYTES, grown_bytes, P.LOG_BYTES_CAP, len(grown_bytes))
+        elif kind == P.GROW_VIEW:  # a view from an earlier step, about to be overwritten: keep a copy
+            var = next(v for v in self.plan.vars.values() if v.kind == "view" and v.slot == a)
+            self.loaded_views[var.name] = self.value(var)
+            self.words[var.slot] = -1
         else:
             raise ExecutionError(f"internal error: unknown grow request {kind}")
 
@@ -142,13 +153,13 @@ class NativeState:
         words = self.words
         sizes = words[self._size_words]  # a copy (fancy indexing): the sizes before the step
         words[P.LOG_COUNT] = words[P.LOG_USED] = words[P.ERROR_SITE] = 0
-        if self.loaded_views:
-            self.loaded_views.clear()
+        words[P.STEP_STAMP] += 1
         code = self._call(self._address, self._address, 0, self._length, 1)
         if code == 0:
             if self.growth:
                 self.growth.clear()
             return
+        self._keep_views_read(int(words[P.STEP_STAMP]))
         self.rollback(sizes)
         if code == 2 and self.host_error is not None:
             error, self.host_error = self.host_error, None
@@ -156,6 +167,13 @@ class NativeState:
         site = int(self.words[P.ERROR_SITE])
         args = [int(x) for x in self.words[P.ERROR_ARGS : P.ERROR_ARGS + 4]]
         raise self.step.sites[site].error(args, self.step.block)
+
+    def _keep_views_read(self, stamp: int) -> None:
+        """Views the failed step read keep what they showed: non-persistent values are not rolled back."""
+        for var in self.plan.vars.values():
+            if var.kind == "view" and self.words[var.slot] >= 0 and self.words[var.slot + 1] == stamp:
+                self.loaded_views[var.name] = self.value(var)
+                self.words[var.slot] = -1
 
     def rollback(self, sizes) -> None:
         records = self.arrays[P.LOG_RECORDS]
@@ -190,15 +208,34 @@ class NativeState:
             shape = self.resizable_shape(var)
             return self.arrays[var.slot][: math.prod(shape)].reshape(shape).copy()
         if var.kind == "view":
-            if var.name in self.loaded_views:
+            if self.words[var.slot] < 0:  # not read since it was created or loaded
                 return self.loaded_views[var.name].copy()
             table = self.plan.vars[var.tables[int(self.words[var.slot])]]
             selection = []
             for d in range(table.rank):
-                start, count = int(self.words[var.slot + 1 + 2 * d]), int(self.words[var.slot + 2 + 2 * d])
+                start, count = int(self.words[var.slot + 2 + 2 * d]), int(self.words[var.slot + 3 + 2 * d])
                 selection.append(start if count < 0 else slice(start, start + count))
             return self.arrays[table.data_slot][tuple(selection)].copy()
-        raise ExecutionError(f"{var.name} is a prefix table; fetch one of its entries from the model")
+        return self.initial_value(var)  # a prefix table's bare name: what the reference reads for it
+
+    def initial_value(self, var: VarPlan) -> np.ndarray:
+        """What the reference holds for a variable before anything writes it (model, @init, zeros)."""
+        return np.array(self._reader.value(var.name, Frame(self.bound.entry, {}, {}, True)), order="C")
+
+    def exists(self, var: VarPlan) -> bool:
+        """An `assign` temporary exists once a step has run its assign; everything else always."""
+        return not var.temp or bool(self.words[var.slot + 1])
+
+    def _set_resizable(self, var: VarPlan, value: np.ndarray) -> None:
+        """A resizable destination holding `value` (its static dims must fit, else it starts empty)."""
+        fits = value.ndim == len(var.shape) and all(d is None or d == n for d, n in zip(var.shape, value.shape))
+        flat = np.ascontiguousarray(value, dtype=numpy_dtype(var.dtype)).reshape(-1) if fits else flat_empty(var)
+        capacity = max(FIRST_CAPACITY, flat.size)
+        self._set(var.slot, np.zeros(capacity, numpy_dtype(var.dtype)), var.slot + 1, capacity)
+        self.arrays[var.slot][: flat.size] = flat
+        dynamic = [n if fits else 0 for n, d in zip(value.shape if fits else var.shape, var.shape) if d is None]
+        for d, n in enumerate(dynamic):
+            self.words[var.count_base + d] = n
 
     def resizable_shape(self, var: VarPlan) -> list[int]:
         dynamic = iter(int(self.words[var.count_base + d]) for d in range(len(var.shape)))
@@ -228,7 +265,7 @@ class NativeState:
                     plain = PlainStorage(self._declaration(var))
                     plain.value = frozen(self.arrays[var.slot].copy())
                     storages[var.name] = plain
-            elif var.kind != "prefix":
+            elif var.kind != "prefix" and self.exists(var):
                 values[var.name] = self.value(var)
         return PersistentStore(storages), values
 
@@ -255,15 +292,16 @@ class NativeState:
             if var.kind == "buffer":
                 np.copyto(self.arrays[var.slot], value)
             elif var.kind == "resizable":
-                flat = np.ascontiguousarray(value).reshape(-1)
-                capacity = max(FIRST_CAPACITY, flat.size)
-                self._set(var.slot, np.zeros(capacity, numpy_dtype(var.dtype)), var.slot + 1, capacity)
-                self.arrays[var.slot][: flat.size] = flat
-                dynamic = [n for n, d in zip(value.shape, var.shape) if d is None]
-                for d, n in enumerate(dynamic):
-                    self.words[var.count_base + d] = n
+                self._set_resizable(var, value)
             elif var.kind == "view":
+                self.words[var.slot] = -1
                 self.loaded_views[name] = value.copy()
+            if var.temp:
+                self.words[var.slot + 1] = 1
+
+
+def flat_empty(var: VarPlan) -> np.ndarray:
+    return np.zeros(0, numpy_dtype(var.dtype))
 
 
 def _prefix_counts(decl, model) -> list[int]:

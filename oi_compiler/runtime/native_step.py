@@ -100,7 +100,8 @@ class NativeStep:
 def compile_step(bound: BoundGraph) -> NativeStep:
     """The step of `bound`, from the step cache when this graph was compiled before.
 
-    The cache key is the bound graph's text, its sizes, the compiler's own source and the host:
+    The cache key is the bound graph's text with its source locations, its sizes, the
+    compiler's own source and the host:
     a hit skips the whole lowering pipeline, not only LLVM (`jit_cache` holds the entry, with
     the error sites and the step's symbol as its `meta`)."""
     from oi_compiler.backend import jit_cache
@@ -185,8 +186,14 @@ def compiler_fingerprint() -> str:
 def _step_key(bound: BoundGraph, host) -> str:
     import hashlib
 
+    import io
+
+    from xdsl.printer import Printer
+
+    text = io.StringIO()  # with locations: the error sites the entry keeps name the source
+    Printer(stream=text, print_debuginfo=True).print_op(bound.graph.module)
     digest = hashlib.sha256()
-    for part in ("oi-step", str(bound.graph.module), json.dumps(sorted(bound.sizevars.items())),
+    for part in ("oi-step", text.getvalue(), json.dumps(sorted(bound.sizevars.items())),
                  compiler_fingerprint(), host.triple, host.cpu, host.features):  # fmt: skip
         digest.update(part.encode())
         digest.update(b"\0")

@@ -19,6 +19,9 @@ def run_reporting_errors(prog: str, run: Callable[[], int]) -> int:
     try:
         return run()
     except (OptionError, PassError) as e:
+        if isinstance(e, PassError) and e.loc is not None:  # the input's fault: it says where
+            _report(str(e))
+            return 1
         _report(f"{prog}: error: {e.message}")
         return 2
     except OiError as e:
