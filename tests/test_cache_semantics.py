@@ -817,17 +817,8 @@ INT_CASES = [
 ]
 
 
-def _int_case(device: str, case: tuple):
-    # an amount the counter's width cannot hold (300 for a u8): cpu fails to compile (bug, see reason)
-    if device == "cpu" and case[2] == "cache.increment 300 c;":
-        return pytest.param(device, *case, marks=pytest.mark.xfail(
-            strict=True, reason="cpu bug: an increment amount outside the counter's width crashes the "
-                                "compile (xDSL VerifyException); the reference wraps it"))  # fmt: skip
-    return pytest.param(device, *case)
-
-
 @pytest.mark.parametrize(("device", "dtype", "init", "node", "expected"),
-                         [_int_case(device, case) for device in DEVICES for case in INT_CASES])  # fmt: skip
+                         [(device, *case) for device in DEVICES for case in INT_CASES])  # fmt: skip
 def test_integer_increment_wraps(device, dtype, init, node, expected) -> None:
     exe = step(executor(f"persistent {{ c: {dtype} @init({init}); }} block entry {{ {node} }}", device=device))
     value = exe.state("c")

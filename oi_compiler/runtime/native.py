@@ -285,6 +285,10 @@ class NativeState:
                     self.arrays[var.present_slot][key] = 1
             else:
                 np.copyto(self.arrays[var.slot], storage.current())
+        for var in self.plan.vars.values():  # a temporary exists only if the saved state has it
+            if var.temp:
+                self.words[var.slot + 1] = int(var.name in values)
+                self.arrays[var.slot][...] = 0  # its assign makes zeros, as the reference's does
         for name, value in values.items():
             var = self.plan.vars.get(name)
             if var is None:
