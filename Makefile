@@ -33,6 +33,9 @@ lit: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/parse_verify.py
+	$(BIN)/python benchmarks/table_append.py
+	$(BIN)/python benchmarks/decode_step.py
+	$(BIN)/python benchmarks/compile_time.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis lit_tests/**/Output
