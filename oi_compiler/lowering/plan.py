@@ -76,6 +76,11 @@ class Unsupported(PassError):
     """A graph the compiled path cannot run yet (the reference executor can)."""
 
 
+def escape_braces(text: str) -> str:
+    """`text` as a `str.format` template that prints it unchanged (error-site messages)."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
 def unsupported(what: str, op: Operation | None = None) -> Unsupported:
     return Unsupported(f"the compiled path does not support {what} yet (device='reference' runs it)",
                        nearest_loc(op) if op is not None else None)  # fmt: skip

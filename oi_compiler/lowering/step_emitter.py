@@ -56,7 +56,7 @@ from oi_compiler.dtypes import FLOAT_DTYPES, PACKED_DTYPES, dtype_type, numpy_dt
 from oi_compiler.errors import PassError
 from oi_compiler.ir_context import nearest_loc
 from oi_compiler.lowering import plan as P
-from oi_compiler.lowering.plan import StepPlan, VarPlan, unsupported
+from oi_compiler.lowering.plan import StepPlan, VarPlan, escape_braces, unsupported
 from oi_compiler.lowering.step_ir import Helpers, StepIR, step_function_type
 from oi_compiler.ops.registry import dtype_debug_name
 from oi_compiler.passes.lower_ops import memref_type_of
@@ -64,9 +64,6 @@ from oi_compiler.verify.scope import shape_text
 
 CACHE, EXEC = "CacheError", "ExecutionError"
 
-
-def _escape(text: str) -> str:
-    return text.replace("{", "{{").replace("}", "}}")
 
 
 class StepEmitter:
@@ -84,7 +81,7 @@ class StepEmitter:
         return self.plan.site(f"{kind}:{template}", op)
 
     def static_error(self, kind: str, message: str, op: Operation) -> None:
-        self.ir.fail(self.site(kind, _escape(message), op))
+        self.ir.fail(self.site(kind, escape_braces(message), op))
 
     # --- the walk ----------------------------------------------------------------------------
     def emit(self) -> func.FuncOp:
@@ -224,7 +221,7 @@ class StepEmitter:
         ir = self.ir
         limit = table.fixed[dim]
         if limit is not None:
-            message = _escape(f"cache table {table.name} index {dim} exceeds fixed size {limit}")
+            message = escape_braces(f"cache table {table.name} index {dim} exceeds fixed size {limit}")
             ir.fail_if(ir.cmp("sgt", size, ir.const(limit)), lambda: self.site(CACHE, message, op))
             return
         ir.call_checked(self.helpers.need("oi_raise_size"),
@@ -563,7 +560,7 @@ class StepEmitter:
         if var.temp:
             ir = self.ir
             ir.fail_if(ir.cmp("eq", ir.word(var.slot + 1), ir.const(0)),
-                       lambda: self.site(EXEC, _escape(f"unknown variable: {var.name}"), op))  # fmt: skip
+                       lambda: self.site(EXEC, escape_braces(f"unknown variable: {var.name}"), op))  # fmt: skip
 
     def check_result_dims(self, op: KernelOp, inputs: list[SSAValue]) -> None:
         """The reference's output-shape error when a run-time sized result differs from the output."""
@@ -632,8 +629,8 @@ class StepEmitter:
     def _key_template(self, name: str, var: VarPlan) -> str:
         decl = next(v for v in self.plan.graph.vars if v.var_name == name)
         if decl.pattern is None:
-            return _escape(name) + "[" + ",".join("{%d}" % d for d in range(var.rank)) + "]"
-        key = _escape(decl.pattern.data)
+            return escape_braces(name) + "[" + ",".join("{%d}" % d for d in range(var.rank)) + "]"
+        key = escape_braces(decl.pattern.data)
         for d, index in enumerate(var.indices):
             key = key.replace("{{" + index + "}}", "{%d}" % d)
         return key

@@ -42,7 +42,15 @@ from oi_compiler.dialects.oi import GraphOp, NamedOp
 from oi_compiler.dialects.oi_lowered import KernelOp
 from oi_compiler.dtypes import dtype_name, dtype_type
 from oi_compiler.errors import OiError, PassError
-from oi_compiler.lowering.plan import StepPlan, Unsupported, VarPlan, build_plan, statements, unsupported
+from oi_compiler.lowering.plan import (
+    StepPlan,
+    Unsupported,
+    VarPlan,
+    build_plan,
+    escape_braces,
+    statements,
+    unsupported,
+)
 from oi_compiler.ops.registry import lookup_op
 from oi_compiler.verify.scope import shape_text
 
@@ -143,7 +151,7 @@ def lower_op(op: NamedOp, plan: StepPlan, nests: dict[str, Region] | None = None
     if sources or equal or empty:  # run-time sizes: checked when the node runs
         shown = iter("{%d}" % n for n in range(len(sources)))
         text = "[" + ", ".join(str(r) if r is not None else next(shown) for r in result_shape) + "]"
-        checks = json.dumps({"message": _escape(mismatch) + text,
+        checks = json.dumps({"message": escape_braces(mismatch) + text,
                              "dims": [[i, d, out.shape[o]] for o, (i, d) in sources],
                              "equal": None if equal is None else {"message": equal[0], "dims": equal[1]},
                              "empty": empty})  # fmt: skip
@@ -317,7 +325,7 @@ def _refusal(spec, inputs: list[VarPlan], settings: dict[str, Any], out_dtype: s
     try:
         spec.shape_rule(shapes, settings)
     except OiError as e:
-        return _escape(e.message)
+        return escape_braces(e.message)
     if spec.reference is None:
         return None
     import numpy as np
@@ -330,7 +338,7 @@ def _refusal(spec, inputs: list[VarPlan], settings: dict[str, Any], out_dtype: s
     try:
         spec.reference([np.zeros(s, numpy_dtype(v.dtype)) for s, v in zip(small, inputs)], settings, out_dtype)
     except OiError as e:
-        return _escape(e.message)
+        return escape_braces(e.message)
     except Exception:  # noqa: BLE001 - a reference that cannot run on stand-ins decides nothing
         return None
     return None
@@ -344,9 +352,6 @@ def _equal_sizes_message(ask, dynamic) -> str:
     try:
         ask({pos: _FIRST if n == 0 else _OTHER for n, pos in enumerate(dynamic)})
     except OiError as e:
-        return _escape(e.message).replace(str(_FIRST), "{0}").replace(str(_OTHER), "{1}")
+        return escape_braces(e.message).replace(str(_FIRST), "{0}").replace(str(_OTHER), "{1}")
     raise AssertionError("a shape rule that refuses distinct sizes refused equal ones")
 
-
-def _escape(text: str) -> str:
-    return text.replace("{", "{{").replace("}", "}}")
