@@ -18,7 +18,8 @@ starts or underflowing, a decremented scalar going negative.
 
 Floats are compared to 1e-5 relative (the ops are the same IEEE operations in the same order, so in
 practice they match exactly); integers, sizes and errors exactly. `OI_DIFF_EXAMPLES=1000` runs
-more random graphs (the default keeps the file well under a minute).
+more random graphs, drawn afresh each run (the default, 150, is the same fixed set every run so CI
+is deterministic, and keeps the file well under a minute).
 
 The mismatches this file found are pinned by the plain tests at the end (all fixed). The generator
 still emits `assign` at the top level only (`Gen.temps`); an op reading a temporary whose assign
@@ -198,7 +199,9 @@ class Gen:
         self.scalars: list[Scalar] = []
         for j in range(draw(st.integers(1, 3))):
             driven = draw(st.booleans())
-            dtype = draw(st.sampled_from(["i32", "i64"] if driven else ["i32", "i64", "i32", "u8", "i8", "u32"]))
+            # no u32/u64 counters: one decremented below 0 wraps to ~4e9, an index the reference's
+            # sparse tables take slowly and cpu's dense ones refuse (test_huge_index_on_a_growable_table)
+            dtype = draw(st.sampled_from(["i32", "i64"] if driven else ["i32", "i64", "i32", "u8", "i8", "i16"]))
             self.scalars.append(Scalar(f"s{j}", dtype, draw(st.integers(0, 2)), f"k{j}" if driven else None))
         #: an f32 counter used only as a loop bound (read as Rust's `as i64`: truncated)
         self.float_counter = draw(st.one_of(st.none(), st.sampled_from([-0.5, 0.5, 1.5, 2.75])))
@@ -468,6 +471,8 @@ EXAMPLES = int(os.environ.get("OI_DIFF_EXAMPLES", "150"))
     max_examples=EXAMPLES,
     deadline=None,
     database=None,
+    derandomize="OI_DIFF_EXAMPLES" not in os.environ,  # CI runs the same graphs every time; more explore
+
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
 )
 @given(cases())

@@ -63,3 +63,26 @@ def test_attention_over_unequal_key_and_value_lengths_fails_as_on_the_reference(
             exe.step()
         errors.append((type(info.value), str(info.value), exe.table_sizes("K"), exe.table_sizes("V")))
     assert errors[0] == errors[1]
+
+
+def test_empty_axis_error_names_every_run_time_size() -> None:
+    """The reference's message for an integer mean over an empty read showed a stand-in size on cpu."""
+    text = """
+    dynamic { x0: i32[2, 2]; }
+    volatile { r0: i32[1, 1, 2, 2]; q0: i32[2, 2]; }
+    persistent { s0: i32 @init(1); T0(a, b): i32[2, 2] @table; }
+    block entry {
+        cache.write x0 >> T0[s0, 1];
+        cache.reset T0[];
+        cache.read T0[] >> r0;
+        op mean_axis(r0, axes=[0, 1]) >> q0;
+    }
+    """
+    errors = []
+    for exe in _both(text, {}):
+        exe.insert(x0=np.ones((2, 2), np.int32))
+        with pytest.raises(oi.ExecutionError) as info:
+            exe.step()
+        errors.append(str(info.value))
+    assert errors[0] == errors[1]
+    assert "reduces over an empty axis of [0, 0, 2, 2]" in errors[0]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -309,36 +310,48 @@ def _empty_checks(spec, inputs: list[VarPlan], settings: dict[str, Any], out_dty
     checks = []
     for pos in dynamic[:1] if equal else dynamic:
         others = [] if equal else [p for p in dynamic if p != pos][:4]
-        probes = {p: _FIRST + 30 * n for n, p in enumerate(others)}
-        probes.update({p: 0 for p in (dynamic if equal else [pos])})
-        message = _refusal(spec, inputs, settings, out_dtype, probes)
+        zero = dynamic if equal else [pos]
+        message = _refusal(spec, inputs, settings, out_dtype, zero, others)
         if message is not None:
-            for n, p in enumerate(others):
-                message = message.replace(str(probes[p]), "{%d}" % n)
             checks.append({"dim": list(pos), "message": message, "args": [list(p) for p in others]})
     return checks
 
 
-def _refusal(spec, inputs: list[VarPlan], settings: dict[str, Any], out_dtype: str, probes: dict) -> str | None:
-    """The op's error (escaped) for inputs sized by `probes`, or None when it runs."""
-    shapes = [[probes.get((i, d), s) if s is None else s for d, s in enumerate(v.shape)] for i, v in enumerate(inputs)]
+_STAND_INS = (1000003, 1000033, 1000037, 1000039)  # other run-time sizes, for the shape rule
+_SMALL_STAND_INS = (101, 103, 107, 109)  # the same for the reference, which allocates them
+
+
+def _refusal(spec, inputs: list[VarPlan], settings: dict[str, Any], out_dtype: str, zero: list, others: list):
+    """The op's error for inputs whose `zero` dims are 0, as a template whose `{n}` is the size
+    of `others[n]`; None when the op runs. Asks the shape rule, then the numpy reference."""
+
+    def shapes(stand_ins) -> list[list[int]]:
+        probes = {p: 0 for p in zero} | {p: stand_ins[n] for n, p in enumerate(others)}
+        return [[probes.get((i, d), s) if s is None else s for d, s in enumerate(v.shape)] for i, v in enumerate(inputs)]
+
+    def template(message: str, stand_ins) -> str:
+        text = escape_braces(message)
+        for n in range(len(others)):
+            text = re.sub(rf"\b{stand_ins[n]}\b", "{%d}" % n, text)
+        return text
+
     try:
-        spec.shape_rule(shapes, settings)
+        spec.shape_rule(shapes(_STAND_INS), settings)
     except OiError as e:
-        return escape_braces(e.message)
+        return template(e.message, _STAND_INS)
     if spec.reference is None:
         return None
     import numpy as np
 
     from oi_compiler.dtypes import numpy_dtype
 
-    small = [[1 if d >= _FIRST else d for d in shape] for shape in shapes]  # the empty array decides
+    small = shapes(_SMALL_STAND_INS)  # the empty array decides; the others stay small
     if sum(math.prod(shape) for shape in small) > 1 << 20:
         return None  # not worth allocating stand-ins of large weights at compile time
     try:
         spec.reference([np.zeros(s, numpy_dtype(v.dtype)) for s, v in zip(small, inputs)], settings, out_dtype)
     except OiError as e:
-        return escape_braces(e.message)
+        return template(e.message, _SMALL_STAND_INS)
     except Exception:  # noqa: BLE001 - a reference that cannot run on stand-ins decides nothing
         return None
     return None
