@@ -688,7 +688,7 @@ def test_float_loop_bounds_truncate() -> None:
 @pytest.mark.parametrize(
     "body",
     [
-        "branch go other other;",  # branch
+        "branch go again other;",  # a branch back into its own block (recursion)
         "loop l (i in 0..2) { return; }",  # a return before the end
         "transfer n >> m;",  # transfer
     ],
@@ -700,6 +700,7 @@ def test_what_the_compiled_path_refuses(body) -> None:
     persistent {{ W: f32 @init(0.0); }}
     block entry {{ {body} }}
     block other {{ }}
+    block again {{ branch go again other; }}
     """
     graph = oi.parse_graph(textwrap.dedent(src), filename=FILE)
     oi.Simulator(oi.Model(), graph, device="reference")  # the reference runs it

@@ -755,16 +755,17 @@ def test_checkpoint_of_grown_tables_and_failed_steps(tmp_path) -> None:
 # --- what the compiled path refuses --------------------------------------------------------------
 
 UNSUPPORTED = {
-    "branch": ("dynamic { c: bool; }\nvolatile { y: f32; }\nblock entry {\n    branch c a b;\n}\nblock a { }\nblock b { }",
-               "branch", 4, 5),
+    "recursive branch": ("dynamic { c: bool; }\nblock entry {\n    branch c a b;\n}\nblock a {\n    branch c a b;\n}\n"
+                         "block b { }",
+                         "a branch back into block a (recursion)", 6, 5),
     "yield": ("volatile { y: f32; }\nblock entry {\n    yield y;\n    await y;\n}\nblock w { op add(y, y) >> y; }",
               "yield and await", 3, 5),
     "transfer": ("volatile { a: f32; b: f32; }\nblock entry {\n    op add(a, a) >> a;\n    transfer a >> b;\n}",
                  "transfer", 4, 5),
     "early return": ("volatile { a: f32; }\nblock entry {\n    return;\n    op add(a, a) >> a;\n}",
-                     "a return before the end of the entry block", 3, 5),
+                     "a return before the end of its block", 3, 5),
     "return in a loop": ("volatile { a: f32; }\nblock entry {\n    loop l (i in 0..2) {\n        return;\n    }\n}",
-                         "a return before the end of the entry block", 4, 9),
+                         "a return before the end of its block", 4, 9),
     "auto_dim": ("volatile { y: f32[2]; }\npersistent {\n    M(r): f32[2] @auto_dim(r);\n}\nblock entry {\n"
                  "    cache.read M[1] >> y;\n}", "@auto_dim variables", 3, 5),
     "volatile prefix table": ("volatile {\n    y: f32[2];\n    V(l): f32[2] @pattern(\"v.{l}\");\n}\nblock entry {\n"

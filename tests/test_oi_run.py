@@ -457,8 +457,8 @@ def test_cpu_device_refuses_traces(capsys, graph, flag) -> None:
     assert assert_one_diagnostic(err) == f"error: {what} needs device='reference' (the compiled step runs as one function)"
 
 
-BRANCH = "dynamic { c: bool; }\nblock entry {\n    branch c a b;\n}\nblock a { }\nblock b { }\n"
-UNSUPPORTED_BRANCH = "the compiled path does not support branch yet (device='reference' runs it)"
+BRANCH = "dynamic { c: bool; }\nblock entry {\n    branch c a b;\n}\nblock a {\n    branch c a b;\n}\nblock b { }\n"
+UNSUPPORTED_BRANCH = "the compiled path does not support a branch back into block a (recursion) yet (device='reference' runs it)"
 
 
 def test_cpu_device_unsupported_graph(capsys, tmp_path) -> None:
@@ -475,7 +475,7 @@ def test_cpu_device_unsupported_graph_is_located(capsys, tmp_path) -> None:
     path.write_text(BRANCH)
     code, _, err = run(capsys, path, "--device", "cpu")
     assert code == 1
-    assert assert_one_diagnostic(err) == f"{path}:3:5: error: {UNSUPPORTED_BRANCH}"
+    assert assert_one_diagnostic(err) == f"{path}:6:5: error: {UNSUPPORTED_BRANCH}"
 
 
 def test_missing_model_file(capsys, graph, tmp_path) -> None:

@@ -147,14 +147,37 @@ class StepPlan:
         return [v.size_slot(d) for v in self.vars.values() if v.kind == "table" for d in range(v.rank)]
 
 
+def nested(op: Operation) -> list[list[Operation]]:
+    """The statement lists `op` runs: a loop's body; a branch's target blocks (then, else)."""
+    if isinstance(op, LoopOp):
+        return [list(op.body.block.ops)]
+    if isinstance(op, BranchOp):
+        blocks = blocks_of(op)
+        return [list(blocks[name].body.block.ops) for name in branch_targets(op) if name in blocks]
+    return []
+
+
+def branch_targets(op: BranchOp) -> list[str]:
+    return [op.then_block.data] + ([op.else_block.data] if op.else_block is not None else [])
+
+
+def blocks_of(op: Operation) -> dict[str, BlockOp]:
+    """The blocks of the graph `op` is in, by name."""
+    graph = op.parent_op()
+    while graph is not None and not isinstance(graph, GraphOp):
+        graph = graph.parent_op()
+    return {b.block_name: b for b in graph.blocks} if graph is not None else {}
+
+
 def statements(ops) -> Iterator[tuple[Operation, list[LoopOp]]]:
-    """Every statement under `ops` with the loops around it (outermost first)."""
+    """Every statement under `ops`, branch targets included (as if inlined), with the loops
+    around it (outermost first)."""
 
     def walk(body, loops):
         for op in body:
             yield op, loops
-            if isinstance(op, LoopOp):
-                yield from walk(op.body.block.ops, [*loops, op])
+            for inner in nested(op):
+                yield from walk(inner, [*loops, op] if isinstance(op, LoopOp) else loops)
 
     yield from walk(ops, [])
 
@@ -213,21 +236,33 @@ def _check_supported(body, decls: dict[str, VarOp]) -> None:
             raise unsupported("@auto_dim variables", var)
         if var.index_names and var.memory != "persistent" and var.memory != "constant":
             raise unsupported(f"{var.memory} prefix tables", var)
-    for op, loops in statements(body):
-        if isinstance(op, BranchOp):
-            raise unsupported("branch", op)
+    _check_statements(list(body), in_loop=False, calls=[])
+
+
+def _check_statements(ops: list, *, in_loop: bool, calls: list[str]) -> None:
+    """What the compiled path refuses, in `ops` and everything they run (branch targets inlined)."""
+    for op in ops:
         if isinstance(op, YieldOp | AwaitOp):
             raise unsupported("yield and await", op)
         if isinstance(op, TransferOp):
             raise unsupported("transfer", op)
-        if isinstance(op, ReturnOp) and (loops or op is not body[-1]):
-            raise unsupported("a return before the end of the entry block", op)
+        if isinstance(op, ReturnOp) and (in_loop or op is not ops[-1]):
+            raise unsupported("a return before the end of its block", op)
         if not isinstance(op, _KNOWN):
             raise unsupported(f"statement {op.name}", op)
+        if isinstance(op, LoopOp):
+            _check_statements(list(op.body.block.ops), in_loop=True, calls=calls)
+        if isinstance(op, BranchOp):
+            blocks = blocks_of(op)
+            for name in branch_targets(op):
+                if name in calls:
+                    raise unsupported(f"a branch back into block {name} (recursion)", op)
+                if name in blocks:
+                    _check_statements(list(blocks[name].body.block.ops), in_loop=False, calls=[*calls, name])
 
 
 _KNOWN = (AssignOp, NamedOp, KernelOp, CacheReadOp, CacheWriteOp, CacheIncrementOp, CacheDecrementOp,
-          CacheResetOp, BarrierOp, DepOp, LoopOp, ReturnOp)  # fmt: skip
+          CacheResetOp, BarrierOp, DepOp, LoopOp, ReturnOp, BranchOp)  # fmt: skip
 
 
 def _read_destinations(body) -> dict[str, list[CacheReadOp]]:
@@ -322,15 +357,15 @@ def view_safe(read: CacheReadOp, body) -> bool:
     for later in ops[index + 1 :]:
         if any(_accesses(op, table) for op in _flatten(later)):
             return False
-    for depth, (level_ops, level_index) in enumerate(path[:-1]):
-        loop = level_ops[level_index]
-        assert isinstance(loop, LoopOp)
-        for op in _flatten_list(level_ops[level_index + 1 :]):  # after the loop, same step
+    for level_ops, level_index in path[:-1]:
+        around = level_ops[level_index]  # a loop, or a branch whose target holds the read
+        for op in _flatten_list(level_ops[level_index + 1 :]):  # after it, same step
             if _changes(op, table):
                 return False
-        for op in _flatten_list(list(loop.body.block.ops)):  # later iterations of the loop
-            if _changes(op, table) and not _distinct_by_loop(read, op, loop.index.data):
-                return False
+        if isinstance(around, LoopOp):
+            for op in _flatten_list(list(around.body.block.ops)):  # later iterations of the loop
+                if _changes(op, table) and not _distinct_by_loop(read, op, around.index.data):
+                    return False
     return True
 
 
@@ -338,15 +373,15 @@ def _path_to(target: Operation, ops: list) -> list[tuple[list, int]] | None:
     for i, op in enumerate(ops):
         if op is target:
             return [(ops, i)]
-        if isinstance(op, LoopOp):
-            inner = _path_to(target, list(op.body.block.ops))
+        for inner_ops in nested(op):
+            inner = _path_to(target, inner_ops)
             if inner is not None:
                 return [(ops, i), *inner]
     return None
 
 
 def _flatten(op: Operation) -> list[Operation]:
-    return [op, *(_flatten_list(list(op.body.block.ops)) if isinstance(op, LoopOp) else [])]
+    return [op, *(x for inner in nested(op) for x in _flatten_list(inner))]
 
 
 def _flatten_list(ops: list) -> list[Operation]:
@@ -383,8 +418,8 @@ def _uses_covered(dest: str, body) -> bool:
         for op in ops:
             if _uses(op, dest) and not defined:
                 return False
-            if isinstance(op, LoopOp):
-                if not check(list(op.body.block.ops), defined):
+            for inner in nested(op):
+                if not check(inner, defined):
                     return False
             if isinstance(op, CacheReadOp) and op.dst.var_name == dest:
                 defined = True
@@ -402,6 +437,8 @@ def _uses(op: Operation, name: str) -> bool:
         return op.src.var_name == name
     if isinstance(op, LoopOp):
         return name in [b for b in op.bounds if isinstance(b, str)]
+    if isinstance(op, BranchOp):
+        return op.cond is not None and op.cond.data == name
     if isinstance(op, CacheReadOp | CacheResetOp):
         access = op.src if isinstance(op, CacheReadOp) else op.target
         return any(_index_names(i, name) for i in access.indices)

@@ -40,6 +40,7 @@ from xdsl.ir import Operation, Region, SSAValue
 from oi_compiler.dialects.oi import (
     AssignOp,
     BarrierOp,
+    BranchOp,
     CacheDecrementOp,
     CacheIncrementOp,
     CacheReadOp,
@@ -106,6 +107,8 @@ class StepEmitter:
             self.cache_reset(op)
         elif isinstance(op, LoopOp):
             self.loop(op)
+        elif isinstance(op, BranchOp):
+            self.branch(op)
         elif isinstance(op, AssignOp):  # the host made the zero buffer; the temporary exists from now
             var = self.plan.vars.get(op.var_name)
             if var is not None and var.temp:
@@ -509,6 +512,43 @@ class StepEmitter:
             self.statements(op.body.block.ops)
         self.loop_vars, self.views = saved_loops, saved_views
 
+    def branch(self, op: BranchOp) -> None:
+        """`branch c a b`: block a's statements when c is not zero, else b's (inlined in an scf.if)."""
+        ir = self.ir
+        blocks = P.blocks_of(op)
+        then, other = op.then_block.data, op.else_block.data if op.else_block is not None else None
+        if op.cond is None:
+            self.call_block(blocks, then, op)
+            return
+        var = self.plan.vars.get(op.cond.data)
+        if var is None or var.kind != "buffer":
+            if var is None:
+                self.static_error(EXEC, f"unknown variable: {op.cond.data}", op)
+                return
+            raise unsupported(f"branching on {op.cond.data}", op)
+        self.check_exists(var, op)
+        if any(d != 1 for d in var.shape):
+            self.static_error(EXEC, "expected scalar value", op)
+            return
+        value = self.scalar(var)
+        if isinstance(value.type, IntegerType):
+            taken = ir.emit(arith.CmpiOp(value, ir.const_of(0, value.type), "ne"))
+        else:  # NaN counts as true, as Python's truth test of the reference does
+            taken = ir.emit(arith.CmpfOp(value, ir.emit(arith.ConstantOp(FloatAttr(0.0, value.type))), "une"))
+        with ir.if_else(taken) as otherwise:
+            self.call_block(blocks, then, op)
+            otherwise()
+            if other is not None:
+                self.call_block(blocks, other, op)
+
+    def call_block(self, blocks, name: str, op: BranchOp) -> None:
+        if name not in blocks:
+            self.static_error(EXEC, f"unknown block {name} for branch target", op)
+            return
+        saved_views = dict(self.views)  # reads in the block serve only the block (plan.view_safe)
+        self.statements(blocks[name].body.block.ops)
+        self.views = saved_views
+
     def loop_bound(self, bound, op: LoopOp) -> SSAValue:
         ir = self.ir
         if isinstance(bound, int):
@@ -545,12 +585,12 @@ class StepEmitter:
         values.append(self.var_memref(self.plan.vars[op.output_name]))
         for key in op.runtime_settings:
             values.append(self.scalar(self.plan.vars[op.settings.data[key.data].root_reference.data]))
-        block = op.body.block
-        for arg, value in zip(block.args, values):
-            if arg.type != value.type:
-                raise PassError(f"oi.kernel {op.kind}: argument of type {arg.type} given {value.type} "
+        function = self.kernel_function(op)  # a block two branches call emits its kernels twice
+        for param, value in zip(function.function_type.inputs.data, values):
+            if param != value.type:
+                raise PassError(f"oi.kernel {op.kind}: argument of type {param} given {value.type} "
                                 "(run --lower-ops on this graph again)", nearest_loc(op))  # fmt: skip
-        ir.emit(func.CallOp(self.kernel_function(op).sym_name.data, values, []))
+        ir.emit(func.CallOp(function.sym_name.data, values, []))
         output = self.plan.vars[op.output_name]
         if output.temp:  # writing a temporary creates it, as assign does
             ir.set_word(output.slot + 1, ir.const(1))
@@ -587,7 +627,7 @@ class StepEmitter:
 
     def kernel_function(self, op: KernelOp) -> func.FuncOp:
         """The kernel's nest as a function; kernels with the same nest share one."""
-        key = op.nest_key.data if op.nest_key is not None else str(id(op))
+        key = op.nest_key.data if op.nest_key is not None else f"kernel {id(op)}"
         function = self.kernels.get(key)
         if function is None:
             block = op.body.detach_block(0)

@@ -5,7 +5,7 @@
 - `word(slot)` / `set_word(slot, v)`: a state word as an `index` (loads and stores on the
   `memref<?xi64>` argument);
 - `view(slot, type, sizes)`: the host buffer at word `slot` (`oi.state_view`);
-- `if_(cond)` / `for_(lo, hi)`: `scf.if` / `scf.for` regions, as context managers;
+- `if_(cond)`, `if_else(cond)` / `for_(lo, hi)`: `scf.if` / `scf.for` regions, as context managers;
 - `fail(site, args)`: write the error record (site, four argument words) and leave the step
   (`oi.step_exit 1`);
 - `grow(kind, a, b, c)`: call the host's `oi_grow` (it reallocates a table, a resizable buffer
@@ -200,6 +200,24 @@ class StepIR:
         outer, self.b = self.b, Builder(InsertPoint.at_end(then))
         try:
             yield
+        finally:
+            self.b.insert(scf.YieldOp())
+            self.b = outer
+
+    @contextmanager
+    def if_else(self, cond: SSAValue) -> Iterator[Callable[[], None]]:
+        """`scf.if` with both regions: the body emits the then part, calls the yielded function,
+        then emits the else part."""
+        then, other = Block(), Block()
+        self.b.insert(scf.IfOp(cond, [], Region(then), Region(other)))
+        outer, self.b = self.b, Builder(InsertPoint.at_end(then))
+
+        def otherwise() -> None:
+            self.b.insert(scf.YieldOp())
+            self.b = Builder(InsertPoint.at_end(other))
+
+        try:
+            yield otherwise
         finally:
             self.b.insert(scf.YieldOp())
             self.b = outer

@@ -72,8 +72,10 @@ class LowerOps(ModulePass):
         for graph in [op for op in module.walk() if isinstance(op, GraphOp)]:
             plan = build_plan(graph)
             nests: dict[str, Region] = {}
+            seen: set[int] = set()  # a block two branches call is walked twice
             for op, _ in list(statements(plan.entry.body.block.ops)):
-                if isinstance(op, NamedOp):
+                if isinstance(op, NamedOp) and id(op) not in seen:
+                    seen.add(id(op))
                     kernel = lower_op(op, plan, nests)
                     kernel.location = op.location
                     kernel.attributes.update(op.attributes)
