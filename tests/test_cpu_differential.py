@@ -209,6 +209,7 @@ class Gen:
         self.temps: list[Kind] = []  # `assign t{n}` done (at the top level: see test_op_reads_a_temporary_...)
         self.reduced = 0
         self.loops = 0
+        self.blocks: list[tuple[str, list[str]]] = []  # branch targets: name, statements
         body = []
         for s in self.scalars:  # drivers set their scalar first, most of the time
             if s.driver and draw(st.integers(0, 3)):
@@ -295,6 +296,7 @@ class Gen:
         kinds = ["write"] * 4 + ["read"] * 4 + ["op"] * 3 + ["step"] * 2 + ["reset"] + ["plain"]
         kinds += ["loop"] * (2 if depth < 2 else 0)
         kinds += ["assign"] if depth == 0 else []
+        kinds += ["branch"] if depth == 0 and len(self.blocks) < 3 else []  # blocks see no loop index
         kinds += ["attention"]
         what = draw(st.sampled_from(kinds))
         if what == "assign":
@@ -343,6 +345,16 @@ class Gen:
             if form == "read":
                 return [f"cache.read P{kind.n} >> p{kind.n};"]
             return [f"cache.reset P{kind.n};"]
+        if what == "branch":
+            cond = draw(st.sampled_from([s.name for s in self.scalars] + [s.driver for s in self.scalars if s.driver]))
+            names = []
+            for _ in range(draw(st.integers(1, 2))):
+                names.append(f"B{len(self.blocks)}")
+                self.blocks.append((names[-1], []))
+                self.blocks[-1][1].extend(self.block([], 1, draw(st.integers(1, 3))))
+            if len(names) == 1 and draw(st.booleans()):
+                return [f"branch {names[0]};"]
+            return [f"branch {cond} {names[0]} {names[-1]};"]
         assert what == "loop"
         name = f"i{self.loops}"
         self.loops += 1
@@ -435,7 +447,10 @@ class Gen:
         lines = ["graph! {", "    dynamic {", *("        " + d for d in dynamic), "    }",
                  "    volatile {", *("        " + d for d in volatile), "    }",
                  "    persistent {", *("        " + d for d in persistent), "    }",
-                 "    block entry {", *("        " + s for s in self.body), "    }", "}"]  # fmt: skip
+                 "    block entry {", *("        " + s for s in self.body), "    }",
+                 *(line for name, body in self.blocks
+                   for line in (f"    block {name} {{", *("        " + s for s in body), "    }")),
+                 "}"]  # fmt: skip
         return "\n".join(lines) + "\n"
 
     def inputs(self, draw) -> dict:

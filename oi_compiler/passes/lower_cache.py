@@ -6,7 +6,7 @@ the state array, index arithmetic, size checks, copies and the undo log; each di
 where its statements were), and the work common to all tables goes to shared helpers
 (`@oi_log`, `@oi_raise_size`, `@oi_mark_present_<rank>`) (`lowering/step_emitter.py`). The
 function carries `oi.error_sites`: for each error site, `"<error class>:<message template>"`,
-the statement's location and its description (a JSON list), which the host turns into the reference's
+the statement's location, its description and its block (a JSON list), which the host turns into the reference's
 exception when the step returns 1. The module keeps the step function, its kernels and helpers,
 and `@oi_grow`'s declaration; the state array's layout is the graph's `StepPlan`
 (`lowering/plan.py`).
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from xdsl.dialects.builtin import ArrayAttr, StringAttr
 from xdsl.passes import ModulePass
 
-from oi_compiler.dialects.oi import GraphOp, NamedOp, describe
+from oi_compiler.dialects.oi import BlockOp, GraphOp, NamedOp, describe
 from oi_compiler.ir_context import nearest_loc
 from oi_compiler.lowering.plan import StepPlan, build_plan
 from oi_compiler.lowering.step_emitter import emit_step
@@ -67,10 +67,14 @@ def lower_graphs(module) -> list[StepPlan]:
 
 
 def site_text(template: str, op) -> str:
-    """`[template, "file:line:col", node description]` as JSON."""
+    """`[template, "file:line:col", node description, block name]` as JSON."""
     loc = nearest_loc(op) if op is not None else None
     node = ""
     if op is not None:  # the description as written (sizes unbound), when the pipeline kept it
         kept = op.attributes.get(NODE_ATTR)
         node = kept.data if isinstance(kept, StringAttr) else describe(op)
-    return json.dumps([template, str(loc) if loc is not None else "", node])
+    block = op.parent_op() if op is not None else None
+    while block is not None and not isinstance(block, BlockOp):
+        block = block.parent_op()
+    name = block.block_name if block is not None else ""
+    return json.dumps([template, str(loc) if loc is not None else "", node, name])

@@ -66,22 +66,23 @@ class ErrorSite:
     template: str
     loc: SourceLoc | None
     node: str
+    block: str = ""  # the block the statement is written in (a branch target's name, say)
 
     def error(self, args: list[int], block: str) -> OiError:
         cls = CacheError if self.kind == "CacheError" else ExecutionError
         error = cls(self.template.format(*args), self.loc)
-        error.node = f"block {block} node {self.node}"
+        error.node = f"block {self.block or block} node {self.node}"
         return error
 
 
 def parse_site(text: str) -> ErrorSite:
-    template, where, node = json.loads(text)
+    template, where, node, *block = json.loads(text)
     kind, _, message = template.partition(":")
     loc = None
     if where:
         file, line, col = where.rsplit(":", 2)
         loc = SourceLoc(file, int(line), int(col))
-    return ErrorSite(kind, message, loc, node)
+    return ErrorSite(kind, message, loc, node, *block)
 
 
 class NativeStep:
