@@ -86,3 +86,103 @@ def test_empty_axis_error_names_every_run_time_size() -> None:
         errors.append(str(info.value))
     assert errors[0] == errors[1]
     assert "reduces over an empty axis of [0, 0, 2, 2]" in errors[0]
+
+
+def _outcome(exe, values=None):
+    exe.insert(**(values or {}))
+    try:
+        exe.step()
+        return None
+    except oi.OiError as e:
+        return type(e).__name__, str(e)
+
+
+def test_largest_index_on_a_fixed_table_is_refused_not_written_past_the_buffer() -> None:
+    """k + 1 wrapped for k = 2**63 - 1: the size checks passed and the write landed past the table."""
+    text = """
+    dynamic { x: f32[2]; }
+    persistent { p: i64 @init(9223372036854775807); K(i): f32[2] @table @fixed(i = 4); }
+    block entry { cache.write x >> K[p]; }
+    """
+    outcomes = [_outcome(exe, {"x": np.ones(2, np.float32)}) for exe in _both(text, {})]
+    assert outcomes[0] == outcomes[1] and "exceeds fixed size 4" in outcomes[0][1]
+
+
+def test_most_negative_slice_end_underflows_as_on_the_reference() -> None:
+    text = """
+    volatile { keys: f32[1, 2]; }
+    persistent { p: i64 @init(-9223372036854775808); K(i): f32[2] @table; }
+    block entry { cache.read K[0..p] >> keys; }
+    """
+    outcomes = [_outcome(exe) for exe in _both(text, {})]
+    assert outcomes[0] == outcomes[1] and "slice end underflow for size 0" in outcomes[0][1]
+
+
+def test_cache_write_reads_its_source_before_its_indices() -> None:
+    text = """
+    constant { W(l): f32[2] @pattern("w.{l}"); }
+    persistent { p: i32 @init(-1); K(i): f32[2] @table; }
+    block entry { cache.write W[3] >> K[p]; }
+    """
+    graph = oi.parse_graph(text, "r.oi")
+    model = oi.Model(tensors={"w.0": np.ones(2, np.float32)})
+    outcomes = [_outcome(oi.Simulator(model, graph, device=d).make_executor()) for d in ("reference", "cpu")]
+    assert outcomes[0] == outcomes[1] and "model variable not found: w.3" in outcomes[0][1]
+
+
+def test_a_read_destination_indexes_a_prefix_table() -> None:
+    text = """
+    constant { W(l): f32[2] @pattern("w.{l}"); }
+    dynamic { x: i32; }
+    volatile { e: i32; y: f32[2]; }
+    persistent { K(i): i32 @table; }
+    block entry { cache.write x >> K[0]; cache.read K[0] >> e; op add(W[e], W[e]) >> y; }
+    """
+    graph = oi.parse_graph(text, "r.oi")
+    model = oi.Model(tensors={"w.0": np.array([1, 2], np.float32), "w.1": np.array([5, 6], np.float32)})
+    results = []
+    for device in ("reference", "cpu"):
+        exe = oi.Simulator(model, graph, device=device).make_executor()
+        exe.insert(x=np.int32(1))
+        exe.step()
+        results.append(exe.fetch("y"))
+    np.testing.assert_array_equal(results[1], results[0])
+    np.testing.assert_array_equal(results[0], [10, 12])
+
+
+def test_load_state_resets_what_the_file_does_not_hold(tmp_path) -> None:
+    text = """
+    dynamic { x: f32[2]; }
+    volatile { y: f32[2]; keys: f32[T, 2]; }
+    persistent { K(i): f32[2] @table; }
+    block entry { op add(x, x) >> y; cache.write x >> K[0]; cache.read K[0..] >> keys; }
+    """
+    graph = oi.parse_graph(text, "r.oi")
+    model = oi.Model(sizevars={"T": 4})
+    fresh = oi.Simulator(model, graph, device="reference").make_executor()
+    path = fresh.save_state(tmp_path / "fresh.st")
+    seen = []
+    for device in ("reference", "cpu"):
+        exe = oi.Simulator(model, graph, device=device).make_executor()
+        exe.insert(x=np.ones(2, np.float32))
+        exe.step()
+        exe.load_state(path)
+        seen.append((exe.fetch("y").tolist(), exe.fetch("keys").tolist(), exe.table_sizes("K")))
+    assert seen[0] == seen[1]
+
+
+@pytest.mark.parametrize(
+    ("text", "what"),
+    [
+        ("dynamic { x: f32[2]; } volatile { y: f32[2]; } persistent { K(i): f32[2] @table; }"
+         " block entry { cache.write x >> K[0]; assign t: f32[2]; cache.read K[0] >> t; op add(t, t) >> y; }",
+         "cache.read into the temporary t"),
+        ('constant { W(a, b, c, d, e): f32[2] @pattern("w.{a}.{b}.{c}.{d}.{e}"); } volatile { y: f32[2]; }'
+         " block entry { op add(W[0, 0, 0, 0, 1], W[0, 0, 0, 0, 1]) >> y; }",
+         "prefix tables with more than four indices"),
+    ],
+)
+def test_refused_with_a_message_not_a_crash(text: str, what: str) -> None:
+    graph = oi.parse_graph(text, "r.oi")
+    with pytest.raises(oi.PassError, match=what):
+        oi.Simulator(oi.Model(), graph, device="cpu")

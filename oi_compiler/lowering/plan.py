@@ -197,6 +197,8 @@ def build_plan(graph: GraphOp) -> StepPlan:
     for name, var in decls.items():
         plans[name] = _var_plan(var, read_dests.get(name, []), body, decls)
     for name, op in temps.items():
+        if name in read_dests and name not in plans:
+            raise unsupported(f"cache.read into the temporary {name}", read_dests[name][0])
         if name not in plans:
             plans[name] = VarPlan(name, "volatile", op.var_type.dtype, _static_shape(op.var_type, op), "buffer",
                                   temp=True)  # fmt: skip
@@ -236,6 +238,8 @@ def _check_supported(body, decls: dict[str, VarOp]) -> None:
             raise unsupported("@auto_dim variables", var)
         if var.index_names and var.memory != "persistent" and var.memory != "constant":
             raise unsupported(f"{var.memory} prefix tables", var)
+        if var.index_names and var.memory == "constant" and len(var.index_names) > 4:
+            raise unsupported("prefix tables with more than four indices", var)
     _check_statements(list(body), in_loop=False, calls=[])
 
 
@@ -430,11 +434,11 @@ def _uses_covered(dest: str, body) -> bool:
 
 def _uses(op: Operation, name: str) -> bool:
     if isinstance(op, NamedOp | KernelOp):
-        if any(ref.var_name == name for ref in op.inputs):
+        if any(_ref_uses(ref, name) for ref in op.inputs):
             return True
         return any(_names_var(v, name) for v in op.settings.data.values())
     if isinstance(op, CacheWriteOp):
-        return op.src.var_name == name
+        return _ref_uses(op.src, name) or any(_index_names(i, name) for i in op.dst.indices)
     if isinstance(op, LoopOp):
         return name in [b for b in op.bounds if isinstance(b, str)]
     if isinstance(op, BranchOp):
@@ -443,6 +447,11 @@ def _uses(op: Operation, name: str) -> bool:
         access = op.src if isinstance(op, CacheReadOp) else op.target
         return any(_index_names(i, name) for i in access.indices)
     return False
+
+
+def _ref_uses(ref, name: str) -> bool:
+    """`ref` (`x`, `W[e]`) reads `name`: as the variable or as an index."""
+    return ref.var_name == name or any(_index_names(i, name) for i in ref.indices)
 
 
 def _names_var(value, name: str) -> bool:

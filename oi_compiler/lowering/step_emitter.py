@@ -15,7 +15,8 @@ error site of the plan (its message template and statement), fired with `StepIR.
 - **Rollback**: before any persistent byte changes, it is appended to the undo log; the host
   puts logged bytes back, newest first, when a step fails (sizes are restored from a snapshot
   of the size words, taken by the host before the step).
-- **Ops** are the `oi.kernel`s of `--lower-ops`, inlined with their buffers.
+- **Ops** are the `oi.kernel`s of `--lower-ops`: each distinct nest one function, called with the
+  variables' buffers.
 """
 
 from __future__ import annotations
@@ -166,9 +167,22 @@ class StepEmitter:
                 self.static_error(CACHE, f"unknown cache index {name}", op)
                 return self.ir.const(0)
             return self.scalar_as_index(var, op, CACHE)
-        if var is None or var.kind != "buffer":
+        if var is None or var.kind in ("table", "prefix"):
             self.static_error(EXEC, f"unknown variable: {name}", op)
             return self.ir.const(0)
+        if var.kind != "buffer":  # a cache.read destination: its current value
+            if any(d is None for d in var.shape):
+                raise unsupported(f"{name}, sized at run time, as an index", op)
+            if any(d != 1 for d in var.shape):
+                self.static_error(CACHE, "cache index must be scalar", op)
+                return self.ir.const(0)
+            view = self.var_memref(var)
+            value = self.ir.emit(memref.LoadOp.get(view, [self.ir.const(0) for _ in var.shape]))
+            if var.dtype in FLOAT_DTYPES:
+                self.static_error(CACHE, "cache index must be integer", op)
+                return self.ir.const(0)
+            return self.widen(_signless_value(self.ir, value), var.dtype)
+        self.check_exists(var, op)
         return self.scalar_as_index(var, op, CACHE)
 
     def access(self, access, op: Operation) -> list:
@@ -247,7 +261,10 @@ class StepEmitter:
                 self.ensure_size(table, dim, end, op)
                 out.append(("slice", start, end))
             else:
-                self.ensure_size(table, dim, ir.add(item[1], ir.const(1)), op)
+                # k + 1 saturates at the largest index: the host refuses that size (dense tables)
+                k = item[1]
+                at_max = ir.cmp("eq", k, ir.const(_I64_MAX))
+                self.ensure_size(table, dim, ir.select(at_max, k, ir.add(k, ir.const(1))), op)
                 out.append(item)
         return out
 
@@ -262,7 +279,7 @@ class StepEmitter:
             end = size
         else:
             negative = ir.cmp("slt", end, ir.const(0))
-            underflow = ir.and_(negative, ir.cmp("sgt", ir.sub(ir.const(0), end), size))
+            underflow = ir.and_(negative, ir.cmp("slt", end, ir.sub(ir.const(0), size)))  # -end > size
             ir.fail_if(underflow, lambda: self.site(CACHE, "slice end underflow for size {0}", op), [size])
             end = ir.select(negative, ir.add(size, end), end)
         ir.fail_if(ir.cmp("slt", end, start), lambda: self.site(CACHE, "slice end {0} before start {1}", op), [end, start])
@@ -331,9 +348,9 @@ class StepEmitter:
             return
         source_var = self.source_var(op)
         self.check_exists(source_var, op)
+        source = self.source(op, source_var)  # the reference reads the source before the indices
         if table.kind == "buffer":
             self.check_write_shape(op, table, source_var, table.shape)
-            source = self.source(op, source_var)
             nbytes = ir.const(_nbytes(table.dtype, table.shape))
             ir.log_bytes(table.slot, ir.const(0), nbytes)
             ir.emit(memref.CopyOp(source, self.var_memref(table)))
@@ -345,7 +362,6 @@ class StepEmitter:
             self.static_error(CACHE, f"cache.write {table.name} does not support slice indices", op)
             return
         self.check_write_shape(op, table, source_var, table.shape)
-        source = self.source(op, source_var)
         key = [s[1] for s in selection]
         self.keep_stale_views(table, key)
         entry_bytes = _nbytes(table.dtype, table.shape)
@@ -584,7 +600,9 @@ class StepEmitter:
             self.check_result_dims(op, values)
         values.append(self.var_memref(self.plan.vars[op.output_name]))
         for key in op.runtime_settings:
-            values.append(self.scalar(self.plan.vars[op.settings.data[key.data].root_reference.data]))
+            var = self.plan.vars[op.settings.data[key.data].root_reference.data]
+            self.check_exists(var, op)
+            values.append(self.scalar(var))
         function = self.kernel_function(op)  # a block two branches call emits its kernels twice
         for param, value in zip(function.function_type.inputs.data, values):
             if param != value.type:
@@ -678,11 +696,22 @@ class StepEmitter:
 
 # --- types and constants ---------------------------------------------------------------------
 
+_I64_MAX = (1 << 63) - 1
 P_I8 = IntegerType(8)
 DYN = DYNAMIC_INDEX
 _I64 = IntegerType(64)
 _F32 = dtype_type("f32")
 _F64 = dtype_type("f64")
+
+
+def _signless_value(ir: StepIR, value: SSAValue) -> SSAValue:
+    """An element loaded as `uiN` reinterpreted as `iN` (arith takes signless integers)."""
+    ty = value.type
+    if isinstance(ty, IntegerType) and ty != IntegerType(ty.width.data):
+        from xdsl.dialects.builtin import UnrealizedConversionCastOp
+
+        return ir.emit(UnrealizedConversionCastOp.get([value], [IntegerType(ty.width.data)]))
+    return value
 
 
 def _signless(dtype: str):

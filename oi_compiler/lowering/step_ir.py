@@ -57,7 +57,7 @@ def grow_declaration() -> func.FuncOp:
 
 
 class StepIR:
-    """Emits into one function; `helpers` is the module's shared `Helpers` (None inside them)."""
+    """Emits into one function; `helpers` is the module's shared `Helpers`."""
 
     def __init__(self, block: Block, state: SSAValue, helpers: Helpers | None = None):
         self.b = Builder(InsertPoint.at_end(block))
@@ -253,6 +253,8 @@ class StepIR:
 
     def fail(self, site: int, args: Sequence[SSAValue] = ()) -> None:
         """Record error `site` with up to four index arguments and leave the step."""
+        if len(args) > 4:
+            raise AssertionError("an error record holds four arguments")
         self.emit(memref.StoreOp.get(self.const_of(site, i64), self.state, [self.const(P.ERROR_SITE)]))
         for n, value in enumerate(args):
             self.set_word(P.ERROR_ARGS + n, value)
@@ -288,7 +290,7 @@ class StepIR:
     def log_bytes(self, slot: int | SSAValue, offset: SSAValue, nbytes: SSAValue) -> None:
         """Append `nbytes` bytes of the buffer at word `slot`, from byte `offset`, to the undo log."""
         if self.helpers is None:
-            raise AssertionError("helpers log through their caller")
+            raise AssertionError("StepIR without Helpers cannot log")
         self.call_checked(self.helpers.need("oi_log"), [self.const(slot) if isinstance(slot, int) else slot,
                                                         offset, nbytes])  # fmt: skip
 

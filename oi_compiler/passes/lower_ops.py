@@ -173,8 +173,8 @@ def lower_op(op: NamedOp, plan: StepPlan, nests: dict[str, Region] | None = None
     block = Block(arg_types=[*in_types, out_type, *runtime_types])
     args = list(block.args)
     in_args, out_arg, runtime_args = args[: len(inputs)], args[len(inputs)], args[len(inputs) + 1 :]
-    for (key, _), value in zip(runtime, runtime_args):
-        settings[key] = value
+    for (setting, _), value in zip(runtime, runtime_args):
+        settings[setting] = value
     b = Builder(InsertPoint.at_end(block))
     target = out_arg
     if aliases and aliases[0] == 0:

@@ -161,9 +161,9 @@ class NativeState:
             return
         self._keep_views_read(int(words[P.STEP_STAMP]))
         self.rollback(sizes)
-        if code == 2 and self.host_error is not None:
+        if code == 2:
             error, self.host_error = self.host_error, None
-            raise error
+            raise error or ExecutionError("internal error: the step's host callback failed")
         site = int(self.words[P.ERROR_SITE])
         args = [int(x) for x in self.words[P.ERROR_ARGS : P.ERROR_ARGS + 4]]
         raise self.step.sites[site].error(args, self.step.block)
@@ -285,6 +285,16 @@ class NativeState:
                     self.arrays[var.present_slot][key] = 1
             else:
                 np.copyto(self.arrays[var.slot], storage.current())
+        for var in self.plan.vars.values():  # what the file does not hold starts over, as on the reference
+            if var.memory == "persistent" or var.temp or var.name in values or var.kind == "prefix":
+                pass
+            elif var.kind == "buffer":
+                np.copyto(self.arrays[var.slot], self.initial_value(var))
+            elif var.kind == "resizable":
+                self._set_resizable(var, self.initial_value(var))
+            elif var.kind == "view":
+                self.words[var.slot] = -1
+                self.loaded_views[var.name] = self.initial_value(var)
         for var in self.plan.vars.values():  # a temporary exists only if the saved state has it
             if var.temp:
                 self.words[var.slot + 1] = int(var.name in values)
