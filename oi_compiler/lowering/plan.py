@@ -142,9 +142,6 @@ class StepPlan:
         self.sites.append((template, op))
         return len(self.sites) - 1
 
-    def size_words(self) -> list[int]:
-        """The words that are persistent state (table sizes): rolled back on a failed step."""
-        return [v.size_slot(d) for v in self.vars.values() if v.kind == "table" for d in range(v.rank)]
 
 
 def nested(op: Operation) -> list[list[Operation]]:
@@ -465,6 +462,6 @@ def _index_names(index, name: str) -> bool:
 
 
 __all__ = [
-    "GROW_LOG", "GROW_RESIZABLE", "GROW_TABLE", "HEADER_WORDS", "StepPlan", "Unsupported", "VarPlan",
-    "build_plan", "statements", "view_safe",
+    "GROW_LOG", "GROW_RESIZABLE", "GROW_TABLE", "GROW_VIEW", "HEADER_WORDS", "StepPlan", "Unsupported", "VarPlan",
+    "blocks_of", "branch_targets", "build_plan", "escape_braces", "nested", "statements", "unsupported", "view_safe",
 ]  # fmt: skip

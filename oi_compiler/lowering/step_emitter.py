@@ -26,7 +26,6 @@ from collections.abc import Sequence
 
 from xdsl.dialects import arith, func, memref
 from xdsl.dialects.builtin import (
-    DYNAMIC_INDEX,
     FloatAttr,
     IntAttr,
     IntegerType,
@@ -59,13 +58,12 @@ from oi_compiler.errors import PassError
 from oi_compiler.ir_context import nearest_loc
 from oi_compiler.lowering import plan as P
 from oi_compiler.lowering.plan import StepPlan, VarPlan, escape_braces, unsupported
-from oi_compiler.lowering.step_ir import Helpers, StepIR, step_function_type
+from oi_compiler.lowering.step_ir import DYN, I8, Helpers, StepIR, step_function_type
 from oi_compiler.ops.registry import dtype_debug_name
 from oi_compiler.passes.lower_ops import memref_type_of
 from oi_compiler.verify.scope import shape_text
 
 CACHE, EXEC = "CacheError", "ExecutionError"
-
 
 
 class StepEmitter:
@@ -217,7 +215,7 @@ class StepEmitter:
         return self.ir.view(table.data_slot, ty, self.capacities(table))
 
     def present(self, table: VarPlan) -> SSAValue:
-        return self.ir.view(table.present_slot, MemRefType(P_I8, [DYN] * table.rank), self.capacities(table))
+        return self.ir.view(table.present_slot, MemRefType(I8, [DYN] * table.rank), self.capacities(table))
 
     def entry_elements(self, table: VarPlan) -> int:
         count = 1
@@ -497,7 +495,7 @@ class StepEmitter:
         present = self.present(table)
         with ir.for_each(self.capacities(table)) as key:
             flag = ir.emit(memref.LoadOp.get(present, key))
-            with ir.if_(ir.emit(arith.CmpiOp(flag, ir.const_of(0, P_I8), "ne"))):
+            with ir.if_(ir.emit(arith.CmpiOp(flag, ir.const_of(0, I8), "ne"))):
                 for d, k in enumerate(key):
                     if table.fixed[d] is None:
                         slot = table.size_slot(d)
@@ -506,7 +504,7 @@ class StepEmitter:
     def fill(self, target: SSAValue, init, dtype: str) -> None:
         ir = self.ir
         ty = target.type
-        element = _signless(dtype) if dtype != "u8" else P_I8
+        element = _signless(dtype) if dtype != "u8" else I8
         value = _constant(ir, element, init, dtype)
         shape = ty.get_shape()
         sizes = [ir.const(d) if d >= 0 else ir.emit(memref.DimOp(target, ir.const(i)))
@@ -697,8 +695,6 @@ class StepEmitter:
 # --- types and constants ---------------------------------------------------------------------
 
 _I64_MAX = (1 << 63) - 1
-P_I8 = IntegerType(8)
-DYN = DYNAMIC_INDEX
 _I64 = IntegerType(64)
 _F32 = dtype_type("f32")
 _F64 = dtype_type("f64")

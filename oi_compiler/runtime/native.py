@@ -111,7 +111,8 @@ class NativeState:
         return [int(self.words[var.size_slot(d)]) for d in range(var.rank)]
 
     def grow(self, kind: int, a: int, b: int, c: int) -> None:
-        """The step's request: a table index past its capacity, a resizable buffer, the undo log."""
+        """The step's request (`oi_grow`): a table index past its capacity, a resizable buffer or the
+        undo log to grow, or a stale view to copy out before a write changes what it shows."""
         if kind == P.GROW_TABLE:
             var = next(v for v in self.plan.vars.values() if v.kind == "table" and v.slot == a)
             caps = self.capacities(var)

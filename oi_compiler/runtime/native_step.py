@@ -3,8 +3,9 @@
 `compile_step(bound)` runs the lowering pipeline (`pipeline.STEP_PIPELINE`) on a copy of the
 graph and JIT-compiles the result; `NativeStep` holds the function, the plan (the state
 array's layout) and the error sites. The step calls `oi_grow(handle, kind, a, b, c)` when a
-table, a resizable buffer or the undo log must grow: one C callback for the process,
-dispatching on `handle` to the executor's `NativeState`.
+table, a resizable buffer or the undo log must grow, and to have a stale view copied out before
+a write reaches it (`plan.GROW_*`): one C callback for the process, dispatching on `handle` to
+the executor's `NativeState`.
 """
 
 from __future__ import annotations
