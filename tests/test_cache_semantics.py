@@ -646,7 +646,7 @@ def test_reset_with_slice_is_rejected(device) -> None:
 
 
 # --- §4.4 auto_dim ---------------------------------------------------------------------------------
-# Reference-only: the compiled path does not support `@auto_dim` variables yet (Unsupported).
+# On both devices (the compiled path keeps each tensor as base + counts, zero-padded by the host).
 
 AUTO_SRC = """
 dynamic {{ w: f32[{rows}, {cols}]; }}
@@ -656,8 +656,8 @@ block entry {{ {ops} }}
 """
 
 
-def auto_exe(ops: str, *, init: str = "@init(1.0)", w_shape=(2, 2)) -> oi.Executor:
-    return executor(AUTO_SRC.format(ops=ops, init=init, rows=w_shape[0], cols=w_shape[1]))
+def auto_exe(ops: str, *, init: str = "@init(1.0)", w_shape=(2, 2), device: str = "reference") -> oi.Executor:
+    return executor(AUTO_SRC.format(ops=ops, init=init, rows=w_shape[0], cols=w_shape[1]), device=device)
 
 
 def grown(base: np.ndarray, shape) -> np.ndarray:
@@ -666,8 +666,9 @@ def grown(base: np.ndarray, shape) -> np.ndarray:
     return out
 
 
-def test_auto_dim_initial_state() -> None:
-    exe = auto_exe("")
+@on_both
+def test_auto_dim_initial_state(device) -> None:
+    exe = auto_exe("", device=device)
     assert exe.table_sizes("M") == [0, 0]
     np.testing.assert_array_equal(exe.state("M"), np.ones((2, 2), np.float32))
 
@@ -685,8 +686,9 @@ def test_auto_dim_initial_state() -> None:
         ("cache.read M[1, 2] >> y; cache.read M[] >> y;", [1, 2]),
     ],
 )
-def test_auto_dim_counts_and_zero_padded_growth(ops, counts) -> None:
-    exe = step(auto_exe(ops))
+@on_both
+def test_auto_dim_counts_and_zero_padded_growth(ops, counts, device) -> None:
+    exe = step(auto_exe(ops, device=device))
     assert exe.table_sizes("M") == counts
     shape = (2 + counts[0], 2 + counts[1])
     expected = grown(np.ones((2, 2), np.float32), shape)  # @init at base, zeros in the new rows/cols
@@ -694,21 +696,24 @@ def test_auto_dim_counts_and_zero_padded_growth(ops, counts) -> None:
     np.testing.assert_array_equal(exe.state("M"), expected)
 
 
-def test_auto_dim_growth_keeps_written_data_top_left() -> None:
-    exe = auto_exe("cache.write w >> M[1, 1]; cache.read M[2, 2] >> y;", w_shape=(3, 3))
+@on_both
+def test_auto_dim_growth_keeps_written_data_top_left(device) -> None:
+    exe = auto_exe("cache.write w >> M[1, 1]; cache.read M[2, 2] >> y;", w_shape=(3, 3), device=device)
     w = np.arange(9, dtype=np.float32).reshape(3, 3) + 1
     step(exe, w=w)
     assert exe.table_sizes("M") == [2, 2]
     np.testing.assert_array_equal(exe.fetch("y"), grown(w, (4, 4)))
 
 
-def test_auto_dim_growth_across_steps() -> None:
+@on_both
+def test_auto_dim_growth_across_steps(device) -> None:
     exe = executor(
         """
         volatile { y: f32[2]; }
         persistent { t: i64 @init(0); M(a): f32[2] @init(5.0) @auto_dim(a); }
         block entry { cache.increment t; cache.read M[t] >> y; }
-        """
+        """,
+        device=device,
     )
     for n in range(1, 4):
         step(exe)
@@ -716,14 +721,16 @@ def test_auto_dim_growth_across_steps() -> None:
         np.testing.assert_array_equal(exe.fetch("y"), np.array([5, 5] + [0] * n, np.float32))
 
 
-def test_auto_dim_exceeding_fixed_max() -> None:
+@on_both
+def test_auto_dim_exceeding_fixed_max(device) -> None:
     # run-time index via a persistent scalar; upstream names the variable and the index position
     exe = executor(
         """
         volatile { y: f32[2, 2]; }
         persistent { n: i64 @init(4); M(a, b): f32[2, 2] @auto_dim(a, b) @fixed(a=3); }
         block entry { cache.read M[1, 1] >> y; cache.read M[n, 0] >> y; }
-        """
+        """,
+        device=device,
     )
     err = cache_error(exe)
     assert err.message == "auto_dim M exceeds fixed max 3 for 0"
@@ -731,29 +738,32 @@ def test_auto_dim_exceeding_fixed_max() -> None:
     assert exe.state("M").shape == (2, 2)
 
 
-def test_auto_dim_exceeding_fixed_max_on_the_second_index() -> None:
+@on_both
+def test_auto_dim_exceeding_fixed_max_on_the_second_index(device) -> None:
     exe = executor(
         """
         volatile { y: f32[2, 2]; }
         persistent { M(a, b): f32[2, 2] @auto_dim(a, b) @fixed(b=1); }
         block entry { cache.read M[0, 2] >> y; }
-        """
+        """,
+        device=device,
     )
     assert cache_error(exe).message == "auto_dim M exceeds fixed max 1 for 1"
 
 
-def test_auto_dim_write_needs_base_plus_counts() -> None:
+@on_both
+def test_auto_dim_write_needs_base_plus_counts(device) -> None:
     w = np.arange(12, dtype=np.float32).reshape(3, 4)
-    exe = step(auto_exe("cache.write w >> M[1, 2];", w_shape=(3, 4)), w=w)
+    exe = step(auto_exe("cache.write w >> M[1, 2];", w_shape=(3, 4), device=device), w=w)
     np.testing.assert_array_equal(exe.state("M"), w)
     assert exe.table_sizes("M") == [1, 2]
     # counts update first, then the shape check
-    exe = auto_exe("cache.write w >> M[0, 0];", w_shape=(3, 4))
+    exe = auto_exe("cache.write w >> M[0, 0];", w_shape=(3, 4), device=device)
     err = cache_error(exe, w=w)
     assert err.message == "cache.write M expects shape [2, 2], got [3, 4]"
-    exe = auto_exe("cache.write w >> M[1, 1];", w_shape=(3, 4))
+    exe = auto_exe("cache.write w >> M[1, 1];", w_shape=(3, 4), device=device)
     assert cache_error(exe, w=w).message == "cache.write M expects shape [3, 3], got [3, 4]"
-    exe = auto_exe("cache.write w >> M;", w_shape=(3, 4))  # unbracketed: current counts
+    exe = auto_exe("cache.write w >> M;", w_shape=(3, 4), device=device)  # unbracketed: current counts
     assert cache_error(exe, w=w).message == "cache.write M expects shape [2, 2], got [3, 4]"
 
 
@@ -769,15 +779,16 @@ def test_auto_dim_slices_are_rejected() -> None:
     assert info.value.message == "cache access M does not support slice indices"
 
 
-def test_auto_dim_reset() -> None:
+@on_both
+def test_auto_dim_reset(device) -> None:
     w = np.full((3, 4), 7.0, np.float32)
-    exe = auto_exe("cache.write w >> M[1, 2]; cache.reset M; cache.read M >> y;", w_shape=(3, 4))
+    exe = auto_exe("cache.write w >> M[1, 2]; cache.reset M; cache.read M >> y;", w_shape=(3, 4), device=device)
     step(exe, w=w)
     assert exe.table_sizes("M") == [0, 0]
     np.testing.assert_array_equal(exe.fetch("y"), np.ones((2, 2), np.float32))
     np.testing.assert_array_equal(exe.state("M"), np.ones((2, 2), np.float32))
     # and it grows again from the base
-    exe2 = auto_exe("cache.read M[2, 2] >> y; cache.reset M; cache.read M[1, 0] >> z;", init="")
+    exe2 = auto_exe("cache.read M[2, 2] >> y; cache.reset M; cache.read M[1, 0] >> z;", init="", device=device)
     step(exe2)
     assert exe2.table_sizes("M") == [1, 0]
     np.testing.assert_array_equal(exe2.fetch("z"), np.zeros((3, 2), np.float32))
@@ -1030,9 +1041,7 @@ def test_volatile_scalar_index_is_rejected(device) -> None:
 def test_negative_run_time_index_is_rejected(device, node) -> None:
     """Upstream resolves a single index with `resolve_cache_index_value_usize`, which fails with
     `cache index cannot be negative` (§4.7; the verifier's message for literals)."""
-    if device == "cpu" and "M[" in node:
-        pytest.skip("@auto_dim is not compiled yet (device='reference' only)")
-    auto_dim = "M(r): f32[2] @auto_dim(r);" if "M[" in node else ""  # only where used: cpu refuses @auto_dim
+    auto_dim = "M(r): f32[2] @auto_dim(r);" if "M[" in node else ""
     exe = executor(
         f"""
         volatile {{ y: f32[2]; m: f32[2]; }}

@@ -4,8 +4,8 @@ Round trips for every kind of state, bit-identical continuation, transfer aliase
 writes, and corrupt or mismatched files (which must raise `oi.StateError` and change nothing).
 
 Tests taking the `device` fixture run on `device="reference"` and on the compiled `device="cpu"`;
-on cpu the graphs leave out their `@auto_dim` variable (not compiled yet, see `compiled_form`).
-The transfer-alias test is reference-only (`transfer` and `branch` are not compiled yet).
+the same graphs, `@auto_dim` variable included, run on both devices.
+The transfer-alias test is reference-only (`transfer` is not compiled yet).
 """
 
 from __future__ import annotations
@@ -42,14 +42,6 @@ def device(request) -> str:
 def simulator(src: str, *, sizevars=None, tensors=None, device: str = "reference") -> oi.Simulator:
     graph = oi.parse_graph(textwrap.dedent(src), FILE)
     return oi.Simulator(oi.Model(sizevars=sizevars or {}, tensors=tensors or {}), graph, device=device)
-
-
-def compiled_form(src: str, device: str) -> str:
-    """`src` for `device`: on cpu without the lines of its `@auto_dim` variable `M` (its
-    declaration and the statements using it), which the compiled path does not support yet."""
-    if device == "reference":
-        return src
-    return "\n".join(line for line in src.splitlines() if "M(" not in line and "M[" not in line)
 
 
 def step(exe: oi.Executor, **values) -> oi.Executor:
@@ -126,7 +118,7 @@ def round_inputs(n: int) -> dict:
 
 
 def test_round_trip_every_kind_of_state(tmp_path, device) -> None:
-    sim = simulator(compiled_form(ROUND_SRC, device), device=device)
+    sim = simulator(ROUND_SRC, device=device)
     exe = sim.make_executor()
     for n in range(3):
         step(exe, **round_inputs(n))
@@ -149,7 +141,7 @@ def test_round_trip_every_kind_of_state(tmp_path, device) -> None:
 
 
 def test_round_trip_of_a_fresh_executor(tmp_path, device) -> None:
-    sim = simulator(compiled_form(ROUND_SRC, device), device=device)
+    sim = simulator(ROUND_SRC, device=device)
     exe = sim.make_executor()
     exe.save_state(tmp_path / "empty.st")
     other = sim.make_executor()
@@ -210,7 +202,7 @@ _CONTINUE_SIMS: dict[str, oi.Simulator] = {}
 
 def continue_sim(device: str = "reference") -> oi.Simulator:
     if device not in _CONTINUE_SIMS:
-        _CONTINUE_SIMS[device] = simulator(compiled_form(CONTINUE_SRC, device), device=device)
+        _CONTINUE_SIMS[device] = simulator(CONTINUE_SRC, device=device)
     return _CONTINUE_SIMS[device]
 
 

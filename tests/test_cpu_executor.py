@@ -766,8 +766,6 @@ UNSUPPORTED = {
                      "a return before the end of its block", 3, 5),
     "return in a loop": ("volatile { a: f32; }\nblock entry {\n    loop l (i in 0..2) {\n        return;\n    }\n}",
                          "a return before the end of its block", 4, 9),
-    "auto_dim": ("volatile { y: f32[2]; }\npersistent {\n    M(r): f32[2] @auto_dim(r);\n}\nblock entry {\n"
-                 "    cache.read M[1] >> y;\n}", "@auto_dim variables", 3, 5),
     "volatile prefix table": ("volatile {\n    y: f32[2];\n    V(l): f32[2] @pattern(\"v.{l}\");\n}\nblock entry {\n"
                               "    op add(V[0], V[1]) >> y;\n}", "volatile prefix tables", 3, 5),
     "f8 increment": ("persistent { c: f8 @init(1.0); }\nblock entry {\n    cache.increment c;\n}",

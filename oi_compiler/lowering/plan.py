@@ -15,6 +15,8 @@
     array of entry addresses, then the entry count per index;
   - `resizable`: a `cache.read` destination whose size changes at run time and that has its
     own copy: words: address, capacity (elements), then its size per dim;
+  - `auto`: an `@auto_dim` tensor: words: the address of its buffer (exactly base + counts,
+    row-major), then its count per auto dim;
   - `view`: a `cache.read` destination bound to a view of the table itself (no copy), when
     `view_safe` proves no later write can change what the view shows: words: which of its
     tables was read last (-1: none yet), the step that read it, then start and count per
@@ -69,7 +71,7 @@ STEP_STAMP = 12  # the host's step counter: a view records the step that read it
 HEADER_WORDS = 13
 
 #: what the grow callback is asked for (its second argument)
-GROW_TABLE, GROW_RESIZABLE, GROW_LOG, GROW_VIEW = 1, 2, 3, 4  # GROW_VIEW: copy a stale view out
+GROW_TABLE, GROW_RESIZABLE, GROW_LOG, GROW_VIEW, GROW_AUTO = 1, 2, 3, 4, 5  # VIEW: copy a stale view out
 
 
 class Unsupported(PassError):
@@ -209,6 +211,8 @@ def build_plan(graph: GraphOp) -> StepPlan:
 def _word_count(plan: VarPlan, plans: dict[str, VarPlan]) -> int:
     if plan.kind == "table":
         return 2 + 2 * plan.rank
+    if plan.kind == "auto":
+        return 1 + plan.rank
     if plan.kind == "prefix":
         return 1 + plan.rank
     if plan.kind == "resizable":
@@ -231,8 +235,8 @@ def _static_shape(var_type, op) -> tuple[int, ...]:
 
 def _check_supported(body, decls: dict[str, VarOp]) -> None:
     for var in decls.values():
-        if var.auto_dim is not None:
-            raise unsupported("@auto_dim variables", var)
+        if var.auto_dim is not None and len(var.auto_dim.data) != len(var.var_type.dims):
+            raise unsupported("@auto_dim with fewer names than dims (the reference refuses it when used)", var)
         if var.index_names and var.memory != "persistent" and var.memory != "constant":
             raise unsupported(f"{var.memory} prefix tables", var)
         if var.index_names and var.memory == "constant" and len(var.index_names) > 4:
@@ -278,8 +282,15 @@ def _var_plan(var: VarOp, reads: list[CacheReadOp], body, decls: dict[str, VarOp
     name, dtype = var.var_name, var.dtype
     if reads and var.memory != "persistent" and _reads_tables(reads, decls):
         return _read_destination(var, reads, body, decls)
+    if reads and var.memory != "persistent" and any(_is_auto(decls.get(r.src.var_name)) for r in reads):
+        return _auto_read_destination(var, reads, decls)
     shape = _static_shape(var.var_type, var)
     if var.memory == "persistent":
+        if var.auto_dim is not None:
+            auto = [a.data for a in var.auto_dim]
+            fixed = var.fixed_sizes
+            return VarPlan(name, "persistent", dtype, shape, "auto", indices=tuple(auto),
+                           fixed=tuple(fixed.get(a) for a in auto), init=var.init_value)  # fmt: skip
         if var.table is not None and var.index_names:
             fixed = var.fixed_sizes
             return VarPlan(name, "persistent", dtype, shape, "table", indices=tuple(var.index_names),
@@ -291,7 +302,23 @@ def _var_plan(var: VarOp, reads: list[CacheReadOp], body, decls: dict[str, VarOp
 
 
 def _is_table(var: VarOp | None) -> bool:
-    return var is not None and var.memory == "persistent" and var.table is not None and bool(var.index_names)
+    return (var is not None and var.memory == "persistent" and var.table is not None and bool(var.index_names)
+            and var.auto_dim is None)  # fmt: skip
+
+
+def _is_auto(var: VarOp | None) -> bool:
+    return var is not None and var.memory == "persistent" and var.auto_dim is not None
+
+
+def _auto_read_destination(var: VarOp, reads: list[CacheReadOp], decls: dict[str, VarOp]) -> VarPlan:
+    """A variable `cache.read` fills from `@auto_dim` tensors: its own copy, every dim run-time sized."""
+    sources = {decls[r.src.var_name].var_name: decls[r.src.var_name] for r in reads if r.src.var_name in decls}
+    ranks = {len(v.var_type.dims) for v in sources.values()}
+    if not all(_is_auto(v) for v in sources.values()) or len(ranks) != 1:
+        raise unsupported(f"cache.read into {var.var_name} from @auto_dim tensors and other variables", reads[0])
+    if any(v.dtype != var.dtype for v in sources.values()):
+        raise unsupported(f"cache.read into {var.var_name} converting dtypes", reads[0])
+    return VarPlan(var.var_name, var.memory, var.dtype, (None,) * ranks.pop(), "resizable")
 
 
 def _reads_tables(reads: list[CacheReadOp], decls: dict[str, VarOp]) -> bool:
@@ -462,6 +489,6 @@ def _index_names(index, name: str) -> bool:
 
 
 __all__ = [
-    "GROW_LOG", "GROW_RESIZABLE", "GROW_TABLE", "GROW_VIEW", "HEADER_WORDS", "StepPlan", "Unsupported", "VarPlan",
+    "GROW_AUTO", "GROW_LOG", "GROW_RESIZABLE", "GROW_TABLE", "GROW_VIEW", "HEADER_WORDS", "StepPlan", "Unsupported", "VarPlan",
     "blocks_of", "branch_targets", "build_plan", "escape_braces", "nested", "statements", "unsupported", "view_safe",
 ]  # fmt: skip

@@ -304,6 +304,9 @@ class StepEmitter:
         if table is None:
             return
         dest = self.plan.vars[op.dst.var_name]
+        if table.kind == "auto":
+            self.auto_read(op, table, dest)
+            return
         if table.kind == "buffer":
             if op.src.is_bracketed:
                 self.static_error(CACHE, f"cache {table.name} does not support indexed access", op)
@@ -347,6 +350,9 @@ class StepEmitter:
         source_var = self.source_var(op)
         self.check_exists(source_var, op)
         source = self.source(op, source_var)  # the reference reads the source before the indices
+        if table.kind == "auto":
+            self.auto_write(op, table, source_var, source)
+            return
         if table.kind == "buffer":
             self.check_write_shape(op, table, source_var, table.shape)
             nbytes = ir.const(_nbytes(table.dtype, table.shape))
@@ -367,6 +373,71 @@ class StepEmitter:
         self.mark_present(table, selection)
         target_type = _strided_like(MemRefType(dtype_type(table.dtype), list(table.shape)), table)
         ir.emit(memref.CopyOp(source, self.table_view(table, selection, target_type)))
+
+    # --- @auto_dim tensors (`AutoDimStorage`) ---------------------------------------------------
+    def auto_grow(self, var: VarPlan, op: Operation, access) -> list[SSAValue] | None:
+        """Counts raised to the given indices (each checked against its fixed max first), the
+        tensor zero-padded by the host when they change; its current dims (base + counts)."""
+        ir = self.ir
+        resolved = self.access(access, op)
+        if len(resolved) > var.rank:
+            self.static_error(CACHE, f"cache access {var.name} expects at most {var.rank} indices, "
+                                     f"got {len(resolved)}", op)  # fmt: skip
+            return None
+        if any(r[0] == "slice" for r in resolved):
+            self.static_error(CACHE, f"cache access {var.name} does not support slice indices", op)
+            return None
+        counts = [ir.word(var.count_base + d) for d in range(var.rank)]
+        for d, (_, k) in enumerate(resolved):
+            limit = var.fixed[d]
+            if limit is not None:
+                message = escape_braces(f"auto_dim {var.name} exceeds fixed max {limit} for {d}")
+                ir.fail_if(ir.cmp("sgt", k, ir.const(limit)), lambda m=message: self.site(CACHE, m, op))
+        changed = ir.const_of(0, IntegerType(1))
+        for d, (_, k) in enumerate(resolved):
+            changed = ir.or_(changed, ir.cmp("sgt", k, counts[d]))
+            counts[d] = ir.max(counts[d], k)
+        with ir.if_(changed):
+            for d in range(len(resolved)):
+                ir.set_word(var.count_base + d, counts[d])
+            ir.grow(P.GROW_AUTO, var.slot, 0, 0)
+        return [ir.add(ir.const(base), ir.word(var.count_base + d)) for d, base in enumerate(var.shape)]
+
+    def auto_view(self, var: VarPlan, dims: list[SSAValue]) -> SSAValue:
+        return self.ir.view(var.slot, MemRefType(dtype_type(var.dtype), [DYN] * var.rank), dims)
+
+    def auto_read(self, op: CacheReadOp, var: VarPlan, dest: VarPlan) -> None:
+        ir = self.ir
+        dims = self.auto_grow(var, op, op.src)
+        if dims is None:
+            return
+        if dest.kind != "resizable":
+            raise unsupported(f"cache.read of {var.name} into {dest.name}", op)
+        need = ir.product([*dims, 1])
+        with ir.if_(ir.cmp("sgt", need, ir.word(dest.slot + 1))):
+            ir.grow(P.GROW_RESIZABLE, dest.slot, need, 0)
+        for d, size in enumerate(dims):
+            ir.set_word(dest.count_base + d, size)
+        ir.emit(memref.CopyOp(self.auto_view(var, dims), self.var_memref(dest)))
+
+    def auto_write(self, op: CacheWriteOp, var: VarPlan, source_var: VarPlan, source: SSAValue) -> None:
+        ir = self.ir
+        dims = self.auto_grow(var, op, op.dst)
+        if dims is None:
+            return
+        if any(d is None for d in source_var.shape) or source_var.dtype != var.dtype or var.rank > 4:
+            raise unsupported(f"cache.write of {source_var.name} into the @auto_dim {var.name}", op)
+        bad = ir.const_of(int(len(source_var.shape) != var.rank), IntegerType(1))
+        for size, want in zip(dims, source_var.shape):
+            bad = ir.or_(bad, ir.cmp("ne", size, ir.const(want)))
+        expected = "[" + ", ".join("{%d}" % d for d in range(var.rank)) + "]"
+        message = f"cache.write {escape_braces(var.name)} expects shape {expected}, got " + escape_braces(
+            shape_text(source_var.shape))
+        ir.fail_if(bad, lambda: self.site(CACHE, message, op), dims)
+        if len(source_var.shape) != var.rank:
+            return
+        ir.log_bytes(var.slot, ir.const(0), ir.const(_nbytes(var.dtype, source_var.shape)))
+        ir.emit(memref.CopyOp(source, self.auto_view(var, dims)))
 
     def keep_stale_views(self, table: VarPlan, key: list[SSAValue] | None) -> None:
         """A view read in an earlier step still shows the table; before a write changes an entry it
@@ -449,6 +520,11 @@ class StepEmitter:
         if var.kind == "buffer":
             ir.log_bytes(var.slot, ir.const(0), ir.const(_nbytes(var.dtype, var.shape)))
             self.fill(self.var_memref(var), var.init, var.dtype)
+            return
+        if var.kind == "auto":  # counts back to 0; the host makes a fresh @init tensor of the base shape
+            for d in range(var.rank):
+                ir.set_word(var.count_base + d, ir.const(0))
+            ir.grow(P.GROW_AUTO, var.slot, 1, 0)
             return
         prefix = self.access(op.target, op)
         if any(p[0] == "slice" for p in prefix):

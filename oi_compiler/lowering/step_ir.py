@@ -52,8 +52,11 @@ CODE_ERROR, CODE_HOST = 1, 2  # step results besides 0: an error record, a faile
 
 
 def grow_declaration() -> func.FuncOp:
-    """`func.func private @oi_grow(handle, kind, a, b, c) -> i64`, provided by the host at run time."""
-    return func.FuncOp.external(GROW_SYMBOL, [i64] * 5, [i64])
+    """`func.func private @oi_grow(state, kind, a, b, c) -> i64`, provided by the host at run time.
+
+    The state array is an argument so that LLVM knows the call may change any word of it (the
+    host moves buffers and rewrites their words): no load of a word is reused across it."""
+    return func.FuncOp.external(GROW_SYMBOL, [MemRefType(i64, [DYN]), *[i64] * 4], [i64])
 
 
 class StepIR:
@@ -273,7 +276,7 @@ class StepIR:
             self.fail(number, args)
 
     def grow(self, kind: int, a: SSAValue | int, b: SSAValue | int, c: SSAValue | int) -> None:
-        args = [self.raw_word(P.HANDLE), self.const_of(kind, i64)]
+        args = [self.state, self.const_of(kind, i64)]
         for v in (a, b, c):
             args.append(self.const_of(v, i64) if isinstance(v, int) else self.to_i64(v))
         result = self.emit(func.CallOp(GROW_SYMBOL, args, [i64]))

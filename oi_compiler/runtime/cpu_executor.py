@@ -64,7 +64,9 @@ class CpuExecutor(Executor):
 
     def table_sizes(self, name: str) -> list[int]:
         var = self._persistent_var(name)
-        return self.native.sizes(var) if var.kind == "table" else []
+        if var.kind == "table":
+            return self.native.sizes(var)
+        return self.native.counts(var) if var.kind == "auto" else []
 
     # --- checkpoints (the state in the reference executor's form) --------------------------
     @property

@@ -21,7 +21,15 @@ from oi_compiler.lowering.plan import VarPlan
 from oi_compiler.runtime.binding import BoundGraph, check_model_tensor
 from oi_compiler.runtime.native_step import NativeStep, register_state
 from oi_compiler.runtime.reference import Frame, ReferenceInterpreter, _pattern_key
-from oi_compiler.runtime.tables import Declaration, PersistentStore, PlainStorage, TableStorage, frozen, init_array
+from oi_compiler.runtime.tables import (
+    AutoDimStorage,
+    Declaration,
+    PersistentStore,
+    PlainStorage,
+    TableStorage,
+    frozen,
+    init_array,
+)
 
 FIRST_CAPACITY = 16
 
@@ -59,6 +67,8 @@ class NativeState:
                 self._set_resizable(var, self.initial_value(var))
             elif var.kind == "prefix":
                 self._prefix(var)
+            elif var.kind == "auto":  # base shape, counts 0: @init (growth pads with zeros)
+                self._set(var.slot, init_array(var.shape, var.dtype, var.init))
 
     # --- buffers ---------------------------------------------------------------------------
     def _set(self, slot: int, array: np.ndarray, cap_slot: int | None = None, capacity: int = 0) -> None:
@@ -107,6 +117,10 @@ class NativeState:
     def capacities(self, var: VarPlan) -> list[int]:
         return [int(self.words[var.capacity_slot(d)]) for d in range(var.rank)]
 
+    def counts(self, var: VarPlan) -> list[int]:
+        """An `@auto_dim` tensor's count per auto dim."""
+        return [int(self.words[var.count_base + d]) for d in range(var.rank)]
+
     def sizes(self, var: VarPlan) -> list[int]:
         return [int(self.words[var.size_slot(d)]) for d in range(var.rank)]
 
@@ -141,6 +155,17 @@ class NativeState:
                 grown_bytes = np.zeros(max(2 * len(used), b), np.uint8)
                 grown_bytes[: len(used)] = used
                 self._set(P.LOG_BYTES, grown_bytes, P.LOG_BYTES_CAP, len(grown_bytes))
+        elif kind == P.GROW_AUTO:  # counts already raised (b = 0) or reset (b = 1) in the words
+            var = next(v for v in self.plan.vars.values() if v.kind == "auto" and v.slot == a)
+            old = self.arrays[var.slot]
+            self.growth.append((int(self.words[P.LOG_COUNT]), var, old, None, []))
+            shape = [base + int(self.words[var.count_base + d]) for d, base in enumerate(var.shape)]
+            if b:
+                grown = init_array(shape, var.dtype, var.init)
+            else:
+                grown = np.zeros(shape, numpy_dtype(var.dtype))
+                grown[tuple(slice(0, n) for n in old.shape)] = old
+            self._set(var.slot, grown)
         elif kind == P.GROW_VIEW:  # a view from an earlier step, about to be overwritten: keep a copy
             var = next(v for v in self.plan.vars.values() if v.kind == "view" and v.slot == a)
             self.loaded_views[var.name] = self.value(var)
@@ -192,6 +217,9 @@ class NativeState:
 
     def _undo_growth(self) -> None:
         _, var, data, present, caps = self.growth.pop()
+        if var.kind == "auto":  # its counts come back with the size words
+            self._set(var.slot, data)
+            return
         self._set(var.data_slot, data)
         self._set(var.present_slot, present)
         for d, c in enumerate(caps):
@@ -200,7 +228,7 @@ class NativeState:
     # --- reading state -----------------------------------------------------------------------
     def value(self, var: VarPlan) -> np.ndarray:
         """A variable's current value as the reference executor would hold it (a copy)."""
-        if var.kind == "buffer":
+        if var.kind in ("buffer", "auto"):
             return self.arrays[var.slot].copy()
         if var.kind == "table":
             box = tuple(slice(0, n) for n in self.sizes(var))
@@ -262,6 +290,11 @@ class NativeState:
             if var.memory == "persistent":
                 if var.kind == "table":
                     storages[var.name] = self.table_storage(var)
+                elif var.kind == "auto":
+                    auto = AutoDimStorage(self._declaration(var))
+                    auto.counts = self.counts(var)
+                    auto.value = frozen(self.arrays[var.slot].copy())
+                    storages[var.name] = auto
                 else:
                     plain = PlainStorage(self._declaration(var))
                     plain.value = frozen(self.arrays[var.slot].copy())
@@ -284,6 +317,10 @@ class NativeState:
                 for key, entry in storage.entries.items():
                     self.arrays[var.data_slot][key] = entry
                     self.arrays[var.present_slot][key] = 1
+            elif var.kind == "auto":
+                for d, c in enumerate(storage.counts):
+                    self.words[var.count_base + d] = c
+                self._set(var.slot, np.array(storage.current(), order="C"))
             else:
                 np.copyto(self.arrays[var.slot], storage.current())
         for var in self.plan.vars.values():  # what the file does not hold starts over, as on the reference

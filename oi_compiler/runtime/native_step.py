@@ -2,10 +2,10 @@
 
 `compile_step(bound)` runs the lowering pipeline (`pipeline.STEP_PIPELINE`) on a copy of the
 graph and JIT-compiles the result; `NativeStep` holds the function, the plan (the state
-array's layout) and the error sites. The step calls `oi_grow(handle, kind, a, b, c)` when a
+array's layout) and the error sites. The step calls `oi_grow(state, kind, a, b, c)` when a
 table, a resizable buffer or the undo log must grow, and to have a stale view copied out before
 a write reaches it (`plan.GROW_*`): one C callback for the process, dispatching on `handle` to
-the executor's `NativeState`.
+the executor's `NativeState` by the handle in the state's word `HANDLE`.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ import dataclasses
 from dataclasses import dataclass
 
 from oi_compiler.errors import CacheError, ExecutionError, OiError, SourceLoc
-from oi_compiler.lowering.plan import StepPlan, VarPlan
+from oi_compiler.lowering.plan import HANDLE, StepPlan, VarPlan
 from oi_compiler.runtime.binding import BoundGraph
 
-_GROW = ctypes.CFUNCTYPE(ctypes.c_int64, *([ctypes.c_int64] * 5))
+#: `oi_grow(state, kind, a, b, c)`: the state memref in the C ABI (pointer, offset, size, stride)
+_GROW = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, *([ctypes.c_int64] * 7))
 _STEP = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
                          ctypes.c_int64)  # fmt: skip
 _states: weakref.WeakValueDictionary[int, object] = weakref.WeakValueDictionary()
@@ -31,7 +32,8 @@ _lock = threading.Lock()
 _callback = None
 
 
-def _grow(handle: int, kind: int, a: int, b: int, c: int) -> int:
+def _grow(words: int, offset: int, size: int, stride: int, kind: int, a: int, b: int, c: int) -> int:
+    handle = ctypes.c_int64.from_address(words + 8 * (offset + HANDLE * stride)).value
     state = _states.get(handle)
     if state is None:
         return 1
@@ -150,7 +152,9 @@ class StepLayout:
         return cls(dict(plan.vars), plan.words, plan.entry.block_name)
 
     def size_words(self) -> list[int]:
-        return [v.size_slot(d) for v in self.vars.values() if v.kind == "table" for d in range(v.rank)]
+        """Words that are persistent state (table sizes, @auto_dim counts): restored after a failed step."""
+        words = [v.size_slot(d) for v in self.vars.values() if v.kind == "table" for d in range(v.rank)]
+        return words + [v.count_base + d for v in self.vars.values() if v.kind == "auto" for d in range(v.rank)]
 
     def to_json(self) -> dict:
         return {"words": self.words, "block": self.block, "vars": [dataclasses.asdict(v) for v in self.vars.values()]}
