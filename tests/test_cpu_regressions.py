@@ -186,3 +186,30 @@ def test_refused_with_a_message_not_a_crash(text: str, what: str) -> None:
     graph = oi.parse_graph(text, "r.oi")
     with pytest.raises(oi.PassError, match=what):
         oi.Simulator(oi.Model(), graph, device="cpu")
+
+
+def test_auto_dim_growth_in_a_failed_step_is_undone() -> None:
+    """A step grows an @auto_dim tensor twice (one read, one write), then fails: the tensor and its
+    counts come back; the next steps continue as on the reference."""
+    text = """
+    dynamic { i: i32; w: f32[3, 4]; z: f32[2, 2]; }
+    volatile { y: f32[2, 2]; }
+    persistent { a: i32; M(r, c): f32[2, 2] @init(1.5) @auto_dim(r, c); K(p): f32[2, 2] @table @fixed(p = 1); }
+    block entry {
+        cache.write i >> a;
+        cache.read M[1, 0] >> y;
+        cache.write w >> M[1, 2];
+        cache.read M[a, 2] >> y;
+        cache.write z >> K[a];
+    }
+    """
+    exes = list(_both(text, {}))
+    w = np.arange(12, dtype=np.float32).reshape(3, 4)
+    for n, i in enumerate([0, 1, 0, 2, 1]):
+        values = {"i": np.int32(i), "w": w + n, "z": np.full((2, 2), n, np.float32)}
+        outcomes = [_outcome(exe, values) for exe in exes]
+        assert outcomes[0] == outcomes[1], (n, outcomes)
+        for name in ("M", "a", "K"):
+            np.testing.assert_array_equal(exes[1].state(name), exes[0].state(name))
+            assert exes[1].table_sizes(name) == exes[0].table_sizes(name)
+        np.testing.assert_array_equal(exes[1].fetch("y"), exes[0].fetch("y"))
