@@ -100,11 +100,15 @@ class VarPlan:
     indices: tuple[str, ...] = ()
     fixed: tuple[int | None, ...] = ()
     init: int | float | bool | None = None
-    # view destinations: the tables read into it (all with one entry shape); `table` is the first
-    table: str | None = None
+    # view destinations: the tables read into it (all with one entry shape)
     tables: tuple[str, ...] = ()
     # an `assign` temporary: a second word says whether its assign has run (it exists from then)
     temp: bool = False
+
+    @property
+    def table(self) -> str | None:
+        """A view destination's first table (they all have its entry shape)."""
+        return self.tables[0] if self.tables else None
 
     @property
     def rank(self) -> int:
@@ -341,7 +345,7 @@ def _read_destination(var: VarOp, reads: list[CacheReadOp], body, decls: dict[st
         if decls[table].dtype != dtype:
             raise unsupported(f"cache.read of {decls[table].dtype} into {dtype} variable {name}", reads[0])
     if all(view_safe(r, body) for r in reads):
-        return VarPlan(name, var.memory, dtype, read_shape, "view", table=tables[0], tables=tuple(tables))
+        return VarPlan(name, var.memory, dtype, read_shape, "view", tables=tuple(tables))
     return VarPlan(name, var.memory, dtype, read_shape, "resizable")
 
 

@@ -22,7 +22,10 @@ error site of the plan (its message template and statement), fired with `StepIR.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
+
+import numpy as np
 
 from xdsl.dialects import arith, func, memref
 from xdsl.dialects.builtin import (
@@ -33,6 +36,7 @@ from xdsl.dialects.builtin import (
     NoneAttr,
     StridedLayoutAttr,
     UnitAttr,
+    UnrealizedConversionCastOp,
     i32,
 )
 from xdsl.ir import Operation, Region, SSAValue
@@ -218,10 +222,7 @@ class StepEmitter:
         return self.ir.view(table.present_slot, MemRefType(I8, [DYN] * table.rank), self.capacities(table))
 
     def entry_elements(self, table: VarPlan) -> int:
-        count = 1
-        for d in table.shape:
-            count *= d
-        return count
+        return math.prod(table.shape)
 
     def linear(self, table: VarPlan, key: Sequence[SSAValue]) -> SSAValue:
         """The entry number of `key` in the current capacity box (row-major)."""
@@ -586,8 +587,6 @@ class StepEmitter:
         sizes = [ir.const(d) if d >= 0 else ir.emit(memref.DimOp(target, ir.const(i)))
                  for i, d in enumerate(shape)]  # fmt: skip
         if element != ty.element_type:
-            from xdsl.dialects.builtin import UnrealizedConversionCastOp
-
             cast_type = MemRefType(element, list(shape), ty.layout)
             target = ir.emit(UnrealizedConversionCastOp.get([target], [cast_type]))
         with ir.for_each(sizes) as ivs:
@@ -780,8 +779,6 @@ def _signless_value(ir: StepIR, value: SSAValue) -> SSAValue:
     """An element loaded as `uiN` reinterpreted as `iN` (arith takes signless integers)."""
     ty = value.type
     if isinstance(ty, IntegerType) and ty != IntegerType(ty.width.data):
-        from xdsl.dialects.builtin import UnrealizedConversionCastOp
-
         return ir.emit(UnrealizedConversionCastOp.get([value], [IntegerType(ty.width.data)]))
     return value
 
@@ -794,10 +791,7 @@ def _signless(dtype: str):
 
 
 def _nbytes(dtype: str, shape) -> int:
-    count = 1
-    for d in shape:
-        count *= d
-    return count * numpy_dtype(dtype).itemsize
+    return math.prod(shape) * numpy_dtype(dtype).itemsize
 
 
 def _constant(ir: StepIR, element, init, dtype: str) -> SSAValue:
@@ -810,11 +804,8 @@ def _constant(ir: StepIR, element, init, dtype: str) -> SSAValue:
         if width == 1:
             value = -value if value else 0
         return ir.const_of(value, element)
-    if dtype in ("f16", "bf16", "f8"):
-        import numpy as np
-
-        bits = np.array([float(init or 0.0)], dtype=numpy_dtype(dtype)).view(f"uint{numpy_dtype(dtype).itemsize * 8}")
-        wide = ir.emit(arith.ConstantOp(FloatAttr(float(np.array(bits).view(numpy_dtype(dtype))[0]), _F32)))
+    if dtype in ("f16", "bf16", "f8"):  # the value rounded to the dtype, exact in f32, truncated
+        wide = ir.emit(arith.ConstantOp(FloatAttr(float(np.asarray(init or 0.0, numpy_dtype(dtype))), _F32)))
         return ir.emit(arith.TruncFOp(wide, element))
     return ir.emit(arith.ConstantOp(FloatAttr(float(init or 0.0), element)))
 

@@ -24,7 +24,7 @@ from xdsl.passes import ModulePass
 
 from oi_compiler.dialects.oi import BlockOp, GraphOp, NamedOp, describe
 from oi_compiler.ir_context import nearest_loc
-from oi_compiler.lowering.plan import StepPlan, build_plan
+from oi_compiler.lowering.plan import StepPlan, build_plan, statements
 from oi_compiler.lowering.step_emitter import emit_step
 from oi_compiler.lowering.step_ir import grow_declaration
 from oi_compiler.passes.lower_ops import LowerOps
@@ -52,9 +52,11 @@ def lower_graphs(module) -> list[StepPlan]:
 
         raise PassError("--lower-cache lowers one graph per module")
     for graph in graphs:
-        if any(isinstance(op, NamedOp) for op in graph.walk()):
-            LowerOps().apply(None, graph.parent_op())  # --lower-cache alone lowers the ops first
         plan = build_plan(graph)
+        # --lower-cache alone lowers the ops the step runs first (ops in blocks it never runs stay)
+        if any(isinstance(op, NamedOp) for op, _ in statements(plan.entry.body.block.ops)):
+            LowerOps().apply(None, graph.parent_op())
+            plan = build_plan(graph)
         functions = emit_step(plan)
         functions[0].attributes[SITES_ATTR] = ArrayAttr([StringAttr(site_text(t, op)) for t, op in plan.sites[1:]])
         block = graph.parent_block()

@@ -53,10 +53,9 @@ from oi_compiler.lowering.plan import (
     unsupported,
 )
 from oi_compiler.ops.registry import lookup_op
+from oi_compiler.runtime.reference import SHAPE_FROM_OUTPUT
 from oi_compiler.verify.scope import shape_text
 
-#: ops whose shape setting, when absent, is the output's declared shape (as the reference does)
-SHAPE_FROM_OUTPUT = {"reshape": "shape"}
 #: settings that may name a scalar variable read at run time, per op
 RUNTIME_SETTINGS = {("rope", "position")}
 _PROBES = (1009, 2003)  # stand-ins for run-time sizes when asking a shape rule (distinct per dim)
@@ -359,14 +358,13 @@ def _refusal(spec, inputs: list[VarPlan], settings: dict[str, Any], out_dtype: s
     return None
 
 
-_FIRST, _OTHER = 1000003, 1000033  # sizes no shape rule message contains by chance
 
 
 def _equal_sizes_message(ask, dynamic) -> str:
     """The rule's message when the first run-time size is {0} and another {1}."""
     try:
-        ask({pos: _FIRST if n == 0 else _OTHER for n, pos in enumerate(dynamic)})
+        ask({pos: _STAND_INS[min(n, 1)] for n, pos in enumerate(dynamic)})
     except OiError as e:
-        return escape_braces(e.message).replace(str(_FIRST), "{0}").replace(str(_OTHER), "{1}")
+        return escape_braces(e.message).replace(str(_STAND_INS[0]), "{0}").replace(str(_STAND_INS[1]), "{1}")
     raise AssertionError("a shape rule that refuses distinct sizes refused equal ones")
 

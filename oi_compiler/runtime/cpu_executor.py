@@ -16,14 +16,13 @@ import numpy as np
 from oi_compiler.errors import ExecutionError
 from oi_compiler.runtime.executor import Executor
 from oi_compiler.runtime.native import NativeState
-from oi_compiler.runtime.reference import ReferenceInterpreter
 from oi_compiler.runtime.tables import PersistentStore
 
 
 class CpuExecutor(Executor):
     def _fresh_state(self) -> None:
         self.native = NativeState(self.bound, self.sim.native)
-        self.interpreter = ReferenceInterpreter(self.bound, PersistentStore({}), {})  # for temp_types
+        self.interpreter = self.native.reader  # its temp_types name the `assign` temporaries
 
     # --- inputs and steps --------------------------------------------------------------
     def insert(self, values: Mapping[str, Any] | None = None, /, **named: Any) -> CpuExecutor:

@@ -51,7 +51,7 @@ class NativeState:
         self._set(P.LOG_RECORDS, np.zeros((64, 4), np.int64), P.LOG_RECORDS_CAP, 64)
         self._set(P.LOG_BYTES, np.zeros(4096, np.uint8), P.LOG_BYTES_CAP, 4096)
         values: dict[str, np.ndarray] = {}
-        reader = self._reader = ReferenceInterpreter(bound, PersistentStore({}), values)
+        reader = self.reader = ReferenceInterpreter(bound, PersistentStore({}), values)
         frame = Frame(bound.entry, {}, values, True)
         for var in self.plan.vars.values():
             if var.kind == "buffer":
@@ -249,7 +249,7 @@ class NativeState:
 
     def initial_value(self, var: VarPlan) -> np.ndarray:
         """What the reference holds for a variable before anything writes it (model, @init, zeros)."""
-        return np.array(self._reader.value(var.name, Frame(self.bound.entry, {}, {}, True)), order="C")
+        return np.array(self.reader.value(var.name, Frame(self.bound.entry, {}, {}, True)), order="C")
 
     def exists(self, var: VarPlan) -> bool:
         """An `assign` temporary exists once a step has run its assign; everything else always."""
