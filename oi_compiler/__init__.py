@@ -20,6 +20,7 @@ from oi_compiler.errors import (
     OptionError,
     ParseError,
     PassError,
+    ScheduleError,
     SourceLoc,
     StateError,
     VerifyError,
@@ -43,11 +44,20 @@ _LAZY = {
     "Model": "oi_compiler.runtime.model",
     "Simulator": "oi_compiler.runtime.executor",
     "Executor": "oi_compiler.runtime.executor",
+    # Accera-style loop nests
+    "Array": "oi_compiler.frontend.loopnest",
+    "Nest": "oi_compiler.frontend.loopnest",
+    "Role": "oi_compiler.frontend.loopnest",
+    "Layout": "oi_compiler.frontend.loopnest",
+    "ScalarType": "oi_compiler.frontend.loopnest",
+    "MemorySpace": "oi_compiler.frontend.loopnest",
+    "CacheStrategy": "oi_compiler.frontend.loopnest",
+    "LoopIndex": "oi_compiler.frontend.loopnest",
 }
 
 _ERRORS = [
     "CacheError", "ExecutionError", "ModelError", "OiError", "OptionError",
-    "ParseError", "PassError", "SourceLoc", "StateError", "VerifyError",
+    "ParseError", "PassError", "ScheduleError", "SourceLoc", "StateError", "VerifyError",
 ]  # fmt: skip
 __all__ = [*_ERRORS, *_LAZY]
 

@@ -74,3 +74,8 @@ class ExecutionError(OiError):
 
 class StateError(OiError):
     """A saved executor state is corrupt or does not match the graph; nothing was restored."""
+
+
+class ScheduleError(OiError, ValueError):
+    """A loop nest's schedule or plan breaks one of Accera's rules (also a `ValueError`, as
+    Accera raises, so ported code that catches `ValueError` keeps working)."""

@@ -61,6 +61,7 @@ from xdsl.traits import (
 from xdsl.utils.exceptions import VerifyException
 
 from oi_compiler.dialects.oi_lowered import LOWERED_OPS
+from oi_compiler.dialects.oi_nest import NEST_OPS
 from oi_compiler.dialects.oi_attrs import (
     CacheAccessAttr,
     DimAttr,
@@ -937,7 +938,7 @@ STATEMENT_OPS = (
     ReturnOp,
 )
 
-OI = Dialect("oi", [GraphOp, VarOp, BlockOp, *STATEMENT_OPS, *LOWERED_OPS], [TensorType, DimAttr, VarRefAttr, SliceAttr, CacheAccessAttr])
+OI = Dialect("oi", [GraphOp, VarOp, BlockOp, *STATEMENT_OPS, *LOWERED_OPS, *NEST_OPS], [TensorType, DimAttr, VarRefAttr, SliceAttr, CacheAccessAttr])
 
 
 def describe(op) -> str:

@@ -76,9 +76,19 @@ _PASSES: dict[str, PassInfo] = {
         ),
         PassInfo(
             "tile",
-            "Tile loop nests (sizes=32,32,64, or each nest's oi.schedule tile sizes)",
+            "Schedule oi.nest loop nests; tile linalg nests (sizes=32,32,64, or each nest's oi.schedule tile sizes)",
             _lazy("oi_compiler.passes.tile", "Tile"),
             (("sizes", "tuple[int, ...] = () (one per loop; 0 keeps a loop whole)"),),
+        ),
+        PassInfo(
+            "cache",
+            "Apply key-slice caches to scheduled loop nests (oi.plan caches; after --tile)",
+            _lazy("oi_compiler.passes.cache", "Cache"),
+        ),
+        PassInfo(
+            "double-buffer",
+            "Double-buffer the caches marked by --cache (oi.double_buffer fills)",
+            _lazy("oi_compiler.passes.double_buffer", "DoubleBuffer"),
         ),
         PassInfo(
             "dce",

@@ -1,5 +1,8 @@
 """`--lower-nests`: loop nests to `scf.for` loops over `memref.load`/`memref.store`.
 
+A scheduled `oi.nest` (after `--tile`) has its marked loops unrolled (loopnest/unroll.py) and
+its loops moved out where the op was.
+
 xDSL's `convert-linalg-to-loops` lowers each `linalg.generic` (and named linalg op)
 to one `scf.for` per loop, innermost last, in the nest's loop order; the
 `affine.min`/`affine.apply` that tiling leaves for boundary tiles become `arith`
@@ -16,10 +19,11 @@ from xdsl.ir import SSAValue
 from xdsl.ir.affine import AffineBinaryOpExpr, AffineBinaryOpKind, AffineConstantExpr, AffineDimExpr, AffineExpr
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import PatternRewriter, PatternRewriteWalker, RewritePattern, op_type_rewrite_pattern
-from xdsl.rewriter import InsertPoint
+from xdsl.rewriter import InsertPoint, Rewriter
 from xdsl.transforms.convert_linalg_to_loops import ConvertLinalgToLoopsPass
 
 from oi_compiler.errors import PassError
+from oi_compiler.ir_context import nearest_loc
 
 _ARITH = {
     AffineBinaryOpKind.Add: arith.AddiOp,
@@ -74,6 +78,17 @@ class LowerNests(ModulePass):
     name = "lower-nests"
 
     def apply(self, ctx, module) -> None:
+        from oi_compiler.dialects.oi_nest import NestOp
+        from oi_compiler.loopnest.unroll import unroll_marked
+
+        for nest in [op for op in module.walk() if isinstance(op, NestOp)]:
+            if not nest.scheduled:
+                raise PassError("lower-nests: an oi.nest must be scheduled by --tile first", nearest_loc(nest))
+            unroll_marked(nest)
+            for op in list(nest.body.block.ops):
+                op.detach()
+                Rewriter.insert_op(op, InsertPoint.before(nest))
+            Rewriter.erase_op(nest)
         ConvertLinalgToLoopsPass().apply(ctx, module)
         PatternRewriteWalker(_LowerAffineMin()).rewrite_module(module)
         PatternRewriteWalker(_LowerAffineApply()).rewrite_module(module)

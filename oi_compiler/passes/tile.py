@@ -1,4 +1,8 @@
-"""`--tile`: tile loop nests (`linalg.generic` and named linalg ops on memrefs).
+"""`--tile`: schedule Accera-style nests (`oi.nest`) and tile linalg nests.
+
+`oi.nest` ops become the loops of their `oi.schedule` (splits and order), with the plan's
+unroll/vectorize/parallelize marks; see oi_compiler/loopnest/materialize.py. Linalg nests
+(`linalg.generic` and named linalg ops on memrefs) are tiled:
 
     oi-opt nests.mlir --tile=sizes=32,32,64        every nest, one size per loop (0 = keep whole)
     oi-opt nests.mlir --tile                       only nests carrying `oi.schedule = {tile = array<i64: ...>}`
@@ -14,6 +18,7 @@ and so is each tile), so results stay bit-identical. The tiling itself is xDSL's
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from xdsl.dialects import arith, memref
@@ -27,7 +32,7 @@ from xdsl.pattern_rewriter import PatternRewriter, PatternRewriteWalker, Rewrite
 from xdsl.rewriter import InsertPoint
 from xdsl.utils.exceptions import PassFailedException
 
-from oi_compiler.errors import PassError
+from oi_compiler.errors import PassError, ScheduleError
 
 SCHEDULE = "oi.schedule"
 
@@ -92,11 +97,28 @@ class _TileNests(RewritePattern):
 
 @dataclass(frozen=True)
 class Tile(ModulePass):
-    """Tile loop nests (sizes=32,32,64, or each nest's oi.schedule tile sizes)"""
+    """Schedule oi.nest loop nests; tile linalg nests (sizes=32,32,64, or each nest's oi.schedule tile sizes)"""
 
     name = "tile"
 
     sizes: tuple[int, ...] = ()
 
     def apply(self, ctx, module) -> None:
+        from oi_compiler.dialects.oi_nest import NestOp
+        from oi_compiler.loopnest.materialize import materialize
+
+        for nest in [op for op in module.walk() if isinstance(op, NestOp) and not op.scheduled]:
+            with nest_errors(nest):
+                materialize(nest)
         PatternRewriteWalker(_TileNests(tuple(self.sizes)), apply_recursively=False).rewrite_module(module)
+
+
+@contextmanager
+def nest_errors(nest):
+    """Accera's errors found by a pass, as `PassError`s at the nest's location."""
+    from oi_compiler.ir_context import nearest_loc
+
+    try:
+        yield
+    except ScheduleError as e:
+        raise PassError(e.message, nearest_loc(nest), subject="oi.nest") from None

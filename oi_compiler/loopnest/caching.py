@@ -1,0 +1,574 @@
+"""`--cache`: Accera's key-slice caches on a scheduled nest (../shared/reference/accera.md §1.6).
+
+For each request, in the order the plan made them:
+
+1. **Where.** The cache loop L is the loop named `index` (or the budget search for
+   `max_elements`: from the innermost loop outward while the next loop's active block has at
+   most that many elements; a 1-trip `internal_dummy_loop` caches single elements when even
+   the innermost is too big). The trigger loop T is `trigger_index` (default L). Both move
+   outward past enclosing loops that do not index the array (hoisting; not for budgets).
+2. **The active block** of the array at L: for every access `X[e_0, ..., e_r]` in L, each
+   `e_j` is a linear form; the loops at or inside L range over `[lb, ub)` of the outermost
+   such loop of their chain, so each `e_j` spans an interval whose lower end is a form of the
+   loops outside L. The block is the union (bounding box) of those intervals; it must differ
+   between accesses by constants only, or the cache is dropped (Accera drops blocks it cannot
+   size). Its extents are static (the buffer's shape, `oi.span` of the loops) and dynamic at
+   boundary tiles (the copies' bounds).
+3. **Multicaching.** The loops from T down to L's parent that index the array become
+   leading buffer dimensions (their trip counts), and the fill before T walks them.
+4. **Data movement** by access analysis: read-only copies in; write-only zero-fills and copies
+   out; accumulate-only (`X[e] = X[e] + v`) zero-fills and adds back; anything else copies
+   in and out. Accesses in L are redirected to the buffer.
+5. **Thrifty** (`thrifty=True`): the copies are elided, and accesses keep the source, when the
+   source and the cache walk the block with stride 1 together (decided on strides).
+
+Buffers are allocated at the top of the nest (`memref.alloca` up to 512 bytes, so small
+blocks can live in registers; `memref.alloc`, 64-byte aligned, otherwise) and freed at its
+end. A double-buffered cache's fill is marked `oi.double_buffer` for `--double-buffer`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from xdsl.dialects import arith, memref, scf
+from xdsl.dialects.builtin import (
+    DenseArrayBase,
+    FloatAttr,
+    IndexType,
+    IntegerAttr,
+    IntegerType,
+    MemRefType,
+    StridedLayoutAttr,
+    StringAttr,
+    UnitAttr,
+    i64,
+)
+from xdsl.ir import Block, Operation, OpResult, Region, SSAValue
+from xdsl.ir.affine import AffineDimExpr
+from xdsl.rewriter import InsertPoint, Rewriter
+
+from oi_compiler.dialects.oi_nest import NestOp
+from oi_compiler.errors import ScheduleError
+from oi_compiler.loopnest.attrs import to_attr
+from oi_compiler.loopnest.cache_rules import CacheRequest, check_request
+from oi_compiler.loopnest.forms import Form, emit_map, form_of
+from oi_compiler.loopnest.ir_util import Site, enclosing_loop, inside, iv_of, loop_name, loop_of_iv, loops_of
+from oi_compiler.loopnest.materialize import PLAN, nest_plan
+
+ALLOCA_BYTES = 512
+
+
+# ----------------------------------------------------------------------------- the nest's loops
+
+
+class LoopOrder:
+    """The scheduled nest's loop order (its loops from the outermost down), with the lookups
+    `check_request` needs to resolve levels as Accera does."""
+
+    def __init__(self, nest: NestOp):
+        self.loops: dict[str, scf.ForOp] = {}
+        for loop in loops_of(nest):
+            self.loops.setdefault(loop_name(loop), loop)
+        self.order = list(self.loops)
+
+    def loop(self, name: str):
+        if name not in self.loops:
+            raise ScheduleError(f"{name!r} is not an index of this schedule")
+        return self.loops[name]
+
+    def level_index(self, level: int) -> str:
+        return self.order[-level]
+
+    def level_of(self, name: str) -> int:
+        return len(self.order) - self.order.index(name)
+
+
+def accesses_of(array: SSAValue, root: Operation) -> list[memref.LoadOp | memref.StoreOp]:
+    return [op for op in root.walk() if isinstance(op, (memref.LoadOp, memref.StoreOp)) and op.memref is array]
+
+
+def loop_deps(value: SSAValue, memo: dict) -> frozenset:
+    """The loops whose induction variables `value` depends on (through bounds and index math)."""
+    if value in memo:
+        return memo[value]
+    memo[value] = frozenset()
+    loop = loop_of_iv(value)
+    if loop is not None:
+        deps = frozenset({loop}) | loop_deps(loop.lb, memo) | loop_deps(loop.ub, memo)
+    elif isinstance(value, OpResult) and not value.owner.regions:
+        deps = frozenset().union(*(loop_deps(v, memo) for v in value.owner.operands))
+    else:
+        deps = frozenset()
+    memo[value] = deps
+    return deps
+
+
+def access_deps(accesses, memo: dict) -> frozenset:
+    deps = frozenset()
+    for op in accesses:
+        for index in op.indices:
+            deps |= loop_deps(index, memo)
+    return deps
+
+
+# ----------------------------------------------------------------------------- the active block
+
+
+@dataclass
+class Block_:
+    """The active block of an array at a loop: per array dimension, its lower end (a form of
+    values outside the loop), its extent (a form: constant except at boundary tiles) and its
+    largest extent (the buffer's size)."""
+
+    lower: list[Form]
+    extent: list[Form]
+    static: list[int]
+    deps: frozenset = field(default_factory=frozenset)
+
+    @property
+    def volume(self) -> int:
+        return math.prod(self.static)
+
+
+def _chain_parent(loop: scf.ForOp) -> scf.ForOp | None:
+    parent = loop_of_iv(loop.lb)
+    if parent is not None and "oi.dim" in parent.attributes and "oi.dim" in loop.attributes:
+        if parent.attributes["oi.dim"] == loop.attributes["oi.dim"]:
+            return parent
+    return None
+
+
+def _iv_range(loop: scf.ForOp, region: scf.ForOp) -> tuple[Form, Form, int] | None:
+    """The values an induction variable of a loop inside `region` takes while `region` runs:
+    `[lower, lower + extent)`, and the largest extent."""
+    outer = loop
+    while (parent := _chain_parent(outer)) is not None and (parent is region or inside(parent, region)):
+        outer = parent
+    lower = form_of(outer.lb)
+    if any(a is iv_of(region) or inside(a, region) for a in lower.terms):
+        return None
+    extent = form_of(outer.ub) - lower
+    if "oi.span" in outer.attributes:
+        largest = outer.attributes["oi.span"].value.data
+    elif extent.is_const:
+        largest = extent.const
+    else:
+        return None
+    return lower, extent, largest
+
+
+def active_block(accesses, region: scf.ForOp) -> Block_ | None:
+    """The bounding box of what `accesses` touch while `region` runs once, or None when it is
+    not a box of constant shape offset by values outside the region (see the module doc)."""
+    boxes = []
+    for op in accesses:
+        lower, extent, static = [], [], []
+        for index in op.indices:
+            form = form_of(index)
+            lo, ext, big = Form(const=form.const), Form(const=1), 1
+            for atom, coeff in form.terms.items():
+                loop = loop_of_iv(atom)
+                if loop is not None and (loop is region or inside(loop, region)):
+                    rng = _iv_range(loop, region)
+                    if rng is None:
+                        return None
+                    a_lo, a_ext, a_big = rng
+                    lo = lo + a_lo.scale(coeff)
+                    if coeff < 0:
+                        lo = lo + (a_ext - 1).scale(coeff)
+                    ext = ext + (a_ext - 1).scale(abs(coeff))
+                    big += abs(coeff) * (a_big - 1)
+                elif inside(atom, region):
+                    return None
+                else:
+                    lo = lo + Form.atom(atom, coeff)
+            lower.append(lo)
+            extent.append(ext)
+            static.append(big)
+        boxes.append((lower, extent, static))
+    if not boxes:
+        return None
+    first_lower, first_extent, _ = boxes[0]
+    lower, extent, static = [], [], []
+    for j in range(len(first_lower)):
+        los = [b[0][j] - first_lower[j] for b in boxes]
+        his = [b[0][j] + b[1][j] - (first_lower[j] + first_extent[j]) for b in boxes]
+        if not all(f.is_const for f in los + his):
+            return None
+        lo_shift = min(f.const for f in los)
+        hi_shift = max(f.const for f in his)
+        lower.append(first_lower[j] + lo_shift)
+        extent.append(first_extent[j] + (hi_shift - lo_shift))
+        static.append(max(f.const + b[2][j] for f, b in zip(los, boxes)) - lo_shift)
+    return Block_(lower, extent, static)
+
+
+# ----------------------------------------------------------------------------- access kinds
+
+
+def _same_place(a, b) -> bool:
+    return all(form_of(x) == form_of(y) or x is y for x, y in zip(a.indices, b.indices))
+
+
+def _is_accumulate(load: memref.LoadOp, array: SSAValue) -> bool:
+    uses = list(load.res.uses)
+    if len(uses) != 1:
+        return False
+    user = uses[0].operation
+    if isinstance(user, memref.StoreOp):
+        return user.memref is array and user.value is load.res and _same_place(load, user)
+    if not isinstance(user, (arith.AddfOp, arith.AddiOp)):
+        return False
+    stores = list(user.result.uses)
+    return (len(stores) == 1 and isinstance(stores[0].operation, memref.StoreOp)
+            and stores[0].operation.memref is array and _same_place(load, stores[0].operation))  # fmt: skip
+
+
+def access_kind(accesses, array: SSAValue) -> str:
+    loads = [op for op in accesses if isinstance(op, memref.LoadOp)]
+    stores = [op for op in accesses if isinstance(op, memref.StoreOp)]
+    if not stores:
+        return "read"
+    if not loads:
+        return "write"
+    if all(_is_accumulate(op, array) for op in loads):
+        return "accumulate"
+    return "read_write"
+
+
+# ----------------------------------------------------------------------------- layouts and thrifty
+
+
+def source_strides(ty: MemRefType) -> list[int] | None:
+    strides = ty.get_strides()
+    if strides is None or any(s is None for s in strides):
+        return None
+    return [int(s) for s in strides]
+
+
+def layout_strides(shape: list[int], order: list[int]) -> list[int]:
+    """Strides of a dense buffer whose dimensions, fastest first, are `order`."""
+    strides, step = [0] * len(shape), 1
+    for d in order:
+        strides[d], step = step, step * shape[d]
+    return strides
+
+
+def walks_with_unit_steps(shape: list[int], strides: list[int]) -> bool:
+    """Whether visiting `shape` in row-major order moves +1 element at every step (Accera's
+    thrifty test, decided on strides: extent-1 dimensions aside, the innermost stride is 1
+    and every other stride is the product of the extents inside it)."""
+    expected = 1
+    for extent, stride in reversed([(e, s) for e, s in zip(shape, strides) if e != 1]):
+        if stride != expected:
+            return False
+        expected *= extent
+    return True
+
+
+# ----------------------------------------------------------------------------- applying a request
+
+
+@dataclass
+class Applied:
+    """What a request became: the value later requests (hierarchical caches) read."""
+
+    request: CacheRequest
+    value: SSAValue
+    role: str
+
+
+def apply_caches(nest: NestOp) -> None:
+    requests = nest_plan(nest).get("caches", [])
+    if not requests:
+        return
+    if not nest.scheduled:
+        raise ScheduleError("--cache needs the nest scheduled: run --tile first")
+    order = LoopOrder(nest)
+    arrays = {n: (v, r) for n, v, r in zip(nest.array_names, nest.arrays, nest.array_roles)}
+    applied: dict[str, Applied] = {}
+    for data in requests:
+        req = CacheRequest.from_attr_data(data)
+        if req.name in applied or req.name in arrays:
+            raise ScheduleError(f"cache name {req.name!r} is used twice")
+        if req.source in arrays:
+            value, role = arrays[req.source]
+            outer = None
+        elif req.source in applied:
+            outer_applied = applied[req.source]
+            value, role, outer = outer_applied.value, outer_applied.role, outer_applied.request
+        else:
+            raise ScheduleError(f"cache source {req.source!r} is neither an array of the nest nor an earlier cache")
+        check_request(req, order, role, "cpu", outer)
+        applied[req.name] = Applied(req, _apply(nest, order, req, value, role), role)
+    plan = nest_plan(nest)
+    plan.pop("caches", None)
+    if plan:
+        nest.attributes[PLAN] = to_attr(plan)
+    else:
+        nest.attributes.pop(PLAN, None)
+
+
+def _apply(nest: NestOp, order: LoopOrder, req: CacheRequest, array: SSAValue, role: str) -> SSAValue:
+    memo: dict = {}
+    if req.max_elements is not None:
+        placed = _budget_loop(nest, order, array, req.max_elements)
+        if placed is None:
+            return array
+        cache_loop = trigger = placed
+    else:
+        cache_loop, trigger = order.loop(req.index), order.loop(req.trigger_index)
+        deps = access_deps(accesses_of(array, nest), memo)
+        cache_loop, trigger = _hoist(nest, cache_loop, trigger, deps)
+    accesses = accesses_of(array, cache_loop)
+    block = active_block(accesses, cache_loop)
+    if block is None:
+        return array  # nothing to cache, or a block Accera could not size: no cache (still correct)
+    deps = access_deps(accesses, memo)
+    multi = _multicache_loops(trigger, cache_loop, deps)
+    kind = access_kind(accesses, array)
+    src_ty = array.type
+    assert isinstance(src_ty, MemRefType)
+    layout = req.layout or _layout_of(src_ty)
+    rank = len(block.static)
+    box_order = list(reversed(range(rank))) if layout == "first_major" else list(range(rank))
+    trips = [_max_trips(m) for m in multi]
+    shape = trips + block.static
+    strides = layout_strides(shape, [len(trips) + d for d in box_order] + list(reversed(range(len(trips)))))
+    src_strides = source_strides(src_ty)
+    if req.thrifty and src_strides is not None and _thrifty(block, multi, src_strides, strides, shape):
+        return array  # elided: the accesses keep reading the source
+    buffer = _allocate(nest, req, shape, strides, src_ty.element_type, block, kind, cache_loop, trigger)
+    # the region's view of the block: its lower ends and multicache counters, computed before L
+    bounds = Site(InsertPoint.before(cache_loop))
+    counters = [_counter(m, bounds, {}, None) for m in multi]
+    lowers = [bounds.form(f, {}, cache_loop) for f in block.lower]
+    extents = [bounds.form(f, {}, cache_loop) for f in block.extent]
+    bounds.finish({"oi.cache_bounds": StringAttr(req.name)})
+    for op in accesses:
+        _redirect(op, buffer, counters, lowers)
+    # the fill before the trigger loop
+    if kind in ("read", "read_write"):
+        fill = Site(InsertPoint.before(trigger))
+        _fill(fill, buffer, array, block, multi, trigger, cache_loop, src_strides, kind="copy")
+        marks = {"oi.cache_fill": StringAttr(req.name)}
+        if req.double_buffer:
+            marks["oi.double_buffer"] = UnitAttr()
+        fill.finish(marks)
+    else:
+        fill = Site(InsertPoint.before(trigger))
+        _fill(fill, buffer, array, block, multi, trigger, cache_loop, src_strides, kind="zero")
+        fill.finish({"oi.cache_fill": StringAttr(req.name)})
+    # the write-back after the cache loop
+    if kind != "read":
+        after = cache_loop.next_op
+        back = Site(InsertPoint.before(after))
+        _write_back(back, buffer, array, lowers, extents, src_strides, kind)
+        back.finish({"oi.cache_writeback": StringAttr(req.name)})
+    return buffer
+
+
+def _layout_of(ty: MemRefType) -> str:
+    strides = source_strides(ty)
+    rank = len(ty.get_shape())
+    if strides is not None and rank > 1 and strides == layout_strides(list(ty.get_shape()), list(range(rank))):
+        return "last_major"
+    return "first_major"
+
+
+def _hoist(nest: NestOp, cache_loop, trigger, deps):
+    def parent_of(loop):
+        return enclosing_loop(loop, nest)
+
+    if cache_loop is not trigger:
+        while (p := parent_of(cache_loop)) is not None and p is not trigger and p not in deps:
+            cache_loop = p
+        if parent_of(cache_loop) is trigger and trigger not in deps:
+            cache_loop = trigger
+    moved_together = cache_loop is trigger
+    while (p := parent_of(trigger)) is not None and p not in deps:
+        trigger = p
+        if moved_together:
+            cache_loop = p
+    return cache_loop, trigger
+
+
+def _budget_loop(nest: NestOp, order: LoopOrder, array: SSAValue, budget: int):
+    loops = [order.loops[n] for n in order.order]
+    users = [loop for loop in loops if accesses_of(array, loop)]
+    if not users:
+        return None
+    innermost = users[-1]
+    block = active_block(accesses_of(array, innermost), innermost)
+    if block is None or block.volume > budget:
+        return _dummy_loop(innermost)
+    current = innermost
+    while (parent := enclosing_loop(current, nest)) is not None:
+        outer = active_block(accesses_of(array, parent), parent)
+        if outer is None or outer.volume > budget:
+            break
+        current = parent
+    return current
+
+
+def _dummy_loop(loop: scf.ForOp) -> scf.ForOp:
+    """A 1-trip loop around the innermost loop's body: caching at it caches single elements."""
+    body = loop.body.block
+    inner = Block(arg_types=[IndexType()])
+    inner.add_op(scf.YieldOp())
+    for op in list(body.ops)[:-1]:
+        op.detach()
+        inner.insert_op_before(op, inner.last_op)
+    site = Site(InsertPoint.before(body.last_op))
+    dummy = scf.ForOp(site.const(0), site.const(1), site.const(1), [], Region(inner))
+    dummy.attributes["oi.index"] = StringAttr("internal_dummy_loop")
+    site.insert(dummy)
+    inner.args[0].name_hint = "internal_dummy_loop"
+    return dummy
+
+
+def _multicache_loops(trigger, cache_loop, deps) -> list[scf.ForOp]:
+    if trigger is cache_loop:
+        return []
+    loops = []
+    loop = enclosing_loop(cache_loop, trigger.parent_op())
+    while loop is not None:
+        if loop in deps:
+            loops.append(loop)
+        if loop is trigger:
+            break
+        loop = enclosing_loop(loop, trigger.parent_op())
+    return list(reversed(loops))
+
+
+def _max_trips(loop: scf.ForOp) -> int:
+    span = loop.attributes["oi.span"].value.data
+    step = form_of(loop.step).const
+    return -(-span // step)
+
+
+def _counter(loop: scf.ForOp, site: Site, mapping: dict, region) -> SSAValue:
+    """`(iv - lb) floordiv step`: which of its iterations `loop` is in (a multicache index)."""
+    iv = mapping.get(iv_of(loop), iv_of(loop))
+    lb = site.form(form_of(loop.lb), mapping, region)
+    step = form_of(loop.step).const
+    return emit_map([iv, lb], [(AffineDimExpr(0) - AffineDimExpr(1)) // step], site.point)
+
+
+def _thrifty(block: Block_, multi, src_strides, cache_strides, shape) -> bool:
+    src = []
+    for m in multi:
+        iv = iv_of(m)
+        step = form_of(m.step).const
+        src.append(sum(s * f.coeff(iv) for s, f in zip(src_strides, block.lower)) * step)
+    src += src_strides
+    return walks_with_unit_steps(shape, src) and walks_with_unit_steps(shape, cache_strides)
+
+
+def _allocate(nest, req, shape, strides, element, block: Block_, kind, cache_loop, trigger) -> SSAValue:
+    site = Site(InsertPoint.at_start(nest.body.block))
+    dense = layout_strides(shape, list(reversed(range(len(shape)))))
+    total = math.prod(shape)
+    small = total * element_bytes(element) <= ALLOCA_BYTES
+    if strides == dense:
+        ty = MemRefType(element, shape)
+        alloc = (memref.AllocaOp if small else memref.AllocOp).get(element, 64, shape)
+        site.insert(alloc)
+        buffer = alloc.memref
+    else:
+        alloc = (memref.AllocaOp if small else memref.AllocOp).get(element, 64, [total])
+        site.insert(alloc)
+        ty = MemRefType(element, shape, StridedLayoutAttr(strides, 0))
+        cast = memref.ReinterpretCastOp(alloc.memref, [], [], [], [0], shape, strides, ty)
+        site.insert(cast)
+        buffer = cast.result
+    alloc.attributes.update({
+        "oi.cache": StringAttr(req.name),
+        "oi.source": StringAttr(req.source),
+        "oi.index": StringAttr(loop_name(cache_loop)),
+        "oi.trigger_index": StringAttr(loop_name(trigger)),
+        "oi.active_block": DenseArrayBase.from_list(i64, block.static),
+        "oi.movement": StringAttr(kind),
+    })  # fmt: skip
+    buffer.name_hint = req.name
+    if not small:
+        Rewriter.insert_op(memref.DeallocOp.get(alloc.memref), InsertPoint.at_end(nest.body.block))
+    return buffer
+
+
+def _redirect(op, buffer: SSAValue, counters: list[SSAValue], lowers: list[SSAValue]) -> None:
+    point = InsertPoint.before(op)
+    site = Site(point)
+    indices = list(counters)
+    for index, lower in zip(op.indices, lowers):
+        indices.append(site.form(form_of(index) - Form.atom(lower), {}, None))
+    if isinstance(op, memref.LoadOp):
+        new = memref.LoadOp.get(buffer, indices)
+        Rewriter.replace_op(op, new)
+    else:
+        Rewriter.replace_op(op, memref.StoreOp.get(op.value, buffer, indices))
+
+
+def _box_loops(site: Site, extents: list[SSAValue], order: list[int], name: str) -> tuple[Site, list[SSAValue]]:
+    """Loops over a block's coordinates (dimensions in `order`, outermost first)."""
+    coords: list[SSAValue | None] = [None] * len(extents)
+    zero = site.const(0)
+    for d in order:
+        _, site = site.loop(zero, extents[d], f"{name}{d}")
+        coords[d] = site.point.block.args[0]
+    return site, coords
+
+
+def _copy_order(rank: int, src_strides) -> list[int]:
+    if src_strides is None:
+        return list(range(rank))
+    return sorted(range(rank), key=lambda d: -src_strides[d])
+
+
+def _fill(site: Site, buffer, array, block: Block_, multi, trigger, cache_loop, src_strides, kind: str) -> None:
+    """The copy (or zero fill) of the block(s) into the buffer, placed before the trigger."""
+    region = trigger  # values defined inside the trigger loop are recomputed here
+    mapping: dict = {}
+    inner = site
+    counters = []
+    for m in multi:
+        lb = inner.form(form_of(m.lb), mapping, region)
+        ub = inner.form(form_of(m.ub), mapping, region)
+        loop, inner_site = inner.loop(lb, ub, loop_name(m) + "_mc", step=form_of(m.step).const)
+        mapping[iv_of(m)] = iv_of(loop)
+        mapping[m.ub] = ub
+        inner = inner_site
+        counters.append(_counter(m, inner, mapping, region))
+    lowers = [inner.form(f, mapping, region) for f in block.lower]
+    extents = [inner.form(f, mapping, region) for f in block.extent]
+    body, coords = _box_loops(inner, extents, _copy_order(len(extents), src_strides), "c")
+    if kind == "copy":
+        src_index = [body.form(Form.atom(lo) + Form.atom(c), {}, None) for lo, c in zip(lowers, coords)]
+        value = body.insert(memref.LoadOp.get(array, src_index)).res
+    else:
+        value = body.insert(_zero(buffer.type.element_type)).result
+    body.insert(memref.StoreOp.get(value, buffer, [*counters, *coords]))
+
+
+def element_bytes(element) -> int:
+    return max(1, (element.width.data if isinstance(element, IntegerType) else element.bitwidth) // 8)
+
+
+def _zero(element) -> arith.ConstantOp:
+    if isinstance(element, IntegerType):
+        return arith.ConstantOp(IntegerAttr(0, element))
+    return arith.ConstantOp(FloatAttr(0.0, element))
+
+
+def _write_back(site: Site, buffer, array, lowers, extents, src_strides, kind: str) -> None:
+    body, coords = _box_loops(site, extents, _copy_order(len(extents), src_strides), "w")
+    cached = body.insert(memref.LoadOp.get(buffer, coords)).res
+    src_index = [body.form(Form.atom(lo) + Form.atom(c), {}, None) for lo, c in zip(lowers, coords)]
+    if kind == "accumulate":
+        old = body.insert(memref.LoadOp.get(array, src_index)).res
+        add = arith.AddiOp(old, cached) if isinstance(cached.type, IntegerType) else arith.AddfOp(old, cached)
+        cached = body.insert(add).result
+    body.insert(memref.StoreOp.get(cached, array, src_index))
+

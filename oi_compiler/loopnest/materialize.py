@@ -1,0 +1,120 @@
+"""`--tile` on `oi.nest`: the schedule's loops, in its order, around the logic.
+
+Each loop is an `scf.for` over absolute coordinates of its dimension (schedule.py) carrying
+`oi.index` (its name), `oi.dim` and `oi.span` (the longest range it walks). A chain's first
+loop runs over `[0, extent)`; a later one over `[iv(parent), iv(parent) + step(parent))`,
+written `affine.min(iv + step, ub(parent))` only where the sizes do not divide (a boundary
+tile). The logic sits in the innermost loop with each index replaced by the innermost loop of
+its chain. `plan.unroll`/`plan.vectorize` mark their loops (`oi.unroll`, `oi.vectorize`);
+`plan.parallelize` makes the outermost loop run over `[%lo, %hi)`, two index arguments
+appended to the enclosing function, and records `oi.parallel` on it for the caller that
+splits the range between threads. The cache requests stay on the nest for `--cache`.
+"""
+
+from __future__ import annotations
+
+from xdsl.dialects import func, scf
+from xdsl.dialects.builtin import IndexType, IntegerAttr, StringAttr, UnitAttr, i64
+from xdsl.ir import Block, Region
+from xdsl.ir.affine import AffineDimExpr
+from xdsl.rewriter import InsertPoint, Rewriter
+
+from oi_compiler.dialects.oi_nest import NestOp
+from oi_compiler.errors import ScheduleError
+from oi_compiler.loopnest.attrs import to_attr, to_py
+from oi_compiler.loopnest.forms import emit_map, index_const
+from oi_compiler.loopnest.schedule import ScheduleModel
+
+SCHEDULE = "oi.schedule"
+PLAN = "oi.plan"
+
+
+def nest_schedule(nest: NestOp) -> ScheduleModel:
+    data = to_py(nest.attributes.get(SCHEDULE)) or {}
+    if not isinstance(data, dict):
+        raise ScheduleError(f"{SCHEDULE} must be a dictionary")
+    return ScheduleModel.from_attr_data(nest.index_names, nest.extents, data)
+
+
+def nest_plan(nest: NestOp) -> dict:
+    data = to_py(nest.attributes.get(PLAN)) or {}
+    if not isinstance(data, dict):
+        raise ScheduleError(f"{PLAN} must be a dictionary")
+    return data
+
+
+def materialize(nest: NestOp) -> None:
+    """Replace the nest's logical body by its scheduled loops (see the module docstring)."""
+    schedule = nest_schedule(nest)
+    plan = nest_plan(nest)
+    marks = {name: key for key in ("unroll", "vectorize") for name in plan.get(key, [])}
+    for name in marks:
+        schedule.loop(name)
+    parallel = plan.get("parallelize")
+    logic = nest.body.block
+    body = Block()
+    point = InsertPoint.at_end(body)
+    ivs, ubs = {}, {}
+    for depth, name in enumerate(schedule.order):
+        loop = schedule.loop(name)
+        chain, pos = schedule.chain_of(name)
+        if pos == 0:
+            lb, ub = index_const(0, point), index_const(schedule.extents[loop.dim], point)
+            if parallel and depth == 0:
+                lb, ub = _parallel_bounds(nest, schedule, name, parallel)
+        else:
+            parent = chain[pos - 1]
+            lb = ivs[parent.name]
+            step = AffineDimExpr(0) + parent.step
+            if schedule.needs_min(name):
+                ub = emit_map([lb, ubs[parent.name]], [step, AffineDimExpr(1)], point, minimum=True)
+            else:
+                ub = emit_map([lb], [step], point)
+        loop_body = Block(arg_types=[IndexType()])
+        loop_body.add_op(scf.YieldOp())
+        for_op = scf.ForOp(lb, ub, index_const(loop.step, point), [], Region(loop_body))
+        for_op.attributes["oi.index"] = StringAttr(name)
+        for_op.attributes["oi.dim"] = IntegerAttr(loop.dim, i64)
+        for_op.attributes["oi.span"] = IntegerAttr(schedule.span(name), i64)
+        if name in marks:
+            for_op.attributes[f"oi.{marks[name]}"] = UnitAttr()
+        if parallel and depth == 0:
+            for_op.attributes["oi.parallel"] = to_attr(parallel)
+        Rewriter.insert_op(for_op, point)
+        loop_body.args[0].name_hint = name
+        ivs[name], ubs[name] = loop_body.args[0], ub
+        point = InsertPoint.before(loop_body.last_op)
+    mapping = {arg: ivs[schedule.chains[d][-1].name] for d, arg in enumerate(logic.args)}
+    for op in list(logic.ops):
+        Rewriter.insert_op(op.clone(mapping), point)  # clone() maps op's results too
+    old_block = nest.body.detach_block(0)
+    nest.body.add_block(body)
+    old_block.erase(safe_erase=False)
+    nest.attributes["oi.scheduled"] = UnitAttr()
+    nest.attributes.pop(SCHEDULE, None)
+    remaining = {k: v for k, v in plan.items() if k == "caches" and v}
+    if remaining:
+        nest.attributes[PLAN] = to_attr(remaining)
+    else:
+        nest.attributes.pop(PLAN, None)
+
+
+def _parallel_bounds(nest: NestOp, schedule: ScheduleModel, name: str, parallel: dict):
+    """`[%lo, %hi)` for the outermost loop: two index arguments appended to the function."""
+    indices = parallel.get("indices", [])
+    if not indices or indices[0] != name or schedule.order[: len(indices)] != list(indices):
+        raise ScheduleError("parallelize: the cpu target runs only the outermost loops of the schedule in parallel "
+                            f"(the order starts with {schedule.order[0]!r})")  # fmt: skip
+    function = nest.parent_op()
+    if not isinstance(function, func.FuncOp) or nest.parent_block() is not function.body.blocks[0]:
+        raise ScheduleError("parallelize: the nest must sit directly in a func.func")
+    block = function.body.blocks[0]
+    lo = block.insert_arg(IndexType(), len(block.args))
+    hi = block.insert_arg(IndexType(), len(block.args))
+    lo.name_hint, hi.name_hint = f"{name}_lo", f"{name}_hi"
+    inputs = [*function.function_type.inputs.data, IndexType(), IndexType()]
+    function.function_type = func.FunctionType.from_lists(inputs, list(function.function_type.outputs.data))
+    loop = schedule.loop(name)
+    function.attributes["oi.parallel"] = to_attr({"index": name, "extent": schedule.extents[loop.dim],
+                                                  "step": loop.step, **parallel})  # fmt: skip
+    return lo, hi
