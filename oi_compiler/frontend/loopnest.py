@@ -78,14 +78,19 @@ _counter = itertools.count()
 
 
 def _assigned_names(count: int, fallback: str) -> list[str]:
-    """The names on the left of the `=` in the line of user code that called the API method
-    calling us (`ii, jj = schedule.tile(...)`)."""
+    """The names on the left of the `=` in the statement of user code that called the API
+    method calling us (`ii, jj = schedule.tile(...)`), else fresh names."""
     frame = inspect.currentframe()
     try:
         caller = frame.f_back.f_back if frame and frame.f_back else None
         line = linecache.getline(caller.f_code.co_filename, caller.f_lineno) if caller else ""
+        column = inspect.getframeinfo(caller).positions.col_offset if caller and line else None
     finally:
         del frame
+    if column is not None:  # `X = oi.Array(...); Y = oi.Array(...)`: the statement at the call
+        start = line.rfind(";", 0, column) + 1
+        end = line.find(";", column)
+        line = line[start : end if end >= 0 else len(line)]
     match = re.match(r"\s*([A-Za-z_][\w\s,()\[\]]*?)\s*=(?!=)", line)
     if match:
         names = [n.strip(" ()[]") for n in match.group(1).split(",")]

@@ -61,6 +61,8 @@ class NestFunction:
 
 
 def build_plan(plan, args, name: str) -> NestFunction:
+    from xdsl.dialects import func
+
     from oi_compiler.backend.jit import compile_module
     from oi_compiler.loopnest.attrs import to_py
     from oi_compiler.loopnest.emit_nest import plan_module
@@ -69,6 +71,6 @@ def build_plan(plan, args, name: str) -> NestFunction:
     module = plan_module(plan, name, args)
     params = list(args) if args is not None else [a for a in plan._arrays() if a.role.value in ("input", "input_output")]
     run_passes(module, NESTS_PIPELINE)
-    function = next(op for op in module.ops if getattr(op, "sym_name", None) and op.sym_name.data == name)
+    function = next(op for op in module.ops if isinstance(op, func.FuncOp) and op.sym_name.data == name)
     parallel = to_py(function.attributes.get("oi.parallel"))
     return NestFunction(compile_module(module), name, module, parallel, params)

@@ -24,6 +24,7 @@ from xdsl.dialects.builtin import (
     MemRefType,
     ModuleOp,
     StridedLayoutAttr,
+    StringAttr,
     UnitAttr,
 )
 from xdsl.ir import Block, Region, SSAValue
@@ -115,7 +116,7 @@ def _const_global(array, sym: str) -> memref.GlobalOp:
     from xdsl.dialects.builtin import TensorType
 
     init = DenseIntOrFPElementsAttr.from_list(TensorType(ty.element_type, array.shape), values)
-    return memref.GlobalOp.get(sym, ty, init, sym_visibility="private", constant=UnitAttr())
+    return memref.GlobalOp.get(StringAttr(sym), ty, init, sym_visibility=StringAttr("private"), constant=UnitAttr())
 
 
 def _zero_fill(b: Builder, buffer: SSAValue, array) -> None:
