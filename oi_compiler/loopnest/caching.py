@@ -54,7 +54,16 @@ from oi_compiler.errors import ScheduleError
 from oi_compiler.loopnest.attrs import to_attr
 from oi_compiler.loopnest.cache_rules import CacheRequest, check_request
 from oi_compiler.loopnest.forms import Form, emit_map, form_of
-from oi_compiler.loopnest.ir_util import Site, enclosing_loop, inside, iv_of, loop_name, loop_of_iv, loops_of
+from oi_compiler.loopnest.ir_util import (
+    Site,
+    enclosing_loop,
+    inside,
+    iv_of,
+    loop_name,
+    loop_of_iv,
+    loops_of,
+    materialize,
+)
 from oi_compiler.loopnest.materialize import PLAN, nest_plan
 
 ALLOCA_BYTES = 512
@@ -65,17 +74,22 @@ ALLOCA_BYTES = 512
 
 class LoopOrder:
     """The scheduled nest's loop order (its loops from the outermost down), with the lookups
-    `check_request` needs to resolve levels as Accera does."""
+    `check_request` needs to resolve levels as Accera does. An unswitched loop has an
+    instance in each branch; `instances(name)` lists them all."""
 
     def __init__(self, nest: NestOp):
-        self.loops: dict[str, scf.ForOp] = {}
+        self.loops: dict[str, list[scf.ForOp]] = {}
         for loop in loops_of(nest):
-            self.loops.setdefault(loop_name(loop), loop)
+            self.loops.setdefault(loop_name(loop), []).append(loop)
         self.order = list(self.loops)
 
     def loop(self, name: str):
         if name not in self.loops:
             raise ScheduleError(f"{name!r} is not an index of this schedule")
+        return self.loops[name][0]
+
+    def instances(self, name: str) -> list[scf.ForOp]:
+        self.loop(name)
         return self.loops[name]
 
     def level_index(self, level: int) -> str:
@@ -311,63 +325,102 @@ def apply_caches(nest: NestOp) -> None:
         nest.attributes.pop(PLAN, None)
 
 
-def _apply(nest: NestOp, order: LoopOrder, req: CacheRequest, array: SSAValue, role: str) -> SSAValue:
+@dataclass
+class Placement:
+    """One place a request caches at: an instance of its loop (one per unswitched copy)."""
+
+    cache_loop: scf.ForOp
+    trigger: scf.ForOp
+    accesses: list
+    block: Block_
+    multi: list[scf.ForOp]
+    kind: str
+
+    @property
+    def shape(self) -> list[int]:
+        return [_max_trips(m) for m in self.multi] + self.block.static
+
+
+def _placements(nest: NestOp, order: LoopOrder, req: CacheRequest, array: SSAValue) -> list[Placement]:
     memo: dict = {}
     if req.max_elements is not None:
-        placed = _budget_loop(nest, order, array, req.max_elements)
-        if placed is None:
-            return array
-        cache_loop = trigger = placed
+        pairs = [(loop, loop) for loop in _budget_loops(nest, array, req.max_elements)]
     else:
-        cache_loop, trigger = order.loop(req.index), order.loop(req.trigger_index)
         deps = access_deps(accesses_of(array, nest), memo)
-        cache_loop, trigger = _hoist(nest, cache_loop, trigger, deps)
-    accesses = accesses_of(array, cache_loop)
-    block = active_block(accesses, cache_loop)
-    if block is None:
-        return array  # nothing to cache, or a block Accera could not size: no cache (still correct)
-    deps = access_deps(accesses, memo)
-    multi = _multicache_loops(trigger, cache_loop, deps)
-    kind = access_kind(accesses, array)
+        pairs = []
+        for loop in order.instances(req.index):
+            trigger = loop if req.trigger_index == req.index else _enclosing_named(loop, req.trigger_index, nest)
+            pairs.append(_hoist(nest, loop, trigger, deps))
+    placements, seen = [], set()
+    for cache_loop, trigger in pairs:
+        if id(cache_loop) in seen:
+            continue  # unswitched copies hoisted to the same loop
+        seen.add(id(cache_loop))
+        accesses = accesses_of(array, cache_loop)
+        block = active_block(accesses, cache_loop)
+        if block is None:
+            continue  # nothing to cache, or a block Accera could not size: no cache (still correct)
+        multi = _multicache_loops(trigger, cache_loop, access_deps(accesses, memo))
+        placements.append(Placement(cache_loop, trigger, accesses, block, multi, access_kind(accesses, array)))
+    return placements
+
+
+def _enclosing_named(loop: scf.ForOp, name: str, nest: NestOp) -> scf.ForOp:
+    outer = loop
+    while outer is not None and loop_name(outer) != name:
+        outer = enclosing_loop(outer, nest)
+    if outer is None:
+        raise ScheduleError(f"trigger index {name!r} does not enclose the cache index {loop_name(loop)!r}")
+    return outer
+
+
+def _apply(nest: NestOp, order: LoopOrder, req: CacheRequest, array: SSAValue, role: str) -> SSAValue:
+    placements = _placements(nest, order, req, array)
+    if not placements:
+        return array
+    shapes = [p.shape for p in placements]
+    if len({len(sh) for sh in shapes}) != 1:
+        raise ScheduleError(f"cache {req.name}: its unswitched copies need buffers of different ranks")
+    shape = [max(dims) for dims in zip(*shapes)]
+    first = placements[0]
     src_ty = array.type
     assert isinstance(src_ty, MemRefType)
     layout = req.layout or _layout_of(src_ty)
-    rank = len(block.static)
+    rank = len(first.block.static)
+    trips = len(first.multi)
     box_order = list(reversed(range(rank))) if layout == "first_major" else list(range(rank))
-    trips = [_max_trips(m) for m in multi]
-    shape = trips + block.static
-    strides = layout_strides(shape, [len(trips) + d for d in box_order] + list(reversed(range(len(trips)))))
+    strides = layout_strides(shape, [trips + d for d in box_order] + list(reversed(range(trips))))
     src_strides = source_strides(src_ty)
-    if req.thrifty and src_strides is not None and _thrifty(block, multi, src_strides, strides, shape):
+    if req.thrifty and src_strides is not None and _thrifty(first.block, first.multi, src_strides, strides, shape):
         return array  # elided: the accesses keep reading the source
-    buffer = _allocate(nest, req, shape, strides, src_ty.element_type, block, kind, cache_loop, trigger)
+    buffer = _allocate(nest, req, shape, strides, src_ty.element_type, first)
+    for placement in placements:
+        _place(req, placement, array, buffer, src_strides)
+    return buffer
+
+
+def _place(req: CacheRequest, p: Placement, array: SSAValue, buffer: SSAValue, src_strides) -> None:
     # the region's view of the block: its lower ends and multicache counters, computed before L
-    bounds = Site(InsertPoint.before(cache_loop))
-    counters = [_counter(m, bounds, {}, None) for m in multi]
-    lowers = [bounds.form(f, {}, cache_loop) for f in block.lower]
-    extents = [bounds.form(f, {}, cache_loop) for f in block.extent]
+    bounds = Site(InsertPoint.before(p.cache_loop))
+    counters = [_counter(m, bounds, {}, None) for m in p.multi]
+    lowers = [bounds.form(f, {}, p.cache_loop) for f in p.block.lower]
+    extents = [bounds.form(f, {}, p.cache_loop) for f in p.block.extent]
     bounds.finish({"oi.cache_bounds": StringAttr(req.name)})
-    for op in accesses:
+    for op in p.accesses:
         _redirect(op, buffer, counters, lowers)
     # the fill before the trigger loop
-    if kind in ("read", "read_write"):
-        fill = Site(InsertPoint.before(trigger))
-        _fill(fill, buffer, array, block, multi, trigger, cache_loop, src_strides, kind="copy")
-        marks = {"oi.cache_fill": StringAttr(req.name)}
-        if req.double_buffer:
-            marks["oi.double_buffer"] = UnitAttr()
-        fill.finish(marks)
-    else:
-        fill = Site(InsertPoint.before(trigger))
-        _fill(fill, buffer, array, block, multi, trigger, cache_loop, src_strides, kind="zero")
-        fill.finish({"oi.cache_fill": StringAttr(req.name)})
+    fill = Site(InsertPoint.before(p.trigger))
+    copies = p.kind in ("read", "read_write")
+    _fill(fill, buffer, array, p, src_strides, kind="copy" if copies else "zero")
+    marks = {"oi.cache_fill": StringAttr(req.name)}
+    if req.double_buffer and copies:
+        marks["oi.double_buffer"] = UnitAttr()
+    fill.finish(marks)
     # the write-back after the cache loop
-    if kind != "read":
-        after = cache_loop.next_op
-        back = Site(InsertPoint.before(after))
-        _write_back(back, buffer, array, lowers, extents, src_strides, kind)
+    if p.kind != "read":
+        back = Site(InsertPoint.after(p.cache_loop))
+        _write_back(back, buffer, array, lowers, extents, src_strides, p.kind)
         back.finish({"oi.cache_writeback": StringAttr(req.name)})
-    return buffer
 
 
 def _layout_of(ty: MemRefType) -> str:
@@ -395,22 +448,24 @@ def _hoist(nest: NestOp, cache_loop, trigger, deps):
     return cache_loop, trigger
 
 
-def _budget_loop(nest: NestOp, order: LoopOrder, array: SSAValue, budget: int):
-    loops = [order.loops[n] for n in order.order]
-    users = [loop for loop in loops if accesses_of(array, loop)]
-    if not users:
-        return None
-    innermost = users[-1]
-    block = active_block(accesses_of(array, innermost), innermost)
-    if block is None or block.volume > budget:
-        return _dummy_loop(innermost)
-    current = innermost
-    while (parent := enclosing_loop(current, nest)) is not None:
-        outer = active_block(accesses_of(array, parent), parent)
-        if outer is None or outer.volume > budget:
-            break
-        current = parent
-    return current
+def _budget_loops(nest: NestOp, array: SSAValue, budget: int) -> list[scf.ForOp]:
+    """For each innermost loop touching `array` (one per unswitched copy), the outermost loop
+    around it whose active block has at most `budget` elements (a dummy loop if none)."""
+    users = [loop for loop in loops_of(nest) if accesses_of(array, loop)]
+    innermost = [loop for loop in users if not any(other is not loop and inside(other, loop) for other in users)]
+    placed = []
+    for current in innermost:
+        block = active_block(accesses_of(array, current), current)
+        if block is None or block.volume > budget:
+            placed.append(_dummy_loop(current))
+            continue
+        while (parent := enclosing_loop(current, nest)) is not None:
+            outer = active_block(accesses_of(array, parent), parent)
+            if outer is None or outer.volume > budget:
+                break
+            current = parent
+        placed.append(current)
+    return placed
 
 
 def _dummy_loop(loop: scf.ForOp) -> scf.ForOp:
@@ -467,7 +522,7 @@ def _thrifty(block: Block_, multi, src_strides, cache_strides, shape) -> bool:
     return walks_with_unit_steps(shape, src) and walks_with_unit_steps(shape, cache_strides)
 
 
-def _allocate(nest, req, shape, strides, element, block: Block_, kind, cache_loop, trigger) -> SSAValue:
+def _allocate(nest, req, shape, strides, element, p: Placement) -> SSAValue:
     site = Site(InsertPoint.at_start(nest.body.block))
     dense = layout_strides(shape, list(reversed(range(len(shape)))))
     total = math.prod(shape)
@@ -487,10 +542,10 @@ def _allocate(nest, req, shape, strides, element, block: Block_, kind, cache_loo
     alloc.attributes.update({
         "oi.cache": StringAttr(req.name),
         "oi.source": StringAttr(req.source),
-        "oi.index": StringAttr(loop_name(cache_loop)),
-        "oi.trigger_index": StringAttr(loop_name(trigger)),
-        "oi.active_block": DenseArrayBase.from_list(i64, block.static),
-        "oi.movement": StringAttr(kind),
+        "oi.index": StringAttr(loop_name(p.cache_loop)),
+        "oi.trigger_index": StringAttr(loop_name(p.trigger)),
+        "oi.active_block": DenseArrayBase.from_list(i64, shape[len(p.multi):]),
+        "oi.movement": StringAttr(p.kind),
     })  # fmt: skip
     buffer.name_hint = req.name
     if not small:
@@ -527,22 +582,27 @@ def _copy_order(rank: int, src_strides) -> list[int]:
     return sorted(range(rank), key=lambda d: -src_strides[d])
 
 
-def _fill(site: Site, buffer, array, block: Block_, multi, trigger, cache_loop, src_strides, kind: str) -> None:
-    """The copy (or zero fill) of the block(s) into the buffer, placed before the trigger."""
-    region = trigger  # values defined inside the trigger loop are recomputed here
+def _fill(site: Site, buffer, array, p: Placement, src_strides, kind: str) -> None:
+    """The copy (or zero fill) of the block(s) into the buffer, placed before the trigger. A
+    multicache fill walks the loops from the trigger down to the cache loop that index the
+    array, and the unswitching branches on them, so it fills every block the loops will use."""
+    region = p.trigger  # values defined inside the trigger loop are recomputed here
     mapping: dict = {}
     inner = site
     counters = []
-    for m in multi:
-        lb = inner.form(form_of(m.lb), mapping, region)
-        ub = inner.form(form_of(m.ub), mapping, region)
-        loop, inner_site = inner.loop(lb, ub, loop_name(m) + "_mc", step=form_of(m.step).const)
-        mapping[iv_of(m)] = iv_of(loop)
-        mapping[m.ub] = ub
-        inner = inner_site
-        counters.append(_counter(m, inner, mapping, region))
-    lowers = [inner.form(f, mapping, region) for f in block.lower]
-    extents = [inner.form(f, mapping, region) for f in block.extent]
+    for op in _path(p.trigger, p.cache_loop):
+        if isinstance(op, scf.ForOp) and op in p.multi:
+            lb = inner.form(form_of(op.lb), mapping, region)
+            ub = inner.form(form_of(op.ub), mapping, region)
+            loop, inner_site = inner.loop(lb, ub, loop_name(op) + "_mc", step=form_of(op.step).const)
+            mapping[iv_of(op)] = iv_of(loop)
+            mapping[op.ub] = ub
+            inner = inner_site
+            counters.append(_counter(op, inner, mapping, region))
+        elif isinstance(op, scf.IfOp) and _replicable(op, p, region):
+            inner = _replicate_branch(op, p.cache_loop, inner, mapping, region)
+    lowers = [inner.form(f, mapping, region) for f in p.block.lower]
+    extents = [inner.form(f, mapping, region) for f in p.block.extent]
     body, coords = _box_loops(inner, extents, _copy_order(len(extents), src_strides), "c")
     if kind == "copy":
         src_index = [body.form(Form.atom(lo) + Form.atom(c), {}, None) for lo, c in zip(lowers, coords)]
@@ -550,6 +610,43 @@ def _fill(site: Site, buffer, array, block: Block_, multi, trigger, cache_loop, 
     else:
         value = body.insert(_zero(buffer.type.element_type)).result
     body.insert(memref.StoreOp.get(value, buffer, [*counters, *coords]))
+
+
+def _path(trigger: scf.ForOp, cache_loop: scf.ForOp) -> list[Operation]:
+    """The ops from `trigger` (included unless it is the cache loop) down to `cache_loop`
+    (excluded), outermost first."""
+    if trigger is cache_loop:
+        return []
+    ops, op = [], cache_loop.parent_op()
+    while op is not None:
+        ops.append(op)
+        if op is trigger:
+            break
+        op = op.parent_op()
+    return list(reversed(ops))
+
+
+def _replicable(branch: scf.IfOp, p: Placement, region) -> bool:
+    """Whether an unswitching branch between trigger and cache loop splits the iterations the
+    multicache fill walks (its condition depends on them), so the fill must branch too."""
+    if "oi.unswitch" not in branch.attributes:
+        return False
+    deps = loop_deps(branch.cond, {})
+    inner = {loop for loop in deps if loop is region or inside(loop, region)}
+    return bool(inner) and inner <= set(p.multi)
+
+
+def _replicate_branch(branch: scf.IfOp, cache_loop, site: Site, mapping, region) -> Site:
+    cond = materialize(branch.cond, site, mapping, region)
+    blocks = []
+    for _ in range(2):
+        block = Block()
+        block.add_op(scf.YieldOp())
+        blocks.append(block)
+    copy = scf.IfOp(cond, [], Region(blocks[0]), Region(blocks[1]))
+    site.insert(copy)
+    taken = 0 if branch.true_region.block.is_ancestor(cache_loop) else 1
+    return Site(InsertPoint.before(blocks[taken].last_op))
 
 
 def element_bytes(element) -> int:

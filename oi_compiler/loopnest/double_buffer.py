@@ -80,6 +80,10 @@ def double_buffer(nest: NestOp) -> None:
             del op.attributes["oi.double_buffer"]
         trigger = group[-1].next_op
         outer = trigger.parent_op()
+        if isinstance(outer, scf.IfOp):
+            warnings.warn(f"double_buffer on cache {name}: its trigger loop is inside a boundary split (an "
+                          "unswitched loop), so the cache is single-buffered", stacklevel=2)  # fmt: skip
+            continue
         if not (isinstance(outer, scf.ForOp) and "oi.index" in outer.attributes):
             warnings.warn(f"double_buffer on cache {name}: its trigger loop has no enclosing loop, so the cache "
                           "is single-buffered", stacklevel=2)  # fmt: skip

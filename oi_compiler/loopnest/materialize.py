@@ -4,7 +4,9 @@ Each loop is an `scf.for` over absolute coordinates of its dimension (schedule.p
 `oi.index` (its name), `oi.dim` and `oi.span` (the longest range it walks). A chain's first
 loop runs over `[0, extent)`; a later one over `[iv(parent), iv(parent) + step(parent))`,
 written `affine.min(iv + step, ub(parent))` only where the sizes do not divide (a boundary
-tile). The logic sits in the innermost loop with each index replaced by the innermost loop of
+tile). A boundary loop that is unrolled or vectorized is unswitched: `scf.if` (marked
+`oi.unswitch`) on whether its parent's tile is whole picks a copy with a constant trip count
+or the general one. The logic sits in the innermost loop with each index replaced by the innermost loop of
 its chain. `plan.unroll`/`plan.vectorize` mark their loops (`oi.unroll`, `oi.vectorize`);
 `plan.parallelize` makes the outermost loop run over `[%lo, %hi)`, two index arguments
 appended to the enclosing function, and records `oi.parallel` on it for the caller that
@@ -13,7 +15,7 @@ splits the range between threads. The cache requests stay on the nest for `--cac
 
 from __future__ import annotations
 
-from xdsl.dialects import func, scf
+from xdsl.dialects import arith, func, scf
 from xdsl.dialects.builtin import IndexType, IntegerAttr, StringAttr, UnitAttr, i64
 from xdsl.ir import Block, Region
 from xdsl.ir.affine import AffineDimExpr
@@ -51,42 +53,11 @@ def materialize(nest: NestOp) -> None:
     for name in marks:
         schedule.loop(name)
     parallel = plan.get("parallelize")
+    bounds = _parallel_bounds(nest, schedule, schedule.order[0], parallel) if parallel else None
     logic = nest.body.block
     body = Block()
-    point = InsertPoint.at_end(body)
-    ivs, ubs = {}, {}
-    for depth, name in enumerate(schedule.order):
-        loop = schedule.loop(name)
-        chain, pos = schedule.chain_of(name)
-        if pos == 0:
-            lb, ub = index_const(0, point), index_const(schedule.extents[loop.dim], point)
-            if parallel and depth == 0:
-                lb, ub = _parallel_bounds(nest, schedule, name, parallel)
-        else:
-            parent = chain[pos - 1]
-            lb = ivs[parent.name]
-            step = AffineDimExpr(0) + parent.step
-            if schedule.needs_min(name):
-                ub = emit_map([lb, ubs[parent.name]], [step, AffineDimExpr(1)], point, minimum=True)
-            else:
-                ub = emit_map([lb], [step], point)
-        loop_body = Block(arg_types=[IndexType()])
-        loop_body.add_op(scf.YieldOp())
-        for_op = scf.ForOp(lb, ub, index_const(loop.step, point), [], Region(loop_body))
-        for_op.attributes["oi.index"] = StringAttr(name)
-        for_op.attributes["oi.dim"] = IntegerAttr(loop.dim, i64)
-        for_op.attributes["oi.span"] = IntegerAttr(schedule.span(name), i64)
-        if name in marks:
-            for_op.attributes[f"oi.{marks[name]}"] = UnitAttr()
-        if parallel and depth == 0:
-            for_op.attributes["oi.parallel"] = to_attr(parallel)
-        Rewriter.insert_op(for_op, point)
-        loop_body.args[0].name_hint = name
-        ivs[name], ubs[name] = loop_body.args[0], ub
-        point = InsertPoint.before(loop_body.last_op)
-    mapping = {arg: ivs[schedule.chains[d][-1].name] for d, arg in enumerate(logic.args)}
-    for op in list(logic.ops):
-        Rewriter.insert_op(op.clone(mapping), point)  # clone() maps op's results too
+    emitter = _LoopEmitter(schedule, marks, parallel, bounds, logic)
+    emitter.emit(0, InsertPoint.at_end(body), {}, {}, frozenset(), frozenset())
     old_block = nest.body.detach_block(0)
     nest.body.add_block(body)
     old_block.erase(safe_erase=False)
@@ -99,7 +70,84 @@ def materialize(nest: NestOp) -> None:
         nest.attributes.pop(PLAN, None)
 
 
+class _LoopEmitter:
+    """Emits the loops of `order[depth:]` at a point. A boundary loop that is unrolled or
+    vectorized is *unswitched* (as Accera does) right inside its chain parent: an `scf.if`
+    on whether the parent's tile is whole runs a copy with the constant trip count, or the
+    general copy with the `affine.min` bound."""
+
+    def __init__(self, schedule: ScheduleModel, marks: dict, parallel, bounds, logic: Block):
+        self.schedule = schedule
+        self.marks = marks
+        self.parallel = parallel
+        self.bounds = bounds
+        self.logic = logic
+        self.unswitch = {n for n in marks if schedule.needs_min(n)}
+
+    def emit(self, depth: int, point: InsertPoint, ivs: dict, ubs: dict, whole: frozenset, decided: frozenset):
+        schedule = self.schedule
+        if depth == len(schedule.order):
+            mapping = {arg: ivs[schedule.chains[d][-1].name] for d, arg in enumerate(self.logic.args)}
+            for op in list(self.logic.ops):
+                Rewriter.insert_op(op.clone(mapping), point)  # clone() maps op's results too
+            return
+        if depth:
+            parent = schedule.order[depth - 1]
+            for name in sorted(self.unswitch - decided):
+                chain, pos = schedule.chain_of(name)
+                if chain[pos - 1].name == parent:
+                    self._unswitch(name, depth, point, ivs, ubs, whole, decided | {name})
+                    return
+        name = schedule.order[depth]
+        loop = schedule.loop(name)
+        chain, pos = schedule.chain_of(name)
+        if pos == 0:
+            lb, ub = index_const(0, point), index_const(schedule.extents[loop.dim], point)
+            if self.bounds is not None and depth == 0:
+                lb, ub = self.bounds
+        else:
+            parent_loop = chain[pos - 1]
+            lb = ivs[parent_loop.name]
+            step = AffineDimExpr(0) + parent_loop.step
+            if schedule.needs_min(name) and name not in whole:
+                ub = emit_map([lb, ubs[parent_loop.name]], [step, AffineDimExpr(1)], point, minimum=True)
+            else:
+                ub = emit_map([lb], [step], point)
+        loop_body = Block(arg_types=[IndexType()])
+        loop_body.add_op(scf.YieldOp())
+        for_op = scf.ForOp(lb, ub, index_const(loop.step, point), [], Region(loop_body))
+        for_op.attributes["oi.index"] = StringAttr(name)
+        for_op.attributes["oi.dim"] = IntegerAttr(loop.dim, i64)
+        for_op.attributes["oi.span"] = IntegerAttr(schedule.span(name), i64)
+        if name in self.marks:
+            for_op.attributes[f"oi.{self.marks[name]}"] = UnitAttr()
+        if self.parallel and depth == 0:
+            for_op.attributes["oi.parallel"] = to_attr(self.parallel)
+        Rewriter.insert_op(for_op, point)
+        loop_body.args[0].name_hint = name
+        self.emit(depth + 1, InsertPoint.before(loop_body.last_op), {**ivs, name: loop_body.args[0]},
+                  {**ubs, name: ub}, whole, decided)  # fmt: skip
+
+    def _unswitch(self, name, depth, point, ivs, ubs, whole, decided):
+        chain, pos = self.schedule.chain_of(name)
+        parent = chain[pos - 1]
+        end = emit_map([ivs[parent.name]], [AffineDimExpr(0) + parent.step], point)
+        is_whole = arith.CmpiOp(end, ubs[parent.name], "sle")
+        Rewriter.insert_op(is_whole, point)
+        branches = []
+        for _ in range(2):
+            block = Block()
+            block.add_op(scf.YieldOp())
+            branches.append(block)
+        branch = scf.IfOp(is_whole.result, [], Region(branches[0]), Region(branches[1]))
+        branch.attributes["oi.unswitch"] = StringAttr(name)
+        Rewriter.insert_op(branch, point)
+        self.emit(depth, InsertPoint.before(branches[0].last_op), ivs, ubs, whole | {name}, decided)
+        self.emit(depth, InsertPoint.before(branches[1].last_op), ivs, ubs, whole, decided)
+
+
 def _parallel_bounds(nest: NestOp, schedule: ScheduleModel, name: str, parallel: dict):
+    # the outermost loop is emitted once, so its bounds are made here, before any unswitching
     """`[%lo, %hi)` for the outermost loop: two index arguments appended to the function."""
     indices = parallel.get("indices", [])
     if not indices or indices[0] != name or schedule.order[: len(indices)] != list(indices):
