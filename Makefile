@@ -32,10 +32,12 @@ lit: $(VENV)/.installed-test
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/lit -sv lit_tests
 
 bench: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/parse_verify.py
 	$(BIN)/python benchmarks/table_append.py
 	$(BIN)/python benchmarks/decode_step.py
 	$(BIN)/python benchmarks/compile_time.py
+	$(BIN)/python benchmarks/gemm.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis lit_tests/**/Output
