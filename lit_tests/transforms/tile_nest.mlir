@@ -4,9 +4,10 @@
 // carries oi.index (its name), oi.dim and oi.span (the longest range it walks); a chain's inner
 // loop runs over [iv(parent), iv(parent) + step(parent)), an affine.apply, or an affine.min with
 // the parent's upper bound where the sizes do not divide (a boundary tile). The logic uses the
-// innermost loop of each chain. The plan's unroll/vectorize mark their loops; parallelize
+// innermost loop of each chain. The plan's unroll/vectorize mark their loops (a marked
+// boundary loop is unswitched: whole tiles get a copy with a constant trip count); parallelize
 // runs the outermost loop over two index arguments appended to the function. A bad schedule
-// is reported with Accera's message at the nest.
+// is reported with Accera's message at the nest, and so is an access outside its array.
 //
 // RUN: oi-opt %s --split-input-file --verify-diagnostics --tile | filecheck %s
 
@@ -77,8 +78,8 @@ func.func @reordered(%A: memref<10x8xf32>, %B: memref<10x8xf32>) {
 // -----
 
 // A split of an inner index (i by 8, then ii by 3): a chain i, ii, iii. ii walks a whole
-// 8-tile in steps of 3; iii ends at min(ii + 3, i + 8), the bound of its parent ii. The plan's
-// unroll and vectorize only mark their loops here (--lower-nests unrolls them).
+// 8-tile in steps of 3 (8 divides 16: no min); iii ends at min(ii + 3, i + 8), the bound of its
+// parent ii, since 3 does not divide 8.
 // CHECK-LABEL: func.func @inner_split
 // CHECK:         %[[C8:.*]] = arith.constant 8 : index
 // CHECK-NEXT:    scf.for %[[I:.*]] = %{{.*}} to %{{.*}} step %[[C8]] {
@@ -89,8 +90,8 @@ func.func @reordered(%A: memref<10x8xf32>, %B: memref<10x8xf32>) {
 // CHECK-NEXT:        %[[C1:.*]] = arith.constant 1 : index
 // CHECK-NEXT:        scf.for %[[III:.*]] = %[[II]] to %[[IIEND]] step %[[C1]] {
 // CHECK-NEXT:          %{{.*}} = memref.load %{{.*}}[%[[III]]] : memref<16xf32>
-// CHECK:             } {oi.index = "iii", oi.dim = 0 : i64, oi.span = 3 : i64, oi.unroll}
-// CHECK-NEXT:      } {oi.index = "ii", oi.dim = 0 : i64, oi.span = 8 : i64, oi.vectorize}
+// CHECK:             } {oi.index = "iii", oi.dim = 0 : i64, oi.span = 3 : i64}
+// CHECK-NEXT:      } {oi.index = "ii", oi.dim = 0 : i64, oi.span = 8 : i64}
 // CHECK-NEXT:    } {oi.index = "i", oi.dim = 0 : i64, oi.span = 16 : i64}
 // CHECK-NEXT:  }) {oi.scheduled} : (memref<16xf32>) -> ()
 func.func @inner_split(%A: memref<16xf32>) {
@@ -99,7 +100,59 @@ func.func @inner_split(%A: memref<16xf32>) {
     %a = memref.load %A[%i] : memref<16xf32>
     %s = arith.addf %a, %a : f32
     memref.store %s, %A[%i] : memref<16xf32>
-  }) {oi.schedule = {splits = [["i", "ii", 8], ["ii", "iii", 3]]}, oi.plan = {unroll = ["iii"], vectorize = ["ii"]}} : (memref<16xf32>) -> ()
+  }) {oi.schedule = {splits = [["i", "ii", 8], ["ii", "iii", 3]]}} : (memref<16xf32>) -> ()
+  func.return
+}
+
+// -----
+
+// The plan's unroll and vectorize mark their loops (oi.unroll, oi.vectorize); --lower-nests
+// unrolls them. Both tiles divide, so the loops stay as they are.
+// CHECK-LABEL: func.func @marks
+// CHECK-NOT:     scf.if
+// CHECK:             } {oi.index = "jj", oi.dim = 1 : i64, oi.span = 4 : i64, oi.vectorize}
+// CHECK-NEXT:      } {oi.index = "ii", oi.dim = 0 : i64, oi.span = 2 : i64, oi.unroll}
+// CHECK-NEXT:    } {oi.index = "j", oi.dim = 1 : i64, oi.span = 8 : i64}
+// CHECK-NEXT:  } {oi.index = "i", oi.dim = 0 : i64, oi.span = 8 : i64}
+func.func @marks(%A: memref<8x8xf32>) {
+  "oi.nest"(%A) <{domain = array<i64: 8, 8>, indices = ["i", "j"], names = ["A"], roles = ["input_output"]}> ({
+  ^bb0(%i: index, %j: index):
+    %a = memref.load %A[%i, %j] : memref<8x8xf32>
+    %s = arith.addf %a, %a : f32
+    memref.store %s, %A[%i, %j] : memref<8x8xf32>
+  }) {oi.schedule = {splits = [["i", "ii", 2], ["j", "jj", 4]], order = ["i", "j", "ii", "jj"]}, oi.plan = {unroll = ["ii"], vectorize = ["jj"]}} : (memref<8x8xf32>) -> ()
+  func.return
+}
+
+// -----
+
+// An unrolled boundary loop (4 does not divide 10) is unswitched inside its parent: when the
+// parent's tile is whole (i + 4 <= 10) a copy ends at i + 4 (a constant trip count), otherwise
+// the general copy ends at min(i + 4, 10). Both keep the mark.
+// CHECK-LABEL: func.func @unswitch
+// CHECK:         %[[C10:.*]] = arith.constant 10 : index
+// CHECK:         scf.for %[[I:.*]] = %{{.*}} to %[[C10]] step %{{.*}} {
+// CHECK-NEXT:      %[[END:.*]] = affine.apply affine_map<(d0) -> ((d0 + 4))> (%[[I]])
+// CHECK-NEXT:      %[[WHOLE:.*]] = arith.cmpi sle, %[[END]], %[[C10]] : index
+// CHECK-NEXT:      scf.if %[[WHOLE]] {
+// CHECK-NEXT:        %[[END1:.*]] = affine.apply affine_map<(d0) -> ((d0 + 4))> (%[[I]])
+// CHECK-NEXT:        %{{.*}} = arith.constant 1 : index
+// CHECK-NEXT:        scf.for %{{.*}} = %[[I]] to %[[END1]] step %{{.*}} {
+// CHECK:             } {oi.index = "ii", oi.dim = 0 : i64, oi.span = 4 : i64, oi.unroll}
+// CHECK-NEXT:      } else {
+// CHECK-NEXT:        %[[END2:.*]] = affine.min affine_map<(d0, d1) -> ((d0 + 4), d1)> (%[[I]], %[[C10]])
+// CHECK-NEXT:        %{{.*}} = arith.constant 1 : index
+// CHECK-NEXT:        scf.for %{{.*}} = %[[I]] to %[[END2]] step %{{.*}} {
+// CHECK:             } {oi.index = "ii", oi.dim = 0 : i64, oi.span = 4 : i64, oi.unroll}
+// CHECK-NEXT:      }{{ *}}{oi.unswitch = "ii"}
+// CHECK-NEXT:    } {oi.index = "i", oi.dim = 0 : i64, oi.span = 10 : i64}
+func.func @unswitch(%A: memref<10xf32>) {
+  "oi.nest"(%A) <{domain = array<i64: 10>, indices = ["i"], names = ["A"], roles = ["input_output"]}> ({
+  ^bb0(%i: index):
+    %a = memref.load %A[%i] : memref<10xf32>
+    %s = arith.addf %a, %a : f32
+    memref.store %s, %A[%i] : memref<10xf32>
+  }) {oi.schedule = {splits = [["i", "ii", 4]]}, oi.plan = {unroll = ["ii"]}} : (memref<10xf32>) -> ()
   func.return
 }
 
@@ -151,5 +204,19 @@ func.func @split_zero(%A: memref<16xf32>) {
     %a = memref.load %A[%i] : memref<16xf32>
     memref.store %a, %A[%i] : memref<16xf32>
   }) {oi.schedule = {splits = [["i", "ii", 0]]}} : (memref<16xf32>) -> ()
+  func.return
+}
+
+// -----
+
+// An access outside its array somewhere in the domain (A[i + 1] with i up to 15).
+func.func @out_of_bounds(%A: memref<16xf32>) {
+  // expected-error @+1 {{an access of A reaches [1, 16] in dimension 0, outside [0, 15]}}
+  "oi.nest"(%A) <{domain = array<i64: 16>, indices = ["i"], names = ["A"], roles = ["input_output"]}> ({
+  ^bb0(%i: index):
+    %i1 = affine.apply affine_map<(d0) -> (d0 + 1)> (%i)
+    %a = memref.load %A[%i1] : memref<16xf32>
+    memref.store %a, %A[%i] : memref<16xf32>
+  }) : (memref<16xf32>) -> ()
   func.return
 }

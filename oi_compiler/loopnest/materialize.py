@@ -15,7 +15,7 @@ splits the range between threads. The cache requests stay on the nest for `--cac
 
 from __future__ import annotations
 
-from xdsl.dialects import arith, func, scf
+from xdsl.dialects import arith, func, memref, scf
 from xdsl.dialects.builtin import IndexType, IntegerAttr, StringAttr, UnitAttr, i64
 from xdsl.ir import Block, Region
 from xdsl.ir.affine import AffineDimExpr
@@ -24,7 +24,7 @@ from xdsl.rewriter import InsertPoint, Rewriter
 from oi_compiler.dialects.oi_nest import NestOp
 from oi_compiler.errors import ScheduleError
 from oi_compiler.loopnest.attrs import to_attr, to_py
-from oi_compiler.loopnest.forms import emit_map, index_const
+from oi_compiler.loopnest.forms import emit_map, form_of, index_const
 from oi_compiler.loopnest.schedule import ScheduleModel
 
 SCHEDULE = "oi.schedule"
@@ -55,6 +55,7 @@ def materialize(nest: NestOp) -> None:
     parallel = plan.get("parallelize")
     bounds = _parallel_bounds(nest, schedule, schedule.order[0], parallel) if parallel else None
     logic = nest.body.block
+    check_bounds(nest)
     body = Block()
     emitter = _LoopEmitter(schedule, marks, parallel, bounds, logic)
     emitter.emit(0, InsertPoint.at_end(body), {}, {}, frozenset(), frozenset())
@@ -68,6 +69,27 @@ def materialize(nest: NestOp) -> None:
         nest.attributes[PLAN] = to_attr(remaining)
     else:
         nest.attributes.pop(PLAN, None)
+
+
+def check_bounds(nest: NestOp) -> None:
+    """Every access of the logic stays inside its array over the whole domain (interval
+    arithmetic on the affine indices); else the access's array, dimension and range."""
+    extents = dict(zip(nest.body.block.args, nest.extents))
+    names = dict(zip(nest.arrays, nest.array_names))
+    for op in nest.body.block.ops:
+        if not isinstance(op, (memref.LoadOp, memref.StoreOp)):
+            continue
+        shape = op.memref.type.get_shape()
+        for dim, index in enumerate(op.indices):
+            form = form_of(index)
+            if any(atom not in extents for atom in form.terms):
+                raise ScheduleError("array indices must be affine expressions of the nest's indices")
+            low = form.const + sum(min(0, c) * (extents[a] - 1) for a, c in form.terms.items())
+            high = form.const + sum(max(0, c) * (extents[a] - 1) for a, c in form.terms.items())
+            if low < 0 or high >= shape[dim]:
+                array = names.get(op.memref, "an array")
+                raise ScheduleError(f"an access of {array} reaches [{low}, {high}] in dimension {dim}, outside "
+                                    f"[0, {shape[dim] - 1}]")  # fmt: skip
 
 
 class _LoopEmitter:
