@@ -524,6 +524,21 @@ def test_double_buffer_with_another_cache_computes_gemm(requests) -> None:
     check_gemm(g, g.plan.build())
 
 
+@pytest.mark.parametrize(
+    "request_caches",
+    [
+        pytest.param(lambda g: g.plan.cache(g.plan.cache(g.A, index=g.k), index=g.ii), id="level-of-level"),
+        pytest.param(lambda g: g.plan.cache(g.plan.cache(g.B, index=g.k), index=g.jj, layout=oi.Layout.LAST_MAJOR),
+                     id="last-major-of-level"),
+        pytest.param(lambda g: g.plan.cache(g.plan.cache(g.B, max_elements=24), max_elements=4), id="budgets"),
+    ],
+)
+def test_hierarchical_caches_compute_gemm(request_caches) -> None:
+    g = gemm(M=4, N=6, K=6, tiles=(2, 3, 3))
+    request_caches(g)
+    check_gemm(g, g.plan.build())
+
+
 # ----------------------------------------------------------------------------- errors found in IR
 
 
@@ -618,6 +633,22 @@ def test_index_and_array_names_come_from_assignments() -> None:
     assert (row.name, col.name) == ("row", "col")
     text = str(nest.create_plan().module)
     assert 'indices = ["row", "col"]' in text and 'names = ["X", "Y"]' in text
+
+
+def test_names_of_multi_line_calls() -> None:
+    Weights = oi.Array(
+        role=oi.Role.INPUT,
+        shape=(2, 2),
+    )
+    nest = oi.Nest(shape=(2, 2))
+    r, c = nest.get_indices()
+    schedule = nest.create_schedule()
+    rr, cc = schedule.tile({
+        r: 1,
+        c: 1,
+    })
+    assert Weights.name == "Weights"
+    assert [x.name for x in schedule.get_indices()] == ["r", "rr", "c", "cc"]
 
 
 def test_explicit_array_name_wins() -> None:

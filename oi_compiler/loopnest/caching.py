@@ -316,7 +316,7 @@ def apply_caches(nest: NestOp) -> None:
         else:
             raise ScheduleError(f"cache source {req.source!r} is neither an array of the nest nor an earlier cache")
         check_request(req, order, role, "cpu", outer)
-        applied[req.name] = Applied(req, _apply(nest, order, req, value, role), role)
+        applied[req.name] = Applied(req, _apply(nest, order, req, value), role)
     plan = nest_plan(nest)
     plan.pop("caches", None)
     if plan:
@@ -374,7 +374,7 @@ def _enclosing_named(loop: scf.ForOp, name: str, nest: NestOp) -> scf.ForOp:
     return outer
 
 
-def _apply(nest: NestOp, order: LoopOrder, req: CacheRequest, array: SSAValue, role: str) -> SSAValue:
+def _apply(nest: NestOp, order: LoopOrder, req: CacheRequest, array: SSAValue) -> SSAValue:
     placements = _placements(nest, order, req, array)
     if not placements:
         return array
@@ -404,7 +404,7 @@ def _place(req: CacheRequest, p: Placement, array: SSAValue, buffer: SSAValue, s
     bounds = Site(InsertPoint.before(p.cache_loop))
     counters = [_counter(m, bounds, {}, None) for m in p.multi]
     lowers = [bounds.form(f, {}, p.cache_loop) for f in p.block.lower]
-    extents = [bounds.form(f, {}, p.cache_loop) for f in p.block.extent]
+    extents = [bounds.form(f, {}, p.cache_loop) for f in p.block.extent] if p.kind != "read" else []
     bounds.finish({"oi.cache_bounds": StringAttr(req.name)})
     for op in p.accesses:
         _redirect(op, buffer, counters, lowers)
@@ -558,7 +558,7 @@ def _redirect(op, buffer: SSAValue, counters: list[SSAValue], lowers: list[SSAVa
     site = Site(point)
     indices = list(counters)
     for index, lower in zip(op.indices, lowers):
-        indices.append(site.form(form_of(index) - Form.atom(lower), {}, None))
+        indices.append(site.form(form_of(index) - form_of(lower), {}, None))
     if isinstance(op, memref.LoadOp):
         new = memref.LoadOp.get(buffer, indices)
         Rewriter.replace_op(op, new)
@@ -605,7 +605,7 @@ def _fill(site: Site, buffer, array, p: Placement, src_strides, kind: str) -> No
     extents = [inner.form(f, mapping, region) for f in p.block.extent]
     body, coords = _box_loops(inner, extents, _copy_order(len(extents), src_strides), "c")
     if kind == "copy":
-        src_index = [body.form(Form.atom(lo) + Form.atom(c), {}, None) for lo, c in zip(lowers, coords)]
+        src_index = [body.form(form_of(lo) + Form.atom(c), {}, None) for lo, c in zip(lowers, coords)]
         value = body.insert(memref.LoadOp.get(array, src_index)).res
     else:
         value = body.insert(_zero(buffer.type.element_type)).result
@@ -662,7 +662,7 @@ def _zero(element) -> arith.ConstantOp:
 def _write_back(site: Site, buffer, array, lowers, extents, src_strides, kind: str) -> None:
     body, coords = _box_loops(site, extents, _copy_order(len(extents), src_strides), "w")
     cached = body.insert(memref.LoadOp.get(buffer, coords)).res
-    src_index = [body.form(Form.atom(lo) + Form.atom(c), {}, None) for lo, c in zip(lowers, coords)]
+    src_index = [body.form(form_of(lo) + Form.atom(c), {}, None) for lo, c in zip(lowers, coords)]
     if kind == "accumulate":
         old = body.insert(memref.LoadOp.get(array, src_index)).res
         add = arith.AddiOp(old, cached) if isinstance(cached.type, IntegerType) else arith.AddfOp(old, cached)

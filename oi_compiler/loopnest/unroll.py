@@ -14,7 +14,7 @@ from xdsl.dialects import scf
 from xdsl.ir import Block
 from xdsl.rewriter import InsertPoint, Rewriter
 
-from oi_compiler.loopnest.forms import Form, emit_form, form_of
+from oi_compiler.loopnest.forms import emit_form, form_of
 
 MARKS = ("oi.unroll", "oi.vectorize")
 
