@@ -71,7 +71,7 @@ _PASSES: dict[str, PassInfo] = {
         ),
         PassInfo(
             "lower-nests",
-            "Lower loop nests (linalg) to scf.for loops over memref loads and stores",
+            "Lower loop nests (linalg; scheduled oi.nest, unrolling its marked loops) to scf.for loops over memref loads and stores",
             _lazy("oi_compiler.passes.lower_nests", "LowerNests"),
         ),
         PassInfo(

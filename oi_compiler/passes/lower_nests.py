@@ -73,7 +73,7 @@ class _LowerAffineApply(RewritePattern):
 
 @dataclass(frozen=True)
 class LowerNests(ModulePass):
-    """Lower loop nests (linalg) to scf.for loops over memref loads and stores"""
+    """Lower loop nests (linalg; scheduled oi.nest, unrolling its marked loops) to scf.for loops over memref loads and stores"""
 
     name = "lower-nests"
 
