@@ -266,8 +266,6 @@ def test_cache_rule_order(call, message) -> None:
         call(g)
 
 
-@pytest.mark.xfail(strict=True, reason="cache_rules.check_request checks level <= 0 (rule 14) before the multicaching "
-                   "rule 11; Accera resolves a negative level (order[-level]) and raises rule 11 first")  # fmt: skip
 def test_cache_rule_order_negative_level_with_trigger_on_input_output() -> None:
     g = gemm()
     with raises_exactly(MULTICACHE):
@@ -281,9 +279,6 @@ def test_cache_trigger_level_0_is_rejected() -> None:
     assert g.plan.caches == []
 
 
-@pytest.mark.xfail(strict=True, reason="cache_rules.check_request checks trigger_level <= 0 (rule 15) before "
-                   "level > trigger_level (rule 13); in Accera's order a level >= 1 with trigger_level <= 0 breaks "
-                   "rule 13 first (rule 15 is unreachable there)")  # fmt: skip
 @pytest.mark.parametrize("trigger_level", [0, -1])
 def test_cache_rule_order_trigger_level_not_positive(trigger_level) -> None:
     g = gemm()
@@ -488,15 +483,6 @@ def test_cached_gemm_single_caches_compute_gemm() -> None:
         check_gemm(g, g.plan.build())
 
 
-DOUBLE_BUFFER_SWAP_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="loopnest/double_buffer.py:double_buffer takes `group[-1].next_op` as the trigger loop; when a cache "
-    "requested after the double-buffered one puts its ops between the fill and that loop, the temp->cache swap "
-    "lands before the compute instead of after it, so every iteration but the last computes from the next block",
-)
-
-
-@DOUBLE_BUFFER_SWAP_BUG
 def test_cached_gemm_computes_gemm(built_cached_gemm) -> None:
     g, text, fn = built_cached_gemm
     check_gemm(g, fn)
@@ -512,9 +498,8 @@ A_MULTICACHE = lambda g: g.plan.cache(g.A, index=g.ii, trigger_index=g.k)  # noq
     [
         pytest.param([A_AT_II, B_DOUBLE_BUFFERED], id="A-then-double-buffered-B"),
         pytest.param([A_MULTICACHE, B_DOUBLE_BUFFERED], id="A-multicache-then-double-buffered-B"),
-        pytest.param([B_DOUBLE_BUFFERED, A_AT_II], id="double-buffered-B-then-A", marks=DOUBLE_BUFFER_SWAP_BUG),
-        pytest.param([B_DOUBLE_BUFFERED, A_MULTICACHE], id="double-buffered-B-then-A-multicache",
-                     marks=DOUBLE_BUFFER_SWAP_BUG),
+        pytest.param([B_DOUBLE_BUFFERED, A_AT_II], id="double-buffered-B-then-A"),
+        pytest.param([B_DOUBLE_BUFFERED, A_MULTICACHE], id="double-buffered-B-then-A-multicache"),
     ],
 )
 def test_double_buffer_with_another_cache_computes_gemm(requests) -> None:

@@ -260,8 +260,8 @@ def case(name: str):
     return register
 
 
-GEMM = (13, 17, 11)  # M, N, K: the tiles below divide none of them
-GEMM_TILES = {"i": 4, "j": 8, "k": 3}
+GEMM = (9, 11, 7)  # M, N, K: the tiles below divide none of them
+GEMM_TILES = {"i": 4, "j": 4, "k": 3}
 GEMM_ORDER = "i j k ii jj kk"
 
 
@@ -338,19 +338,22 @@ for _array_name in "ABC":
             plan.cache(p.arrays[a], index=idx[at])
             return p, plan
 
+    for _index_name in ("k", "ii"):
+
         @case(f"cache_{_array_name}_at_{_index_name}_last_major")
         def _(a=_array_name, at=_index_name):
             p, plan, idx = gemm_plan()
             plan.cache(p.arrays[a], index=idx[at], layout=LM)
             return p, plan
 
-    for _level in (1, 3, 6):
 
-        @case(f"cache_{_array_name}_level_{_level}")
-        def _(a=_array_name, level=_level):
-            p, plan, _ = gemm_plan()
-            plan.cache(p.arrays[a], level=level)
-            return p, plan
+@case("cache_levels")
+def _():
+    p, plan, _ = gemm_plan()
+    plan.cache(p.arrays["A"], level=1)  # kk
+    plan.cache(p.arrays["B"], level=4)  # k
+    plan.cache(p.arrays["C"], level=6)  # i
+    return p, plan
 
 
 @case("all_three_cached")
@@ -370,8 +373,9 @@ def _():
     return p, plan
 
 
-for _a, _at in [("A", "jj"), ("B", "kk"), ("C", "jj"), ("C", "kk"), ("A", "k"), ("B", "j"), ("C", "i")]:
-    for _layout in (None, LM):
+for _a, _at, _layout in [("A", "jj", None), ("B", "kk", LM), ("C", "jj", LM), ("C", "kk", None), ("A", "k", LM),
+                         ("B", "j", None)]:  # fmt: skip
+    if True:
 
         @case(f"thrifty_{_a}_at_{_at}_{'default' if _layout is None else 'last_major'}")
         def _(a=_a, at=_at, layout=_layout):
@@ -525,7 +529,7 @@ def _():
 
 
 for _a in "ABC":
-    for _budget in (1, 2, 3, 8, 24, 100, 10**6):
+    for _budget in (1, 3, 24, 10**6):
 
         @case(f"max_elements_{_a}_{_budget}")
         def _(a=_a, budget=_budget):

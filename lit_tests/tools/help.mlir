@@ -19,9 +19,11 @@
 // CHECK-NEXT:   --bind-sizes {{.*}}
 // CHECK-NEXT:     NAME: int (any number of sizes)
 // CHECK-NEXT:     model: str
+// CHECK-NEXT:   --cache {{.*}}
 // CHECK-NEXT:   --canonicalize {{.*}}
 // CHECK-NEXT:   --cse {{.*}}
 // CHECK-NEXT:   --dce {{.*}}
+// CHECK-NEXT:   --double-buffer {{.*}}
 // CHECK-NOT:  unroll-constant-loops
 
 // PLUGIN:      passes (run in the order given

@@ -53,6 +53,17 @@ class CacheRequest:
         return cls(**data)
 
 
+def _index_at_level(schedule: ScheduleModel, level: int, what: str) -> str | None:
+    """Accera's `order[-level]`; None for level 0 (rule 14 or 15 reports it), and this
+    compiler's message where Accera's list lookup would fail."""
+    if level == 0:
+        return None
+    n = len(schedule.order)
+    if not -(n - 1) <= level <= n:  # where order[-level] exists
+        raise ScheduleError(f"{what} {level} does not name a loop of the schedule's {n}")
+    return schedule.order[-level]
+
+
 def check_request(req: CacheRequest, schedule: ScheduleModel, role: str, target: str,
                   outer: CacheRequest | None) -> None:
     """Check `req` and resolve its level/index (and trigger) against the schedule's current
@@ -76,18 +87,15 @@ def check_request(req: CacheRequest, schedule: ScheduleModel, role: str, target:
         raise ScheduleError("_shared_memory_offset can only be set with shared memory")
     if req.double_buffer and req.double_buffer_location == "auto":
         req.double_buffer_location = "private" if target == "gpu" and req.location == "shared" else req.location
-    # 9-15: where the cache sits
+    # 9-15: where the cache sits. Accera resolves a level as `order[-level]` before checking
+    # that it is positive, so a negative level is reported after rules 11 and 13, as there
     if req.max_elements is None:
         if req.index is not None and (req.level is not None or req.trigger_level is not None):
             raise ScheduleError("Can't specify both a cache index and a cache level or trigger level")
         if req.level is not None and (req.index is not None or req.trigger_index is not None):
             raise ScheduleError("Can't specify both a cache level and a cache index or trigger index")
         if req.level is not None:
-            if req.level <= 0:
-                raise ScheduleError("Cache level must be greater than or equal to 1")
-            if req.level > len(schedule.order):
-                raise ScheduleError(f"Cache level {req.level} is deeper than the schedule's {len(schedule.order)} loops")
-            req.index = schedule.level_index(req.level)
+            req.index = _index_at_level(schedule, req.level, "Cache level")
         else:
             schedule.loop(req.index)
             req.level = schedule.level_of(req.index)
@@ -96,12 +104,7 @@ def check_request(req: CacheRequest, schedule: ScheduleModel, role: str, target:
         if req.trigger_level is not None and req.trigger_index is not None:
             raise ScheduleError("Can't specify both a trigger_index and a trigger_level")
         if req.trigger_level is not None:
-            if req.trigger_level <= 0:
-                raise ScheduleError("Cache trigger level must be greater than or equal to 1")
-            if req.trigger_level > len(schedule.order):
-                raise ScheduleError(f"Cache trigger level {req.trigger_level} is deeper than the schedule's "
-                                    f"{len(schedule.order)} loops")  # fmt: skip
-            req.trigger_index = schedule.level_index(req.trigger_level)
+            req.trigger_index = _index_at_level(schedule, req.trigger_level, "Cache trigger level")
         elif req.trigger_index is not None:
             schedule.loop(req.trigger_index)
             req.trigger_level = schedule.level_of(req.trigger_index)
@@ -109,6 +112,10 @@ def check_request(req: CacheRequest, schedule: ScheduleModel, role: str, target:
             req.trigger_index, req.trigger_level = req.index, req.level
         if req.level > req.trigger_level:
             raise ScheduleError("Cache level must be less than or equal to the cache trigger level")
+        if req.level <= 0:
+            raise ScheduleError("Cache level must be greater than or equal to 1")
+        if req.trigger_level <= 0:
+            raise ScheduleError("Cache trigger level must be greater than or equal to 1")
     # 16-20: a cache of a cache
     if outer is not None:
         if outer.max_elements is None and (outer.level is None or outer.trigger_level is None):

@@ -24,7 +24,8 @@ For each request, in the order the plan made them:
 
 Buffers are allocated at the top of the nest (`memref.alloca` up to 512 bytes, so small
 blocks can live in registers; `memref.alloc`, 64-byte aligned, otherwise) and freed at its
-end. A double-buffered cache's fill is marked `oi.double_buffer` for `--double-buffer`.
+end. A double-buffered cache's fill is marked `oi.double_buffer = "<trigger loop>"` for
+`--double-buffer`.
 """
 
 from __future__ import annotations
@@ -414,7 +415,7 @@ def _place(req: CacheRequest, p: Placement, array: SSAValue, buffer: SSAValue, s
     _fill(fill, buffer, array, p, src_strides, kind="copy" if copies else "zero")
     marks = {"oi.cache_fill": StringAttr(req.name)}
     if req.double_buffer and copies:
-        marks["oi.double_buffer"] = UnitAttr()
+        marks["oi.double_buffer"] = StringAttr(loop_name(p.trigger))  # the loop the fill is for
     fill.finish(marks)
     # the write-back after the cache loop
     if p.kind != "read":

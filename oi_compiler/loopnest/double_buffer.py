@@ -30,10 +30,11 @@ from oi_compiler.loopnest.ir_util import Site, inside, iv_of, materialize
 
 
 def _groups(nest: NestOp) -> list[list[Operation]]:
+    """Each double-buffered fill: the consecutive ops marked for one cache."""
     groups, current = [], []
     for op in nest.walk():
-        if "oi.double_buffer" in op.attributes and op.parent_op() is not None:
-            if current and current[-1].next_op is not op:
+        if "oi.double_buffer" in op.attributes:
+            if current and (current[-1].next_op is not op or _cache_of(current[-1]) != _cache_of(op)):
                 groups.append(current)
                 current = []
             current.append(op)
@@ -73,12 +74,25 @@ def _temp_like(cache, nest: NestOp, name: str):
     return temp
 
 
+def _cache_of(op: Operation) -> str:
+    return op.attributes["oi.cache_fill"].data
+
+
+def _trigger_after(group: list[Operation], loop_name: str) -> Operation:
+    """The trigger loop: the first loop named `loop_name` after the fill (later caches may
+    have put their own fills in between)."""
+    op = group[-1].next_op
+    while not (isinstance(op, scf.ForOp) and op.attributes.get("oi.index") == StringAttr(loop_name)):
+        op = op.next_op
+    return op
+
+
 def double_buffer(nest: NestOp) -> None:
     for group in _groups(nest):
-        name = group[0].attributes["oi.cache_fill"].data
+        name = _cache_of(group[0])
+        trigger = _trigger_after(group, group[0].attributes["oi.double_buffer"].data)
         for op in group:
             del op.attributes["oi.double_buffer"]
-        trigger = group[-1].next_op
         outer = trigger.parent_op()
         if isinstance(outer, scf.IfOp):
             warnings.warn(f"double_buffer on cache {name}: its trigger loop is inside a boundary split (an "
