@@ -17,7 +17,7 @@ For each request, in the order the plan made them:
 3. **Multicaching.** The loops from T down to L's parent that index the array become
    leading buffer dimensions (their trip counts), and the fill before T walks them.
 4. **Data movement** by access analysis: read-only copies in; write-only zero-fills and copies
-   out; accumulate-only (`X[e] = X[e] + v`) zero-fills and adds back; anything else copies
+   out (when one store covers the whole block; a block with holes, `B[2*i]`, copies in too); accumulate-only (`X[e] = X[e] + v`) zero-fills and adds back; anything else copies
    in and out. Accesses in L are redirected to the buffer.
 5. **Thrifty** (`thrifty=True`): the copies are elided, and accesses keep the source, when the
    source and the cache walk the block with stride 1 together (decided on strides).
@@ -241,16 +241,33 @@ def _is_accumulate(load: memref.LoadOp, array: SSAValue) -> bool:
             and stores[0].operation.memref is array and _same_place(load, stores[0].operation))  # fmt: skip
 
 
-def access_kind(accesses, array: SSAValue) -> str:
+def access_kind(accesses, array: SSAValue, region: scf.ForOp) -> str:
     loads = [op for op in accesses if isinstance(op, memref.LoadOp)]
     stores = [op for op in accesses if isinstance(op, memref.StoreOp)]
     if not stores:
         return "read"
     if not loads:
-        return "write"
+        # zero fill + copy out would overwrite what the nest never writes: only when some
+        # store covers the whole block (else the block is copied in first)
+        return "write" if any(_covers_block(op, accesses, region) for op in stores) else "read_write"
     if all(_is_accumulate(op, array) for op in loads):
         return "accumulate"
     return "read_write"
+
+
+def _covers_block(store: memref.StoreOp, accesses, region: scf.ForOp) -> bool:
+    """Whether `store` writes every element of the block: each index moves with at most one
+    loop of the region, by ±1, a different loop per index, and its box is the whole block."""
+    seen = set()
+    for index in store.indices:
+        inner = [(a, c) for a, c in form_of(index).terms.items() if (loop := loop_of_iv(a)) is not None
+                 and (loop is region or inside(loop, region))]  # fmt: skip
+        if len(inner) > 1 or any(abs(c) != 1 or a in seen for a, c in inner):
+            return False
+        seen.update(a for a, _ in inner)
+    own, whole = active_block([store], region), active_block(accesses, region)
+    return own is not None and whole is not None and all(
+        (a - b).is_const and (a - b).const == 0 for a, b in zip(own.extent + own.lower, whole.extent + whole.lower))
 
 
 # ----------------------------------------------------------------------------- layouts and thrifty
@@ -362,7 +379,7 @@ def _placements(nest: NestOp, order: LoopOrder, req: CacheRequest, array: SSAVal
         if block is None:
             continue  # nothing to cache, or a block Accera could not size: no cache (still correct)
         multi = _multicache_loops(trigger, cache_loop, access_deps(accesses, memo))
-        placements.append(Placement(cache_loop, trigger, accesses, block, multi, access_kind(accesses, array)))
+        placements.append(Placement(cache_loop, trigger, accesses, block, multi, access_kind(accesses, array, cache_loop)))
     return placements
 
 
@@ -413,10 +430,9 @@ def _place(req: CacheRequest, p: Placement, array: SSAValue, buffer: SSAValue, s
     fill = Site(InsertPoint.before(p.trigger))
     copies = p.kind in ("read", "read_write")
     _fill(fill, buffer, array, p, src_strides, kind="copy" if copies else "zero")
-    marks = {"oi.cache_fill": StringAttr(req.name)}
-    if req.double_buffer and copies:
-        marks["oi.double_buffer"] = StringAttr(loop_name(p.trigger))  # the loop the fill is for
-    fill.finish(marks)
+    ops = fill.finish({"oi.cache_fill": StringAttr(req.name)})
+    if req.double_buffer and copies:  # on the copy loop: the trigger loop it fills for
+        ops[-1].attributes["oi.double_buffer"] = StringAttr(loop_name(p.trigger))
     # the write-back after the cache loop
     if p.kind != "read":
         back = Site(InsertPoint.after(p.cache_loop))

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import warnings
 
-from xdsl.dialects import memref, scf
+from xdsl.dialects import affine, arith, memref, scf
 from xdsl.dialects.builtin import StringAttr, UnitAttr
 from xdsl.ir import Operation
 from xdsl.ir.affine import AffineDimExpr
@@ -29,17 +29,24 @@ from oi_compiler.loopnest.forms import emit_map, form_of
 from oi_compiler.loopnest.ir_util import Site, inside, iv_of, materialize
 
 
+PURE_INDEX_OPS = (affine.ApplyOp, affine.MinOp, arith.ConstantOp)
+
+
 def _groups(nest: NestOp) -> list[list[Operation]]:
-    """Each double-buffered fill: the consecutive ops marked for one cache."""
-    groups, current = [], []
-    for op in nest.walk():
-        if "oi.double_buffer" in op.attributes:
-            if current and (current[-1].next_op is not op or _cache_of(current[-1]) != _cache_of(op)):
-                groups.append(current)
-                current = []
-            current.append(op)
-    if current:
-        groups.append(current)
+    """Each double-buffered fill: its copy loop (marked `oi.double_buffer`) and the index ops
+    before it that only the fill uses. (The slice is found from uses, not marks: `affine.apply`
+    prints no attributes, so marks on it do not survive a round trip through text.)"""
+    groups = []
+    for root in [op for op in nest.walk() if isinstance(op, scf.ForOp) and "oi.double_buffer" in op.attributes]:
+        group = [root]
+        members = {id(op) for op in root.walk()}
+        op = root.prev_op
+        while op is not None and isinstance(op, PURE_INDEX_OPS):
+            if all(id(use.operation) in members for r in op.results for use in r.uses):
+                group.insert(0, op)
+                members.add(id(op))
+            op = op.prev_op
+        groups.append(group)
     return groups
 
 
@@ -89,10 +96,10 @@ def _trigger_after(group: list[Operation], loop_name: str) -> Operation:
 
 def double_buffer(nest: NestOp) -> None:
     for group in _groups(nest):
-        name = _cache_of(group[0])
-        trigger = _trigger_after(group, group[0].attributes["oi.double_buffer"].data)
-        for op in group:
-            del op.attributes["oi.double_buffer"]
+        root = group[-1]
+        name = _cache_of(root)
+        trigger = _trigger_after(group, root.attributes["oi.double_buffer"].data)
+        del root.attributes["oi.double_buffer"]
         outer = trigger.parent_op()
         if isinstance(outer, scf.IfOp):
             warnings.warn(f"double_buffer on cache {name}: its trigger loop is inside a boundary split (an "
