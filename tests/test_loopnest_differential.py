@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, event, given, note, settings
+from hypothesis import HealthCheck, Phase, event, given, note, settings
 from hypothesis import strategies as st
 
 import oi_compiler as oi
@@ -206,7 +206,7 @@ def _tolerance(dtype) -> tuple[float, float]:
     return {np.dtype(F32): (1e-4, 1e-4), np.dtype(F64): (1e-10, 1e-10)}.get(np.dtype(dtype), (0, 0))
 
 
-def run_and_compare(problem: Problem, plan, seed: int = 0) -> None:
+def run_and_compare(problem: Problem, plan, seed: int = 0):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # double_buffer without an enclosing loop says so
         fn = plan.build(args=problem.params)
@@ -231,6 +231,7 @@ def run_and_compare(problem: Problem, plan, seed: int = 0) -> None:
         else:
             scale = max(1.0, float(np.abs(want).max(initial=0.0)))
             np.testing.assert_allclose(got, want, rtol=rtol, atol=atol * scale, err_msg=a.name)
+    return fn
 
 
 def tiled(problem: Problem, tiles: dict[str, int], order: str | None = None):
@@ -1017,7 +1018,7 @@ def plan_draws(draw) -> PlanDraw:
         extra=draw(st.integers(0, 2)),
         splits=draw(st.lists(st.tuples(st.integers(0, 63), st.integers(1, 22)), min_size=0, max_size=3)),
         interleave=draw(st.none() | st.lists(st.integers(0, 63), min_size=7, max_size=7)),
-        caches=draw(st.lists(cache_draws, max_size=3)),
+        caches=draw(st.lists(cache_draws, min_size=1, max_size=3)),
         marks=draw(st.lists(st.tuples(st.integers(0, 63), st.sampled_from(["unroll", "vectorize"])), max_size=2)),
         parallel=draw(st.none() | st.none() | st.integers(1, 3)),
     )
@@ -1046,7 +1047,7 @@ def accera_verdict(where, level, trigger_level, budget, double_buffer, has_trigg
         if level > trigger_level:
             return "Cache level must be less than or equal to the cache trigger level"
     if outer is not None:
-        if (outer.max_elements is None) != (where == "max_elements"):
+        if (outer.max_elements is not None) != (where == "max_elements"):
             return "Can only create a max element hierarchical caches of other max element caches"
         if where == "max_elements":
             if outer.max_elements <= budget:
@@ -1159,6 +1160,10 @@ def apply_plan(d: PlanDraw, problem: Problem):
         assert expected is None, f"{what}: accepted but Accera rejects it ({expected})"
         note(what)
         event(f"cache {where}{' hierarchical' if outer else ''}")
+        for flag, on in [("trigger", has_trigger), ("double_buffer", double_buffer), ("thrifty", c.thrifty),
+                         ("layout", c.layout is not None)]:  # fmt: skip
+            if on:
+                event(f"cache with {flag}")
         made.append(Made(cache, role, level, trigger_level, budget))
     # unroll / vectorize loops with few iterations
     unrolled, total = set(), 1
@@ -1174,9 +1179,11 @@ def apply_plan(d: PlanDraw, problem: Problem):
         total *= trips
         getattr(plan, mark)(loops[name])
         note(f"{mark}({name})")
+        event(mark)
     if d.parallel is not None:
         plan.parallelize(loops[order[0]], max_threads=d.parallel)
         note(f"parallelize({order[0]}, max_threads={d.parallel})")
+        event("parallelize")
     return plan
 
 
@@ -1188,6 +1195,7 @@ EXAMPLES = int(os.environ.get("OI_DIFF_EXAMPLES", "60"))
     deadline=None,
     database=None,
     derandomize="OI_DIFF_EXAMPLES" not in os.environ,  # CI runs the same plans every time; more explore
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large],
 )
 @given(plan_draws())
@@ -1199,7 +1207,11 @@ def test_random_plans_match_numpy(d: PlanDraw) -> None:
     if (why := excluded_by_known_bugs(d, problem)) is not None:
         event(f"excluded: {why}")
         return
-    run_and_compare(problem, plan, seed=sum(d.dims))
+    fn = run_and_compare(problem, plan, seed=sum(d.dims))
+    lowered = str(fn.lowered)
+    event(f"{lowered.count('oi.cache = ') - lowered.count('oi.double_buffer_temp')} cache buffers")
+    if "oi.prefetch_swap" in lowered:
+        event("double buffered")
 
 
 # --- bugs found by this file (pinned; the property leaves these configurations out) --------------
