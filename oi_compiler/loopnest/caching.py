@@ -43,7 +43,6 @@ from xdsl.dialects.builtin import (
     MemRefType,
     StridedLayoutAttr,
     StringAttr,
-    UnitAttr,
     i64,
 )
 from xdsl.ir import Block, Operation, OpResult, Region, SSAValue
