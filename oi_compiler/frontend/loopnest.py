@@ -290,8 +290,8 @@ class Array:
     def __setitem__(self, key, value) -> None:
         if not _recording:
             raise ScheduleError("arrays can be written only inside @nest.iteration_logic")
-        if self.role is Role.CONST:
-            raise ScheduleError(f"{self.name} is a CONST array and cannot be written")
+        if self.role in (Role.CONST, Role.INPUT):
+            raise ScheduleError(f"{self.name} is an {self.role.name} array and cannot be written (use INPUT_OUTPUT)")
         _recording[-1].append((self, self._indices(key), _value(value)))
 
     def __repr__(self):

@@ -50,7 +50,27 @@ class CacheRequest:
             raise ScheduleError(f"unknown cache option {unknown[0]!r} (known: {', '.join(sorted(known))})")
         if "name" not in data or "source" not in data:
             raise ScheduleError("a cache needs a name and a source")
+        for f in fields(cls):
+            if f.name in data and not _FIELD_TYPES[f.name](data[f.name]):
+                raise ScheduleError(f"cache option {f.name} must be {_FIELD_KINDS[f.name]}, got {data[f.name]!r}")
         return cls(**data)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+_FIELD_KINDS = {
+    "name": "a string", "source": "a string", "index": "an index name", "trigger_index": "an index name",
+    "level": "an integer", "trigger_level": "an integer", "max_elements": "an integer", "layout": "a string",
+    "thrifty": "a boolean", "double_buffer": "a boolean", "double_buffer_location": "a string",
+    "location": "a string", "strategy": "a string", "element_type": "a string", "shared_memory_offset": "an integer",
+}  # fmt: skip
+_FIELD_TYPES = {
+    name: (_is_int if kind == "an integer" else (lambda v: isinstance(v, bool)) if kind == "a boolean"
+           else (lambda v: isinstance(v, str)))
+    for name, kind in _FIELD_KINDS.items()
+}  # fmt: skip
 
 
 def _index_at_level(schedule: ScheduleModel, level: int, what: str) -> str | None:

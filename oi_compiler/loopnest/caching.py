@@ -249,9 +249,20 @@ def access_kind(accesses, array: SSAValue, region: scf.ForOp) -> str:
         # zero fill + copy out would overwrite what the nest never writes: only when some
         # store covers the whole block (else the block is copied in first)
         return "write" if any(_covers_block(op, accesses, region) for op in stores) else "read_write"
-    if all(_is_accumulate(op, array) for op in loads):
+    if all(_is_accumulate(op, array) for op in loads) and all(_stores_accumulate(op) for op in stores):
         return "accumulate"
     return "read_write"
+
+
+def _stores_accumulate(store: memref.StoreOp) -> bool:
+    """Whether a store writes back `load(same place) + v` (or the loaded value itself)."""
+    value = store.value.owner
+    if isinstance(value, memref.LoadOp):
+        return value.memref is store.memref and _same_place(value, store)
+    if isinstance(value, (arith.AddfOp, arith.AddiOp)):
+        return any(isinstance(v.owner, memref.LoadOp) and v.owner.memref is store.memref
+                   and _same_place(v.owner, store) for v in value.operands)  # fmt: skip
+    return False
 
 
 def _covers_block(store: memref.StoreOp, accesses, region: scf.ForOp) -> bool:

@@ -28,7 +28,7 @@ from xdsl.dialects.builtin import (
     UnitAttr,
 )
 from xdsl.ir import Block, Region, SSAValue
-from xdsl.rewriter import InsertPoint
+from xdsl.rewriter import InsertPoint, Rewriter
 
 from oi_compiler.dialects.oi_nest import NestOp
 from oi_compiler.dtypes import dtype_type
@@ -78,10 +78,17 @@ def plan_module(plan, name: str, args=None) -> ModuleOp:
             module_ops.append(_const_global(a, f"{name}_{a.name}"))
             values[id(a)] = b.insert(memref.GetGlobalOp(f"{name}_{a.name}", array_type(a))).memref
         elif a.role.value == "temp":
-            alloc = b.insert(memref.AllocOp.get(dtype_type(a.element_type), 64, a.shape,
-                                                layout=array_type(a).layout))  # fmt: skip
-            _zero_fill(b, alloc.memref, a)
-            values[id(a)] = alloc.memref
+            ty = array_type(a)
+            if ty.layout == MemRefType(ty.element_type, a.shape).layout:
+                alloc = b.insert(memref.AllocOp.get(ty.element_type, 64, a.shape))
+                buffer = alloc.memref
+            else:  # room for the strides' padding, viewed with them
+                span = 1 + sum((n - 1) * st for n, st in zip(a.shape, a.strides))
+                alloc = b.insert(memref.AllocOp.get(ty.element_type, 64, [span]))
+                buffer = b.insert(memref.ReinterpretCastOp(alloc.memref, [], [], [], [0], a.shape, a.strides,
+                                                           ty)).result  # fmt: skip
+            _zero_fill(b, buffer, a)
+            values[id(a)] = buffer
             temps.append(alloc.memref)
         if id(a) in values:
             values[id(a)].name_hint = a.name
@@ -130,7 +137,8 @@ def _zero_fill(b: Builder, buffer: SSAValue, array) -> None:
         body = Block(arg_types=[IndexType()])
         body.add_op(scf.YieldOp())
         loop = scf.ForOp(lb, ub, one, [], Region(body))
-        Builder(point).insert_op([lb, ub, one, loop])
+        for op in (lb, ub, one, loop):
+            Rewriter.insert_op(op, point)
         ivs.append(body.args[0])
         point = InsertPoint.before(body.last_op)
     Builder(point).insert(memref.StoreOp.get(zero, buffer, ivs))

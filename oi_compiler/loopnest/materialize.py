@@ -42,6 +42,20 @@ def nest_plan(nest: NestOp) -> dict:
     data = to_py(nest.attributes.get(PLAN)) or {}
     if not isinstance(data, dict):
         raise ScheduleError(f"{PLAN} must be a dictionary")
+    for key, value in data.items():
+        if key == "caches":
+            if not isinstance(value, list) or not all(isinstance(c, dict) for c in value):
+                raise ScheduleError(f"{PLAN} caches must be a list of dictionaries")
+        elif key in ("unroll", "vectorize"):
+            if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
+                raise ScheduleError(f"{PLAN} {key} must be a list of index names")
+        elif key == "parallelize":
+            if (not isinstance(value, dict) or not isinstance(value.get("indices"), list)
+                    or not all(isinstance(n, str) for n in value["indices"])
+                    or not isinstance(value.get("threads", 1), int) or value.get("threads", 1) < 1):  # fmt: skip
+                raise ScheduleError(f'{PLAN} parallelize must be {{indices = ["i", ...], threads = N}}')
+        else:
+            raise ScheduleError(f"unknown {PLAN} entry {key!r} (caches, unroll, vectorize, parallelize)")
     return data
 
 
@@ -76,9 +90,12 @@ def check_bounds(nest: NestOp) -> None:
     arithmetic on the affine indices); else the access's array, dimension and range."""
     extents = dict(zip(nest.body.block.args, nest.extents))
     names = dict(zip(nest.arrays, nest.array_names))
+    roles = dict(zip(nest.arrays, nest.array_roles))
     for op in nest.body.block.ops:
         if not isinstance(op, (memref.LoadOp, memref.StoreOp)):
             continue
+        if isinstance(op, memref.StoreOp) and roles.get(op.memref) in ("input", "const"):
+            raise ScheduleError(f"{names[op.memref]} is an {roles[op.memref]} array and cannot be written")
         shape = op.memref.type.get_shape()
         for dim, index in enumerate(op.indices):
             form = form_of(index)

@@ -109,10 +109,18 @@ class ScheduleModel:
     @classmethod
     def from_attr_data(cls, names: list[str], extents: list[int], data: dict) -> ScheduleModel:
         model = cls.initial(names, extents)
-        for entry in data.get("splits", []):
-            if len(entry) != 3:
+        if unknown := sorted(set(data) - {"splits", "order"}):
+            raise ScheduleError(f"unknown oi.schedule entry {unknown[0]!r} (splits, order)")
+        splits = data.get("splits", [])
+        if not isinstance(splits, list):
+            raise ScheduleError("oi.schedule splits must be a list of [index, new index, size]")
+        for entry in splits:
+            if not (isinstance(entry, list) and len(entry) == 3 and all(isinstance(n, str) for n in entry[:2])):
                 raise ScheduleError(f"a split is [index, new index, size], got {entry}")
-            model.split(str(entry[0]), entry[2], str(entry[1]))
+            model.split(entry[0], entry[2], entry[1])
         if "order" in data:
-            model.reorder([str(n) for n in data["order"]])
+            order = data["order"]
+            if not isinstance(order, list) or not all(isinstance(n, str) for n in order):
+                raise ScheduleError("oi.schedule order must be a list of index names")
+            model.reorder(order)
         return model
