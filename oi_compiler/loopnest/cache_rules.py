@@ -159,3 +159,11 @@ def check_request(req: CacheRequest, schedule: ScheduleModel, role: str, target:
     if req.location not in ("none", "global"):
         raise ScheduleError(f"cache location {req.location!r} needs a GPU target; the cpu target keeps caches in "
                             "memory (location=NONE or GLOBAL)")  # fmt: skip
+
+
+def check_not_cached_twice(req: CacheRequest, earlier) -> None:
+    """One cache per array: a second one would see the first one's copies as accesses."""
+    for other in earlier:
+        if other.request.source == req.source:
+            raise ScheduleError(f"{req.source} is already cached by {other.request.name}: to cache it at another "
+                                f"level, cache {other.request.name} (a hierarchical cache)")  # fmt: skip

@@ -52,7 +52,7 @@ from xdsl.rewriter import InsertPoint, Rewriter
 from oi_compiler.dialects.oi_nest import NestOp
 from oi_compiler.errors import ScheduleError
 from oi_compiler.loopnest.attrs import to_attr
-from oi_compiler.loopnest.cache_rules import CacheRequest, check_request
+from oi_compiler.loopnest.cache_rules import CacheRequest, check_not_cached_twice, check_request
 from oi_compiler.loopnest.forms import Form, emit_map, form_of
 from oi_compiler.loopnest.ir_util import (
     Site,
@@ -320,6 +320,7 @@ class Applied:
     request: CacheRequest
     value: SSAValue
     role: str
+    loops: list[scf.ForOp]  # its cache loops: a cache of it stays inside them
 
 
 def apply_caches(nest: NestOp) -> None:
@@ -337,14 +338,17 @@ def apply_caches(nest: NestOp) -> None:
             raise ScheduleError(f"cache name {req.name!r} is used twice")
         if req.source in arrays:
             value, role = arrays[req.source]
-            outer = None
+            outer, ceilings = None, None
         elif req.source in applied:
             outer_applied = applied[req.source]
             value, role, outer = outer_applied.value, outer_applied.role, outer_applied.request
+            ceilings = outer_applied.loops or None
         else:
             raise ScheduleError(f"cache source {req.source!r} is neither an array of the nest nor an earlier cache")
         check_request(req, order, role, "cpu", outer)
-        applied[req.name] = Applied(req, _apply(nest, order, req, value), role)
+        check_not_cached_twice(req, applied.values())
+        buffer, placements = _apply(nest, order, req, value, ceilings)
+        applied[req.name] = Applied(req, buffer, role, [p.cache_loop for p in placements])
     plan = nest_plan(nest)
     plan.pop("caches", None)
     if plan:
@@ -369,16 +373,30 @@ class Placement:
         return [_max_trips(m) for m in self.multi] + self.block.static
 
 
-def _placements(nest: NestOp, order: LoopOrder, req: CacheRequest, array: SSAValue) -> list[Placement]:
+def _ceiling(loop: scf.ForOp, ceilings) -> scf.ForOp | None | bool:
+    """The outer cache's loop around `loop` (a cache of a cache stays inside it), None when
+    there is no outer cache, False when `loop` is outside every one of its loops."""
+    if ceilings is None:
+        return None
+    for top in ceilings:
+        if top is loop or inside(loop, top):
+            return top
+    return False
+
+
+def _placements(nest: NestOp, order: LoopOrder, req: CacheRequest, array: SSAValue, ceilings) -> list[Placement]:
     memo: dict = {}
     if req.max_elements is not None:
-        pairs = [(loop, loop) for loop in _budget_loops(nest, array, req.max_elements)]
+        pairs = [(loop, loop) for loop in _budget_loops(nest, array, req.max_elements, ceilings)]
     else:
         deps = access_deps(accesses_of(array, nest), memo)
         pairs = []
         for loop in order.instances(req.index):
+            top = _ceiling(loop, ceilings)
+            if top is False:
+                continue
             trigger = loop if req.trigger_index == req.index else _enclosing_named(loop, req.trigger_index, nest)
-            pairs.append(_hoist(nest, loop, trigger, deps))
+            pairs.append(_hoist(nest, loop, trigger, deps, top))
     placements, seen = [], set()
     for cache_loop, trigger in pairs:
         if id(cache_loop) in seen:
@@ -402,10 +420,12 @@ def _enclosing_named(loop: scf.ForOp, name: str, nest: NestOp) -> scf.ForOp:
     return outer
 
 
-def _apply(nest: NestOp, order: LoopOrder, req: CacheRequest, array: SSAValue) -> SSAValue:
-    placements = _placements(nest, order, req, array)
+def _apply(nest: NestOp, order: LoopOrder, req: CacheRequest, array: SSAValue, ceilings):
+    """The buffer `req` caches `array` in (the array itself when the cache is elided or
+    dropped) and where it was placed."""
+    placements = _placements(nest, order, req, array, ceilings)
     if not placements:
-        return array
+        return array, []
     shapes = [p.shape for p in placements]
     if len({len(sh) for sh in shapes}) != 1:
         raise ScheduleError(f"cache {req.name}: its unswitched copies need buffers of different ranks")
@@ -420,11 +440,11 @@ def _apply(nest: NestOp, order: LoopOrder, req: CacheRequest, array: SSAValue) -
     strides = layout_strides(shape, [trips + d for d in box_order] + list(reversed(range(trips))))
     src_strides = source_strides(src_ty)
     if req.thrifty and src_strides is not None and _thrifty(first.block, first.multi, src_strides, strides, shape):
-        return array  # elided: the accesses keep reading the source
+        return array, placements  # elided: the accesses keep reading the source
     buffer = _allocate(nest, req, shape, strides, src_ty.element_type, first)
     for placement in placements:
         _place(req, placement, array, buffer, src_strides)
-    return buffer
+    return buffer, placements
 
 
 def _place(req: CacheRequest, p: Placement, array: SSAValue, buffer: SSAValue, src_strides) -> None:
@@ -458,9 +478,12 @@ def _layout_of(ty: MemRefType) -> str:
     return "first_major"
 
 
-def _hoist(nest: NestOp, cache_loop, trigger, deps):
+def _hoist(nest: NestOp, cache_loop, trigger, deps, top: scf.ForOp | None = None):
+    """Move the cache and trigger loops out past loops that do not index the array (`deps`),
+    never past `top`."""
+
     def parent_of(loop):
-        return enclosing_loop(loop, nest)
+        return None if loop is top else enclosing_loop(loop, nest)
 
     if cache_loop is not trigger:
         while (p := parent_of(cache_loop)) is not None and p is not trigger and p not in deps:
@@ -475,18 +498,20 @@ def _hoist(nest: NestOp, cache_loop, trigger, deps):
     return cache_loop, trigger
 
 
-def _budget_loops(nest: NestOp, array: SSAValue, budget: int) -> list[scf.ForOp]:
+def _budget_loops(nest: NestOp, array: SSAValue, budget: int, ceilings) -> list[scf.ForOp]:
     """For each innermost loop touching `array` (one per unswitched copy), the outermost loop
-    around it whose active block has at most `budget` elements (a dummy loop if none)."""
-    users = [loop for loop in loops_of(nest) if accesses_of(array, loop)]
+    around it whose active block has at most `budget` elements (a dummy loop if none), never
+    past the outer cache's loop for a cache of a cache."""
+    users = [loop for loop in loops_of(nest) if accesses_of(array, loop) and _ceiling(loop, ceilings) is not False]
     innermost = [loop for loop in users if not any(other is not loop and inside(other, loop) for other in users)]
     placed = []
     for current in innermost:
+        top = _ceiling(current, ceilings)
         block = active_block(accesses_of(array, current), current)
         if block is None or block.volume > budget:
             placed.append(_dummy_loop(current))
             continue
-        while (parent := enclosing_loop(current, nest)) is not None:
+        while current is not top and (parent := enclosing_loop(current, nest)) is not None:
             outer = active_block(accesses_of(array, parent), parent)
             if outer is None or outer.volume > budget:
                 break
