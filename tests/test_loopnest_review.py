@@ -1,6 +1,6 @@
 """Review of the loop-nest compiler (frontend/loopnest.py, loopnest/, passes/{tile,cache,double_buffer,
-lower_nests}.py): each bug found is pinned by a minimal case written for the correct behaviour and
-marked xfail(strict) with its diagnosis; a few unmarked tests pin correct behaviour that was untested.
+lower_nests}.py): each bug it found is pinned by the minimal case that showed it (all fixed since);
+a few tests pin correct behaviour that was untested.
 
 Out-of-bounds accesses and reads of never-written cache elements do not always change a result, so
 some tests run the lowered IR (what `plan.build()` hands the backend) in `_Interp`, a small
@@ -235,12 +235,6 @@ def _cache_sites(plan, passes="tile,cache") -> dict[str, tuple[str, str]]:
 # --- double buffering ----------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "loopnest/double_buffer.py:double_buffer: each double-buffered fill under the same parent loop P "
-    "computes `last` from P's upper bound, which the previous fill's rewrite already set to ITS `last`; "
-    "the second fill peels P's second-to-last iteration, and where P has one iteration (here the "
-    "1-wide last j tile) `last` = lb - step: a peeled iteration outside the domain (with a 1-iteration "
-    "P throughout, J=1, the generated code reads and writes Y[.., -1] and corrupts the heap)"))  # fmt: skip
 def test_two_double_buffered_caches_under_one_loop_with_a_one_iteration_tile() -> None:
     I, J, K = 3, 5, 4
     nest, (X, W, Y), (i, j, k) = _reduce3d(I, J, K)
@@ -259,12 +253,6 @@ def test_two_double_buffered_caches_under_one_loop_with_a_one_iteration_tile() -
     np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "loopnest/caching.py:_place + loopnest/double_buffer.py:double_buffer: an unswitched (unrolled, "
-    "boundary) loop between trigger and cache index gives one placement, and one fill, per branch; "
-    "each fill fills only its branch's multicache slots, but each becomes its own double-buffer group "
-    "with its own _temp buffer, and every swap `memref.copy temp -> cache` copies a whole temp, so the "
-    "second swap overwrites the first branch's slots with never-written temp elements (NaN here)"))  # fmt: skip
 def test_double_buffered_multicache_with_an_unswitched_loop_inside_the_trigger() -> None:
     M, N, K = 2, 8, 7  # kk's last tile is short, so the unrolled kk is unswitched right inside k
     nest, (A, B, C), (i, j, k) = _gemm(M, N, K)
@@ -278,11 +266,6 @@ def test_double_buffered_multicache_with_an_unswitched_loop_inside_the_trigger()
 
 
 @pytest.mark.parametrize("outer_double_buffer", [False, True])
-@pytest.mark.xfail(strict=True, reason=(
-    "loopnest/double_buffer.py:double_buffer: a double-buffered hierarchical cache whose source cache "
-    "is filled inside the same loop P (same trigger ii): the pre-fill cloned before P reads the outer "
-    "cache before anything filled it, and each prefetch of block p+step reads the outer cache while it "
-    "still holds block p (the outer's next block is only in its temp, or not loaded yet)"))  # fmt: skip
 def test_double_buffered_cache_of_a_cache_filled_in_the_same_loop(outer_double_buffer) -> None:
     M, N, K = 8, 8, 12
     nest, (A, B, C), (i, j, k) = _gemm(M, N, K)

@@ -10,17 +10,22 @@ With T the trigger loop (the fill sits right before it) and P the loop around T:
     T ... with P = last                          # the last iteration, peeled: no prefetch
 
 `last = first + ((ub - first - 1) floordiv step) * step` is P's last iteration (P always runs
-at least once: domains are not empty). Without a loop around T the cache stays single-buffered
-and a warning says so, where Accera says nothing.
+at least once: domains are not empty). All the fills under one P are done together: one `last`,
+one peeled iteration, one temporary per cache (the fills of a cache's unswitched copies fill
+different slots of it). The cache stays single-buffered, with a warning (Accera says nothing),
+when T has no loop around it, when T sits in an unswitched boundary branch, or when what the
+fill copies from is written inside P (a cache of a cache filled there: its next block is not
+there yet when the prefetch runs).
 """
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 from xdsl.dialects import affine, arith, memref, scf
 from xdsl.dialects.builtin import StringAttr, UnitAttr
-from xdsl.ir import Operation
+from xdsl.ir import Operation, SSAValue
 from xdsl.ir.affine import AffineDimExpr
 from xdsl.rewriter import InsertPoint, Rewriter
 
@@ -94,52 +99,88 @@ def _trigger_after(group: list[Operation], loop_name: str) -> Operation:
     return op
 
 
+@dataclass
+class _Fill:
+    group: list[Operation]
+    name: str
+    trigger: scf.ForOp
+    cache: SSAValue
+
+
 def double_buffer(nest: NestOp) -> None:
+    """Double-buffer every marked fill; fills under the same loop P are done together (one
+    `last`, one peeled iteration), innermost P first so an outer peel copies the finished inner."""
+    by_loop: dict[int, tuple[scf.ForOp, list[_Fill]]] = {}
     for group in _groups(nest):
         root = group[-1]
         name = _cache_of(root)
         trigger = _trigger_after(group, root.attributes["oi.double_buffer"].data)
         del root.attributes["oi.double_buffer"]
         outer = trigger.parent_op()
-        if isinstance(outer, scf.IfOp):
-            warnings.warn(f"double_buffer on cache {name}: its trigger loop is inside a boundary split (an "
-                          "unswitched loop), so the cache is single-buffered", stacklevel=2)  # fmt: skip
-            continue
-        if not (isinstance(outer, scf.ForOp) and "oi.index" in outer.attributes):
-            warnings.warn(f"double_buffer on cache {name}: its trigger loop has no enclosing loop, so the cache "
-                          "is single-buffered", stacklevel=2)  # fmt: skip
-            continue
         cache = _buffer_of(group)
-        temp = _temp_like(cache, nest, name)
-        iv = iv_of(outer)
-        step = form_of(outer.step).const
-        # the first block, before the loop
-        first = Site(InsertPoint.before(outer))
-        _clone_group(group, first, {iv: outer.lb}, outer)
-        first.finish({"oi.prefill": StringAttr(name)})
-        # the last iteration, peeled after the loop (it computes from what is in the cache)
-        before = Site(InsertPoint.before(outer))
-        d0, d1 = AffineDimExpr(0), AffineDimExpr(1)
-        last = emit_map([outer.lb, outer.ub], [d0 + ((d1 - d0 - 1) // step) * step], before.point)
-        last.name_hint = "last"
-        peeled = Site(InsertPoint.after(outer))
-        mapping = {iv: last}
-        in_group = {id(op) for op in group}
-        for op in list(outer.body.block.ops)[:-1]:
-            if id(op) not in in_group:
-                peeled.insert(op.clone(mapping))
-        peeled.finish({"oi.peeled": StringAttr(name)})
-        outer.operands[1] = last
-        # every other iteration prefetches the next block into temp and swaps it in at the end
-        prefetch = Site(InsertPoint.before(group[0]))
+        if why := _single_buffered_because(outer, group, cache):
+            warnings.warn(f"double_buffer on cache {name}: {why}, so the cache is single-buffered", stacklevel=2)
+            continue
+        by_loop.setdefault(id(outer), (outer, []))[1].append(_Fill(group, name, trigger, cache))
+    for outer, fills in reversed(list(by_loop.values())):
+        _double_buffer_loop(nest, outer, fills)
+
+
+def _single_buffered_because(outer, group: list[Operation], cache: SSAValue) -> str | None:
+    if isinstance(outer, scf.IfOp):
+        return "its trigger loop is inside a boundary split (an unswitched loop)"
+    if not (isinstance(outer, scf.ForOp) and "oi.index" in outer.attributes):
+        return "its trigger loop has no enclosing loop"
+    sources = {id(op.memref) for g in group for op in g.walk() if isinstance(op, memref.LoadOp)}
+    in_group = {id(op) for g in group for op in g.walk()}
+    for op in outer.walk():
+        written = op.memref if isinstance(op, memref.StoreOp) else op.target if isinstance(op, memref.CopyOp) else None
+        if written is not None and id(written) in sources and id(op) not in in_group:
+            return "what it copies from is written inside the loop around its trigger loop (a cache filled there)"
+    return None
+
+
+def _double_buffer_loop(nest: NestOp, outer: scf.ForOp, fills: list[_Fill]) -> None:
+    iv = iv_of(outer)
+    step = form_of(outer.step).const
+    names = ",".join(dict.fromkeys(f.name for f in fills))
+    temps: dict[int, SSAValue] = {}  # one temporary per cache, whatever its fills (unswitched copies)
+    for fill in fills:
+        if id(fill.cache) not in temps:
+            temps[id(fill.cache)] = _temp_like(fill.cache, nest, fill.name)
+    # the first blocks, before the loop
+    first = Site(InsertPoint.before(outer))
+    for fill in fills:
+        _clone_group(fill.group, first, {iv: outer.lb}, outer)
+    first.finish({"oi.prefill": StringAttr(names)})
+    # the last iteration, peeled after the loop (it computes from what is in the caches)
+    before = Site(InsertPoint.before(outer))
+    d0, d1 = AffineDimExpr(0), AffineDimExpr(1)
+    last = emit_map([outer.lb, outer.ub], [d0 + ((d1 - d0 - 1) // step) * step], before.point)
+    last.name_hint = "last"
+    peeled = Site(InsertPoint.after(outer))
+    mapping = {iv: last}
+    in_groups = {id(op) for fill in fills for op in fill.group}
+    for op in list(outer.body.block.ops)[:-1]:
+        if id(op) not in in_groups:
+            peeled.insert(op.clone(mapping))
+    peeled.finish({"oi.peeled": StringAttr(names)})
+    outer.operands[1] = last
+    # every other iteration prefetches the next blocks into the temporaries, swapped in at the end
+    swapped = set()
+    for fill in fills:
+        temp = temps[id(fill.cache)]
+        prefetch = Site(InsertPoint.before(fill.group[0]))
         following = prefetch.form(form_of(iv) + step, {}, None)
-        _clone_group(group, prefetch, {iv: following, cache: temp}, outer)
-        prefetch.finish({"oi.prefetch": StringAttr(name)})
-        for op in reversed(group):
+        _clone_group(fill.group, prefetch, {iv: following, fill.cache: temp}, outer)
+        prefetch.finish({"oi.prefetch": StringAttr(fill.name)})
+        for op in reversed(fill.group):
             Rewriter.erase_op(op, safe_erase=False)
-        swap = memref.CopyOp(temp, cache)
-        swap.attributes["oi.prefetch_swap"] = StringAttr(name)
-        Rewriter.insert_op(swap, InsertPoint.after(trigger))
+        if (id(fill.cache), id(fill.trigger)) not in swapped:
+            swapped.add((id(fill.cache), id(fill.trigger)))
+            swap = memref.CopyOp(temp, fill.cache)
+            swap.attributes["oi.prefetch_swap"] = StringAttr(fill.name)
+            Rewriter.insert_op(swap, InsertPoint.after(fill.trigger))
 
 
 def _buffer_of(group: list[Operation]):
