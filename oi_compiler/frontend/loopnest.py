@@ -38,6 +38,7 @@ import numpy as np
 
 from oi_compiler.errors import ScheduleError
 from oi_compiler.loopnest.cache_rules import CacheRequest, check_request
+from oi_compiler.loopnest.layouts import column_major, row_major
 from oi_compiler.loopnest.schedule import ScheduleModel
 
 
@@ -311,11 +312,7 @@ def _scalar_type(t) -> str:
 
 
 def _layout_strides(shape: tuple[int, ...], layout: Layout) -> tuple[int, ...]:
-    dims = range(len(shape)) if layout is Layout.LAST_MAJOR else reversed(range(len(shape)))
-    strides, step = [0] * len(shape), 1
-    for d in dims:
-        strides[d], step = step, step * shape[d]
-    return tuple(strides)
+    return tuple(column_major(shape) if layout is Layout.LAST_MAJOR else row_major(shape))
 
 
 class Nest:
@@ -418,8 +415,15 @@ class Cache:
         if name in ("index", "trigger_index"):
             value = getattr(self.request, name)
             return self.plan.schedule.indices.get(value) if value else None
-        if name in ("level", "trigger_level", "max_elements", "thrifty", "double_buffer", "location",
-                    "element_type", "layout"):  # fmt: skip
+        if name == "layout":  # the cache's own, or its source's
+            if self.request.layout is not None:
+                return Layout(self.request.layout)
+            return self.source.layout if isinstance(self.source, Array) else self.source.layout
+        if name == "location":
+            return MemorySpace(self.request.location)
+        if name == "element_type":
+            return ScalarType(self.base.element_type)
+        if name in ("level", "trigger_level", "max_elements", "thrifty", "double_buffer"):
             return getattr(self.request, name)
         raise AttributeError(name)
 
@@ -457,17 +461,14 @@ class Plan:
         if not isinstance(source, (Array, Cache)):
             raise ScheduleError(f"plan.cache caches an Array or a Cache, got {source!r}")
         base = source if isinstance(source, Array) else source.base
-        if element_type is not None and _scalar_type(element_type) != base.element_type:
-            raise ScheduleError("cache element_type conversions are not supported yet: leave element_type unset")
-        if not isinstance(layout, (Layout, type(None))):
-            raise ScheduleError("a cache layout is FIRST_MAJOR or LAST_MAJOR")
         req = CacheRequest(
             name=_assigned_names(1, f"{base.name}_cache")[0],
             source=source.request.name if isinstance(source, Cache) else source.name,
             index=self.schedule._name(index) if index is not None else None,
             trigger_index=self.schedule._name(trigger_index) if trigger_index is not None else None,
             level=level, trigger_level=trigger_level, max_elements=max_elements,
-            layout=_enum_value(layout, Layout, "layout"), thrifty=bool(thrifty), double_buffer=bool(double_buffer),
+            layout=layout.value if isinstance(layout, Layout) else None if layout is None else str(layout),
+            thrifty=bool(thrifty), double_buffer=bool(double_buffer),
             double_buffer_location=_enum_value(double_buffer_location, MemorySpace, "double_buffer_location") or "auto",
             location=_enum_value(location, MemorySpace, "location"),
             strategy=_enum_value(strategy, CacheStrategy, "strategy"),
@@ -478,6 +479,9 @@ class Plan:
         recorded = replace(req)
         check_request(req, self.schedule.model, base.role.value, "cpu",
                       source.request if isinstance(source, Cache) else None)  # fmt: skip
+        # after Accera's rules: what this compiler does not do yet
+        if element_type is not None and _scalar_type(element_type) != base.element_type:
+            raise ScheduleError("cache element_type conversions are not supported yet: leave element_type unset")
         # the IR records levels as the indices they named now (Accera snapshots the order)
         if recorded.level is not None:
             recorded.index, recorded.level = req.index, None

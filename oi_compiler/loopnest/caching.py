@@ -31,7 +31,7 @@ end. A double-buffered cache's fill is marked `oi.double_buffer = "<trigger loop
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from xdsl.dialects import arith, memref, scf
 from xdsl.dialects.builtin import (
@@ -54,6 +54,7 @@ from oi_compiler.errors import ScheduleError
 from oi_compiler.loopnest.attrs import to_attr
 from oi_compiler.loopnest.cache_rules import CacheRequest, check_not_cached_twice, check_request
 from oi_compiler.loopnest.forms import Form, emit_map, form_of
+from oi_compiler.loopnest.layouts import column_major, layout_strides, row_major
 from oi_compiler.loopnest.ir_util import (
     Site,
     enclosing_loop,
@@ -62,7 +63,7 @@ from oi_compiler.loopnest.ir_util import (
     loop_name,
     loop_of_iv,
     loops_of,
-    materialize,
+    recompute,
 )
 from oi_compiler.loopnest.materialize import PLAN, nest_plan
 
@@ -91,9 +92,6 @@ class LoopOrder:
     def instances(self, name: str) -> list[scf.ForOp]:
         self.loop(name)
         return self.loops[name]
-
-    def level_index(self, level: int) -> str:
-        return self.order[-level]
 
     def level_of(self, name: str) -> int:
         return len(self.order) - self.order.index(name)
@@ -131,7 +129,7 @@ def access_deps(accesses, memo: dict) -> frozenset:
 
 
 @dataclass
-class Block_:
+class ActiveBlock:
     """The active block of an array at a loop: per array dimension, its lower end (a form of
     values outside the loop), its extent (a form: constant except at boundary tiles) and its
     largest extent (the buffer's size)."""
@@ -139,7 +137,6 @@ class Block_:
     lower: list[Form]
     extent: list[Form]
     static: list[int]
-    deps: frozenset = field(default_factory=frozenset)
 
     @property
     def volume(self) -> int:
@@ -173,7 +170,7 @@ def _iv_range(loop: scf.ForOp, region: scf.ForOp) -> tuple[Form, Form, int] | No
     return lower, extent, largest
 
 
-def active_block(accesses, region: scf.ForOp) -> Block_ | None:
+def active_block(accesses, region: scf.ForOp) -> ActiveBlock | None:
     """The bounding box of what `accesses` touch while `region` runs once, or None when it is
     not a box of constant shape offset by values outside the region (see the module doc)."""
     boxes = []
@@ -216,7 +213,7 @@ def active_block(accesses, region: scf.ForOp) -> Block_ | None:
         lower.append(first_lower[j] + lo_shift)
         extent.append(first_extent[j] + (hi_shift - lo_shift))
         static.append(max(f.const + b[2][j] for f, b in zip(los, boxes)) - lo_shift)
-    return Block_(lower, extent, static)
+    return ActiveBlock(lower, extent, static)
 
 
 # ----------------------------------------------------------------------------- access kinds
@@ -290,14 +287,6 @@ def source_strides(ty: MemRefType) -> list[int] | None:
     return [int(s) for s in strides]
 
 
-def layout_strides(shape: list[int], order: list[int]) -> list[int]:
-    """Strides of a dense buffer whose dimensions, fastest first, are `order`."""
-    strides, step = [0] * len(shape), 1
-    for d in order:
-        strides[d], step = step, step * shape[d]
-    return strides
-
-
 def walks_with_unit_steps(shape: list[int], strides: list[int]) -> bool:
     """Whether visiting `shape` in row-major order moves +1 element at every step (Accera's
     thrifty test, decided on strides: extent-1 dimensions aside, the innermost stride is 1
@@ -364,7 +353,7 @@ class Placement:
     cache_loop: scf.ForOp
     trigger: scf.ForOp
     accesses: list
-    block: Block_
+    block: ActiveBlock
     multi: list[scf.ForOp]
     kind: str
 
@@ -473,7 +462,7 @@ def _place(req: CacheRequest, p: Placement, array: SSAValue, buffer: SSAValue, s
 def _layout_of(ty: MemRefType) -> str:
     strides = source_strides(ty)
     rank = len(ty.get_shape())
-    if strides is not None and rank > 1 and strides == layout_strides(list(ty.get_shape()), list(range(rank))):
+    if strides is not None and rank > 1 and strides == column_major(list(ty.get_shape())):
         return "last_major"
     return "first_major"
 
@@ -564,7 +553,7 @@ def _counter(loop: scf.ForOp, site: Site, mapping: dict, region) -> SSAValue:
     return emit_map([iv, lb], [(AffineDimExpr(0) - AffineDimExpr(1)) // step], site.point)
 
 
-def _thrifty(block: Block_, multi, src_strides, cache_strides, shape) -> bool:
+def _thrifty(block: ActiveBlock, multi, src_strides, cache_strides, shape) -> bool:
     src = []
     for m in multi:
         iv = iv_of(m)
@@ -576,7 +565,7 @@ def _thrifty(block: Block_, multi, src_strides, cache_strides, shape) -> bool:
 
 def _allocate(nest, req, shape, strides, element, p: Placement) -> SSAValue:
     site = Site(InsertPoint.at_start(nest.body.block))
-    dense = layout_strides(shape, list(reversed(range(len(shape)))))
+    dense = row_major(shape)
     total = math.prod(shape)
     small = total * element_bytes(element) <= ALLOCA_BYTES
     if strides == dense:
@@ -689,7 +678,7 @@ def _replicable(branch: scf.IfOp, p: Placement, region) -> bool:
 
 
 def _replicate_branch(branch: scf.IfOp, cache_loop, site: Site, mapping, region) -> Site:
-    cond = materialize(branch.cond, site, mapping, region)
+    cond = recompute(branch.cond, site, mapping, region)
     blocks = []
     for _ in range(2):
         block = Block()

@@ -31,7 +31,7 @@ from xdsl.rewriter import InsertPoint, Rewriter
 
 from oi_compiler.dialects.oi_nest import NestOp
 from oi_compiler.loopnest.forms import emit_map, form_of
-from oi_compiler.loopnest.ir_util import Site, inside, iv_of, materialize
+from oi_compiler.loopnest.ir_util import Site, inside, iv_of, recompute
 
 
 PURE_INDEX_OPS = (affine.ApplyOp, affine.MinOp, arith.ConstantOp)
@@ -63,7 +63,7 @@ def _clone_group(group: list[Operation], site: Site, mapping: dict, region: Oper
         for nested in op.walk():
             for operand in nested.operands:
                 if id(operand) not in own and inside(operand, region):
-                    materialize(operand, site, mapping, region)
+                    recompute(operand, site, mapping, region)
         site.insert(op.clone(mapping))
 
 

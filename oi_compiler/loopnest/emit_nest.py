@@ -35,23 +35,17 @@ from oi_compiler.dtypes import dtype_type
 from oi_compiler.errors import ScheduleError
 from oi_compiler.loopnest.attrs import to_attr
 from oi_compiler.loopnest.forms import Form, emit_form
+from oi_compiler.loopnest.layouts import row_major
 
 CONTRACT = arith.FastMathFlagsAttr(["contract"])
 
 
 def array_type(array) -> MemRefType:
     element = dtype_type(array.element_type)
-    if array.strides == _row_major(array.shape):
+    if array.strides == tuple(row_major(array.shape)):
         return MemRefType(element, array.shape)
     return MemRefType(element, array.shape, StridedLayoutAttr(list(array.strides), 0))
 
-
-def _row_major(shape):
-    strides, step = [], 1
-    for s in reversed(shape):
-        strides.append(step)
-        step *= s
-    return tuple(reversed(strides))
 
 
 def plan_module(plan, name: str, args=None) -> ModuleOp:
@@ -117,7 +111,7 @@ def plan_module(plan, name: str, args=None) -> ModuleOp:
 def _const_global(array, sym: str) -> memref.GlobalOp:
     ty = array_type(array)
     data = np.asarray(array.data, dtype=array.dtype)
-    if array.strides != _row_major(array.shape):
+    if array.strides != tuple(row_major(array.shape)):
         raise ScheduleError(f"CONST array {array.name} must have the FIRST_MAJOR layout")
     values = [float(v) for v in data.ravel()] if array.element_type.startswith("f") else [int(v) for v in data.ravel()]
     from xdsl.dialects.builtin import TensorType
@@ -147,6 +141,8 @@ def _zero_fill(b: Builder, buffer: SSAValue, array) -> None:
 def _constant(value, dtype: str) -> arith.ConstantOp:
     if dtype.startswith("f"):
         return arith.ConstantOp(FloatAttr(float(value), dtype_type(dtype)))
+    if isinstance(value, float) and not value.is_integer():
+        raise ScheduleError(f"the constant {value} in {dtype} logic is not an integer")
     return arith.ConstantOp(IntegerAttr(int(value), dtype_type(dtype)))
 
 

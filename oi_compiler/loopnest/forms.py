@@ -60,9 +60,6 @@ class Form:
     def is_const(self) -> bool:
         return not self.terms
 
-    def symbolic_equal(self, other: Form) -> bool:
-        return (self - other).is_const
-
 
 def _expr_form(expr: AffineExpr, operands: list[Form], num_dims: int) -> Form | None:
     if isinstance(expr, AffineConstantExpr):

@@ -1,5 +1,5 @@
 """Small IR helpers shared by the loop-nest passes: inserting marked ops, loops, and
-re-computing index values at another place (`materialize`)."""
+re-computing index values at another place (`recompute`)."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ class Site:
         return index_const(value, self.point)
 
     def form(self, form: Form, mapping: dict, region: Operation | None) -> SSAValue:
-        atoms = {materialize(a, self, mapping, region): c for a, c in form.terms.items()}
+        atoms = {recompute(a, self, mapping, region): c for a, c in form.terms.items()}
         return emit_form(Form(atoms, form.const), self.point)
 
     def loop(self, lb: SSAValue, ub: SSAValue, name: str, step: int = 1) -> tuple[scf.ForOp, Site]:
@@ -105,7 +105,7 @@ class Site:
         return ops
 
 
-def materialize(value: SSAValue, site: Site, mapping: dict, region: Operation | None) -> SSAValue:
+def recompute(value: SSAValue, site: Site, mapping: dict, region: Operation | None) -> SSAValue:
     """`value` at `site`: renamed through `mapping`; recomputed there (its pure defining ops
     cloned, operands first) when it is defined inside `region`; else used as it is."""
     if value in mapping:
@@ -116,7 +116,7 @@ def materialize(value: SSAValue, site: Site, mapping: dict, region: Operation | 
         raise ScheduleError(f"internal: cannot recompute {value} outside its loop")
     owner = value.owner
     for operand in owner.operands:
-        materialize(operand, site, mapping, region)
+        recompute(operand, site, mapping, region)
     clone = owner.clone(mapping)
     site.insert(clone)
     return mapping[value]

@@ -94,10 +94,6 @@ class ScheduleModel:
                 raise ScheduleError("An inner dimension must not be ordered before its outer dimension")
         self.order = list(order)
 
-    def level_index(self, level: int) -> str:
-        """Accera's `order[-level]`: the index whose key slice has `level` wildcards."""
-        return self.order[-level]
-
     def level_of(self, name: str) -> int:
         return len(self.order) - self.order.index(name)
 
