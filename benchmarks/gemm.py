@@ -6,9 +6,11 @@ one thread) and a numba loop nest, in one run.
 
 The oi schedule is the classic one (BLIS/Accera's MLAS-like): j tiles of 256 columns, k tiles
 of 128, i tiles of 6 rows, j tiles of 16 inside; order j, k, i, jj, kk, ii, jjj. Caches:
-B's 128x256 panel packed (index=jj, hoisted past i, so one pack serves every row tile), A's
-6x128 panel packed column-major (LAST_MAJOR, so each kk reads 6 consecutive floats), and C's
-6x16 tile accumulated in a cache at kk (96 floats: registers). ii is unrolled and jjj
+B's 128x256 panel packed as BLIS packs it, in 16-column slivers: a multicache (index=kk,
+trigger_index=i) whose block at kk is 128x16 and whose leading dimension is jj, filled once
+before the i loop, so every row tile streams each sliver contiguously; A's 6x128 panel packed
+column-major (LAST_MAJOR, so each kk reads 6 consecutive floats); C's 6x16 tile accumulated in
+a cache at kk (96 floats: registers). ii is unrolled and jjj
 vectorised: the inner loop is 12 `vfmadd231ps` on ymm registers. Variants drop the caches,
 or add double buffering of B's panel (the next k panel is packed while the current one is
 used; on a CPU the copy is synchronous), so each feature's effect shows. Timings interleave the
@@ -50,7 +52,7 @@ def scheduled_gemm(n: int, caches: bool = True, double_buffer: bool = False):
     schedule.reorder(j, k, i, jj, kk, ii, jjj)
     plan = schedule.create_plan(target="cpu")
     if caches:
-        plan.cache(B, index=jj, layout=oi.Layout.FIRST_MAJOR, double_buffer=double_buffer)
+        plan.cache(B, index=kk, trigger_index=i, double_buffer=double_buffer)
         plan.cache(A, index=jj, layout=oi.Layout.LAST_MAJOR)
         plan.cache(C, index=kk)
     plan.unroll(ii)
