@@ -180,7 +180,10 @@ def _double_buffer_loop(nest: NestOp, outer: scf.ForOp, fills: list[_Fill]) -> N
             swapped.add((id(fill.cache), id(fill.trigger)))
             swap = memref.CopyOp(temp, fill.cache)
             swap.attributes["oi.prefetch_swap"] = StringAttr(fill.name)
-            Rewriter.insert_op(swap, InsertPoint.after(fill.trigger))
+            end = fill.trigger  # after the trigger loop and its own peeled last iteration, if it has one
+            while end.next_op is not None and "oi.peeled" in end.next_op.attributes:
+                end = end.next_op
+            Rewriter.insert_op(swap, InsertPoint.after(end))
 
 
 def _buffer_of(group: list[Operation]):
