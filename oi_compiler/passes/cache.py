@@ -21,10 +21,7 @@ class Cache(ModulePass):
     name = "cache"
 
     def apply(self, ctx, module) -> None:
-        from oi_compiler.dialects.oi_nest import NestOp
         from oi_compiler.loopnest.caching import apply_caches
-        from oi_compiler.passes.tile import nest_errors
+        from oi_compiler.passes.tile import for_each_nest
 
-        for nest in [op for op in module.walk() if isinstance(op, NestOp)]:
-            with nest_errors(nest):
-                apply_caches(nest)
+        for_each_nest(module, apply_caches)

@@ -20,10 +20,7 @@ class DoubleBuffer(ModulePass):
     name = "double-buffer"
 
     def apply(self, ctx, module) -> None:
-        from oi_compiler.dialects.oi_nest import NestOp
         from oi_compiler.loopnest.double_buffer import double_buffer
-        from oi_compiler.passes.tile import nest_errors
+        from oi_compiler.passes.tile import for_each_nest
 
-        for nest in [op for op in module.walk() if isinstance(op, NestOp)]:
-            with nest_errors(nest):
-                double_buffer(nest)
+        for_each_nest(module, double_buffer)

@@ -104,13 +104,21 @@ class Tile(ModulePass):
     sizes: tuple[int, ...] = ()
 
     def apply(self, ctx, module) -> None:
-        from oi_compiler.dialects.oi_nest import NestOp
         from oi_compiler.loopnest.materialize import materialize
 
-        for nest in [op for op in module.walk() if isinstance(op, NestOp) and not op.scheduled]:
-            with nest_errors(nest):
-                materialize(nest)
+        for_each_nest(module, materialize, scheduled=False)
         PatternRewriteWalker(_TileNests(tuple(self.sizes)), apply_recursively=False).rewrite_module(module)
+
+
+def for_each_nest(module, transform, scheduled: bool | None = None) -> None:
+    """`transform(nest)` on every `oi.nest` (only those with `nest.scheduled == scheduled`
+    unless None), Accera's errors reported at the nest."""
+    from oi_compiler.dialects.oi_nest import NestOp
+
+    for nest in [op for op in module.walk() if isinstance(op, NestOp)]:
+        if scheduled is None or nest.scheduled == scheduled:
+            with nest_errors(nest):
+                transform(nest)
 
 
 @contextmanager
