@@ -69,6 +69,9 @@ def test_loop_nests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     scope = runpy.run_path(str(script))
     assert 'indices = ["i", "j", "k"]' in (tmp_path / "gemm.mlir").read_text()
     assert scope["AA"].index is scope["ii"]
-    result = subprocess.run(["oi-opt", "gemm.mlir", "--tile", "--cache", "--double-buffer", "--lower-nests"],
+    import sys
+
+    oi_opt = [sys.executable, "-m", "oi_compiler.tools.oi_opt"]  # the venv's bin need not be on PATH
+    result = subprocess.run([*oi_opt, "gemm.mlir", "--tile", "--cache", "--double-buffer", "--lower-nests"],
                             capture_output=True, text=True, check=True)  # fmt: skip
     assert result.stdout.strip() == str(scope["gemm"].lowered).strip()
