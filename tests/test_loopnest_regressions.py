@@ -64,3 +64,18 @@ def _lowered_cache_ir(plan):
     module = plan.module
     run_passes(module, "tile,cache")
     return module
+
+
+def test_fractional_constant_in_integer_logic_is_refused() -> None:
+    """`X[i] * 2.5` in int32 logic computed `X[i] * 2` (the constant truncated silently)."""
+    X = oi.Array(role=oi.Role.INPUT, shape=(4,), element_type=oi.ScalarType.int32, name="X")
+    Y = oi.Array(role=oi.Role.INPUT_OUTPUT, shape=(4,), element_type=oi.ScalarType.int32, name="Y")
+    nest = oi.Nest(shape=(4,))
+    i = nest.get_indices()
+
+    @nest.iteration_logic
+    def _():
+        Y[i] = X[i] * 2.5
+
+    with pytest.raises(oi.ScheduleError, match="the constant 2.5 in i32 logic is not an integer"):
+        nest.create_plan().module
