@@ -79,3 +79,18 @@ def test_fractional_constant_in_integer_logic_is_refused() -> None:
 
     with pytest.raises(oi.ScheduleError, match="the constant 2.5 in i32 logic is not an integer"):
         nest.create_plan().module
+
+
+def test_an_access_outside_its_array_is_a_schedule_error_from_python() -> None:
+    """The bounds check ran only in --tile, so Python callers got a PassError with no location."""
+    X = oi.Array(role=oi.Role.INPUT, shape=(10,), name="X")
+    Y = oi.Array(role=oi.Role.INPUT_OUTPUT, shape=(10,), name="Y")
+    nest = oi.Nest(shape=(10,))
+    i = nest.get_indices()
+
+    @nest.iteration_logic
+    def _():
+        Y[i] = X[i + 1]
+
+    with pytest.raises(oi.ScheduleError, match=r"an access of X reaches \[1, 10\] in dimension 0, outside \[0, 9\]"):
+        nest.create_plan().build()

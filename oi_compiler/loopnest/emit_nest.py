@@ -36,6 +36,7 @@ from oi_compiler.errors import ScheduleError
 from oi_compiler.loopnest.attrs import to_attr
 from oi_compiler.loopnest.forms import Form, emit_form
 from oi_compiler.loopnest.layouts import row_major
+from oi_compiler.loopnest.materialize import check_bounds
 
 CONTRACT = arith.FastMathFlagsAttr(["contract"])
 
@@ -88,6 +89,7 @@ def plan_module(plan, name: str, args=None) -> ModuleOp:
             values[id(a)].name_hint = a.name
     op = NestOp([values[id(a)] for a in arrays], nest.shape, [i.name for i in nest._indices],
                 [a.name for a in arrays], [a.role.value for a in arrays], Region(_logic_block(nest, values)))  # fmt: skip
+    check_bounds(op)  # here too, so a Python caller gets a ScheduleError rather than a pass's error
     op.attributes["oi.schedule"] = to_attr(plan.schedule.model.to_attr_data())
     plan_data = {}
     if plan.caches:
