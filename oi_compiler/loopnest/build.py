@@ -65,11 +65,11 @@ def build_plan(plan, args, name: str) -> NestFunction:
 
     from oi_compiler.backend.jit import compile_module
     from oi_compiler.loopnest.attrs import to_py
-    from oi_compiler.loopnest.emit_nest import plan_module
+    from oi_compiler.loopnest.emit_nest import plan_module, plan_params
     from oi_compiler.passes import run_passes
 
     module = plan_module(plan, name, args)
-    params = list(args) if args is not None else [a for a in plan._arrays() if a.role.value in ("input", "input_output")]
+    params = plan_params(plan, args)
     run_passes(module, NESTS_PIPELINE)
     function = next(op for op in module.ops if isinstance(op, func.FuncOp) and op.sym_name.data == name)
     parallel = to_py(function.attributes.get("oi.parallel"))

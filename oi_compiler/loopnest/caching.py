@@ -41,7 +41,6 @@ from xdsl.dialects.builtin import (
     IntegerAttr,
     IntegerType,
     MemRefType,
-    StridedLayoutAttr,
     StringAttr,
     i64,
 )
@@ -54,9 +53,10 @@ from oi_compiler.errors import ScheduleError
 from oi_compiler.loopnest.attrs import to_attr
 from oi_compiler.loopnest.cache_rules import CacheRequest, check_not_cached_twice, check_request
 from oi_compiler.loopnest.forms import Form, emit_map, form_of
-from oi_compiler.loopnest.layouts import column_major, layout_strides, row_major
+from oi_compiler.loopnest.layouts import column_major, layout_strides
 from oi_compiler.loopnest.ir_util import (
     Site,
+    allocate,
     enclosing_loop,
     inside,
     iv_of,
@@ -526,17 +526,8 @@ def _dummy_loop(loop: scf.ForOp) -> scf.ForOp:
 
 
 def _multicache_loops(trigger, cache_loop, deps) -> list[scf.ForOp]:
-    if trigger is cache_loop:
-        return []
-    loops = []
-    loop = enclosing_loop(cache_loop, trigger.parent_op())
-    while loop is not None:
-        if loop in deps:
-            loops.append(loop)
-        if loop is trigger:
-            break
-        loop = enclosing_loop(loop, trigger.parent_op())
-    return list(reversed(loops))
+    """The schedule loops from the trigger down to the cache loop's parent that index the array."""
+    return [op for op in _path(trigger, cache_loop) if isinstance(op, scf.ForOp) and op in deps]
 
 
 def _max_trips(loop: scf.ForOp) -> int:
@@ -564,22 +555,8 @@ def _thrifty(block: ActiveBlock, multi, src_strides, cache_strides, shape) -> bo
 
 
 def _allocate(nest, req, shape, strides, element, p: Placement) -> SSAValue:
-    site = Site(InsertPoint.at_start(nest.body.block))
-    dense = row_major(shape)
-    total = math.prod(shape)
-    small = total * element_bytes(element) <= ALLOCA_BYTES
-    if strides == dense:
-        ty = MemRefType(element, shape)
-        alloc = (memref.AllocaOp if small else memref.AllocOp).get(element, 64, shape)
-        site.insert(alloc)
-        buffer = alloc.memref
-    else:
-        alloc = (memref.AllocaOp if small else memref.AllocOp).get(element, 64, [total])
-        site.insert(alloc)
-        ty = MemRefType(element, shape, StridedLayoutAttr(strides, 0))
-        cast = memref.ReinterpretCastOp(alloc.memref, [], [], [], [0], shape, strides, ty)
-        site.insert(cast)
-        buffer = cast.result
+    small = math.prod(shape) * element_bytes(element) <= ALLOCA_BYTES
+    alloc, buffer = allocate(Site(InsertPoint.at_start(nest.body.block)), element, shape, strides, on_stack=small)
     alloc.attributes.update({
         "oi.cache": StringAttr(req.name),
         "oi.source": StringAttr(req.source),
@@ -617,6 +594,11 @@ def _box_loops(site: Site, extents: list[SSAValue], order: list[int], name: str)
     return site, coords
 
 
+def _source_index(site: Site, lowers: list[SSAValue], coords: list[SSAValue]) -> list[SSAValue]:
+    """Where block coordinate `coords` is in the source: the block's lower ends plus it."""
+    return [site.form(form_of(lo) + Form.atom(c), {}, None) for lo, c in zip(lowers, coords)]
+
+
 def _copy_order(rank: int, src_strides) -> list[int]:
     if src_strides is None:
         return list(range(rank))
@@ -646,8 +628,7 @@ def _fill(site: Site, buffer, array, p: Placement, src_strides, kind: str) -> No
     extents = [inner.form(f, mapping, region) for f in p.block.extent]
     body, coords = _box_loops(inner, extents, _copy_order(len(extents), src_strides), "c")
     if kind == "copy":
-        src_index = [body.form(form_of(lo) + Form.atom(c), {}, None) for lo, c in zip(lowers, coords)]
-        value = body.insert(memref.LoadOp.get(array, src_index)).res
+        value = body.insert(memref.LoadOp.get(array, _source_index(body, lowers, coords))).res
     else:
         value = body.insert(_zero(buffer.type.element_type)).result
     body.insert(memref.StoreOp.get(value, buffer, [*counters, *coords]))
@@ -703,7 +684,7 @@ def _zero(element) -> arith.ConstantOp:
 def _write_back(site: Site, buffer, array, lowers, extents, src_strides, kind: str) -> None:
     body, coords = _box_loops(site, extents, _copy_order(len(extents), src_strides), "w")
     cached = body.insert(memref.LoadOp.get(buffer, coords)).res
-    src_index = [body.form(form_of(lo) + Form.atom(c), {}, None) for lo, c in zip(lowers, coords)]
+    src_index = _source_index(body, lowers, coords)
     if kind == "accumulate":
         old = body.insert(memref.LoadOp.get(array, src_index)).res
         add = arith.AddiOp(old, cached) if isinstance(cached.type, IntegerType) else arith.AddfOp(old, cached)

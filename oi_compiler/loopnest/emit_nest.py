@@ -35,6 +35,7 @@ from oi_compiler.dtypes import dtype_type
 from oi_compiler.errors import ScheduleError
 from oi_compiler.loopnest.attrs import to_attr
 from oi_compiler.loopnest.forms import Form, emit_form
+from oi_compiler.loopnest.ir_util import Site, allocate
 from oi_compiler.loopnest.layouts import row_major
 from oi_compiler.loopnest.materialize import check_bounds
 
@@ -49,10 +50,16 @@ def array_type(array) -> MemRefType:
 
 
 
+def plan_params(plan, args=None) -> list:
+    """The function's array arguments: `args`, or the INPUT and INPUT_OUTPUT arrays in the
+    order they were created."""
+    return list(args) if args is not None else [a for a in plan._arrays() if a.role.value in ("input", "input_output")]
+
+
 def plan_module(plan, name: str, args=None) -> ModuleOp:
     nest = plan.schedule.nest
     arrays = plan._arrays()
-    params = list(args) if args is not None else [a for a in arrays if a.role.value in ("input", "input_output")]
+    params = plan_params(plan, args)
     for a in params:
         if a.role.value not in ("input", "input_output"):
             raise ScheduleError(f"{a.name} is a {a.role.name} array: only INPUT and INPUT_OUTPUT arrays are arguments")
@@ -73,15 +80,8 @@ def plan_module(plan, name: str, args=None) -> ModuleOp:
             module_ops.append(_const_global(a, f"{name}_{a.name}"))
             values[id(a)] = b.insert(memref.GetGlobalOp(f"{name}_{a.name}", array_type(a))).memref
         elif a.role.value == "temp":
-            ty = array_type(a)
-            if ty.layout == MemRefType(ty.element_type, a.shape).layout:
-                alloc = b.insert(memref.AllocOp.get(ty.element_type, 64, a.shape))
-                buffer = alloc.memref
-            else:  # room for the strides' padding, viewed with them
-                span = 1 + sum((n - 1) * st for n, st in zip(a.shape, a.strides))
-                alloc = b.insert(memref.AllocOp.get(ty.element_type, 64, [span]))
-                buffer = b.insert(memref.ReinterpretCastOp(alloc.memref, [], [], [], [0], a.shape, a.strides,
-                                                           ty)).result  # fmt: skip
+            alloc, buffer = allocate(Site(b.insertion_point), dtype_type(a.element_type), list(a.shape),
+                                     list(a.strides))  # fmt: skip
             _zero_fill(b, buffer, a)
             values[id(a)] = buffer
             temps.append(alloc.memref)

@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from xdsl.dialects import memref, scf
-from xdsl.dialects.builtin import IndexType
+from xdsl.dialects.builtin import IndexType, MemRefType, StridedLayoutAttr
 from xdsl.ir import Attribute, Block, BlockArgument, Operation, OpResult, Region, SSAValue
 from xdsl.rewriter import InsertPoint, Rewriter
 
 from oi_compiler.errors import ScheduleError
 from oi_compiler.loopnest.forms import Form, emit_form, index_const
+from oi_compiler.loopnest.layouts import row_major
 
 
 def loops_of(root: Operation) -> Iterator[scf.ForOp]:
@@ -103,6 +104,21 @@ class Site:
         for op in ops:
             op.attributes.update(marks)
         return ops
+
+
+def allocate(site: Site, element: Attribute, shape: list[int], strides: list[int], *, on_stack: bool = False):
+    """A buffer of `shape` with `strides` (in elements), 64-byte aligned: `memref.alloc` (or
+    `alloca`) of the shape itself when the strides are row-major, else of the elements the
+    strides reach, viewed through `memref.reinterpret_cast`. Returns the allocation and the view."""
+    kind = memref.AllocaOp if on_stack else memref.AllocOp
+    if list(strides) == row_major(shape):
+        alloc = site.insert(kind.get(element, 64, list(shape)))
+        return alloc, alloc.memref
+    span = 1 + sum((n - 1) * st for n, st in zip(shape, strides))
+    alloc = site.insert(kind.get(element, 64, [span]))
+    ty = MemRefType(element, list(shape), StridedLayoutAttr(list(strides), 0))
+    view = site.insert(memref.ReinterpretCastOp(alloc.memref, [], [], [], [0], list(shape), list(strides), ty))
+    return alloc, view.result
 
 
 def recompute(value: SSAValue, site: Site, mapping: dict, region: Operation | None) -> SSAValue:
