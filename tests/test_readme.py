@@ -67,7 +67,7 @@ def test_loop_nests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     script.write_text(block)
     monkeypatch.chdir(tmp_path)
     scope = runpy.run_path(str(script))
-    assert 'indices = ["i", "j", "k"]' in (tmp_path / "gemm.mlir").read_text()
+    assert "oi.nest domain(i = " in (tmp_path / "gemm.mlir").read_text()
     assert scope["AA"].index is scope["ii"]
     import sys
 

@@ -62,7 +62,7 @@
 // CHECK:             } {oi.index = "ii", oi.dim = 0 : i64, oi.span = 4 : i64, oi.peeled = "AA"}
 // CHECK-NEXT:      } {oi.index = "j", oi.dim = 1 : i64, oi.span = 16 : i64}
 // CHECK-NOT:     memref.copy
-// CHECK:       }) {oi.scheduled}
+// CHECK:       } {oi.scheduled}
 func.func @double_buffer(%A: memref<16x8xf32>, %B: memref<8x16xf32>, %C: memref<16x16xf32>) {
   "oi.nest"(%A, %B, %C) <{domain = array<i64: 16, 16, 8>, indices = ["i", "j", "k"], names = ["A", "B", "C"], roles = ["input", "input", "input_output"]}> ({
   ^bb0(%i: index, %j: index, %k: index):
@@ -131,7 +131,7 @@ func.func @boundary(%A: memref<8x10xf32>, %B: memref<8xf32>) {
 // CHECK-NOT:     oi.prefetch
 // CHECK-NOT:     oi.peeled
 // CHECK-NOT:     memref.copy
-// CHECK:       }) {oi.scheduled}
+// CHECK:       } {oi.scheduled}
 // WARN: UserWarning: double_buffer on cache AA: its trigger loop has no enclosing loop, so the cache is single-buffered
 func.func @no_enclosing_loop(%A: memref<16x8xf32>, %B: memref<8x16xf32>, %C: memref<16x16xf32>) {
   "oi.nest"(%A, %B, %C) <{domain = array<i64: 16, 16, 8>, indices = ["i", "j", "k"], names = ["A", "B", "C"], roles = ["input", "input", "input_output"]}> ({

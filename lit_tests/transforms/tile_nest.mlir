@@ -33,7 +33,7 @@
 // CHECK-NEXT:        } {oi.index = "j", oi.dim = 1 : i64, oi.span = 8 : i64}
 // CHECK-NEXT:      } {oi.index = "ii", oi.dim = 0 : i64, oi.span = 4 : i64}
 // CHECK-NEXT:    } {oi.index = "i", oi.dim = 0 : i64, oi.span = 16 : i64}
-// CHECK-NEXT:  }) {oi.scheduled} : (memref<16x8xf32>) -> ()
+// CHECK-NEXT:  } {oi.scheduled}
 // CHECK-NOT:   oi.schedule
 func.func @tile_order(%A: memref<16x8xf32>) {
   "oi.nest"(%A) <{domain = array<i64: 16, 8>, indices = ["i", "j"], names = ["A"], roles = ["input_output"]}> ({
@@ -93,7 +93,7 @@ func.func @reordered(%A: memref<10x8xf32>, %B: memref<10x8xf32>) {
 // CHECK:             } {oi.index = "iii", oi.dim = 0 : i64, oi.span = 3 : i64}
 // CHECK-NEXT:      } {oi.index = "ii", oi.dim = 0 : i64, oi.span = 8 : i64}
 // CHECK-NEXT:    } {oi.index = "i", oi.dim = 0 : i64, oi.span = 16 : i64}
-// CHECK-NEXT:  }) {oi.scheduled} : (memref<16xf32>) -> ()
+// CHECK-NEXT:  } {oi.scheduled}
 func.func @inner_split(%A: memref<16xf32>) {
   "oi.nest"(%A) <{domain = array<i64: 16>, indices = ["i"], names = ["A"], roles = ["input_output"]}> ({
   ^bb0(%i: index):

@@ -18,6 +18,10 @@ delete or merge them. Each op prints in a custom form close to the DSL:
         oi.return
       }
     }
+
+Discardable attributes (those a pass attaches) print as MLIR's `attr-dict` does: last, or before
+the trailing `: type` of `oi.assign`, only when there are any (`oi.cache.increment 1 @t {my.attr = 1}`,
+`oi.loop l (i in 0 to 4) {...} {my.attr = 1}`), and read back the same.
 """
 
 from __future__ import annotations
@@ -70,7 +74,11 @@ from oi_compiler.dialects.oi_attrs import (
     VarRefAttr,
     index_value,
     index_value_text,
+    is_bare_identifier,
+    parse_attr_dict,
     parse_index_value,
+    print_attr_dict,
+    with_attrs,
 )
 from oi_compiler.dtypes import DTYPE_NAMES, FLOAT_DTYPES, INT_RANGES, dtype_name, dtype_type
 
@@ -134,11 +142,13 @@ class GraphOp(IRDLOperation):
         printer.print_string(" ")
         printer.print_symbol_name(self.sym_name.data)
         _print_body(printer, self.body)
+        print_attr_dict(printer, self)
 
     @classmethod
     def parse(cls, parser: Parser) -> GraphOp:
         name = parser.parse_symbol_name().data
-        return cls(name, _parse_body(parser))
+        body = _parse_body(parser)
+        return with_attrs(cls(name, body), parse_attr_dict(parser, cls))
 
 
 @irdl_op_definition
@@ -264,6 +274,7 @@ class VarOp(IRDLOperation):
         if self.fixed is not None:
             entries = ", ".join(f"{k} = {v}" for k, v in self.fixed_sizes.items())
             printer.print_string(f" @fixed({entries})")
+        print_attr_dict(printer, self)
 
     @classmethod
     def parse(cls, parser: Parser) -> VarOp:
@@ -299,7 +310,8 @@ class VarOp(IRDLOperation):
                     )
             else:
                 parser.raise_error("unsupported attribute", attr_pos, parser.pos)
-        return cls(kind, name, var_type, indices=indices, **extra)
+        attrs = parse_attr_dict(parser, cls)
+        return with_attrs(cls(kind, name, var_type, indices=indices, **extra), attrs)
 
 
 def _parse_optional_text(parser: Parser) -> str | None:
@@ -391,11 +403,13 @@ class BlockOp(IRDLOperation):
         printer.print_string(" ")
         printer.print_symbol_name(self.block_name)
         _print_body(printer, self.body)
+        print_attr_dict(printer, self)
 
     @classmethod
     def parse(cls, parser: Parser) -> BlockOp:
         name = parser.parse_symbol_name().data
-        return cls(name, _parse_body(parser))
+        body = _parse_body(parser)
+        return with_attrs(cls(name, body), parse_attr_dict(parser, cls))
 
 
 # --- statements ---------------------------------------------------------------------------
@@ -422,14 +436,16 @@ class AssignOp(IRDLOperation):
     def print(self, printer: Printer) -> None:
         printer.print_string(" ")
         printer.print_symbol_name(self.var_name)
+        print_attr_dict(printer, self)
         printer.print_string(" : ")
         self.var_type.print_body(printer)
 
     @classmethod
     def parse(cls, parser: Parser) -> AssignOp:
         name = parser.parse_symbol_name().data
+        attrs = parse_attr_dict(parser, cls)
         parser.parse_punctuation(":")
-        return cls(name, TensorType.parse_body(parser))
+        return with_attrs(cls(name, TensorType.parse_body(parser)), attrs)
 
 
 SettingValue = FloatAttr | IntegerAttr | StringAttr | SymbolRefAttr | DenseArrayBase | ArrayAttr | TypeAttribute
@@ -538,40 +554,70 @@ class NamedOp(IRDLOperation):
         return self.output.data
 
     def print(self, printer: Printer) -> None:
-        printer.print_string(f" {self.kind}(")
-        parts: list[str] = []
-        for ref in self.inputs:
-            parts.append(_ref_text(ref))
-        parts += [f"{k} = {setting_text(v)}" for k, v in self.settings.data.items()]
-        printer.print_string(", ".join(parts) + ") -> ")
-        printer.print_symbol_name(self.output_name)
+        print_op_call(printer, self.kind, self.inputs, self.settings.data, self.output_name)
+        print_attr_dict(printer, self)
 
     @classmethod
     def parse(cls, parser: Parser) -> NamedOp:
-        op_name = parser.parse_identifier(" (an op name)")
-        inputs: list[VarRefAttr] = []
-        settings: dict[str, Attribute] = {}
-
-        def parse_arg() -> None:
-            if parser._current_token.text.startswith("@"):
-                if settings:
-                    parser.raise_error("positional args must come before settings")
-                inputs.append(VarRefAttr.parse_body(parser))
-                return
-            key_pos = parser.pos
-            key = parser.parse_identifier(" (a setting name)")
-            if key in settings:
-                parser.raise_error(f"duplicate setting: {key}", key_pos, parser.pos)
-            parser.parse_punctuation("=")
-            settings[key] = _parse_setting_value(parser)
-
-        parser.parse_comma_separated_list(parser.Delimiter.PAREN, parse_arg)
-        parser.parse_punctuation("->")
-        return cls(op_name, inputs, parser.parse_symbol_name().data, settings)
+        op_name, inputs, settings, output = parse_op_call(parser)
+        return with_attrs(cls(op_name, inputs, output, settings), parse_attr_dict(parser, cls))
 
     @property
     def description(self) -> str:
         return f"op {self.kind}({','.join(r.text for r in self.inputs)}) >> {self.output_name}"
+
+
+def print_op_call(
+    printer: Printer, kind: str, inputs: Sequence[VarRefAttr], settings: Mapping[str, Attribute], output: str
+) -> None:
+    """` kind(@in, ..., key = value, ...) -> @out`, the syntax `oi.op` and `oi.kernel` share."""
+    parts = [_ref_text(ref) for ref in inputs]
+    parts += [f"{k} = {setting_text(v)}" for k, v in settings.items()]
+    printer.print_string(f" {kind}(" + ", ".join(parts) + ") -> ")
+    printer.print_symbol_name(output)
+
+
+def parse_op_call(parser: Parser) -> tuple[str, list[VarRefAttr], dict[str, Attribute], str]:
+    """`kind(@in, ..., key = value, ...) -> @out`: (kind, inputs, settings, output)."""
+    op_name = parser.parse_identifier(" (an op name)")
+    inputs: list[VarRefAttr] = []
+    settings: dict[str, Attribute] = {}
+
+    def parse_arg() -> None:
+        if parser._current_token.text.startswith("@"):
+            if settings:
+                parser.raise_error("positional args must come before settings")
+            inputs.append(VarRefAttr.parse_body(parser))
+            return
+        key_pos = parser.pos
+        key = parser.parse_identifier(" (a setting name)")
+        if key in settings:
+            parser.raise_error(f"duplicate setting: {key}", key_pos, parser.pos)
+        parser.parse_punctuation("=")
+        settings[key] = _parse_setting_value(parser)
+
+    parser.parse_comma_separated_list(parser.Delimiter.PAREN, parse_arg)
+    parser.parse_punctuation("->")
+    return op_name, inputs, settings, parser.parse_symbol_name().data
+
+
+def is_dsl_setting(key: str, value: Attribute) -> bool:
+    """Whether `key = value` reads back unchanged from its DSL spelling (`setting_text`)."""
+    if not is_bare_identifier(key) or key in ("true", "false"):
+        return False
+    if isinstance(value, IntegerAttr):
+        return value.type in (i64, IntegerType(1))
+    if isinstance(value, FloatAttr):
+        return value.type == f64
+    if isinstance(value, StringAttr):
+        return True
+    if isinstance(value, SymbolRefAttr):
+        return not value.nested_references.data and is_bare_identifier(value.root_reference.data)
+    if isinstance(value, DenseArrayBase):
+        return value.elt_type == i64
+    if isinstance(value, ArrayAttr):
+        return bool(value.data) and all(dtype_name(t) is not None for t in value)
+    return dtype_name(value) is not None
 
 
 def _ref_text(ref: VarRefAttr) -> str:
@@ -597,12 +643,14 @@ class _MoveOp(IRDLOperation):
         self.src.print_body(printer)
         printer.print_string(" -> ")
         self.dst.print_body(printer)
+        print_attr_dict(printer, self)
 
     @classmethod
     def parse(cls, parser: Parser):
         src = cls.SRC.parse_body(parser)
         parser.parse_punctuation("->")
-        return cls(src, cls.DST.parse_body(parser))
+        dst = cls.DST.parse_body(parser)
+        return with_attrs(cls(src, dst), parse_attr_dict(parser, cls))
 
     @property
     def description(self) -> str:
@@ -651,11 +699,13 @@ class _CacheStepOp(IRDLOperation):
     def print(self, printer: Printer) -> None:
         printer.print_string(f" {self.amount.data} ")
         printer.print_symbol_name(self.target.data)
+        print_attr_dict(printer, self)
 
     @classmethod
     def parse(cls, parser: Parser):
         amount = parser.parse_optional_integer(allow_boolean=False, allow_negative=False)
-        return cls(parser.parse_symbol_name().data, 1 if amount is None else amount)
+        op = cls(parser.parse_symbol_name().data, 1 if amount is None else amount)
+        return with_attrs(op, parse_attr_dict(parser, cls))
 
     @property
     def description(self) -> str:
@@ -694,10 +744,12 @@ class CacheResetOp(IRDLOperation):
     def print(self, printer: Printer) -> None:
         printer.print_string(" ")
         self.target.print_body(printer)
+        print_attr_dict(printer, self)
 
     @classmethod
     def parse(cls, parser: Parser) -> CacheResetOp:
-        return cls(CacheAccessAttr.parse_body(parser))
+        target = CacheAccessAttr.parse_body(parser)
+        return with_attrs(cls(target), parse_attr_dict(parser, cls))
 
     @property
     def description(self) -> str:
@@ -729,16 +781,19 @@ class BranchOp(IRDLOperation):
 
     def print(self, printer: Printer) -> None:
         printer.print_string(" " + ", ".join("@" + n for n in self.names))
+        print_attr_dict(printer, self)
 
     @classmethod
     def parse(cls, parser: Parser) -> BranchOp:
         pos = parser.pos
         names = _symbols(parser)
         if len(names) == 1:
-            return cls(names[0])
-        if len(names) == 3:
-            return cls(names[1], cond=names[0], else_block=names[2])
-        parser.raise_error("branch expects condition and two target blocks", pos, parser.pos)
+            op = cls(names[0])
+        elif len(names) == 3:
+            op = cls(names[1], cond=names[0], else_block=names[2])
+        else:
+            parser.raise_error("branch expects condition and two target blocks", pos, parser.pos)
+        return with_attrs(op, parse_attr_dict(parser, cls))
 
     @property
     def description(self) -> str:
@@ -779,6 +834,7 @@ class DepOp(IRDLOperation):
 
     def print(self, printer: Printer) -> None:
         printer.print_string(f" after(@{self.after.data}) before(@{self.before.data})")
+        print_attr_dict(printer, self)
 
     @classmethod
     def parse(cls, parser: Parser) -> DepOp:
@@ -788,7 +844,7 @@ class DepOp(IRDLOperation):
         parser.parse_keyword("before")
         with parser.in_parens():
             before = parser.parse_symbol_name().data
-        return cls(after, before)
+        return with_attrs(cls(after, before), parse_attr_dict(parser, cls))
 
     @property
     def description(self) -> str:
@@ -842,6 +898,7 @@ class LoopOp(IRDLOperation):
         s, e = self.bounds
         printer.print_string(f" {self.label.data} ({self.index.data} in {s} to {e})")
         _print_body(printer, self.body)
+        print_attr_dict(printer, self)
 
     @classmethod
     def parse(cls, parser: Parser) -> LoopOp:
@@ -852,7 +909,8 @@ class LoopOp(IRDLOperation):
             start = parse_index_value(parser)
             parser.parse_keyword("to")
             end = parse_index_value(parser)
-        return cls(label, index, start.data, end.data, _parse_body(parser))
+        body = _parse_body(parser)
+        return with_attrs(cls(label, index, start.data, end.data, body), parse_attr_dict(parser, cls))
 
     @property
     def description(self) -> str:
@@ -876,10 +934,12 @@ class _VarListOp(IRDLOperation):
 
     def print(self, printer: Printer) -> None:
         printer.print_string(" " + ", ".join("@" + n for n in self.var_names))
+        print_attr_dict(printer, self)
 
     @classmethod
     def parse(cls, parser: Parser):
-        return cls(_symbols(parser))
+        names = _symbols(parser)
+        return with_attrs(cls(names), parse_attr_dict(parser, cls))
 
     def verify_(self) -> None:
         if not self.vars.data:

@@ -15,6 +15,7 @@ size variable, a loop index or a persistent scalar, resolved at run time).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 from xdsl.dialects.builtin import ArrayAttr, IntAttr, NoneAttr, StringAttr, TypeAttribute
@@ -336,3 +337,48 @@ class CacheAccessAttr(_BodySyntax, ParametrizedAttribute):
             indices = parser.parse_comma_separated_list(parser.Delimiter.NONE, lambda: _parse_access_index(parser))
             parser.parse_punctuation("]")
         return CacheAccessAttr(var, indices, bracketed=True)
+
+
+# --- discardable attributes in the ops' custom syntax ------------------------------------
+
+
+def print_attr_dict(printer: Printer, op, *, exclude: Sequence[str] = ()) -> None:
+    """The op's discardable attributes as ` {...}` (MLIR's `attr-dict`), nothing when there are none."""
+    printer.print_op_attributes(op.attributes, reserved_attr_names=exclude)
+
+
+def parse_attr_dict(parser: AttrParser, op_type) -> dict[str, Attribute]:
+    """An optional `attr-dict`; a key that names one of `op_type`'s properties is an error."""
+    reserved = op_type.get_irdl_definition().properties.keys()
+    attrs = parser.parse_optional_attr_dict_with_reserved_attr_names(reserved)
+    return dict(attrs.data) if attrs is not None else {}
+
+
+def with_attrs(op, attrs: Mapping[str, Attribute]):
+    """`op` with `attrs` added to its discardable attributes (for custom parsers)."""
+    op.attributes.update(attrs)
+    return op
+
+
+def is_bare_identifier(text: str) -> bool:
+    """Whether `text` lexes as one MLIR bare identifier (else it prints as a string literal)."""
+    return re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$.]*", text) is not None
+
+
+def print_prop_dict(printer: Printer, props: Mapping[str, Attribute]) -> None:
+    """Properties the custom syntax does not spell, as ` <{...}>` (MLIR's `prop-dict`), if any."""
+    if props:
+        printer.print_string(" <")
+        printer.print_attr_dict(props)
+        printer.print_string(">")
+
+
+def parse_prop_dict(parser: AttrParser, op_type, spelled: Sequence[str] = ()) -> dict[str, Attribute]:
+    """An optional `<{...}>` of `op_type`'s properties, none of them one in `spelled` (given by the syntax)."""
+    pos = parser.pos
+    props = parser.parse_optional_properties_dict()
+    known = op_type.get_irdl_definition().properties.keys()
+    for key in props:
+        if key in spelled or key not in known:
+            parser.raise_error(f"property {key!r} cannot be given here", pos, parser.pos)
+    return props

@@ -1,12 +1,19 @@
 """`oi.nest`: an Accera-style loop nest at the loop level (L2), before it is scheduled.
 
-    "oi.nest"(%A, %B, %C) <{domain = array<i64: 64, 64, 64>, indices = ["i", "j", "k"],
-                            names = ["A", "B", "C"], roles = ["input", "input", "input_output"]}> ({
+    oi.nest domain(i = 64, j = 64, k = 64) arrays(input A = %A : memref<64x64xf32>,
+        input B = %B : memref<64x64xf32>, input_output C = %C : memref<64x64xf32>) {
     ^bb0(%i: index, %j: index, %k: index):
       %a = memref.load %A[%i, %k] : memref<64x64xf32>
       ...
       memref.store %s, %C[%i, %j] : memref<64x64xf32>
-    }) {oi.schedule = {...}, oi.plan = {...}} : (memref<64x64xf32>, ...) -> ()
+    } {oi.schedule = {...}, oi.plan = {...}}
+
+(the generic form, `"oi.nest"(%A, %B, %C) <{domain = array<i64: 64, 64, 64>, indices = [...],
+names = [...], roles = [...]}> ({...}) {...} : (...) -> ()`, reads back too). `domain(index =
+extent, ...)` gives `indices` and `domain`; each array is `role name = %value : type`. A name
+that is not a bare identifier prints as a string literal, and properties the syntax cannot
+spell (lists of unequal lengths, in IR that does not verify) print in a `<{...}>` property
+dict after `arrays(...)`; discardable attributes print last, as `attr-dict`.
 
 The iteration domain is the box `[0, domain[d])` for each index; the body runs once per
 point, in any order the schedule gives (the logic must not depend on it beyond its
@@ -24,9 +31,20 @@ loops, and `--lower-nests` inlines the loops where the op was.
 from __future__ import annotations
 
 from xdsl.dialects.builtin import ArrayAttr, DenseArrayBase, IndexType, MemRefType, StringAttr, i64
+from xdsl.ir import Attribute, Block
 from xdsl.irdl import IRDLOperation, irdl_op_definition, prop_def, region_def, traits_def, var_operand_def
+from xdsl.parser import Parser
+from xdsl.printer import Printer
 from xdsl.traits import NoTerminator
 from xdsl.utils.exceptions import VerifyException
+
+from oi_compiler.dialects.oi_attrs import (
+    is_bare_identifier,
+    parse_attr_dict,
+    parse_prop_dict,
+    print_attr_dict,
+    print_prop_dict,
+)
 
 ROLES = ("input", "input_output", "const", "temp")
 
@@ -79,6 +97,72 @@ class NestOp(IRDLOperation):
         """Whether `--tile` has turned the body into the schedule's loops."""
         return "oi.scheduled" in self.attributes
 
+    def print(self, printer: Printer) -> None:
+        rest: dict[str, Attribute] = {}
+        if self.domain.elt_type == i64 and len(self.indices.data) == len(self.domain):
+            entries = [f"{_name_text(n)} = {e}" for n, e in zip(self.index_names, self.extents, strict=True)]
+            printer.print_string(" domain(" + ", ".join(entries) + ")")
+        else:
+            rest.update(domain=self.domain, indices=self.indices)
+        named = len(self.names.data) == len(self.roles.data) == len(self.arrays)
+        if not named:
+            rest.update(names=self.names, roles=self.roles)
+        printer.print_string(" arrays(")
+        for n, array in enumerate(self.arrays):
+            if n:
+                printer.print_string(", ")
+            if named:
+                printer.print_string(f"{_name_text(self.roles.data[n].data)} {_name_text(self.names.data[n].data)} = ")
+            printer.print_operand(array)
+            printer.print_string(" : ")
+            printer.print_attribute(array.type)
+        printer.print_string(")")
+        print_prop_dict(printer, rest)
+        printer.print_string(" ")
+        entry_args = bool(self.body.blocks) and bool(self.body.blocks[0].args)
+        printer.print_region(self.body, print_entry_block_args=True, print_empty_block=entry_args)
+        print_attr_dict(printer, self)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> NestOp:
+        props: dict[str, Attribute] = {}
+        if parser.parse_optional_keyword("domain") is not None:
+            entries = parser.parse_comma_separated_list(parser.Delimiter.PAREN, lambda: _parse_domain_entry(parser))
+            props["indices"] = ArrayAttr([StringAttr(n) for n, _ in entries])
+            props["domain"] = DenseArrayBase.from_list(i64, [e for _, e in entries])
+        parser.parse_keyword("arrays")
+        arrays, names, roles = [], [], []
+
+        def parse_array() -> None:
+            if not parser._current_token.text.startswith("%"):
+                roles.append(_parse_name(parser))
+                names.append(_parse_name(parser))
+                parser.parse_punctuation("=")
+            operand = parser.parse_unresolved_operand()
+            parser.parse_punctuation(":")
+            arrays.append(parser.resolve_operand(operand, parser.parse_type()))
+
+        pos = parser.pos
+        parser.parse_comma_separated_list(parser.Delimiter.PAREN, parse_array)
+        if len(names) not in (0, len(arrays)):
+            parser.raise_error("give every array a role and a name, or none", pos, parser.pos)
+        if arrays and names:
+            props["names"] = ArrayAttr([StringAttr(n) for n in names])
+            props["roles"] = ArrayAttr([StringAttr(r) for r in roles])
+        elif not arrays:
+            props.update(names=ArrayAttr([]), roles=ArrayAttr([]))
+        pos = parser.pos
+        extra = parse_prop_dict(parser, cls)
+        if clash := set(extra) & set(props):
+            parser.raise_error(f"property {sorted(clash)[0]!r} is already given by the syntax", pos, parser.pos)
+        props.update(extra)
+        if missing := {"domain", "indices", "names", "roles"} - set(props):
+            parser.raise_error(f"oi.nest needs {', '.join(sorted(missing))}", pos, parser.pos)
+        body = parser.parse_region()
+        if not body.blocks:
+            body.add_block(Block())
+        return cls.create(operands=arrays, properties=props, regions=[body], attributes=parse_attr_dict(parser, cls))
+
     def verify_(self) -> None:
         extents = self.extents
         names = self.index_names
@@ -98,3 +182,20 @@ class NestOp(IRDLOperation):
 
 
 NEST_OPS = [NestOp]
+
+
+def _name_text(name: str) -> str:
+    """An index, array or role name: bare when it lexes as an identifier, else a string literal."""
+    return name if is_bare_identifier(name) else str(StringAttr(name))
+
+
+def _parse_name(parser: Parser) -> str:
+    if (text := parser.parse_optional_str_literal()) is not None:
+        return text
+    return parser.parse_identifier(" (a name)")
+
+
+def _parse_domain_entry(parser: Parser) -> tuple[str, int]:
+    name = _parse_name(parser)
+    parser.parse_punctuation("=")
+    return name, parser.parse_integer(allow_boolean=False, allow_negative=True)
