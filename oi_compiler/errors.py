@@ -79,3 +79,17 @@ class StateError(OiError):
 class ScheduleError(OiError, ValueError):
     """A loop nest's schedule or plan breaks one of Accera's rules (also a `ValueError`, as
     Accera raises, so ported code that catches `ValueError` keeps working)."""
+
+
+class InternalError(OiError):
+    """A bug in oi_compiler, never the input's fault: an exception outside this family escaped
+    a stage. The message names the stage (`parse`, `verify`, `lower-ops`, `jit`, `step`...) and
+    the original exception; `loc` is the statement being handled when one is known, and the
+    original exception is kept as `__cause__`. Made by `oi_compiler.boundary`."""
+
+    kind = "internal error"
+
+    def __init__(self, message: str, loc: SourceLoc | None = None, *, subject: str | None = None,
+                 stage: str = ""):  # fmt: skip
+        super().__init__(message, loc, subject=subject)
+        self.stage = stage

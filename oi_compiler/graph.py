@@ -54,7 +54,11 @@ class Graph:
         except UnicodeDecodeError:
             raise ParseError("input is not UTF-8 text", subject=str(path)) from None
         if path.suffix == ".mlir":
-            graph = cls(parse_mlir(text, str(path)), str(path))
+            from oi_compiler.boundary import stage
+
+            with stage("parse"):
+                module = parse_mlir(text, str(path))
+            graph = cls(module, str(path))
             return graph.verify() if verify else graph
         return parse_graph(text, str(path), verify=verify)
 
@@ -67,9 +71,14 @@ class Graph:
 
 def parse_graph(text: str, filename: str = "<string>", *, verify: bool = True) -> Graph:
     """Parse OpenInfer DSL text (with or without `graph! { ... }`) into a verified `Graph`."""
+    from oi_compiler.boundary import stage
     from oi_compiler.frontend.oi_dsl import parse_module
 
-    graph = Graph(parse_module(text, filename), filename)
+    if not isinstance(text, str):
+        raise TypeError(f"parse_graph takes the graph's text as a str, not {type(text).__name__}")
+    with stage("parse"):
+        module = parse_module(text, str(filename))
+    graph = Graph(module, str(filename))
     return graph.verify() if verify else graph
 
 
@@ -84,19 +93,21 @@ def verify_module(module, sizevars: Mapping[str, int] | None = None) -> None:
     """Structural (per-op) verification, then the graph rules for every `oi.graph`."""
     from xdsl.utils.exceptions import DiagnosticException
 
+    from oi_compiler.boundary import stage
     from oi_compiler.dialects.oi import GraphOp
     from oi_compiler.ir_context import nearest_loc
     from oi_compiler.verify import verify_graph
 
-    for op in module.walk():
-        try:
-            op.verify(verify_nested_ops=False)
-        except (DiagnosticException, ValueError) as e:
-            message = exception_summary(e.__cause__ or e)
-            raise VerifyError(f"'{op.name}' op {message}", nearest_loc(op), subject=op.name) from None
-    for op in module.ops:
-        if isinstance(op, GraphOp):
-            verify_graph(op, sizevars=sizevars)
+    with stage("verify"):
+        for op in module.walk():
+            try:
+                op.verify(verify_nested_ops=False)
+            except (DiagnosticException, ValueError) as e:
+                message = exception_summary(e.__cause__ or e)
+                raise VerifyError(f"'{op.name}' op {message}", nearest_loc(op), subject=op.name) from None
+        for op in module.ops:
+            if isinstance(op, GraphOp):
+                verify_graph(op, sizevars=sizevars)
 
 
 __all__ = ["Graph", "parse_graph", "parse_mlir", "verify_module", "OiError"]

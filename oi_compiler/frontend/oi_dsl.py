@@ -29,7 +29,7 @@ from xdsl.ir import Attribute, Block, Operation, Region
 from oi_compiler.dialects import oi
 from oi_compiler.dialects.oi_attrs import CacheAccessAttr, DimAttr, SliceAttr, TensorType, VarRefAttr
 from oi_compiler.dtypes import DTYPE_NAMES, dtype_type
-from oi_compiler.errors import ParseError
+from oi_compiler.errors import OiError, ParseError, SourceLoc
 from oi_compiler.frontend.oi_lexer import EOF, FLOAT, IDENT, INT, STRING, Lexer, Token
 
 _VAR_ATTRS = ("init", "ref", "pattern", "table", "auto_dim", "fixed")
@@ -40,11 +40,17 @@ def parse_module(text: str, filename: str = "<string>"):
     """Parse DSL text into a `builtin.module` holding one `oi.graph`."""
     from xdsl.dialects.builtin import ModuleOp
 
+    from oi_compiler.boundary import internal_error
+
     parser = DslParser(text, filename)
     try:
         graph = parser.parse_graph()
     except RecursionError:
         raise parser.error("statements nest too deeply") from None
+    except OiError:
+        raise
+    except Exception as e:  # a bug: an InternalError at the token the parser was on
+        raise internal_error(e, "parse", parser.current_loc()) from e
     return ModuleOp([graph])
 
 
@@ -74,6 +80,13 @@ class DslParser:
         if t.kind != EOF:
             self.i += 1
         return t
+
+    def current_loc(self) -> SourceLoc | None:
+        """Where the parser is (for an internal error's location)."""
+        try:
+            return self.lexer.loc(self.toks[min(self.i, len(self.toks) - 1)].offset)
+        except Exception:  # noqa: BLE001 - only ever called on an error path
+            return None
 
     def error(self, message: str, tok: Token | None = None) -> ParseError:
         return self.lexer.error(message, (tok or self.tok).offset)
@@ -251,6 +264,8 @@ class DslParser:
         self.expect("=")
         if self.tok.kind != INT:
             raise self.error(f"expected integer, found {self.tok.describe()}")
+        if self.tok.value >= 2**63:  # the IR holds sizes as i64
+            raise self.error(f"fixed size {self.tok.value} for {key} is out of range (at most 2**63 - 1)")
         return key, self.advance().value
 
     def parse_init(self, dtype: str) -> Attribute:
@@ -332,7 +347,7 @@ class DslParser:
     def parse_setting(self, key_tok: Token) -> Attribute:
         key, tok = key_tok.text, self.tok
         if tok.is_punct("["):
-            value = self.parse_list_value()
+            value = self.parse_list_value(key)
         elif tok.kind == IDENT and tok.text in ("true", "false"):
             self.advance()
             value = BoolAttr.from_bool(tok.text == "true")
@@ -353,7 +368,7 @@ class DslParser:
             if lit.kind == FLOAT:
                 value = FloatAttr(-lit.value if negative else lit.value, f64)
             elif lit.kind == INT:
-                value = IntegerAttr(-lit.value if negative else lit.value, i64)
+                value = IntegerAttr(self.setting_int(key, -lit.value if negative else lit.value, lit), i64)
             else:
                 raise self.error(f"expected a setting value, found {lit.describe()}")
             self.advance()
@@ -371,7 +386,13 @@ class DslParser:
             raise self.error("DTypeList only supported for acc attribute", tok)
         return value
 
-    def parse_list_value(self) -> Attribute:
+    def setting_int(self, key: str, value: int, tok: Token, lo: int = -(2**63), hi: int = 2**64) -> int:
+        """`value` when a 64-bit setting holds it (i64, or u64 for a scalar), else a ParseError at `tok`."""
+        if not lo <= value < hi:
+            raise self.error(f"setting {key} value {value} is out of range for a 64-bit integer", tok)
+        return value
+
+    def parse_list_value(self, key: str = "") -> Attribute:
         self.expect("[")
         if self.tok.kind == IDENT:
             def dtype() -> Attribute:
@@ -387,8 +408,8 @@ class DslParser:
             negative = self.accept("-") is not None
             if self.tok.kind != INT:
                 raise self.error(f"expected integer, found {self.tok.describe()}")
-            value = self.advance().value
-            return -value if negative else value
+            tok = self.advance()
+            return self.setting_int(key, -tok.value if negative else tok.value, tok, lo=-(2**63), hi=2**63)
 
         return DenseArrayBase.from_list(i64, self.comma_list("]", integer))
 

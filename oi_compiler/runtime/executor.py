@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from oi_compiler.dtypes import INT_RANGES, numpy_dtype
+from oi_compiler.boundary import internal_error, stage
 from oi_compiler.errors import ExecutionError, OiError, StateError
 from oi_compiler.graph import Graph
 from oi_compiler.runtime.binding import BoundGraph, bind_graph
@@ -56,20 +57,23 @@ class Simulator:
         if model is None:
             model = Model()
         elif not isinstance(model, Model):
-            model = Model.open(model)
+            with stage("model"):
+                model = Model.open(model)
         if not isinstance(graph, Graph):
             graph = Graph.load(graph)
         self.device = device
         self.model = model
         self.graph = graph
-        self.bound: BoundGraph = bind_graph(graph, model, sizevars)
+        with stage("bind"):
+            self.bound: BoundGraph = bind_graph(graph, model, sizevars)
         self.tracing = False
         self.timing = False
         self.native = None
         if device == "cpu":
             from oi_compiler.runtime.native_step import compile_step
 
-            self.native = compile_step(self.bound)
+            with stage("jit"):  # the lowering passes inside name themselves
+                self.native = compile_step(self.bound)
 
     def with_trace(self) -> Simulator:
         """Record one event per executed node; `exe.trace()` returns them."""
@@ -88,11 +92,12 @@ class Simulator:
             raise OiError(f"{what} needs device='reference' (the compiled step runs as one function)")
 
     def make_executor(self) -> Executor:
-        if self.device == "cpu":
-            from oi_compiler.runtime.cpu_executor import CpuExecutor
+        with stage("executor"):
+            if self.device == "cpu":
+                from oi_compiler.runtime.cpu_executor import CpuExecutor
 
-            return CpuExecutor(self)
-        return Executor(self)
+                return CpuExecutor(self)
+            return Executor(self)
 
 
 class Executor:
@@ -128,9 +133,10 @@ class Executor:
 
     def insert(self, values: Mapping[str, Any] | None = None, /, **named: Any) -> Executor:
         """Set dynamic variables: `exe.insert(x=array)` or `exe.insert({"x": array})`."""
-        items = {**(values or {}), **named}
-        converted = {name: self._converted(name, value) for name, value in items.items()}
-        self.values.update(converted)
+        with stage("insert"):
+            items = {**(values or {}), **named}
+            converted = {name: self._converted(name, value) for name, value in items.items()}
+            self.values.update(converted)
         return self
 
     def _converted(self, name: str, value: Any) -> np.ndarray:
@@ -152,7 +158,12 @@ class Executor:
 
     def step(self) -> TraceEvent | None:
         """Run the entry block once; returns the last trace event (None without tracing)."""
-        event = self.interpreter.run_step()
+        try:
+            event = self.interpreter.run_step()
+        except OiError:
+            raise
+        except Exception as e:  # a bug; the interpreter names the statement of its own
+            raise internal_error(e, "step") from e
         self.steps += 1
         return event
 
@@ -162,17 +173,19 @@ class Executor:
 
     def fetch(self, name: str) -> np.ndarray:
         """A copy of a variable's value (upstream's order: dynamic and locals, persistent, model, `@init`)."""
-        if name in self.values:
-            return self.values[name].copy()
-        if name in self.store:
-            return self.store[name].current().copy()
-        if name in self.bound.decls:
-            return self.interpreter.value(name, Frame(self.bound.entry, {}, dict(self.values), True)).copy()
+        with stage("fetch"):
+            if name in self.values:
+                return self.values[name].copy()
+            if name in self.store:
+                return self.store[name].current().copy()
+            if name in self.bound.decls:
+                return self.interpreter.value(name, Frame(self.bound.entry, {}, dict(self.values), True)).copy()
         raise ExecutionError(f"unknown variable: {name}")
 
     def state(self, name: str) -> np.ndarray:
         """A persistent variable's value, read-only: a table as `NAME[]` reads it, without growing it."""
-        return self._persistent(name).current().view()  # a view of a frozen array stays read-only
+        with stage("state"):
+            return self._persistent(name).current().view()  # a view of a frozen array stays read-only
 
     def _persistent(self, name: str):
         if name not in self.store:
@@ -184,8 +197,9 @@ class Executor:
 
     def table_sizes(self, name: str) -> list[int]:
         """A table's logical size per index (or an `@auto_dim` variable's counts)."""
-        storage = self._persistent(name)
-        return list(getattr(storage, "sizes", getattr(storage, "counts", [])))
+        with stage("state"):
+            storage = self._persistent(name)
+            return list(getattr(storage, "sizes", getattr(storage, "counts", [])))
 
     def trace(self) -> list[dict]:
         """The recorded events (with `with_trace()`), as plain dicts, over every step so far."""
@@ -195,7 +209,8 @@ class Executor:
         """Back to a fresh executor: state, variables, trace and step count."""
         self.events = []
         self.steps = 0
-        self._fresh_state()
+        with stage("reset"):
+            self._fresh_state()
 
     # --- checkpoints ---------------------------------------------------------------
 
@@ -210,20 +225,22 @@ class Executor:
         """Write the executor's state to `path` atomically (see `state_file`)."""
         from oi_compiler.runtime.state_file import save_state
 
-        try:
-            return save_state(self, Path(path))
-        except OSError as e:
-            raise StateError(f"cannot write state: {e.strerror or e}", subject=str(path)) from None
+        with stage("save-state"):
+            try:
+                return save_state(self, Path(path))
+            except OSError as e:
+                raise StateError(f"cannot write state: {e.strerror or e}", subject=str(path)) from None
 
     def load_state(self, path: str | os.PathLike) -> None:
         """Restore a state saved by `save_state`; a corrupt or mismatched file changes nothing."""
         from oi_compiler.runtime.state_file import load_state
 
-        try:
-            load_state(self, Path(path))
-        except StateError as e:
-            e.subject = e.subject or str(path)
-            raise
+        with stage("load-state"):
+            try:
+                load_state(self, Path(path))
+            except StateError as e:
+                e.subject = e.subject or str(path)
+                raise
 
 
 def _exact_cast(name: str, value: Any, dtype: str) -> np.ndarray:

@@ -59,6 +59,7 @@ from oi_compiler.dialects.oi import (
 )
 from oi_compiler.dialects.oi_attrs import CacheAccessAttr, SliceAttr, VarRefAttr
 from oi_compiler.dtypes import FLOAT_DTYPES, dtype_name, dtype_of_array, numpy_dtype
+from oi_compiler.boundary import internal_error
 from oi_compiler.errors import CacheError, ExecutionError, OiError
 from oi_compiler.ir_context import nearest_loc
 from oi_compiler.ops.registry import lookup_op, setting_spec
@@ -108,6 +109,10 @@ class _EndBlock(_Return):
     """A `yield` outside the entry: ends its whole block, loops around it included."""
 
 
+#: how deep branches may nest (blocks running inside blocks) before a step fails
+MAX_BRANCH_DEPTH = 100
+
+
 class ReferenceInterpreter:
     """Runs steps of one bound graph over one executor's state."""
 
@@ -127,6 +132,7 @@ class ReferenceInterpreter:
         self.timer = timer
         self.pending: PendingYield | None = None
         self.last_event: TraceEvent | None = None
+        self.branch_depth = 0  # blocks entered by `branch` and not yet left
         self._descriptions: dict[int, str] = {}
         self.temp_types = {op.var_name: op.var_type for op in bound.op.walk() if isinstance(op, AssignOp)}
         self._handlers: dict[type, Callable] = {
@@ -182,6 +188,8 @@ class ReferenceInterpreter:
                 raise
             except OiError as e:
                 raise _located(e, op, frame) from None
+            except Exception as e:  # a bug: an InternalError at this statement (`Executor.step`'s boundary)
+                raise _located(internal_error(e, "step", nearest_loc(op)), op, frame) from e
             if not isinstance(op, LoopOp | BranchOp):  # those emit before their bodies run
                 self._event(op, frame, start)
 
@@ -461,8 +469,15 @@ class ReferenceInterpreter:
             raise ExecutionError(f"unknown block {target} for branch target")
         self._event(op, frame, start)
         if target is not None:
+            if self.branch_depth >= MAX_BRANCH_DEPTH:  # upstream's engine would overflow its stack
+                raise ExecutionError(f"branch to block {target} nests more than {MAX_BRANCH_DEPTH} blocks deep "
+                                     "(does a block branch back into itself?)")  # fmt: skip
             callee = Frame(target, dict(frame.loop_vars), frame.values, False, frame.written, frame.traced)
-            self._run_block(target, callee)
+            self.branch_depth += 1
+            try:
+                self._run_block(target, callee)
+            finally:
+                self.branch_depth -= 1
 
     def _loop(self, op: LoopOp, frame: Frame, start: int) -> None:
         first, last = (self._loop_bound(which, b, frame) for which, b in zip(("start", "end"), op.bounds))

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from oi_compiler.dtypes import FLOAT_DTYPES, PACKED_DTYPES, numpy_dtype
-from oi_compiler.errors import CacheError
+from oi_compiler.errors import CacheError, ExecutionError
 from oi_compiler.ops.registry import dtype_debug_name
 from oi_compiler.verify.scope import shape_text
 
@@ -33,8 +33,12 @@ Index = "int | Slice"
 
 
 def init_array(shape: Sequence[int], dtype: str, init: int | float | bool | None) -> np.ndarray:
-    """A fresh tensor of `shape` holding `@init` broadcast, or zeros."""
-    array = np.zeros(tuple(shape), dtype=numpy_dtype(dtype))
+    """A fresh tensor of `shape` holding `@init` broadcast, or zeros (an `ExecutionError` when
+    there is no memory for it)."""
+    try:
+        array = np.zeros(tuple(shape), dtype=numpy_dtype(dtype))
+    except (MemoryError, ValueError):  # numpy: out of memory, or a dim past its index range
+        raise ExecutionError(f"cannot allocate {dtype}{shape_text(shape)}: out of memory") from None
     if init is not None:
         array[...] = init
     return array

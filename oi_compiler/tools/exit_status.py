@@ -11,13 +11,18 @@ import os
 import sys
 from collections.abc import Callable
 
-from oi_compiler.errors import OiError, OptionError, PassError
+from oi_compiler.errors import InternalError, OiError, OptionError, PassError
 
 
 def run_reporting_errors(prog: str, run: Callable[[], int]) -> int:
     """`run()`'s exit status, or the status of the error it raised, reported on stderr."""
     try:
         return run()
+    except InternalError as e:  # a bug in oi_compiler, never the user's fault: one line, no traceback
+        if os.environ.get("OI_DEBUG"):
+            raise
+        _report(f"{e if e.loc is not None else f'{prog}: {e}'} (set OI_DEBUG=1 for a traceback)")
+        return 3
     except (OptionError, PassError) as e:
         if isinstance(e, PassError) and e.loc is not None:  # the input's fault: it says where
             _report(str(e))
@@ -29,10 +34,12 @@ def run_reporting_errors(prog: str, run: Callable[[], int]) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-    except Exception as e:  # a bug in oi_compiler, never the user's fault: one line, no traceback
+    except Exception as e:  # a bug outside every stage's boundary
         if os.environ.get("OI_DEBUG"):
             raise
-        _report(f"{prog}: internal error: {type(e).__name__}: {e} (set OI_DEBUG=1 for a traceback)")
+        from oi_compiler.boundary import internal_error
+
+        _report(f"{prog}: {internal_error(e, prog)} (set OI_DEBUG=1 for a traceback)")
         return 3
 
 

@@ -145,6 +145,8 @@ def _verify_index_value(scope: GraphScope, op, value, *, allow_negative: bool) -
     if isinstance(value, IntAttr):
         if value.data < 0 and not allow_negative:
             raise fail(op, "cache index cannot be negative")
+        if abs(value.data) >= 2**63:  # table sizes and indices are 64-bit (the compiled step's i64)
+            raise fail(op, f"cache index {value.data} is out of range (at most 2**63 - 1)")
         return
     name = value.data
     if scope.is_sizevar(name) or name in scope.loop_indices:

@@ -100,6 +100,15 @@ class GraphScope:
                     return factor.data
         return None
 
+    def oversized(self, var_type: TensorType) -> str | None:
+        """The shape, as text, when a dim or the element count it resolves to is 2**63 or more (no
+        buffer can hold it: numpy's and the compiled code's indices are 64-bit); else None."""
+        shape = [dim.size(self.sizevars or {}) for dim in var_type.dims]
+        known = [n for n in shape if n is not None]
+        if any(n >= 2**63 for n in known) or math.prod(known) >= 2**63:
+            return shape_text([n if n is not None else d.text for n, d in zip(shape, var_type.dims)])
+        return None
+
     def may_be_sizevar(self, name: str) -> bool:
         """Whether `name` is (with size variables) or could be (without) a size variable."""
         return name in self.sizevars if self.sizevars is not None else True

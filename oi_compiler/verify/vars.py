@@ -29,6 +29,8 @@ def verify_declaration(scope: GraphScope, var: VarOp) -> None:
         raise fail(var, f"duplicate variable declaration {name}")
     if (size := scope.unknown_size(var.var_type)) is not None:
         raise fail(var, f"invalid dims for {name}: unknown size: {size}")
+    if (shape := scope.oversized(var.var_type)) is not None:
+        raise fail(var, f"invalid dims for {name}: {shape} holds 2**63 elements or more")
     if var.memory == "persistent":
         _verify_cache_decl(var)
     elif var.pattern is not None:
@@ -140,6 +142,8 @@ def verify_assign(scope: GraphScope, op: AssignOp) -> None:
         raise fail(op, f"duplicate temporary {name}")
     if (size := scope.unknown_size(op.var_type)) is not None:
         raise fail(op, f"unknown size: {size}")
+    if (shape := scope.oversized(op.var_type)) is not None:
+        raise fail(op, f"invalid dims for {name}: {shape} holds 2**63 elements or more")
     scope.temps[name] = op.var_type
 
 
