@@ -24,11 +24,13 @@ import oi_compiler as oi
 from oi_compiler.errors import PassError, ScheduleError
 from oi_compiler.graph import parse_mlir
 from oi_compiler.loopnest.attrs import to_py
-from oi_compiler.loopnest.build import NESTS_PIPELINE
-from oi_compiler.loopnest.emit_nest import plan_module
+from oi_compiler.pipeline import NEST_STAGES
+from oi_compiler.frontend.loopnest_ir import plan_module
 from oi_compiler.passes import run_passes
 
-pytestmark = pytest.mark.usefixtures("private_jit_cache")
+NESTS_PIPELINE = ",".join(stage.name for stage in NEST_STAGES[:-1])  # what plan.build() runs
+
+pytestmark = pytest.mark.usefixtures("private_compile_cache")
 
 IN, IO, TEMP = oi.Role.INPUT, oi.Role.INPUT_OUTPUT, oi.Role.TEMP
 LM = oi.Layout.LAST_MAJOR
@@ -426,7 +428,7 @@ def test_temp_array_with_a_layout(layout) -> None:
 def _plain_module_text() -> str:
     nest, (A, B, C), (i, j, k) = _gemm(6, 5, 4)
     text = str(nest.create_plan().module)
-    assert re.search(r"\{oi\.schedule = .*\} : \(", text)
+    assert re.search(r"\{oi\.schedule = .*\}$", text, re.M)
     return text
 
 
@@ -437,7 +439,7 @@ def _plain_module_text() -> str:
     'oi.schedule = {}, oi.plan = {parallelize = ["i"]}',
 ], ids=["splits-not-a-list", "cache-not-a-dict", "budget-a-string", "parallelize-a-list"])  # fmt: skip
 def test_ill_typed_schedule_or_plan_attributes_are_diagnosed(attributes) -> None:
-    text = re.sub(r"\{oi\.schedule = .*\} : \(", "{" + attributes + "} : (", _plain_module_text())
+    text = re.sub(r"\{oi\.schedule = .*\}$", "{" + attributes + "}", _plain_module_text(), flags=re.M)
     module = parse_mlir(text, "typo.mlir")
     with pytest.raises(PassError):
         run_passes(module, NESTS_PIPELINE)

@@ -21,7 +21,7 @@
 Names (of arrays and indices) are read from the assignment they appear in, as Accera does
 (`i, j, k = nest.get_indices()` names the loops i, j, k). Everything is recorded; the IR
 is made by `plan.module`, and `plan.build()` runs `--tile --cache --double-buffer
---lower-nests` on it (loopnest/build.py), so a plan and its IR give the same code.
+--lower-nests` on it (runtime/nest_function.py), so a plan and its IR give the same code.
 """
 
 from __future__ import annotations
@@ -73,6 +73,72 @@ class CacheStrategy(enum.Enum):
     AUTO = "auto"
     BLOCKED = "blocked"
     STRIPED = "striped"
+
+
+class GridUnit(enum.Enum):
+    """What `plan.bind` maps a loop index to: a block index or a thread index of the grid."""
+
+    BLOCK_X = "block_x"
+    BLOCK_Y = "block_y"
+    BLOCK_Z = "block_z"
+    THREAD_X = "thread_x"
+    THREAD_Y = "thread_y"
+    THREAD_Z = "thread_z"
+    WARP_X = "warp_x"
+    WARP_Y = "warp_y"
+
+
+class Target:
+    """Where a plan runs: the host CPU (`Target.HOST`, the default) or an NVIDIA GPU.
+
+        target = oi.Target(category=oi.Target.Category.GPU)     # sm_80, CUDA
+        plan = schedule.create_plan(target)
+        plan.bind({i: target.GridUnit.BLOCK_X, ii: target.GridUnit.THREAD_X})
+    """
+
+    class Category(enum.Enum):
+        CPU = "cpu"
+        GPU = "gpu"
+
+    class Runtime(enum.Enum):
+        NONE = "none"
+        CUDA = "cuda"
+
+    GridUnit = GridUnit
+    MemorySpace = MemorySpace
+    HOST: Target
+
+    def __init__(self, category: Target.Category = Category.CPU, runtime: Target.Runtime | None = None,
+                 arch: str = "sm_80", max_threads_per_block: int = 1024):  # fmt: skip
+        if not isinstance(category, Target.Category):
+            raise ScheduleError(f"Target category must be a Target.Category, got {category!r}")
+        self.category = category
+        self.runtime = runtime or (Target.Runtime.CUDA if category is Target.Category.GPU else Target.Runtime.NONE)
+        if category is Target.Category.GPU:
+            from oi_compiler.backend.ptx import ARCHES
+
+            if arch not in ARCHES:
+                raise ScheduleError(f"unknown GPU architecture '{arch}' (known: {', '.join(ARCHES)})")
+        self.arch = arch
+        self.max_threads_per_block = max_threads_per_block
+
+    @property
+    def is_gpu(self) -> bool:
+        return self.category is Target.Category.GPU
+
+    def __repr__(self) -> str:
+        return f"Target({self.category.name}{', ' + self.arch if self.is_gpu else ''})"
+
+
+Target.HOST = Target()
+
+
+def _target(target) -> Target:
+    if isinstance(target, Target):
+        return target
+    if target in ("cpu", "host", "HOST"):
+        return Target.HOST
+    raise ScheduleError(f"create_plan takes an oi.Target or target='cpu', got {target!r}")
 
 
 _counter = itertools.count()
@@ -347,7 +413,7 @@ class Nest:
             self.get_indices()
         return Schedule(self)
 
-    def create_plan(self, target: str = "cpu") -> Plan:
+    def create_plan(self, target: Target | str = "cpu") -> Plan:
         return self.create_schedule().create_plan(target)
 
 
@@ -395,10 +461,8 @@ class Schedule:
             return False
         return True
 
-    def create_plan(self, target: str = "cpu") -> Plan:
-        if target not in ("cpu", "host", "HOST"):
-            raise ScheduleError(f"loop nests compile for target='cpu' only, got {target!r}")
-        return Plan(self)
+    def create_plan(self, target: Target | str = "cpu") -> Plan:
+        return Plan(self, _target(target))
 
 
 @dataclass
@@ -446,8 +510,10 @@ def _enum_value(v, enum_type, what):
 
 
 class Plan:
-    def __init__(self, schedule: Schedule):
+    def __init__(self, schedule: Schedule, target: Target | None = None):
         self.schedule = schedule
+        self.target = target or Target.HOST
+        self.bindings: dict[str, str] = {}  # index -> GridUnit value (`bind`)
         self.caches: list[Cache] = []
         self.vectorized: list[str] = []
         self.unrolled: list[str] = []
@@ -477,7 +543,7 @@ class Plan:
         if req.name in {c.request.name for c in self.caches} | {a.name for a in self._arrays()}:
             req.name = f"{req.name}_{len(self.caches)}"
         recorded = replace(req)
-        check_request(req, self.schedule.model, base.role.value, "cpu",
+        check_request(req, self.schedule.model, base.role.value, "gpu" if self.target.is_gpu else "cpu",
                       source.request if isinstance(source, Cache) else None)  # fmt: skip
         # after Accera's rules: what this compiler does not do yet
         if element_type is not None and _scalar_type(element_type) != base.element_type:
@@ -490,6 +556,27 @@ class Plan:
         cache = Cache(req, source, self, recorded)
         self.caches.append(cache)
         return cache
+
+    def bind(self, mapping: dict) -> None:
+        """Map loop indices to the GPU grid: `{i: GridUnit.BLOCK_Y, ii: GridUnit.THREAD_Y}`. Each bound
+        loop runs as one block (or thread) per iteration; the grid and block sizes are the bound
+        loops' trip counts (docs/loop_nests.md, "GPU plans")."""
+        if not self.target.is_gpu:
+            raise ScheduleError("Only supported on plans with GPU targets")
+        if not isinstance(mapping, dict):
+            raise ScheduleError(f"bind takes a mapping {{index: GridUnit}}, got {mapping!r}")
+        for index, unit in mapping.items():
+            if isinstance(index, tuple):
+                raise ScheduleError("binding a tuple of indices to one grid unit is not supported yet")
+            if not isinstance(unit, GridUnit):
+                raise ScheduleError(f"bind maps indices to Target.GridUnit values, got {unit!r}")
+            if unit in (GridUnit.WARP_X, GridUnit.WARP_Y):
+                raise ScheduleError("binding to warps is not supported yet (bind to THREAD_X/Y/Z)")
+            name = self.schedule._name(index)
+            taken = [i for i, u in self.bindings.items() if u == unit.value and i != name]
+            if taken:
+                raise ScheduleError(f"{unit.name} is already bound to {taken[0]}")
+            self.bindings[name] = unit.value
 
     def vectorize(self, index: LoopIndex) -> None:
         self.vectorized.append(self.schedule._name(index))
@@ -508,6 +595,8 @@ class Plan:
             self.vectorize(v)
 
     def parallelize(self, indices, pin=None, policy: str = "static", max_threads: int | None = None) -> None:
+        if self.target.is_gpu:
+            raise ScheduleError("parallelize is for CPU targets: on a GPU, bind indices to the grid")
         indices = list(indices) if isinstance(indices, (list, tuple)) else [indices]
         names = [self.schedule._name(i) for i in indices]
         order = self.schedule.model.order
@@ -535,16 +624,39 @@ class Plan:
     @property
     def module(self):
         """The nest as IR: `func.func` holding one `oi.nest` with `oi.schedule` and `oi.plan`."""
-        from oi_compiler.loopnest.emit_nest import plan_module
+        from oi_compiler.boundary import stage
+        from oi_compiler.frontend.loopnest_ir import plan_module
 
-        return plan_module(self, "nest")
+        with stage("emit-nest"):
+            return plan_module(self, "nest")
+
+    def ptx(self, args: Sequence[Array] | None = None, name: str = "nest") -> str:
+        """A GPU plan's kernel as PTX text (`pipeline.GPU_NEST_STAGES`)."""
+        from oi_compiler.backend.ptx import NvptxTarget, emit_ptx
+        from oi_compiler.boundary import stage
+        from oi_compiler.frontend.loopnest_ir import plan_module
+        from oi_compiler.runtime.nest_function import map_to_gpu
+
+        if not self.target.is_gpu:
+            raise ScheduleError("ptx() is for plans with GPU targets: create the plan with an oi.Target of the GPU category")
+        with stage("ptx"):
+            module = plan_module(self, name, args)
+            map_to_gpu(module)
+            return emit_ptx(module, NvptxTarget(self.target.arch))
 
     def build(self, args: Sequence[Array] | None = None, name: str = "nest"):
-        """Compile for the host CPU; returns a function of numpy arrays (the INPUT and
-        INPUT_OUTPUT arrays, in `args` order or in the order they were created)."""
-        from oi_compiler.loopnest.build import build_plan
+        """Compile for the plan's target; returns a function of numpy arrays (the INPUT and
+        INPUT_OUTPUT arrays, in `args` order or in the order they were created). A GPU plan's
+        function launches its kernel (`OI_GPU_EMULATE=1`: runs it on the CPU, see docs/gpu.md)."""
+        from oi_compiler.boundary import stage
+        from oi_compiler.frontend.loopnest_ir import plan_module, plan_params
+        from oi_compiler.runtime.nest_function import build_cpu, build_gpu
 
-        return build_plan(self, args, name)
+        with stage("build"):  # the passes inside name themselves (`run_passes`)
+            module = plan_module(self, name, args)
+            if self.target.is_gpu:
+                return build_gpu(module, name, plan_params(self, args), self.target.arch)
+            return build_cpu(module, name, plan_params(self, args))
 
 
 def _loads(expr: Expr):

@@ -156,9 +156,13 @@ def check_request(req: CacheRequest, schedule: ScheduleModel, role: str, target:
     # options Accera accepts that this compiler does not implement on the cpu
     if req.layout is not None and req.layout not in LAYOUTS:
         raise ScheduleError(f"cache layout must be FIRST_MAJOR or LAST_MAJOR, got {req.layout!r}")
-    if req.location not in ("none", "global"):
+    if target != "gpu" and req.location not in ("none", "global"):
         raise ScheduleError(f"cache location {req.location!r} needs a GPU target; the cpu target keeps caches in "
                             "memory (location=NONE or GLOBAL)")  # fmt: skip
+    if target == "gpu" and req.location == "mma_fragment":
+        raise ScheduleError("MMA_FRAGMENT caches (tensor cores) are not supported yet: use SHARED or PRIVATE")
+    if target == "gpu" and req.double_buffer and req.double_buffer_location not in ("private", "none"):
+        raise ScheduleError("a GPU double buffer is kept in PRIVATE memory (double_buffer_location=PRIVATE)")
 
 
 def check_not_cached_twice(req: CacheRequest, earlier) -> None:

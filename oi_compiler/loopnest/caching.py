@@ -316,6 +316,7 @@ def apply_caches(nest: NestOp) -> None:
     requests = nest_plan(nest).get("caches", [])
     if not requests:
         return
+    target = (nest_plan(nest).get("target") or {}).get("category", "cpu")
     if not nest.scheduled:
         raise ScheduleError("--cache needs the nest scheduled: run --tile first")
     order = LoopOrder(nest)
@@ -334,7 +335,7 @@ def apply_caches(nest: NestOp) -> None:
             ceilings = outer_applied.loops or None
         else:
             raise ScheduleError(f"cache source {req.source!r} is neither an array of the nest nor an earlier cache")
-        check_request(req, order, role, "cpu", outer)
+        check_request(req, order, role, target, outer)
         check_not_cached_twice(req, applied.values())
         buffer, placements = _apply(nest, order, req, value, ceilings)
         applied[req.name] = Applied(req, buffer, role, [p.cache_loop for p in placements])
@@ -564,6 +565,7 @@ def _allocate(nest, req, shape, strides, element, p: Placement) -> SSAValue:
         "oi.trigger_index": StringAttr(loop_name(p.trigger)),
         "oi.active_block": DenseArrayBase.from_list(i64, shape[len(p.multi):]),
         "oi.movement": StringAttr(p.kind),
+        "oi.location": StringAttr(req.location or "none"),
     })  # fmt: skip
     buffer.name_hint = req.name
     if not small:

@@ -54,8 +54,18 @@ def nest_plan(nest: NestOp) -> dict:
                     or not all(isinstance(n, str) for n in value["indices"])
                     or not isinstance(value.get("threads", 1), int) or value.get("threads", 1) < 1):  # fmt: skip
                 raise ScheduleError(f'{PLAN} parallelize must be {{indices = ["i", ...], threads = N}}')
+        elif key == "target":
+            if not isinstance(value, dict) or value.get("category") not in ("cpu", "gpu") \
+                    or not isinstance(value.get("arch", ""), str):  # fmt: skip
+                raise ScheduleError(f'{PLAN} target must be {{category = "gpu", arch = "sm_80"}}')
+        elif key == "bind":
+            units = ("block_x", "block_y", "block_z", "thread_x", "thread_y", "thread_z")
+            if not isinstance(value, dict) or not all(isinstance(u, str) and u in units for u in value.values()):
+                raise ScheduleError(f'{PLAN} bind must map index names to {", ".join(units)}')
+            if len(set(value.values())) != len(value):
+                raise ScheduleError(f"{PLAN} bind maps two indices to one grid unit")
         else:
-            raise ScheduleError(f"unknown {PLAN} entry {key!r} (caches, unroll, vectorize, parallelize)")
+            raise ScheduleError(f"unknown {PLAN} entry {key!r} (caches, unroll, vectorize, parallelize, target, bind)")
     return data
 
 
@@ -78,7 +88,7 @@ def materialize(nest: NestOp) -> None:
     old_block.erase(safe_erase=False)
     nest.attributes["oi.scheduled"] = UnitAttr()
     nest.attributes.pop(SCHEDULE, None)
-    remaining = {k: v for k, v in plan.items() if k == "caches" and v}
+    remaining = {k: v for k, v in plan.items() if k in ("caches", "target", "bind") and v}  # for --cache, --map-gpu
     if remaining:
         nest.attributes[PLAN] = to_attr(remaining)
     else:

@@ -75,6 +75,8 @@ def plan_module(plan, name: str, args=None) -> ModuleOp:
         arg.name_hint = a.name
     b = Builder(InsertPoint.at_end(block))
     temps = []
+    if plan.target.is_gpu and any(a.role.value == "temp" for a in arrays):
+        raise ScheduleError("TEMP arrays are not supported on GPU targets yet")
     for a in arrays:
         if a.role.value == "const":
             module_ops.append(_const_global(a, f"{name}_{a.name}"))
@@ -100,6 +102,11 @@ def plan_module(plan, name: str, args=None) -> ModuleOp:
         plan_data["unroll"] = plan.unrolled
     if plan.parallel:
         plan_data["parallelize"] = plan.parallel
+    if plan.target.is_gpu:
+        plan_data["target"] = {"category": "gpu", "arch": plan.target.arch,
+                               "max_threads_per_block": plan.target.max_threads_per_block}  # fmt: skip
+        if plan.bindings:
+            plan_data["bind"] = dict(plan.bindings)
     if plan_data:
         op.attributes["oi.plan"] = to_attr(plan_data)
     b.insert(op)
