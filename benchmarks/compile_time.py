@@ -8,7 +8,7 @@ Two 32-layer graphs:
 
 Each measurement runs in a fresh Python process (so nothing is in memory):
 
-- cold:   `OI_CACHE_DIR` a fresh temporary directory and `jit_cache.clear_cache()` first;
+- cold:   `OI_CACHE_DIR` a fresh temporary directory and `compile_cache.clear_cache()` first;
           the Simulator lowers the graph, runs LLVM's O3 and emits native code;
 - disk:   a second fresh process on the same `OI_CACHE_DIR`: the step comes from disk;
 - memory: a second `oi.Simulator` in the same process as the first (the in-memory cache).
@@ -87,9 +87,9 @@ def child_simulate(case: str, clear: bool) -> None:
 
     graph, model, _, _ = case_inputs(case)
     if clear:
-        from oi_compiler.backend import jit_cache
+        from oi_compiler.backend import compile_cache
 
-        jit_cache.clear_cache()
+        compile_cache.clear_cache()
     t0 = time.perf_counter()
     sim = oi.Simulator(model, graph, device="cpu")
     t1 = time.perf_counter()
@@ -106,12 +106,11 @@ def child_stages(case: str) -> None:
     t_imports = time.perf_counter()
     import llvmlite.binding as llvm
 
-    from oi_compiler.backend import jit, jit_cache
+    from oi_compiler.backend import jit, compile_cache
     from oi_compiler.backend.llvm import translate
     from oi_compiler.ir_context import make_context
     from oi_compiler.passes import run_passes
     from oi_compiler.passes.bind_sizes import BindSizes
-    from oi_compiler.passes.lower_cache import lower_graphs
     from oi_compiler.pipeline import bound_plan
     from oi_compiler.runtime import native_step
     from oi_compiler.runtime.binding import bind_graph
@@ -133,7 +132,8 @@ def child_stages(case: str) -> None:
     module = timed("clone", graph.module.clone)
     timed("bind-sizes", BindSizes(tuple(sorted(bound.sizevars.items()))).apply, ctx, module)
     timed("lower-ops", run_passes, module, "lower-ops", ctx)
-    timed("lower-cache", lower_graphs, module)
+    for table_pass in ("convert-graph-to-tables", "assign-state-slots", "lower-undo-log", "lower-tables"):
+        timed(table_pass, run_passes, module, table_pass, ctx)
     timed("lower-nests", run_passes, module, "lower-nests", ctx)
     ir_module = timed("translate to LLVM IR", lambda: translate(module, triple=host.triple))
     machine = host.machine()
@@ -143,7 +143,7 @@ def child_stages(case: str) -> None:
     timed("LLVM parse + verify", llvm_module.verify)
     timed("LLVM O3", jit.optimize, llvm_module, machine)
     obj = timed("emit object", machine.emit_object, llvm_module)
-    entry = jit_cache.CacheEntry(obj, str(llvm_module))
+    entry = compile_cache.CacheEntry(obj, str(llvm_module))
     timed("load (MCJIT)", jit.load_object, entry, host)
     timed("step plan (bound_plan)", bound_plan, graph.module, bound.sizevars)
     # the disk hit's path: the step key (graph text + compiler fingerprint), read, load, plan
@@ -153,9 +153,9 @@ def child_stages(case: str) -> None:
     cached["step key (print graph + hash)"] = clock() - t
     with tempfile.TemporaryDirectory() as directory:
         os.environ["OI_CACHE_DIR"] = directory
-        jit_cache.disk_put(key, entry)
+        compile_cache.disk_put(key, entry)
         t = clock()
-        jit_cache.disk_get(key)
+        compile_cache.disk_get(key)
         cached["disk read + check"] = clock() - t
     t = clock()
     jit.load_object(entry, host)

@@ -15,6 +15,7 @@ from importlib import import_module
 from oi_compiler.errors import (
     CacheError,
     ExecutionError,
+    InternalError,
     ModelError,
     OiError,
     OptionError,
@@ -41,7 +42,7 @@ _LAZY = {
     "registered_passes": "oi_compiler.passes",
     "run_passes": "oi_compiler.passes",
     "make_context": "oi_compiler.ir_context",
-    "Model": "oi_compiler.runtime.model",
+    "Model": "oi_compiler.models.model",
     "Simulator": "oi_compiler.runtime.executor",
     "Executor": "oi_compiler.runtime.executor",
     # Accera-style loop nests
@@ -51,12 +52,14 @@ _LAZY = {
     "Layout": "oi_compiler.frontend.loopnest",
     "ScalarType": "oi_compiler.frontend.loopnest",
     "MemorySpace": "oi_compiler.frontend.loopnest",
+    "Target": "oi_compiler.frontend.loopnest",
+    "GridUnit": "oi_compiler.frontend.loopnest",
     "CacheStrategy": "oi_compiler.frontend.loopnest",
     "LoopIndex": "oi_compiler.frontend.loopnest",
 }
 
 _ERRORS = [
-    "CacheError", "ExecutionError", "ModelError", "OiError", "OptionError",
+    "CacheError", "ExecutionError", "InternalError", "ModelError", "OiError", "OptionError",
     "ParseError", "PassError", "ScheduleError", "SourceLoc", "StateError", "VerifyError",
 ]  # fmt: skip
 __all__ = [*_ERRORS, *_LAZY]

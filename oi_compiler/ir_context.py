@@ -6,17 +6,19 @@ from oi_compiler.errors import SourceLoc
 
 
 def make_context():
-    """A fresh xDSL context with the `oi` dialect and xDSL's own dialects (lazily loaded)."""
+    """A fresh xDSL context with the `oi` and `oi_table` dialects and xDSL's own dialects (lazily loaded)."""
     from xdsl.context import Context
     from xdsl.dialects import get_all_dialects
 
     from oi_compiler.dialects.oi import OI
+    from oi_compiler.dialects.oi_table import OI_TABLE
 
     ctx = Context()
     for name, factory in get_all_dialects().items():
-        if name != "oi":
+        if name not in ("oi", "oi_table"):
             ctx.register_dialect(name, factory)
     ctx.load_dialect(OI)
+    ctx.load_dialect(OI_TABLE)
     return ctx
 
 
@@ -38,3 +40,15 @@ def nearest_loc(op) -> SourceLoc | None:
         op = op.parent_op()
     return None
 
+
+
+def nearest_location(op):
+    """The `FileLineColLoc` of `op` or of its closest located ancestor; `UnknownLoc` if none."""
+    from xdsl.dialects.builtin import FileLineColLoc, UnknownLoc
+
+    while op is not None:
+        loc = getattr(op, "location", None)
+        if isinstance(loc, FileLineColLoc):
+            return loc
+        op = op.parent_op()
+    return UnknownLoc()

@@ -15,6 +15,6 @@ def restore_pass_registry():
 
 
 @pytest.fixture
-def private_jit_cache(tmp_path, monkeypatch):
+def private_compile_cache(tmp_path, monkeypatch):
     """JIT compile caches of this test go to a fresh directory."""
     monkeypatch.setenv("OI_CACHE_DIR", str(tmp_path / "jit"))

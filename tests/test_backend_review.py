@@ -26,7 +26,7 @@ BF16 = np.dtype(ml_dtypes.bfloat16)
 NAN = float("nan")
 
 
-pytestmark = pytest.mark.usefixtures("private_jit_cache")
+pytestmark = pytest.mark.usefixtures("private_compile_cache")
 
 
 def scalar_op(op: str, ty: str, *, result: str | None = None, nargs: int = 2, suffix: str | None = None):
@@ -531,13 +531,13 @@ def test_an_alloca_yielded_out_of_its_iteration_is_not_released():
 
 
 def test_clear_cache_removes_orphaned_temporaries():
-    from oi_compiler.backend import jit_cache
+    from oi_compiler.backend import compile_cache
 
     scalar_op("arith.addf", "f32")
-    directory = jit_cache.cache_dir()
+    directory = compile_cache.cache_dir()
     (directory / "0123abcd.tmp").write_bytes(b"half an entry from a killed process")
     assert list(directory.glob("*.oiobj"))
-    jit_cache.clear_cache()
+    compile_cache.clear_cache()
     assert not list(directory.glob("*.tmp")) and not list(directory.glob("*.oiobj"))
 
 

@@ -20,7 +20,7 @@ from xdsl.context import Context
 from xdsl.dialects import arith, builtin, func, math, memref, scf
 from xdsl.parser import Parser
 
-from oi_compiler.backend import jit_cache
+from oi_compiler.backend import compile_cache
 from oi_compiler.backend.jit import compile_module
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,7 +99,7 @@ FRESH_PROCESS = textwrap.dedent(
 def cache_dir(tmp_path, monkeypatch) -> Path:
     directory = tmp_path / "jit"
     monkeypatch.setenv("OI_CACHE_DIR", str(directory))
-    jit_cache.clear_cache()
+    compile_cache.clear_cache()
     return directory
 
 
@@ -159,9 +159,9 @@ def test_corrupt_disk_entries_are_ignored_and_rewritten(cache_dir, damage):
     damaged = {"garbage": b"not an object file",
                "truncated": good[: len(good) // 2],
                "flipped": good[:-10] + bytes([good[-10] ^ 0xFF]) + good[-9:]}[damage]  # fmt: skip
-    jit_cache.clear_cache()
+    compile_cache.clear_cache()
     entry.write_bytes(damaged)
-    assert jit_cache.disk_get(entry.stem) is None
+    assert compile_cache.disk_get(entry.stem) is None
 
     recompiled = compile_module(parse())
     assert recompiled.source == "compiled"
@@ -172,7 +172,7 @@ def test_corrupt_disk_entries_are_ignored_and_rewritten(cache_dir, damage):
 def test_clear_cache_forgets_memory_and_disk(cache_dir):
     compile_module(parse())
     assert only_entry(cache_dir).exists()
-    jit_cache.clear_cache()
+    compile_cache.clear_cache()
     assert not list(cache_dir.glob("*.oiobj"))
     assert compile_module(parse()).source == "compiled"
 
@@ -181,20 +181,20 @@ def test_unwritable_cache_directory_is_not_an_error(tmp_path, monkeypatch):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     monkeypatch.setenv("OI_CACHE_DIR", str(blocker / "jit"))
-    jit_cache.clear_cache()
+    compile_cache.clear_cache()
     assert compile_module(parse()).source == "compiled"
 
 
 def test_key_covers_ir_target_and_toolchain():
-    base = jit_cache.cache_key("ir", "x86_64-unknown-linux-gnu", "znver3", "+avx2")
-    assert base == jit_cache.cache_key("ir", "x86_64-unknown-linux-gnu", "znver3", "+avx2")
+    base = compile_cache.cache_key("ir", "x86_64-unknown-linux-gnu", "znver3", "+avx2")
+    assert base == compile_cache.cache_key("ir", "x86_64-unknown-linux-gnu", "znver3", "+avx2")
     assert len({base,
-                jit_cache.cache_key("ir2", "x86_64-unknown-linux-gnu", "znver3", "+avx2"),
-                jit_cache.cache_key("ir", "aarch64-unknown-linux-gnu", "znver3", "+avx2"),
-                jit_cache.cache_key("ir", "x86_64-unknown-linux-gnu", "skylake", "+avx2"),
-                jit_cache.cache_key("ir", "x86_64-unknown-linux-gnu", "znver3", "-avx2")}) == 5  # fmt: skip
+                compile_cache.cache_key("ir2", "x86_64-unknown-linux-gnu", "znver3", "+avx2"),
+                compile_cache.cache_key("ir", "aarch64-unknown-linux-gnu", "znver3", "+avx2"),
+                compile_cache.cache_key("ir", "x86_64-unknown-linux-gnu", "skylake", "+avx2"),
+                compile_cache.cache_key("ir", "x86_64-unknown-linux-gnu", "znver3", "-avx2")}) == 5  # fmt: skip
 
 
 def test_default_directory_is_under_the_home_cache(monkeypatch):
     monkeypatch.delenv("OI_CACHE_DIR", raising=False)
-    assert jit_cache.cache_dir() == Path.home() / ".cache" / "oi_compiler" / "jit"
+    assert compile_cache.cache_dir() == Path.home() / ".cache" / "oi_compiler" / "jit"

@@ -22,7 +22,7 @@ from oi_compiler.ops.registry import lookup_op
 from oi_compiler.passes import run_passes
 
 
-pytestmark = pytest.mark.usefixtures("private_jit_cache")
+pytestmark = pytest.mark.usefixtures("private_compile_cache")
 
 
 def nest_module(op: str, inputs: list[np.ndarray], out_shape, out_dtype: str, settings: dict, dynamic: bool):

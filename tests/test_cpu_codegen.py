@@ -12,7 +12,9 @@ import pytest
 import oi_compiler as oi
 from oi_compiler.dialects.oi import GraphOp
 from oi_compiler.lowering.plan import build_plan
-from oi_compiler.pipeline import bound_plan, lower_to_loops
+from oi_compiler.dialects.oi_table import LAYOUT_ATTR
+from oi_compiler.lowering.state_layout import StateLayout
+from oi_compiler.pipeline import bound_plan, lower_step
 from oi_compiler.runtime.native import NativeState
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +34,7 @@ block entry {
 
 @pytest.fixture(scope="module")
 def tiny_module():
-    return lower_to_loops(oi.Graph.load(TINY).module, SIZES)
+    return lower_step(oi.Graph.load(TINY).module, SIZES)
 
 
 def _function(module, name: str):
@@ -40,7 +42,8 @@ def _function(module, name: str):
 
 
 def test_decoder_reads_the_kv_cache_in_place(tiny_module) -> None:
-    module, plan = tiny_module
+    module = tiny_module
+    plan = StateLayout.from_attr(module.attributes[LAYOUT_ATTR])
     assert plan.vars["keys"].kind == plan.vars["values"].kind == "view"
     step = _function(module, "step")
     copies = [op for op in step.walk() if op.name == "memref.copy"]
@@ -74,7 +77,7 @@ def test_matmul_kernel_is_vectorised() -> None:
 
     # at the tiny sizes LLVM unrolls the 32-wide row completely; at these it vectorises the row
     sizes = dict(SIZES, D=256, F=512, Dh=32, H=8, Hk=4)
-    module, _ = lower_to_loops(oi.Graph.load(TINY).module, sizes)
+    module = lower_step(oi.Graph.load(TINY).module, sizes)
     _install_callback()
     ir = compile_module(module).llvm_ir
     kernels = [n for n in ir.split("define internal") if "@kernel_" in n.split("(")[0]]
@@ -119,9 +122,10 @@ def test_step_cache_in_memory_and_on_disk(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_plan_is_the_same_before_and_after_lowering_ops() -> None:
-    """The host lays out the state from the graph alone; the lowered graph must agree."""
-    module, plan = lower_to_loops(oi.Graph.load(TINY).module, SIZES)
+    """The state layout the lowered module carries is the graph's, laid out before its ops are lowered."""
+    module = lower_step(oi.Graph.load(TINY).module, SIZES)
+    layout = StateLayout.from_attr(module.attributes[LAYOUT_ATTR])
     again = bound_plan(oi.Graph.load(TINY).module, SIZES)
-    assert {n: (v.kind, v.slot) for n, v in plan.vars.items()} == {n: (v.kind, v.slot) for n, v in again.vars.items()}
-    assert plan.words == again.words
-    assert isinstance(plan.graph, GraphOp) and build_plan is not None
+    assert layout.vars == again.vars
+    assert layout.words == again.words
+    assert isinstance(again.graph, GraphOp) and build_plan is not None

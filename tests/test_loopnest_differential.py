@@ -49,7 +49,7 @@ from hypothesis import strategies as st
 
 import oi_compiler as oi
 
-pytestmark = pytest.mark.usefixtures("private_jit_cache")
+pytestmark = pytest.mark.usefixtures("private_compile_cache")
 
 IN, IO, CONST = oi.Role.INPUT, oi.Role.INPUT_OUTPUT, oi.Role.CONST
 FM, LM = oi.Layout.FIRST_MAJOR, oi.Layout.LAST_MAJOR

@@ -7,7 +7,7 @@ import pytest
 
 import oi_compiler as oi
 
-pytestmark = pytest.mark.usefixtures("private_jit_cache")
+pytestmark = pytest.mark.usefixtures("private_compile_cache")
 
 
 def test_write_only_cache_with_holes_keeps_the_unwritten_elements() -> None:

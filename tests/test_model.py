@@ -23,7 +23,7 @@ from oinf_numeric import float_to_bf16_bits, float_to_f8_bits
 import oi_compiler as oi
 from oi_compiler.dtypes import DTYPE_NAMES, INT_RANGES, numpy_dtype
 from oi_compiler.errors import ModelError
-from oi_compiler.runtime.model import NPZ_INDEX, Bitset, QuantParams
+from oi_compiler.models.model import NPZ_INDEX, Bitset, QuantParams
 
 RNG = np.random.default_rng(20240601)
 

@@ -162,9 +162,9 @@ def test_unknown_flag_exit_2(capsys) -> None:
 
 
 def test_unknown_target_exit_2(capsys) -> None:
-    rc, _, err = run(capsys, KV_DECODE, "-t", "ptx")
+    rc, _, err = run(capsys, KV_DECODE, "-t", "spirv")
     assert rc == 2
-    assert assert_one_line(err).startswith("oi-opt: error: unknown target 'ptx'")
+    assert assert_one_line(err).startswith("oi-opt: error: unknown target 'spirv'")
 
 
 @pytest.mark.parametrize(
@@ -698,22 +698,27 @@ def split_stages(out: str) -> list[tuple[str, str]]:
 
 
 def test_dump_stages_prints_the_ir_after_each_stage(capsys) -> None:
-    from oi_compiler.pipeline import STAGES
+    from oi_compiler.pipeline import STEP_STAGES
 
     rc, out, err = run(capsys, KV_DECODE, "--bind-sizes=D=4", "--dump-stages")
     assert (rc, err) == (0, "")
     stages = split_stages(out)
-    assert [h for h, _ in stages] == [f"// ----- after {name}: {description} -----" for name, description in STAGES]
-    # each stage's IR is what running the pipeline up to that stage prints
-    flags = ["--bind-sizes=D=4", *(f"--{name}" for name, _ in STAGES[1:])]
+    assert [h for h, _ in stages] == [f"// ----- after {s.name}: {s.description} -----" for s in STEP_STAGES]
+    # each stage's IR is what running the pipeline up to that stage prints; the last is -t llvm's
+    flags = ["--bind-sizes=D=4", *(f"--{s.name}" for s in STEP_STAGES[1:-1])]
     for n, (_, ir) in enumerate(stages):
-        rc, expected, err = run(capsys, KV_DECODE, *flags[: n + 1])
-        assert (rc, err) == (0, ""), STAGES[n][0]
-        assert ir == expected, STAGES[n][0]
+        argv = flags[: n + 1] if n < len(flags) else [*flags, "-t", "llvm"]
+        rc, expected, err = run(capsys, KV_DECODE, *argv)
+        assert (rc, err) == (0, ""), STEP_STAGES[n].name
+        assert ir == expected, STEP_STAGES[n].name
     assert "oi.var volatile @keys : f32[T, 1, 4]" in stages[0][1]
-    assert '"oi.kernel"() <{op_name = "matmul"' in stages[1][1] and "oi.op matmul" not in stages[1][1]
-    assert "oi.graph" not in stages[2][1] and "func.func @step(" in stages[2][1]
-    assert "linalg." not in stages[3][1] and "scf.for" in stages[3][1]
+    assert "oi.kernel matmul(@x, " in stages[1][1] and "oi.op matmul" not in stages[1][1]
+    assert "oi.graph" not in stages[2][1] and "oi_table.check" in stages[2][1]  # the table level
+    assert "slot ?" in stages[2][1] and "slot ?" not in stages[3][1]  # assign-state-slots
+    assert "oi_table.journal" in stages[3][1] and "oi_table.journal" not in stages[4][1]  # lower-undo-log
+    assert "oi_table.word" not in stages[5][1] and "oi.error_sites = [#oi_table.site<" in stages[5][1]
+    assert "linalg." not in stages[6][1] and "scf.for" in stages[6][1]
+    assert 'define i32 @"step"(' in stages[7][1]
 
 
 def test_dump_stages_takes_bind_sizes_in_either_form(capsys) -> None:
@@ -726,21 +731,23 @@ def test_dump_stages_reads_back_stage_by_stage(capsys, tmp_path: Path) -> None:
     _, out, _ = run(capsys, KV_DECODE, "--bind-sizes=D=4", "--dump-stages")
     path = tmp_path / "stages.mlir"
     path.write_text(out)
+    path.write_text(out[: out.index("// ----- after llvm:")])  # the MLIR stages; LLVM IR is not MLIR
     rc, again, err = run(capsys, path, "--split-input-file")
     assert (rc, err) == (0, "")
     chunks = again.split("// -----\n")
     assert chunks[0] == "builtin.module {\n}\n"  # before the first header
-    assert chunks[1:] == [ir for _, ir in split_stages(out)]
+    assert chunks[1:] == [ir for _, ir in split_stages(out)[:-1]]
 
 
 def test_dump_stages_with_print_ir_after_all_and_time_passes(capsys) -> None:
     rc, _, err = run(capsys, KV_DECODE, "--bind-sizes=D=4", "--dump-stages", "--print-ir-after-all", "--time-passes")
     assert rc == 0
     dumps = [line for line in err.splitlines() if line.startswith("// -----// IR Dump After")]
+    table = ("convert-graph-to-tables", "assign-state-slots", "lower-undo-log", "lower-tables")
     assert dumps == [f"// -----// IR Dump After {name} //----- //" for name in
-                     ("bind-sizes", "lower-ops", "lower-cache", "lower-nests")]
+                     ("bind-sizes", "lower-ops", *table, "lower-nests")]
     names = [line.split()[-1] for line in err.splitlines() if "%)" in line]
-    assert names == ["parse", "verify", "bind-sizes", "lower-ops", "lower-cache", "lower-nests", "Total"]
+    assert names == ["parse", "verify", "bind-sizes", "lower-ops", *table, "lower-nests", "llvm", "Total"]
 
 
 def test_dump_stages_error_is_one_line_after_the_stages_that_ran(capsys) -> None:
@@ -769,7 +776,8 @@ def test_dump_stages_per_chunk_with_verify_diagnostics(capsys, tmp_path: Path) -
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--cse"], "--dump-stages runs the lowering stages (bind-sizes, lower-ops, lower-cache, lower-nests) "
+        (["--cse"], "--dump-stages runs the lowering stages (bind-sizes, lower-ops, convert-graph-to-tables, "
+                    "assign-state-slots, lower-undo-log, lower-tables, lower-nests, llvm) "
                     "and takes no pass flag but --bind-sizes; got --cse"),
         (["-p", "bind-sizes{D=4},lower-ops"], "takes no pass flag but --bind-sizes; got --lower-ops"),
         (["-t", "llvm"], "--dump-stages prints the IR of each stage: it takes no -t other than mlir"),
@@ -794,3 +802,30 @@ def test_tiny_decoder_lowers_to_llvm(capsys, tile: list[str]) -> None:
     rc, out, err = run(capsys, TINY_DECODER, TINY_SIZES, "--lower-ops", "--lower-cache", *tile, "--lower-nests", "-t", "llvm")
     assert (rc, err) == (0, "")
     assert 'define i32 @"step"(' in out
+
+
+def test_dump_stages_on_a_loop_nest_runs_the_nest_stages(capsys, tmp_path: Path) -> None:
+    """A loop nest's IR goes through `pipeline.NEST_STAGES`: what `plan.build()` runs."""
+    import oi_compiler as oi
+    from oi_compiler.pipeline import NEST_STAGES
+
+    A = oi.Array(role=oi.Role.INPUT, shape=(8, 4))
+    B = oi.Array(role=oi.Role.INPUT_OUTPUT, shape=(8, 4))
+    nest = oi.Nest((8, 4))
+    i, j = nest.get_indices()
+
+    @nest.iteration_logic
+    def _():
+        B[i, j] += A[i, j]
+
+    schedule = nest.create_schedule()
+    schedule.split(i, 4)
+    path = tmp_path / "nest.mlir"
+    path.write_text(str(schedule.create_plan().module))
+    rc, out, err = run(capsys, path, "--dump-stages")
+    assert (rc, err) == (0, "")
+    stages = split_stages(out)
+    assert [h for h, _ in stages] == [f"// ----- after {s.name}: {s.description} -----" for s in NEST_STAGES]
+    assert "scf.for" in stages[0][1] and 'define void @"nest"(' in stages[-1][1]
+    rc, _, err = run(capsys, path, "--dump-stages", "--bind-sizes=D=4")
+    assert rc == 1 and "--dump-stages on a loop nest takes no pass flag" in err

@@ -435,7 +435,7 @@ def test_cpu_device_with_feed_files_and_state_files(capsys, graph, tmp_path) -> 
     assert fetched(outputs["cpu"][1], "t") == ["5"]
 
 
-def test_cpu_device_failing_step(capsys, tmp_path, private_jit_cache) -> None:
+def test_cpu_device_failing_step(capsys, tmp_path, private_compile_cache) -> None:
     # a private step cache: a cached step of this same graph text from another path would report
     # that path (a known bug, test_cpu_executor.py::test_error_location_of_the_same_graph_in_another_file)
     path = tmp_path / "fail.oi"

@@ -75,3 +75,18 @@ def test_loop_nests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     result = subprocess.run([*oi_opt, "gemm.mlir", "--tile", "--cache", "--double-buffer", "--lower-nests"],
                             capture_output=True, text=True, check=True)  # fmt: skip
     assert result.stdout.strip() == str(scope["gemm"].lowered).strip()
+
+
+def test_gpu_plans(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's GPU plan, run as a script in the CPU emulation; its PTX is what it says."""
+    import runpy
+
+    (block,) = python_blocks("GPU plans")
+    script = tmp_path / "gpu_example.py"
+    script.write_text(block)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OI_GPU_EMULATE", "1")
+    monkeypatch.setenv("OI_CACHE_DIR", str(tmp_path / "cache"))
+    scope = runpy.run_path(str(script))
+    assert ".visible .entry nest(" in scope["ptx"] and "bar.sync \t0;" in scope["ptx"]
+    assert (scope["gemm"].grid, scope["gemm"].block) == ((3, 4, 1), (16, 16, 1))

@@ -7,7 +7,7 @@
 // RUN: bash -c 'oi-opt %s --canonicalize=nosuch=1; echo exit $?' 2>&1 | filecheck %s --check-prefix=OPTION
 // RUN: bash -c 'oi-opt %s -p canonicalize,nosuch; echo exit $?' 2>&1 | filecheck %s --check-prefix=PASS
 // RUN: bash -c 'oi-opt %s -p; echo exit $?' 2>&1 | filecheck %s --check-prefix=NOARG
-// RUN: bash -c 'oi-opt %s -t ptx; echo exit $?' 2>&1 | filecheck %s --check-prefix=TARGET
+// RUN: bash -c 'oi-opt %s -t spirv; echo exit $?' 2>&1 | filecheck %s --check-prefix=TARGET
 // RUN: bash -c 'oi-opt %s --load-pass-plugin=%t.nonexistent.py; echo exit $?' 2>&1 | filecheck %s --check-prefix=PLUGIN
 // A flag error wins over an unreadable input.
 // RUN: bash -c 'oi-opt %t.nonexistent.mlir --bogus; echo exit $?' 2>&1 | filecheck %s --check-prefix=FLAG
@@ -35,7 +35,7 @@ oi.graph @g {
 // PASS-NEXT:   exit 2
 // NOARG:       oi-opt: error: argument -p: expected one argument
 // NOARG-NEXT:  exit 2
-// TARGET:      oi-opt: error: unknown target 'ptx' (available: mlir, llvm)
+// TARGET:      oi-opt: error: unknown target 'spirv' (available: mlir, llvm, ptx)
 // TARGET-NEXT: exit 2
 // PLUGIN:      oi-opt: error: cannot load pass plugin {{.*}}nonexistent.py: no such file
 // PLUGIN-NEXT: exit 2

@@ -16,14 +16,24 @@
 // CHECK-DAG:  -p PIPELINE, --pass-pipeline PIPELINE
 // CHECK-DAG:  -o OUTPUT, --output OUTPUT
 // CHECK:      passes (run in the order given
+// CHECK-NEXT:   --assign-state-slots {{.*}}
 // CHECK-NEXT:   --bind-sizes {{.*}}
 // CHECK-NEXT:     NAME: int (any number of sizes)
 // CHECK-NEXT:     model: str
 // CHECK-NEXT:   --cache {{.*}}
 // CHECK-NEXT:   --canonicalize {{.*}}
+// CHECK-NEXT:   --convert-graph-to-tables {{.*}}
 // CHECK-NEXT:   --cse {{.*}}
 // CHECK-NEXT:   --dce {{.*}}
 // CHECK-NEXT:   --double-buffer {{.*}}
+// CHECK-NEXT:   --gpu-emulate {{.*}}
+// CHECK-NEXT:   --lower-cache {{.*}}
+// CHECK-NEXT:   --lower-nests {{.*}}
+// CHECK-NEXT:   --lower-ops {{.*}}
+// CHECK-NEXT:   --lower-tables {{.*}}
+// CHECK-NEXT:   --lower-undo-log {{.*}}
+// CHECK-NEXT:   --map-gpu {{.*}}
+// CHECK-NEXT:   --tile {{.*}}
 // CHECK-NOT:  unroll-constant-loops
 
 // PLUGIN:      passes (run in the order given

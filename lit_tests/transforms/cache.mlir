@@ -18,7 +18,7 @@
 // copies A[i + c0, k + c1] (rows outer, as A is laid out) and ii's accesses read the buffer at
 // (ii - i, kk - k). Nothing is written back.
 // CHECK-LABEL: func.func @read_only
-// CHECK:         %[[AA:.*]] = memref.alloca() {oi.cache = "AA", oi.source = "A", oi.index = "ii", oi.trigger_index = "ii", oi.active_block = array<i64: 4, 4>, oi.movement = "read", alignment = 64 : i64} : memref<4x4xf32>
+// CHECK:         %[[AA:.*]] = memref.alloca() {oi.cache = "AA", oi.source = "A", oi.index = "ii", oi.trigger_index = "ii", oi.active_block = array<i64: 4, 4>, oi.movement = "read", oi.location = "none", alignment = 64 : i64} : memref<4x4xf32>
 // CHECK:         scf.for %[[I:.*]] = %{{.*}} to %{{.*}} step %{{.*}} {
 // CHECK:           scf.for %[[J:.*]] = %{{.*}} to %{{.*}} step %{{.*}} {
 // CHECK:             scf.for %[[K:.*]] = %{{.*}} to %{{.*}} step %{{.*}} {
@@ -45,7 +45,7 @@
 // CHECK:               } {oi.index = "ii", oi.dim = 0 : i64, oi.span = 4 : i64}
 // CHECK-NEXT:        } {oi.index = "k", oi.dim = 2 : i64, oi.span = 8 : i64}
 // CHECK-NOT:     oi.cache_writeback
-// CHECK:       }) {oi.scheduled}
+// CHECK:       } {oi.scheduled}
 func.func @read_only(%A: memref<16x8xf32>, %B: memref<8x16xf32>, %C: memref<16x16xf32>) {
   "oi.nest"(%A, %B, %C) <{domain = array<i64: 16, 16, 8>, indices = ["i", "j", "k"], names = ["A", "B", "C"], roles = ["input", "input", "input_output"]}> ({
   ^bb0(%i: index, %j: index, %k: index):
@@ -66,7 +66,7 @@ func.func @read_only(%A: memref<16x8xf32>, %B: memref<8x16xf32>, %C: memref<16x1
 // (oi.index = "k"): the 4x8 block of C stays in the buffer for the whole reduction. C is only
 // accumulated into, so the buffer is zero-filled before k and added back to C after k.
 // CHECK-LABEL: func.func @hoist_accumulate
-// CHECK:         %[[CC:.*]] = memref.alloca() {oi.cache = "CC", oi.source = "C", oi.index = "k", oi.trigger_index = "k", oi.active_block = array<i64: 4, 8>, oi.movement = "accumulate", alignment = 64 : i64} : memref<4x8xf32>
+// CHECK:         %[[CC:.*]] = memref.alloca() {oi.cache = "CC", oi.source = "C", oi.index = "k", oi.trigger_index = "k", oi.active_block = array<i64: 4, 8>, oi.movement = "accumulate", oi.location = "none", alignment = 64 : i64} : memref<4x8xf32>
 // CHECK:         scf.for %[[I:.*]] = %{{.*}} to %{{.*}} step %{{.*}} {
 // CHECK:           scf.for %[[J:.*]] = %{{.*}} to %{{.*}} step %{{.*}} {
 // CHECK:             %[[ROWS:.*]] = arith.constant {oi.cache_bounds = "CC"} 4 : index
@@ -116,7 +116,7 @@ func.func @hoist_accumulate(%A: memref<16x8xf32>, %B: memref<8x16xf32>, %C: memr
 // A write-only array (B is only stored to): the buffer is zero-filled before ii and copied out
 // to B after ii; B is never read.
 // CHECK-LABEL: func.func @write_only
-// CHECK:         %[[BB:.*]] = memref.alloca() {oi.cache = "BB", oi.source = "B", oi.index = "ii", oi.trigger_index = "ii", oi.active_block = array<i64: 4, 4>, oi.movement = "write", alignment = 64 : i64} : memref<4x4xf32>
+// CHECK:         %[[BB:.*]] = memref.alloca() {oi.cache = "BB", oi.source = "B", oi.index = "ii", oi.trigger_index = "ii", oi.active_block = array<i64: 4, 4>, oi.movement = "write", oi.location = "none", alignment = 64 : i64} : memref<4x4xf32>
 // CHECK-NOT:     memref.load %B[
 // CHECK:         arith.constant 0.000000e+00 : f32
 // CHECK-NEXT:    memref.store %{{.*}}, %[[BB]][%{{.*}}, %{{.*}}] : memref<4x4xf32>
@@ -146,7 +146,7 @@ func.func @write_only(%A: memref<16x16xf32>, %B: memref<16x16xf32>) {
 // A read-write array (A = A * A: the load feeds a multiply, not an accumulation): copied in
 // before ii and copied out after it.
 // CHECK-LABEL: func.func @read_write
-// CHECK:         %[[AA:.*]] = memref.alloca() {oi.cache = "AA", oi.source = "A", oi.index = "ii", oi.trigger_index = "ii", oi.active_block = array<i64: 4, 4>, oi.movement = "read_write", alignment = 64 : i64} : memref<4x4xf32>
+// CHECK:         %[[AA:.*]] = memref.alloca() {oi.cache = "AA", oi.source = "A", oi.index = "ii", oi.trigger_index = "ii", oi.active_block = array<i64: 4, 4>, oi.movement = "read_write", oi.location = "none", alignment = 64 : i64} : memref<4x4xf32>
 // CHECK:         %[[IN:.*]] = memref.load %A[%{{.*}}, %{{.*}}] : memref<16x16xf32>
 // CHECK-NEXT:    memref.store %[[IN]], %[[AA]][%{{.*}}, %{{.*}}] : memref<4x4xf32>
 // CHECK:         } {oi.cache_fill = "AA"}
@@ -174,7 +174,7 @@ func.func @read_write(%A: memref<16x16xf32>) {
 // level=2 is order[-2] = jj; B[kk, jj] does not depend on ii, so the cache moves out to ii: a
 // 4x8 block of B (kk over [k, k + 4), jj over [j, j + 8)) filled right before ii.
 // CHECK-LABEL: func.func @level
-// CHECK:         %[[BB:.*]] = memref.alloca() {oi.cache = "BB", oi.source = "B", oi.index = "ii", oi.trigger_index = "ii", oi.active_block = array<i64: 4, 8>, oi.movement = "read", alignment = 64 : i64} : memref<4x8xf32>
+// CHECK:         %[[BB:.*]] = memref.alloca() {oi.cache = "BB", oi.source = "B", oi.index = "ii", oi.trigger_index = "ii", oi.active_block = array<i64: 4, 8>, oi.movement = "read", oi.location = "none", alignment = 64 : i64} : memref<4x8xf32>
 // CHECK:           scf.for %[[J:j]] = %{{.*}} to %{{.*}} step %{{.*}} {
 // CHECK:             scf.for %[[K:k]] = %{{.*}} to %{{.*}} step %{{.*}} {
 // CHECK:                   %[[R:.*]] = affine.apply affine_map<(d0, d1) -> ((d0 + d1))> (%[[K]], %{{.*}})
@@ -203,7 +203,7 @@ func.func @level(%A: memref<16x8xf32>, %B: memref<8x16xf32>, %C: memref<16x16xf3
 // max_elements=4: A's block is 1x4 at kk and still 1x4 at jj (equal volumes keep climbing), 4x4
 // at ii (over budget), so the cache sits at jj, filled right before it inside ii.
 // CHECK-LABEL: func.func @budget
-// CHECK:         %[[AA:.*]] = memref.alloca() {oi.cache = "AA", oi.source = "A", oi.index = "jj", oi.trigger_index = "jj", oi.active_block = array<i64: 1, 4>, oi.movement = "read", alignment = 64 : i64} : memref<1x4xf32>
+// CHECK:         %[[AA:.*]] = memref.alloca() {oi.cache = "AA", oi.source = "A", oi.index = "jj", oi.trigger_index = "jj", oi.active_block = array<i64: 1, 4>, oi.movement = "read", oi.location = "none", alignment = 64 : i64} : memref<1x4xf32>
 // CHECK:               scf.for %[[II:ii]] = %{{.*}} to %{{.*}} step %{{.*}} {
 // CHECK:                   %[[R:.*]] = affine.apply affine_map<(d0, d1) -> ((d0 + d1))> (%[[II]], %{{.*}})
 // CHECK:                   memref.load %A[%[[R]], %{{.*}}] : memref<16x8xf32>
@@ -230,7 +230,7 @@ func.func @budget(%A: memref<16x8xf32>, %B: memref<8x16xf32>, %C: memref<16x16xf
 // max_elements=2 is less than A's block at the innermost loop (1x4): a 1-trip
 // internal_dummy_loop takes the innermost loop's body and the cache holds one element.
 // CHECK-LABEL: func.func @budget_dummy
-// CHECK:         %[[AA:.*]] = memref.alloca() {oi.cache = "AA", oi.source = "A", oi.index = "internal_dummy_loop", oi.trigger_index = "internal_dummy_loop", oi.active_block = array<i64: 1, 1>, oi.movement = "read", alignment = 64 : i64} : memref<1x1xf32>
+// CHECK:         %[[AA:.*]] = memref.alloca() {oi.cache = "AA", oi.source = "A", oi.index = "internal_dummy_loop", oi.trigger_index = "internal_dummy_loop", oi.active_block = array<i64: 1, 1>, oi.movement = "read", oi.location = "none", alignment = 64 : i64} : memref<1x1xf32>
 // CHECK:                   scf.for %[[KK:kk]] = %{{.*}} to %{{.*}} step %{{.*}} {
 // CHECK-NEXT:                %[[ZERO:.*]] = arith.constant 0 : index
 // CHECK-NEXT:                %[[ONE:.*]] = arith.constant 1 : index
@@ -332,7 +332,7 @@ func.func @thrifty_kept(%A: memref<16x8xf32>, %B: memref<8x16xf32>, %C: memref<1
 // dimensions, so the buffer is 2x8x4x1. The fill before k walks k and jj (k_mc, jj_mc) and
 // stores at their counters (iv - lb) floordiv step; kk's accesses use the same counters.
 // CHECK-LABEL: func.func @multicache
-// CHECK:         %[[BB:.*]] = memref.alloca() {oi.cache = "BB", oi.source = "B", oi.index = "kk", oi.trigger_index = "k", oi.active_block = array<i64: 4, 1>, oi.movement = "read", alignment = 64 : i64} : memref<2x8x4x1xf32>
+// CHECK:         %[[BB:.*]] = memref.alloca() {oi.cache = "BB", oi.source = "B", oi.index = "kk", oi.trigger_index = "k", oi.active_block = array<i64: 4, 1>, oi.movement = "read", oi.location = "none", alignment = 64 : i64} : memref<2x8x4x1xf32>
 // CHECK:           scf.for %[[J:j]] = %{{.*}} to %{{.*}} step %{{.*}} {
 // CHECK:             %[[LB:.*]] = arith.constant {oi.cache_fill = "BB"} 0 : index
 // CHECK-NEXT:        %[[UB:.*]] = arith.constant {oi.cache_fill = "BB"} 8 : index
@@ -379,8 +379,8 @@ func.func @multicache(%A: memref<16x8xf32>, %B: memref<8x16xf32>, %C: memref<16x
 // caches AA at ii: AAA's fill, right before ii, reads AA (not A) at (c0, k + c1), and the
 // logic reads AAA.
 // CHECK-LABEL: func.func @hierarchical
-// CHECK-DAG:     %[[AAA:.*]] = memref.alloca() {oi.cache = "AAA", oi.source = "AA", oi.index = "ii", oi.trigger_index = "ii", oi.active_block = array<i64: 4, 4>, oi.movement = "read", alignment = 64 : i64} : memref<4x4xf32>
-// CHECK-DAG:     %[[AA:.*]] = memref.alloca() {oi.cache = "AA", oi.source = "A", oi.index = "j", oi.trigger_index = "j", oi.active_block = array<i64: 4, 8>, oi.movement = "read", alignment = 64 : i64} : memref<4x8xf32>
+// CHECK-DAG:     %[[AAA:.*]] = memref.alloca() {oi.cache = "AAA", oi.source = "AA", oi.index = "ii", oi.trigger_index = "ii", oi.active_block = array<i64: 4, 4>, oi.movement = "read", oi.location = "none", alignment = 64 : i64} : memref<4x4xf32>
+// CHECK-DAG:     %[[AA:.*]] = memref.alloca() {oi.cache = "AA", oi.source = "A", oi.index = "j", oi.trigger_index = "j", oi.active_block = array<i64: 4, 8>, oi.movement = "read", oi.location = "none", alignment = 64 : i64} : memref<4x8xf32>
 // CHECK:         scf.for %{{.*}} = %{{.*}} to %{{.*}} step %{{.*}} {
 // CHECK:               %[[V:.*]] = memref.load %A[%{{.*}}, %{{.*}}] : memref<16x8xf32>
 // CHECK-NEXT:          memref.store %[[V]], %[[AA]][%{{.*}}, %{{.*}}] : memref<4x8xf32>

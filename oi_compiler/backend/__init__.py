@@ -7,7 +7,7 @@
 
 Stages, in order: `llvm.translate` (one dispatch table over `llvm_arith`, `llvm_memref`,
 `llvm_scf`; the ABI in `llvm_abi`), then `jit.compile_module` (O3 with the loop and SLP
-vectorisers for the host CPU, an object file, MCJIT), with `jit_cache` keeping object files by IR
+vectorisers for the host CPU, an object file, MCJIT), with `compile_cache` keeping object files by IR
 hash in memory and on disk. docs/backend.md describes the ABI, the ops and the cache.
 """
 
@@ -20,7 +20,7 @@ _LAZY = {
     "llvm_ir_text": "oi_compiler.backend.llvm",
     "compile_module": "oi_compiler.backend.jit",
     "CompiledModule": "oi_compiler.backend.jit",
-    "clear_cache": "oi_compiler.backend.jit_cache",
+    "clear_cache": "oi_compiler.backend.compile_cache",
 }
 __all__ = list(_LAZY)
 

@@ -6,7 +6,7 @@
     compiled.llvm_ir, compiled.asm     # optimised LLVM IR, host assembly
     compiled.source                    # "compiled", "memory" or "disk": where the code came from
 
-The pipeline: `translate` -> key (jit_cache) -> [memory hit | disk hit | parse, O3 with the loop
+The pipeline: `translate` -> key (compile_cache) -> [memory hit | disk hit | parse, O3 with the loop
 and SLP vectorisers via llvmlite's new pass manager, emit an object file for the host CPU and its
 features, store it] -> load the object file into its own MCJIT engine. libc and libm symbols
 (`aligned_alloc`, `expf`...) resolve from the Python process.
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import llvmlite.binding as llvm
 import ml_dtypes
 import numpy as np
-from oi_compiler.backend import jit_cache
+from oi_compiler.backend import compile_cache
 from oi_compiler.backend.llvm_runtime import RUNTIME_SYMBOLS, runtime_module
 from oi_compiler.errors import ExecutionError, PassError
 
@@ -80,7 +80,7 @@ def _install_runtime_helpers(host: HostTarget) -> None:
     """Compile `llvm_runtime` and make its functions process symbols MCJIT resolves."""
     machine = host.machine()
     module = llvm.parse_assembly(str(runtime_module()))
-    code = load_object(jit_cache.CacheEntry(machine.emit_object(module), str(module)), host)
+    code = load_object(compile_cache.CacheEntry(machine.emit_object(module), str(module)), host)
     _runtime.append(code)
     for name in RUNTIME_SYMBOLS:
         if llvm.address_of_symbol(name) is None:
@@ -113,17 +113,17 @@ def compile_module(module: ModuleOp) -> CompiledModule:
     machine = host.machine()
     ir_module.data_layout = str(machine.target_data)
     ir_text = str(ir_module)
-    key = jit_cache.cache_key(ir_text, host.triple, host.cpu, host.features)
-    if (loaded := jit_cache.memory_get(key)) is not None:
+    key = compile_cache.cache_key(ir_text, host.triple, host.cpu, host.features)
+    if (loaded := compile_cache.memory_get(key)) is not None:
         return CompiledModule(loaded, abis, "memory", host, symbols)
     source = "disk"
-    entry = jit_cache.disk_get(key)
+    entry = compile_cache.disk_get(key)
     if entry is None:
         source = "compiled"
         entry = generate_object(ir_text, machine)
-        jit_cache.disk_put(key, entry)
+        compile_cache.disk_put(key, entry)
     loaded = load_object(entry, host)
-    jit_cache.memory_put(key, loaded)
+    compile_cache.memory_put(key, loaded)
     return CompiledModule(loaded, abis, source, host, symbols)
 
 
@@ -137,14 +137,14 @@ def optimize(module: llvm.ModuleRef, machine: llvm.TargetMachine) -> None:
     builder.getModulePassManager().run(module, builder)
 
 
-def generate_object(ir_text: str, machine: llvm.TargetMachine) -> jit_cache.CacheEntry:
+def generate_object(ir_text: str, machine: llvm.TargetMachine) -> compile_cache.CacheEntry:
     module = llvm.parse_assembly(ir_text)
     module.verify()
     optimize(module, machine)
-    return jit_cache.CacheEntry(machine.emit_object(module), str(module))
+    return compile_cache.CacheEntry(machine.emit_object(module), str(module))
 
 
-def load_object(entry: jit_cache.CacheEntry, host: HostTarget) -> LoadedCode:
+def load_object(entry: compile_cache.CacheEntry, host: HostTarget) -> LoadedCode:
     """An MCJIT engine holding just this object file, relocated and ready to call.
 
     Every symbol the object needs must resolve in the process first: MCJIT would otherwise

@@ -43,7 +43,7 @@ function `@tanhf` never stands in for libm's.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -69,7 +69,6 @@ from oi_compiler.backend.llvm_memref import (
 )
 from oi_compiler.backend.llvm_runtime import is_reserved
 from oi_compiler.backend.llvm_scf import SCF_EMITTERS
-from oi_compiler.backend.llvm_state import STATE_EMITTERS
 from oi_compiler.backend.llvm_types import I1, I8, I16, INDEX, PTR, bit_width, is_float, scalar_type
 from oi_compiler.errors import PassError
 from oi_compiler.ir_context import nearest_loc
@@ -126,8 +125,9 @@ def exported_symbols(module: ModuleOp) -> dict[str, str]:
             if s.body is not None and s.c_symbol is not None}  # fmt: skip
 
 
-def translate(module: ModuleOp, *, triple: str | None = None) -> ir.Module:
-    """The LLVM module for `module` (func/scf/memref/arith/math); PassError on anything else."""
+def translate(module: ModuleOp, *, triple: str | None = None, emitters: Mapping | None = None) -> ir.Module:
+    """The LLVM module for `module` (func/scf/memref/arith/math); PassError on anything else.
+    `emitters` replaces the host's table (the NVPTX target's: `backend/ptx.py`)."""
     out = ir.Module(name="oi_compiler")
     if triple is not None:
         out.triple = triple
@@ -143,7 +143,7 @@ def translate(module: ModuleOp, *, triple: str | None = None) -> ir.Module:
             raise unsupported(op)
     for op, function in functions.values():
         if not op.is_declaration:
-            FunctionEmitter(out, functions, op, function).emit_body()
+            FunctionEmitter(out, functions, op, function, emitters).emit_body()
     for op, function in functions.values():  # after the bodies: the IR text reads body first
         if is_exported(op):
             _located(op, lambda: emit_wrapper(out, op, function, symbols[op.sym_name.data].c_symbol))
@@ -328,8 +328,9 @@ class FunctionEmitter:
     """Emits one `func.func` body: the SSA value map, the builder and the block structure."""
 
     def __init__(self, module: ir.Module, functions: dict[str, tuple[func.FuncOp, ir.Function]],
-                 op: func.FuncOp, function: ir.Function):  # fmt: skip
+                 op: func.FuncOp, function: ir.Function, emitters: Mapping | None = None):  # fmt: skip
         self.module = module
+        self.emitters = EMITTERS if emitters is None else emitters
         self.functions = functions
         self.op = op
         self.function = function
@@ -424,7 +425,7 @@ class FunctionEmitter:
 
     # -- ops
     def emit_op(self, op: Operation) -> None:
-        emitter: Emitter | None = EMITTERS.get(type(op))
+        emitter: Emitter | None = self.emitters.get(type(op))
         if emitter is None:
             raise unsupported(op)
         if not isinstance(op, _F8_OPS) and _touches_f8(op):
@@ -532,12 +533,17 @@ def _c_arguments(builder: ir.IRBuilder, value: LoweredValue) -> list[ir.Value]:
     return [to_c_scalar(builder, value)]
 
 
+def register_emitters(emitters: Mapping[type[Operation], Emitter]) -> None:
+    """Add emitters for ops of a level above the backend (the step's `oi.state_view`...:
+    `lowering/step_llvm.py`), which the backend itself does not know."""
+    EMITTERS.update(emitters)
+
+
 EMITTERS: dict[type[Operation], Emitter] = {
     **ARITH_EMITTERS,
     **MATH_EMITTERS,
     **MEMREF_EMITTERS,
     **SCF_EMITTERS,
-    **STATE_EMITTERS,
     func.CallOp: emit_call,
     UnrealizedConversionCastOp: emit_unrealized_cast,
 }

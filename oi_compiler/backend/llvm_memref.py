@@ -122,6 +122,8 @@ def fold_mul(builder: ir.IRBuilder, a: ir.Value, b: ir.Value) -> ir.Value:
 
 
 def row_major_strides(builder: ir.IRBuilder, sizes: Sequence[ir.Value]) -> tuple[ir.Value, ...]:
+    if not sizes:  # rank 0: no strides (a descriptor of three fields)
+        return ()
     strides = [index_const(1)]
     for size in reversed(sizes[1:]):
         strides.append(fold_mul(builder, strides[-1], size))

@@ -8,17 +8,21 @@
   the same `nest_key` have the same body (`--lower-ops` makes it so) and share one function
   after `--lower-cache`.
 
-      "oi.kernel"() <{op_name = "add", inputs = [#oi.ref<@x>, #oi.ref<@y>], output = "z",
-                      settings = {}, runtime_settings = []}> ({
+      oi.kernel add(@x, @y) -> @z <{nest_key = "..."}> {
       ^bb0(%x: memref<4xf32>, %y: memref<4xf32>, %z: memref<4xf32>):
         linalg.generic ...
-      }) : () -> ()
+      }
 
-- `oi.state_view %words[%slot](%sizes...) : memref<...>` (made by `--lower-cache`): the buffer
+  The call is `oi.op`'s (`rope(@q, position = @pos, theta = 10000.0) -> @q`); the other
+  properties (`runtime_settings` when not empty, `static_error`, `nest_key`, `shape_checks`,
+  and `settings` when one of them has no DSL spelling) follow as a `<{...}>` property dict,
+  then the region, then the discardable attributes (`attr-dict`).
+
+- `oi.state_view %words[%slot] (%sizes...) : memref<?xi64> -> memref<...>` (made by `--lower-cache`): the buffer
   whose address word `slot` of `words` (the step's state array, or a table of addresses)
   holds, as a row-major memref (dynamic sizes as operands). Host buffers are reached this way, so a table that grows (the host
   reallocates it) is seen at its new address by the next view.
-- `oi.step_exit %code`: leave the step function now, returning `code` (an `i32`), from any
+- `oi.step_exit %code : i32`: leave the step function now, returning `code` (an `i32`), from any
   depth of loops; the step's error paths use it after writing the error record.
 """
 
@@ -31,7 +35,9 @@ from xdsl.dialects.builtin import (
     IntegerType,
     MemRefType,
     StringAttr,
+    SymbolRefAttr,
 )
+from xdsl.ir import Block
 from xdsl.irdl import (
     IRDLOperation,
     irdl_op_definition,
@@ -43,10 +49,18 @@ from xdsl.irdl import (
     traits_def,
     var_operand_def,
 )
+from xdsl.parser import Parser
+from xdsl.printer import Printer
 from xdsl.traits import MemoryReadEffect, MemoryWriteEffect, NoTerminator
 from xdsl.utils.exceptions import VerifyException
 
-from oi_compiler.dialects.oi_attrs import VarRefAttr
+from oi_compiler.dialects.oi_attrs import (
+    VarRefAttr,
+    parse_attr_dict,
+    parse_prop_dict,
+    print_attr_dict,
+    print_prop_dict,
+)
 
 
 @irdl_op_definition
@@ -80,6 +94,45 @@ class KernelOp(IRDLOperation):
         """The statement's description, as its `oi.op` had it (traces, diagnostics)."""
         return f"op {self.kind}({','.join(r.text for r in self.inputs)}) >> {self.output_name}"
 
+    def print(self, printer: Printer) -> None:
+        from oi_compiler.dialects.oi import is_dsl_setting, print_op_call
+
+        settings = self.settings.data
+        dsl = all(is_dsl_setting(k, v) for k, v in settings.items())
+        print_op_call(printer, self.kind, self.inputs, settings if dsl else {}, self.output_name)
+        rest = {k: v for k, v in self.properties.items() if k not in ("op_name", "inputs", "output", "settings")}
+        if not dsl:
+            rest = {"settings": self.settings, **rest}
+        if not self.runtime_settings.data:
+            del rest["runtime_settings"]
+        print_prop_dict(printer, rest)
+        printer.print_string(" ")
+        entry_args = bool(self.body.blocks) and bool(self.body.blocks[0].args)
+        printer.print_region(self.body, print_entry_block_args=True, print_empty_block=entry_args)
+        print_attr_dict(printer, self)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> KernelOp:
+        from oi_compiler.dialects.oi import parse_op_call
+
+        op_name, inputs, settings, output = parse_op_call(parser)
+        pos = parser.pos
+        props = parse_prop_dict(parser, cls, ("op_name", "inputs", "output"))
+        if "settings" in props and settings:
+            parser.raise_error("settings given both in the call and in the property dict", pos, parser.pos)
+        props = {
+            "op_name": StringAttr(op_name),
+            "inputs": ArrayAttr(inputs),
+            "output": StringAttr(output),
+            "settings": DictionaryAttr(settings),
+            "runtime_settings": ArrayAttr([]),
+            **props,
+        }
+        body = parser.parse_region()
+        if not body.blocks:
+            body.add_block(Block())
+        return cls.create(properties=props, regions=[body], attributes=parse_attr_dict(parser, cls))
+
     def verify_(self) -> None:
         if self.static_error is not None:
             return
@@ -93,10 +146,12 @@ class KernelOp(IRDLOperation):
 
 @irdl_op_definition
 class StateViewOp(IRDLOperation):
-    """`oi.state_view %words[%slot]`: the host buffer whose address is in word `slot` of `words`."""
+    """`oi.state_view @K %words[%slot]`: the host buffer whose address is in word `slot` of `words`
+    (the variable it holds, `@K`, or `@K.present` for a table's present bytes, when known)."""
 
     name = "oi.state_view"
 
+    var = opt_prop_def(SymbolRefAttr)
     words = operand_def(MemRefType)
     slot = operand_def(IndexType)
     sizes = var_operand_def(IndexType)
@@ -104,8 +159,11 @@ class StateViewOp(IRDLOperation):
 
     traits = traits_def(MemoryReadEffect())
 
-    def __init__(self, words, slot, sizes, result_type: MemRefType):
-        super().__init__(operands=[words, slot, list(sizes)], result_types=[result_type])
+    assembly_format = "($var^)? $words `[` $slot `]` (`(` $sizes^ `)`)? attr-dict `:` type($words) `->` type($result)"
+
+    def __init__(self, words, slot, sizes, result_type: MemRefType, var: str | None = None):
+        super().__init__(operands=[words, slot, list(sizes)], result_types=[result_type],
+                         properties={"var": SymbolRefAttr(var)} if var else {})  # fmt: skip
 
     def verify_(self) -> None:
         ty = self.result.type
@@ -124,6 +182,8 @@ class StepExitOp(IRDLOperation):
     code = operand_def(IntegerType)
 
     traits = traits_def(MemoryWriteEffect())
+
+    assembly_format = "$code attr-dict `:` type($code)"
 
     def __init__(self, code):
         super().__init__(operands=[code])

@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from xdsl.dialects.builtin import StringAttr
+from xdsl.dialects.builtin import DYNAMIC_INDEX, MemRefType, StridedLayoutAttr, StringAttr
 from xdsl.ir import Operation
 
 from oi_compiler.dialects.oi import (
@@ -54,6 +54,7 @@ from oi_compiler.dialects.oi import (
 )
 from oi_compiler.dialects.oi_attrs import SliceAttr
 from oi_compiler.dialects.oi_lowered import KernelOp
+from oi_compiler.dtypes import dtype_type
 from oi_compiler.errors import PassError
 from oi_compiler.ir_context import nearest_loc
 
@@ -72,6 +73,8 @@ HEADER_WORDS = 13
 
 #: what the grow callback is asked for (its second argument)
 GROW_TABLE, GROW_RESIZABLE, GROW_LOG, GROW_VIEW, GROW_AUTO = 1, 2, 3, 4, 5  # VIEW: copy a stale view out
+GROW_REBIND = 7  # a buffer `transfer` may share: a buffer of its own (a `cache.read` replaces it wholesale)
+GROW_PREFIX = 6  # a volatile prefix table's entry (its indices in the error words, then the last words): its address
 
 
 class Unsupported(PassError):
@@ -104,6 +107,8 @@ class VarPlan:
     tables: tuple[str, ...] = ()
     # an `assign` temporary: a second word says whether its assign has run (it exists from then)
     temp: bool = False
+    # buffers a `transfer` may make share memory with this one (its word then holds their address)
+    aliases: tuple[str, ...] = ()
 
     @property
     def table(self) -> str | None:
@@ -129,10 +134,30 @@ class VarPlan:
     def size_slot(self, dim: int) -> int:
         return self.slot + 2 + self.rank + dim
 
+    @property
+    def exists_slot(self) -> int:
+        """An `assign` temporary's word saying whether it exists yet: its last word."""
+        return self.slot + (2 + len(self.shape) if self.kind == "resizable" else 1)
+
     # words of a resizable destination (capacity, then sizes) and of a prefix table (counts)
     @property
     def count_base(self) -> int:
         return self.slot + (2 if self.kind == "resizable" else 1)
+
+
+@dataclass
+class ForkPlan:
+    """An async block, run at the entry's `await` (or at the step's end) on its own variables: by
+    name, the copy each variable it names has while it runs (`x@B` in `StepPlan.vars`)."""
+
+    block: BlockOp
+    vars: dict[str, VarPlan]
+
+
+def is_internal(name: str) -> bool:
+    """A buffer the step keeps for itself (`x@B`: async block B's copy of x; `x@yield`: the
+    snapshot the entry's `yield` took; `x@fresh`: x before anything writes it): never a user's."""
+    return "@" in name
 
 
 @dataclass
@@ -143,6 +168,14 @@ class StepPlan:
     entry: BlockOp
     #: error sites: (message template, statement) by site number (site 0 is "no error")
     sites: list[tuple[str, Operation | None]] = field(default_factory=lambda: [("", None)])
+    #: `yield`/`await`: the names the entry yields, the async blocks in the order they run, and
+    #: words only the step uses (reset by it before use): "pending" (a yield not yet awaited),
+    #: "ended" (a `yield` outside the entry ended its block), ("written", block, name) flags
+    yielded: tuple[str, ...] = ()
+    forks: list[ForkPlan] = field(default_factory=list)
+    #: per entry `yield` (numbered from 1 in `entry_yields` order: the "pending" word's value), its names
+    yield_lists: list[tuple[str, ...]] = field(default_factory=list)
+    control: dict = field(default_factory=dict)
 
     def site(self, template: str, op: Operation | None) -> int:
         self.sites.append((template, op))
@@ -174,15 +207,26 @@ def blocks_of(op: Operation) -> dict[str, BlockOp]:
 
 def statements(ops) -> Iterator[tuple[Operation, list[LoopOp]]]:
     """Every statement under `ops`, branch targets included (as if inlined), with the loops
-    around it (outermost first)."""
+    around it (outermost first); a block that branches back into one it was called from is
+    walked once on that path."""
 
-    def walk(body, loops):
+    def walk(body, loops, calls):
         for op in body:
             yield op, loops
-            for inner in nested(op):
-                yield from walk(inner, [*loops, op] if isinstance(op, LoopOp) else loops)
+            targets = branch_targets(op) if isinstance(op, BranchOp) else [None]
+            for inner, target in zip(nested(op), targets):
+                if target is not None and target in calls:
+                    continue
+                yield from walk(inner, [*loops, op] if isinstance(op, LoopOp) else loops,
+                                calls | {target} if target is not None else calls)  # fmt: skip
 
-    yield from walk(ops, [])
+    yield from walk(ops, [], frozenset())
+
+
+#: how deep branches may nest before a step fails (the reference's `MAX_BRANCH_DEPTH`): a block that
+#: branches back into one it was called from is inlined that many times, then fails as there
+MAX_BRANCH_DEPTH = 100
+MAX_INLINED = 20000  # statements a recursive branch may inline in all
 
 
 def build_plan(graph: GraphOp) -> StepPlan:
@@ -201,15 +245,180 @@ def build_plan(graph: GraphOp) -> StepPlan:
         plans[name] = _var_plan(var, read_dests.get(name, []), body, decls)
     for name, op in temps.items():
         if name in read_dests and name not in plans:
-            raise unsupported(f"cache.read into the temporary {name}", read_dests[name][0])
+            plans[name] = _temp_read_destination(op, read_dests[name], body, decls)
         if name not in plans:
             plans[name] = VarPlan(name, "volatile", op.var_type.dtype, _static_shape(op.var_type, op), "buffer",
                                   temp=True)  # fmt: skip
+    for name, shared in transfer_aliases(body, plans).items():
+        plans[name].aliases = tuple(sorted(shared))
+    yielded, forks = _fork_plans(graph, entry, body, decls, plans, temps)
+    yield_lists = [tuple(op.var_names) for op in entry_yields(body)]
     words = HEADER_WORDS
     for plan in plans.values():
         plan.slot = words
         words += _word_count(plan, plans)
-    return StepPlan(graph, plans, words, entry)
+    control: dict = {}
+    if any(isinstance(op, YieldOp) for op in graph.walk()):
+        control = {"pending": words, "ended": words + 1}
+        words += 2
+        for fork in forks:
+            for name in yielded:
+                if name in fork.vars:
+                    control[("written", fork.block.block_name, name)] = words
+                    words += 1
+    words += extra_error_args(plans.values())
+    return StepPlan(graph, plans, words, entry, yielded=yielded, forks=forks, control=control,
+                    yield_lists=yield_lists)  # fmt: skip
+
+
+def extra_error_args(plans) -> int:
+    """Error arguments past the four header words (the indices of a prefix table with more than four):
+    the state array's last words."""
+    return max([0, *(v.rank - 4 for v in plans if v.kind == "prefix")])
+
+
+def entry_yields(ops) -> list[YieldOp]:
+    """The `yield`s the entry runs itself (loops included; a branch target's `yield` ends that block)."""
+    out = []
+    for op in ops:
+        if isinstance(op, YieldOp):
+            out.append(op)
+        elif isinstance(op, LoopOp):
+            out.extend(entry_yields(op.body.block.ops))
+    return out
+
+
+def _fork_plans(graph: GraphOp, entry: BlockOp, body, decls: dict[str, VarOp], plans: dict[str, VarPlan],
+                temps: dict[str, AssignOp]) -> tuple[tuple[str, ...], list[ForkPlan]]:  # fmt: skip
+    """The async blocks the entry's `yield` starts, each with its own copy of every non-persistent
+    variable it names (the reference runs each on copies of the yielded variables; anything else
+    it reads comes from the model, `@init` or zeros), plus the yield's snapshot buffers."""
+    yields = entry_yields(body)
+    if not yields:
+        return (), []
+    yielded = tuple(dict.fromkeys(name for op in yields for name in op.var_names))
+    always = set.intersection(*(set(op.var_names) for op in yields))
+    for name in yielded:
+        var = plans.get(name)
+        if var is None:
+            continue  # the emitter raises the reference's unknown-variable error
+        if var.kind != "buffer" or var.memory == "persistent" or var.aliases:
+            raise unsupported(f"yield of {name} (a {var.memory} {var.kind} variable"
+                              f"{', shared by transfer' if var.aliases else ''})", yields[0])  # fmt: skip
+    targets = {t for op in graph.walk() if isinstance(op, BranchOp) for t in branch_targets(op)}
+    blocks = {b.block_name: b for b in graph.blocks}
+    from_entry = {id(op) for op, _ in statements(body)}
+    forks = []
+    for name in sorted(b for b in blocks if b != entry.block_name and b not in targets):
+        block = blocks[name]
+        ops = list(block.body.block.ops)
+        _check_statements(ops, in_loop=False, calls=[name])
+        fork_temps = dict(temps)
+        names: list[str] = []
+        reads: dict[str, list[CacheReadOp]] = {}  # from tables and @auto_dim tensors: a copy sized at run time
+        for op, _ in statements(ops):
+            if isinstance(op, AssignOp):
+                fork_temps.setdefault(op.var_name, op)
+        for op, _ in statements(ops):
+            if id(op) in from_entry:
+                raise unsupported(f"a block both the entry and async block {name} run", op)
+            if isinstance(op, CacheReadOp):
+                src, dst = plans.get(op.src.var_name), op.dst.var_name
+                known = (dst in decls and decls[dst].memory != "persistent") or dst in fork_temps
+                if not known or src is None or src.kind not in ("buffer", "table", "auto") \
+                        or (src.kind != "buffer" and dst in yielded):  # fmt: skip
+                    raise unsupported(f"cache.read into {dst} in async block {name}", op)
+                if src.kind != "buffer":
+                    reads.setdefault(dst, []).append(op)
+            names.extend(_names_in(op))
+        shadows: dict[str, VarPlan] = {}
+        for var_name in dict.fromkeys(names):
+            decl = decls.get(var_name)
+            if decl is not None and (decl.memory == "persistent" or decl.index_names):
+                continue
+            if decl is not None:
+                shape, dtype, memory, temp = _static_shape(decl.var_type, decl), decl.dtype, decl.memory, False
+            elif var_name in fork_temps:
+                assign = fork_temps[var_name]
+                shape, dtype, memory, temp = _static_shape(assign.var_type, assign), assign.var_type.dtype, "volatile", True
+            else:
+                continue  # unknown: the emitter raises the reference's error
+            copy = VarPlan(f"{var_name}@{name}", memory, dtype, shape, "buffer", temp=temp)
+            if var_name in reads:  # its own resizable copy, starting as the declared value
+                var_type = decl.var_type if decl is not None else fork_temps[var_name].var_type
+                copy = _copy_read_destination(_Declared(var_name, "volatile", dtype, var_type), shape, reads[var_name],
+                                              ops, decls)  # fmt: skip
+                copy.name, copy.memory, copy.temp = f"{var_name}@{name}", memory, temp
+            plans[copy.name] = copy
+            shadows[var_name] = copy
+            sources = ([f"{var_name}@yield"] if var_name in yielded else []) + \
+                ([f"{var_name}@fresh"] if var_name not in always else [])  # fmt: skip
+            for source in sources:
+                if source not in plans:
+                    plans[source] = VarPlan(source, memory, dtype, shape, "buffer")
+        for var_name, shared in transfer_aliases(ops, {**plans, **shadows}).items():
+            if var_name in shadows:  # back on its own buffer when the block starts (`GROW_REBIND`)
+                shadows[var_name].aliases = tuple(sorted(shared))
+        forks.append(ForkPlan(block, shadows))
+    return yielded, forks
+
+
+def _names_in(op: Operation) -> list[str]:
+    """The variables a statement names (read or written), indices and settings included."""
+    out: list[str] = []
+
+    def ref(r) -> None:
+        out.append(r.var_name)
+        out.extend(_index_name_list(r.indices))
+
+    if isinstance(op, NamedOp | KernelOp):
+        for r in op.inputs:
+            ref(r)
+        out.extend(v.root_reference.data for v in op.settings.data.values()
+                   if getattr(v, "root_reference", None) is not None)  # fmt: skip
+        out.append(op.output_name)
+    elif isinstance(op, CacheWriteOp):
+        ref(op.src)
+    elif isinstance(op, CacheReadOp):
+        out.append(op.dst.var_name)
+    elif isinstance(op, LoopOp):
+        out.extend(b for b in op.bounds if isinstance(b, str))
+    elif isinstance(op, BranchOp) and op.cond is not None:
+        out.append(op.cond.data)
+    elif isinstance(op, AssignOp):
+        out.append(op.var_name)
+    return out
+
+
+def _index_name_list(indices) -> list[str]:
+    out = []
+    for index in indices:
+        if isinstance(index, SliceAttr):
+            out.extend(b.data for b in (index.start, index.end) if isinstance(b, StringAttr))
+        elif isinstance(index, StringAttr):
+            out.append(index.data)
+    return out
+
+
+def transfer_aliases(body, plans: dict[str, VarPlan]) -> dict[str, set[str]]:
+    """`transfer a >> b` makes b's word hold a's buffer: both must be plain buffers of one type (the
+    verifier checks shape and dtype). By variable, the others `transfer` may make share its memory."""
+    classes: dict[str, set[str]] = {}
+    for op, _ in statements(body):
+        if not isinstance(op, TransferOp):
+            continue
+        src, dst = plans.get(op.src.var_name), plans.get(op.dst.var_name)
+        if src is None or dst is None:
+            continue  # the emitter raises the reference's unknown-variable error
+        static_copy = src.kind == "resizable" and None not in src.shape  # `cache.read K[i] >> r`: r's own copy
+        if (src.kind not in ("buffer", "prefix") and not static_copy) or dst.kind != "buffer" \
+                or src.memory == "persistent" or (src.kind == "prefix") != bool(op.src.indices.data):  # fmt: skip
+            raise unsupported(f"transfer of {op.src.var_name} into {op.dst.var_name}", op)
+        a, b = op.src.var_name, op.dst.var_name  # (an async block's copies are planned under these names)
+        merged = classes.get(a, {a}) | classes.get(b, {b})
+        for name in merged:
+            classes[name] = merged
+    return {name: members - {name} for name, members in classes.items()}
 
 
 def _word_count(plan: VarPlan, plans: dict[str, VarPlan]) -> int:
@@ -220,7 +429,7 @@ def _word_count(plan: VarPlan, plans: dict[str, VarPlan]) -> int:
     if plan.kind == "prefix":
         return 1 + plan.rank
     if plan.kind == "resizable":
-        return 2 + len(plan.shape)
+        return 2 + len(plan.shape) + int(plan.temp)
     if plan.kind == "view":
         return 2 + 2 * max(plans[t].rank for t in plan.tables)
     return 2 if plan.temp else 1
@@ -241,22 +450,12 @@ def _check_supported(body, decls: dict[str, VarOp]) -> None:
     for var in decls.values():
         if var.auto_dim is not None and len(var.auto_dim.data) != len(var.var_type.dims):
             raise unsupported("@auto_dim with fewer names than dims (the reference refuses it when used)", var)
-        if var.index_names and var.memory != "persistent" and var.memory != "constant":
-            raise unsupported(f"{var.memory} prefix tables", var)
-        if var.index_names and var.memory == "constant" and len(var.index_names) > 4:
-            raise unsupported("prefix tables with more than four indices", var)
     _check_statements(list(body), in_loop=False, calls=[])
 
 
 def _check_statements(ops: list, *, in_loop: bool, calls: list[str]) -> None:
     """What the compiled path refuses, in `ops` and everything they run (branch targets inlined)."""
     for op in ops:
-        if isinstance(op, YieldOp | AwaitOp):
-            raise unsupported("yield and await", op)
-        if isinstance(op, TransferOp):
-            raise unsupported("transfer", op)
-        if isinstance(op, ReturnOp) and (in_loop or op is not ops[-1]):
-            raise unsupported("a return before the end of its block", op)
         if not isinstance(op, _KNOWN):
             raise unsupported(f"statement {op.name}", op)
         if isinstance(op, LoopOp):
@@ -265,13 +464,41 @@ def _check_statements(ops: list, *, in_loop: bool, calls: list[str]) -> None:
             blocks = blocks_of(op)
             for name in branch_targets(op):
                 if name in calls:
-                    raise unsupported(f"a branch back into block {name} (recursion)", op)
+                    if _inlined(blocks, name, len(calls), {}) > MAX_INLINED:
+                        raise unsupported(f"a branch back into block {name} (recursion) inlining more than "
+                                          f"{MAX_INLINED} statements", op)  # fmt: skip
+                    continue
                 if name in blocks:
                     _check_statements(list(blocks[name].body.block.ops), in_loop=False, calls=[*calls, name])
 
 
+def _inlined(blocks: dict, name: str, depth: int, memo: dict) -> int:
+    """Statements the emitter writes for block `name` entered at branch depth `depth`."""
+    if depth > MAX_BRANCH_DEPTH or name not in blocks:
+        return 1
+    if (name, depth) not in memo:
+        memo[(name, depth)] = 0  # (a cycle within one depth cannot happen: each branch goes one deeper)
+        total = 0
+        for op, _ in _direct(list(blocks[name].body.block.ops)):
+            total += 1
+            if isinstance(op, BranchOp):
+                total += sum(_inlined(blocks, t, depth + 1, memo) for t in branch_targets(op))
+            if total > MAX_INLINED:
+                break
+        memo[(name, depth)] = total
+    return memo[(name, depth)]
+
+
+def _direct(ops) -> Iterator[tuple[Operation, None]]:
+    """The statements of a block, loop bodies included, branch targets not."""
+    for op in ops:
+        yield op, None
+        if isinstance(op, LoopOp):
+            yield from _direct(list(op.body.block.ops))
+
+
 _KNOWN = (AssignOp, NamedOp, KernelOp, CacheReadOp, CacheWriteOp, CacheIncrementOp, CacheDecrementOp,
-          CacheResetOp, BarrierOp, DepOp, LoopOp, ReturnOp, BranchOp)  # fmt: skip
+          CacheResetOp, BarrierOp, DepOp, LoopOp, ReturnOp, BranchOp, TransferOp, YieldOp, AwaitOp)  # fmt: skip
 
 
 def _read_destinations(body) -> dict[str, list[CacheReadOp]]:
@@ -301,8 +528,49 @@ def _var_plan(var: VarOp, reads: list[CacheReadOp], body, decls: dict[str, VarOp
                            fixed=tuple(fixed.get(i) for i in var.index_names), init=var.init_value)  # fmt: skip
         return VarPlan(name, "persistent", dtype, shape, "buffer", init=var.init_value)
     if var.index_names:
-        return VarPlan(name, var.memory, dtype, shape, "prefix", indices=tuple(var.index_names))
+        return VarPlan(name, var.memory, dtype, shape, "prefix", indices=tuple(var.index_names),
+                       fixed=(None,) * len(var.index_names))  # fmt: skip
     return VarPlan(name, var.memory, dtype, shape, "buffer")
+
+
+@dataclass
+class _Declared:
+    """What a read destination's plan needs of its declaration (a `VarOp`, or an `assign`)."""
+
+    var_name: str
+    memory: str
+    dtype: str
+    var_type: object
+
+
+def _temp_read_destination(assign: AssignOp, reads: list[CacheReadOp], body, decls: dict[str, VarOp]) -> VarPlan:
+    """An `assign` temporary `cache.read` fills: a resizable copy (never a view) with an "exists" word
+    after its words; its assign, when it comes first, makes zeros of the declared shape."""
+    var = _Declared(assign.var_name, "volatile", assign.var_type.dtype, assign.var_type)
+    plan = _copy_read_destination(var, _static_shape(assign.var_type, assign), reads, body, decls)
+    plan.temp = True
+    return plan
+
+
+def _copy_read_destination(var: _Declared, declared: tuple[int, ...], reads: list[CacheReadOp], body,
+                           decls: dict[str, VarOp]) -> VarPlan:  # fmt: skip
+    """A resizable copy `cache.read` fills, whose value can also be its declared shape (a temporary's
+    `assign`, an async block's copy at its start): the declared shape must be one the reads give."""
+    if _reads_tables(reads, decls):
+        plan = _read_destination(var, reads, body, decls, temp=True)
+    elif any(_is_auto(decls.get(r.src.var_name)) for r in reads):
+        plan = _auto_read_destination(var, reads, decls)
+    else:
+        raise unsupported(f"cache.read of a plain variable into {var.var_name}", reads[0])
+    if len(declared) != len(plan.shape) or any(s is not None and s != d for s, d in zip(plan.shape, declared)):
+        raise unsupported(f"cache.read into {var.var_name}, declared {shape_text_of(declared)}, "
+                          "of another rank or entry shape", reads[0])  # fmt: skip
+    plan.kind = "resizable"
+    return plan
+
+
+def shape_text_of(shape) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
 
 
 def _is_table(var: VarOp | None) -> bool:
@@ -314,7 +582,7 @@ def _is_auto(var: VarOp | None) -> bool:
     return var is not None and var.memory == "persistent" and var.auto_dim is not None
 
 
-def _auto_read_destination(var: VarOp, reads: list[CacheReadOp], decls: dict[str, VarOp]) -> VarPlan:
+def _auto_read_destination(var: VarOp | _Declared, reads: list[CacheReadOp], decls: dict[str, VarOp]) -> VarPlan:
     """A variable `cache.read` fills from `@auto_dim` tensors: its own copy, every dim run-time sized."""
     sources = {decls[r.src.var_name].var_name: decls[r.src.var_name] for r in reads if r.src.var_name in decls}
     ranks = {len(v.var_type.dims) for v in sources.values()}
@@ -329,14 +597,16 @@ def _reads_tables(reads: list[CacheReadOp], decls: dict[str, VarOp]) -> bool:
     return any(_is_table(decls.get(r.src.var_name)) for r in reads)
 
 
-def _read_destination(var: VarOp, reads: list[CacheReadOp], body, decls: dict[str, VarOp]) -> VarPlan:
+def _read_destination(var: VarOp | _Declared, reads: list[CacheReadOp], body, decls: dict[str, VarOp], *,
+                      temp: bool = False) -> VarPlan:  # fmt: skip
     """A variable `cache.read` fills from tables: a view of one, or its own resizable copy."""
     name, dtype = var.var_name, var.dtype
     tables = sorted({r.src.var_name for r in reads})
     if not all(_is_table(decls.get(t)) for t in tables):
         raise unsupported(f"cache.read into {name} from both tables and other variables", reads[0])
-    if var.memory == "dynamic" or _defined_otherwise(name, body):
-        raise unsupported(f"{name} written both by cache.read and by another statement", reads[0])
+    if var.memory == "dynamic":
+        raise unsupported(f"{name} written both by cache.read and by another statement", reads[0])  # insert
+    written = _defined_otherwise(name, body, temp=temp)  # by an op too: its own copy, sized at run time
     out_shapes = {_read_shape(r, decls[r.src.var_name]) for r in reads}
     if len(out_shapes) != 1:
         raise unsupported(f"cache.reads of different shapes into {name}", reads[0])
@@ -344,7 +614,8 @@ def _read_destination(var: VarOp, reads: list[CacheReadOp], body, decls: dict[st
     for table in tables:
         if decls[table].dtype != dtype:
             raise unsupported(f"cache.read of {decls[table].dtype} into {dtype} variable {name}", reads[0])
-    if all(view_safe(r, body) for r in reads):
+    shared = any(isinstance(op, TransferOp) and op.src.var_name == name for op, _ in statements(body))
+    if not temp and not written and not shared and all(view_safe(r, body) for r in reads):  # a view
         return VarPlan(name, var.memory, dtype, read_shape, "view", tables=tuple(tables))
     return VarPlan(name, var.memory, dtype, read_shape, "resizable")
 
@@ -356,11 +627,11 @@ def _read_shape(read: CacheReadOp, table: VarOp) -> tuple[int | None, ...]:
     return (None,) * slices + _static_shape(table.var_type, table)
 
 
-def _defined_otherwise(name: str, body) -> bool:
+def _defined_otherwise(name: str, body, *, temp: bool = False) -> bool:
     for op, _ in statements(body):
         if isinstance(op, NamedOp | KernelOp) and op.output_name == name:
             return True
-        if isinstance(op, AssignOp) and op.var_name == name:
+        if isinstance(op, AssignOp) and op.var_name == name and not temp:
             return True
     return False
 
@@ -379,6 +650,8 @@ def view_safe(read: CacheReadOp, body) -> bool:
     that loop's variable where the read does (so another entry), and no reset of K after the
     read. That keeps `fetch(d)` after the step equal to the reference's copy.
     """
+    if _recursive(body):  # the walks below would not end; a copy is always right
+        return False
     path = _path_to(read, list(body))
     if path is None:
         return False
@@ -399,6 +672,21 @@ def view_safe(read: CacheReadOp, body) -> bool:
                 if _changes(op, table) and not _distinct_by_loop(read, op, around.index.data):
                     return False
     return True
+
+
+def _recursive(body) -> bool:
+    def walk(ops, calls) -> bool:
+        for op in ops:
+            if isinstance(op, LoopOp) and walk(list(op.body.block.ops), calls):
+                return True
+            if isinstance(op, BranchOp):
+                blocks = blocks_of(op)
+                for name in branch_targets(op):
+                    if name in calls or (name in blocks and walk(list(blocks[name].body.block.ops), calls | {name})):
+                        return True
+        return False
+
+    return walk(list(body), frozenset())
 
 
 def _path_to(target: Operation, ops: list) -> list[tuple[list, int]] | None:
@@ -492,7 +780,42 @@ def _index_names(index, name: str) -> bool:
     return isinstance(index, StringAttr) and index.data == name
 
 
+# --- how the ops see a variable ---------------------------------------------------------------
+
+
+def memref_type_of(var: VarPlan, plan: StepPlan) -> MemRefType:
+    """The memref a variable is seen as by the ops that read it."""
+    element = dtype_type(var.dtype)
+    shape = [DYNAMIC_INDEX if d is None else d for d in var.shape]
+    if var.kind != "view":
+        return MemRefType(element, shape)
+    table = plan.vars[var.table]
+    entry = [d for d in table.shape]
+    entry_strides, running = [], 1
+    for d in reversed(entry):
+        entry_strides.insert(0, running)
+        running *= d
+    slices = len(shape) - len(entry)
+    # only the last table index keeps a static stride (one entry); earlier ones scale with capacity
+    slice_strides: list[int | None] = [None] * slices
+    if slices and _last_index_is_sliced(var, plan):
+        slice_strides[-1] = running
+    return MemRefType(element, shape, StridedLayoutAttr([*slice_strides, *entry_strides], None))
+
+
+def _last_index_is_sliced(var: VarPlan, plan: StepPlan) -> bool:
+    """Whether every read into `var` slices its table's last index (a stride of one entry)."""
+    forms = []
+    for op, _ in statements(plan.entry.body.block.ops):
+        if isinstance(op, CacheReadOp) and op.dst.var_name == var.name:
+            given = list(op.src.indices)
+            rank = plan.vars[op.src.var_name].rank
+            forms.append(len(given) < rank or isinstance(given[rank - 1], SliceAttr))
+    return bool(forms) and all(forms)
+
+
 __all__ = [
-    "GROW_AUTO", "GROW_LOG", "GROW_RESIZABLE", "GROW_TABLE", "GROW_VIEW", "HEADER_WORDS", "StepPlan", "Unsupported", "VarPlan",
-    "blocks_of", "branch_targets", "build_plan", "escape_braces", "nested", "statements", "unsupported", "view_safe",
+    "GROW_AUTO", "GROW_LOG", "GROW_PREFIX", "GROW_REBIND", "GROW_RESIZABLE", "GROW_TABLE", "GROW_VIEW", "HEADER_WORDS", "ForkPlan", "StepPlan",
+    "Unsupported", "VarPlan", "entry_yields", "is_internal",
+    "blocks_of", "branch_targets", "build_plan", "escape_braces", "memref_type_of", "nested", "statements", "unsupported", "view_safe",
 ]  # fmt: skip

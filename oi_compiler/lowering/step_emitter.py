@@ -53,18 +53,23 @@ from oi_compiler.dialects.oi import (
     DepOp,
     LoopOp,
     ReturnOp,
+    TransferOp,
+    AwaitOp,
+    YieldOp,
 )
 from oi_compiler.backend.llvm import NOINLINE_ATTR
 from oi_compiler.dialects.oi_attrs import SliceAttr
 from oi_compiler.dialects.oi_lowered import KernelOp
+from oi_compiler.dialects.oi_table import ErrorSiteAttr
 from oi_compiler.dtypes import FLOAT_DTYPES, PACKED_DTYPES, dtype_type, numpy_dtype
 from oi_compiler.errors import PassError
-from oi_compiler.ir_context import nearest_loc
+from oi_compiler.ir_context import nearest_loc, nearest_location
 from oi_compiler.lowering import plan as P
-from oi_compiler.lowering.plan import StepPlan, VarPlan, escape_braces, unsupported
+from oi_compiler.lowering.error_sites import site_attr
+from oi_compiler.lowering.plan import StepPlan, VarPlan, escape_braces, memref_type_of, unsupported
+from oi_compiler.lowering.state_layout import StateLayout
 from oi_compiler.lowering.step_ir import DYN, I8, Helpers, StepIR, step_function_type
 from oi_compiler.ops.registry import dtype_debug_name
-from oi_compiler.passes.lower_ops import memref_type_of
 from oi_compiler.verify.scope import shape_text
 
 CACHE, EXEC = "CacheError", "ExecutionError"
@@ -77,27 +82,170 @@ class StepEmitter:
         self.helpers = Helpers()
         self.kernels: dict[str, func.FuncOp] = {}  # one function per distinct loop nest
         self.ir = StepIR(self.func.body.block, self.func.body.block.args[0], self.helpers)
+        self.ir.names = StateLayout.of(plan).word_names()  # the table level: words by name
         self.loop_vars: dict[str, SSAValue] = {}
         self.views: dict[str, SSAValue] = {}
+        self.depth = 0  # blocks entered by `branch` (inlined) around what is being emitted
+        self.in_entry = True  # the entry's own statements (its loops too): `yield`/`await` act there only
+        self.written: dict[str, int] = {}  # in an async block: its "wrote this yielded variable" words
+        self.yield_ids = {id(op): n + 1 for n, op in enumerate(P.entry_yields(plan.entry.body.block.ops))}
 
     # --- errors ------------------------------------------------------------------------------
-    def site(self, kind: str, template: str, op: Operation) -> int:
-        return self.plan.site(f"{kind}:{template}", op)
+    def site(self, kind: str, template: str, op: Operation) -> ErrorSiteAttr:
+        return site_attr(kind, template, op)
 
     def static_error(self, kind: str, message: str, op: Operation) -> None:
         self.ir.fail(self.site(kind, escape_braces(message), op))
 
     # --- the walk ----------------------------------------------------------------------------
     def emit(self) -> func.FuncOp:
+        if "pending" in self.plan.control:  # a failed step may have left a yield pending
+            self.ir.set_word(self.plan.control["pending"], self.ir.const(0))
         self.statements(self.plan.entry.body.block.ops)
+        if self.plan.forks:  # yielded and never awaited: the async blocks still run
+            self.ir.loc = nearest_location(self.plan.entry)
+            which = self.ir.word(self.plan.control["pending"])
+            with self.ir.if_(self.ir.cmp("ne", which, self.ir.const(0))):
+                self.ir.set_word(self.plan.control["pending"], self.ir.const(0))
+                self.run_forks(None, which)
         self.ir.b.insert(func.ReturnOp(self.ir.const_of(0, i32)))
         return self.func
 
     def statements(self, ops) -> None:
-        for op in list(ops):
+        ops = list(ops)
+        for n, op in enumerate(ops):
+            if isinstance(op, YieldOp) and not self.in_entry:  # ends its whole block, loops around it too
+                self.ir.set_word(self.plan.control["ended"], self.ir.const(1))
+                return
             self.statement(op)
+            if isinstance(op, ReturnOp):  # ends its block (or the loop around it): the rest never runs
+                return
+            if not self.in_entry and isinstance(op, LoopOp) and _yields_inside(op):  # it may have ended the block
+                with self.ir.if_(self.ir.cmp("eq", self.ir.word(self.plan.control["ended"]), self.ir.const(0))):
+                    self.statements(ops[n + 1 :])
+                return
+
+    # --- yield and await (the reference runs the async blocks one by one at the await) -------
+    def yield_(self, op: YieldOp) -> None:
+        """The entry's `yield`: a snapshot of the yielded variables; the async blocks wait for `await`."""
+        ir, pending = self.ir, self.plan.control["pending"]
+        ir.fail_if(ir.cmp("ne", ir.word(pending), ir.const(0)),
+                   lambda: self.site(EXEC, "await required before next yield", op))  # fmt: skip
+        for name in op.var_names:
+            var = self.plan.vars.get(name)
+            if var is None:
+                self.static_error(EXEC, f"unknown variable: {name}", op)
+                return
+            self.check_exists(var, op)
+            snapshot = self.plan.vars.get(f"{name}@yield")
+            if snapshot is not None:
+                ir.emit(memref.CopyOp(self.var_memref(var), self.var_memref(snapshot)))
+        ir.set_word(pending, ir.const(self.yield_ids[id(op)]))  # which yield: the names it yielded
+
+    def await_(self, op: AwaitOp) -> None:
+        if not self.in_entry or "pending" not in self.plan.control:
+            return  # nothing pending can be awaited here
+        ir, pending = self.ir, self.plan.control["pending"]
+        which = ir.word(pending)
+        with ir.if_(ir.cmp("ne", which, ir.const(0))):
+            ir.set_word(pending, ir.const(0))
+            self.run_forks(op, which)
+
+    def yielded_now(self, name: str, which: SSAValue) -> SSAValue | None:
+        """Whether the pending yield (`which`) yielded `name`; None: every yield does."""
+        ids = [n + 1 for n, names in enumerate(self.plan.yield_lists) if name in names]
+        if len(ids) == len(self.plan.yield_lists):
+            return None
+        cond = self.ir.const_of(0, IntegerType(1))
+        for k in ids:
+            cond = self.ir.or_(cond, self.ir.cmp("eq", which, self.ir.const(k)))
+        return cond
+
+    def run_forks(self, merge: AwaitOp | None, which: SSAValue) -> None:
+        """Each async block in name order on its own copies: of the snapshot for yielded variables,
+        of their initial value for the others; then (at an `await`) what one block wrote comes back."""
+        ir, plan = self.ir, self.plan
+        saved = (plan.vars, self.in_entry, self.loop_vars, self.views, self.written)
+        try:
+            for fork in plan.forks:
+                block = fork.block.block_name
+                for name, copy in fork.vars.items():
+                    if copy.aliases:  # a `transfer` in an earlier run may have given it another's buffer
+                        ir.grow(P.GROW_REBIND, copy.slot, 0, 0)
+                    if name not in plan.yielded:
+                        self.fork_copy(copy, plan.vars[f"{name}@fresh"], False)
+                        continue
+                    ir.set_word(plan.control[("written", block, name)], ir.const(0))
+                    now = self.yielded_now(name, which)
+                    if now is None:  # every yield yields it
+                        self.fork_copy(copy, plan.vars[f"{name}@yield"], True)
+                        continue
+                    with ir.if_else(now) as otherwise:
+                        self.fork_copy(copy, plan.vars[f"{name}@yield"], True)
+                        otherwise()
+                        self.fork_copy(copy, plan.vars[f"{name}@fresh"], False)
+                plan.vars = {**saved[0], **fork.vars}
+                self.in_entry, self.loop_vars, self.views = False, {}, {}
+                self.written = {n: plan.control[("written", block, n)] for n in plan.yielded if n in fork.vars}
+                ir.set_word(plan.control["ended"], ir.const(0))
+                self.statements(fork.block.body.block.ops)
+                plan.vars = saved[0]
+        finally:
+            plan.vars, self.in_entry, self.loop_vars, self.views, self.written = saved
+        if merge is None:
+            return
+        for name in plan.yielded:
+            writers = [f for f in plan.forks if name in f.vars]
+            if not writers:
+                continue
+            now = self.yielded_now(name, which)
+            if now is None:
+                self.merge(merge, name, writers)
+            else:
+                with ir.if_(now):
+                    self.merge(merge, name, writers)
+
+    def fork_copy(self, copy: VarPlan, source: VarPlan, exists: bool) -> None:
+        ir = self.ir
+        if copy.kind == "resizable":  # a copy a cache.read in the block resizes: the declared shape first
+            need = ir.const(max(1, math.prod(source.shape)))
+            with ir.if_(ir.cmp("sgt", need, ir.word(copy.slot + 1))):
+                ir.grow(P.GROW_RESIZABLE, copy.slot, need, 0)
+            for d, size in enumerate(n for n, s in zip(source.shape, copy.shape) if s is None):
+                ir.set_word(copy.count_base + d, ir.const(size))
+            target = self.var_memref(copy)
+            ir.emit(memref.CopyOp(ir.emit(memref.CastOp.get(self.var_memref(source), target.type)), target))
+        else:
+            ir.emit(memref.CopyOp(self.var_memref(source), self.var_memref(copy)))
+        if copy.temp:
+            self.ir.set_word(copy.exists_slot, self.ir.const(int(exists)))
+
+    def merge(self, op: AwaitOp, name: str, writers) -> None:
+        """A yielded variable one block wrote comes back; two writers are the reference's error."""
+        ir, plan = self.ir, self.plan
+        flags = [ir.word(plan.control[("written", f.block.block_name, name)]) for f in writers]
+        count = ir.const(0)
+        for flag in flags:
+            count = ir.add(count, flag)
+        ir.fail_if(ir.cmp("sgt", count, ir.const(1)),
+                   lambda: self.site(EXEC, escape_braces(f"multiple blocks mutated {name}"), op))  # fmt: skip
+        target = self.var_memref(plan.vars[name])
+        for fork, flag in zip(writers, flags):
+            with ir.if_(ir.cmp("ne", flag, ir.const(0))):
+                ir.emit(memref.CopyOp(self.var_memref(fork.vars[name]), target))
+
+    def mark_written(self, name: str) -> None:
+        if name in self.written:
+            self.ir.set_word(self.written[name], self.ir.const(1))
 
     def statement(self, op: Operation) -> None:
+        outer, self.ir.loc = self.ir.loc, nearest_location(op)  # what it emits keeps its file:line:col
+        try:
+            self.lower_statement(op)
+        finally:
+            self.ir.loc = outer
+
+    def lower_statement(self, op: Operation) -> None:
         if isinstance(op, KernelOp):
             self.kernel(op)
         elif isinstance(op, CacheWriteOp):
@@ -114,12 +262,55 @@ class StepEmitter:
             self.branch(op)
         elif isinstance(op, AssignOp):  # the host made the zero buffer; the temporary exists from now
             var = self.plan.vars.get(op.var_name)
-            if var is not None and var.temp:
-                self.ir.set_word(var.slot + 1, self.ir.const(1))
+            if var is not None and var.temp and var.kind == "resizable":
+                self.assign_resizable(op, var)
+            elif var is not None and var.temp:
+                self.ir.set_word(var.exists_slot, self.ir.const(1))
+        elif isinstance(op, TransferOp):
+            self.transfer(op)
+        elif isinstance(op, YieldOp):  # outside the entry, `statements` ends the block instead
+            self.yield_(op)
+        elif isinstance(op, AwaitOp):
+            self.await_(op)
         elif isinstance(op, BarrierOp | DepOp | ReturnOp):
-            pass  # return: the plan allows it last only
+            pass  # return: `statements` stops after it
         else:
             raise unsupported(f"statement {op.name}", op)
+
+    def assign_resizable(self, op: AssignOp, var: VarPlan) -> None:
+        """`assign t` on a temporary a `cache.read` also fills: zeros of its declared shape, unless it exists."""
+        ir = self.ir
+        declared = [d.size({}) for d in op.var_type.dims]
+        with ir.if_(ir.cmp("eq", ir.word(var.exists_slot), ir.const(0))):
+            need = ir.const(max(1, math.prod(declared)))
+            with ir.if_(ir.cmp("sgt", need, ir.word(var.slot + 1))):
+                ir.grow(P.GROW_RESIZABLE, var.slot, need, 0)
+            for d, size in enumerate(n for n, s in zip(declared, var.shape) if s is None):
+                ir.set_word(var.count_base + d, ir.const(size))
+            self.fill(self.var_memref(var), 0, var.dtype)
+            ir.set_word(var.exists_slot, ir.const(1))
+
+    def transfer(self, op: TransferOp) -> None:
+        """`transfer a >> b`: b's word takes a's buffer address (one buffer, two names; plan.py)."""
+        ir = self.ir
+        src = self.plan.vars.get(op.src.var_name)
+        if src is None:
+            self.static_error(EXEC, f"unknown variable: {op.src.var_name}", op)
+            return
+        dst = self.plan.vars[op.dst.var_name]
+        if src.kind == "prefix" and src.memory != "constant":
+            self.volatile_entry(op.src, src, op)
+            address = ir.word(src.slot)
+        elif src.kind == "prefix":
+            table, flat = self.prefix_slot(op.src, src, op)
+            address = ir.to_index(ir.emit(memref.LoadOp.get(table, [flat])))
+        else:
+            self.check_exists(src, op)
+            address = ir.word(src.slot)
+        ir.set_word(dst.slot, address)
+        self.mark_written(op.dst.var_name)
+        if dst.temp:
+            ir.set_word(dst.exists_slot, ir.const(1))
 
     # --- variables ---------------------------------------------------------------------------
     def var_memref(self, var: VarPlan) -> SSAValue:
@@ -241,7 +432,7 @@ class StepEmitter:
             ir.fail_if(ir.cmp("sgt", size, ir.const(limit)), lambda: self.site(CACHE, message, op))
             return
         ir.call_checked(self.helpers.need("oi_raise_size"),
-                        [ir.const(table.slot), ir.const(table.rank), ir.const(dim), size])  # fmt: skip
+                        [ir.slot_value(table.slot), ir.const(table.rank), ir.const(dim), size])  # fmt: skip
 
     def selection(self, table: VarPlan, resolved: list, op: Operation) -> list | None:
         """`TableStorage._selection`: per index ("index", k) or ("slice", start, end), sizes grown."""
@@ -289,7 +480,7 @@ class StepEmitter:
         ir = self.ir
         counts = [ir.sub(s[2], s[1]) if s[0] == "slice" else ir.const(1) for s in selection]
         ir.call_checked(self.helpers.need(f"oi_mark_present_{table.rank}"),
-                        [ir.const(table.slot), *[s[1] for s in selection], *counts])  # fmt: skip
+                        [ir.slot_value(table.slot), *[s[1] for s in selection], *counts])  # fmt: skip
 
     def table_view(self, table: VarPlan, selection: list, result: MemRefType) -> SSAValue:
         """The selected entries of the table's data, scalar indices dropped (a strided view)."""
@@ -314,7 +505,10 @@ class StepEmitter:
                 return
             if dest.kind != "buffer" or tuple(dest.shape) != tuple(table.shape) or dest.dtype != table.dtype:
                 raise unsupported(f"cache.read of {table.name} into {dest.name} of another shape or dtype", op)
+            if dest.aliases:  # the reference binds the read value anew: a name sharing the buffer keeps it
+                ir.grow(P.GROW_REBIND, dest.slot, 0, 0)
             ir.emit(memref.CopyOp(self.var_memref(table), self.var_memref(dest)))
+            self.mark_written(op.dst.var_name)
             return
         selection = self.selection(table, self.access(op.src, op), op)
         if selection is None:
@@ -332,13 +526,19 @@ class StepEmitter:
         assert dest.kind == "resizable"
         counts = [ir.sub(s[2], s[1]) for s in selection if s[0] == "slice"]
         need = ir.product([*counts, self.entry_elements(table)])
-        with ir.if_(ir.cmp("sgt", need, ir.word(dest.slot + 1))):
-            ir.grow(P.GROW_RESIZABLE, dest.slot, need, 0)
+        if dest.aliases:  # the reference's read binds a new array: a name a `transfer` gave the old one keeps it
+            ir.grow(P.GROW_RESIZABLE, dest.slot, need, 1)
+        else:
+            with ir.if_(ir.cmp("sgt", need, ir.word(dest.slot + 1))):
+                ir.grow(P.GROW_RESIZABLE, dest.slot, need, 0)
         for d, count in enumerate(counts):
             ir.set_word(dest.count_base + d, count)
         strided = _strided_like(memref_type_of(dest, self.plan), table)
         source = self.table_view(table, selection, strided)
         ir.emit(memref.CopyOp(source, self.var_memref(dest)))
+        self.mark_written(op.dst.var_name)
+        if dest.temp:  # a read creates the temporary, as an assign does
+            ir.set_word(dest.exists_slot, ir.const(1))
 
     def cache_write(self, op: CacheWriteOp) -> None:
         ir = self.ir
@@ -420,6 +620,9 @@ class StepEmitter:
         for d, size in enumerate(dims):
             ir.set_word(dest.count_base + d, size)
         ir.emit(memref.CopyOp(self.auto_view(var, dims), self.var_memref(dest)))
+        self.mark_written(op.dst.var_name)
+        if dest.temp:
+            ir.set_word(dest.exists_slot, ir.const(1))
 
     def auto_write(self, op: CacheWriteOp, var: VarPlan, source_var: VarPlan, source: SSAValue) -> None:
         ir = self.ir
@@ -495,8 +698,6 @@ class StepEmitter:
         if var.dtype == "bool" or var.dtype in PACKED_DTYPES:
             self.static_error(CACHE, f"cache {word} does not support dtype {dtype_debug_name(var.dtype)} for {name}", op)
             return
-        if var.dtype == "f8":
-            raise unsupported("cache increment of an f8 scalar", op)
         delta = amount if word == "increment" else -amount
         ir.log_bytes(var.slot, ir.const(0), ir.const(_nbytes(var.dtype, var.shape)))
         value = self.scalar(var)
@@ -595,10 +796,16 @@ class StepEmitter:
     def loop(self, op: LoopOp) -> None:
         ir = self.ir
         lower, upper = (self.loop_bound(b, op) for b in op.bounds)
+        if any(isinstance(inner, ReturnOp) for inner in op.body.block.ops):  # the first iteration ends it
+            upper = ir.select(ir.cmp("slt", lower, upper), ir.add(lower, ir.const(1)), upper)
         saved_loops, saved_views = dict(self.loop_vars), dict(self.views)
         with ir.for_(lower, upper) as iv:
             self.loop_vars[op.index.data] = iv
-            self.statements(op.body.block.ops)
+            if not self.in_entry and _yields_inside(op):  # once a yield ended the block, nothing runs
+                with ir.if_(ir.cmp("eq", ir.word(self.plan.control["ended"]), ir.const(0))):
+                    self.statements(op.body.block.ops)
+            else:
+                self.statements(op.body.block.ops)
         self.loop_vars, self.views = saved_loops, saved_views
 
     def branch(self, op: BranchOp) -> None:
@@ -634,9 +841,23 @@ class StepEmitter:
         if name not in blocks:
             self.static_error(EXEC, f"unknown block {name} for branch target", op)
             return
-        saved_views = dict(self.views)  # reads in the block serve only the block (plan.view_safe)
+        if self.depth >= P.MAX_BRANCH_DEPTH:  # the reference's limit (a block branching back into itself)
+            self.static_error(EXEC, f"branch to block {name} nests more than {P.MAX_BRANCH_DEPTH} blocks deep "
+                                    "(does a block branch back into itself?)", op)  # fmt: skip
+            return
+        self.depth += 1
+        try:
+            self.inline_block(blocks, name)
+        finally:
+            self.depth -= 1
+
+    def inline_block(self, blocks, name: str) -> None:
+        saved_views, in_entry = dict(self.views), self.in_entry  # reads in the block serve only the block
+        self.in_entry = False  # a `yield` there ends the block; an `await` does nothing
         self.statements(blocks[name].body.block.ops)
-        self.views = saved_views
+        self.views, self.in_entry = saved_views, in_entry
+        if "ended" in self.plan.control and _yields_inside_list(blocks[name].body.block.ops):
+            self.ir.set_word(self.plan.control["ended"], self.ir.const(0))  # the caller goes on
 
     def loop_bound(self, bound, op: LoopOp) -> SSAValue:
         ir = self.ir
@@ -659,7 +880,50 @@ class StepEmitter:
         return self.widen(value, var.dtype)
 
     # --- ops ---------------------------------------------------------------------------------
-    def kernel(self, op: KernelOp) -> None:
+    def kernel(self, op: KernelOp, guards: int = 0) -> None:
+        checks = json.loads(op.shape_checks.data) if op.shape_checks is not None else {}
+        if len(checks.get("if_vars", [])) > guards:  # a bool setting read from a variable picks the kernel
+            name, truth = checks["if_vars"][guards]
+            var = self.plan.vars[name]
+            self.check_exists(var, op)
+            value = self.scalar(var)
+            cond = self.ir.emit(arith.CmpiOp(value, self.ir.const_of(0, value.type), "ne" if truth else "eq"))
+            with self.ir.if_(cond):
+                self.kernel(op, guards + 1)
+            return
+        if "when" in checks or "unless" in checks:
+            self.specialized_kernel(op, checks)
+            return
+        self.kernel_call(op)
+
+    def specialized_kernel(self, op: KernelOp, checks: dict) -> None:
+        """One of an op's kernels by input sizes (`lower_ops._specialized_kernels`): run when the
+        run-time sizes are its own; the last fails with the shape rule's error when none were."""
+        ir = self.ir
+        inputs = []
+        for ref in op.inputs:
+            var = self.plan.vars[ref.var_name]
+            self.check_exists(var, op)
+            inputs.append(None if ref.indices.data else self.var_memref(var))
+        spec = checks.get("when") or checks["unless"]
+        sizes = [ir.emit(memref.DimOp(inputs[i], ir.const(d))) for i, d in spec["dims"]]
+
+        def matches(values) -> SSAValue:
+            cond = ir.const_of(1, IntegerType(1))
+            for size, value in zip(sizes, values):
+                cond = ir.and_(cond, ir.cmp("eq", size, ir.const(value)))
+            return cond
+
+        if "unless" in checks:
+            none = ir.const_of(1, IntegerType(1))
+            for values in spec["values"]:
+                none = ir.and_(none, ir.emit(arith.XOrIOp(matches(values), ir.const_of(1, IntegerType(1)))))
+            ir.fail_if(none, lambda: self.site(EXEC, checks["message"], op), sizes)
+            return
+        with ir.if_(matches(spec["values"])):
+            self.kernel_call(op, cast=True)
+
+    def kernel_call(self, op: KernelOp, cast: bool = False) -> None:
         ir = self.ir
         if op.static_error is not None:
             self.static_error(EXEC, op.static_error.data, op)
@@ -669,32 +933,59 @@ class StepEmitter:
             var = self.plan.vars[ref.var_name]
             self.check_exists(var, op)
             values.append(self.prefix_entry(ref, var, op) if ref.indices.data else self.var_memref(var))
-        if op.shape_checks is not None:
-            self.check_result_dims(op, values)
-        values.append(self.var_memref(self.plan.vars[op.output_name]))
+        output = self.var_memref(self.plan.vars[op.output_name])
+        checks = json.loads(op.shape_checks.data) if op.shape_checks is not None else {}
+        if not cast and any(k in checks for k in ("dims", "output", "equal", "empty")):
+            if self.check_result_dims(op, values, output):
+                return  # the result never fits the output: the check always fails
+        values.append(output)
+        function = self.kernel_function(op)  # a block two branches call emits its kernels twice
+        params = function.function_type.inputs.data
         for key in op.runtime_settings:
             var = self.plan.vars[op.settings.data[key.data].root_reference.data]
             self.check_exists(var, op)
-            values.append(self.scalar(var))
-        function = self.kernel_function(op)  # a block two branches call emits its kernels twice
+            value = self.scalar(var)
+            if params[len(values)] == _F64 and value.type != _F64:  # a number the float nests take as f64
+                value = self.to_f64(value, var.dtype)
+            elif params[len(values)] == _I64 and value.type != _I64:  # ... the integer nests as i64
+                ext = arith.ExtUIOp if var.dtype == "bool" or var.dtype.startswith("u") else arith.ExtSIOp
+                value = ir.emit(ext(value, _I64))
+            values.append(value)
+        settings_at = len(values) - len(op.runtime_settings)
+        for n, message in checks.get("negative", []):  # the reference refuses these for an unsigned dtype
+            ir.fail_if(ir.emit(arith.CmpiOp(values[settings_at + n], ir.const_of(0, _I64), "slt")),
+                       lambda m=message: self.site(EXEC, escape_braces(m), op))  # fmt: skip
+        if cast:  # sizes known to match the kernel's static input types
+            values = [ir.emit(memref.CastOp.get(v, p)) if p != v.type else v for v, p in zip(values, params)]
         for param, value in zip(function.function_type.inputs.data, values):
             if param != value.type:
                 raise PassError(f"oi.kernel {op.kind}: argument of type {param} given {value.type} "
                                 "(run --lower-ops on this graph again)", nearest_loc(op))  # fmt: skip
         ir.emit(func.CallOp(function.sym_name.data, values, []))
+        self.mark_written(op.output_name)
         output = self.plan.vars[op.output_name]
         if output.temp:  # writing a temporary creates it, as assign does
-            ir.set_word(output.slot + 1, ir.const(1))
+            ir.set_word(output.exists_slot, ir.const(1))
+
+    def to_f64(self, value: SSAValue, dtype: str) -> SSAValue:
+        """A scalar as the reference's `float(value.item())`: integers and bools converted, floats widened."""
+        if dtype in FLOAT_DTYPES:
+            if value.type != _F32:  # narrow floats (f8 too) reach f64 through f32, exactly
+                value = self.ir.emit(arith.ExtFOp(value, _F32))
+            return self.ir.emit(arith.ExtFOp(value, _F64))
+        signed = dtype != "bool" and not dtype.startswith("u")
+        return self.ir.emit((arith.SIToFPOp if signed else arith.UIToFPOp)(value, _F64))
 
     def check_exists(self, var: VarPlan, op: Operation) -> None:
         """An `assign` temporary read before its assign ran is an unknown variable (the reference's)."""
         if var.temp:
             ir = self.ir
-            ir.fail_if(ir.cmp("eq", ir.word(var.slot + 1), ir.const(0)),
-                       lambda: self.site(EXEC, escape_braces(f"unknown variable: {var.name}"), op))  # fmt: skip
+            ir.fail_if(ir.cmp("eq", ir.word(var.exists_slot), ir.const(0)),
+                       lambda: self.site(EXEC, escape_braces(f"unknown variable: {var.name.partition('@')[0]}"), op))  # fmt: skip
 
-    def check_result_dims(self, op: KernelOp, inputs: list[SSAValue]) -> None:
-        """The reference's output-shape error when a run-time sized result differs from the output."""
+    def check_result_dims(self, op: KernelOp, inputs: list[SSAValue], output: SSAValue) -> bool:
+        """The reference's output-shape error when a run-time sized result differs from the output;
+        True when it always fails (a result of another rank, or a static dim that differs)."""
         ir = self.ir
         checks = json.loads(op.shape_checks.data)
         equal = checks.get("equal")
@@ -709,12 +1000,33 @@ class StepEmitter:
             size = ir.emit(memref.DimOp(inputs[i], ir.const(d)))
             args = [ir.emit(memref.DimOp(inputs[a], ir.const(b))) for a, b in check["args"]]
             ir.fail_if(ir.cmp("eq", size, ir.const(0)), lambda c=check: self.site(EXEC, c["message"], op), args)
+        if checks.get("output"):  # an output sized at run time: its current dims against the result's
+            def size(ref):
+                if ref[0] == "const":
+                    return ir.const(ref[1])
+                memref_value, dim = (output, ref[1]) if ref[0] == "out" else (inputs[ref[1]], ref[2])
+                return ir.emit(memref.DimOp(memref_value, ir.const(dim)))
+
+            spec = checks["output"]
+            bad = ir.const_of(0, IntegerType(1))
+            for left, right in spec["compare"]:
+                bad = ir.or_(bad, ir.cmp("ne", size(left), size(right)))
+            ir.fail_if(bad, lambda: self.site(EXEC, checks["message"], op), [size(a) for a in spec["args"]])
+            return False
         dims, bad = [], ir.const_of(0, IntegerType(1))
-        for i, d, expected in checks["dims"]:
-            size = ir.emit(memref.DimOp(inputs[i], ir.const(d)))
+        for *ref, expected in checks["dims"]:
+            if ref[0] == "linear":  # const + sum(coeff * size) (`concat(k, k)`)
+                size = ir.const(ref[1])
+                for i, d, coeff in ref[2]:
+                    size = ir.add(size, ir.mul(ir.emit(memref.DimOp(inputs[i], ir.const(d))), ir.const(coeff)))
+            else:
+                size = ir.emit(memref.DimOp(inputs[ref[0]], ir.const(ref[1])))
             dims.append(size)
             bad = ir.or_(bad, ir.cmp("ne", size, ir.const(expected)))
+        if checks.get("always"):
+            bad = ir.const_of(1, IntegerType(1))
         ir.fail_if(bad, lambda: self.site(EXEC, checks["message"], op), dims)
+        return bool(checks.get("always"))
 
     def kernel_function(self, op: KernelOp) -> func.FuncOp:
         """The kernel's nest as a function; kernels with the same nest share one."""
@@ -727,11 +1039,33 @@ class StepEmitter:
             name = f"kernel_{len(self.kernels)}_{op.kind}"
             function = func.FuncOp(name, ty, Region(block), visibility="private")
             function.attributes[NOINLINE_ATTR] = UnitAttr()
+            function.location = nearest_location(op)  # a shared kernel: where its first statement is
+            self.ir._locate(function)
             self.kernels[key] = function
         return function
 
     def prefix_entry(self, ref, var: VarPlan, op: Operation) -> SSAValue:
         """Entry `W[i, j]` of a constant prefix table: its address from the host's table of addresses."""
+        ty = MemRefType(dtype_type(var.dtype), list(var.shape))
+        if var.memory != "constant":
+            self.volatile_entry(ref, var, op)
+            return self.ir.view(var.slot, ty)
+        table, flat = self.prefix_slot(ref, var, op)
+        return self.ir.view_at(table, flat, ty)
+
+    def volatile_entry(self, ref, var: VarPlan, op: Operation) -> None:
+        """Entry `W[i, j]` of a volatile prefix table: any index, from the model or made of `@init` on
+        first use and kept (the reference's `W[i,j]` value); the host puts its address in the var's word."""
+        ir = self.ir
+        indices = [self.index_value(i, op, cache=False) for i in ref.indices]
+        if len(indices) != var.rank:
+            raise unsupported(f"{ref.var_name} with {len(indices)} of its {var.rank} indices", op)
+        for d, k in enumerate(indices):  # the error words (and the last words, past four) are free until an error
+            ir.set_word(P.ERROR_ARGS + d if d < 4 else self.plan.words - (var.rank - 4) + d - 4, k)
+        ir.grow(P.GROW_PREFIX, var.slot, var.rank, 0)
+
+    def prefix_slot(self, ref, var: VarPlan, op: Operation) -> tuple[SSAValue, SSAValue]:
+        """The host's table of entry addresses and the (checked) position of `W[i, j]` in it."""
         ir = self.ir
         indices = [self.index_value(i, op, cache=False) for i in ref.indices]
         if len(indices) != var.rank:
@@ -740,7 +1074,7 @@ class StepEmitter:
         pattern = self._key_template(ref.var_name, var)
         sites: list[int] = []
 
-        def site() -> int:  # one site for both checks
+        def site() -> ErrorSiteAttr:  # one site for both checks
             if not sites:
                 sites.append(self.site(EXEC, "model variable not found: " + pattern, op))
             return sites[0]
@@ -748,14 +1082,16 @@ class StepEmitter:
         bad = ir.const_of(0, IntegerType(1))
         for k, count in zip(indices, counts):
             bad = ir.or_(bad, ir.or_(ir.cmp("slt", k, ir.const(0)), ir.cmp("sge", k, count)))
-        ir.fail_if(bad, site, indices)
+        for d, k in enumerate(indices[4:]):  # a fifth index on: the message's arguments past four
+            ir.set_word(self.plan.words - (var.rank - 4) + d, k)
+        ir.fail_if(bad, site, indices[:4])
         flat = ir.const(0)
         for k, count in zip(indices, counts):
             flat = ir.add(ir.mul(flat, count), k)
         table = ir.view(var.slot, MemRefType(_I64, [DYN]), [ir.product(counts)])
         address = ir.emit(memref.LoadOp.get(table, [flat]))
-        ir.fail_if(ir.emit(arith.CmpiOp(address, ir.const_of(0, _I64), "eq")), site, indices)
-        return ir.view_at(table, flat, MemRefType(dtype_type(var.dtype), list(var.shape)))
+        ir.fail_if(ir.emit(arith.CmpiOp(address, ir.const_of(0, _I64), "eq")), site, indices[:4])
+        return table, flat
 
     def _key_template(self, name: str, var: VarPlan) -> str:
         decl = next(v for v in self.plan.graph.vars if v.var_name == name)
@@ -765,6 +1101,15 @@ class StepEmitter:
         for d, index in enumerate(var.indices):
             key = key.replace("{{" + index + "}}", "{%d}" % d)
         return key
+
+
+def _yields_inside(loop: LoopOp) -> bool:
+    """A `yield` in the loop's body or in a loop inside it (a branch target's yield ends that block)."""
+    return _yields_inside_list(loop.body.block.ops)
+
+
+def _yields_inside_list(ops) -> bool:
+    return any(isinstance(op, YieldOp) or (isinstance(op, LoopOp) and _yields_inside(op)) for op in ops)
 
 
 # --- types and constants ---------------------------------------------------------------------

@@ -34,6 +34,7 @@ from xdsl.dialects.builtin import (
     MemRefType,
     StridedLayoutAttr,
     UnitAttr,
+    UnknownLoc,
     i32,
     i64,
 )
@@ -42,13 +43,27 @@ from xdsl.rewriter import InsertPoint
 
 from oi_compiler.backend.llvm import NOINLINE_ATTR
 from oi_compiler.dialects.oi_lowered import StateViewOp, StepExitOp
+from oi_compiler.dialects.oi_table import (
+    BufferOp,
+    CheckOp,
+    ErrorSiteAttr,
+    FailOp,
+    GrowOp,
+    JournalOp,
+    SetWordOp,
+    SlotOp,
+    WordOp,
+)
 from oi_compiler.lowering import plan as P
+from oi_compiler.lowering import step_llvm  # noqa: F401 - registers the emitters of the ops below
 
 INDEX = IndexType()
 DYN = DYNAMIC_INDEX
 I8 = IntegerType(8)
 GROW_SYMBOL = "oi_grow"
 CODE_ERROR, CODE_HOST = 1, 2  # step results besides 0: an error record, a failed host callback
+GROW_KIND_NAMES = {P.GROW_TABLE: "table", P.GROW_RESIZABLE: "resizable", P.GROW_LOG: "log", P.GROW_VIEW: "view",
+                   P.GROW_AUTO: "auto", P.GROW_REBIND: "rebind", P.GROW_PREFIX: "prefix"}  # fmt: skip
 
 
 def grow_declaration() -> func.FuncOp:
@@ -63,13 +78,26 @@ class StepIR:
     """Emits into one function; `helpers` is the module's shared `Helpers`."""
 
     def __init__(self, block: Block, state: SSAValue, helpers: Helpers | None = None):
-        self.b = Builder(InsertPoint.at_end(block))
+        self.loc = None  # the statement being lowered: every op emitted for it carries its location
+        self.names: dict[int, tuple[str, str]] | None = None  # state word -> (variable, field): table ops
+        self.b = self._builder(InsertPoint.at_end(block))
         self.state = state
         self.helpers = helpers
         # constants go once each to the top of the function, so every use is dominated
         self._anchor = arith.ConstantOp(IntegerAttr(0, INDEX))
         self.b.insert(self._anchor)
         self._constants: dict[tuple, SSAValue] = {(0, INDEX): self._anchor.result}
+
+    def _builder(self, at: InsertPoint) -> Builder:
+        builder = Builder(at)
+        builder.operation_insertion_handler.append(self._locate)
+        return builder
+
+    def _locate(self, op) -> None:
+        if self.loc is not None:
+            for inner in op.walk():
+                if isinstance(inner.location, UnknownLoc):
+                    inner.location = self.loc
 
     # --- values ----------------------------------------------------------------------------
     def emit(self, op):
@@ -165,18 +193,42 @@ class StepIR:
         return result
 
     # --- state words and buffers -------------------------------------------------------------
+    # With `names` (the step function), a word given by number is emitted as the table level's
+    # named op (`oi_table.word @K "size.0"`: --assign-state-slots and --lower-tables place it);
+    # without (the shared helpers, which compute word numbers at run time), as a load or store.
+    def _named(self, slot) -> tuple[str, str] | None:
+        if self.names is None or not isinstance(slot, int):
+            return None
+        found = self.names.get(slot)
+        if found is None:
+            raise AssertionError(f"state word {slot} has no name (lowering/state_layout.py word_names)")
+        return found
+
     def raw_word(self, slot: int | SSAValue) -> SSAValue:
         index = self.const(slot) if isinstance(slot, int) else slot
         return self.emit(memref.LoadOp.get(self.state, [index]))
 
     def word(self, slot: int | SSAValue) -> SSAValue:
+        if (named := self._named(slot)) is not None:
+            return self.emit(WordOp(*named))
         return self.to_index(self.raw_word(slot))
 
     def set_word(self, slot: int | SSAValue, value: SSAValue) -> None:
+        if (named := self._named(slot)) is not None:
+            self.emit(SetWordOp(*named, value))
+            return
         index = self.const(slot) if isinstance(slot, int) else slot
         self.emit(memref.StoreOp.get(self.to_i64(value), self.state, [index]))
 
+    def slot_value(self, slot: int) -> SSAValue:
+        """A word's number as a value (what the shared helpers take)."""
+        if (named := self._named(slot)) is not None:
+            return self.emit(SlotOp(*named))
+        return self.const(slot)
+
     def view(self, slot: int | SSAValue, ty: MemRefType, sizes: Sequence[SSAValue] = ()) -> SSAValue:
+        if (named := self._named(slot)) is not None:
+            return self.emit(BufferOp(*named, list(sizes), ty))
         index = self.const(slot) if isinstance(slot, int) else slot
         return self.emit(StateViewOp(self.state, index, list(sizes), ty))
 
@@ -200,7 +252,7 @@ class StepIR:
         then = Block()
         op = scf.IfOp(cond, [], Region(then), Region(Block([scf.YieldOp()])))
         self.b.insert(op)
-        outer, self.b = self.b, Builder(InsertPoint.at_end(then))
+        outer, self.b = self.b, self._builder(InsertPoint.at_end(then))
         try:
             yield
         finally:
@@ -213,11 +265,11 @@ class StepIR:
         then emits the else part."""
         then, other = Block(), Block()
         self.b.insert(scf.IfOp(cond, [], Region(then), Region(other)))
-        outer, self.b = self.b, Builder(InsertPoint.at_end(then))
+        outer, self.b = self.b, self._builder(InsertPoint.at_end(then))
 
         def otherwise() -> None:
             self.b.insert(scf.YieldOp())
-            self.b = Builder(InsertPoint.at_end(other))
+            self.b = self._builder(InsertPoint.at_end(other))
 
         try:
             yield otherwise
@@ -229,7 +281,7 @@ class StepIR:
     def for_(self, lower: SSAValue, upper: SSAValue) -> Iterator[SSAValue]:
         body = Block(arg_types=[INDEX])
         self.b.insert(scf.ForOp(lower, upper, self.const(1), [], Region(body)))
-        outer, self.b = self.b, Builder(InsertPoint.at_end(body))
+        outer, self.b = self.b, self._builder(InsertPoint.at_end(body))
         try:
             yield body.args[0]
         finally:
@@ -254,28 +306,27 @@ class StepIR:
     def exit(self, code: int) -> None:
         self.emit(StepExitOp(self.const_of(code, i32)))
 
-    def fail(self, site: int, args: Sequence[SSAValue] = ()) -> None:
-        """Record error `site` with up to four index arguments and leave the step."""
-        if len(args) > 4:
-            raise AssertionError("an error record holds four arguments")
-        self.emit(memref.StoreOp.get(self.const_of(site, i64), self.state, [self.const(P.ERROR_SITE)]))
-        for n, value in enumerate(args):
-            self.set_word(P.ERROR_ARGS + n, value)
-        self.exit(CODE_ERROR)
+    def fail(self, site: ErrorSiteAttr, args: Sequence[SSAValue] = ()) -> None:
+        """Leave the step with `site`'s error (its arguments: index values)."""
+        self.emit(FailOp(site, list(args)))
 
-    def fail_if(self, cond: SSAValue, site: int | Callable[[], int], args: Sequence[SSAValue] = ()) -> None:
+    def fail_if(self, cond: SSAValue, site: ErrorSiteAttr | Callable[[], ErrorSiteAttr],
+                args: Sequence[SSAValue] = ()) -> None:  # fmt: skip
         """`fail(site)` when `cond` holds; `site` may be a callable, called only when the check stays."""
         known = self.known(cond)
         if known == 0:
             return
-        number = site() if callable(site) else site
+        attr = site() if callable(site) else site
         if known is not None:
-            self.fail(number, args)
+            self.fail(attr, args)
             return
-        with self.if_(cond):
-            self.fail(number, args)
+        self.emit(CheckOp(cond, attr, list(args)))
 
     def grow(self, kind: int, a: SSAValue | int, b: SSAValue | int, c: SSAValue | int) -> None:
+        if (named := self._named(a)) is not None:
+            values = [self.const(v) if isinstance(v, int) else v for v in (b, c)]
+            self.emit(GrowOp(GROW_KIND_NAMES[kind], *named, values))
+            return
         args = [self.state, self.const_of(kind, i64)]
         for v in (a, b, c):
             args.append(self.const_of(v, i64) if isinstance(v, int) else self.to_i64(v))
@@ -292,6 +343,9 @@ class StepIR:
 
     def log_bytes(self, slot: int | SSAValue, offset: SSAValue, nbytes: SSAValue) -> None:
         """Append `nbytes` bytes of the buffer at word `slot`, from byte `offset`, to the undo log."""
+        if (named := self._named(slot)) is not None:
+            self.emit(JournalOp(*named, offset, nbytes))
+            return
         if self.helpers is None:
             raise AssertionError("StepIR without Helpers cannot log")
         self.call_checked(self.helpers.need("oi_log"), [self.const(slot) if isinstance(slot, int) else slot,
@@ -334,6 +388,10 @@ class Helpers:
     def _finish(ir: StepIR, function: func.FuncOp) -> func.FuncOp:
         ir.b.insert(func.ReturnOp(ir.const_of(0, i32)))
         return function
+
+    def log_function(self) -> func.FuncOp:
+        """`@oi_log`, for a module whose journal ops `--lower-undo-log` lowers."""
+        return self.functions[self.need("oi_log")]
 
     def _log(self) -> func.FuncOp:
         function, ir, (slot, offset, nbytes) = self._function("oi_log", 3)

@@ -1,4 +1,6 @@
-"""Emitters for the step function's own ops: `oi.state_view` and `oi.step_exit`.
+"""LLVM emitters for the step function's own ops, `oi.state_view` and `oi.step_exit`, registered
+with the backend (`backend.llvm.register_emitters`) when this module is imported: the backend
+knows no `oi` op. `lowering/step_ir.py`, which makes these ops, imports it.
 
 `oi.state_view %words[%slot]` loads 64-bit word `slot` of `words` (the state array, or a table
 of addresses), turns it into a
@@ -13,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from xdsl.dialects.builtin import MemRefType
 
+from oi_compiler.backend.llvm import register_emitters
 from oi_compiler.backend.llvm_memref import MemRefDescriptor, load_element, make_descriptor
 from oi_compiler.backend.llvm_types import INDEX, PTR, index_const
 from oi_compiler.dialects.oi_lowered import StateViewOp, StepExitOp
@@ -47,4 +50,5 @@ def emit_step_exit(fx: FunctionEmitter, op: StepExitOp) -> list[LoweredValue]:
 
 
 STATE_EMITTERS = {StateViewOp: emit_state_view, StepExitOp: emit_step_exit}
+register_emitters(STATE_EMITTERS)
 assert INDEX.width == 64  # state words hold pointers and sizes as index values

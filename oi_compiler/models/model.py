@@ -34,7 +34,7 @@ from numpy.typing import ArrayLike
 
 from oi_compiler.dtypes import DTYPE_NAMES, INT_RANGES, dtype_of_array, numpy_dtype
 from oi_compiler.errors import ModelError
-from oi_compiler.runtime.oinf_format import (
+from oi_compiler.models.oinf_format import (
     CODE_OF_DTYPE,
     MAGIC,
     Bitset,

@@ -70,9 +70,34 @@ _PASSES: dict[str, PassInfo] = {
             _lazy("oi_compiler.passes.lower_cache", "LowerCache"),
         ),
         PassInfo(
+            "convert-graph-to-tables",
+            "Convert the graph to the table level: one step function over named state words, checks with error sites, undo-log entries",
+            _lazy("oi_compiler.passes.convert_graph_to_tables", "ConvertGraphToTables"),
+        ),
+        PassInfo(
+            "assign-state-slots",
+            "Place each variable's words in the state array (the module's oi_table.state_layout)",
+            _lazy("oi_compiler.passes.assign_state_slots", "AssignStateSlots"),
+        ),
+        PassInfo(
+            "lower-undo-log",
+            "Lower the undo log: each oi_table.journal a call of the @oi_log helper (after --assign-state-slots)",
+            _lazy("oi_compiler.passes.lower_undo_log", "LowerUndoLog"),
+        ),
+        PassInfo(
+            "lower-tables",
+            "Lower the table level (named words, buffers, checks, growth) to loads and stores of the state array",
+            _lazy("oi_compiler.passes.lower_tables", "LowerTables"),
+        ),
+        PassInfo(
             "lower-nests",
             "Lower loop nests (linalg; scheduled oi.nest, unrolling its marked loops) to scf.for loops over memref loads and stores",
             _lazy("oi_compiler.passes.lower_nests", "LowerNests"),
+        ),
+        PassInfo(
+            "map-gpu",
+            "Map GPU plans' loop nests to kernels: bound loops to block/thread ids, shared and private caches, barriers",
+            _lazy("oi_compiler.passes.map_gpu", "MapGpu"),
         ),
         PassInfo(
             "tile",
@@ -89,6 +114,11 @@ _PASSES: dict[str, PassInfo] = {
             "double-buffer",
             "Double-buffer the caches marked by --cache (oi.double_buffer fills)",
             _lazy("oi_compiler.passes.double_buffer", "DoubleBuffer"),
+        ),
+        PassInfo(
+            "gpu-emulate",
+            "Rewrite gpu.module kernels into CPU functions looping over grid and block, barriers splitting phases",
+            _lazy("oi_compiler.passes.gpu_emulate", "GpuEmulate"),
         ),
         PassInfo(
             "dce",
@@ -156,7 +186,23 @@ def parse_pipeline(pipeline: str, *, callback=None):
 
 
 def run_passes(module, pipeline: str, ctx=None, *, callback=None) -> None:
-    """Run a pass pipeline on a module, in place."""
+    """Run a pass pipeline on a module, in place; an exception outside `OiError` that escapes a
+    pass is an `InternalError` naming that pass (`oi_compiler.boundary`)."""
+    from oi_compiler.boundary import stage
     from oi_compiler.ir_context import make_context
 
-    parse_pipeline(pipeline, callback=callback).apply(ctx or make_context(), module)
+    passes = parse_pipeline(pipeline, callback=tracking_stage(boundary := stage("passes"), callback))
+    with boundary:
+        passes.apply(ctx or make_context(), module)
+
+
+def tracking_stage(boundary, callback=None):
+    """A `PassPipeline` callback that names `boundary`'s stage after the pass about to run."""
+
+    def track(previous, module, next_pass) -> None:
+        if callback is not None:
+            callback(previous, module, next_pass)
+        if next_pass is not None:
+            boundary.name = next_pass.name
+
+    return track

@@ -60,7 +60,7 @@ class BindSizes(ModulePass):
     def all_sizes(self) -> dict[str, int]:
         sizes: dict[str, int] = {}
         if self.model:
-            from oi_compiler.runtime.model import Model
+            from oi_compiler.models.model import Model
 
             sizes.update(Model.open(self.model).sizevars)
         sizes.update(dict(self.sizes))

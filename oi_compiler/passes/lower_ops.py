@@ -18,20 +18,20 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from xdsl.builder import Builder
 from xdsl.dialects.builtin import (
-    DYNAMIC_INDEX,
     ArrayAttr,
     DenseArrayBase,
+    DictionaryAttr,
+    Float64Type,
     FloatAttr,
     IntegerAttr,
     IntegerType,
     MemRefType,
     StringAttr,
-    StridedLayoutAttr,
     SymbolRefAttr,
 )
 from xdsl.dialects import memref
@@ -41,23 +41,32 @@ from xdsl.rewriter import InsertPoint
 
 from oi_compiler.dialects.oi import GraphOp, NamedOp
 from oi_compiler.dialects.oi_lowered import KernelOp
-from oi_compiler.dtypes import dtype_name, dtype_type
-from oi_compiler.errors import OiError, PassError
+from oi_compiler.dtypes import FLOAT_DTYPES, PACKED_DTYPES, dtype_name, dtype_type
+from oi_compiler.errors import ExecutionError, OiError, PassError
+from oi_compiler.ir_context import nearest_loc
 from oi_compiler.lowering.plan import (
     StepPlan,
     Unsupported,
     VarPlan,
     build_plan,
     escape_braces,
+    memref_type_of,
     statements,
     unsupported,
 )
-from oi_compiler.ops.registry import lookup_op
-from oi_compiler.runtime.reference import SHAPE_FROM_OUTPUT
+from oi_compiler.ops.registry import lookup_op, setting_spec
+from oi_compiler.ops.reference.settings import SHAPE_FROM_OUTPUT
 from oi_compiler.verify.scope import shape_text
 
-#: settings that may name a scalar variable read at run time, per op
+#: settings that may name a scalar variable read at run time, per op: rope's position (an integer),
+#: and numbers the float nests take as an f64 value (`ops/nests/scalar.float_setting`)
 RUNTIME_SETTINGS = {("rope", "position")}
+#: bool settings that may name a bool or integer variable: the op is lowered for each truth value
+#: and runs the one the variable's value picks (`read_bool`: integers count as `!= 0`)
+RUNTIME_BOOLS = frozenset({"keepdims", "select_first", "causal", "saturate"})
+RUNTIME_NUMBERS = {("clamp", "min"), ("clamp", "max"), ("relu", "alpha"), ("relu", "clamp_max"), ("fill", "value"),
+                   ("rms_norm", "eps"), ("layer_norm", "eps"), ("rope", "theta"), ("attention", "scale")}  # fmt: skip
+F64, I64 = Float64Type(), IntegerType(64)
 _PROBES = (1009, 2003)  # stand-ins for run-time sizes when asking a shape rule (distinct per dim)
 
 
@@ -72,63 +81,41 @@ class LowerOps(ModulePass):
             plan = build_plan(graph)
             nests: dict[str, Region] = {}
             seen: set[int] = set()  # a block two branches call is walked twice
-            for op, _ in list(statements(plan.entry.body.block.ops)):
+            bodies = [(plan, plan.entry.body.block.ops)]  # an async block sees its own copies (plan.ForkPlan)
+            bodies += [(replace(plan, vars={**plan.vars, **f.vars}), f.block.body.block.ops) for f in plan.forks]
+            for view, op in [(view, op) for view, ops in bodies for op, _ in list(statements(ops))]:
                 if isinstance(op, NamedOp) and id(op) not in seen:
                     seen.add(id(op))
-                    kernel = lower_op(op, plan, nests)
-                    kernel.location = op.location
-                    kernel.attributes.update(op.attributes)
-                    op.parent_block().insert_op_before(kernel, op)
+                    kernels = lower_op(op, view, nests)
+                    for kernel in kernels if isinstance(kernels, list) else [kernels]:
+                        kernel.location = op.location
+                        kernel.attributes.update(op.attributes)
+                        op.parent_block().insert_op_before(kernel, op)
                     op.detach()
                     op.erase()
 
 
-def memref_type_of(var: VarPlan, plan: StepPlan) -> MemRefType:
-    """The memref a variable is seen as by the ops that read it."""
-    element = dtype_type(var.dtype)
-    shape = [DYNAMIC_INDEX if d is None else d for d in var.shape]
-    if var.kind != "view":
-        return MemRefType(element, shape)
-    table = plan.vars[var.table]
-    entry = [d for d in table.shape]
-    entry_strides, running = [], 1
-    for d in reversed(entry):
-        entry_strides.insert(0, running)
-        running *= d
-    slices = len(shape) - len(entry)
-    # only the last table index keeps a static stride (one entry); earlier ones scale with capacity
-    slice_strides: list[int | None] = [None] * slices
-    if slices and _last_index_is_sliced(var, plan):
-        slice_strides[-1] = running
-    return MemRefType(element, shape, StridedLayoutAttr([*slice_strides, *entry_strides], None))
-
-
-def _last_index_is_sliced(var: VarPlan, plan: StepPlan) -> bool:
-    """Whether every read into `var` slices its table's last index (a stride of one entry)."""
-    from oi_compiler.dialects.oi import CacheReadOp
-    from oi_compiler.dialects.oi_attrs import SliceAttr
-
-    forms = []
-    for op, _ in statements(plan.entry.body.block.ops):
-        if isinstance(op, CacheReadOp) and op.dst.var_name == var.name:
-            given = list(op.src.indices)
-            rank = plan.vars[op.src.var_name].rank
-            forms.append(len(given) < rank or isinstance(given[rank - 1], SliceAttr))
-    return bool(forms) and all(forms)
-
-
-def lower_op(op: NamedOp, plan: StepPlan, nests: dict[str, Region] | None = None) -> KernelOp:
-    """`op` as a kernel; `nests` memoises bodies by their key (same op, types and settings)."""
+def lower_op(op: NamedOp, plan: StepPlan, nests: dict[str, Region] | None = None) -> KernelOp | list[KernelOp]:
+    """`op` as a kernel (or kernels, one per input sizes it may run with: `_specialized_kernels`);
+    `nests` memoises bodies by their key (same op, types and settings)."""
     spec = lookup_op(op.kind)
     if spec is None:
         return _error_kernel(op, f"unsupported op {op.kind}")
+    picked = _bool_setting_variants(op, plan, nests)
+    if picked is not None:
+        return picked
     if spec.nest_builder is None:
         raise unsupported(f"op {op.kind} (it has no loop nest)", op)
     inputs = [_input_var(ref, plan, op) for ref in op.inputs]
     out = plan.vars.get(op.output_name)
     if out is None:
         return _error_kernel(op, f"unknown output variable {op.output_name}")
-    settings, runtime = _settings(op, plan)
+    try:
+        settings, runtime = _settings(op, plan)
+    except Unsupported:
+        raise
+    except OiError as e:
+        return _error_kernel(op, e.message)
     if op.kind in SHAPE_FROM_OUTPUT and SHAPE_FROM_OUTPUT[op.kind] not in settings:
         settings[SHAPE_FROM_OUTPUT[op.kind]] = list(out.shape)
     in_dtypes = [v.dtype for v in inputs]
@@ -140,12 +127,21 @@ def lower_op(op: NamedOp, plan: StepPlan, nests: dict[str, Region] | None = None
         raise unsupported(f"op {op.kind} writing {out_dtype} into {out.dtype} variable {out.name}", op)
     try:
         result_shape, sources, equal = _result_shape(spec, op, inputs, settings)
+    except _ProbesRefused:
+        kernels = _specialized_kernels(op, spec, plan, inputs, out, settings, out_dtype, runtime, nests)
+        if kernels is None:
+            raise
+        return kernels
     except Unsupported:
         raise
     except OiError as e:
         return _error_kernel(op, e.message)
+    if any(d is None for d in out.shape):  # an @auto_dim read destination: its size is its current one
+        return _resized_output_kernel(op, spec, plan, inputs, out, settings, out_dtype, result_shape, sources,
+                                      equal, runtime, nests)  # fmt: skip
     mismatch = f"op {op.kind} output shape {shape_text(out.shape)} does not match result shape "
-    if any(r is not None and r != o for r, o in zip(result_shape, out.shape)) or len(result_shape) != len(out.shape):
+    wrong = any(r is not None and r != o for r, o in zip(result_shape, out.shape)) or len(result_shape) != len(out.shape)
+    if wrong and not sources:
         return _error_kernel(op, mismatch + shape_text(result_shape))
     checks = None
     runtime_sized = any(d is None for v in inputs for d in v.shape)
@@ -154,13 +150,107 @@ def lower_op(op: NamedOp, plan: StepPlan, nests: dict[str, Region] | None = None
         shown = iter("{%d}" % n for n in range(len(sources)))
         text = "[" + ", ".join(str(r) if r is not None else next(shown) for r in result_shape) + "]"
         checks = json.dumps({"message": escape_braces(mismatch) + text,
-                             "dims": [[i, d, out.shape[o]] for o, (i, d) in sources],
+                             "dims": [[*_size_ref(source), -1 if wrong else out.shape[o]] for o, source in sources],
                              "equal": None if equal is None else {"message": equal[0], "dims": equal[1]},
-                             "empty": empty})  # fmt: skip
+                             "empty": empty, "always": wrong})  # fmt: skip
+    if wrong:  # the result can never fit the output: the reference's error, with the run-time sizes
+        properties = _properties(op, [])
+        properties["shape_checks"] = StringAttr(checks)
+        return KernelOp.create(properties=properties, regions=[Region(Block())])
+    return _nest_kernel(op, spec, plan, inputs, out, settings, out_dtype, runtime, checks, nests)
+
+
+def _size_ref(source) -> list:
+    """A run-time result size for `shape_checks`: [input, dim], or ["linear", const, [[input, dim, coeff]...]]."""
+    return list(source) if source[0] == "linear" else [*source]
+
+
+def _bool_setting_variants(op: NamedOp, plan: StepPlan, nests) -> list[KernelOp] | None:
+    """`op argmax_axis(x, axis=0, keepdims=k)`: lowered with `keepdims` true and false, each kernel
+    run when `k`'s value (a bool or integer scalar) is that truth value (`shape_checks` "if_var")."""
+    for key, value in op.settings.data.items():
+        if key not in RUNTIME_BOOLS or not isinstance(value, SymbolRefAttr):
+            continue
+        name = value.root_reference.data
+        var = plan.vars.get(name)
+        if var is None or var.kind != "buffer" or any(d != 1 for d in var.shape) \
+                or var.dtype in FLOAT_DTYPES or var.dtype in PACKED_DTYPES:  # fmt: skip
+            return None  # `_settings` gives the reference's error, or refuses it
+        kernels = []
+        for truth in (True, False):
+            variant = op.clone()
+            variant.settings = DictionaryAttr({**op.settings.data, key: IntegerAttr(int(truth), IntegerType(1))})
+            lowered = lower_op(variant, plan, nests)
+            for kernel in lowered if isinstance(lowered, list) else [lowered]:
+                checks = json.loads(kernel.shape_checks.data) if kernel.shape_checks is not None else {}
+                checks.setdefault("if_vars", []).insert(0, [name, truth])
+                kernel.shape_checks = StringAttr(json.dumps(checks))
+                kernels.append(kernel)
+        return kernels
+    return None
+
+
+def _resized_output_kernel(op, spec, plan, inputs, out, settings, out_dtype, result_shape, sources, equal, runtime,
+                           nests) -> KernelOp:  # fmt: skip
+    """An output sized at run time (the reference compares the result with the output's current
+    shape): every dim of either side that is known only at run time is compared when the node runs."""
+    if len(result_shape) != len(out.shape) or any(s[0] == "linear" for _, s in sources):
+        raise unsupported(f"op {op.kind} with a result of another rank or size than {out.name}, sized at run time", op)
+    source_of = dict(sources)
+    args, compare = [], []
+    out_text, result_text = [], []
+    for o, size in enumerate(out.shape):
+        if size is None:
+            out_text.append("{%d}" % len(args))
+            args.append(["out", o])
+    for o, size in enumerate(result_shape):
+        if size is None:
+            result_text.append("{%d}" % len(args))
+            args.append(["in", *source_of[o]])
+        else:
+            result_text.append(str(size))
+    if len(args) > 4:
+        raise unsupported(f"op {op.kind} with more than four sizes known at run time", op)
+    out_iter = iter(out_text)
+    shown_out = [str(d) if d is not None else next(out_iter) for d in out.shape]
+    for o, (r, d) in enumerate(zip(result_shape, out.shape)):
+        left = ["in", *source_of[o]] if r is None else ["const", r]
+        right = ["out", o] if d is None else ["const", d]
+        compare.append([left, right])
+    message = (escape_braces(f"op {op.kind} output shape ") + "[" + ", ".join(shown_out) + "]"
+               + " does not match result shape [" + ", ".join(result_text) + "]")  # fmt: skip
+    runtime_sized = any(d is None for v in inputs for d in v.shape)
+    empty = _empty_checks(spec, inputs, settings, out_dtype, equal is not None) if runtime_sized else []
+    checks = json.dumps({"message": message, "dims": [], "empty": empty,
+                         "equal": None if equal is None else {"message": equal[0], "dims": equal[1]},
+                         "output": {"args": args, "compare": compare}})  # fmt: skip
+    return _nest_kernel(op, spec, plan, inputs, out, settings, out_dtype, runtime, checks, nests)
+
+
+def _nest_kernel(op, spec, plan, inputs, out, settings, out_dtype, runtime, checks, nests) -> KernelOp:
+    in_dtypes = [v.dtype for v in inputs]
     in_types = [_entry_type(ref, v, plan) for ref, v in zip(op.inputs, inputs)]
     out_type = memref_type_of(out, plan)
-    runtime_types = [dtype_type(plan.vars[name].dtype) for _, name in runtime]
+    numbers = [(key, name) for key, name in runtime if (op.kind, key) in RUNTIME_NUMBERS]
+    floats = all(d in FLOAT_DTYPES for d in [*in_dtypes, out_dtype])
+    domain = out_dtype if op.kind == "fill" else (in_dtypes or [out_dtype])[0]  # whose range the reference checks
+    if numbers and not floats and (any(d in FLOAT_DTYPES or d in PACKED_DTYPES for d in [*in_dtypes, out_dtype])
+                                   or any(plan.vars[name].dtype in FLOAT_DTYPES for _, name in numbers)):
+        raise unsupported(f"op {op.kind} with a setting read at run time on these dtypes", op)
+    runtime_types = [(F64 if floats else I64) if (op.kind, key) in RUNTIME_NUMBERS
+                     else dtype_type(plan.vars[name].dtype) for key, name in runtime]  # fmt: skip
+    if numbers and not floats and domain.startswith("u") and op.kind in ("fill", "clamp"):
+        # the reference refuses a negative value for an unsigned dtype, when the node runs
+        negative = [[n, f"op {op.kind} {key} must be non-negative for unsigned dtype"] for n, (key, name) in enumerate(runtime)
+                    if (op.kind, key) in RUNTIME_NUMBERS and not plan.vars[name].dtype.startswith("u")
+                    and plan.vars[name].dtype != "bool"]  # fmt: skip
+        if negative:
+            extra = json.loads(checks) if checks is not None else {}
+            extra["negative"] = negative
+            checks = json.dumps(extra)
     aliases = [i for i, ref in enumerate(op.inputs) if not ref.indices.data and ref.var_name == out.name]
+    if not aliases and any(ref.var_name in out.aliases for ref in op.inputs):
+        aliases = [-1]  # a `transfer` may have made an input and the output one buffer: via a temporary
     key = repr((op.kind, sorted((k, repr(v)) for k, v in settings.items()), [str(t) for t in in_types],
                 str(out_type), [str(t) for t in runtime_types], aliases, in_dtypes, out_dtype))  # fmt: skip
     properties = _properties(op, [k for k, _ in runtime])
@@ -179,10 +269,14 @@ def lower_op(op: NamedOp, plan: StepPlan, nests: dict[str, Region] | None = None
     if aliases and aliases[0] == 0:
         target = in_args[0]  # the builder handles an output that is its first input
     elif aliases:
+        if any(d is None for d in out.shape):
+            raise unsupported(f"op {op.kind} reading {out.name}, sized at run time, into a temporary", op)
         target = b.insert(memref.AllocOp.get(out_type.element_type, shape=out_type.get_shape())).memref
     try:
         spec.nest_builder(b, in_args, target, settings, in_dtypes, out_dtype)
     except PassError as e:
+        if isinstance(e.__cause__, ExecutionError):  # a bad setting: the reference's error when the node runs
+            return _error_kernel(op, e.message)
         raise unsupported(f"op {op.kind} here ({e.message})", op) from None
     if target is not out_arg and target is not in_args[0]:
         b.insert(memref.CopyOp(target, out_arg))
@@ -244,13 +338,23 @@ def _settings(op: NamedOp, plan: StepPlan) -> tuple[dict[str, Any], list[tuple[s
             settings[key] = [int(v) for v in value.get_values()]
         elif isinstance(value, ArrayAttr):
             settings[key] = [dtype_name(t) for t in value]
-        elif isinstance(value, SymbolRefAttr):
+        elif isinstance(value, SymbolRefAttr):  # model metadata strings are substituted before (native_step)
             name = value.root_reference.data
             var = plan.vars.get(name)
-            scalar = var is not None and var.kind == "buffer" and all(d == 1 for d in var.shape)
-            if (op.kind, key) not in RUNTIME_SETTINGS or not scalar or var.dtype not in ("i32", "i64"):
+            if var is None:  # the reference's errors when the node runs
+                spec = setting_spec(key)
+                if spec is not None and spec.kind == "string":
+                    raise ExecutionError(f"unknown attribute string: {name}")
+                raise ExecutionError(f"unknown variable: {name}")
+            if var.kind == "buffer" and any(d != 1 for d in var.shape):
+                raise ExecutionError(f"attr {name} must reference a scalar, got shape {shape_text(var.shape)}")
+            scalar = var.kind == "buffer" and var.dtype not in PACKED_DTYPES
+            if (op.kind, key) in RUNTIME_SETTINGS and scalar and var.dtype in ("i32", "i64"):
+                runtime.append((key, name))
+            elif (op.kind, key) in RUNTIME_NUMBERS and scalar:
+                runtime.append((key, name))
+            else:
                 raise unsupported(f"setting {key}={name} read at run time by op {op.kind}", op)
-            runtime.append((key, name))
         else:
             settings[key] = dtype_name(value)
     return settings, runtime
@@ -275,9 +379,12 @@ def _result_shape(spec, op: NamedOp, inputs: list[VarPlan], settings: dict[str, 
         shapes = [[probes[(i, d)] if s is None else s for d, s in enumerate(v.shape)] for i, v in enumerate(inputs)]
         return tuple(spec.shape_rule(shapes, settings))
 
+    # one variable read twice (`add(k, k)`) has one size per dim: the same stand-in
+    keys = list(dict.fromkeys((inputs[i].name, d) for i, d in dynamic))
+    distinct = {pos: keys.index((inputs[pos[0]].name, pos[1])) for pos in dynamic}
     equal = None
     try:
-        runs = [({pos: base + 2 * n for n, pos in enumerate(dynamic)}) for base in _PROBES]
+        runs = [({pos: base + 2 * distinct[pos] for pos in dynamic}) for base in _PROBES]
         results = [ask(p) for p in runs]
     except OiError:
         try:
@@ -285,7 +392,8 @@ def _result_shape(spec, op: NamedOp, inputs: list[VarPlan], settings: dict[str, 
             results = [ask(p) for p in runs]
             equal = (_equal_sizes_message(ask, dynamic), dynamic)
         except OiError:
-            raise unsupported(f"op {op.kind} on these inputs sized at run time", op) from None
+            raise _ProbesRefused(unsupported(f"op {op.kind} on these inputs sized at run time", op).message,
+                                 nearest_loc(op)) from None  # fmt: skip
     (first, a), (second, b) = zip(runs, results)
     if len(a) != len(b):
         raise unsupported(f"op {op.kind} with an output rank set at run time", op)
@@ -295,11 +403,116 @@ def _result_shape(spec, op: NamedOp, inputs: list[VarPlan], settings: dict[str, 
             shape.append(x)
             continue
         source = next((pos for pos in dynamic if first[pos] == x and second[pos] == y), None)
+        if source is None and equal is None:  # `concat(k, k)`: a sum of run-time sizes, scaled
+            source = _linear_size(ask, o, first, second, y, dynamic, [inputs[i].name for i, _ in dynamic])
         if source is None or len(sources) == 4:
             raise unsupported(f"op {op.kind} with an output sized at run time", op)
         shape.append(None)
         sources.append((o, source))
     return tuple(shape), sources, equal
+
+
+def _linear_size(ask, o: int, first: dict, second: dict, y: int, dynamic: list, names: list[str]):
+    """Result dim `o` as `const + sum(coeff * run-time size)` (one term per variable's dim), fitted
+    on the first probes and checked on the second: `("linear", const, [[input, dim, coeff]...])`."""
+    groups: dict[tuple, list] = {}
+    for pos, name in zip(dynamic, names):
+        groups.setdefault((name, pos[1]), []).append(pos)
+    base = ask(first)[o]
+    terms, const = [], base
+    for positions in groups.values():
+        moved = {**first, **{pos: first[pos] + 7 for pos in positions}}
+        try:
+            step = ask(moved)[o] - base
+        except OiError:
+            return None
+        if step % 7:
+            return None
+        if step:
+            terms.append([*positions[0], step // 7])
+            const -= step // 7 * first[positions[0]]
+    if const + sum(c * second[(i, d)] for i, d, c in terms) != y:
+        return None
+    return ("linear", const, terms)
+
+
+class _ProbesRefused(Unsupported):
+    """The shape rule refuses every stand-in size: the run-time sizes must equal some static ones."""
+
+
+_MAX_CASES = 16
+
+
+def _specialized_kernels(op, spec, plan, inputs, out, settings, out_dtype, runtime, nests) -> list[KernelOp] | None:
+    """Inputs sized at run time whose sizes the shape rule ties to static ones (`matmul(w, keys)`
+    contracts keys' rows with w's columns; `add(keys, c)` broadcasts against c): one kernel per
+    size the rule accepts among 0, 1 and the sizes it can meet (each with static input types and
+    run only when the sizes match), or the reference's error for those sizes; any other size is
+    the rule's error, its sizes shown. None when that does not describe the op."""
+    if any(d is None for d in out.shape):
+        return None
+    groups = list(dict.fromkeys((v.name, d) for v in inputs for d, s in enumerate(v.shape) if s is None))
+    dims = [[next(i for i, v in enumerate(inputs) if v.name == name), d] for name, d in groups]
+    if len(groups) > 4:
+        return None
+    candidates = sorted({0, 1, *(s for v in inputs for s in v.shape if s is not None), *out.shape})
+    cases = [()]
+    for _ in groups:
+        cases = [(*c, x) for c in cases for x in candidates]
+        if len(cases) > _MAX_CASES:
+            return None
+
+    def shapes(values) -> list[list[int]]:
+        size = dict(zip(groups, values))
+        return [[size[(v.name, d)] if s is None else s for d, s in enumerate(v.shape)] for v in inputs]
+
+    def refusal(values) -> str | None:
+        try:
+            result = tuple(spec.shape_rule(shapes(values), settings))
+        except OiError as e:
+            return e.message
+        if result != tuple(out.shape):
+            return f"op {op.kind} output shape {shape_text(out.shape)} does not match result shape {shape_text(result)}"
+        if spec.reference is not None and sum(math.prod(s) for s in shapes(values)) <= 1 << 16:
+            import numpy as np
+
+            from oi_compiler.dtypes import numpy_dtype
+
+            try:
+                spec.reference([np.zeros(s, numpy_dtype(v.dtype)) for s, v in zip(shapes(values), inputs)], settings,
+                               out_dtype)  # fmt: skip
+            except OiError as e:
+                return e.message
+            except Exception:  # noqa: BLE001 - a reference that cannot run on zeros decides nothing
+                pass
+        return None
+
+    templates = []
+    for stand_ins in (_STAND_INS, (1000081, 1000099, 1000117, 1000121)):
+        message = refusal(stand_ins[: len(groups)])
+        if message is None:
+            return None  # other sizes run: not a size tied to static ones
+        text = escape_braces(message)
+        for n in range(len(groups)):
+            text = re.sub(rf"\b{stand_ins[n]}\b", "{%d}" % n, text)
+        templates.append(text)
+    if templates[0] != templates[1]:
+        return None
+    kernels = []
+    for values in cases:
+        when = json.dumps({"when": {"dims": dims, "values": list(values)}})
+        message = refusal(values)
+        if message is not None:
+            kernel = _error_kernel(op, message)
+            kernel.shape_checks = StringAttr(when)
+        else:
+            static = [replace(v, shape=tuple(s)) for v, s in zip(inputs, shapes(values))]
+            kernel = _nest_kernel(op, spec, plan, static, out, dict(settings), out_dtype, runtime, when, nests)
+        kernels.append(kernel)
+    other = KernelOp.create(properties=_properties(op, []), regions=[Region(Block())])
+    other.shape_checks = StringAttr(json.dumps({"unless": {"dims": dims, "values": [list(c) for c in cases]},
+                                                "message": templates[0]}))  # fmt: skip
+    return [*kernels, other]
 
 
 def _empty_checks(spec, inputs: list[VarPlan], settings: dict[str, Any], out_dtype: str, equal: bool) -> list[dict]:
@@ -309,9 +522,11 @@ def _empty_checks(spec, inputs: list[VarPlan], settings: dict[str, Any], out_dty
     run-time sizes equal, they are all 0 together."""
     dynamic = [(i, d) for i, v in enumerate(inputs) for d, size in enumerate(v.shape) if size is None]
     checks = []
-    for pos in dynamic[:1] if equal else dynamic:
-        others = [] if equal else [p for p in dynamic if p != pos][:4]
-        zero = dynamic if equal else [pos]
+    same = {pos: [p for p in dynamic if (inputs[p[0]].name, p[1]) == (inputs[pos[0]].name, pos[1])] for pos in dynamic}
+    firsts = [pos for pos in dynamic if same[pos][0] == pos]  # one variable read twice: one size per dim
+    for pos in dynamic[:1] if equal else firsts:
+        others = [] if equal else [p for p in firsts if p != pos][:4]
+        zero = dynamic if equal else same[pos]
         message = _refusal(spec, inputs, settings, out_dtype, zero, others)
         if message is not None:
             checks.append({"dim": list(pos), "message": message, "args": [list(p) for p in others]})
@@ -327,8 +542,9 @@ def _refusal(spec, inputs: list[VarPlan], settings: dict[str, Any], out_dtype: s
     of `others[n]`; None when the op runs. Asks the shape rule, then the numpy reference."""
 
     def shapes(stand_ins) -> list[list[int]]:
-        probes = {p: 0 for p in zero} | {p: stand_ins[n] for n, p in enumerate(others)}
-        return [[probes.get((i, d), s) if s is None else s for d, s in enumerate(v.shape)] for i, v in enumerate(inputs)]
+        key = lambda p: (inputs[p[0]].name, p[1])  # noqa: E731 - one variable read twice: one size per dim
+        probes = {key(p): 0 for p in zero} | {key(p): stand_ins[n] for n, p in enumerate(others)}
+        return [[probes.get((v.name, d), s) if s is None else s for d, s in enumerate(v.shape)] for v in inputs]
 
     def template(message: str, stand_ins) -> str:
         text = escape_braces(message)

@@ -22,7 +22,7 @@ from oi_compiler.errors import ModelError, VerifyError
 from oi_compiler.graph import Graph
 from oi_compiler.ir_context import source_loc
 from oi_compiler.ops.registry import dtype_debug_name
-from oi_compiler.runtime.model import Model
+from oi_compiler.models.model import Model
 from oi_compiler.runtime.tables import Declaration
 from oi_compiler.runtime.trace import node_numbers
 from oi_compiler.verify.scope import shape_text

@@ -13,7 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from oi_compiler.errors import ExecutionError
+from oi_compiler.boundary import internal_error, stage
+from oi_compiler.errors import ExecutionError, OiError
+from oi_compiler.lowering.plan import is_internal
 from oi_compiler.runtime.executor import Executor
 from oi_compiler.runtime.native import NativeState
 from oi_compiler.runtime.tables import PersistentStore
@@ -26,15 +28,21 @@ class CpuExecutor(Executor):
 
     # --- inputs and steps --------------------------------------------------------------
     def insert(self, values: Mapping[str, Any] | None = None, /, **named: Any) -> CpuExecutor:
-        items = {**(values or {}), **named}
-        converted = {name: self._converted(name, value) for name, value in items.items()}
-        for name, array in converted.items():
-            var = self.native.plan.vars[name]
-            np.copyto(self.native.arrays[var.slot], array)
+        with stage("insert"):
+            items = {**(values or {}), **named}
+            converted = {name: self._converted(name, value) for name, value in items.items()}
+            for name, array in converted.items():
+                var = self.native.plan.vars[name]
+                self.native.insert(var, array)
         return self
 
     def step(self) -> None:
-        self.native.run()
+        try:
+            self.native.run()
+        except OiError:
+            raise
+        except Exception as e:  # a bug (in the host's grow callback, say): one diagnostic
+            raise internal_error(e, "step") from e
         self.steps += 1
         return None
 
@@ -42,16 +50,18 @@ class CpuExecutor(Executor):
 
     # --- outputs -------------------------------------------------------------------------
     def fetch(self, name: str) -> np.ndarray:
-        var = self.native.plan.vars.get(name)
-        if var is None or not self.native.exists(var):
-            raise ExecutionError(f"unknown variable: {name}")
-        return self.native.value(var)
+        with stage("fetch"):
+            var = self.native.plan.vars.get(name)
+            if var is None or is_internal(name) or not self.native.exists(var):
+                raise ExecutionError(f"unknown variable: {name}")
+            return self.native.value(var)
 
     def state(self, name: str) -> np.ndarray:
-        var = self._persistent_var(name)
-        value = self.native.value(var)
-        value.flags.writeable = False
-        return value
+        with stage("state"):
+            var = self._persistent_var(name)
+            value = self.native.value(var)
+            value.flags.writeable = False
+            return value
 
     def _persistent_var(self, name: str):
         var = self.native.plan.vars.get(name)
@@ -62,10 +72,11 @@ class CpuExecutor(Executor):
         return var
 
     def table_sizes(self, name: str) -> list[int]:
-        var = self._persistent_var(name)
-        if var.kind == "table":
-            return self.native.sizes(var)
-        return self.native.counts(var) if var.kind == "auto" else []
+        with stage("state"):
+            var = self._persistent_var(name)
+            if var.kind == "table":
+                return self.native.sizes(var)
+            return self.native.counts(var) if var.kind == "auto" else []
 
     # --- checkpoints (the state in the reference executor's form) --------------------------
     @property

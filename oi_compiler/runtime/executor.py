@@ -30,7 +30,7 @@ from oi_compiler.boundary import internal_error, stage
 from oi_compiler.errors import ExecutionError, OiError, StateError
 from oi_compiler.graph import Graph
 from oi_compiler.runtime.binding import BoundGraph, bind_graph
-from oi_compiler.runtime.model import Model
+from oi_compiler.models.model import Model
 from oi_compiler.runtime.reference import Frame, ReferenceInterpreter
 from oi_compiler.runtime.tables import PersistentStore, make_storage
 from oi_compiler.runtime.trace import TraceEvent, env_prints_trace, print_event

@@ -47,6 +47,8 @@ class NativeState:
         self.host_error: BaseException | None = None
         self.growth: list[tuple[int, VarPlan, np.ndarray, np.ndarray, list[int]]] = []
         self.loaded_views: dict[str, np.ndarray] = {}
+        self.displaced: list[np.ndarray] = []  # buffers `insert` took a name off while another shares them
+        self.entries: dict[str, dict[tuple[int, ...], np.ndarray]] = {}  # volatile prefix tables' entries
         self.words[P.HANDLE] = register_state(self)
         self._set(P.LOG_RECORDS, np.zeros((64, 4), np.int64), P.LOG_RECORDS_CAP, 64)
         self._set(P.LOG_BYTES, np.zeros(4096, np.uint8), P.LOG_BYTES_CAP, 4096)
@@ -63,8 +65,10 @@ class NativeState:
                 self._new_table(var, [f if f is not None else FIRST_CAPACITY for f in var.fixed])
                 for d, f in enumerate(var.fixed):
                     self.words[var.size_slot(d)] = f or 0
-            elif var.kind == "resizable":
-                self._set_resizable(var, self.initial_value(var))
+            elif var.kind == "resizable":  # a temporary: empty until its assign or a read
+                self._set_resizable(var, flat_empty(var) if var.temp else self.initial_value(var))
+            elif var.kind == "prefix" and var.memory != "constant":
+                self.entries[var.name] = {}
             elif var.kind == "prefix":
                 self._prefix(var)
             elif var.kind == "auto":  # base shape, counts 0: @init (growth pads with zeros)
@@ -82,8 +86,9 @@ class NativeState:
         dtype = numpy_dtype(var.dtype)
         if var.memory == "persistent":
             return init_array(var.shape, var.dtype, var.init)
-        if var.name in self.bound.decls:
-            value = reader.value(var.name, frame)
+        name = var.name.partition("@")[0]  # an async block's copy starts as the variable does (plan.is_internal)
+        if name in self.bound.decls:
+            value = reader.value(name, frame)
         else:  # an `assign` temporary
             value = np.zeros(var.shape, dtype)
         return np.array(value, dtype=dtype, order="C").reshape(var.shape)
@@ -105,6 +110,17 @@ class NativeState:
         self._set(var.slot, table)
         for d, c in enumerate(counts):
             self.words[var.count_base + d] = c
+
+    def _volatile_entry(self, var: VarPlan, key: tuple[int, ...]) -> np.ndarray:
+        """What the reference's `_input` makes of `W[key]`: the model's tensor, else `@init`."""
+        decl = self.bound.decls[var.name]
+        name = _pattern_key(decl.pattern.data, decl.index_names, list(key)) if decl.pattern is not None \
+            else f"{var.name}[{','.join(map(str, key))}]"  # fmt: skip
+        model = self.bound.model
+        if model.has_tensor(name):
+            check_model_tensor(model, name, name, var.dtype, var.shape)
+            return np.array(model.tensor(name), dtype=numpy_dtype(var.dtype), order="C").reshape(var.shape)
+        return np.array(init_array(var.shape, var.dtype, decl.init_value), order="C")
 
     # --- tables ----------------------------------------------------------------------------
     def _new_table(self, var: VarPlan, caps: list[int]) -> None:
@@ -135,16 +151,20 @@ class NativeState:
             caps[b] = max(2 * caps[b], c)
             try:
                 self._new_table(var, caps)
-            except (MemoryError, ValueError):
+            except (MemoryError, ValueError, ExecutionError):  # init_array's out-of-memory error
                 raise CacheError(f"cache table {var.name} index {b} cannot grow to {c} entries on device 'cpu' "
                                  f"(tables are dense: capacity {caps} x entry)") from None  # fmt: skip
             box = tuple(slice(0, n) for n in old_present.shape)
             self.arrays[var.data_slot][box] = old_data
             self.arrays[var.present_slot][box] = old_present
-        elif kind == P.GROW_RESIZABLE:
+        elif kind == P.GROW_RESIZABLE:  # c = 1: a new array, whatever the capacity (a read rebinding it)
             var = next(v for v in self.plan.vars.values() if v.slot == a)
-            capacity = max(2 * int(self.words[a + 1]), b)
+            old = self.arrays.get(a)
+            capacity = max(FIRST_CAPACITY, b) if c else max(2 * int(self.words[a + 1]), b)
             self._set(a, np.zeros(capacity, numpy_dtype(var.dtype)), a + 1, capacity)
+            if var.aliases and old is not None:  # a `transfer` may have given it to another name
+                held = {int(self.words[v.slot]) for v in self.plan.vars.values() if v.kind == "buffer"}
+                self.displaced = [x for x in self.displaced if x.ctypes.data in held] + [old]
         elif kind == P.GROW_LOG:
             records, used = self.arrays[P.LOG_RECORDS], self.arrays[P.LOG_BYTES]
             if a > len(records):
@@ -166,6 +186,19 @@ class NativeState:
                 grown = np.zeros(shape, numpy_dtype(var.dtype))
                 grown[tuple(slice(0, n) for n in old.shape)] = old
             self._set(var.slot, grown)
+        elif kind == P.GROW_REBIND:
+            self.rebind(next(v for v in self.plan.vars.values() if v.kind == "buffer" and v.slot == a))
+        elif kind == P.GROW_PREFIX:  # the entry at the indices in the error words, made on first use
+            var = next(v for v in self.plan.vars.values() if v.kind == "prefix" and v.slot == a)
+            tail = len(self.words) - P.extra_error_args(self.plan.vars.values())
+            key = tuple(int(k) for k in [*self.words[P.ERROR_ARGS : P.ERROR_ARGS + min(b, 4)],
+                                         *self.words[tail : tail + max(0, b - 4)]])  # fmt: skip
+            entry = self.entries[var.name].get(key)
+            if entry is None:
+                entry = self._volatile_entry(var, key)
+                self.entries[var.name][key] = entry
+                self.keep.append(entry)
+            self.words[var.slot] = entry.ctypes.data
         elif kind == P.GROW_VIEW:  # a view from an earlier step, about to be overwritten: keep a copy
             var = next(v for v in self.plan.vars.values() if v.kind == "view" and v.slot == a)
             self.loaded_views[var.name] = self.value(var)
@@ -192,6 +225,8 @@ class NativeState:
             raise error or ExecutionError("internal error: the step's host callback failed")
         site = int(self.words[P.ERROR_SITE])
         args = [int(x) for x in self.words[P.ERROR_ARGS : P.ERROR_ARGS + 4]]
+        extra = P.extra_error_args(self.plan.vars.values())
+        args += [int(x) for x in self.words[len(self.words) - extra :]] if extra else []
         raise self.step.sites[site].error(args, self.step.block)
 
     def _keep_views_read(self, stamp: int) -> None:
@@ -225,10 +260,59 @@ class NativeState:
         for d, c in enumerate(caps):
             self.words[var.capacity_slot(d)] = c
 
+    # --- buffers `transfer` made shared ---------------------------------------------------------
+    def buffer(self, var: VarPlan) -> np.ndarray:
+        """The array a buffer variable's word holds: its own, or one a `transfer` made it share."""
+        own = self.arrays[var.slot]
+        address = int(self.words[var.slot])
+        if address == own.ctypes.data:
+            return own
+        for array in self._shareable():
+            if array.ctypes.data == address:  # a read destination's array holds its value first
+                return array if array.shape == own.shape else array.reshape(-1)[: own.size].reshape(own.shape)
+        raise ExecutionError(f"internal error: {var.name} holds an unknown buffer")
+
+    def _shareable(self):
+        for other in self.plan.vars.values():
+            if other.kind in ("buffer", "resizable"):
+                yield self.arrays[other.slot]
+        yield from self.displaced
+        yield from self.keep
+
+    def insert(self, var: VarPlan, array: np.ndarray) -> None:
+        """`insert` binds the variable to the new value, as the reference's does: a buffer another
+        name shares (`transfer`) keeps its value for that name."""
+        np.copyto(self.rebind(var), array)
+
+    def rebind(self, var: VarPlan) -> np.ndarray:
+        """The variable on a buffer no other name shares (its own, or a fresh one), returned."""
+        own = self.arrays[var.slot]
+        shared = any(int(self.words[v.slot]) == own.ctypes.data for v in self.plan.vars.values()
+                     if v.kind == "buffer" and v is not var)  # fmt: skip
+        if shared:
+            held = {int(self.words[v.slot]) for v in self.plan.vars.values() if v.kind == "buffer"}
+            self.displaced = [a for a in self.displaced if a.ctypes.data in held] + [own]
+            own = np.empty_like(own)
+            self._set(var.slot, own)
+        elif int(self.words[var.slot]) != own.ctypes.data:
+            self.words[var.slot] = own.ctypes.data
+        return own
+
+    def unshare(self) -> None:
+        """Every buffer variable back on its own array (`load_state` binds each name anew)."""
+        for var in self.plan.vars.values():
+            if var.kind == "buffer" and int(self.words[var.slot]) != self.arrays[var.slot].ctypes.data:
+                value = self.buffer(var).copy()
+                self.words[var.slot] = self.arrays[var.slot].ctypes.data
+                np.copyto(self.arrays[var.slot], value)
+        self.displaced.clear()
+
     # --- reading state -----------------------------------------------------------------------
     def value(self, var: VarPlan) -> np.ndarray:
         """A variable's current value as the reference executor would hold it (a copy)."""
-        if var.kind in ("buffer", "auto"):
+        if var.kind == "buffer":
+            return self.buffer(var).copy()
+        if var.kind == "auto":
             return self.arrays[var.slot].copy()
         if var.kind == "table":
             box = tuple(slice(0, n) for n in self.sizes(var))
@@ -249,11 +333,12 @@ class NativeState:
 
     def initial_value(self, var: VarPlan) -> np.ndarray:
         """What the reference holds for a variable before anything writes it (model, @init, zeros)."""
-        return np.array(self.reader.value(var.name, Frame(self.bound.entry, {}, {}, True)), order="C")
+        name = var.name.partition("@")[0]  # an async block's copy starts as the variable (plan.is_internal)
+        return np.array(self.reader.value(name, Frame(self.bound.entry, {}, {}, True)), order="C")
 
     def exists(self, var: VarPlan) -> bool:
         """An `assign` temporary exists once a step has run its assign; everything else always."""
-        return not var.temp or bool(self.words[var.slot + 1])
+        return not var.temp or bool(self.words[var.exists_slot])
 
     def _set_resizable(self, var: VarPlan, value: np.ndarray) -> None:
         """A resizable destination holding `value` (its static dims must fit, else it starts empty)."""
@@ -276,7 +361,7 @@ class NativeState:
         present = self.arrays[var.present_slot]
         data = self.arrays[var.data_slot]
         for key in zip(*np.nonzero(present)):
-            storage.entries[tuple(int(k) for k in key)] = frozen(data[key].copy())
+            storage.entries[tuple(int(k) for k in key)] = frozen(data[(*key, Ellipsis)].copy())  # rank-0 entries too
         return storage
 
     def _declaration(self, var: VarPlan) -> Declaration:
@@ -299,12 +384,16 @@ class NativeState:
                     plain = PlainStorage(self._declaration(var))
                     plain.value = frozen(self.arrays[var.slot].copy())
                     storages[var.name] = plain
-            elif var.kind != "prefix" and self.exists(var):
+            elif var.kind != "prefix" and self.exists(var) and not P.is_internal(var.name):
                 values[var.name] = self.value(var)
+            elif var.name in self.entries:  # as the reference holds them: `W[1,2]`
+                for key, entry in self.entries[var.name].items():
+                    values[f"{var.name}[{','.join(map(str, key))}]"] = entry.copy()
         return PersistentStore(storages), values
 
     def restore(self, store: PersistentStore, values: dict[str, np.ndarray]) -> None:
         """Take over a state in the reference executor's form (from `load_state`)."""
+        self.unshare()
         for name in store:
             var, storage = self.plan.vars[name], store[name]
             if var.kind == "table":
@@ -324,7 +413,8 @@ class NativeState:
             else:
                 np.copyto(self.arrays[var.slot], storage.current())
         for var in self.plan.vars.values():  # what the file does not hold starts over, as on the reference
-            if var.memory == "persistent" or var.temp or var.name in values or var.kind == "prefix":
+            if var.memory == "persistent" or var.temp or var.name in values or var.kind == "prefix" \
+                    or P.is_internal(var.name):  # an async block's copies: the step refills them
                 pass
             elif var.kind == "buffer":
                 np.copyto(self.arrays[var.slot], self.initial_value(var))
@@ -333,9 +423,18 @@ class NativeState:
             elif var.kind == "view":
                 self.words[var.slot] = -1
                 self.loaded_views[var.name] = self.initial_value(var)
+        for name in self.entries:  # the entries the file holds, the others made again on first use
+            var = self.plan.vars[name]
+            self.entries[name] = {}
+            for slot, value in values.items():
+                if slot.startswith(name + "[") and slot.endswith("]"):
+                    key = tuple(int(k) for k in slot[len(name) + 1 : -1].split(","))
+                    entry = np.array(value, dtype=numpy_dtype(var.dtype), order="C").reshape(var.shape)
+                    self.entries[name][key] = entry
+                    self.keep.append(entry)
         for var in self.plan.vars.values():  # a temporary exists only if the saved state has it
             if var.temp:
-                self.words[var.slot + 1] = int(var.name in values)
+                self.words[var.exists_slot] = int(var.name in values)
                 self.arrays[var.slot][...] = 0  # its assign makes zeros, as the reference's does
         for name, value in values.items():
             var = self.plan.vars.get(name)
@@ -349,7 +448,7 @@ class NativeState:
                 self.words[var.slot] = -1
                 self.loaded_views[name] = value.copy()
             if var.temp:
-                self.words[var.slot + 1] = 1
+                self.words[var.exists_slot] = 1
 
 
 def flat_empty(var: VarPlan) -> np.ndarray:

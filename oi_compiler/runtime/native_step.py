@@ -1,8 +1,8 @@
 """Compiling a bound graph to its native step function, and the host's grow callback.
 
-`compile_step(bound)` runs the lowering pipeline (`pipeline.STEP_PIPELINE`) on a copy of the
-graph and JIT-compiles the result; `NativeStep` holds the function, the plan (the state
-array's layout) and the error sites. The step calls `oi_grow(state, kind, a, b, c)` when a
+`compile_step(bound)` runs the lowering pipeline (`pipeline.STEP_STAGES`) on a copy of the
+graph and JIT-compiles the result; `NativeStep` holds the function, the state array's layout
+(`StateLayout`, read from the lowered module) and the error sites. The step calls `oi_grow(state, kind, a, b, c)` when a
 table, a resizable buffer or the undo log must grow, and to have a stale view copied out before
 a write reaches it (`plan.GROW_*`): one C callback for the process, dispatching on `handle` to
 the executor's `NativeState` by the handle in the state's word `HANDLE`.
@@ -15,11 +15,11 @@ import itertools
 import json
 import threading
 import weakref
-import dataclasses
 from dataclasses import dataclass
 
 from oi_compiler.errors import CacheError, ExecutionError, OiError, SourceLoc
-from oi_compiler.lowering.plan import HANDLE, StepPlan, VarPlan
+from oi_compiler.lowering.plan import HANDLE
+from oi_compiler.lowering.state_layout import StateLayout
 from oi_compiler.runtime.binding import BoundGraph
 
 #: `oi_grow(state, kind, a, b, c)`: the state memref in the C ABI (pointer, offset, size, stride)
@@ -78,20 +78,27 @@ class ErrorSite:
         return error
 
 
-def parse_site(text: str) -> ErrorSite:
-    template, where, node, *block = json.loads(text)
-    kind, _, message = template.partition(":")
-    loc = None
-    if where:
-        file, line, col = where.rsplit(":", 2)
-        loc = SourceLoc(file, int(line), int(col))
-    return ErrorSite(kind, message, loc, node, *block)
+    @classmethod
+    def of(cls, attr) -> ErrorSite:
+        """The host's form of an `#oi_table.site<...>`."""
+        where = attr.where
+        return cls(attr.error_class.data, attr.template.data, SourceLoc(*where) if where else None,
+                   attr.node.data, attr.block.data)  # fmt: skip
+
+    def to_json(self) -> list:
+        loc = self.loc
+        return [self.kind, self.template, [loc.filename, loc.line, loc.column] if loc else None, self.node, self.block]
+
+    @classmethod
+    def from_json(cls, data: list) -> ErrorSite:
+        kind, template, where, node, block = data
+        return cls(kind, template, SourceLoc(*where) if where else None, node, block)
 
 
 class NativeStep:
     """One graph's compiled step: `call(words)` runs it on a state array."""
 
-    def __init__(self, plan: StepLayout, code, symbol: str, sites: list[ErrorSite], block: str, source: str):
+    def __init__(self, plan: StateLayout, code, symbol: str, sites: list[ErrorSite], block: str, source: str):
         self.plan = plan
         self.code = code  # keeps the machine code alive
         self.sites = sites
@@ -106,66 +113,39 @@ def compile_step(bound: BoundGraph) -> NativeStep:
 
     The cache key is the bound graph's text with its source locations, its sizes, the
     compiler's own source and the host:
-    a hit skips the whole lowering pipeline, not only LLVM (`jit_cache` holds the entry, with
+    a hit skips the whole lowering pipeline, not only LLVM (`compile_cache` holds the entry, with
     the error sites and the step's symbol as its `meta`)."""
-    from oi_compiler.backend import jit_cache
+    from oi_compiler.backend import compile_cache
     from oi_compiler.backend.jit import compile_module, host_target, load_object
-    from oi_compiler.pipeline import lower_to_loops
+    from oi_compiler.dialects.oi_table import LAYOUT_ATTR, SITES_ATTR
+    from oi_compiler.pipeline import lower_step
 
     _install_callback()
     host = host_target()
-    key = _step_key(bound, host)
-    source, loaded = "memory", jit_cache.memory_get(key)
+    attributes = _metadata_settings(bound)
+    key = _step_key(bound, host, attributes)
+    source, loaded = "memory", compile_cache.memory_get(key)
     if loaded is None:
-        source, entry = "disk", jit_cache.disk_get(key)
+        source, entry = "disk", compile_cache.disk_get(key)
         if entry is not None and entry.meta:
             meta = json.loads(entry.meta)
-            loaded = (load_object(entry, host), meta, StepLayout.from_json(meta["layout"]))
+            sites = [ErrorSite.from_json(s) for s in meta["sites"]]
+            loaded = (load_object(entry, host), meta["symbol"], StateLayout.from_json(meta["layout"]), sites)
         else:
             source = "compiled"
-            module, plan = lower_to_loops(bound.graph.module, bound.sizevars)
+            module = lower_step(bound.graph.module, bound.sizevars, attributes=attributes)
             step = next(op for op in module.ops if getattr(op, "sym_name", None) is not None
                         and op.sym_name.data == "step")  # fmt: skip
-            compiled = compile_module(module)
-            layout = StepLayout.of(plan)
-            meta = {"symbol": compiled.symbol("step"), "sites": [s.data for s in step.attributes["oi.error_sites"]],
-                    "layout": layout.to_json()}  # fmt: skip
+            layout = StateLayout.from_attr(module.attributes[LAYOUT_ATTR])
+            sites = [ErrorSite.of(s) for s in step.attributes.get(SITES_ATTR, ())]  # none: a step that cannot fail
+            compiled = compile_module(module)  # the pipeline's last stage (llvm), then O3 and the JIT
+            meta = {"symbol": compiled.symbol("step"), "sites": [s.to_json() for s in sites], "layout": layout.to_json()}
             code = compiled.loaded
-            jit_cache.disk_put(key, jit_cache.CacheEntry(code.object_code, code.optimized_ir, json.dumps(meta)))
-            loaded = (code, meta, layout)
-        jit_cache.memory_put(key, loaded)
-    code, meta, layout = loaded
-    sites = [ErrorSite("", "", None, "")] + [parse_site(s) for s in meta["sites"]]
-    return NativeStep(layout, code, meta["symbol"], sites, layout.block, source)
-
-
-@dataclass
-class StepLayout:
-    """What the host needs of a `StepPlan`: the variables' kinds and words, kept with the code."""
-
-    vars: dict[str, VarPlan]
-    words: int
-    block: str
-
-    @classmethod
-    def of(cls, plan: StepPlan) -> StepLayout:
-        return cls(dict(plan.vars), plan.words, plan.entry.block_name)
-
-    def size_words(self) -> list[int]:
-        """Words that are persistent state (table sizes, @auto_dim counts): restored after a failed step."""
-        words = [v.size_slot(d) for v in self.vars.values() if v.kind == "table" for d in range(v.rank)]
-        return words + [v.count_base + d for v in self.vars.values() if v.kind == "auto" for d in range(v.rank)]
-
-    def to_json(self) -> dict:
-        return {"words": self.words, "block": self.block, "vars": [dataclasses.asdict(v) for v in self.vars.values()]}
-
-    @classmethod
-    def from_json(cls, data: dict) -> StepLayout:
-        plans = {}
-        for v in data["vars"]:
-            v = {k: tuple(x) if isinstance(x, list) else x for k, x in v.items()}
-            plans[v["name"]] = VarPlan(**v)
-        return cls(plans, data["words"], data["block"])
+            compile_cache.disk_put(key, compile_cache.CacheEntry(code.object_code, code.optimized_ir, json.dumps(meta)))
+            loaded = (code, meta["symbol"], layout, sites)
+        compile_cache.memory_put(key, loaded)
+    code, symbol, layout, sites = loaded
+    return NativeStep(layout, code, symbol, [ErrorSite("", "", None, ""), *sites], layout.block, source)
 
 
 _fingerprint: str | None = None
@@ -178,10 +158,8 @@ def compiler_fingerprint() -> str:
         import hashlib
         from pathlib import Path
 
-        import oi_compiler
-
         digest = hashlib.sha256()
-        root = Path(oi_compiler.__file__).parent
+        root = Path(__file__).resolve().parents[1]  # the oi_compiler package
         for path in sorted(root.rglob("*.py")):
             digest.update(str(path.relative_to(root)).encode())
             digest.update(path.read_bytes())
@@ -189,7 +167,24 @@ def compiler_fingerprint() -> str:
     return _fingerprint
 
 
-def _step_key(bound: BoundGraph, host) -> str:
+def _metadata_settings(bound: BoundGraph) -> dict[str, str]:
+    """The model's metadata strings that op settings name: the reference reads those first."""
+    from xdsl.dialects.builtin import SymbolRefAttr
+
+    from oi_compiler.dialects.oi import NamedOp
+
+    out = {}
+    for op in bound.graph.module.walk():
+        if isinstance(op, NamedOp):
+            for value in op.settings.data.values():
+                if isinstance(value, SymbolRefAttr):
+                    text = bound.model.metadata_string(value.root_reference.data)
+                    if text is not None:
+                        out[value.root_reference.data] = text
+    return out
+
+
+def _step_key(bound: BoundGraph, host, attributes: dict[str, str] | None = None) -> str:
     import hashlib
 
     import io
@@ -200,7 +195,8 @@ def _step_key(bound: BoundGraph, host) -> str:
     Printer(stream=text, print_debuginfo=True).print_op(bound.graph.module)
     digest = hashlib.sha256()
     for part in ("oi-step", text.getvalue(), json.dumps(sorted(bound.sizevars.items())),
-                 compiler_fingerprint(), host.triple, host.cpu, host.features):  # fmt: skip
+                 compiler_fingerprint(), host.triple, host.cpu, host.features,
+                 json.dumps(sorted((attributes or {}).items()))):  # fmt: skip
         digest.update(part.encode())
         digest.update(b"\0")
     return digest.hexdigest()

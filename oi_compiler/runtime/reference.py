@@ -58,10 +58,11 @@ from oi_compiler.dialects.oi import (
     describe,
 )
 from oi_compiler.dialects.oi_attrs import CacheAccessAttr, SliceAttr, VarRefAttr
-from oi_compiler.dtypes import FLOAT_DTYPES, dtype_name, dtype_of_array, numpy_dtype
 from oi_compiler.boundary import internal_error
+from oi_compiler.dtypes import FLOAT_DTYPES, dtype_name, dtype_of_array, numpy_dtype
 from oi_compiler.errors import CacheError, ExecutionError, OiError
 from oi_compiler.ir_context import nearest_loc
+from oi_compiler.ops.reference.settings import SHAPE_FROM_OUTPUT
 from oi_compiler.ops.registry import lookup_op, setting_spec
 from oi_compiler.runtime.binding import BoundGraph, check_model_tensor
 from oi_compiler.runtime.tables import (
@@ -95,10 +96,6 @@ class PendingYield:
     names: list[str]
     snapshot: dict[str, np.ndarray]
 
-
-#: ops whose shape setting, when absent, is the output variable's declared shape
-#: (`op reshape(q) >> qh` with `qh: f32[H, Dh]`: the DSL's int lists cannot name sizes)
-SHAPE_FROM_OUTPUT = {"reshape": "shape"}
 
 
 class _Return(Exception):

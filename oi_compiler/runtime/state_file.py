@@ -261,4 +261,4 @@ def _restore_storage(storage, desc: dict, arrays: dict[str, np.ndarray]) -> None
         _expect(limit is None or s == limit, f"{decl.name}: size {s} of a @fixed({limit}) index")
         _expect(all(key[dim] < s for key in keys), f"{decl.name}: an entry lies beyond size {s} of index {dim}")
     storage.sizes = sizes
-    storage.entries = {key: frozen(entries[n].copy()) for n, key in enumerate(keys)}
+    storage.entries = {key: frozen(entries[n, ...].copy()) for n, key in enumerate(keys)}  # rank-0 entries too

@@ -18,6 +18,7 @@ and `rollback` puts those back.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -174,7 +175,7 @@ class TableStorage:
         lists = [s if isinstance(s, list) else [s] for s in selection]
         out_shape = [len(s) for s in selection if isinstance(s, list)] + list(self.decl.shape)
         out = np.empty(out_shape, dtype=numpy_dtype(self.decl.dtype))
-        flat = out.reshape((-1, *self.decl.shape))
+        flat = out.reshape((math.prod(len(s) for s in lists), *self.decl.shape))  # (-1 is ambiguous for empty entries)
         for n, key in enumerate(itertools.product(*lists)):
             flat[n] = self._entry(key)
         return out

@@ -16,11 +16,12 @@ import sys
 import time
 from pathlib import Path
 
-from oi_compiler.errors import OiError, OptionError
+from oi_compiler.boundary import stage
+from oi_compiler.errors import InternalError, OiError, OptionError
 from oi_compiler.tools.exit_status import run_reporting_errors
 
 SPLIT_MARKER = "// -----"
-TARGETS = ("mlir", "llvm")
+TARGETS = ("mlir", "llvm", "ptx")
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -39,7 +40,9 @@ def _arg_parser() -> argparse.ArgumentParser:
     p.add_argument("input", nargs="?", default="-", help="input file (.oi or .mlir); '-' or none reads stdin as .mlir")
     p.add_argument("-h", "--help", action="store_true", help="show this help, with every pass and its options")
     p.add_argument("-o", "--output", default="-", help="output file (default stdout)")
-    p.add_argument("-t", "--target", default="mlir", help="what to print: mlir (the IR) or llvm (LLVM IR of func/scf/memref/arith/math input)")
+    p.add_argument("-t", "--target", default="mlir", help="what to print: mlir (the IR), llvm (LLVM IR of func/scf/memref/arith/math input) or ptx "
+                        "(PTX of a gpu.module's kernels; --arch=sm_80 by default)")
+    p.add_argument("--arch", default="sm_80", help="-t ptx: the GPU's compute capability (sm_80, sm_90...)")
     p.add_argument("-p", "--pass-pipeline", metavar="PIPELINE", help="comma-separated passes, e.g. 'canonicalize,cse'")
     p.add_argument("--split-input-file", action="store_true", help="process each '// -----' chunk separately")
     p.add_argument("--verify-diagnostics", action="store_true", help="check errors against expected-error comments")
@@ -138,31 +141,21 @@ def _print_module(module, generic: bool, debuginfo: bool) -> str:
     return buf.getvalue() + "\n"
 
 
-def _stage_passes(user_passes) -> list[tuple[str, str, tuple]]:
-    """`--dump-stages`: (stage, description, its passes) for each stage of `pipeline.STAGES`.
-
-    The only pass flag it takes is `--bind-sizes` (its options bind the first stage); with
-    none, that stage binds nothing (the graph's sizes must already be numbers).
-    """
-    from oi_compiler.passes import pass_factories
-    from oi_compiler.pipeline import STAGES
+def _dump_first_pass(user_passes):
+    """`--dump-stages`: the first stage's pass as the command line configured it (`--bind-sizes=...`),
+    or None. It takes no other pass flag: the stages are `pipeline.STEP_STAGES` (a graph) or
+    `pipeline.NEST_STAGES` (a loop nest), run in their order."""
+    from oi_compiler.pipeline import STEP_STAGES
 
     given = list(user_passes.passes) if user_passes is not None else []
-    others = [p.name for p in given if p.name != STAGES[0][0]]
+    first = STEP_STAGES[0].name
+    others = [p.name for p in given if p.name != first]
     if others:
         raise OptionError(
-            f"--dump-stages runs the lowering stages ({', '.join(name for name, _ in STAGES)}) and takes no "
-            f"pass flag but --{STAGES[0][0]}; got --{others[0]}"
+            f"--dump-stages runs the lowering stages ({', '.join(s.name for s in STEP_STAGES)}) and takes no "
+            f"pass flag but --{first}; got --{others[0]}"
         )
-    factories = pass_factories()
-    stages = []
-    for name, description in STAGES:
-        if name == STAGES[0][0] and given:
-            passes = tuple(given)
-        else:
-            passes = (factories[name]()(),)
-        stages.append((name, description, passes))
-    return stages
+    return given[-1] if given else None
 
 
 def stage_header(name: str, description: str) -> str:
@@ -175,13 +168,14 @@ class OiOpt:
         from oi_compiler.passes import parse_pipeline
 
         self.passes = parse_pipeline(",".join(pipeline), callback=self._after_pass) if pipeline else None
-        self.stages = None
+        self.first_pass = None  # --dump-stages: the first stage's pass as configured (--bind-sizes=...)
         if args.dump_stages:
             if args.target != "mlir":
                 raise OptionError("--dump-stages prints the IR of each stage: it takes no -t other than mlir")
-            self.stages = _stage_passes(self.passes)
+            self.first_pass = _dump_first_pass(self.passes)
             self.passes = None
         self.dumped: list[str] = []  # --dump-stages: what the current chunk printed so far
+        self.pass_stage = stage("passes")  # an internal error's stage: the pass that was running
         self.ctx = None
         self.timer = Timer(args.time_passes)
         self.filename = "<stdin>" if args.input == "-" else args.input
@@ -218,20 +212,22 @@ class OiOpt:
 
         padded = "\n" * (first_line - 1) + chunk  # keeps line numbers those of the whole file
         start = time.perf_counter()
-        if self.is_dsl:
-            from oi_compiler.frontend.oi_dsl import parse_module
+        with stage("parse"):
+            if self.is_dsl:
+                from oi_compiler.frontend.oi_dsl import parse_module
 
-            module = parse_module(padded, self.filename)
-        else:
-            module = parse_mlir(padded, self.filename)
+                module = parse_module(padded, self.filename)
+            else:
+                module = parse_mlir(padded, self.filename)
         self.timer.record("parse", time.perf_counter() - start)
         start = time.perf_counter()
         verify_module(module)
         self.timer.record("verify", time.perf_counter() - start)
         if self.passes is not None:
             self.ctx = self.ctx or make_context()
-            self.passes.apply(self.ctx, module)
-        if self.stages is not None:
+            with self.pass_stage:  # named after the pass running (`_after_pass`)
+                self.passes.apply(self.ctx, module)
+        if self.args.dump_stages:
             return self.dump_stages(module)
         if self.args.target == "llvm":
             from oi_compiler.backend.llvm import llvm_ir_text
@@ -244,28 +240,66 @@ class OiOpt:
                     subject=self.filename,
                 )
 
+            import oi_compiler.lowering.step_llvm  # noqa: F401 - the step's own ops (lowered graphs)
+
             start = time.perf_counter()
-            text = llvm_ir_text(module)
+            with stage("translate-llvm"):
+                text = llvm_ir_text(module)
             self.timer.record("translate to LLVM IR", time.perf_counter() - start)
+            return text
+        if self.args.target == "ptx":
+            from oi_compiler.backend.ptx import NvptxTarget, emit_ptx
+
+            start = time.perf_counter()
+            with stage("translate-ptx"):
+                text = emit_ptx(module, NvptxTarget(self.args.arch))
+            self.timer.record("translate to PTX", time.perf_counter() - start)
             return text
         return _print_module(module, self.args.mlir_print_op_generic, self.args.mlir_print_debuginfo)
 
     def dump_stages(self, module) -> str:
-        """Run each stage of `pipeline.STAGES` on `module`; the IR after each, under its header line."""
-        from xdsl.passes import PassPipeline
-
+        """Run the module's stage list (`pipeline.STEP_STAGES` for a graph, `NEST_STAGES` for a loop
+        nest) down to LLVM IR; the IR after each stage, under its header line."""
+        from oi_compiler.dialects.oi import GraphOp
+        from oi_compiler.dialects.oi_nest import NestOp
+        from oi_compiler.graph import verify_module
         from oi_compiler.ir_context import make_context
+        from oi_compiler.pipeline import NEST_STAGES, STEP_STAGES, run_stages
 
         self.ctx = self.ctx or make_context()
-        for name, description, passes in self.stages:
-            PassPipeline(passes, self._after_pass).apply(self.ctx, module)
-            self.dumped.append(stage_header(name, description))
-            self.dumped.append(_print_module(module, self.args.mlir_print_op_generic, self.args.mlir_print_debuginfo))
+        is_nest = not any(isinstance(op, GraphOp) for op in module.ops) and any(
+            isinstance(op, NestOp) for op in module.walk())
+        stages = NEST_STAGES if is_nest else STEP_STAGES
+        if is_nest and self.first_pass is not None:
+            raise OptionError("--dump-stages on a loop nest takes no pass flag (its stages: "
+                              f"{', '.join(s.name for s in NEST_STAGES)})")  # fmt: skip
+        clock = [time.perf_counter()]
+
+        def before(stage) -> None:
+            self.pass_stage.name = stage.name
+            clock[0] = time.perf_counter()
+
+        def after(stage, ir) -> None:
+            self.timer.record(stage.name, time.perf_counter() - clock[0])
+            if isinstance(ir, str):
+                text = ir
+            else:
+                text = _print_module(ir, self.args.mlir_print_op_generic, self.args.mlir_print_debuginfo)
+                if self.args.print_ir_after_all:
+                    sys.stderr.write(f"// -----// IR Dump After {stage.name} //----- //\n" + text)
+                verify_module(ir)
+            self.dumped.append(stage_header(stage.name, stage.description))
+            self.dumped.append(text)
+
+        with self.pass_stage:
+            run_stages(stages, module, ctx=self.ctx, first=self.first_pass, before=before, after=after)
         return "".join(self.dumped)
 
-    def _after_pass(self, previous, module, _next) -> None:
+    def _after_pass(self, previous, module, next_pass) -> None:
         from oi_compiler.graph import verify_module
 
+        if next_pass is not None:
+            self.pass_stage.name = next_pass.name
         now = time.perf_counter()
         if previous is not None:
             self.timer.record(previous.name, now - self._pass_start)
@@ -286,6 +320,8 @@ class OiOpt:
             self.dumped = []
             try:
                 outputs.append(self.process(chunk, first_line))
+            except InternalError:
+                raise  # a bug, not a diagnostic about the input: exit status 3
             except OiError as e:
                 errors.append(e)
                 if self.dumped:  # --dump-stages: the stages that ran before the error
@@ -329,6 +365,11 @@ def _run(argv: list[str]) -> int:
         return 0
     if args.target not in TARGETS:
         raise OptionError(f"unknown target '{args.target}' (available: {', '.join(TARGETS)})")
+    if args.target == "ptx":
+        from oi_compiler.backend.ptx import ARCHES
+
+        if args.arch not in ARCHES:
+            raise OptionError(f"unknown GPU architecture '{args.arch}' for --arch (known: {', '.join(ARCHES)})")
     return OiOpt(args, pipeline).run()
 
 if __name__ == "__main__":

@@ -32,8 +32,7 @@ ascending (row-major) order of the reduced coordinates. arith only takes signles
 integers, so bodies reinterpret `uiN` elements as `iN` (and back) with
 `builtin.unrealized_conversion_cast`.
 
-Unsupported inputs raise `PassError`: `op exp: no loop nest for f8` (f8 has loop nests
-only for the pure copies transpose, reshape and concat), float `rem`, attention with
+Unsupported inputs raise `PassError`: float `rem` (the verifier refuses it), attention with
 dynamic head counts; invalid settings or shapes give the reference's message
 (`op sum_axis axes must not be empty`) as a `PassError`.
 

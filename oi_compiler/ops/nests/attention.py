@@ -52,6 +52,7 @@ from oi_compiler.ops.nests.scalar import (
     Scalar,
     emit,
     float_domain,
+    float_setting,
     require_float,
     resize_float,
 )
@@ -73,7 +74,7 @@ from oi_compiler.ops.nests.structured import (
     sub_sizes,
     subview,
 )
-from oi_compiler.ops.reference.settings import read_bool, read_float, read_int
+from oi_compiler.ops.reference.settings import read_bool, read_int
 
 
 def _position(b: Builder, op: str, settings: Mapping[str, Any]) -> SSAValue:
@@ -101,7 +102,7 @@ def rope(op: str, b: Builder, inputs: list, output: SSAValue, settings: Mapping[
     domain = float_domain(in_dtypes)
     dtype = in_dtypes[0]
     last = rank(x) - 1
-    theta = read_float(op, settings, "theta", 10000.0)
+    theta = float_setting(op, settings, "theta", 10000.0)
     position = _position(b, op, settings)
     head_dim = size(b, x, last)
     half = _half(b, head_dim)
@@ -177,7 +178,7 @@ def attention(op: str, b: Builder, inputs: list, output: SSAValue, settings: Map
     causal = read_bool(op, settings, "causal", False)
     s = Scalar(b, domain)
     if "scale" in settings:
-        scale = s.const(read_float(op, settings, "scale"))
+        scale = s.const(float_setting(op, settings, "scale", None))
     else:
         scale = _default_scale(b, domain, size(b, q, rank(q) - 1))
 

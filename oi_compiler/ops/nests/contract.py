@@ -4,7 +4,7 @@
 
 * the number of inputs, and every element type against `dtype_type(in_dtypes[i])`
   and `dtype_type(out_dtype)`;
-* f8 only in the pure copies (`COPY_OPS`): `op exp: no loop nest for f8`;
+* f8 math widens to f32 and rounds once to f8 (`scalar.widen`/`narrow`), as the reference;
 * with static input shapes, the op's shape rule (so shape and setting errors read as
   the reference's) and the output's static dims against its result;
 * an `ExecutionError` raised while building (a bad setting) becomes a `PassError` with
@@ -19,7 +19,6 @@ from typing import Any
 
 from oi_compiler.dtypes import dtype_type
 from oi_compiler.errors import ExecutionError, PassError
-from oi_compiler.ops.nests import COPY_OPS
 from oi_compiler.ops.nests.structured import shape
 from oi_compiler.ops.reference.shapes import RULES, shape_of, shape_text
 
@@ -28,8 +27,6 @@ def _check(op: str, inputs: list, output: Any, settings: dict, in_dtypes: list[s
     arity = RULES[op][0]
     if len(inputs) != arity or len(in_dtypes) != arity:
         raise PassError(f"op {op} expects {arity} inputs, got {len(inputs)} values and {len(in_dtypes)} dtypes")
-    if op not in COPY_OPS and "f8" in (*in_dtypes, out_dtype):
-        raise PassError(f"op {op}: no loop nest for f8")
     for i, (value, dtype) in enumerate([*zip(inputs, in_dtypes), (output, out_dtype)]):
         element = getattr(value.type, "element_type", None)
         if element != dtype_type(dtype):

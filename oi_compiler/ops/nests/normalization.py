@@ -18,7 +18,7 @@ from typing import Any
 from xdsl.builder import Builder
 from xdsl.ir import SSAValue
 
-from oi_compiler.ops.nests.scalar import Scalar, float_domain, require_float
+from oi_compiler.ops.nests.scalar import Scalar, float_domain, float_setting, require_float
 from oi_compiler.ops.nests.structured import (
     PARALLEL,
     alloc,
@@ -33,7 +33,6 @@ from oi_compiler.ops.nests.structured import (
     reduction,
     size,
 )
-from oi_compiler.ops.reference.settings import read_float
 
 
 def _row_count(s: Scalar, b: Builder, x: SSAValue) -> SSAValue:
@@ -48,7 +47,7 @@ def rms_norm(op: str, b: Builder, inputs: list, output: SSAValue, settings: Mapp
     n = rank(x)
     domain = float_domain(in_dtypes)
     dtype = in_dtypes[0]
-    eps = read_float(op, settings, "eps", 1e-6)
+    eps = float_setting(op, settings, "eps", 1e-6)
     s = Scalar(b, domain)
     count = _row_count(s, b, x)
     squares = alloc(b, domain.type, reduced_sizes(b, x, [n - 1], False))
@@ -78,7 +77,7 @@ def layer_norm(op: str, b: Builder, inputs: list, output: SSAValue, settings: Ma
     n = rank(x)
     domain = float_domain(in_dtypes)
     dtype = in_dtypes[0]
-    eps = read_float(op, settings, "eps", 1e-5)
+    eps = float_setting(op, settings, "eps", 1e-5)
     s = Scalar(b, domain)
     count = _row_count(s, b, x)
     rows = reduced_sizes(b, x, [n - 1], False)

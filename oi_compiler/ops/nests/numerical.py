@@ -20,9 +20,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from xdsl.builder import Builder
+from xdsl.dialects import arith
 from xdsl.ir import SSAValue
 
-from oi_compiler.ops.nests.scalar import Scalar, domain_of
+from oi_compiler.ops.nests.scalar import Scalar, domain_of, emit, float_setting, int_const
 from oi_compiler.ops.nests.structured import (
     PARALLEL,
     REDUCTION,
@@ -51,13 +52,18 @@ def relu(op: str, b: Builder, inputs: list, output: SSAValue, settings: Mapping[
          in_dtypes: list[str], out: str) -> None:  # fmt: skip
     domain = domain_of(in_dtypes)
     if domain.is_float:
-        alpha: int | float = float(read_number(op, settings, "alpha", 0.0))
-        clamp_max: int | float = float(read_number(op, settings, "clamp_max", float("inf")))
+        alpha: Any = float_setting(op, settings, "alpha", 0.0)
+        clamp_max: Any = float_setting(op, settings, "clamp_max", float("inf"))
     else:
-        alpha = _int_setting(op, settings, "alpha", 0)
-        limit = _int_setting(op, settings, "clamp_max", INT64_MAX)
-        low, high = (0, (1 << 64) - 1) if domain.kind == "unsigned" else (-(1 << 63), INT64_MAX)
-        clamp_max = min(max(limit, low), high)
+        alpha = settings["alpha"] if isinstance(settings.get("alpha"), SSAValue) else _int_setting(op, settings, "alpha", 0)
+        limit = settings.get("clamp_max")
+        if isinstance(limit, SSAValue):  # read at run time (i64): an unsigned domain starts at 0
+            unsigned = domain.kind == "unsigned"
+            clamp_max = emit(b, arith.MaxSIOp(limit, int_const(b, 0, limit.type))) if unsigned else limit
+        else:
+            limit = _int_setting(op, settings, "clamp_max", INT64_MAX)
+            low, high = (0, (1 << 64) - 1) if domain.kind == "unsigned" else (-(1 << 63), INT64_MAX)
+            clamp_max = min(max(limit, low), high)
 
     def fn(s: Scalar, x: SSAValue) -> SSAValue:
         y = s.select(s.cmp("ge", x, s.const(0)), x, s.mul(x, s.const(alpha)))

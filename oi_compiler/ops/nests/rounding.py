@@ -18,7 +18,7 @@ from xdsl.dialects import math as mathd
 from xdsl.ir import SSAValue
 
 from oi_compiler.dtypes import INT_RANGES
-from oi_compiler.ops.nests.scalar import domain_of
+from oi_compiler.ops.nests.scalar import domain_of, float_setting
 from oi_compiler.ops.nests.structured import pointwise
 from oi_compiler.ops.reference.settings import as_int, read_number
 from oi_compiler.ops.reference.shapes import fail
@@ -64,11 +64,11 @@ def clamp(op: str, b: Builder, inputs: list, output: SSAValue, settings: Mapping
           in_dtypes: list[str], out: str) -> None:  # fmt: skip
     domain = domain_of(in_dtypes)
     if domain.is_float:
-        low: int | float = float(read_number(op, settings, "min", -F64_MAX))
-        high: int | float = float(read_number(op, settings, "max", F64_MAX))
-    else:
-        low = int_bound(op, settings, "min", in_dtypes[0])
-        high = int_bound(op, settings, "max", in_dtypes[0])
+        low: Any = float_setting(op, settings, "min", -F64_MAX)
+        high: Any = float_setting(op, settings, "max", F64_MAX)
+    else:  # a bound read at run time is an i64 (its sign checked by the step for an unsigned dtype)
+        low = settings["min"] if isinstance(settings.get("min"), SSAValue) else int_bound(op, settings, "min", in_dtypes[0])
+        high = settings["max"] if isinstance(settings.get("max"), SSAValue) else int_bound(op, settings, "max", in_dtypes[0])
     fn = lambda s, x: s.minimum(s.maximum(x, s.const(low)), s.const(high))  # noqa: E731
     pointwise(b, inputs, output, in_dtypes, out, domain, fn)
 

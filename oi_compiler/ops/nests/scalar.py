@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math as pymath
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +42,7 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Attribute, Operation, SSAValue
 
 from oi_compiler.dtypes import FLOAT_DTYPES, dtype_type
+from oi_compiler.ops.reference.settings import read_number
 
 F32 = Float32Type()
 F64 = Float64Type()
@@ -191,9 +192,7 @@ def resize_int(b: Builder, value: SSAValue, width: int, signed: bool) -> SSAValu
 
 def widen(b: Builder, value: SSAValue, dtype: str, domain: Domain) -> SSAValue:
     """A stored element of `dtype` as a value of `domain` (integers into a float domain convert)."""
-    if dtype == "f8":
-        raise NotImplementedError("f8 has no math in loop nests")
-    if dtype in FLOAT_DTYPES:
+    if dtype in FLOAT_DTYPES:  # f8 too: extf to f32 (the backend's only f8 arithmetic)
         if not domain.is_float:
             raise ValueError(f"cannot widen {dtype} into an integer domain")
         return resize_float(b, value, domain.type)
@@ -213,8 +212,6 @@ def narrow(b: Builder, value: SSAValue, domain: Domain, dtype: str) -> SSAValue:
             return emit(b, arith.CmpfOp(value, float_const(b, 0.0, domain.type), "une"))
         return emit(b, arith.CmpiOp(value, int_const(b, 0, domain.type), "ne"))
     if dtype in FLOAT_DTYPES:
-        if dtype == "f8":
-            raise NotImplementedError("f8 has no math in loop nests")
         if not domain.is_float:
             raise ValueError(f"integer results need an explicit rounding to become {dtype}")
         if dtype != "f64":
@@ -230,6 +227,15 @@ def narrow(b: Builder, value: SSAValue, domain: Domain, dtype: str) -> SSAValue:
 _CMPF = {"eq": "oeq", "ne": "une", "lt": "olt", "le": "ole", "gt": "ogt", "ge": "oge"}
 _CMPI_SIGNED = {"eq": "eq", "ne": "ne", "lt": "slt", "le": "sle", "gt": "sgt", "ge": "sge"}
 _CMPI_UNSIGNED = {"eq": "eq", "ne": "ne", "lt": "ult", "le": "ule", "gt": "ugt", "ge": "uge"}
+
+
+def float_setting(op: str, settings: Mapping[str, Any], name: str, default: Any) -> float | SSAValue:
+    """A float-domain setting: a number, or the f64 `SSAValue` of a variable read at run time
+    (`x = clamp(y, min=lo)`), which `Scalar.const` rounds to its domain as it would a number."""
+    value = settings.get(name)
+    if isinstance(value, SSAValue):
+        return value
+    return float(read_number(op, settings, name, default))
 
 
 class Scalar:
@@ -258,6 +264,10 @@ class Scalar:
         return narrow(self.b, value, self.domain, dtype)
 
     def const(self, value: Any) -> SSAValue:
+        if isinstance(value, SSAValue):  # a setting read at run time: f64 (`float_setting`) rounded, or i64
+            if not self.is_float:
+                return resize_int(self.b, value, self.domain.type.width.data, signed=True)
+            return resize_float(self.b, value, self.domain.type)
         if self.is_float:
             return float_const(self.b, float(value), self.domain.type)
         return int_const(self.b, int(value), self.domain.type)

@@ -17,6 +17,10 @@ from oi_compiler.errors import ExecutionError
 
 REQUIRED: Any = object()  # default meaning "the setting must be present"
 
+#: ops whose shape setting, when absent, is the output variable's declared shape
+#: (`op reshape(q) >> qh` with `qh: f32[H, Dh]`: the DSL's int lists cannot name sizes)
+SHAPE_FROM_OUTPUT = {"reshape": "shape"}
+
 
 def _missing(op: str, name: str) -> ExecutionError:
     return ExecutionError(f"op {op} requires setting {name}")

@@ -1,0 +1,502 @@
+"""The `oi_table` dialect: the table level's metadata, carried in the IR as typed attributes.
+
+`--lower-cache` turns a graph's variables into words of one state array the host owns and its
+checks into error sites. What the runtime needs of that travels in the IR, never beside it:
+
+- `#oi_table.site<CacheError "cache index cannot be negative" at loc("g.oi":7:5)
+  node "cache.write k >> K[t]" block "entry">`: an error site: the error class, the message
+  template (`{0}`..`{3}` are the integer arguments the step stores), the statement's location,
+  its description as the reference prints it, and the block it is written in. The step
+  function's `oi.error_sites` lists them; site `n + 1` is the `n`th;
+- `#oi_table.var<@K table persistent f32[1, 4] slot 13, indices [pos fixed 1024], init 0.0>`:
+  how one variable lives in the state array: its kind (`buffer`, `table`, `auto`, `prefix`,
+  `resizable`, `view`), memory, dtype, shape (`?`: sized at run time), first word, and per kind
+  its indices (with `@fixed` sizes), `@init`, the tables a view shows, or `temp` for an
+  `assign` temporary (a second word says whether its assign has run), and the variables a
+  `transfer` made share its buffer (`aliases`); `slot ?` until `--assign-state-slots` places it;
+- `#oi_table.layout<words 40, block "entry", [#oi_table.var<...>, ...], extra ["pending"]>`: the
+  whole state array, the module attribute `oi_table.state_layout` that the runtime reads back
+  (`extra`: the step's own words after the variables').
+
+Ops (made by `--convert-graph-to-tables`, lowered by `--lower-undo-log` and `--lower-tables`):
+variables' words and buffers are named, never numbered: `@K "size.0"` is table K's size along its
+first index, `@oi.state "step_stamp"` a word of the state's header. `--assign-state-slots`
+decides where each word is (the layout's `slot`s); only `--lower-tables` turns names into words.
+
+- `oi_table.word @K "size.0" : index` / `oi_table.set_word @K "size.0", %n`: a state word;
+- `oi_table.buffer @K "data" (%capacity) : memref<?x4xf32>`: the host buffer a word points to;
+- `oi_table.slot @K "data"`: the word's number, for the shared helpers that take one;
+- `oi_table.check %bad, #oi_table.site<...> (%a, %b)`: fail the step with that error when `%bad`;
+  `oi_table.fail #oi_table.site<...>`: fail it here (a check that always fails);
+- `oi_table.journal @K "data" [%offset, %nbytes]`: the undo log: those bytes are saved before the
+  write that follows, so a failed step can put them back;
+- `oi_table.grow "table" @K (%dim, %n)`: ask the host for room (a table's capacity, a
+  destination's buffer, a view copied out...), leaving the step if it cannot.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from xdsl.dialects.builtin import (
+    ArrayAttr,
+    FileLineColLoc,
+    IntAttr,
+    LocationAttr,
+    NoneAttr,
+    StringAttr,
+    UnknownLoc,
+)
+from xdsl.dialects.builtin import IndexType, IntegerType, MemRefType, SymbolRefAttr
+from xdsl.ir import Attribute, Dialect, ParametrizedAttribute
+from xdsl.irdl import (
+    IRDLOperation,
+    irdl_attr_definition,
+    irdl_op_definition,
+    operand_def,
+    param_def,
+    prop_def,
+    result_def,
+    traits_def,
+    var_operand_def,
+)
+from xdsl.traits import MemoryReadEffect, MemoryWriteEffect
+from xdsl.parser import AttrParser
+from xdsl.printer import Printer
+from xdsl.utils.exceptions import VerifyException
+
+ERROR_CLASSES = ("CacheError", "ExecutionError")
+VAR_KINDS = ("buffer", "table", "auto", "prefix", "resizable", "view")
+LAYOUT_ATTR = "oi_table.state_layout"  # on the module: the state array's `StateLayoutAttr`
+SITES_ATTR = "oi.error_sites"  # on the step function: its `ErrorSiteAttr`s, in site order
+
+
+@irdl_attr_definition
+class ErrorSiteAttr(ParametrizedAttribute):
+    """A check that can fail in the step: what the host raises when it does."""
+
+    name = "oi_table.site"
+
+    error_class: StringAttr = param_def()
+    template: StringAttr = param_def()
+    loc: LocationAttr = param_def()
+    node: StringAttr = param_def()
+    block: StringAttr = param_def()
+
+    def __init__(self, error_class: str, template: str, loc: LocationAttr | None, node: str, block: str):
+        super().__init__(StringAttr(error_class), StringAttr(template), loc or UnknownLoc(), StringAttr(node),
+                         StringAttr(block))  # fmt: skip
+
+    def verify(self) -> None:
+        if self.error_class.data not in ERROR_CLASSES:
+            raise VerifyException(f"#oi_table.site: error class must be one of {', '.join(ERROR_CLASSES)}, "
+                                  f"got {self.error_class.data}")  # fmt: skip
+
+    def print_parameters(self, printer: Printer) -> None:
+        with printer.in_angle_brackets():
+            printer.print_string(self.error_class.data + " ")
+            printer.print_string_literal(self.template.data)
+            printer.print_string(" at ")
+            printer.print_attribute(self.loc)
+            printer.print_string(" node ")
+            printer.print_string_literal(self.node.data)
+            printer.print_string(" block ")
+            printer.print_string_literal(self.block.data)
+
+    @classmethod
+    def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
+        with parser.in_angle_brackets():
+            error_class = parser.parse_identifier(" (the error class)")
+            template = parser.parse_str_literal(" (the message template)")
+            parser.parse_keyword("at")
+            loc = parser.parse_optional_location()
+            if loc is None:
+                parser.raise_error("expected a location: loc(...)")
+            parser.parse_keyword("node")
+            node = parser.parse_str_literal()
+            parser.parse_keyword("block")
+            block = parser.parse_str_literal()
+        return (StringAttr(error_class), StringAttr(template), loc, StringAttr(node), StringAttr(block))
+
+    @property
+    def where(self) -> tuple[str, int, int] | None:
+        """(file, line, column) of the statement, when known."""
+        loc = self.loc
+        if isinstance(loc, FileLineColLoc):
+            return loc.filename.data, loc.line.data, loc.column.data
+        return None
+
+
+def _shape_text(shape: Sequence[int]) -> str:
+    return "[" + ", ".join("?" if d < 0 else str(d) for d in shape) + "]"
+
+
+def _parse_shape(parser: AttrParser) -> list[int]:
+    def dim() -> int:
+        if parser.parse_optional_punctuation("?") is not None:
+            return -1
+        return parser.parse_integer(allow_negative=False, allow_boolean=False)
+
+    return parser.parse_comma_separated_list(parser.Delimiter.SQUARE, dim)
+
+
+def _parse_count(parser: AttrParser) -> int:
+    """A word count or number, or `?` (-1: not assigned yet, before `--assign-state-slots`)."""
+    if parser.parse_optional_punctuation("?") is not None:
+        return -1
+    return parser.parse_integer(allow_negative=False, allow_boolean=False)
+
+
+def _init_text(value: Attribute) -> str:
+    """`true`, `3`, `0.5`, `1.0e-05`, or `"nan"`/`"inf"`/`"-inf"` (MLIR has no literal for those)."""
+    if isinstance(value, StringAttr):  # a boolean, kept apart from the integers 0 and 1
+        return value.data
+    if isinstance(value, IntAttr):
+        return str(value.data)
+    number = value.data  # FloatData
+    if not math.isfinite(number):
+        return f'"{number}"'
+    text = repr(number)
+    mantissa, e, exponent = text.partition("e")
+    if "." not in mantissa:
+        mantissa += ".0"
+    return mantissa + (e + exponent if e else "")
+
+
+def init_attr(value: int | float | bool | None) -> Attribute:
+    from xdsl.dialects.builtin import FloatData
+
+    if value is None:
+        return NoneAttr()
+    if isinstance(value, bool):
+        return StringAttr("true" if value else "false")
+    if isinstance(value, int):
+        return IntAttr(value)
+    return FloatData(float(value))
+
+
+def init_value(attr: Attribute) -> int | float | bool | None:
+    if isinstance(attr, NoneAttr):
+        return None
+    if isinstance(attr, StringAttr):
+        return attr.data == "true"
+    return attr.data
+
+
+def _parse_init(parser: AttrParser) -> Attribute:
+    if (flag := parser.parse_optional_boolean()) is not None:
+        return init_attr(flag)
+    if (special := parser.parse_optional_str_literal()) is not None:
+        return init_attr(float(special))
+    return init_attr(parser.parse_number())
+
+
+@irdl_attr_definition
+class VarLayoutAttr(ParametrizedAttribute):
+    """How one variable lives in the state array (see the module docstring)."""
+
+    name = "oi_table.var"
+
+    var: StringAttr = param_def()
+    kind: StringAttr = param_def()
+    memory: StringAttr = param_def()
+    dtype: StringAttr = param_def()
+    shape: ArrayAttr[IntAttr] = param_def()  # -1: sized at run time
+    slot: IntAttr = param_def()
+    indices: ArrayAttr[StringAttr] = param_def()
+    fixed: ArrayAttr[IntAttr] = param_def()  # per index; -1: growable
+    init: Attribute = param_def()  # NoneAttr | IntAttr | FloatData | StringAttr("true"/"false")
+    tables: ArrayAttr[StringAttr] = param_def()
+    temp: IntAttr = param_def()
+    aliases: ArrayAttr[StringAttr] = param_def()  # variables `transfer` made share this buffer
+
+    def verify(self) -> None:
+        if self.kind.data not in VAR_KINDS:
+            raise VerifyException(f"#oi_table.var: kind must be one of {', '.join(VAR_KINDS)}, got {self.kind.data}")
+        if len(self.fixed) != len(self.indices):
+            raise VerifyException("#oi_table.var: one fixed size (or -1) per index")
+
+    def print_parameters(self, printer: Printer) -> None:
+        with printer.in_angle_brackets():
+            printer.print_symbol_name(self.var.data)
+            printer.print_string(f" {self.kind.data} {self.memory.data} {self.dtype.data}")
+            slot = "?" if self.slot.data < 0 else str(self.slot.data)  # ?: not assigned yet
+            printer.print_string(_shape_text([d.data for d in self.shape]) + f" slot {slot}")
+            if self.indices.data:
+                items = [i.data + (f" fixed {f.data}" if f.data >= 0 else "") for i, f in zip(self.indices, self.fixed)]
+                printer.print_string(", indices [" + ", ".join(items) + "]")
+            if not isinstance(self.init, NoneAttr):
+                printer.print_string(", init " + _init_text(self.init))
+            if self.tables.data:
+                printer.print_string(", tables [")
+                printer.print_list(self.tables, lambda t: printer.print_symbol_name(t.data))
+                printer.print_string("]")
+            if self.temp.data:
+                printer.print_string(", temp")
+            if self.aliases.data:
+                printer.print_string(", aliases [")
+                printer.print_list(self.aliases, lambda t: printer.print_symbol_name(t.data))
+                printer.print_string("]")
+
+    @classmethod
+    def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
+        with parser.in_angle_brackets():
+            var = parser.parse_symbol_name()
+            kind = parser.parse_identifier(" (the variable's kind)")
+            memory = parser.parse_identifier(" (its memory)")
+            dtype = parser.parse_identifier(" (its dtype)")
+            shape = _parse_shape(parser)
+            parser.parse_keyword("slot")
+            slot = _parse_count(parser)
+            indices: list[StringAttr] = []
+            fixed: list[IntAttr] = []
+            init: Attribute = NoneAttr()
+            tables: list[StringAttr] = []
+            aliases: list[StringAttr] = []
+            temp = 0
+            while parser.parse_optional_punctuation(",") is not None:
+                clause = parser.parse_identifier(" (indices, init, tables, temp or aliases)")
+                if clause == "indices":
+
+                    def index() -> None:
+                        indices.append(StringAttr(parser.parse_identifier()))
+                        if parser.parse_optional_keyword("fixed") is not None:
+                            fixed.append(IntAttr(parser.parse_integer(allow_negative=False, allow_boolean=False)))
+                        else:
+                            fixed.append(IntAttr(-1))
+
+                    parser.parse_comma_separated_list(parser.Delimiter.SQUARE, index)
+                elif clause == "init":
+                    init = _parse_init(parser)
+                elif clause == "tables":
+                    tables = parser.parse_comma_separated_list(parser.Delimiter.SQUARE, parser.parse_symbol_name)
+                elif clause == "temp":
+                    temp = 1
+                elif clause == "aliases":
+                    aliases = parser.parse_comma_separated_list(parser.Delimiter.SQUARE, parser.parse_symbol_name)
+                else:
+                    parser.raise_error(f"unknown clause {clause} (indices, init, tables, temp or aliases)")
+        return (var, StringAttr(kind), StringAttr(memory), StringAttr(dtype), ArrayAttr([IntAttr(d) for d in shape]),
+                IntAttr(slot), ArrayAttr(indices), ArrayAttr(fixed), init, ArrayAttr(tables), IntAttr(temp),
+                ArrayAttr(aliases))  # fmt: skip
+
+
+@irdl_attr_definition
+class StateLayoutAttr(ParametrizedAttribute):
+    """The state array of a lowered step: its length, the entry block, each variable's words."""
+
+    name = "oi_table.layout"
+
+    words: IntAttr = param_def()
+    block: StringAttr = param_def()
+    vars: ArrayAttr[VarLayoutAttr] = param_def()
+    extra: ArrayAttr[StringAttr] = param_def()  # the step's own words after the variables'
+
+    def verify(self) -> None:
+        names = [v.var.data for v in self.vars]
+        if len(set(names)) != len(names):
+            raise VerifyException("#oi_table.layout: a variable is laid out twice")
+
+    def print_parameters(self, printer: Printer) -> None:
+        with printer.in_angle_brackets():
+            printer.print_string(f"words {'?' if self.words.data < 0 else self.words.data}, block ")
+            printer.print_string_literal(self.block.data)
+            printer.print_string(", [")
+            printer.print_list(self.vars, printer.print_attribute)
+            printer.print_string("]")
+            if self.extra.data:
+                printer.print_string(", extra [")
+                printer.print_list(self.extra, lambda e: printer.print_string_literal(e.data))
+                printer.print_string("]")
+
+    @classmethod
+    def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
+        with parser.in_angle_brackets():
+            parser.parse_keyword("words")
+            words = _parse_count(parser)
+            parser.parse_punctuation(",")
+            parser.parse_keyword("block")
+            block = parser.parse_str_literal()
+            parser.parse_punctuation(",")
+            vars_ = parser.parse_comma_separated_list(parser.Delimiter.SQUARE, parser.parse_attribute)
+            extra = []
+            if parser.parse_optional_punctuation(",") is not None:
+                parser.parse_keyword("extra")
+                extra = parser.parse_comma_separated_list(parser.Delimiter.SQUARE,
+                                                          lambda: StringAttr(parser.parse_str_literal()))  # fmt: skip
+        return (IntAttr(words), StringAttr(block), ArrayAttr(vars_), ArrayAttr(extra))
+
+
+STATE = "oi.state"  # the variable name of the state header's words (no DSL variable has a dot)
+
+
+def _symbol(var: str | None) -> dict:
+    return {"var": SymbolRefAttr(var or STATE)}
+
+
+@irdl_op_definition
+class WordOp(IRDLOperation):
+    """A word of the state: a variable's (`@K "size.0"`) or the header's (`"step_stamp"`)."""
+
+    name = "oi_table.word"
+
+    var = prop_def(SymbolRefAttr)
+    field = prop_def(StringAttr)
+    result = result_def(IndexType)
+
+    traits = traits_def(MemoryReadEffect())
+    assembly_format = "$var $field attr-dict `:` type($result)"
+
+    def __init__(self, var: str | None, field: str):
+        super().__init__(properties={**_symbol(var), "field": StringAttr(field)}, result_types=[IndexType()])
+
+
+@irdl_op_definition
+class SetWordOp(IRDLOperation):
+    """Write a state word."""
+
+    name = "oi_table.set_word"
+
+    var = prop_def(SymbolRefAttr)
+    field = prop_def(StringAttr)
+    value = operand_def(IndexType)
+
+    traits = traits_def(MemoryWriteEffect())
+    assembly_format = "$var $field `,` $value attr-dict"
+
+    def __init__(self, var: str | None, field: str, value):
+        super().__init__(properties={**_symbol(var), "field": StringAttr(field)}, operands=[value])
+
+
+@irdl_op_definition
+class BufferOp(IRDLOperation):
+    """The host buffer whose address a state word holds, as a row-major memref."""
+
+    name = "oi_table.buffer"
+
+    var = prop_def(SymbolRefAttr)
+    field = prop_def(StringAttr)
+    sizes = var_operand_def(IndexType)
+    result = result_def(MemRefType)
+
+    traits = traits_def(MemoryReadEffect())
+    assembly_format = "$var $field (`(` $sizes^ `)`)? attr-dict `:` type($result)"
+
+    def __init__(self, var: str | None, field: str, sizes, result_type: MemRefType):
+        super().__init__(properties={**_symbol(var), "field": StringAttr(field)}, operands=[list(sizes)],
+                         result_types=[result_type])  # fmt: skip
+
+    def verify_(self) -> None:
+        dynamic = sum(1 for d in self.result.type.get_shape() if d < 0)
+        if dynamic != len(self.sizes):
+            raise VerifyException(f"oi_table.buffer: {dynamic} dynamic sizes in the type, {len(self.sizes)} given")
+
+
+@irdl_op_definition
+class SlotOp(IRDLOperation):
+    """The number of a state word (what the shared helpers `@oi_log`, `@oi_raise_size`... take)."""
+
+    name = "oi_table.slot"
+
+    var = prop_def(SymbolRefAttr)
+    field = prop_def(StringAttr)
+    result = result_def(IndexType)
+
+    assembly_format = "$var $field attr-dict"
+
+    def __init__(self, var: str | None, field: str):
+        super().__init__(properties={**_symbol(var), "field": StringAttr(field)}, result_types=[IndexType()])
+
+
+@irdl_op_definition
+class CheckOp(IRDLOperation):
+    """Fail the step with `site`'s error when `cond` holds (`args`: up to four of its `{n}`s)."""
+
+    name = "oi_table.check"
+
+    cond = operand_def(IntegerType(1))
+    site = prop_def(ErrorSiteAttr)
+    args = var_operand_def(IndexType)
+
+    traits = traits_def(MemoryWriteEffect())
+    assembly_format = "$cond `,` $site (`(` $args^ `)`)? attr-dict"
+
+    def __init__(self, cond, site: ErrorSiteAttr, args=()):
+        super().__init__(operands=[cond, list(args)], properties={"site": site})
+
+    def verify_(self) -> None:
+        if len(self.args) > 4:
+            raise VerifyException("oi_table.check: an error record holds four arguments")
+
+
+@irdl_op_definition
+class FailOp(IRDLOperation):
+    """Fail the step with `site`'s error here."""
+
+    name = "oi_table.fail"
+
+    site = prop_def(ErrorSiteAttr)
+    args = var_operand_def(IndexType)
+
+    traits = traits_def(MemoryWriteEffect())
+    assembly_format = "$site (`(` $args^ `)`)? attr-dict"
+
+    def __init__(self, site: ErrorSiteAttr, args=()):
+        super().__init__(operands=[list(args)], properties={"site": site})
+
+    def verify_(self) -> None:
+        if len(self.args) > 4:
+            raise VerifyException("oi_table.fail: an error record holds four arguments")
+
+
+@irdl_op_definition
+class JournalOp(IRDLOperation):
+    """Save `nbytes` bytes of a variable's buffer, from byte `offset`, in the undo log."""
+
+    name = "oi_table.journal"
+
+    var = prop_def(SymbolRefAttr)
+    field = prop_def(StringAttr)
+    offset = operand_def(IndexType)
+    nbytes = operand_def(IndexType)
+
+    traits = traits_def(MemoryWriteEffect())
+    assembly_format = "$var $field `[` $offset `,` $nbytes `]` attr-dict"
+
+    def __init__(self, var: str | None, field: str, offset, nbytes):
+        super().__init__(properties={**_symbol(var), "field": StringAttr(field)}, operands=[offset, nbytes])
+
+
+GROW_KINDS = ("table", "resizable", "log", "view", "auto", "rebind", "prefix")
+
+
+@irdl_op_definition
+class GrowOp(IRDLOperation):
+    """Ask the host for room (`kind`: a table's capacity, a destination's buffer, a stale view
+    copied out...) for the variable whose first word is named; leave the step if it cannot."""
+
+    name = "oi_table.grow"
+
+    kind = prop_def(StringAttr)
+    var = prop_def(SymbolRefAttr)
+    field = prop_def(StringAttr)
+    args = var_operand_def(IndexType)
+
+    traits = traits_def(MemoryReadEffect(), MemoryWriteEffect())
+    assembly_format = "$kind $var $field (`(` $args^ `)`)? attr-dict"
+
+    def __init__(self, kind: str, var: str | None, field: str, args=()):
+        super().__init__(properties={"kind": StringAttr(kind), **_symbol(var), "field": StringAttr(field)},
+                         operands=[list(args)])  # fmt: skip
+
+    def verify_(self) -> None:
+        if self.kind.data not in GROW_KINDS:
+            raise VerifyException(f"oi_table.grow: kind must be one of {', '.join(GROW_KINDS)}")
+        if len(self.args) > 2:
+            raise VerifyException("oi_table.grow: at most two arguments")
+
+
+TABLE_OPS = (WordOp, SetWordOp, BufferOp, SlotOp, CheckOp, FailOp, JournalOp, GrowOp)
+
+OI_TABLE = Dialect("oi_table", list(TABLE_OPS), [ErrorSiteAttr, VarLayoutAttr, StateLayoutAttr])

@@ -1,0 +1,234 @@
+"""The table level's ops to words of the state array: one rewrite pattern per op.
+
+`--lower-undo-log` turns each `oi_table.journal` into a call of the shared `@oi_log` helper;
+`--lower-tables` turns the rest into loads, stores, `oi.state_view`s, the host's `@oi_grow` and
+`oi.step_exit`, reading where each named word is from the module's `oi_table.state_layout`
+(`--assign-state-slots`), and numbers the error sites in the order the step meets them (their
+list is the step's `oi.error_sites`). Every function the ops are in takes the state array as its
+first argument.
+"""
+
+from __future__ import annotations
+
+from xdsl.dialects import arith, func, memref, scf
+from xdsl.dialects.builtin import ArrayAttr, IndexType, IntegerAttr, ModuleOp, UnknownLoc, i32, i64
+from xdsl.ir import Block, Operation, Region, SSAValue
+from xdsl.pattern_rewriter import (
+    GreedyRewritePatternApplier,
+    PatternRewriter,
+    PatternRewriteWalker,
+    RewritePattern,
+    op_type_rewrite_pattern,
+)
+
+from oi_compiler.dialects.oi_lowered import StateViewOp, StepExitOp
+from oi_compiler.dialects.oi_table import (
+    LAYOUT_ATTR,
+    SITES_ATTR,
+    BufferOp,
+    CheckOp,
+    ErrorSiteAttr,
+    FailOp,
+    GrowOp,
+    JournalOp,
+    SetWordOp,
+    TABLE_OPS,
+    SlotOp,
+    WordOp,
+)
+from oi_compiler.errors import PassError
+from oi_compiler.ir_context import nearest_loc
+from oi_compiler.lowering import plan as P
+from oi_compiler.lowering.state_layout import StateLayout
+
+GROW_CODES = {"table": P.GROW_TABLE, "resizable": P.GROW_RESIZABLE, "log": P.GROW_LOG, "view": P.GROW_VIEW,
+              "auto": P.GROW_AUTO, "rebind": P.GROW_REBIND, "prefix": P.GROW_PREFIX}  # fmt: skip
+CODE_ERROR, CODE_HOST = 1, 2  # step results besides 0: an error record, a failed host callback
+GROW_SYMBOL = "oi_grow"
+
+
+def layout_of(module: ModuleOp, at: Operation | None = None) -> StateLayout:
+    """The module's state layout (`at`: the op that needs it, for the diagnostic's location)."""
+    attr = module.attributes.get(LAYOUT_ATTR)
+    if attr is None:
+        raise PassError("the table level's ops need the module's state layout: run --assign-state-slots first",
+                        nearest_loc(at) if at is not None else None)  # fmt: skip
+    return StateLayout.from_attr(attr)
+
+
+def _state(op: Operation) -> SSAValue:
+    function = op.parent_op()
+    while function is not None and not isinstance(function, func.FuncOp):
+        function = function.parent_op()
+    if function is None or not function.body.block.args:
+        raise PassError(f"{op.name} outside a function taking the state array")
+    return function.body.block.args[0]
+
+
+def _located(new: Operation, loc) -> Operation:
+    """`new` (and what it holds) at `loc`: lowered ops keep their statement's file:line:col."""
+    for inner in new.walk():
+        if isinstance(inner.location, UnknownLoc):
+            inner.location = loc
+    return new
+
+
+def _slot(layout: StateLayout, op: Operation) -> int:
+    try:
+        return layout.word_slot(op.var.root_reference.data, op.field.data)
+    except PassError as e:
+        raise PassError(e.message, nearest_loc(op)) from None
+
+
+class _Emit:
+    """Inserts before the op being rewritten, at its location; constants are emitted in place
+    (canonicalize folds them)."""
+
+    def __init__(self, rewriter: PatternRewriter, loc=None):
+        self.rewriter = rewriter
+        self.loc = loc or UnknownLoc()
+
+    def __call__(self, op: Operation) -> SSAValue | None:
+        self.rewriter.insert_op(_located(op, self.loc))
+        return op.results[0] if op.results else None
+
+    def index(self, value: int) -> SSAValue:
+        return self(arith.ConstantOp(IntegerAttr(value, IndexType())))
+
+    def const(self, value: int, ty) -> SSAValue:
+        return self(arith.ConstantOp(IntegerAttr(value, ty)))
+
+
+class _Words(RewritePattern):
+    """Words, buffers and slot numbers at the words the layout gives them."""
+
+    def __init__(self, layout: StateLayout):
+        self.layout = layout
+
+    def slot(self, op) -> int:
+        return _slot(self.layout, op)
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter, /) -> None:
+        if not isinstance(op, WordOp | SetWordOp | BufferOp | SlotOp):
+            return
+        emit = _Emit(rewriter, op.location)
+        slot = emit.index(self.slot(op))
+        if isinstance(op, SlotOp):
+            rewriter.replace_op(op, [], [slot])
+        elif isinstance(op, WordOp):
+            word = emit(memref.LoadOp.get(_state(op), [slot]))
+            rewriter.replace_op(op, _located(arith.IndexCastOp(word, IndexType()), op.location))
+        elif isinstance(op, SetWordOp):
+            value = emit(arith.IndexCastOp(op.value, i64))
+            rewriter.replace_op(op, _located(memref.StoreOp.get(value, _state(op), [slot]), op.location))
+        else:
+            name = op.var.root_reference.data
+            label = name if op.field.data in ("buffer", "data") else f"{name}.{op.field.data}"
+            view = StateViewOp(_state(op), slot, list(op.sizes), op.result.type, label)
+            rewriter.replace_op(op, _located(view, op.location))
+
+
+class _Checks(RewritePattern):
+    """A check or failure stores its site's number and arguments and leaves the step (code 1)."""
+
+    def __init__(self, sites: list[ErrorSiteAttr]):
+        self.sites = sites
+
+    def number(self, site: ErrorSiteAttr) -> int:
+        self.sites.append(site)
+        return len(self.sites)
+
+    def fail(self, emit: _Emit, state: SSAValue, site: ErrorSiteAttr, args) -> None:
+        emit(memref.StoreOp.get(emit.const(self.number(site), i64), state, [emit.index(P.ERROR_SITE)]))
+        for n, value in enumerate(args):
+            emit(memref.StoreOp.get(emit(arith.IndexCastOp(value, i64)), state, [emit.index(P.ERROR_ARGS + n)]))
+        emit(StepExitOp(emit.const(CODE_ERROR, i32)))
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter, /) -> None:
+        if isinstance(op, FailOp):
+            self.fail(_Emit(rewriter, op.location), _state(op), op.site, op.args)
+            rewriter.erase_op(op)
+        elif isinstance(op, CheckOp):
+            then = Block()
+            self.fail(_BlockEmit(then, op.location), _state(op), op.site, op.args)
+            then.add_op(scf.YieldOp())
+            rewriter.replace_op(op, _located(scf.IfOp(op.cond, [], Region(then), Region()), op.location))
+
+
+class _BlockEmit(_Emit):
+    """Appends to a block (the body of a check's `scf.if`)."""
+
+    def __init__(self, block: Block, loc):
+        self.block = block
+        self.loc = loc
+
+    def __call__(self, op: Operation) -> SSAValue | None:
+        self.block.add_op(_located(op, self.loc))
+        return op.results[0] if op.results else None
+
+
+class _Grow(RewritePattern):
+    """`oi_grow(state, kind, word, a, b)`; a non-zero answer leaves the step with code 2."""
+
+    def __init__(self, layout: StateLayout):
+        self.layout = layout
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: GrowOp, rewriter: PatternRewriter, /) -> None:
+        emit = _Emit(rewriter, op.location)
+        state = _state(op)
+        slot = _slot(self.layout, op)
+        args = [emit(arith.IndexCastOp(v, i64)) for v in op.args]
+        args += [emit.const(0, i64)] * (2 - len(args))
+        call = [state, emit.const(GROW_CODES[op.kind.data], i64), emit.const(slot, i64), *args]
+        result = emit(func.CallOp(GROW_SYMBOL, call, [i64]))
+        failed = emit(arith.CmpiOp(result, emit.const(0, i64), "ne"))
+        code = arith.ConstantOp(IntegerAttr(CODE_HOST, i32))
+        then = Block([code, StepExitOp(code.result), scf.YieldOp()])
+        rewriter.replace_op(op, _located(scf.IfOp(failed, [], Region(then), Region()), op.location))
+
+
+class _Journal(RewritePattern):
+    """`@oi_log(state, word, offset, nbytes)`: the bytes go to the undo log before the write."""
+
+    def __init__(self, layout: StateLayout):
+        self.layout = layout
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: JournalOp, rewriter: PatternRewriter, /) -> None:
+        emit = _Emit(rewriter, op.location)
+        state = _state(op)
+        slot = emit.index(_slot(self.layout, op))
+        code = emit(func.CallOp("oi_log", [state, slot, op.offset, op.nbytes], [i32]))
+        failed = emit(arith.CmpiOp(code, emit.const(0, i32), "ne"))
+        then = Block([StepExitOp(code), scf.YieldOp()])
+        rewriter.replace_op(op, _located(scf.IfOp(failed, [], Region(then), Region()), op.location))
+
+
+def lower_undo_log(module: ModuleOp) -> None:
+    """Each `oi_table.journal` a call of `@oi_log` (added to the module when it has none)."""
+    journals = [op for op in module.walk() if isinstance(op, JournalOp)]
+    if not journals:
+        return
+    layout = layout_of(module, journals[0])
+    from oi_compiler.lowering.step_ir import GROW_SYMBOL, Helpers, grow_declaration
+
+    names = {op.sym_name.data for op in module.ops if isinstance(op, func.FuncOp)}
+    if "oi_log" not in names:
+        module.body.block.add_op(Helpers().log_function())
+    if GROW_SYMBOL not in names:  # @oi_log grows the log through the host
+        module.body.block.insert_op_before(grow_declaration(), module.body.block.first_op)
+    PatternRewriteWalker(_Journal(layout), apply_recursively=False).rewrite_module(module)
+
+
+def lower_tables(module: ModuleOp) -> None:
+    """Words, buffers, checks and growth to the state array (see the module docstring)."""
+    sites: list[ErrorSiteAttr] = []
+    first = next((op for op in module.walk() if isinstance(op, TABLE_OPS)), None)
+    if first is not None:
+        layout = layout_of(module, first)
+        patterns = GreedyRewritePatternApplier([_Words(layout), _Checks(sites), _Grow(layout)])
+        PatternRewriteWalker(patterns, apply_recursively=False, walk_reverse=False).rewrite_module(module)
+    step = next((op for op in module.ops if isinstance(op, func.FuncOp) and op.sym_name.data == "step"), None)
+    if step is not None:
+        step.attributes[SITES_ATTR] = ArrayAttr(sites)
