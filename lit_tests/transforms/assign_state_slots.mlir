@@ -9,13 +9,13 @@
 // CHECK:      builtin.module attributes {oi_table.state_layout = #oi_table.layout<words 27, block "entry", [
 // CHECK-SAME:   #oi_table.var<@x buffer volatile f32[4] slot 13>,
 // CHECK-SAME:   #oi_table.var<@tmp buffer volatile f32[4] slot 14, temp>,
-// CHECK-SAME:   #oi_table.var<@K table persistent f32[4] slot 16, indices [p]>,
+// CHECK-SAME:   #oi_table.var<@K table persistent f32[4] slot 16, indices [p], storage dense>,
 // CHECK-SAME:   #oi_table.var<@keys view volatile f32[?, 4] slot 20, tables [@K]>,
 // CHECK-SAME:   #oi_table.var<@t buffer persistent i32[] slot 24, init 0>], extra ["pending", "ended"]>} {
 builtin.module attributes {oi_table.state_layout = #oi_table.layout<words ?, block "entry", [
     #oi_table.var<@x buffer volatile f32[4] slot ?>,
     #oi_table.var<@tmp buffer volatile f32[4] slot ?, temp>,
-    #oi_table.var<@K table persistent f32[4] slot ?, indices [p]>,
+    #oi_table.var<@K table persistent f32[4] slot ?, indices [p], storage dense>,
     #oi_table.var<@keys view volatile f32[?, 4] slot ?, tables [@K]>,
     #oi_table.var<@t buffer persistent i32[] slot ?, init 0>], extra ["pending", "ended"]>} {
 }

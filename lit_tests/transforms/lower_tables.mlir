@@ -43,7 +43,7 @@
 // CHECK-NEXT:    oi.step_exit %[[CODE1]] : i32
 builtin.module attributes {oi_table.state_layout = #oi_table.layout<words 19, block "entry", [
     #oi_table.var<@x buffer volatile f32[4] slot 13>, #oi_table.var<@t buffer persistent i32[] slot 14, init 0>,
-    #oi_table.var<@K table persistent f32[4] slot 15, indices [p]>]>} {
+    #oi_table.var<@K table persistent f32[4] slot 15, indices [p], storage dense>]>} {
   func.func private @oi_grow(memref<?xi64>, i64, i64, i64, i64) -> i64
   func.func private @use(memref<?x4xf32>, index)
   func.func @step(%s: memref<?xi64>, %bad: i1, %n: index) -> i32 {

@@ -16,7 +16,7 @@
 // CHECK:       func.func private @oi_log(
 builtin.module attributes {oi_table.state_layout = #oi_table.layout<words 19, block "entry", [
     #oi_table.var<@x buffer volatile f32[4] slot 13>, #oi_table.var<@t buffer persistent i32[] slot 14, init 0>,
-    #oi_table.var<@K table persistent f32[4] slot 15, indices [p]>]>} {
+    #oi_table.var<@K table persistent f32[4] slot 15, indices [p], storage dense>]>} {
   func.func @step(%s: memref<?xi64>, %off: index, %n: index) -> i32 {
     oi_table.journal @K "data"[%off, %n]
     %0 = arith.constant 0 : i32

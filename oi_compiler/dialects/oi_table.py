@@ -13,7 +13,9 @@ checks into error sites. What the runtime needs of that travels in the IR, never
   `resizable`, `view`), memory, dtype, shape (`?`: sized at run time), first word, and per kind
   its indices (with `@fixed` sizes), `@init`, the tables a view shows, or `temp` for an
   `assign` temporary (a second word says whether its assign has run), and the variables a
-  `transfer` made share its buffer (`aliases`); `slot ?` until `--assign-state-slots` places it;
+  `transfer` made share its buffer (`aliases`), and a table's storage (`dense`: its entries in one
+  row-major box; paged and ring storages are for later passes); `slot ?` until
+  `--assign-state-slots` places it;
 - `#oi_table.layout<words 40, block "entry", [#oi_table.var<...>, ...], extra ["pending"]>`: the
   whole state array, the module attribute `oi_table.state_layout` that the runtime reads back
   (`extra`: the step's own words after the variables').
@@ -210,12 +212,16 @@ class VarLayoutAttr(ParametrizedAttribute):
     tables: ArrayAttr[StringAttr] = param_def()
     temp: IntAttr = param_def()
     aliases: ArrayAttr[StringAttr] = param_def()  # variables `transfer` made share this buffer
+    storage: StringAttr = param_def()  # a table's entries: "dense" (paged and ring storages: later passes)
 
     def verify(self) -> None:
         if self.kind.data not in VAR_KINDS:
             raise VerifyException(f"#oi_table.var: kind must be one of {', '.join(VAR_KINDS)}, got {self.kind.data}")
         if len(self.fixed) != len(self.indices):
             raise VerifyException("#oi_table.var: one fixed size (or -1) per index")
+        if self.storage.data not in ("", "dense") or (self.storage.data == "dense") != (self.kind.data == "table"):
+            raise VerifyException(f"#oi_table.var: a table's storage is dense (paged and ring storages are not "
+                                  f"implemented yet), got {self.storage.data or 'none'} for a {self.kind.data}")  # fmt: skip
 
     def print_parameters(self, printer: Printer) -> None:
         with printer.in_angle_brackets():
@@ -238,6 +244,8 @@ class VarLayoutAttr(ParametrizedAttribute):
                 printer.print_string(", aliases [")
                 printer.print_list(self.aliases, lambda t: printer.print_symbol_name(t.data))
                 printer.print_string("]")
+            if self.storage.data:
+                printer.print_string(f", storage {self.storage.data}")
 
     @classmethod
     def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
@@ -254,9 +262,10 @@ class VarLayoutAttr(ParametrizedAttribute):
             init: Attribute = NoneAttr()
             tables: list[StringAttr] = []
             aliases: list[StringAttr] = []
+            storage = ""
             temp = 0
             while parser.parse_optional_punctuation(",") is not None:
-                clause = parser.parse_identifier(" (indices, init, tables, temp or aliases)")
+                clause = parser.parse_identifier(" (indices, init, tables, temp, aliases or storage)")
                 if clause == "indices":
 
                     def index() -> None:
@@ -275,11 +284,13 @@ class VarLayoutAttr(ParametrizedAttribute):
                     temp = 1
                 elif clause == "aliases":
                     aliases = parser.parse_comma_separated_list(parser.Delimiter.SQUARE, parser.parse_symbol_name)
+                elif clause == "storage":
+                    storage = parser.parse_identifier(" (a table's storage: dense)")
                 else:
-                    parser.raise_error(f"unknown clause {clause} (indices, init, tables, temp or aliases)")
+                    parser.raise_error(f"unknown clause {clause} (indices, init, tables, temp, aliases or storage)")
         return (var, StringAttr(kind), StringAttr(memory), StringAttr(dtype), ArrayAttr([IntAttr(d) for d in shape]),
                 IntAttr(slot), ArrayAttr(indices), ArrayAttr(fixed), init, ArrayAttr(tables), IntAttr(temp),
-                ArrayAttr(aliases))  # fmt: skip
+                ArrayAttr(aliases), StringAttr(storage))  # fmt: skip
 
 
 @irdl_attr_definition

@@ -127,7 +127,7 @@ def _var_attr(v: VarPlan) -> VarLayoutAttr:
         ArrayAttr([IntAttr(-1 if d is None else d) for d in v.shape]), IntAttr(v.slot),
         ArrayAttr([StringAttr(i) for i in v.indices]), ArrayAttr([IntAttr(-1 if f is None else f) for f in v.fixed]),
         init_attr(v.init), ArrayAttr([StringAttr(t) for t in v.tables]), IntAttr(int(v.temp)),
-        ArrayAttr([StringAttr(a) for a in v.aliases]),
+        ArrayAttr([StringAttr(a) for a in v.aliases]), StringAttr("dense" if v.kind == "table" else ""),
     )  # fmt: skip
 
 

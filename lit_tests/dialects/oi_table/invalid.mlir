@@ -23,7 +23,14 @@ func.func @twice() attributes {l = #oi_table.layout<words 15, block "entry", [#o
 
 // -----
 
-// expected-error@+1 {{unknown clause bogus (indices, init, tables, temp or aliases)}}
+// expected-error@+1 {{unknown clause bogus (indices, init, tables, temp, aliases or storage)}}
 func.func @clause() attributes {v = #oi_table.var<@x buffer volatile f32[1] slot 13, bogus>} {
+  func.return
+}
+
+// -----
+
+// expected-error@+1 {{#oi_table.var: a table's storage is dense (paged and ring storages are not implemented yet), got paged for a table}}
+func.func @paged() attributes {v = #oi_table.var<@K table persistent f32[4] slot 13, indices [p], storage paged>} {
   func.return
 }
