@@ -28,12 +28,15 @@ class CpuExecutor(Executor):
 
     # --- inputs and steps --------------------------------------------------------------
     def insert(self, values: Mapping[str, Any] | None = None, /, **named: Any) -> CpuExecutor:
-        with stage("insert"):
-            items = {**(values or {}), **named}
-            converted = {name: self._converted(name, value) for name, value in items.items()}
-            for name, array in converted.items():
-                var = self.native.plan.vars[name]
-                self.native.insert(var, array)
+        try:  # the hot path: a bare try, no context manager
+            items = {**(values or {}), **named} if values else named
+            converted = [(name, self._converted(name, value)) for name, value in items.items()]  # all or none
+            for name, array in converted:
+                self.native.insert(self.native.plan.vars[name], array)
+        except OiError:
+            raise
+        except Exception as e:  # a bug: one diagnostic
+            raise internal_error(e, "insert") from e
         return self
 
     def step(self) -> None:
@@ -50,11 +53,15 @@ class CpuExecutor(Executor):
 
     # --- outputs -------------------------------------------------------------------------
     def fetch(self, name: str) -> np.ndarray:
-        with stage("fetch"):
+        try:  # a hot path: a bare try, no context manager
             var = self.native.plan.vars.get(name)
             if var is None or is_internal(name) or not self.native.exists(var):
                 raise ExecutionError(f"unknown variable: {name}")
             return self.native.value(var)
+        except OiError:
+            raise
+        except Exception as e:  # a bug: one diagnostic
+            raise internal_error(e, "fetch") from e
 
     def state(self, name: str) -> np.ndarray:
         with stage("state"):

@@ -87,7 +87,10 @@ class NativeState:
         if var.memory == "persistent":
             return init_array(var.shape, var.dtype, var.init)
         name = var.name.partition("@")[0]  # an async block's copy starts as the variable does (plan.is_internal)
-        if name in self.bound.decls:
+        decl = self.bound.decls.get(name)
+        if decl is not None and decl.memory == "persistent":  # a yielded persistent variable's snapshot
+            value = init_array(var.shape, var.dtype, decl.init_value)
+        elif decl is not None:
             value = reader.value(name, frame)
         else:  # an `assign` temporary
             value = np.zeros(var.shape, dtype)
@@ -264,6 +267,8 @@ class NativeState:
     def buffer(self, var: VarPlan) -> np.ndarray:
         """The array a buffer variable's word holds: its own, or one a `transfer` made it share."""
         own = self.arrays[var.slot]
+        if not var.aliases:  # no `transfer` can make it share another buffer
+            return own
         address = int(self.words[var.slot])
         if address == own.ctypes.data:
             return own
@@ -287,6 +292,8 @@ class NativeState:
     def rebind(self, var: VarPlan) -> np.ndarray:
         """The variable on a buffer no other name shares (its own, or a fresh one), returned."""
         own = self.arrays[var.slot]
+        if not var.aliases:  # no `transfer` can make another name share it: its own buffer
+            return own
         shared = any(int(self.words[v.slot]) == own.ctypes.data for v in self.plan.vars.values()
                      if v.kind == "buffer" and v is not var)  # fmt: skip
         if shared:
