@@ -292,6 +292,12 @@ def test_op_writing_an_auto_dim_read_destination(body) -> None:
         # cache.read from a table in an async block: its copy is sized by the read
         ("yield y; await y;", "block a { cache.read K[0..t] >> s; op sum_axis(s, axes=[0]) >> y; cache.write x >> K[t]; }"),
         ("yield y; await y;", "block a { op relu(s) >> s2; cache.read K[t] >> w; op add(w, y) >> y; }"),
+        # a block both the entry and an async block run (its kernels lowered once)
+        ("yield y; await y; branch go c d;", "block a { branch go c d; } block c { op add(y, x) >> y; } block d { }"),
+        # a yielded persistent variable: ops read the snapshot, cache ops the shared state
+        ("yield t, y; cache.increment 2 t; await y; cache.read t >> n2;",
+         "block a { loop l (i in 0..t) { op add(y, x) >> y; } cache.increment t; } block b { branch t c d; }"
+         " block c { op neg(x) >> z; } block d { }"),
         # temporaries: the block's own, assigned there
         ("assign u: f32[2]; op add(u, x) >> u; yield y, u; await y, u;",
          "block a { assign v: f32[2]; op add(v, u) >> v; op mul(v, v) >> y; op neg(u) >> u; }"),
@@ -300,7 +306,7 @@ def test_op_writing_an_auto_dim_read_destination(body) -> None:
 def test_yield_and_await(entry, blocks) -> None:
     src = f"""
     dynamic {{ x: f32[2]; n: i32; go: bool; }}
-    volatile {{ y: f32[2]; z: f32[2]; w: f32[2]; s: f32[2, 2] @init(1.5); s2: f32[2, 2]; }}
+    volatile {{ y: f32[2]; z: f32[2]; w: f32[2]; s: f32[2, 2] @init(1.5); s2: f32[2, 2]; n2: i32; }}
     persistent {{ P: f32[2]; t: i32; K(p): f32[2] @table @fixed(p=3); }}
     block entry {{ {entry} }}
     {blocks}
@@ -598,12 +604,15 @@ def test_save_state_of_a_table_with_rank0_entries(tmp_path) -> None:
         "op clamp(a, min=k, max=j) >> b;",
         "op clamp(u, min=k) >> v;",
         "op clamp(u, max=big) >> v;",  # a u64 past 2**63 is no negative number
+        "op div(a, a2, div_by_zero_mask=k) >> b;",
+        "op floor_div(u, u2, div_by_zero_mask=k) >> v;",  # negative for an unsigned dtype: the reference's error
+        "op recip(f, div_by_zero_mask=k) >> g;",
     ],
 )
 def test_integer_settings_read_from_variables(stmt) -> None:
     src = f"""
     dynamic {{ a: i32[3]; u: u8[3]; k: i32; j: i64; flag: bool; big: u64; }}
-    volatile {{ b: i32[3]; v: u8[3]; }}
+    volatile {{ b: i32[3]; v: u8[3]; a2: i32[3] @init(0); u2: u8[3]; f: f32[3]; g: f32[3]; }}
     block entry {{ {stmt} }}
     """
     steps = [{"a": np.array([n, -5, 7], np.int32), "u": np.array([n, 200, 7], np.uint8), "k": np.int32(n - 2),

@@ -436,6 +436,9 @@ class Gen:
         if what == "write":
             table = draw(st.sampled_from(self.tables))
             target, _ = self.access(table, loop_vars, slices=False)
+            other = [k for k in self.kinds if k.shape == table.kind.shape and k.dtype != table.kind.dtype]
+            if other and draw(st.integers(0, 9)) == 9:  # converting dtypes: both devices' verifier refuses it
+                return [f"cache.write {self.value(other[0], loop_vars)} >> {target};"]
             return [f"cache.write {self.value(table.kind, loop_vars)} >> {target};"]
         if what == "read":
             return self.read(loop_vars)
@@ -1291,3 +1294,42 @@ def test_cache_read_into_a_transfer_alias_rebinds(decls, body, alias) -> None:
     ref.insert(x=f32(5, 6)).step()
     assert not ref.fetch(alias).any()  # the alias still shows the zeros it had
     run_both(src, [{"x": f32(5, 6)}, {"x": f32(7, 8)}])
+
+
+def test_checkpoints_of_a_table_with_rank0_entries_swap_between_devices() -> None:
+    """diff_findings.md #4: cpu's save_state crashed on a table of rank-0 entries (a numpy scalar
+    where an array was expected)."""
+    src = """
+    dynamic { x: i32; k: i32; }
+    persistent { s: i32 @init(0); T(a): i32 @init(-1) @table; }
+    block entry { cache.write k >> s; cache.write x >> T[s]; }
+    """
+    pair = Pair(*build(src))
+    for x, k in ((5, 0), (6, 2)):
+        assert_same_error(*pair.step({"x": np.int32(x), "k": np.int32(k)}), "step")
+    swap_checkpoints(pair)
+    pair.check("after swapping checkpoints")
+    assert pair.cpu.state("T").tolist() == [5, -1, 6]
+    assert_same_error(*pair.step({"x": np.int32(7), "k": np.int32(1)}), "step after the swap")
+    pair.check("after a step after the swap")
+
+
+def test_tables_of_empty_entries() -> None:
+    """diff_findings.md #5: with N = 0 the reference's table read failed to reshape its result."""
+    src = """
+    dynamic { x: f32[N]; k: i32; }
+    persistent { s: i32 @init(0); T(a): f32[N] @table; }
+    volatile { r: f32[1, N]; e: f32[N]; }
+    block entry { cache.write k >> s; cache.write x >> T[s]; cache.read T[0..] >> r; cache.read T[s] >> e; }
+    """
+    empty = np.zeros(0, np.float32)
+    run_both(src, [{"x": empty, "k": 0}, {"x": empty, "k": 3}, {"x": empty, "k": 1}], sizevars={"N": 0, "M": 1})
+
+
+def test_a_return_as_the_first_statement() -> None:
+    """diff_findings.md #6: a step with no error site (nothing runs after the return) crashed the build."""
+    src = """
+    dynamic { x: f32[2]; }
+    block entry { return; op add(x, x) >> x; }
+    """
+    run_both(src, [{"x": f32(1, 2)}, {"x": f32(3, 4)}])

@@ -267,3 +267,25 @@ def test_random_gpu_plans_match_numpy(M, N, K, tile, k_tile, caches) -> None:
     elif caches == "private":
         plan.cache(arrays["C"], index=kk or k, location=MS.PRIVATE)
     run(plan, M, N, K, seed=M * 1000 + N)
+
+
+def test_accera_gpu_only_plan_options() -> None:
+    nest, _ = gemm(8, 8, 8)
+    with pytest.raises(ValueError, match="_dynamic_shared_memory_size can only be set on a GPU target$"):
+        nest.create_schedule().create_plan(target="cpu", _dynamic_shared_memory_size=1024)
+    with pytest.raises(ScheduleError, match="dynamic shared memory is not supported yet"):
+        nest.create_schedule().create_plan(GPU, _dynamic_shared_memory_size=1024)
+
+
+def test_dump_stages_of_a_gpu_plan_ends_with_its_ptx(tmp_path, capsys) -> None:
+    from oi_compiler.pipeline import GPU_NEST_STAGES
+    from oi_compiler.tools.oi_opt import main
+
+    plan, _ = blocked_plan(20, 24, 16, tile=8)
+    path = tmp_path / "gpu_nest.mlir"
+    path.write_text(str(plan.module))
+    assert main([str(path), "--dump-stages"]) == 0
+    out = capsys.readouterr().out
+    headers = [line for line in out.splitlines() if line.startswith("// ----- after")]
+    assert headers == [f"// ----- after {s.name}: {s.description} -----" for s in GPU_NEST_STAGES]
+    assert ".visible .entry nest(" in out.split("// ----- after ptx")[1]

@@ -413,8 +413,8 @@ class Nest:
             self.get_indices()
         return Schedule(self)
 
-    def create_plan(self, target: Target | str = "cpu") -> Plan:
-        return self.create_schedule().create_plan(target)
+    def create_plan(self, target: Target | str = "cpu", **gpu_options) -> Plan:
+        return self.create_schedule().create_plan(target, **gpu_options)
 
 
 class Schedule:
@@ -461,8 +461,18 @@ class Schedule:
             return False
         return True
 
-    def create_plan(self, target: Target | str = "cpu") -> Plan:
-        return Plan(self, _target(target))
+    def create_plan(self, target: Target | str = "cpu", _dynamic_shared_memory_size: int | None = None,
+                    _blocks_per_SM: int | None = None) -> Plan:  # noqa: N803 - Accera's names
+        target = _target(target)
+        if _dynamic_shared_memory_size is not None:
+            if not target.is_gpu:
+                raise ScheduleError("_dynamic_shared_memory_size can only be set on a GPU target")
+            raise ScheduleError("dynamic shared memory is not supported yet: shared caches are static")
+        if _blocks_per_SM is not None:
+            if not target.is_gpu:
+                raise ScheduleError("_blocks_per_SM can only be set on a GPU target")
+            raise ScheduleError("_blocks_per_SM is not supported yet")
+        return Plan(self, target)
 
 
 @dataclass

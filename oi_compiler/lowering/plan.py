@@ -302,7 +302,7 @@ def _fork_plans(graph: GraphOp, entry: BlockOp, body, decls: dict[str, VarOp], p
         var = plans.get(name)
         if var is None:
             continue  # the emitter raises the reference's unknown-variable error
-        if var.kind != "buffer" or var.memory == "persistent" or var.aliases:
+        if var.kind != "buffer" or var.aliases or (var.memory == "persistent" and name not in always):
             raise unsupported(f"yield of {name} (a {var.memory} {var.kind} variable"
                               f"{', shared by transfer' if var.aliases else ''})", yields[0])  # fmt: skip
     targets = {t for op in graph.walk() if isinstance(op, BranchOp) for t in branch_targets(op)}
@@ -319,9 +319,10 @@ def _fork_plans(graph: GraphOp, entry: BlockOp, body, decls: dict[str, VarOp], p
         for op, _ in statements(ops):
             if isinstance(op, AssignOp):
                 fork_temps.setdefault(op.var_name, op)
+        shared = []  # statements the entry runs too: lowered once, for the entry's variables
         for op, _ in statements(ops):
             if id(op) in from_entry:
-                raise unsupported(f"a block both the entry and async block {name} run", op)
+                shared.append(op)
             if isinstance(op, CacheReadOp):
                 src, dst = plans.get(op.src.var_name), op.dst.var_name
                 known = (dst in decls and decls[dst].memory != "persistent") or dst in fork_temps
@@ -334,10 +335,11 @@ def _fork_plans(graph: GraphOp, entry: BlockOp, body, decls: dict[str, VarOp], p
         shadows: dict[str, VarPlan] = {}
         for var_name in dict.fromkeys(names):
             decl = decls.get(var_name)
-            if decl is not None and (decl.memory == "persistent" or decl.index_names):
-                continue
-            if decl is not None:
-                shape, dtype, memory, temp = _static_shape(decl.var_type, decl), decl.dtype, decl.memory, False
+            if decl is not None and ((decl.memory == "persistent" and var_name not in yielded) or decl.index_names):
+                continue  # the shared state: the reference's async blocks read the store
+            if decl is not None:  # (a yielded persistent variable: ops read the snapshot, cache ops the store)
+                memory = "volatile" if decl.memory == "persistent" else decl.memory
+                shape, dtype, temp = _static_shape(decl.var_type, decl), decl.dtype, False
             elif var_name in fork_temps:
                 assign = fork_temps[var_name]
                 shape, dtype, memory, temp = _static_shape(assign.var_type, assign), assign.var_type.dtype, "volatile", True
@@ -356,9 +358,16 @@ def _fork_plans(graph: GraphOp, entry: BlockOp, body, decls: dict[str, VarOp], p
             for source in sources:
                 if source not in plans:
                     plans[source] = VarPlan(source, memory, dtype, shape, "buffer")
-        for var_name, shared in transfer_aliases(ops, {**plans, **shadows}).items():
+        for var_name, sharing in transfer_aliases(ops, {**plans, **shadows}).items():
             if var_name in shadows:  # back on its own buffer when the block starts (`GROW_REBIND`)
-                shadows[var_name].aliases = tuple(sorted(shared))
+                shadows[var_name].aliases = tuple(sorted(sharing))
+        for op in shared:
+            for var_name in _names_in(op):
+                mine, entrys = shadows.get(var_name), plans.get(var_name)
+                if mine is not None and entrys is not None and \
+                        (mine.kind, mine.shape, mine.dtype, mine.aliases) != (entrys.kind, entrys.shape, entrys.dtype, entrys.aliases):
+                    raise unsupported(f"a block both the entry and async block {name} run, where {var_name} "
+                                      "differs", op)  # fmt: skip
         forks.append(ForkPlan(block, shadows))
     return yielded, forks
 

@@ -86,6 +86,7 @@ class StepEmitter:
         self.loop_vars: dict[str, SSAValue] = {}
         self.views: dict[str, SSAValue] = {}
         self.depth = 0  # blocks entered by `branch` (inlined) around what is being emitted
+        self.store_vars: dict[str, VarPlan] | None = None  # in an async block: the entry's, for cache ops
         self.in_entry = True  # the entry's own statements (its loops too): `yield`/`await` act there only
         self.written: dict[str, int] = {}  # in an async block: its "wrote this yielded variable" words
         self.yield_ids = {id(op): n + 1 for n, op in enumerate(P.entry_yields(plan.entry.body.block.ops))}
@@ -166,6 +167,7 @@ class StepEmitter:
         of their initial value for the others; then (at an `await`) what one block wrote comes back."""
         ir, plan = self.ir, self.plan
         saved = (plan.vars, self.in_entry, self.loop_vars, self.views, self.written)
+        self.store_vars = plan.vars  # a yielded persistent variable: cache ops still see the shared one
         try:
             for fork in plan.forks:
                 block = fork.block.block_name
@@ -192,6 +194,7 @@ class StepEmitter:
                 plan.vars = saved[0]
         finally:
             plan.vars, self.in_entry, self.loop_vars, self.views, self.written = saved
+            self.store_vars = None
         if merge is None:
             return
         for name in plan.yielded:
@@ -354,7 +357,7 @@ class StepEmitter:
         name = index.data
         if name in self.loop_vars:
             return self.loop_vars[name]
-        var = self.plan.vars.get(name)
+        var = (self.store_vars if cache and self.store_vars else self.plan.vars).get(name)
         if cache:
             if var is None or var.memory != "persistent" or var.kind != "buffer":
                 self.static_error(CACHE, f"unknown cache index {name}", op)
@@ -394,7 +397,7 @@ class StepEmitter:
         return out
 
     def storage(self, name: str, op_name: str, op: Operation) -> VarPlan | None:
-        var = self.plan.vars.get(name)
+        var = (self.store_vars or self.plan.vars).get(name)  # an async block's cache ops: the shared state
         if var is None or var.memory != "persistent":
             kind = var.memory.capitalize() if var is not None else "Unknown"
             self.static_error(CACHE, f"{op_name} expects persistent variable, got {kind} {name}", op)

@@ -65,7 +65,8 @@ RUNTIME_SETTINGS = {("rope", "position")}
 #: and runs the one the variable's value picks (`read_bool`: integers count as `!= 0`)
 RUNTIME_BOOLS = frozenset({"keepdims", "select_first", "causal", "saturate"})
 RUNTIME_NUMBERS = {("clamp", "min"), ("clamp", "max"), ("relu", "alpha"), ("relu", "clamp_max"), ("fill", "value"),
-                   ("rms_norm", "eps"), ("layer_norm", "eps"), ("rope", "theta"), ("attention", "scale")}  # fmt: skip
+                   ("rms_norm", "eps"), ("layer_norm", "eps"), ("rope", "theta"), ("attention", "scale"),
+                   ("div", "div_by_zero_mask"), ("floor_div", "div_by_zero_mask"), ("recip", "div_by_zero_mask")}  # fmt: skip
 F64, I64 = Float64Type(), IntegerType(64)
 _PROBES = (1009, 2003)  # stand-ins for run-time sizes when asking a shape rule (distinct per dim)
 
@@ -239,7 +240,7 @@ def _nest_kernel(op, spec, plan, inputs, out, settings, out_dtype, runtime, chec
         raise unsupported(f"op {op.kind} with a setting read at run time on these dtypes", op)
     runtime_types = [(F64 if floats else I64) if (op.kind, key) in RUNTIME_NUMBERS
                      else dtype_type(plan.vars[name].dtype) for key, name in runtime]  # fmt: skip
-    if numbers and not floats and domain.startswith("u") and op.kind in ("fill", "clamp"):
+    if numbers and not floats and domain.startswith("u") and op.kind in ("fill", "clamp", "div", "floor_div", "recip"):
         # the reference refuses a negative value for an unsigned dtype, when the node runs
         negative = [[n, f"op {op.kind} {key} must be non-negative for unsigned dtype"] for n, (key, name) in enumerate(runtime)
                     if (op.kind, key) in RUNTIME_NUMBERS and not plan.vars[name].dtype.startswith("u")

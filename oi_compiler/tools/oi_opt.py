@@ -264,12 +264,17 @@ class OiOpt:
         from oi_compiler.dialects.oi_nest import NestOp
         from oi_compiler.graph import verify_module
         from oi_compiler.ir_context import make_context
-        from oi_compiler.pipeline import NEST_STAGES, STEP_STAGES, run_stages
+        from oi_compiler.pipeline import GPU_NEST_STAGES, NEST_STAGES, STEP_STAGES, run_stages
 
         self.ctx = self.ctx or make_context()
         is_nest = not any(isinstance(op, GraphOp) for op in module.ops) and any(
             isinstance(op, NestOp) for op in module.walk())
-        stages = NEST_STAGES if is_nest else STEP_STAGES
+        stages = STEP_STAGES
+        if is_nest:
+            from oi_compiler.loopnest.gpu_mapping import gpu_plan
+
+            gpu = any(isinstance(op, NestOp) and gpu_plan(op) is not None for op in module.walk())
+            stages = GPU_NEST_STAGES if gpu else NEST_STAGES
         if is_nest and self.first_pass is not None:
             raise OptionError("--dump-stages on a loop nest takes no pass flag (its stages: "
                               f"{', '.join(s.name for s in NEST_STAGES)})")  # fmt: skip

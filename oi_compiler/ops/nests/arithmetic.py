@@ -30,7 +30,10 @@ from oi_compiler.ops.reference.shapes import fail
 
 
 def division_mask(op: str, settings: Mapping[str, Any], domain: Domain) -> int | float:
-    """`div_by_zero_mask` as the reference reads it (NaN / 0 by default; integers wrap)."""
+    """`div_by_zero_mask` as the reference reads it (NaN / 0 by default; integers wrap); a value read
+    at run time is an f64 or i64 `SSAValue` (its sign checked by the step for an unsigned dtype)."""
+    if isinstance(settings.get("div_by_zero_mask"), SSAValue):
+        return settings["div_by_zero_mask"]
     if domain.is_float:
         return float(read_number(op, settings, "div_by_zero_mask", float("nan")))
     value = read_number(op, settings, "div_by_zero_mask", 0)
