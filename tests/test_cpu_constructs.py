@@ -298,6 +298,11 @@ def test_op_writing_an_auto_dim_read_destination(body) -> None:
         ("yield t, y; cache.increment 2 t; await y; cache.read t >> n2;",
          "block a { loop l (i in 0..t) { op add(y, x) >> y; } cache.increment t; } block b { branch t c d; }"
          " block c { op neg(x) >> z; } block d { }"),
+        # found by the random graphs: a transfer in a block never awaited; a table an async block writes
+        # after the entry read it (the read is a copy, never a view of the table)
+        ("op relu(x) >> y; yield y;", "block a { transfer x >> y; }"),
+        ("cache.read K[] >> s2; cache.write x >> K[0]; yield y; cache.read K[] >> s;",
+         "block a { transfer x >> y; cache.write x >> K[0]; cache.write y >> K[1]; }"),
         # temporaries: the block's own, assigned there
         ("assign u: f32[2]; op add(u, x) >> u; yield y, u; await y, u;",
          "block a { assign v: f32[2]; op add(v, u) >> v; op mul(v, v) >> y; op neg(u) >> u; }"),
@@ -662,3 +667,63 @@ def test_transfer_from_a_read_destination(body) -> None:
     block entry {{ cache.write k >> n; cache.write x >> K[n]; {body} }}
     """
     run(src, [{"x": f32(k, -k), "k": np.int32(k)} for k in (0, 1, 3, 2, 20)])
+
+
+@pytest.mark.parametrize(
+    "stmt",
+    [
+        "op softmax(m, axis=k) >> n;",
+        "op argmax_axis(m, axis=k) >> y;",  # fits y only for axis 1 / -1
+        "op concat(m, m, axis=k) >> c;",
+    ],
+)
+def test_axis_read_from_a_variable(stmt) -> None:
+    src = f"""
+    dynamic {{ m: f32[2, 2]; k: i32; }}
+    volatile {{ n: f32[2, 2]; y: i64[2]; c: f32[2, 4]; }}
+    block entry {{ {stmt} }}
+    """
+    steps = [{"m": np.array([[n, 1], [2, -n]], np.float32), "k": np.int32(k)} for n, k in enumerate((0, 1, -1, -2, 2, -3, 7))]
+    run(src, steps)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "cache.read K[0..n] >> d; op relu(d) >> s;",  # fits s only while n = 3
+        "op add(d, d) >> s; cache.read K[0..n] >> d;",  # the inserted value first
+        "cache.read K[n] >> e; op add(e, x) >> y;",
+        "cache.read A[n] >> f; op abs(f) >> g;",  # from an @auto_dim tensor
+    ],
+)
+def test_cache_read_into_a_dynamic_variable(body) -> None:
+    """`insert` binds the variable anew each step (its declared shape); a read replaces it."""
+    src = f"""
+    dynamic {{ x: f32[2]; k: i32; d: f32[3, 2]; e: f32[2]; f: f32[3]; }}
+    volatile {{ s: f32[3, 2]; y: f32[2]; g: f32[3]; }}
+    persistent {{ n: i32; K(p): f32[2] @table; A(a): f32[3] @init(2.0) @auto_dim(a); }}
+    block entry {{ cache.write k >> n; cache.write x >> K[n]; {body} }}
+    """
+    steps = [{"x": f32(k, -k), "k": np.int32(k), "d": np.full((3, 2), k, np.float32), "e": f32(1, k),
+              "f": np.full(3, -k, np.float32)} for k in (0, 3, 1, 3, 2)]  # fmt: skip
+    run(src, steps)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "cache.read K[0..n] >> r; cache.write r >> L[0];",  # a value sized at run time: fits while n = 1
+        "cache.read A[n] >> f; op relu(f) >> f; cache.write f >> A[n];",  # the read's value, written back
+        "cache.read A[n] >> f; cache.write f >> A[0];",  # fits while A did not grow
+        "cache.read K[0..n] >> r; cache.write r >> Q;",
+    ],
+)
+def test_cache_write_of_a_value_sized_at_run_time(body) -> None:
+    src = f"""
+    dynamic {{ x: f32[2]; k: i32; }}
+    volatile {{ r: f32[1, 2]; f: f32[3]; }}
+    persistent {{ n: i32; K(p): f32[2] @table; L(p): f32[1, 2] @table; Q: f32[1, 2];
+                  A(a): f32[3] @init(2.0) @auto_dim(a); }}
+    block entry {{ cache.write k >> n; cache.write x >> K[n]; {body} }}
+    """
+    run(src, [{"x": f32(k, -k), "k": np.int32(k)} for k in (1, 0, 2, 1, 3)])

@@ -242,7 +242,7 @@ def build_plan(graph: GraphOp) -> StepPlan:
     read_dests = _read_destinations(body)
     plans: dict[str, VarPlan] = {}
     for name, var in decls.items():
-        plans[name] = _var_plan(var, read_dests.get(name, []), body, decls)
+        plans[name] = _var_plan(var, read_dests.get(name, []), body, decls, _forked_changes(graph, entry, body))
     for name, op in temps.items():
         if name in read_dests and name not in plans:
             plans[name] = _temp_read_destination(op, read_dests[name], body, decls)
@@ -390,6 +390,9 @@ def _names_in(op: Operation) -> list[str]:
         ref(op.src)
     elif isinstance(op, CacheReadOp):
         out.append(op.dst.var_name)
+    elif isinstance(op, TransferOp):
+        ref(op.src)
+        out.append(op.dst.var_name)
     elif isinstance(op, LoopOp):
         out.extend(b for b in op.bounds if isinstance(b, str))
     elif isinstance(op, BranchOp) and op.cond is not None:
@@ -518,10 +521,28 @@ def _read_destinations(body) -> dict[str, list[CacheReadOp]]:
     return out
 
 
-def _var_plan(var: VarOp, reads: list[CacheReadOp], body, decls: dict[str, VarOp]) -> VarPlan:
+def _forked_changes(graph: GraphOp, entry: BlockOp, body) -> set[str]:
+    """Tables the async blocks write or reset: they run after the entry's reads (at its `await`, or at
+    the end of the step), so a view read in the entry could show their writes."""
+    if not entry_yields(body):
+        return set()
+    targets = {t for op in graph.walk() if isinstance(op, BranchOp) for t in branch_targets(op)}
+    changed = set()
+    for block in graph.blocks:
+        if block.block_name != entry.block_name and block.block_name not in targets:
+            for op, _ in statements(list(block.body.block.ops)):
+                if isinstance(op, CacheWriteOp):
+                    changed.add(op.dst.var_name)
+                elif isinstance(op, CacheResetOp):
+                    changed.add(op.target.var_name)
+    return changed
+
+
+def _var_plan(var: VarOp, reads: list[CacheReadOp], body, decls: dict[str, VarOp],
+              forked: set[str] = frozenset()) -> VarPlan:  # fmt: skip
     name, dtype = var.var_name, var.dtype
     if reads and var.memory != "persistent" and _reads_tables(reads, decls):
-        return _read_destination(var, reads, body, decls)
+        return _read_destination(var, reads, body, decls, forked=forked)
     if reads and var.memory != "persistent" and any(_is_auto(decls.get(r.src.var_name)) for r in reads):
         return _auto_read_destination(var, reads, decls)
     shape = _static_shape(var.var_type, var)
@@ -607,15 +628,14 @@ def _reads_tables(reads: list[CacheReadOp], decls: dict[str, VarOp]) -> bool:
 
 
 def _read_destination(var: VarOp | _Declared, reads: list[CacheReadOp], body, decls: dict[str, VarOp], *,
-                      temp: bool = False) -> VarPlan:  # fmt: skip
+                      temp: bool = False, forked: set[str] = frozenset()) -> VarPlan:  # fmt: skip
     """A variable `cache.read` fills from tables: a view of one, or its own resizable copy."""
     name, dtype = var.var_name, var.dtype
     tables = sorted({r.src.var_name for r in reads})
     if not all(_is_table(decls.get(t)) for t in tables):
         raise unsupported(f"cache.read into {name} from both tables and other variables", reads[0])
-    if var.memory == "dynamic":
-        raise unsupported(f"{name} written both by cache.read and by another statement", reads[0])  # insert
-    written = _defined_otherwise(name, body, temp=temp)  # by an op too: its own copy, sized at run time
+    # written by an op too, or by `insert` (a dynamic variable): its own copy, sized at run time
+    written = _defined_otherwise(name, body, temp=temp) or var.memory == "dynamic"
     out_shapes = {_read_shape(r, decls[r.src.var_name]) for r in reads}
     if len(out_shapes) != 1:
         raise unsupported(f"cache.reads of different shapes into {name}", reads[0])
@@ -624,8 +644,14 @@ def _read_destination(var: VarOp | _Declared, reads: list[CacheReadOp], body, de
         if decls[table].dtype != dtype:
             raise unsupported(f"cache.read of {decls[table].dtype} into {dtype} variable {name}", reads[0])
     shared = any(isinstance(op, TransferOp) and op.src.var_name == name for op, _ in statements(body))
-    if not temp and not written and not shared and all(view_safe(r, body) for r in reads):  # a view
+    if not temp and not written and not shared and not forked & set(tables) \
+            and all(view_safe(r, body) for r in reads):  # a view (`view_safe`: no later change of what it shows)
         return VarPlan(name, var.memory, dtype, read_shape, "view", tables=tuple(tables))
+    if var.memory == "dynamic":  # `insert` gives it its declared shape
+        declared = _static_shape(var.var_type, reads[0])
+        if len(declared) != len(read_shape) or any(s is not None and s != d for s, d in zip(read_shape, declared)):
+            raise unsupported(f"cache.read into the dynamic {name}, declared {shape_text_of(declared)}, "
+                              "of another rank or entry shape", reads[0])  # fmt: skip
     return VarPlan(name, var.memory, dtype, read_shape, "resizable")
 
 

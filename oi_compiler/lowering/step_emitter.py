@@ -172,7 +172,7 @@ class StepEmitter:
             for fork in plan.forks:
                 block = fork.block.block_name
                 for name, copy in fork.vars.items():
-                    if copy.aliases:  # a `transfer` in an earlier run may have given it another's buffer
+                    if copy.aliases and copy.kind == "buffer":  # an earlier run's `transfer` may have moved it
                         ir.grow(P.GROW_REBIND, copy.slot, 0, 0)
                     if name not in plan.yielded:
                         self.fork_copy(copy, plan.vars[f"{name}@fresh"], False)
@@ -558,7 +558,9 @@ class StepEmitter:
             self.auto_write(op, table, source_var, source)
             return
         if table.kind == "buffer":
-            self.check_write_shape(op, table, source_var, table.shape)
+            if self.check_write_shape(op, table, source_var, table.shape, source) is False:
+                return
+            source = self.static_source(source, source_var, table)
             nbytes = ir.const(_nbytes(table.dtype, table.shape))
             ir.log_bytes(table.slot, ir.const(0), nbytes)
             ir.emit(memref.CopyOp(source, self.var_memref(table)))
@@ -569,7 +571,9 @@ class StepEmitter:
         if any(s[0] == "slice" for s in selection):
             self.static_error(CACHE, f"cache.write {table.name} does not support slice indices", op)
             return
-        self.check_write_shape(op, table, source_var, table.shape)
+        if self.check_write_shape(op, table, source_var, table.shape, source) is False:
+            return
+        source = self.static_source(source, source_var, table)
         key = [s[1] for s in selection]
         self.keep_stale_views(table, key)
         entry_bytes = _nbytes(table.dtype, table.shape)
@@ -632,18 +636,23 @@ class StepEmitter:
         dims = self.auto_grow(var, op, op.dst)
         if dims is None:
             return
-        if any(d is None for d in source_var.shape) or source_var.dtype != var.dtype or var.rank > 4:
+        runtime = [i for i, d in enumerate(source_var.shape) if d is None]  # a read destination's sizes
+        if source_var.dtype != var.dtype or var.rank + len(runtime) > 4:
             raise unsupported(f"cache.write of {source_var.name} into the @auto_dim {var.name}", op)
+        got = [ir.emit(memref.DimOp(source, ir.const(i))) if d is None else ir.const(d)
+               for i, d in enumerate(source_var.shape)]  # fmt: skip
         bad = ir.const_of(int(len(source_var.shape) != var.rank), IntegerType(1))
-        for size, want in zip(dims, source_var.shape):
-            bad = ir.or_(bad, ir.cmp("ne", size, ir.const(want)))
+        for size, want in zip(dims, got):
+            bad = ir.or_(bad, ir.cmp("ne", size, want))
         expected = "[" + ", ".join("{%d}" % d for d in range(var.rank)) + "]"
-        message = f"cache.write {escape_braces(var.name)} expects shape {expected}, got " + escape_braces(
-            shape_text(source_var.shape))
-        ir.fail_if(bad, lambda: self.site(CACHE, message, op), dims)
+        shown = iter(range(var.rank, var.rank + len(runtime)))
+        given = "[" + ", ".join(str(d) if d is not None else "{%d}" % next(shown) for d in source_var.shape) + "]"
+        message = f"cache.write {escape_braces(var.name)} expects shape {expected}, got {given}"
+        ir.fail_if(bad, lambda: self.site(CACHE, message, op), [*dims, *(got[i] for i in runtime)])
         if len(source_var.shape) != var.rank:
             return
-        ir.log_bytes(var.slot, ir.const(0), ir.const(_nbytes(var.dtype, source_var.shape)))
+        nbytes = ir.mul(ir.product(dims), ir.const(numpy_dtype(var.dtype).itemsize))
+        ir.log_bytes(var.slot, ir.const(0), nbytes)
         ir.emit(memref.CopyOp(source, self.auto_view(var, dims)))
 
     def keep_stale_views(self, table: VarPlan, key: list[SSAValue] | None) -> None:
@@ -671,14 +680,34 @@ class StepEmitter:
             raise unsupported(f"cache.write from {op.src.var_name}", op)
         return var
 
-    def check_write_shape(self, op, table: VarPlan, source: VarPlan, shape) -> None:
-        if any(d is None for d in source.shape):
-            raise unsupported(f"cache.write from {source.name}, sized at run time", op)
+    def check_write_shape(self, op, table: VarPlan, source: VarPlan, shape, value: SSAValue) -> bool:
+        """The reference's shape check of a written value; False when it always fails."""
         if source.dtype != table.dtype:
             raise unsupported(f"cache.write of {source.dtype} into {table.dtype} table {table.name}", op)
+        runtime = [i for i, d in enumerate(source.shape) if d is None]  # a read destination's sizes
+        if runtime:
+            if len(runtime) > 4:
+                raise unsupported(f"cache.write from {source.name}, sized at run time", op)
+            ir = self.ir
+            sizes = [ir.emit(memref.DimOp(value, ir.const(i))) for i in runtime]
+            bad = ir.const_of(int(len(source.shape) != len(shape)), IntegerType(1))
+            if len(source.shape) == len(shape):
+                for i, size in zip(runtime, sizes):
+                    bad = ir.or_(bad, ir.cmp("ne", size, ir.const(shape[i])))
+            shown = iter(range(len(runtime)))
+            given = "[" + ", ".join(str(d) if d is not None else "{%d}" % next(shown) for d in source.shape) + "]"
+            message = escape_braces(f"cache.write {table.name} expects shape {shape_text(shape)}, got ") + given
+            ir.fail_if(bad, lambda: self.site(CACHE, message, op), sizes)
+            return len(source.shape) == len(shape) and all(d is None or d == s for d, s in zip(source.shape, shape))
         if tuple(source.shape) != tuple(shape):
             self.static_error(CACHE, f"cache.write {table.name} expects shape {shape_text(shape)}, "
                                      f"got {shape_text(source.shape)}", op)  # fmt: skip
+
+    def static_source(self, value: SSAValue, source: VarPlan, table: VarPlan) -> SSAValue:
+        """A value sized at run time, checked to have the entry's shape, as that static shape."""
+        if all(d is not None for d in source.shape):
+            return value
+        return self.ir.emit(memref.CastOp.get(value, MemRefType(dtype_type(table.dtype), list(table.shape))))
 
     def source(self, op: CacheWriteOp, var: VarPlan) -> SSAValue:
         if var.kind == "prefix":
@@ -885,14 +914,27 @@ class StepEmitter:
     # --- ops ---------------------------------------------------------------------------------
     def kernel(self, op: KernelOp, guards: int = 0) -> None:
         checks = json.loads(op.shape_checks.data) if op.shape_checks is not None else {}
-        if len(checks.get("if_vars", [])) > guards:  # a bool setting read from a variable picks the kernel
-            name, truth = checks["if_vars"][guards]
+        if len(checks.get("if_vars", [])) > guards:  # a setting read from a variable picks the kernel
+            name, *test = checks["if_vars"][guards]
             var = self.plan.vars[name]
             self.check_exists(var, op)
             value = self.scalar(var)
-            cond = self.ir.emit(arith.CmpiOp(value, self.ir.const_of(0, value.type), "ne" if truth else "eq"))
+            if test[0] == "eq":  # [name, "eq", value] (an axis); else [name, truth] (a bool setting)
+                cond = self.ir.cmp("eq", self.widen(value, var.dtype), self.ir.const(test[1]))
+            else:
+                cond = self.ir.emit(arith.CmpiOp(value, self.ir.const_of(0, value.type), "ne" if test[0] else "eq"))
             with self.ir.if_(cond):
                 self.kernel(op, guards + 1)
+            return
+        if "unless_var" in checks:  # none of the values it was lowered for: the op's error, the value shown
+            spec = checks["unless_var"]
+            var = self.plan.vars[spec["var"]]
+            self.check_exists(var, op)
+            value = self.widen(self.scalar(var), var.dtype)
+            bad = self.ir.const_of(1, IntegerType(1))
+            for number in spec["values"]:
+                bad = self.ir.and_(bad, self.ir.cmp("ne", value, self.ir.const(number)))
+            self.ir.fail_if(bad, lambda: self.site(EXEC, spec["message"], op), [value])
             return
         if "when" in checks or "unless" in checks:
             self.specialized_kernel(op, checks)

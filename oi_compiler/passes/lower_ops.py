@@ -64,6 +64,10 @@ RUNTIME_SETTINGS = {("rope", "position")}
 #: bool settings that may name a bool or integer variable: the op is lowered for each truth value
 #: and runs the one the variable's value picks (`read_bool`: integers count as `!= 0`)
 RUNTIME_BOOLS = frozenset({"keepdims", "select_first", "causal", "saturate"})
+#: integer settings with few valid values that may name an integer variable: the op is lowered for
+#: each (an axis: -rank..rank-1) and any other value is the reference's error, the value shown
+RUNTIME_CHOICES = frozenset({"axis"})
+_STAND_IN_VALUE = 1000003
 RUNTIME_NUMBERS = {("clamp", "min"), ("clamp", "max"), ("relu", "alpha"), ("relu", "clamp_max"), ("fill", "value"),
                    ("rms_norm", "eps"), ("layer_norm", "eps"), ("rope", "theta"), ("attention", "scale"),
                    ("div", "div_by_zero_mask"), ("floor_div", "div_by_zero_mask"), ("recip", "div_by_zero_mask")}  # fmt: skip
@@ -103,6 +107,8 @@ def lower_op(op: NamedOp, plan: StepPlan, nests: dict[str, Region] | None = None
     if spec is None:
         return _error_kernel(op, f"unsupported op {op.kind}")
     picked = _bool_setting_variants(op, plan, nests)
+    if picked is None:
+        picked = _choice_setting_variants(op, plan, nests)
     if picked is not None:
         return picked
     if spec.nest_builder is None:
@@ -191,6 +197,43 @@ def _bool_setting_variants(op: NamedOp, plan: StepPlan, nests) -> list[KernelOp]
     return None
 
 
+def _choice_setting_variants(op: NamedOp, plan: StepPlan, nests) -> list[KernelOp] | None:
+    """`op softmax(x, axis=a)`: lowered for each axis the inputs have, each kernel run when `a` holds
+    that value (`shape_checks` "if_vals"); any other value fails with the message the op gives for it."""
+    for key, value in op.settings.data.items():
+        if key not in RUNTIME_CHOICES or not isinstance(value, SymbolRefAttr):
+            continue
+        name = value.root_reference.data
+        var = plan.vars.get(name)
+        if var is None or var.kind != "buffer" or any(d != 1 for d in var.shape) \
+                or var.dtype in FLOAT_DTYPES or var.dtype in PACKED_DTYPES:  # fmt: skip
+            return None
+        ranks = [len(plan.vars[r.var_name].shape) for r in op.inputs if r.var_name in plan.vars]
+        rank = max(ranks, default=0)
+
+        def variant(number: int):
+            copy = op.clone()
+            copy.settings = DictionaryAttr({**op.settings.data, key: IntegerAttr(number, IntegerType(64))})
+            lowered = lower_op(copy, plan, nests)
+            return lowered if isinstance(lowered, list) else [lowered]
+
+        other = variant(_STAND_IN_VALUE)
+        if len(other) != 1 or other[0].static_error is None or str(_STAND_IN_VALUE) not in other[0].static_error.data:
+            return None  # other values do not simply fail
+        template = escape_braces(other[0].static_error.data).replace(str(_STAND_IN_VALUE), "{0}")
+        kernels, values = [], list(range(-rank, rank))
+        for number in values:
+            for kernel in variant(number):
+                checks = json.loads(kernel.shape_checks.data) if kernel.shape_checks is not None else {}
+                checks.setdefault("if_vars", []).insert(0, [name, "eq", number])
+                kernel.shape_checks = StringAttr(json.dumps(checks))
+                kernels.append(kernel)
+        rest = KernelOp.create(properties=_properties(op, []), regions=[Region(Block())])
+        rest.shape_checks = StringAttr(json.dumps({"unless_var": {"var": name, "values": values, "message": template}}))
+        return [*kernels, rest]
+    return None
+
+
 def _resized_output_kernel(op, spec, plan, inputs, out, settings, out_dtype, result_shape, sources, equal, runtime,
                            nests) -> KernelOp:  # fmt: skip
     """An output sized at run time (the reference compares the result with the output's current
@@ -253,7 +296,8 @@ def _nest_kernel(op, spec, plan, inputs, out, settings, out_dtype, runtime, chec
     if not aliases and any(ref.var_name in out.aliases for ref in op.inputs):
         aliases = [-1]  # a `transfer` may have made an input and the output one buffer: via a temporary
     key = repr((op.kind, sorted((k, repr(v)) for k, v in settings.items()), [str(t) for t in in_types],
-                str(out_type), [str(t) for t in runtime_types], aliases, in_dtypes, out_dtype))  # fmt: skip
+                str(out_type), [(k, str(t)) for (k, _), t in zip(runtime, runtime_types)], aliases, in_dtypes,
+                out_dtype))  # fmt: skip  # a setting read at run time is keyed by its name too
     properties = _properties(op, [k for k, _ in runtime])
     properties["nest_key"] = StringAttr(key)
     if checks is not None:

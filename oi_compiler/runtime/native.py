@@ -287,6 +287,9 @@ class NativeState:
     def insert(self, var: VarPlan, array: np.ndarray) -> None:
         """`insert` binds the variable to the new value, as the reference's does: a buffer another
         name shares (`transfer`) keeps its value for that name."""
+        if var.kind == "resizable":  # a dynamic variable `cache.read` also fills
+            self._set_resizable(var, array)
+            return
         np.copyto(self.rebind(var), array)
 
     def rebind(self, var: VarPlan) -> np.ndarray:
