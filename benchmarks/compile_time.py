@@ -111,7 +111,7 @@ def child_stages(case: str) -> None:
     from oi_compiler.ir_context import make_context
     from oi_compiler.passes import run_passes
     from oi_compiler.passes.bind_sizes import BindSizes
-    from oi_compiler.pipeline import bound_plan
+    from oi_compiler.pipeline import bound_analysis
     from oi_compiler.runtime import native_step
     from oi_compiler.runtime.binding import bind_graph
 
@@ -145,7 +145,7 @@ def child_stages(case: str) -> None:
     obj = timed("emit object", machine.emit_object, llvm_module)
     entry = compile_cache.CacheEntry(obj, str(llvm_module))
     timed("load (MCJIT)", jit.load_object, entry, host)
-    timed("step plan (bound_plan)", bound_plan, graph.module, bound.sizevars)
+    timed("step plan (bound_analysis)", bound_analysis, graph.module, bound.sizevars)
     # the disk hit's path: the step key (graph text + compiler fingerprint), read, load, plan
     cached: dict[str, float] = {"imports (compile path)": imports}
     t = clock()
@@ -161,8 +161,8 @@ def child_stages(case: str) -> None:
     jit.load_object(entry, host)
     cached["load (MCJIT)"] = clock() - t
     t = clock()
-    bound_plan(graph.module, bound.sizevars)
-    cached["step plan (bound_plan)"] = clock() - t
+    bound_analysis(graph.module, bound.sizevars)
+    cached["step plan (bound_analysis)"] = clock() - t
     t = clock()
     bind_graph(graph, model)
     cached["bind + verify sizes"] = clock() - t

@@ -124,13 +124,13 @@ def lower_step(module, sizevars: Mapping[str, int], *, after: AfterStage | None 
     return module
 
 
-def bound_plan(module, sizevars: Mapping[str, int]):
+def bound_analysis(module, sizevars: Mapping[str, int]):
     """The step plan (state layout) of `module`'s graph with `sizevars` bound, without lowering."""
     from oi_compiler.dialects.oi import GraphOp
     from oi_compiler.ir_context import make_context
-    from oi_compiler.lowering.plan import build_plan
+    from oi_compiler.lowering.analysis import analyze_step
     from oi_compiler.passes.bind_sizes import BindSizes
 
     module = module.clone()
     BindSizes(tuple(sorted(sizevars.items()))).apply(make_context(), module)
-    return build_plan(next(op for op in module.walk() if isinstance(op, GraphOp)))
+    return analyze_step(next(op for op in module.walk() if isinstance(op, GraphOp)))

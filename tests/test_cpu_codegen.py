@@ -11,10 +11,10 @@ import pytest
 
 import oi_compiler as oi
 from oi_compiler.dialects.oi import GraphOp
-from oi_compiler.lowering.plan import build_plan
+from oi_compiler.lowering.analysis import analyze_step
 from oi_compiler.dialects.oi_table import LAYOUT_ATTR
 from oi_compiler.lowering.state_layout import StateLayout
-from oi_compiler.pipeline import bound_plan, lower_step
+from oi_compiler.pipeline import bound_analysis, lower_step
 from oi_compiler.runtime.native import NativeState
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,7 +67,7 @@ def test_a_read_whose_table_changes_later_is_copied() -> None:
     }
     """
     graph = oi.parse_graph(text, "copy.oi")
-    plan = bound_plan(graph.module, {})
+    plan = bound_analysis(graph.module, {})
     assert plan.vars["y"].kind == "resizable"
 
 
@@ -125,7 +125,7 @@ def test_plan_is_the_same_before_and_after_lowering_ops() -> None:
     """The state layout the lowered module carries is the graph's, laid out before its ops are lowered."""
     module = lower_step(oi.Graph.load(TINY).module, SIZES)
     layout = StateLayout.from_attr(module.attributes[LAYOUT_ATTR])
-    again = bound_plan(oi.Graph.load(TINY).module, SIZES)
+    again = bound_analysis(oi.Graph.load(TINY).module, SIZES)
     assert layout.vars == again.vars
     assert layout.words == again.words
-    assert isinstance(again.graph, GraphOp) and build_plan is not None
+    assert isinstance(again.graph, GraphOp) and analyze_step is not None

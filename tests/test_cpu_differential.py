@@ -54,7 +54,7 @@ from hypothesis import HealthCheck, event, given, reject, settings
 from hypothesis import strategies as st
 
 import oi_compiler as oi
-from oi_compiler.lowering.plan import Unsupported
+from oi_compiler.lowering.analysis import Unsupported
 
 FILE = "diff.oi"
 SIZEVARS = {"N": 2, "M": 3}

@@ -23,7 +23,7 @@ import pytest
 
 import oi_compiler as oi
 from oi_compiler.errors import PassError
-from oi_compiler.lowering.plan import Unsupported
+from oi_compiler.lowering.analysis import Unsupported
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"

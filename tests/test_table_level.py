@@ -22,7 +22,7 @@ from oi_compiler.dialects.oi_table import LAYOUT_ATTR, TABLE_OPS, JournalOp
 from oi_compiler.graph import parse_mlir
 from oi_compiler.lowering.state_layout import StateLayout
 from oi_compiler.passes import run_passes
-from oi_compiler.pipeline import bound_plan
+from oi_compiler.pipeline import bound_analysis
 
 ROOT = Path(__file__).resolve().parents[1]
 KV = ROOT / "examples" / "kv_decode.oi"
@@ -59,7 +59,7 @@ def test_the_step_reaches_its_state_through_named_table_ops_only() -> None:
 def test_slot_assignment_places_words_where_the_plan_does() -> None:
     module = lowered("convert-graph-to-tables,assign-state-slots")
     layout = StateLayout.from_attr(module.attributes[LAYOUT_ATTR])
-    plan = bound_plan(oi.Graph.load(KV).module, {"D": 4, "T": 8})
+    plan = bound_analysis(oi.Graph.load(KV).module, {"D": 4, "T": 8})
     assert {n: v.slot for n, v in layout.vars.items()} == {n: v.slot for n, v in plan.vars.items()}
     assert layout.words == plan.words
 

@@ -15,15 +15,15 @@ from xdsl.dialects.builtin import ArrayAttr, IntAttr, StringAttr
 
 from oi_compiler.dialects.oi_table import STATE, StateLayoutAttr, VarLayoutAttr, init_attr, init_value
 from oi_compiler.errors import PassError
-from oi_compiler.lowering.plan import HEADER_WORDS, StepPlan, VarPlan, extra_error_args
+from oi_compiler.lowering.analysis import HEADER_WORDS, StepAnalysis, VarLayout, extra_error_args
 
 
-#: the header's words, by number (`lowering/plan.py`: ERROR_SITE ... STEP_STAMP)
+#: the header's words, by number (`lowering/analysis.py`: ERROR_SITE ... STEP_STAMP)
 HEADER = ("error_site", "error_arg.0", "error_arg.1", "error_arg.2", "error_arg.3", "handle", "log_records",
           "log_records_cap", "log_count", "log_bytes", "log_bytes_cap", "log_used", "step_stamp")  # fmt: skip
 
 
-def var_words(var: VarPlan, vars_: dict[str, VarPlan]) -> list[str]:
+def var_words(var: VarLayout, vars_: dict[str, VarLayout]) -> list[str]:
     """The names of a variable's words, in order (its first word is its `slot`)."""
     exists = ["exists"] if var.temp else []
     if var.kind == "table":
@@ -42,16 +42,16 @@ def var_words(var: VarPlan, vars_: dict[str, VarPlan]) -> list[str]:
 
 @dataclass
 class StateLayout:
-    """Each variable's kind and words (`VarPlan`), the array's length, the entry block, and the
+    """Each variable's kind and words (`VarLayout`), the array's length, the entry block, and the
     step's own words after the variables' (`extra`: `yield` bookkeeping, error arguments past four)."""
 
-    vars: dict[str, VarPlan]
+    vars: dict[str, VarLayout]
     words: int
     block: str
     extra: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, plan: StepPlan) -> StateLayout:
+    def of(cls, plan: StepAnalysis) -> StateLayout:
         return cls(dict(plan.vars), plan.words, plan.entry.block_name, step_words(plan))
 
     def assign_slots(self) -> None:
@@ -112,16 +112,16 @@ class StateLayout:
         plans = {}
         for v in data["vars"]:
             v = {k: tuple(x) if isinstance(x, list) else x for k, x in v.items()}
-            plans[v["name"]] = VarPlan(**v)
+            plans[v["name"]] = VarLayout(**v)
         return cls(plans, data["words"], data["block"], tuple(data.get("extra", ())))
 
 
 _FIELDS = ("name", "memory", "dtype", "shape", "kind", "slot", "indices", "fixed", "init", "tables", "temp", "aliases")
 
 
-def _var_attr(v: VarPlan) -> VarLayoutAttr:
+def _var_attr(v: VarLayout) -> VarLayoutAttr:
     missing = {f.name for f in dataclasses.fields(v)} - set(_FIELDS)
-    assert not missing, f"VarLayoutAttr does not carry VarPlan fields {missing}"
+    assert not missing, f"VarLayoutAttr does not carry VarLayout fields {missing}"
     return VarLayoutAttr(
         StringAttr(v.name), StringAttr(v.kind), StringAttr(v.memory), StringAttr(v.dtype),
         ArrayAttr([IntAttr(-1 if d is None else d) for d in v.shape]), IntAttr(v.slot),
@@ -131,8 +131,8 @@ def _var_attr(v: VarPlan) -> VarLayoutAttr:
     )  # fmt: skip
 
 
-def _var_plan(a: VarLayoutAttr) -> VarPlan:
-    return VarPlan(
+def _var_plan(a: VarLayoutAttr) -> VarLayout:
+    return VarLayout(
         a.var.data, a.memory.data, a.dtype.data, tuple(None if d.data < 0 else d.data for d in a.shape), a.kind.data,
         slot=a.slot.data, indices=tuple(i.data for i in a.indices),
         fixed=tuple(None if f.data < 0 else f.data for f in a.fixed), init=init_value(a.init),
@@ -140,7 +140,7 @@ def _var_plan(a: VarLayoutAttr) -> VarPlan:
     )  # fmt: skip
 
 
-def step_words(plan: StepPlan) -> tuple[str, ...]:
+def step_words(plan: StepAnalysis) -> tuple[str, ...]:
     """The step's own words after the variables', in order: `yield` bookkeeping (`pending`,
     `ended`, `written.<block>.<name>`), then error arguments past the header's four."""
     control = sorted(plan.control.items(), key=lambda item: item[1])

@@ -5,7 +5,7 @@ follows the reference executor statement by statement (`runtime/reference.py`,
 `runtime/tables.py`), with the same checks in the same order; each check that can fail is an
 error site of the plan (its message template and statement), fired with `StepIR.fail`.
 
-- **Variables** are host buffers reached through state words (`plan.py` says which kind).
+- **Variables** are host buffers reached through state words (`analysis.py` says which kind).
 - **Tables**: data of shape `capacity ++ entry` (unwritten entries hold `@init`), a present
   byte per entry, a size per index. An index past the size raises the size (never past a
   `@fixed` one: that is the reference's error) and, past the capacity, calls the host, which
@@ -64,9 +64,9 @@ from oi_compiler.dialects.oi_table import ErrorSiteAttr
 from oi_compiler.dtypes import FLOAT_DTYPES, PACKED_DTYPES, dtype_type, numpy_dtype
 from oi_compiler.errors import PassError
 from oi_compiler.ir_context import nearest_loc, nearest_location
-from oi_compiler.lowering import plan as P
+from oi_compiler.lowering import analysis as P
 from oi_compiler.lowering.error_sites import site_attr
-from oi_compiler.lowering.plan import StepPlan, VarPlan, escape_braces, memref_type_of, unsupported
+from oi_compiler.lowering.analysis import StepAnalysis, VarLayout, escape_braces, memref_type_of, unsupported
 from oi_compiler.lowering.state_layout import StateLayout
 from oi_compiler.lowering.step_ir import DYN, I8, Helpers, StepIR, step_function_type
 from oi_compiler.ops.registry import dtype_debug_name
@@ -76,7 +76,7 @@ CACHE, EXEC = "CacheError", "ExecutionError"
 
 
 class StepEmitter:
-    def __init__(self, plan: StepPlan):
+    def __init__(self, plan: StepAnalysis):
         self.plan = plan
         self.func = func.FuncOp("step", step_function_type())
         self.helpers = Helpers()
@@ -86,7 +86,7 @@ class StepEmitter:
         self.loop_vars: dict[str, SSAValue] = {}
         self.views: dict[str, SSAValue] = {}
         self.depth = 0  # blocks entered by `branch` (inlined) around what is being emitted
-        self.store_vars: dict[str, VarPlan] | None = None  # in an async block: the entry's, for cache ops
+        self.store_vars: dict[str, VarLayout] | None = None  # in an async block: the entry's, for cache ops
         self.in_entry = True  # the entry's own statements (its loops too): `yield`/`await` act there only
         self.written: dict[str, int] = {}  # in an async block: its "wrote this yielded variable" words
         self.yield_ids = {id(op): n + 1 for n, op in enumerate(P.entry_yields(plan.entry.body.block.ops))}
@@ -208,7 +208,7 @@ class StepEmitter:
                 with ir.if_(now):
                     self.merge(merge, name, writers)
 
-    def fork_copy(self, copy: VarPlan, source: VarPlan, exists: bool) -> None:
+    def fork_copy(self, copy: VarLayout, source: VarLayout, exists: bool) -> None:
         ir = self.ir
         if copy.kind == "resizable":  # a copy a cache.read in the block resizes: the declared shape first
             need = ir.const(max(1, math.prod(source.shape)))
@@ -280,7 +280,7 @@ class StepEmitter:
         else:
             raise unsupported(f"statement {op.name}", op)
 
-    def assign_resizable(self, op: AssignOp, var: VarPlan) -> None:
+    def assign_resizable(self, op: AssignOp, var: VarLayout) -> None:
         """`assign t` on a temporary a `cache.read` also fills: zeros of its declared shape, unless it exists."""
         ir = self.ir
         declared = [d.size({}) for d in op.var_type.dims]
@@ -294,7 +294,7 @@ class StepEmitter:
             ir.set_word(var.exists_slot, ir.const(1))
 
     def transfer(self, op: TransferOp) -> None:
-        """`transfer a >> b`: b's word takes a's buffer address (one buffer, two names; plan.py)."""
+        """`transfer a >> b`: b's word takes a's buffer address (one buffer, two names; analysis.py)."""
         ir = self.ir
         src = self.plan.vars.get(op.src.var_name)
         if src is None:
@@ -316,7 +316,7 @@ class StepEmitter:
             ir.set_word(dst.exists_slot, ir.const(1))
 
     # --- variables ---------------------------------------------------------------------------
-    def var_memref(self, var: VarPlan) -> SSAValue:
+    def var_memref(self, var: VarLayout) -> SSAValue:
         ir = self.ir
         if var.kind == "view":
             return self.views[var.name]
@@ -326,14 +326,14 @@ class StepEmitter:
             return ir.view(var.slot, ty, sizes)
         return ir.view(var.slot, ty)
 
-    def scalar(self, var: VarPlan) -> SSAValue:
+    def scalar(self, var: VarLayout) -> SSAValue:
         """The element of a one-element buffer, as its signless type."""
         element = _signless(var.dtype)
         view = self.ir.view(var.slot, MemRefType(element, list(var.shape)))
         zeros = [self.ir.const(0) for _ in var.shape]
         return self.ir.emit(memref.LoadOp.get(view, zeros))
 
-    def scalar_as_index(self, var: VarPlan, op: Operation, error: str) -> SSAValue:
+    def scalar_as_index(self, var: VarLayout, op: Operation, error: str) -> SSAValue:
         """Upstream's `scalar_to_i64`: bools count 0/1, floats are refused (`error` class)."""
         if any(d != 1 for d in var.shape):
             self.static_error(error, "cache index must be scalar", op)
@@ -396,7 +396,7 @@ class StepEmitter:
                 out.append(("index", value))
         return out
 
-    def storage(self, name: str, op_name: str, op: Operation) -> VarPlan | None:
+    def storage(self, name: str, op_name: str, op: Operation) -> VarLayout | None:
         var = (self.store_vars or self.plan.vars).get(name)  # an async block's cache ops: the shared state
         if var is None or var.memory != "persistent":
             kind = var.memory.capitalize() if var is not None else "Unknown"
@@ -405,20 +405,20 @@ class StepEmitter:
         return var
 
     # --- tables ------------------------------------------------------------------------------
-    def capacities(self, table: VarPlan) -> list[SSAValue]:
+    def capacities(self, table: VarLayout) -> list[SSAValue]:
         return [self.ir.word(table.capacity_slot(d)) for d in range(table.rank)]
 
-    def data(self, table: VarPlan) -> SSAValue:
+    def data(self, table: VarLayout) -> SSAValue:
         ty = MemRefType(dtype_type(table.dtype), [DYN] * table.rank + list(table.shape))
         return self.ir.view(table.data_slot, ty, self.capacities(table))
 
-    def present(self, table: VarPlan) -> SSAValue:
+    def present(self, table: VarLayout) -> SSAValue:
         return self.ir.view(table.present_slot, MemRefType(I8, [DYN] * table.rank), self.capacities(table))
 
-    def entry_elements(self, table: VarPlan) -> int:
+    def entry_elements(self, table: VarLayout) -> int:
         return math.prod(table.shape)
 
-    def linear(self, table: VarPlan, key: Sequence[SSAValue]) -> SSAValue:
+    def linear(self, table: VarLayout, key: Sequence[SSAValue]) -> SSAValue:
         """The entry number of `key` in the current capacity box (row-major)."""
         ir = self.ir
         caps = self.capacities(table)
@@ -427,7 +427,7 @@ class StepEmitter:
             result = ir.add(ir.mul(result, cap), k)
         return result
 
-    def ensure_size(self, table: VarPlan, dim: int, size: SSAValue, op: Operation) -> None:
+    def ensure_size(self, table: VarLayout, dim: int, size: SSAValue, op: Operation) -> None:
         ir = self.ir
         limit = table.fixed[dim]
         if limit is not None:
@@ -437,7 +437,7 @@ class StepEmitter:
         ir.call_checked(self.helpers.need("oi_raise_size"),
                         [ir.slot_value(table.slot), ir.const(table.rank), ir.const(dim), size])  # fmt: skip
 
-    def selection(self, table: VarPlan, resolved: list, op: Operation) -> list | None:
+    def selection(self, table: VarLayout, resolved: list, op: Operation) -> list | None:
         """`TableStorage._selection`: per index ("index", k) or ("slice", start, end), sizes grown."""
         ir = self.ir
         if table.dtype in PACKED_DTYPES:
@@ -461,7 +461,7 @@ class StepEmitter:
                 out.append(item)
         return out
 
-    def slice_bounds(self, table: VarPlan, dim: int, start, end, op: Operation):
+    def slice_bounds(self, table: VarLayout, dim: int, start, end, op: Operation):
         ir = self.ir
         size = ir.word(table.size_slot(dim))
         if start is None:
@@ -478,14 +478,14 @@ class StepEmitter:
         ir.fail_if(ir.cmp("slt", end, start), lambda: self.site(CACHE, "slice end {0} before start {1}", op), [end, start])
         return start, end
 
-    def mark_present(self, table: VarPlan, selection: list) -> None:
+    def mark_present(self, table: VarLayout, selection: list) -> None:
         """Every selected entry becomes present; each change is logged (most already are)."""
         ir = self.ir
         counts = [ir.sub(s[2], s[1]) if s[0] == "slice" else ir.const(1) for s in selection]
         ir.call_checked(self.helpers.need(f"oi_mark_present_{table.rank}"),
                         [ir.slot_value(table.slot), *[s[1] for s in selection], *counts])  # fmt: skip
 
-    def table_view(self, table: VarPlan, selection: list, result: MemRefType) -> SSAValue:
+    def table_view(self, table: VarLayout, selection: list, result: MemRefType) -> SSAValue:
         """The selected entries of the table's data, scalar indices dropped (a strided view)."""
         ir = self.ir
         offsets = [s[1] for s in selection] + [0] * len(table.shape)
@@ -583,7 +583,7 @@ class StepEmitter:
         ir.emit(memref.CopyOp(source, self.table_view(table, selection, target_type)))
 
     # --- @auto_dim tensors (`AutoDimStorage`) ---------------------------------------------------
-    def auto_grow(self, var: VarPlan, op: Operation, access) -> list[SSAValue] | None:
+    def auto_grow(self, var: VarLayout, op: Operation, access) -> list[SSAValue] | None:
         """Counts raised to the given indices (each checked against its fixed max first), the
         tensor zero-padded by the host when they change; its current dims (base + counts)."""
         ir = self.ir
@@ -611,10 +611,10 @@ class StepEmitter:
             ir.grow(P.GROW_AUTO, var.slot, 0, 0)
         return [ir.add(ir.const(base), ir.word(var.count_base + d)) for d, base in enumerate(var.shape)]
 
-    def auto_view(self, var: VarPlan, dims: list[SSAValue]) -> SSAValue:
+    def auto_view(self, var: VarLayout, dims: list[SSAValue]) -> SSAValue:
         return self.ir.view(var.slot, MemRefType(dtype_type(var.dtype), [DYN] * var.rank), dims)
 
-    def auto_read(self, op: CacheReadOp, var: VarPlan, dest: VarPlan) -> None:
+    def auto_read(self, op: CacheReadOp, var: VarLayout, dest: VarLayout) -> None:
         ir = self.ir
         dims = self.auto_grow(var, op, op.src)
         if dims is None:
@@ -631,7 +631,7 @@ class StepEmitter:
         if dest.temp:
             ir.set_word(dest.exists_slot, ir.const(1))
 
-    def auto_write(self, op: CacheWriteOp, var: VarPlan, source_var: VarPlan, source: SSAValue) -> None:
+    def auto_write(self, op: CacheWriteOp, var: VarLayout, source_var: VarLayout, source: SSAValue) -> None:
         ir = self.ir
         dims = self.auto_grow(var, op, op.dst)
         if dims is None:
@@ -655,10 +655,10 @@ class StepEmitter:
         ir.log_bytes(var.slot, ir.const(0), nbytes)
         ir.emit(memref.CopyOp(source, self.auto_view(var, dims)))
 
-    def keep_stale_views(self, table: VarPlan, key: list[SSAValue] | None) -> None:
+    def keep_stale_views(self, table: VarLayout, key: list[SSAValue] | None) -> None:
         """A view read in an earlier step still shows the table; before a write changes an entry it
         shows (`key`; None: a reset, any entry), the host copies it out, as the reference's copy
-        would have been. Views read in this step never overlap later writes (`plan.view_safe`)."""
+        would have been. Views read in this step never overlap later writes (`analysis.view_safe`)."""
         ir = self.ir
         for view in self.plan.vars.values():
             if view.kind != "view" or table.name not in view.tables:
@@ -674,13 +674,13 @@ class StepEmitter:
             with ir.if_(stale):
                 ir.grow(P.GROW_VIEW, view.slot, 0, 0)
 
-    def source_var(self, op: CacheWriteOp) -> VarPlan:
+    def source_var(self, op: CacheWriteOp) -> VarLayout:
         var = self.plan.vars.get(op.src.var_name)
         if var is None or var.kind in ("table",):
             raise unsupported(f"cache.write from {op.src.var_name}", op)
         return var
 
-    def check_write_shape(self, op, table: VarPlan, source: VarPlan, shape, value: SSAValue) -> bool:
+    def check_write_shape(self, op, table: VarLayout, source: VarLayout, shape, value: SSAValue) -> bool:
         """The reference's shape check of a written value; False when it always fails."""
         if source.dtype != table.dtype:
             raise unsupported(f"cache.write of {source.dtype} into {table.dtype} table {table.name}", op)
@@ -703,13 +703,13 @@ class StepEmitter:
             self.static_error(CACHE, f"cache.write {table.name} expects shape {shape_text(shape)}, "
                                      f"got {shape_text(source.shape)}", op)  # fmt: skip
 
-    def static_source(self, value: SSAValue, source: VarPlan, table: VarPlan) -> SSAValue:
+    def static_source(self, value: SSAValue, source: VarLayout, table: VarLayout) -> SSAValue:
         """A value sized at run time, checked to have the entry's shape, as that static shape."""
         if all(d is not None for d in source.shape):
             return value
         return self.ir.emit(memref.CastOp.get(value, MemRefType(dtype_type(table.dtype), list(table.shape))))
 
-    def source(self, op: CacheWriteOp, var: VarPlan) -> SSAValue:
+    def source(self, op: CacheWriteOp, var: VarLayout) -> SSAValue:
         if var.kind == "prefix":
             return self.prefix_entry(op.src, var, op)
         return self.var_memref(var)
@@ -770,7 +770,7 @@ class StepEmitter:
             self.clear_entries(var, keys)
         self.recompute_sizes(var)
 
-    def clear_entries(self, table: VarPlan, prefix: list[SSAValue]) -> None:
+    def clear_entries(self, table: VarLayout, prefix: list[SSAValue]) -> None:
         """Entries whose first indices are `prefix` go back to `@init` and stop being present."""
         ir = self.ir
         caps = self.capacities(table)
@@ -795,7 +795,7 @@ class StepEmitter:
             present = ir.bytes_range(ir.bytes_view(table.present_slot, total), first, count)
             self.fill(present, 0, "u8")
 
-    def recompute_sizes(self, table: VarPlan) -> None:
+    def recompute_sizes(self, table: VarLayout) -> None:
         """Sizes from the present entries (`TableStorage.reset`); `@fixed` sizes stay."""
         ir = self.ir
         for d in range(table.rank):
@@ -1021,7 +1021,7 @@ class StepEmitter:
         signed = dtype != "bool" and not dtype.startswith("u")
         return self.ir.emit((arith.SIToFPOp if signed else arith.UIToFPOp)(value, _F64))
 
-    def check_exists(self, var: VarPlan, op: Operation) -> None:
+    def check_exists(self, var: VarLayout, op: Operation) -> None:
         """An `assign` temporary read before its assign ran is an unknown variable (the reference's)."""
         if var.temp:
             ir = self.ir
@@ -1089,7 +1089,7 @@ class StepEmitter:
             self.kernels[key] = function
         return function
 
-    def prefix_entry(self, ref, var: VarPlan, op: Operation) -> SSAValue:
+    def prefix_entry(self, ref, var: VarLayout, op: Operation) -> SSAValue:
         """Entry `W[i, j]` of a constant prefix table: its address from the host's table of addresses."""
         ty = MemRefType(dtype_type(var.dtype), list(var.shape))
         if var.memory != "constant":
@@ -1098,7 +1098,7 @@ class StepEmitter:
         table, flat = self.prefix_slot(ref, var, op)
         return self.ir.view_at(table, flat, ty)
 
-    def volatile_entry(self, ref, var: VarPlan, op: Operation) -> None:
+    def volatile_entry(self, ref, var: VarLayout, op: Operation) -> None:
         """Entry `W[i, j]` of a volatile prefix table: any index, from the model or made of `@init` on
         first use and kept (the reference's `W[i,j]` value); the host puts its address in the var's word."""
         ir = self.ir
@@ -1109,7 +1109,7 @@ class StepEmitter:
             ir.set_word(P.ERROR_ARGS + d if d < 4 else self.plan.words - (var.rank - 4) + d - 4, k)
         ir.grow(P.GROW_PREFIX, var.slot, var.rank, 0)
 
-    def prefix_slot(self, ref, var: VarPlan, op: Operation) -> tuple[SSAValue, SSAValue]:
+    def prefix_slot(self, ref, var: VarLayout, op: Operation) -> tuple[SSAValue, SSAValue]:
         """The host's table of entry addresses and the (checked) position of `W[i, j]` in it."""
         ir = self.ir
         indices = [self.index_value(i, op, cache=False) for i in ref.indices]
@@ -1138,7 +1138,7 @@ class StepEmitter:
         ir.fail_if(ir.emit(arith.CmpiOp(address, ir.const_of(0, _I64), "eq")), site, indices[:4])
         return table, flat
 
-    def _key_template(self, name: str, var: VarPlan) -> str:
+    def _key_template(self, name: str, var: VarLayout) -> str:
         decl = next(v for v in self.plan.graph.vars if v.var_name == name)
         if decl.pattern is None:
             return escape_braces(name) + "[" + ",".join("{%d}" % d for d in range(var.rank)) + "]"
@@ -1200,7 +1200,7 @@ def _constant(ir: StepIR, element, init, dtype: str) -> SSAValue:
     return ir.emit(arith.ConstantOp(FloatAttr(float(init or 0.0), element)))
 
 
-def _strided_like(ty: MemRefType, table: VarPlan) -> MemRefType:
+def _strided_like(ty: MemRefType, table: VarLayout) -> MemRefType:
     """`ty`'s shape as a view into the table: entry strides static, leading ones and offset dynamic."""
     entry = list(table.shape)
     strides, running = [], 1
@@ -1211,7 +1211,7 @@ def _strided_like(ty: MemRefType, table: VarPlan) -> MemRefType:
     return MemRefType(ty.element_type, list(ty.get_shape()), StridedLayoutAttr([None] * lead + strides, None))
 
 
-def emit_step(plan: StepPlan) -> list[func.FuncOp]:
+def emit_step(plan: StepAnalysis) -> list[func.FuncOp]:
     """The step function, then the kernels and shared helpers it calls."""
     emitter = StepEmitter(plan)
     step = emitter.emit()

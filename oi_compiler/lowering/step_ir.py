@@ -54,7 +54,7 @@ from oi_compiler.dialects.oi_table import (
     SlotOp,
     WordOp,
 )
-from oi_compiler.lowering import plan as P
+from oi_compiler.lowering import analysis as P
 from oi_compiler.lowering import step_llvm  # noqa: F401 - registers the emitters of the ops below
 
 INDEX = IndexType()
@@ -412,7 +412,7 @@ class Helpers:
         return self._finish(ir, function)
 
     def _raise_size(self) -> func.FuncOp:
-        """Words of a table from its first one: data, present, capacities, sizes (`plan.VarPlan`)."""
+        """Words of a table from its first one: data, present, capacities, sizes (`analysis.VarLayout`)."""
         function, ir, (table, rank, dim, n) = self._function("oi_raise_size", 4)
         capacity = ir.add(ir.add(table, ir.const(2)), dim)
         size = ir.add(capacity, rank)

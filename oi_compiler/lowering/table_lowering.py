@@ -38,7 +38,7 @@ from oi_compiler.dialects.oi_table import (
 )
 from oi_compiler.errors import PassError
 from oi_compiler.ir_context import nearest_loc
-from oi_compiler.lowering import plan as P
+from oi_compiler.lowering import analysis as P
 from oi_compiler.lowering.state_layout import StateLayout
 
 GROW_CODES = {"table": P.GROW_TABLE, "resizable": P.GROW_RESIZABLE, "log": P.GROW_LOG, "view": P.GROW_VIEW,

@@ -24,7 +24,7 @@ from oi_compiler.dialects.oi import GraphOp, NamedOp
 from oi_compiler.dialects.oi_table import LAYOUT_ATTR
 from oi_compiler.errors import PassError
 from oi_compiler.ir_context import nearest_loc
-from oi_compiler.lowering.plan import StepPlan, build_plan, statements
+from oi_compiler.lowering.analysis import StepAnalysis, analyze_step, statements
 from oi_compiler.lowering.state_layout import StateLayout
 from oi_compiler.lowering.step_emitter import emit_step
 from oi_compiler.lowering.step_ir import grow_declaration
@@ -40,14 +40,14 @@ class ConvertGraphToTables(ModulePass):
         convert_graphs(module)
 
 
-def convert_graphs(module) -> list[StepPlan]:
+def convert_graphs(module) -> list[StepAnalysis]:
     """Replace each `oi.graph` of `module` by its step function; the plans, in order."""
     plans = []
     graphs = [op for op in module.ops if isinstance(op, GraphOp)]
     if len(graphs) > 1:
         raise PassError("--lower-cache lowers one graph per module")
     for graph in graphs:
-        plan = build_plan(graph)
+        plan = analyze_step(graph)
         for op, _ in statements(plan.entry.body.block.ops):
             if isinstance(op, NamedOp):
                 raise PassError(f"--lower-cache takes ops lowered to oi.kernel: run --lower-ops first ({op.kind})",

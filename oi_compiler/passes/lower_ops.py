@@ -1,7 +1,7 @@
 """`--lower-ops`: each `oi.op` of the entry block becomes an `oi.kernel` holding its loop nest.
 
 The kernel's block arguments are the memrefs the op reads and writes, typed by the step plan
-(`lowering/plan.py`): a declared shape, or `?` for a `cache.read` destination sized at run
+(`lowering/analysis.py`): a declared shape, or `?` for a `cache.read` destination sized at run
 time (with a strided layout when it is a view of the table), then the output, then any
 setting read at run time (rope's `position = pos`). The body is the registry's nest builder
 output (`ops/nests/`). What the reference would reject when the node runs (an unknown op, an
@@ -44,11 +44,11 @@ from oi_compiler.dialects.oi_lowered import KernelOp
 from oi_compiler.dtypes import FLOAT_DTYPES, PACKED_DTYPES, dtype_name, dtype_type
 from oi_compiler.errors import ExecutionError, OiError, PassError
 from oi_compiler.ir_context import nearest_loc
-from oi_compiler.lowering.plan import (
-    StepPlan,
+from oi_compiler.lowering.analysis import (
+    StepAnalysis,
     Unsupported,
-    VarPlan,
-    build_plan,
+    VarLayout,
+    analyze_step,
     escape_braces,
     memref_type_of,
     statements,
@@ -83,10 +83,10 @@ class LowerOps(ModulePass):
 
     def apply(self, ctx, module) -> None:
         for graph in [op for op in module.walk() if isinstance(op, GraphOp)]:
-            plan = build_plan(graph)
+            plan = analyze_step(graph)
             nests: dict[str, Region] = {}
             seen: set[int] = set()  # a block two branches call is walked twice
-            bodies = [(plan, plan.entry.body.block.ops)]  # an async block sees its own copies (plan.ForkPlan)
+            bodies = [(plan, plan.entry.body.block.ops)]  # an async block sees its own copies (plan.ForkAnalysis)
             bodies += [(replace(plan, vars={**plan.vars, **f.vars}), f.block.body.block.ops) for f in plan.forks]
             for view, op in [(view, op) for view, ops in bodies for op, _ in list(statements(ops))]:
                 if isinstance(op, NamedOp) and id(op) not in seen:
@@ -100,7 +100,7 @@ class LowerOps(ModulePass):
                     op.erase()
 
 
-def lower_op(op: NamedOp, plan: StepPlan, nests: dict[str, Region] | None = None) -> KernelOp | list[KernelOp]:
+def lower_op(op: NamedOp, plan: StepAnalysis, nests: dict[str, Region] | None = None) -> KernelOp | list[KernelOp]:
     """`op` as a kernel (or kernels, one per input sizes it may run with: `_specialized_kernels`);
     `nests` memoises bodies by their key (same op, types and settings)."""
     spec = lookup_op(op.kind)
@@ -172,7 +172,7 @@ def _size_ref(source) -> list:
     return list(source) if source[0] == "linear" else [*source]
 
 
-def _bool_setting_variants(op: NamedOp, plan: StepPlan, nests) -> list[KernelOp] | None:
+def _bool_setting_variants(op: NamedOp, plan: StepAnalysis, nests) -> list[KernelOp] | None:
     """`op argmax_axis(x, axis=0, keepdims=k)`: lowered with `keepdims` true and false, each kernel
     run when `k`'s value (a bool or integer scalar) is that truth value (`shape_checks` "if_var")."""
     for key, value in op.settings.data.items():
@@ -197,7 +197,7 @@ def _bool_setting_variants(op: NamedOp, plan: StepPlan, nests) -> list[KernelOp]
     return None
 
 
-def _choice_setting_variants(op: NamedOp, plan: StepPlan, nests) -> list[KernelOp] | None:
+def _choice_setting_variants(op: NamedOp, plan: StepAnalysis, nests) -> list[KernelOp] | None:
     """`op softmax(x, axis=a)`: lowered for each axis the inputs have, each kernel run when `a` holds
     that value (`shape_checks` "if_vals"); any other value fails with the message the op gives for it."""
     for key, value in op.settings.data.items():
@@ -349,7 +349,7 @@ def _error_kernel(op: NamedOp, message: str) -> KernelOp:
     return KernelOp.create(properties=_properties(op, [], message), regions=[Region(Block())])
 
 
-def _input_var(ref, plan: StepPlan, op: NamedOp) -> VarPlan:
+def _input_var(ref, plan: StepAnalysis, op: NamedOp) -> VarLayout:
     var = plan.vars.get(ref.var_name)
     if var is None:
         raise unsupported(f"an unknown variable {ref.var_name} as an input", op)
@@ -362,13 +362,13 @@ def _input_var(ref, plan: StepPlan, op: NamedOp) -> VarPlan:
     return var
 
 
-def _entry_type(ref, var: VarPlan, plan: StepPlan) -> MemRefType:
+def _entry_type(ref, var: VarLayout, plan: StepAnalysis) -> MemRefType:
     if var.kind == "prefix":
         return MemRefType(dtype_type(var.dtype), list(var.shape))
     return memref_type_of(var, plan)
 
 
-def _settings(op: NamedOp, plan: StepPlan) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+def _settings(op: NamedOp, plan: StepAnalysis) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     settings: dict[str, Any] = {}
     runtime: list[tuple[str, str]] = []
     for key, value in op.settings.data.items():
@@ -405,7 +405,7 @@ def _settings(op: NamedOp, plan: StepPlan) -> tuple[dict[str, Any], list[tuple[s
     return settings, runtime
 
 
-def _result_shape(spec, op: NamedOp, inputs: list[VarPlan], settings: dict[str, Any]):
+def _result_shape(spec, op: NamedOp, inputs: list[VarLayout], settings: dict[str, Any]):
     """The result's shape (None for a dim sized at run time), for each such dim the input dim it
     equals (`(output dim, (input, dim))`), and the run-time sized input dims the shape rule needs
     equal (`(message template, [(input, dim), ...])`, or None).
@@ -560,7 +560,7 @@ def _specialized_kernels(op, spec, plan, inputs, out, settings, out_dtype, runti
     return [*kernels, other]
 
 
-def _empty_checks(spec, inputs: list[VarPlan], settings: dict[str, Any], out_dtype: str, equal: bool) -> list[dict]:
+def _empty_checks(spec, inputs: list[VarLayout], settings: dict[str, Any], out_dtype: str, equal: bool) -> list[dict]:
     """Run-time sized input dims the op refuses at 0 (a reduction over an empty axis, attention
     over no keys, an integer mean): `{"dim": [input, dim], "message": template, "args": [...]}`.
     Asks the shape rule, then the numpy reference on empty arrays. When the rule needs the
@@ -582,7 +582,7 @@ _STAND_INS = (1000003, 1000033, 1000037, 1000039)  # other run-time sizes, for t
 _SMALL_STAND_INS = (101, 103, 107, 109)  # the same for the reference, which allocates them
 
 
-def _refusal(spec, inputs: list[VarPlan], settings: dict[str, Any], out_dtype: str, zero: list, others: list):
+def _refusal(spec, inputs: list[VarLayout], settings: dict[str, Any], out_dtype: str, zero: list, others: list):
     """The op's error for inputs whose `zero` dims are 0, as a template whose `{n}` is the size
     of `others[n]`; None when the op runs. Asks the shape rule, then the numpy reference."""
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from oi_compiler.boundary import internal_error, stage
 from oi_compiler.errors import ExecutionError, OiError
-from oi_compiler.lowering.plan import is_internal
+from oi_compiler.lowering.analysis import is_internal
 from oi_compiler.runtime.executor import Executor
 from oi_compiler.runtime.native import NativeState
 from oi_compiler.runtime.tables import PersistentStore

@@ -1,7 +1,7 @@
 """The CPU executor's state: host buffers the compiled step reads and writes in place.
 
 `NativeState` owns every buffer of one executor as a numpy array and writes their addresses
-into the state array (`lowering/plan.py` gives the layout). It grows tables by capacity
+into the state array (`lowering/analysis.py` gives the layout). It grows tables by capacity
 doubling when the step asks (`grow`), puts persistent bytes back from the undo log when a step
 fails (`rollback`), and converts tables to and from the reference executor's form, so
 `state()`, `save_state` and `load_state` behave as on `device="reference"`.
@@ -16,8 +16,8 @@ import numpy as np
 
 from oi_compiler.dtypes import numpy_dtype
 from oi_compiler.errors import CacheError, ExecutionError
-from oi_compiler.lowering import plan as P
-from oi_compiler.lowering.plan import VarPlan
+from oi_compiler.lowering import analysis as P
+from oi_compiler.lowering.analysis import VarLayout
 from oi_compiler.runtime.binding import BoundGraph, check_model_tensor
 from oi_compiler.runtime.native_step import NativeStep, register_state
 from oi_compiler.runtime.reference import Frame, ReferenceInterpreter, _pattern_key
@@ -45,7 +45,7 @@ class NativeState:
         self.arrays: dict[int, np.ndarray] = {}  # state word -> the array whose address it holds
         self.keep: list[np.ndarray] = []  # arrays only reached through address tables
         self.host_error: BaseException | None = None
-        self.growth: list[tuple[int, VarPlan, np.ndarray, np.ndarray, list[int]]] = []
+        self.growth: list[tuple[int, VarLayout, np.ndarray, np.ndarray, list[int]]] = []
         self.loaded_views: dict[str, np.ndarray] = {}
         self.displaced: list[np.ndarray] = []  # buffers `insert` took a name off while another shares them
         self.entries: dict[str, dict[tuple[int, ...], np.ndarray]] = {}  # volatile prefix tables' entries
@@ -82,7 +82,7 @@ class NativeState:
         if cap_slot is not None:
             self.words[cap_slot] = capacity
 
-    def _initial(self, var: VarPlan, reader: ReferenceInterpreter, frame: Frame) -> np.ndarray:
+    def _initial(self, var: VarLayout, reader: ReferenceInterpreter, frame: Frame) -> np.ndarray:
         dtype = numpy_dtype(var.dtype)
         if var.memory == "persistent":
             return init_array(var.shape, var.dtype, var.init)
@@ -96,7 +96,7 @@ class NativeState:
             value = np.zeros(var.shape, dtype)
         return np.array(value, dtype=dtype, order="C").reshape(var.shape)
 
-    def _prefix(self, var: VarPlan) -> None:
+    def _prefix(self, var: VarLayout) -> None:
         """Entry addresses of a constant prefix table, for every index the model has."""
         decl = self.bound.decls[var.name]
         model = self.bound.model
@@ -114,7 +114,7 @@ class NativeState:
         for d, c in enumerate(counts):
             self.words[var.count_base + d] = c
 
-    def _volatile_entry(self, var: VarPlan, key: tuple[int, ...]) -> np.ndarray:
+    def _volatile_entry(self, var: VarLayout, key: tuple[int, ...]) -> np.ndarray:
         """What the reference's `_input` makes of `W[key]`: the model's tensor, else `@init`."""
         decl = self.bound.decls[var.name]
         name = _pattern_key(decl.pattern.data, decl.index_names, list(key)) if decl.pattern is not None \
@@ -126,21 +126,21 @@ class NativeState:
         return np.array(init_array(var.shape, var.dtype, decl.init_value), order="C")
 
     # --- tables ----------------------------------------------------------------------------
-    def _new_table(self, var: VarPlan, caps: list[int]) -> None:
+    def _new_table(self, var: VarLayout, caps: list[int]) -> None:
         data = init_array([*caps, *var.shape], var.dtype, var.init)
         self._set(var.data_slot, data)
         self._set(var.present_slot, np.zeros(caps, np.uint8))
         for d, c in enumerate(caps):
             self.words[var.capacity_slot(d)] = c
 
-    def capacities(self, var: VarPlan) -> list[int]:
+    def capacities(self, var: VarLayout) -> list[int]:
         return [int(self.words[var.capacity_slot(d)]) for d in range(var.rank)]
 
-    def counts(self, var: VarPlan) -> list[int]:
+    def counts(self, var: VarLayout) -> list[int]:
         """An `@auto_dim` tensor's count per auto dim."""
         return [int(self.words[var.count_base + d]) for d in range(var.rank)]
 
-    def sizes(self, var: VarPlan) -> list[int]:
+    def sizes(self, var: VarLayout) -> list[int]:
         return [int(self.words[var.size_slot(d)]) for d in range(var.rank)]
 
     def grow(self, kind: int, a: int, b: int, c: int) -> None:
@@ -264,7 +264,7 @@ class NativeState:
             self.words[var.capacity_slot(d)] = c
 
     # --- buffers `transfer` made shared ---------------------------------------------------------
-    def buffer(self, var: VarPlan) -> np.ndarray:
+    def buffer(self, var: VarLayout) -> np.ndarray:
         """The array a buffer variable's word holds: its own, or one a `transfer` made it share."""
         own = self.arrays[var.slot]
         if not var.aliases:  # no `transfer` can make it share another buffer
@@ -284,7 +284,7 @@ class NativeState:
         yield from self.displaced
         yield from self.keep
 
-    def insert(self, var: VarPlan, array: np.ndarray) -> None:
+    def insert(self, var: VarLayout, array: np.ndarray) -> None:
         """`insert` binds the variable to the new value, as the reference's does: a buffer another
         name shares (`transfer`) keeps its value for that name."""
         if var.kind == "resizable":  # a dynamic variable `cache.read` also fills
@@ -292,7 +292,7 @@ class NativeState:
             return
         np.copyto(self.rebind(var), array)
 
-    def rebind(self, var: VarPlan) -> np.ndarray:
+    def rebind(self, var: VarLayout) -> np.ndarray:
         """The variable on a buffer no other name shares (its own, or a fresh one), returned."""
         own = self.arrays[var.slot]
         if not var.aliases:  # no `transfer` can make another name share it: its own buffer
@@ -318,7 +318,7 @@ class NativeState:
         self.displaced.clear()
 
     # --- reading state -----------------------------------------------------------------------
-    def value(self, var: VarPlan) -> np.ndarray:
+    def value(self, var: VarLayout) -> np.ndarray:
         """A variable's current value as the reference executor would hold it (a copy)."""
         if var.kind == "buffer":
             return self.buffer(var).copy()
@@ -341,16 +341,16 @@ class NativeState:
             return self.arrays[table.data_slot][tuple(selection)].copy()
         return self.initial_value(var)  # a prefix table's bare name: what the reference reads for it
 
-    def initial_value(self, var: VarPlan) -> np.ndarray:
+    def initial_value(self, var: VarLayout) -> np.ndarray:
         """What the reference holds for a variable before anything writes it (model, @init, zeros)."""
         name = var.name.partition("@")[0]  # an async block's copy starts as the variable (plan.is_internal)
         return np.array(self.reader.value(name, Frame(self.bound.entry, {}, {}, True)), order="C")
 
-    def exists(self, var: VarPlan) -> bool:
+    def exists(self, var: VarLayout) -> bool:
         """An `assign` temporary exists once a step has run its assign; everything else always."""
         return not var.temp or bool(self.words[var.exists_slot])
 
-    def _set_resizable(self, var: VarPlan, value: np.ndarray) -> None:
+    def _set_resizable(self, var: VarLayout, value: np.ndarray) -> None:
         """A resizable destination holding `value` (its static dims must fit, else it starts empty)."""
         fits = value.ndim == len(var.shape) and all(d is None or d == n for d, n in zip(var.shape, value.shape))
         flat = np.ascontiguousarray(value, dtype=numpy_dtype(var.dtype)).reshape(-1) if fits else flat_empty(var)
@@ -361,11 +361,11 @@ class NativeState:
         for d, n in enumerate(dynamic):
             self.words[var.count_base + d] = n
 
-    def resizable_shape(self, var: VarPlan) -> list[int]:
+    def resizable_shape(self, var: VarLayout) -> list[int]:
         dynamic = iter(int(self.words[var.count_base + d]) for d in range(len(var.shape)))
         return [next(dynamic) if d is None else d for d in var.shape]
 
-    def table_storage(self, var: VarPlan) -> TableStorage:
+    def table_storage(self, var: VarLayout) -> TableStorage:
         storage = TableStorage(self._declaration(var))
         storage.sizes = self.sizes(var)
         present = self.arrays[var.present_slot]
@@ -374,7 +374,7 @@ class NativeState:
             storage.entries[tuple(int(k) for k in key)] = frozen(data[(*key, Ellipsis)].copy())  # rank-0 entries too
         return storage
 
-    def _declaration(self, var: VarPlan) -> Declaration:
+    def _declaration(self, var: VarLayout) -> Declaration:
         return self.bound.declaration(var.name)
 
     def export(self) -> tuple[PersistentStore, dict[str, np.ndarray]]:
@@ -461,7 +461,7 @@ class NativeState:
                 self.words[var.exists_slot] = 1
 
 
-def flat_empty(var: VarPlan) -> np.ndarray:
+def flat_empty(var: VarLayout) -> np.ndarray:
     return np.zeros(0, numpy_dtype(var.dtype))
 
 

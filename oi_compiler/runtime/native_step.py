@@ -4,7 +4,7 @@
 graph and JIT-compiles the result; `NativeStep` holds the function, the state array's layout
 (`StateLayout`, read from the lowered module) and the error sites. The step calls `oi_grow(state, kind, a, b, c)` when a
 table, a resizable buffer or the undo log must grow, and to have a stale view copied out before
-a write reaches it (`plan.GROW_*`): one C callback for the process, dispatching on `handle` to
+a write reaches it (`analysis.GROW_*`): one C callback for the process, dispatching on `handle` to
 the executor's `NativeState` by the handle in the state's word `HANDLE`.
 """
 
@@ -18,7 +18,7 @@ import weakref
 from dataclasses import dataclass
 
 from oi_compiler.errors import CacheError, ExecutionError, OiError, SourceLoc
-from oi_compiler.lowering.plan import HANDLE
+from oi_compiler.lowering.analysis import HANDLE
 from oi_compiler.lowering.state_layout import StateLayout
 from oi_compiler.runtime.binding import BoundGraph
 

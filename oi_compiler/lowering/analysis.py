@@ -1,7 +1,8 @@
-"""The step plan: how each variable of a bound graph lives in the compiled step's state.
+"""The step's analysis: how each variable of a bound graph lives in the compiled step's state.
 
-`--lower-ops`, `--lower-cache` and the CPU executor (`runtime/native.py`) all read one
-`StepPlan`, built from an `oi.graph` whose sizes are bound (`--bind-sizes`). It gives:
+`--lower-ops` and `--convert-graph-to-tables` read one `StepAnalysis`, built from an `oi.graph`
+whose sizes are bound (`--bind-sizes`); the runtime reads the same facts back from the IR
+(`state_layout.StateLayout`: a `VarLayout` per variable). It gives:
 
 - the **state array**: one `i64` word per pointer, capacity, size and error field. The step
   function takes only this array; the host owns every buffer and writes their addresses in;
@@ -59,7 +60,7 @@ from oi_compiler.errors import PassError
 from oi_compiler.ir_context import nearest_loc
 
 # --- the state array's header words ---------------------------------------------------------
-ERROR_SITE = 0  # 0 = no error, else the error site (`StepPlan.sites`) that fired
+ERROR_SITE = 0  # 0 = no error, else the error site (`StepAnalysis.sites`) that fired
 ERROR_ARGS = 1  # four words of integer arguments for the message
 HANDLE = 5  # the executor's handle, passed back to the host's grow callback
 LOG_RECORDS = 6  # undo log: address of its records (4 words each), capacity, count
@@ -92,7 +93,7 @@ def unsupported(what: str, op: Operation | None = None) -> Unsupported:
 
 
 @dataclass
-class VarPlan:
+class VarLayout:
     name: str
     memory: str
     dtype: str
@@ -146,12 +147,12 @@ class VarPlan:
 
 
 @dataclass
-class ForkPlan:
+class ForkAnalysis:
     """An async block, run at the entry's `await` (or at the step's end) on its own variables: by
-    name, the copy each variable it names has while it runs (`x@B` in `StepPlan.vars`)."""
+    name, the copy each variable it names has while it runs (`x@B` in `StepAnalysis.vars`)."""
 
     block: BlockOp
-    vars: dict[str, VarPlan]
+    vars: dict[str, VarLayout]
 
 
 def is_internal(name: str) -> bool:
@@ -161,9 +162,9 @@ def is_internal(name: str) -> bool:
 
 
 @dataclass
-class StepPlan:
+class StepAnalysis:
     graph: GraphOp
-    vars: dict[str, VarPlan]
+    vars: dict[str, VarLayout]
     words: int
     entry: BlockOp
     #: error sites: (message template, statement) by site number (site 0 is "no error")
@@ -172,7 +173,7 @@ class StepPlan:
     #: words only the step uses (reset by it before use): "pending" (a yield not yet awaited),
     #: "ended" (a `yield` outside the entry ended its block), ("written", block, name) flags
     yielded: tuple[str, ...] = ()
-    forks: list[ForkPlan] = field(default_factory=list)
+    forks: list[ForkAnalysis] = field(default_factory=list)
     #: per entry `yield` (numbered from 1 in `entry_yields` order: the "pending" word's value), its names
     yield_lists: list[tuple[str, ...]] = field(default_factory=list)
     control: dict = field(default_factory=dict)
@@ -229,7 +230,7 @@ MAX_BRANCH_DEPTH = 100
 MAX_INLINED = 20000  # statements a recursive branch may inline in all
 
 
-def build_plan(graph: GraphOp) -> StepPlan:
+def analyze_step(graph: GraphOp) -> StepAnalysis:
     """The plan for `graph` (sizes bound); raises `Unsupported` for what cannot be compiled yet."""
     blocks = {b.block_name: b for b in graph.blocks}
     entry = blocks.get("entry") or next(iter(blocks.values()), None)
@@ -240,14 +241,14 @@ def build_plan(graph: GraphOp) -> StepPlan:
     _check_supported(body, decls)
     temps = {op.var_name: op for op, _ in statements(body) if isinstance(op, AssignOp)}
     read_dests = _read_destinations(body)
-    plans: dict[str, VarPlan] = {}
+    plans: dict[str, VarLayout] = {}
     for name, var in decls.items():
         plans[name] = _var_plan(var, read_dests.get(name, []), body, decls, _forked_changes(graph, entry, body))
     for name, op in temps.items():
         if name in read_dests and name not in plans:
             plans[name] = _temp_read_destination(op, read_dests[name], body, decls)
         if name not in plans:
-            plans[name] = VarPlan(name, "volatile", op.var_type.dtype, _static_shape(op.var_type, op), "buffer",
+            plans[name] = VarLayout(name, "volatile", op.var_type.dtype, _static_shape(op.var_type, op), "buffer",
                                   temp=True)  # fmt: skip
     for name, shared in transfer_aliases(body, plans).items():
         plans[name].aliases = tuple(sorted(shared))
@@ -267,7 +268,7 @@ def build_plan(graph: GraphOp) -> StepPlan:
                     control[("written", fork.block.block_name, name)] = words
                     words += 1
     words += extra_error_args(plans.values())
-    return StepPlan(graph, plans, words, entry, yielded=yielded, forks=forks, control=control,
+    return StepAnalysis(graph, plans, words, entry, yielded=yielded, forks=forks, control=control,
                     yield_lists=yield_lists)  # fmt: skip
 
 
@@ -288,8 +289,8 @@ def entry_yields(ops) -> list[YieldOp]:
     return out
 
 
-def _fork_plans(graph: GraphOp, entry: BlockOp, body, decls: dict[str, VarOp], plans: dict[str, VarPlan],
-                temps: dict[str, AssignOp]) -> tuple[tuple[str, ...], list[ForkPlan]]:  # fmt: skip
+def _fork_plans(graph: GraphOp, entry: BlockOp, body, decls: dict[str, VarOp], plans: dict[str, VarLayout],
+                temps: dict[str, AssignOp]) -> tuple[tuple[str, ...], list[ForkAnalysis]]:  # fmt: skip
     """The async blocks the entry's `yield` starts, each with its own copy of every non-persistent
     variable it names (the reference runs each on copies of the yielded variables; anything else
     it reads comes from the model, `@init` or zeros), plus the yield's snapshot buffers."""
@@ -332,7 +333,7 @@ def _fork_plans(graph: GraphOp, entry: BlockOp, body, decls: dict[str, VarOp], p
                 if src.kind != "buffer":
                     reads.setdefault(dst, []).append(op)
             names.extend(_names_in(op))
-        shadows: dict[str, VarPlan] = {}
+        shadows: dict[str, VarLayout] = {}
         for var_name in dict.fromkeys(names):
             decl = decls.get(var_name)
             if decl is not None and ((decl.memory == "persistent" and var_name not in yielded) or decl.index_names):
@@ -345,7 +346,7 @@ def _fork_plans(graph: GraphOp, entry: BlockOp, body, decls: dict[str, VarOp], p
                 shape, dtype, memory, temp = _static_shape(assign.var_type, assign), assign.var_type.dtype, "volatile", True
             else:
                 continue  # unknown: the emitter raises the reference's error
-            copy = VarPlan(f"{var_name}@{name}", memory, dtype, shape, "buffer", temp=temp)
+            copy = VarLayout(f"{var_name}@{name}", memory, dtype, shape, "buffer", temp=temp)
             if var_name in reads:  # its own resizable copy, starting as the declared value
                 var_type = decl.var_type if decl is not None else fork_temps[var_name].var_type
                 copy = _copy_read_destination(_Declared(var_name, "volatile", dtype, var_type), shape, reads[var_name],
@@ -357,7 +358,7 @@ def _fork_plans(graph: GraphOp, entry: BlockOp, body, decls: dict[str, VarOp], p
                 ([f"{var_name}@fresh"] if var_name not in always else [])  # fmt: skip
             for source in sources:
                 if source not in plans:
-                    plans[source] = VarPlan(source, memory, dtype, shape, "buffer")
+                    plans[source] = VarLayout(source, memory, dtype, shape, "buffer")
         for var_name, sharing in transfer_aliases(ops, {**plans, **shadows}).items():
             if var_name in shadows:  # back on its own buffer when the block starts (`GROW_REBIND`)
                 shadows[var_name].aliases = tuple(sorted(sharing))
@@ -368,7 +369,7 @@ def _fork_plans(graph: GraphOp, entry: BlockOp, body, decls: dict[str, VarOp], p
                         (mine.kind, mine.shape, mine.dtype, mine.aliases) != (entrys.kind, entrys.shape, entrys.dtype, entrys.aliases):
                     raise unsupported(f"a block both the entry and async block {name} run, where {var_name} "
                                       "differs", op)  # fmt: skip
-        forks.append(ForkPlan(block, shadows))
+        forks.append(ForkAnalysis(block, shadows))
     return yielded, forks
 
 
@@ -412,7 +413,7 @@ def _index_name_list(indices) -> list[str]:
     return out
 
 
-def transfer_aliases(body, plans: dict[str, VarPlan]) -> dict[str, set[str]]:
+def transfer_aliases(body, plans: dict[str, VarLayout]) -> dict[str, set[str]]:
     """`transfer a >> b` makes b's word hold a's buffer: both must be plain buffers of one type (the
     verifier checks shape and dtype). By variable, the others `transfer` may make share its memory."""
     classes: dict[str, set[str]] = {}
@@ -433,7 +434,7 @@ def transfer_aliases(body, plans: dict[str, VarPlan]) -> dict[str, set[str]]:
     return {name: members - {name} for name, members in classes.items()}
 
 
-def _word_count(plan: VarPlan, plans: dict[str, VarPlan]) -> int:
+def _word_count(plan: VarLayout, plans: dict[str, VarLayout]) -> int:
     if plan.kind == "table":
         return 2 + 2 * plan.rank
     if plan.kind == "auto":
@@ -539,7 +540,7 @@ def _forked_changes(graph: GraphOp, entry: BlockOp, body) -> set[str]:
 
 
 def _var_plan(var: VarOp, reads: list[CacheReadOp], body, decls: dict[str, VarOp],
-              forked: set[str] = frozenset()) -> VarPlan:  # fmt: skip
+              forked: set[str] = frozenset()) -> VarLayout:  # fmt: skip
     name, dtype = var.var_name, var.dtype
     if reads and var.memory != "persistent" and _reads_tables(reads, decls):
         return _read_destination(var, reads, body, decls, forked=forked)
@@ -550,17 +551,17 @@ def _var_plan(var: VarOp, reads: list[CacheReadOp], body, decls: dict[str, VarOp
         if var.auto_dim is not None:
             auto = [a.data for a in var.auto_dim]
             fixed = var.fixed_sizes
-            return VarPlan(name, "persistent", dtype, shape, "auto", indices=tuple(auto),
+            return VarLayout(name, "persistent", dtype, shape, "auto", indices=tuple(auto),
                            fixed=tuple(fixed.get(a) for a in auto), init=var.init_value)  # fmt: skip
         if var.table is not None and var.index_names:
             fixed = var.fixed_sizes
-            return VarPlan(name, "persistent", dtype, shape, "table", indices=tuple(var.index_names),
+            return VarLayout(name, "persistent", dtype, shape, "table", indices=tuple(var.index_names),
                            fixed=tuple(fixed.get(i) for i in var.index_names), init=var.init_value)  # fmt: skip
-        return VarPlan(name, "persistent", dtype, shape, "buffer", init=var.init_value)
+        return VarLayout(name, "persistent", dtype, shape, "buffer", init=var.init_value)
     if var.index_names:
-        return VarPlan(name, var.memory, dtype, shape, "prefix", indices=tuple(var.index_names),
+        return VarLayout(name, var.memory, dtype, shape, "prefix", indices=tuple(var.index_names),
                        fixed=(None,) * len(var.index_names))  # fmt: skip
-    return VarPlan(name, var.memory, dtype, shape, "buffer")
+    return VarLayout(name, var.memory, dtype, shape, "buffer")
 
 
 @dataclass
@@ -573,7 +574,7 @@ class _Declared:
     var_type: object
 
 
-def _temp_read_destination(assign: AssignOp, reads: list[CacheReadOp], body, decls: dict[str, VarOp]) -> VarPlan:
+def _temp_read_destination(assign: AssignOp, reads: list[CacheReadOp], body, decls: dict[str, VarOp]) -> VarLayout:
     """An `assign` temporary `cache.read` fills: a resizable copy (never a view) with an "exists" word
     after its words; its assign, when it comes first, makes zeros of the declared shape."""
     var = _Declared(assign.var_name, "volatile", assign.var_type.dtype, assign.var_type)
@@ -583,7 +584,7 @@ def _temp_read_destination(assign: AssignOp, reads: list[CacheReadOp], body, dec
 
 
 def _copy_read_destination(var: _Declared, declared: tuple[int, ...], reads: list[CacheReadOp], body,
-                           decls: dict[str, VarOp]) -> VarPlan:  # fmt: skip
+                           decls: dict[str, VarOp]) -> VarLayout:  # fmt: skip
     """A resizable copy `cache.read` fills, whose value can also be its declared shape (a temporary's
     `assign`, an async block's copy at its start): the declared shape must be one the reads give."""
     if _reads_tables(reads, decls):
@@ -612,7 +613,7 @@ def _is_auto(var: VarOp | None) -> bool:
     return var is not None and var.memory == "persistent" and var.auto_dim is not None
 
 
-def _auto_read_destination(var: VarOp | _Declared, reads: list[CacheReadOp], decls: dict[str, VarOp]) -> VarPlan:
+def _auto_read_destination(var: VarOp | _Declared, reads: list[CacheReadOp], decls: dict[str, VarOp]) -> VarLayout:
     """A variable `cache.read` fills from `@auto_dim` tensors: its own copy, every dim run-time sized."""
     sources = {decls[r.src.var_name].var_name: decls[r.src.var_name] for r in reads if r.src.var_name in decls}
     ranks = {len(v.var_type.dims) for v in sources.values()}
@@ -620,7 +621,7 @@ def _auto_read_destination(var: VarOp | _Declared, reads: list[CacheReadOp], dec
         raise unsupported(f"cache.read into {var.var_name} from @auto_dim tensors and other variables", reads[0])
     if any(v.dtype != var.dtype for v in sources.values()):
         raise unsupported(f"cache.read into {var.var_name} converting dtypes", reads[0])
-    return VarPlan(var.var_name, var.memory, var.dtype, (None,) * ranks.pop(), "resizable")
+    return VarLayout(var.var_name, var.memory, var.dtype, (None,) * ranks.pop(), "resizable")
 
 
 def _reads_tables(reads: list[CacheReadOp], decls: dict[str, VarOp]) -> bool:
@@ -628,7 +629,7 @@ def _reads_tables(reads: list[CacheReadOp], decls: dict[str, VarOp]) -> bool:
 
 
 def _read_destination(var: VarOp | _Declared, reads: list[CacheReadOp], body, decls: dict[str, VarOp], *,
-                      temp: bool = False, forked: set[str] = frozenset()) -> VarPlan:  # fmt: skip
+                      temp: bool = False, forked: set[str] = frozenset()) -> VarLayout:  # fmt: skip
     """A variable `cache.read` fills from tables: a view of one, or its own resizable copy."""
     name, dtype = var.var_name, var.dtype
     tables = sorted({r.src.var_name for r in reads})
@@ -646,13 +647,13 @@ def _read_destination(var: VarOp | _Declared, reads: list[CacheReadOp], body, de
     shared = any(isinstance(op, TransferOp) and op.src.var_name == name for op, _ in statements(body))
     if not temp and not written and not shared and not forked & set(tables) \
             and all(view_safe(r, body) for r in reads):  # a view (`view_safe`: no later change of what it shows)
-        return VarPlan(name, var.memory, dtype, read_shape, "view", tables=tuple(tables))
+        return VarLayout(name, var.memory, dtype, read_shape, "view", tables=tuple(tables))
     if var.memory == "dynamic":  # `insert` gives it its declared shape
         declared = _static_shape(var.var_type, reads[0])
         if len(declared) != len(read_shape) or any(s is not None and s != d for s, d in zip(read_shape, declared)):
             raise unsupported(f"cache.read into the dynamic {name}, declared {shape_text_of(declared)}, "
                               "of another rank or entry shape", reads[0])  # fmt: skip
-    return VarPlan(name, var.memory, dtype, read_shape, "resizable")
+    return VarLayout(name, var.memory, dtype, read_shape, "resizable")
 
 
 def _read_shape(read: CacheReadOp, table: VarOp) -> tuple[int | None, ...]:
@@ -818,7 +819,7 @@ def _index_names(index, name: str) -> bool:
 # --- how the ops see a variable ---------------------------------------------------------------
 
 
-def memref_type_of(var: VarPlan, plan: StepPlan) -> MemRefType:
+def memref_type_of(var: VarLayout, plan: StepAnalysis) -> MemRefType:
     """The memref a variable is seen as by the ops that read it."""
     element = dtype_type(var.dtype)
     shape = [DYNAMIC_INDEX if d is None else d for d in var.shape]
@@ -838,7 +839,7 @@ def memref_type_of(var: VarPlan, plan: StepPlan) -> MemRefType:
     return MemRefType(element, shape, StridedLayoutAttr([*slice_strides, *entry_strides], None))
 
 
-def _last_index_is_sliced(var: VarPlan, plan: StepPlan) -> bool:
+def _last_index_is_sliced(var: VarLayout, plan: StepAnalysis) -> bool:
     """Whether every read into `var` slices its table's last index (a stride of one entry)."""
     forms = []
     for op, _ in statements(plan.entry.body.block.ops):
@@ -850,7 +851,7 @@ def _last_index_is_sliced(var: VarPlan, plan: StepPlan) -> bool:
 
 
 __all__ = [
-    "GROW_AUTO", "GROW_LOG", "GROW_PREFIX", "GROW_REBIND", "GROW_RESIZABLE", "GROW_TABLE", "GROW_VIEW", "HEADER_WORDS", "ForkPlan", "StepPlan",
-    "Unsupported", "VarPlan", "entry_yields", "is_internal",
-    "blocks_of", "branch_targets", "build_plan", "escape_braces", "memref_type_of", "nested", "statements", "unsupported", "view_safe",
+    "GROW_AUTO", "GROW_LOG", "GROW_PREFIX", "GROW_REBIND", "GROW_RESIZABLE", "GROW_TABLE", "GROW_VIEW", "HEADER_WORDS", "ForkAnalysis", "StepAnalysis",
+    "Unsupported", "VarLayout", "entry_yields", "is_internal",
+    "blocks_of", "branch_targets", "analyze_step", "escape_braces", "memref_type_of", "nested", "statements", "unsupported", "view_safe",
 ]  # fmt: skip
