@@ -252,21 +252,32 @@ def test_double_buffered_shared_cache_matches_numpy() -> None:
 
 
 @settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
-@given(M=st.integers(1, 40), N=st.integers(1, 40), K=st.integers(1, 24), tile=st.sampled_from([4, 8, 16]),
-       k_tile=st.sampled_from([None, 4, 8]), caches=st.sampled_from(["none", "shared", "shared-double", "private"]))
+@given(M=st.integers(1, 40), N=st.integers(1, 40), K=st.integers(1, 24), tile=st.sampled_from([2, 4, 8, 16]),
+       k_tile=st.sampled_from([None, 2, 4, 8]),
+       caches=st.sampled_from(["none", "shared", "shared-double", "private", "all"]))  # fmt: skip
 def test_random_gpu_plans_match_numpy(M, N, K, tile, k_tile, caches) -> None:
-    """Shapes that do not divide the blocks, every cache kind, k split or not."""
-    if caches.startswith("shared") and not k_tile:
+    """Shapes that do not divide the blocks, every cache kind and their mix, k split or not."""
+    plan = cached_plan(M, N, K, tile, k_tile, caches)
+    run(plan, M, N, K, seed=M * 1000 + N)
+
+
+def cached_plan(M, N, K, tile, k_tile, caches):
+    if caches in ("shared", "shared-double", "all") and not k_tile:
         k_tile = 8  # a shared tile is filled outside the thread loops: above them, at a k chunk
     plan, (i, j, k, ii, jj, kk) = blocked_plan(M, N, K, tile=tile, k_tile=k_tile)
     arrays = {a.name: a for a in plan._arrays()}
-    if caches.startswith("shared"):
-        double = caches == "shared-double"
-        plan.cache(arrays["A"], index=ii, location=MS.SHARED, double_buffer=double)
-        plan.cache(arrays["B"], index=ii, location=MS.SHARED)
-    elif caches == "private":
+    if caches in ("shared", "shared-double", "all"):
+        plan.cache(arrays["A"], index=ii, location=MS.SHARED, double_buffer=caches != "shared")
+        plan.cache(arrays["B"], index=ii, location=MS.SHARED, double_buffer=caches == "all")
+    if caches in ("private", "all"):
         plan.cache(arrays["C"], index=kk or k, location=MS.PRIVATE)
-    run(plan, M, N, K, seed=M * 1000 + N)
+    return plan
+
+
+def test_a_private_cache_of_unit_dims_across_barriers() -> None:
+    """A 1x1 private cache living across the shared fills' barriers: the emulation's per-thread row
+    kept both unit dims (it dropped them and the loads lost their indices)."""
+    run(cached_plan(1, 1, 1, 2, None, "all"), 1, 1, 1)
 
 
 def test_accera_gpu_only_plan_options() -> None:

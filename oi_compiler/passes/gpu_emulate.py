@@ -35,6 +35,8 @@ code becomes a `func.call` of the emulated kernel.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 
 from xdsl.dialects import arith, func, gpu, memref, scf
@@ -514,8 +516,9 @@ class _KernelEmulation:
                 big = self.expanded[value]
                 shape = value.type.get_shape()
                 rank = len(shape)
-                ty = memref.SubviewOp.infer_result_type(big.type, [thread, *[0] * rank], [1, *shape],
-                                                        [1] * (rank + 1), reduce_rank=True)  # fmt: skip
+                strides = [math.prod(shape[d + 1 :]) for d in range(rank)]  # the row's, row-major
+                ty = MemRefType(value.type.element_type, list(shape), StridedLayoutAttr(strides, None))  # only
+                # the thread dim is dropped: inferring the type would drop every unit dim too
                 view = memref.SubviewOp.get(big, [thread, *[0] * rank], [1, *shape], [1] * (rank + 1), ty)
                 mapper[value] = self._put(view, point, value.name_hint)
                 continue
