@@ -49,11 +49,11 @@ builtin.module attributes {oi_table.state_layout = #oi_table.layout<words 19, bl
   func.func @step(%s: memref<?xi64>, %bad: i1, %n: index) -> i32 {
     %size = oi_table.word @K "size.0" : index
     oi_table.set_word @K "size.0", %n
-    %data = oi_table.buffer @K "data"(%size) : memref<?x4xf32>
+    %data = oi_table.buffer @K "data" (%size) : memref<?x4xf32>
     %stamp = oi_table.word @oi.state "step_stamp" : index
     func.call @use(%data, %stamp) : (memref<?x4xf32>, index) -> ()
-    oi_table.check %bad, <CacheError "slice end {0} before start {1}" at loc("g.oi":3:4) node "cache.read K[0..t] >> keys" block "entry">(%size, %n)
-    oi_table.grow "table" @K "data"(%n, %n)
+    oi_table.check %bad, <CacheError "slice end {0} before start {1}" at loc("g.oi":3:4) node "cache.read K[0..t] >> keys" block "entry"> (%size, %n)
+    oi_table.grow "table" @K "data" (%n, %n)
     oi_table.fail <ExecutionError "boom" at loc(unknown) node "" block "">
     %0 = arith.constant 0 : i32
     func.return %0 : i32

@@ -1,4 +1,4 @@
-// --lower-undo-log: each `oi_table.journal @K "data"[%offset, %nbytes]` becomes a call of the
+// --lower-undo-log: each `oi_table.journal @K "data" [%offset, %nbytes]` becomes a call of the
 // shared `@oi_log(state, word, offset, nbytes)` (added to the module when missing), whose
 // non-zero code leaves the step; the word is where --assign-state-slots placed K's data.
 //
@@ -18,7 +18,7 @@ builtin.module attributes {oi_table.state_layout = #oi_table.layout<words 19, bl
     #oi_table.var<@x buffer volatile f32[4] slot 13>, #oi_table.var<@t buffer persistent i32[] slot 14, init 0>,
     #oi_table.var<@K table persistent f32[4] slot 15, indices [p], storage dense>]>} {
   func.func @step(%s: memref<?xi64>, %off: index, %n: index) -> i32 {
-    oi_table.journal @K "data"[%off, %n]
+    oi_table.journal @K "data" [%off, %n]
     %0 = arith.constant 0 : i32
     func.return %0 : i32
   }
@@ -29,7 +29,7 @@ builtin.module attributes {oi_table.state_layout = #oi_table.layout<words 19, bl
 builtin.module {
   func.func @step(%s: memref<?xi64>, %off: index, %n: index) -> i32 {
     // expected-error @+1 {{the table level's ops need the module's state layout: run --assign-state-slots first}}
-    oi_table.journal @K "data"[%off, %n]
+    oi_table.journal @K "data" [%off, %n]
     %0 = arith.constant 0 : i32
     func.return %0 : i32
   }

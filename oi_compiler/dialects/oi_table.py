@@ -392,7 +392,7 @@ class BufferOp(IRDLOperation):
     result = result_def(MemRefType)
 
     traits = traits_def(MemoryReadEffect())
-    assembly_format = "$var $field (`(` $sizes^ `)`)? attr-dict `:` type($result)"
+    assembly_format = "$var $field (` ` `(` $sizes^ `)`)? attr-dict `:` type($result)"
 
     def __init__(self, var: str | None, field: str, sizes, result_type: MemRefType):
         super().__init__(properties={**_symbol(var), "field": StringAttr(field)}, operands=[list(sizes)],
@@ -431,7 +431,7 @@ class CheckOp(IRDLOperation):
     args = var_operand_def(IndexType)
 
     traits = traits_def(MemoryWriteEffect())
-    assembly_format = "$cond `,` $site (`(` $args^ `)`)? attr-dict"
+    assembly_format = "$cond `,` $site (` ` `(` $args^ `)`)? attr-dict"
 
     def __init__(self, cond, site: ErrorSiteAttr, args=()):
         super().__init__(operands=[cond, list(args)], properties={"site": site})
@@ -451,7 +451,7 @@ class FailOp(IRDLOperation):
     args = var_operand_def(IndexType)
 
     traits = traits_def(MemoryWriteEffect())
-    assembly_format = "$site (`(` $args^ `)`)? attr-dict"
+    assembly_format = "$site (` ` `(` $args^ `)`)? attr-dict"
 
     def __init__(self, site: ErrorSiteAttr, args=()):
         super().__init__(operands=[list(args)], properties={"site": site})
@@ -473,7 +473,7 @@ class JournalOp(IRDLOperation):
     nbytes = operand_def(IndexType)
 
     traits = traits_def(MemoryWriteEffect())
-    assembly_format = "$var $field `[` $offset `,` $nbytes `]` attr-dict"
+    assembly_format = "$var $field ` ` `[` $offset `,` $nbytes `]` attr-dict"
 
     def __init__(self, var: str | None, field: str, offset, nbytes):
         super().__init__(properties={**_symbol(var), "field": StringAttr(field)}, operands=[offset, nbytes])
@@ -495,7 +495,7 @@ class GrowOp(IRDLOperation):
     args = var_operand_def(IndexType)
 
     traits = traits_def(MemoryReadEffect(), MemoryWriteEffect())
-    assembly_format = "$kind $var $field (`(` $args^ `)`)? attr-dict"
+    assembly_format = "$kind $var $field (` ` `(` $args^ `)`)? attr-dict"
 
     def __init__(self, kind: str, var: str | None, field: str, args=()):
         super().__init__(properties={"kind": StringAttr(kind), **_symbol(var), "field": StringAttr(field)},
