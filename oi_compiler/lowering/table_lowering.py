@@ -89,7 +89,7 @@ class _Emit:
         self.loc = loc or UnknownLoc()
 
     def __call__(self, op: Operation) -> SSAValue | None:
-        self.rewriter.insert_op(_located(op, self.loc))
+        self.rewriter.insert(_located(op, self.loc))
         return op.results[0] if op.results else None
 
     def index(self, value: int) -> SSAValue:
@@ -114,18 +114,18 @@ class _Words(RewritePattern):
         emit = _Emit(rewriter, op.location)
         slot = emit.index(self.slot(op))
         if isinstance(op, SlotOp):
-            rewriter.replace_op(op, [], [slot])
+            rewriter.replace(op, [], [slot])
         elif isinstance(op, WordOp):
             word = emit(memref.LoadOp.get(_state(op), [slot]))
-            rewriter.replace_op(op, _located(arith.IndexCastOp(word, IndexType()), op.location))
+            rewriter.replace(op, _located(arith.IndexCastOp(word, IndexType()), op.location))
         elif isinstance(op, SetWordOp):
             value = emit(arith.IndexCastOp(op.value, i64))
-            rewriter.replace_op(op, _located(memref.StoreOp.get(value, _state(op), [slot]), op.location))
+            rewriter.replace(op, _located(memref.StoreOp.get(value, _state(op), [slot]), op.location))
         else:
             name = op.var.root_reference.data
             label = name if op.field.data in ("buffer", "data") else f"{name}.{op.field.data}"
             view = StateViewOp(_state(op), slot, list(op.sizes), op.result.type, label)
-            rewriter.replace_op(op, _located(view, op.location))
+            rewriter.replace(op, _located(view, op.location))
 
 
 class _Checks(RewritePattern):
@@ -147,12 +147,12 @@ class _Checks(RewritePattern):
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter, /) -> None:
         if isinstance(op, FailOp):
             self.fail(_Emit(rewriter, op.location), _state(op), op.site, op.args)
-            rewriter.erase_op(op)
+            rewriter.erase(op)
         elif isinstance(op, CheckOp):
             then = Block()
             self.fail(_BlockEmit(then, op.location), _state(op), op.site, op.args)
             then.add_op(scf.YieldOp())
-            rewriter.replace_op(op, _located(scf.IfOp(op.cond, [], Region(then), Region()), op.location))
+            rewriter.replace(op, _located(scf.IfOp(op.cond, [], Region(then), Region()), op.location))
 
 
 class _BlockEmit(_Emit):
@@ -185,7 +185,7 @@ class _Grow(RewritePattern):
         failed = emit(arith.CmpiOp(result, emit.const(0, i64), "ne"))
         code = arith.ConstantOp(IntegerAttr(CODE_HOST, i32))
         then = Block([code, StepExitOp(code.result), scf.YieldOp()])
-        rewriter.replace_op(op, _located(scf.IfOp(failed, [], Region(then), Region()), op.location))
+        rewriter.replace(op, _located(scf.IfOp(failed, [], Region(then), Region()), op.location))
 
 
 class _Journal(RewritePattern):
@@ -202,7 +202,7 @@ class _Journal(RewritePattern):
         code = emit(func.CallOp("oi_log", [state, slot, op.offset, op.nbytes], [i32]))
         failed = emit(arith.CmpiOp(code, emit.const(0, i32), "ne"))
         then = Block([StepExitOp(code), scf.YieldOp()])
-        rewriter.replace_op(op, _located(scf.IfOp(failed, [], Region(then), Region()), op.location))
+        rewriter.replace(op, _located(scf.IfOp(failed, [], Region(then), Region()), op.location))
 
 
 def lower_undo_log(module: ModuleOp) -> None:
