@@ -81,8 +81,8 @@ def _slot(layout: StateLayout, op: Operation) -> int:
 
 
 class _Emit:
-    """Inserts before the op being rewritten, at its location; constants are emitted in place
-    (canonicalize folds them)."""
+    """Inserts before the op being rewritten, at its location; constants are emitted where they
+    are used (LLVM makes them immediates)."""
 
     def __init__(self, rewriter: PatternRewriter, loc=None):
         self.rewriter = rewriter
