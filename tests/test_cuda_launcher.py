@@ -484,6 +484,141 @@ def test_cuda_bindings_without_a_driver_or_device(monkeypatch, init_error, messa
     assert "OI_GPU_EMULATE=1" in str(info.value)
 
 
+def test_timing_checks_and_packs_once_so_only_launches_lie_between_the_events(monkeypatch, saxpy_ptx) -> None:
+    driver = install_fake(monkeypatch, FakeDriver({"saxpy_exp": saxpy_recipe}))
+    x, y = cuda.to_device(np.zeros(256, np.float32)), cuda.to_device(np.zeros(256, np.float32))
+    kernel = cuda.load_module(saxpy_ptx).function("saxpy_exp", SAXPY)
+    checks = []
+    real_check = cuda.check_arguments
+    monkeypatch.setattr(cuda, "check_arguments", lambda *a: checks.append(a) or real_check(*a))
+    assert len(kernel.time(x, y, 1.0, grid=1, block=256, repeat=3, warmup=2)) == 3
+    assert len(checks) == 1 and len(driver.launches) == 5
+    assert all(values == driver.launches[0][3] for *_, values in driver.launches)
+    np.testing.assert_array_equal(y.get(), np.full(256, 5.0, np.float32))  # 5 launches of y += exp(0)
+
+
+class StickyErrorDriver(FakeDriver):
+    """A launch that faults: the error shows at the synchronize, and every later call fails too."""
+
+    NAMES = {**FakeDriver.NAMES, 700: "CUDA_ERROR_ILLEGAL_ADDRESS"}
+
+    def cuCtxSynchronize(self):
+        return (700,)
+
+    def cuMemFree(self, pointer):
+        self.memory.pop(int(pointer), None)
+        return (700,)
+
+
+def test_a_failed_launch_is_reported_not_the_failing_frees_after_it(monkeypatch, saxpy_ptx) -> None:
+    driver = install_fake(monkeypatch, StickyErrorDriver())
+    kernel = cuda.load_module(saxpy_ptx).function("saxpy_exp", SAXPY)
+    with pytest.raises(ExecutionError, match="cuCtxSynchronize failed: CUDA_ERROR_ILLEGAL_ADDRESS"):
+        kernel(np.zeros(256, np.float32), np.zeros(256, np.float32), 1.0, grid=1, block=256)
+    assert driver.memory == {}  # both temporaries were still freed
+
+
+class FakePyCuda(types.ModuleType):
+    """`pycuda.driver` over host memory: a launch gets the arguments as numpy scalars, as
+    PyCUDA's Function.__call__ packs them, and runs the kernel's recipe on them."""
+
+    class Error(Exception):
+        pass
+
+    def __init__(self, recipes):
+        super().__init__("pycuda.driver")
+        self.recipes, self.launches, self.stack, self.memory = recipes, [], [], {}
+        fake = self
+
+        class Context:
+            def push(self):
+                fake.stack.append(self)
+
+            def pop(self):
+                fake.stack.pop()
+
+            @staticmethod
+            def synchronize():
+                pass
+
+        class Device:
+            @staticmethod
+            def count():
+                return 1
+
+            def __init__(self, index):
+                self.index = index
+
+            def name(self):
+                return "Fake PyCUDA GPU"
+
+            def retain_primary_context(self):
+                return Context()
+
+        self.Context, self.Device = Context, Device
+
+    def init(self):
+        pass
+
+    def module_from_buffer(self, buffer):
+        assert isinstance(buffer, bytes) and buffer.endswith(b"\0")
+        fake = self
+
+        class Module:
+            def get_function(self, name):
+                def function(*args, grid, block, shared=0):
+                    assert all(isinstance(a, np.number) for a in args)
+                    fake.launches.append((name, grid, block, args))
+                    fake.recipes[name]([a.item() for a in args])
+
+                return function
+
+        return Module()
+
+    def mem_alloc(self, nbytes):
+        fake = self
+
+        class Allocation:
+            def __init__(self):
+                self.buffer = (ctypes.c_char * nbytes)()
+                fake.memory[ctypes.addressof(self.buffer)] = self
+
+            def __int__(self):
+                return ctypes.addressof(self.buffer)
+
+            def free(self):
+                fake.memory.pop(int(self))
+
+        return Allocation()
+
+    def memcpy_htod(self, dst, src):
+        ctypes.memmove(dst, src.ctypes.data, src.nbytes)
+
+    def memcpy_dtoh(self, dst, src):
+        ctypes.memmove(dst.ctypes.data, src, dst.nbytes)
+
+
+def test_the_pycuda_launcher_and_its_context_popped_at_exit(monkeypatch, saxpy_ptx) -> None:
+    fake = FakePyCuda({"saxpy_exp": saxpy_recipe})
+    package = types.ModuleType("pycuda")
+    package.driver = fake
+    monkeypatch.setitem(sys.modules, "pycuda", package)
+    monkeypatch.setitem(sys.modules, "pycuda.driver", fake)
+    at_exit = []
+    monkeypatch.setattr(cuda.atexit, "register", at_exit.append)
+    assert cuda.launcher_name() == "pycuda" and cuda.device_name() == "Fake PyCUDA GPU"
+    assert len(fake.stack) == 1
+    x, y = np.linspace(-1, 1, 256, dtype=np.float32), np.ones(256, np.float32)
+    cuda.load_module(saxpy_ptx).function("saxpy_exp", SAXPY)(x, y, 2.0, grid=1, block=256)
+    np.testing.assert_allclose(y, 2 * np.exp(x) + 1, rtol=1e-6)
+    (_, grid, block, args), = fake.launches
+    assert (grid, block) == ((1, 1, 1), (256, 1, 1)) and [a.itemsize for a in args] == [8] * 8 + [4]
+    assert fake.memory == {}
+    (pop,) = at_exit  # PyCUDA aborts at exit when a pushed context is left on its stack
+    pop()
+    assert fake.stack == []
+
+
 # ----------------------------------------------------------------------------- gpu_check.py
 
 
@@ -584,6 +719,72 @@ def test_the_run_half_reports_a_wrong_kernel(monkeypatch, emitted, capsys) -> No
     monkeypatch.setitem(sys.modules, "cupy", None)
     assert gpu_check.run(emitted, rounds=1, repeat=1) == 1
     assert "5 passed, 1 failed" in capsys.readouterr().out
+
+
+def test_the_run_half_goes_on_past_a_kernel_the_driver_refuses(monkeypatch, emitted, capsys) -> None:
+    manifest = json.loads((emitted / "manifest.json").read_text())
+    fake = _recipe_fake(manifest)
+    load = fake.cuModuleLoadData
+    fake.cuModuleLoadData = lambda image: (218, None) if b"gemm_tiled16" in bytes(image) else load(image)
+    install_fake(monkeypatch, fake)
+    monkeypatch.delitem(sys.modules, "oi_gpu_launcher", raising=False)
+    monkeypatch.setitem(sys.modules, "torch", None)
+    monkeypatch.setitem(sys.modules, "cupy", None)
+    assert gpu_check.run(emitted, rounds=1, repeat=1) == 1
+    printed = capsys.readouterr().out
+    assert "gemm_tiled16    FAIL: CUDA driver: cuModuleLoadData failed: CUDA_ERROR_INVALID_PTX" in printed
+    assert "5 passed, 1 failed" in printed
+    timed = [t["name"] for t in json.loads((emitted / "results.json").read_text())["timings"]]
+    assert "gemm_tiled16" not in timed and "gemm_plan_72" in timed and "copy" in timed
+
+
+class FakeTensor:
+    """A PyTorch CUDA tensor over host memory (the fake driver's device memory)."""
+
+    def __init__(self, array):
+        self.array = array
+        self.shape, self.dtype, self.device = array.shape, array.dtype, "cuda"
+
+    @property
+    def __cuda_array_interface__(self):
+        return {"shape": self.shape, "typestr": self.dtype.str, "data": (self.array.ctypes.data, False),
+                "version": 2, "strides": None}  # fmt: skip
+
+    def cuda(self):
+        return FakeTensor(self.array.copy())
+
+    def cpu(self):
+        return self
+
+    def numpy(self):
+        return self.array
+
+
+def _fake_torch():
+    torch = types.ModuleType("torch")
+    torch.backends = types.SimpleNamespace(cuda=types.SimpleNamespace(matmul=types.SimpleNamespace()),
+                                           cudnn=types.SimpleNamespace())  # fmt: skip
+    torch.cuda = types.SimpleNamespace(is_available=lambda: True)
+    torch.from_numpy = FakeTensor
+    torch.empty = lambda shape, dtype, device: FakeTensor(np.empty(shape, dtype))
+    torch.matmul = lambda a, b, out: np.matmul(a.array, b.array, out=out.array)
+    return torch
+
+
+def test_each_gemm_is_timed_against_torch_matmul_of_its_own_shape(monkeypatch, emitted, capsys) -> None:
+    manifest = json.loads((emitted / "manifest.json").read_text())
+    install_fake(monkeypatch, _recipe_fake(manifest))
+    monkeypatch.delitem(sys.modules, "oi_gpu_launcher", raising=False)
+    monkeypatch.setitem(sys.modules, "torch", _fake_torch())
+    monkeypatch.setitem(sys.modules, "cupy", None)
+    assert gpu_check.run(emitted, rounds=1, repeat=1) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("torch tensors in place ok") == 3
+    rows = {line.split()[0]: line for line in printed.splitlines() if line.startswith("gemm_")}
+    assert "x torch.matmul 64x64x64's" in rows["gemm_naive"] and "x torch.matmul 64x64x64's" in rows["gemm_tiled16"]
+    assert "x torch.matmul 72x72x72's" in rows["gemm_plan_72"]  # not the 64x64x64 product's time
+    timed = [t["name"] for t in json.loads((emitted / "results.json").read_text())["timings"]]
+    assert timed.count("torch.matmul 64x64x64") == 1 and timed.count("torch.matmul 72x72x72") == 1
 
 
 def test_the_run_half_imports_neither_xdsl_nor_llvmlite(emitted) -> None:

@@ -692,9 +692,7 @@ builtin.module {
                     memref.store %628, %C[%625, %626] : memref<2048x2048xf32>
                   }
                 } {oi.cache_writeback = "C_cache10"}
-              } else {
               }{oi.bound = "thread_x", oi.index = "j_4"}
-            } else {
             }{oi.bound = "thread_y", oi.index = "i_3"}
             %629 = arith.constant 0 : index
             %630 = arith.constant 1 : index
@@ -1322,13 +1320,9 @@ builtin.module {
                   memref.store %1209, %C[%1206, %1207] : memref<2048x2048xf32>
                 }
               } {oi.cache_writeback = "C_cache10"}
-            } else {
             }{oi.bound = "thread_x", oi.index = "j_4"}
-          } else {
           }{oi.bound = "thread_y", oi.index = "i_3"}
-        } else {
         }{oi.bound = "block_x", oi.index = "j"}
-      } else {
       }{oi.bound = "block_y", oi.index = "i"}
       "gpu.return"() : () -> ()
     }) {sym_name = "gemm_plan_2048", oi.launch = {grid = [#builtin.int<32>, #builtin.int<32>, #builtin.int<1>], block = [#builtin.int<16>, #builtin.int<16>, #builtin.int<1>]}} : () -> ()

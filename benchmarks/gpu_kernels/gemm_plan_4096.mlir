@@ -692,9 +692,7 @@ builtin.module {
                     memref.store %628, %C[%625, %626] : memref<4096x4096xf32>
                   }
                 } {oi.cache_writeback = "C_cache21"}
-              } else {
               }{oi.bound = "thread_x", oi.index = "j_15"}
-            } else {
             }{oi.bound = "thread_y", oi.index = "i_14"}
             %629 = arith.constant 0 : index
             %630 = arith.constant 1 : index
@@ -1322,13 +1320,9 @@ builtin.module {
                   memref.store %1209, %C[%1206, %1207] : memref<4096x4096xf32>
                 }
               } {oi.cache_writeback = "C_cache21"}
-            } else {
             }{oi.bound = "thread_x", oi.index = "j_15"}
-          } else {
           }{oi.bound = "thread_y", oi.index = "i_14"}
-        } else {
         }{oi.bound = "block_x", oi.index = "j"}
-      } else {
       }{oi.bound = "block_y", oi.index = "i"}
       "gpu.return"() : () -> ()
     }) {sym_name = "gemm_plan_4096", oi.launch = {grid = [#builtin.int<64>, #builtin.int<64>, #builtin.int<1>], block = [#builtin.int<16>, #builtin.int<16>, #builtin.int<1>]}} : () -> ()

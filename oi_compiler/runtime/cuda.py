@@ -37,6 +37,7 @@ machine that has numpy and a launcher and not the compiler.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import importlib.util
 import os
@@ -502,7 +503,7 @@ class _DriverLauncher:
 
     def launch(self, function: Any, grid: tuple[int, ...], block: tuple[int, ...], flat, shared: int) -> None:
         self.current()
-        params = ParamBlock(flat)
+        params = flat if isinstance(flat, ParamBlock) else ParamBlock(flat)  # alive until the call returns
         self._call("cuLaunchKernel", function, *grid, *block, shared, self._stream(), params.address, 0)
 
     def synchronize(self) -> None:
@@ -537,11 +538,21 @@ class _PyCudaLauncher:
             self.dev = cuda.Device(index)
             self.context = self.dev.retain_primary_context()
             self.context.push()
+            atexit.register(self._pop_context)
         except GpuUnavailableError:
             raise
         except Exception as e:  # noqa: BLE001 - pycuda.driver.Error, RuntimeError without a driver
             raise GpuUnavailableError(f"PyCUDA could not open a CUDA device: {e}; {EMULATE_HINT}") from None
         self._allocations: dict[int, Any] = {}
+
+    def _pop_context(self) -> None:
+        """At exit: PyCUDA aborts the process ("The context stack was not empty upon module
+        cleanup") when a pushed context is still on its stack, so pop ours, as
+        pycuda.autoprimaryctx does."""
+        try:
+            self.context.pop()
+        except Exception:  # noqa: BLE001 - already popped, or the driver is gone
+            pass
 
     def _wrap(self, what: str, call: Callable[[], Any]) -> Any:
         try:
@@ -581,6 +592,7 @@ class _PyCudaLauncher:
             self._wrap("memcpy_dtod", lambda: self.cuda.memcpy_dtod(dst, src, nbytes))
 
     def launch(self, function: Any, grid: tuple[int, ...], block: tuple[int, ...], flat, shared: int) -> None:
+        flat = flat.flat if isinstance(flat, ParamBlock) else flat
         values = [np.dtype("<" + code).type(value) for code, value in flat]
         self._wrap("launch", lambda: function(*values, grid=grid, block=block, shared=shared))
 
@@ -788,16 +800,29 @@ class GpuFunction:
                     out = np.empty(arg.shape, arg.value.dtype)
                     current.dtoh(out, copies[i])
                     arg.value[...] = out
-        finally:
+        except BaseException:
+            # after a failed launch (a sticky error such as CUDA_ERROR_ILLEGAL_ADDRESS) cuMemFree
+            # fails too: free what can be freed and report the first error, not the free's
             for pointer in copies.values():
-                current.free(pointer)
+                try:
+                    current.free(pointer)
+                except ExecutionError:
+                    pass
+            raise
+        for pointer in copies.values():
+            current.free(pointer)
 
     def time(self, *args: object, grid: object, block: object, repeat: int = 10, warmup: int = 2,
              shared: int = 0) -> list[float]:  # fmt: skip
         """GPU milliseconds of each of `repeat` launches (device arrays, so nothing is copied)."""
         if any(isinstance(a, np.ndarray) for a in args):
             raise ExecutionError(f"GPU kernel @{self.name}: time() takes device arrays (to_device), not numpy arrays")
-        return time_ms(lambda: self(*args, grid=grid, block=block, shared=shared, sync=False), repeat, warmup)
+        # checked and packed once: between a launch's two events only the launch itself runs on
+        # the host (the events time the stream, so host work there would count as GPU time)
+        dims = launch_dims(grid, block)
+        params = ParamBlock(kernel_parameters(check_arguments(self.name, self.signature, args)))
+        current, handle = self.module._launcher, self._handle
+        return time_ms(lambda: current.launch(handle, *dims, params, int(shared)), repeat, warmup)
 
 
 class GpuModule:
