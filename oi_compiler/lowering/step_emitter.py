@@ -249,36 +249,22 @@ class StepEmitter:
             self.ir.loc = outer
 
     def lower_statement(self, op: Operation) -> None:
-        if isinstance(op, KernelOp):
-            self.kernel(op)
-        elif isinstance(op, CacheWriteOp):
-            self.cache_write(op)
-        elif isinstance(op, CacheReadOp):
-            self.cache_read(op)
-        elif isinstance(op, CacheIncrementOp | CacheDecrementOp):
-            self.cache_step(op)
-        elif isinstance(op, CacheResetOp):
-            self.cache_reset(op)
-        elif isinstance(op, LoopOp):
-            self.loop(op)
-        elif isinstance(op, BranchOp):
-            self.branch(op)
-        elif isinstance(op, AssignOp):  # the host made the zero buffer; the temporary exists from now
-            var = self.plan.vars.get(op.var_name)
-            if var is not None and var.temp and var.kind == "resizable":
-                self.assign_resizable(op, var)
-            elif var is not None and var.temp:
-                self.ir.set_word(var.exists_slot, self.ir.const(1))
-        elif isinstance(op, TransferOp):
-            self.transfer(op)
-        elif isinstance(op, YieldOp):  # outside the entry, `statements` ends the block instead
-            self.yield_(op)
-        elif isinstance(op, AwaitOp):
-            self.await_(op)
-        elif isinstance(op, BarrierOp | DepOp | ReturnOp):
-            pass  # return: `statements` stops after it
-        else:
+        """The statement's table-level code: one method per statement kind (`STATEMENT_LOWERINGS`)."""
+        lowering = STATEMENT_LOWERINGS.get(type(op))
+        if lowering is None:
             raise unsupported(f"statement {op.name}", op)
+        lowering(self, op)
+
+    def assign(self, op: AssignOp) -> None:
+        """The host made the zero buffer; the temporary exists from now."""
+        var = self.plan.vars.get(op.var_name)
+        if var is not None and var.temp and var.kind == "resizable":
+            self.assign_resizable(op, var)
+        elif var is not None and var.temp:
+            self.ir.set_word(var.exists_slot, self.ir.const(1))
+
+    def nothing(self, op: Operation) -> None:
+        """barrier and dep do nothing; return: `statements` stops after it."""
 
     def assign_resizable(self, op: AssignOp, var: VarLayout) -> None:
         """`assign t` on a temporary a `cache.read` also fills: zeros of its declared shape, unless it exists."""
@@ -1209,6 +1195,27 @@ def _strided_like(ty: MemRefType, table: VarLayout) -> MemRefType:
         running *= d
     lead = len(ty.get_shape()) - len(entry)
     return MemRefType(ty.element_type, list(ty.get_shape()), StridedLayoutAttr([None] * lead + strides, None))
+
+
+#: each statement kind's lowering to the table level (outside the entry, a `yield` ends its block:
+#: `statements` handles that)
+STATEMENT_LOWERINGS = {
+    KernelOp: StepEmitter.kernel,
+    CacheWriteOp: StepEmitter.cache_write,
+    CacheReadOp: StepEmitter.cache_read,
+    CacheIncrementOp: StepEmitter.cache_step,
+    CacheDecrementOp: StepEmitter.cache_step,
+    CacheResetOp: StepEmitter.cache_reset,
+    LoopOp: StepEmitter.loop,
+    BranchOp: StepEmitter.branch,
+    AssignOp: StepEmitter.assign,
+    TransferOp: StepEmitter.transfer,
+    YieldOp: StepEmitter.yield_,
+    AwaitOp: StepEmitter.await_,
+    BarrierOp: StepEmitter.nothing,
+    DepOp: StepEmitter.nothing,
+    ReturnOp: StepEmitter.nothing,
+}
 
 
 def emit_step(plan: StepAnalysis) -> list[func.FuncOp]:
