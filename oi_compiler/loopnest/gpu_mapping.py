@@ -33,11 +33,12 @@ from xdsl.dialects.builtin import (
     MemRefType,
     StringAttr,
 )
-from xdsl.ir import Block, BlockArgument, Operation, Region, SSAValue
+from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.rewriter import InsertPoint, Rewriter
 
 from oi_compiler.errors import ScheduleError
 from oi_compiler.loopnest.attrs import to_py
+from oi_compiler.loopnest.races import refuse_races
 
 LAUNCH_ATTR = "oi.launch"
 SHARED_SPACE = 3
@@ -72,7 +73,7 @@ def map_nest(nest) -> None:
     for index in bind:
         if index not in loops:
             raise ScheduleError(f"bind: {index} is not a loop of the schedule")
-    _refuse_races(nest, [loop for i in bind for loop in loops[i]])
+    refuse_races(nest, [loop for i in bind for loop in loops[i]], "bind", "bound to the grid, its threads would race")
     sizes = {"block": {"x": 1, "y": 1, "z": 1}, "thread": {"x": 1, "y": 1, "z": 1}}
     for index, unit in bind.items():
         kind, dim = _UNITS[unit]
@@ -119,39 +120,6 @@ def _check_launch(sizes: dict, max_threads: int) -> None:
         if grid[dim] > limit:
             raise ScheduleError(f"Invalid grid dimensions: {grid['x']}x{grid['y']}x{grid['z']} "
                                 f"(at most {limit} blocks in {dim})")  # fmt: skip
-
-
-def _refuse_races(nest, bound: list[scf.ForOp]) -> None:
-    """A bound loop whose body stores to an argument array without depending on its variable
-    would have several blocks or threads write the same element."""
-    memo: dict[SSAValue, frozenset] = {}
-    arguments = set(nest.operands)
-    for loop in bound:
-        for op in loop.body.walk():
-            if not isinstance(op, memref.StoreOp) or op.memref not in arguments:
-                continue
-            if not any(loop in _loops_of(v, memo) for v in op.indices):
-                name = loop.attributes["oi.index"].data
-                array = nest.array_names[list(nest.operands).index(op.memref)]
-                raise ScheduleError(f"bind: the logic reduces over {name} (every iteration of {name} updates "
-                                    f"the same elements of {array}): bound to the grid, its threads would race")  # fmt: skip
-
-
-def _loops_of(value: SSAValue, memo: dict) -> frozenset:
-    """The loops whose variables `value` depends on (a loop's variable depends on its bounds)."""
-    if value in memo:
-        return memo[value]
-    memo[value] = frozenset()  # cycles cannot occur in SSA, but keep the walk finite
-    if isinstance(value, BlockArgument):
-        loop = value.block.parent_op()
-        found = frozenset()
-        if isinstance(loop, scf.ForOp) and value is loop.body.block.args[0]:
-            found = frozenset({loop}) | _loops_of(loop.lb, memo) | _loops_of(loop.ub, memo)
-    else:
-        found = frozenset().union(*(_loops_of(v, memo) for v in value.owner.operands)) \
-            if value.owner.operands else frozenset()  # fmt: skip
-    memo[value] = found
-    return found
 
 
 # --- binding ----------------------------------------------------------------------------------

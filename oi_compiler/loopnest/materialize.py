@@ -86,6 +86,11 @@ def materialize(nest: NestOp) -> None:
     old_block = nest.body.detach_block(0)
     nest.body.add_block(body)
     old_block.erase(safe_erase=False)
+    if parallel:  # the outermost loop's chunks run at once: it must not be a reduction
+        from oi_compiler.loopnest.races import refuse_races
+
+        outer = [op for op in body.ops if isinstance(op, scf.ForOp) and "oi.parallel" in op.attributes]
+        refuse_races(nest, outer, "parallelize", "run by several threads at once, its chunks would race")
     nest.attributes["oi.scheduled"] = UnitAttr()
     nest.attributes.pop(SCHEDULE, None)
     remaining = {k: v for k, v in plan.items() if k in ("caches", "target", "bind") and v}  # for --cache, --map-gpu

@@ -31,8 +31,9 @@ class CpuExecutor(Executor):
         try:  # the hot path: a bare try, no context manager
             items = {**(values or {}), **named} if values else named
             converted = [(name, self._converted(name, value)) for name, value in items.items()]  # all or none
-            for name, array in converted:
-                self.native.insert(self.native.plan.vars[name], array)
+            with self.lock:
+                for name, array in converted:
+                    self.native.insert(self.native.plan.vars[name], array)
         except OiError:
             raise
         except Exception as e:  # a bug: one diagnostic
@@ -40,13 +41,14 @@ class CpuExecutor(Executor):
         return self
 
     def step(self) -> None:
-        try:
-            self.native.run()
-        except OiError:
-            raise
-        except Exception as e:  # a bug (in the host's grow callback, say): one diagnostic
-            raise internal_error(e, "step") from e
-        self.steps += 1
+        with self.lock:  # one native step at a time: the step and its grow callbacks share the state
+            try:
+                self.native.run()
+            except OiError:
+                raise
+            except Exception as e:  # a bug (in the host's grow callback, say): one diagnostic
+                raise internal_error(e, "step") from e
+            self.steps += 1
         return None
 
     run_step = step

@@ -19,6 +19,7 @@ leaves every persistent variable as it was before the step.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -101,9 +102,14 @@ class Simulator:
 
 
 class Executor:
-    """One run of a graph: its variables, its persistent state and its trace."""
+    """One run of a graph: its variables, its persistent state and its trace.
+
+    An executor may be shared between threads: `insert`, `step`, `reset`, `save_state` and
+    `load_state` run one at a time (`self.lock`, reentrant: hold it to make an insert and its
+    step one unit), so two threads' steps never interleave."""
 
     def __init__(self, sim: Simulator):
+        self.lock = threading.RLock()
         self.sim = sim
         self.bound = sim.bound
         self.events: list[TraceEvent] = []
@@ -158,14 +164,15 @@ class Executor:
 
     def step(self) -> TraceEvent | None:
         """Run the entry block once; returns the last trace event (None without tracing)."""
-        try:
-            event = self.interpreter.run_step()
-        except OiError:
-            raise
-        except Exception as e:  # a bug; the interpreter names the statement of its own
-            raise internal_error(e, "step") from e
-        self.steps += 1
-        return event
+        with self.lock:
+            try:
+                event = self.interpreter.run_step()
+            except OiError:
+                raise
+            except Exception as e:  # a bug; the interpreter names the statement of its own
+                raise internal_error(e, "step") from e
+            self.steps += 1
+            return event
 
     run_step = step
 
@@ -207,9 +214,9 @@ class Executor:
 
     def reset(self) -> None:
         """Back to a fresh executor: state, variables, trace and step count."""
-        self.events = []
-        self.steps = 0
-        with stage("reset"):
+        with self.lock, stage("reset"):
+            self.events = []
+            self.steps = 0
             self._fresh_state()
 
     # --- checkpoints ---------------------------------------------------------------
@@ -225,7 +232,7 @@ class Executor:
         """Write the executor's state to `path` atomically (see `state_file`)."""
         from oi_compiler.runtime.state_file import save_state
 
-        with stage("save-state"):
+        with self.lock, stage("save-state"):
             try:
                 return save_state(self, Path(path))
             except OSError as e:
@@ -235,7 +242,7 @@ class Executor:
         """Restore a state saved by `save_state`; a corrupt or mismatched file changes nothing."""
         from oi_compiler.runtime.state_file import load_state
 
-        with stage("load-state"):
+        with self.lock, stage("load-state"):
             try:
                 load_state(self, Path(path))
             except StateError as e:
