@@ -702,3 +702,24 @@ def test_const_and_temp_arrays() -> None:
 def test_const_array_needs_data() -> None:
     with pytest.raises(oi.ScheduleError, match="CONST array needs its data"):
         oi.Array(role=oi.Role.CONST, shape=(3,))
+
+
+def test_a_one_dimensional_nest_unpacks_as_accera_tests_write_it() -> None:
+    """`i, = nest.get_indices()` (Accera's own tests) used to fail: a 1-D nest's index is returned
+    as a sequence to a caller that unpacks it, and as the index itself to `i = ...`."""
+    A = oi.Array(role=oi.Role.INPUT_OUTPUT, shape=(8,))
+    nest = oi.Nest((8,))
+    (i,) = nest.get_indices()
+    assert isinstance(i, oi.LoopIndex) and i.name == "i"
+    j = oi.Nest((8,)).get_indices()
+    assert isinstance(j, oi.LoopIndex) and j.name == "j"
+    k, = oi.Nest((8,)).get_indices()  # fmt: skip
+    assert isinstance(k, oi.LoopIndex) and k.name == "k"
+
+    @nest.iteration_logic
+    def _():
+        A[i] += 1.0
+
+    a = np.zeros(8, np.float32)
+    nest.create_plan().build()(a)
+    np.testing.assert_array_equal(a, np.ones(8, np.float32))

@@ -26,6 +26,7 @@ is made by `plan.module`, and `plan.build()` runs `--tile --cache --double-buffe
 
 from __future__ import annotations
 
+import dis
 import enum
 import inspect
 import itertools
@@ -158,13 +159,27 @@ def _assigned_names(count: int, fallback: str) -> list[str]:
         start = line.rfind(";", 0, column) + 1
         end = line.find(";", column)
         line = line[start : end if end >= 0 else len(line)]
-    match = re.match(r"\s*([A-Za-z_][\w\s,()\[\]]*?)\s*=(?!=)", line)
+    match = re.match(r"\s*([(\[]?\s*[A-Za-z_][\w\s,()\[\]]*?)\s*=(?!=)", line)
     if match:
         names = [n.strip(" ()[]") for n in match.group(1).split(",")]
         names = [n for n in names if n]
         if len(names) == count and all(n.isidentifier() for n in names):
             return names
     return [f"{fallback}{next(_counter)}" for _ in range(count)]
+
+
+def _unpacks_one_name() -> bool:
+    """Whether the user code that called the API method calling us unpacks its result into one
+    name (`i, = ...`): the bytecode after the call is `UNPACK_SEQUENCE 1`."""
+    frame = inspect.currentframe()
+    try:
+        caller = frame.f_back.f_back if frame and frame.f_back else None
+        if caller is None:
+            return False
+        after = [ins for ins in dis.get_instructions(caller.f_code) if ins.offset > caller.f_lasti]
+    finally:
+        del frame
+    return bool(after) and after[0].opname == "UNPACK_SEQUENCE" and after[0].arg == 1
 
 
 # ----------------------------------------------------------------------------- index expressions
@@ -392,7 +407,9 @@ class Nest:
     def get_indices(self) -> tuple[LoopIndex, ...]:
         if self._indices is None:
             self._indices = [LoopIndex(n) for n in _assigned_names(len(self.shape), "i")]
-        return tuple(self._indices) if len(self._indices) > 1 else self._indices[0]
+        if len(self._indices) > 1 or _unpacks_one_name():
+            return tuple(self._indices)  # `i, = nest.get_indices()` (Accera's tests) gets a sequence
+        return self._indices[0]
 
     def iteration_logic(self, logic: Callable | None = None, predicate=None, placement=None):
         if predicate is not None or placement is not None:
