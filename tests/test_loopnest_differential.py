@@ -36,6 +36,7 @@ the property while the bug is open, then a plain regression test once it is fixe
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import warnings
@@ -1386,9 +1387,13 @@ def apply_plan(d: PlanDraw, problem: Problem, facts: set[str]):
         if _boundary_loop(chain, pos, problem.dims[dim_of[name]]):
             facts.add("unswitched mark")
             event(f"{mark} of a boundary loop (unswitched)")
-    if d.parallel is not None:
+    # threads may only split a loop every written element depends on (parallelizing a reduction
+    # is refused: tests/test_concurrency.py)
+    stored = [{x.name for e in idx for x in e.terms} for _, idx, _ in problem.nest.logic]
+    reduced = {dim_of[n] for n in problem.index if not all(n in names for names in stored)}
+    if d.parallel is not None and dim_of[order[0]] not in reduced:
         count, threads = d.parallel
-        outer_loops = order[: min(count, len(order))]
+        outer_loops = list(itertools.takewhile(lambda n: dim_of[n] not in reduced, order[:count]))
         plan.parallelize([loops[n] for n in outer_loops], max_threads=threads)
         note(f"parallelize({outer_loops}, max_threads={threads})")
         event("parallelize")
