@@ -492,3 +492,26 @@ def test_model_file_supplies_sizes_and_weights(capsys, tmp_path) -> None:
     code, out, err = run(capsys, path, "--model", model, "--fetch", "y")
     assert code == 0, err
     assert fetched(out, "y") == ["[ 3., -4.]"]
+
+
+def test_help_says_what_feed_takes(capsys) -> None:
+    """`--feed`'s help said "(see above)" with nothing above it (issue #15 item 15)."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "see above" not in text
+    assert "a number, a JSON list, or a .npy file" in text and "row i at step i" in text
+
+
+@pytest.mark.parametrize("device", ["reference", "cpu"])
+def test_step_returns_what_its_docstring_says(device: str) -> None:
+    import oi_compiler as oi
+
+    graph = oi.parse_graph("dynamic { x: f32[2]; }\npersistent { t: i32 @init(0); }\n"
+                           "block entry { cache.increment t; }\n", "s.oi")  # fmt: skip
+    event = oi.Simulator(None, graph, device=device).make_executor().step()
+    if device == "cpu":
+        assert event is None
+    else:  # without with_trace(), the last node's event all the same
+        assert event is not None and event.node_desc.startswith("cache.increment")

@@ -163,7 +163,9 @@ class Executor:
         return array
 
     def step(self) -> TraceEvent | None:
-        """Run the entry block once; returns the last trace event (None without tracing)."""
+        """Run the entry block once. Returns the step's last event (the last node it ran; whether
+        or not `with_trace()` records events), None when the step ran no node; `device="cpu"`
+        always returns None (the compiled step runs as one function)."""
         with self.lock:
             try:
                 event = self.interpreter.run_step()

@@ -41,7 +41,8 @@ def _arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=1, help="how many steps to run (default 1)")
     p.add_argument("--device", default="reference", help="reference (numpy; default) or cpu (compiled)")
     p.add_argument("--feed", action="append", default=[], metavar="NAME=FILE.npy|VALUE",
-                   help="a dynamic variable's value (see above)")
+                   help="a dynamic variable's value: a number, a JSON list, or a .npy file of its shape "
+                        "(the same each step) or with a leading axis of length --steps (row i at step i)")
     p.add_argument("--fetch", nargs="+", action="extend", default=[], metavar="NAME",
                    help="variables to print after each step")
     p.add_argument("--trace", action="store_true", help="print one line per executed node")
