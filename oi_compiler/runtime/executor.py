@@ -142,7 +142,8 @@ class Executor:
         with stage("insert"):
             items = {**(values or {}), **named}
             converted = {name: self._converted(name, value) for name, value in items.items()}
-            self.values.update(converted)
+            with self.lock:  # never between two nodes of another thread's step
+                self.values.update(converted)
         return self
 
     def _converted(self, name: str, value: Any) -> np.ndarray:
