@@ -145,16 +145,21 @@ def _target(target) -> Target:
 _counter = itertools.count()
 
 
+def _user_frame():
+    """The frame of the user code that called the API method whose helper calls us (`i, j =
+    nest.get_indices()`: get_indices -> _assigned_names -> here), or None."""
+    frame = inspect.currentframe()
+    for _ in range(3):  # ends on the user's frame: nothing keeps this one alive
+        frame = frame.f_back if frame else None
+    return frame
+
+
 def _assigned_names(count: int, fallback: str) -> list[str]:
     """The names on the left of the `=` in the statement of user code that called the API
     method calling us (`ii, jj = schedule.tile(...)`), else fresh names."""
-    frame = inspect.currentframe()
-    try:
-        caller = frame.f_back.f_back if frame and frame.f_back else None
-        line = linecache.getline(caller.f_code.co_filename, caller.f_lineno) if caller else ""
-        column = inspect.getframeinfo(caller).positions.col_offset if caller and line else None
-    finally:
-        del frame
+    caller = _user_frame()
+    line = linecache.getline(caller.f_code.co_filename, caller.f_lineno) if caller else ""
+    column = inspect.getframeinfo(caller).positions.col_offset if caller and line else None
     if column is not None:  # `X = oi.Array(...); Y = oi.Array(...)`: the statement at the call
         start = line.rfind(";", 0, column) + 1
         end = line.find(";", column)
@@ -171,14 +176,8 @@ def _assigned_names(count: int, fallback: str) -> list[str]:
 def _unpacks_one_name() -> bool:
     """Whether the user code that called the API method calling us unpacks its result into one
     name (`i, = ...`): the bytecode after the call is `UNPACK_SEQUENCE 1`."""
-    frame = inspect.currentframe()
-    try:
-        caller = frame.f_back.f_back if frame and frame.f_back else None
-        if caller is None:
-            return False
-        after = [ins for ins in dis.get_instructions(caller.f_code) if ins.offset > caller.f_lasti]
-    finally:
-        del frame
+    caller = _user_frame()
+    after = [ins for ins in dis.get_instructions(caller.f_code) if ins.offset > caller.f_lasti] if caller else []
     return bool(after) and after[0].opname == "UNPACK_SEQUENCE" and after[0].arg == 1
 
 

@@ -25,6 +25,7 @@ from oi_compiler.dialects.oi_nest import NestOp
 from oi_compiler.errors import ScheduleError
 from oi_compiler.loopnest.attrs import to_attr, to_py
 from oi_compiler.loopnest.forms import emit_map, form_of, index_const
+from oi_compiler.loopnest.races import refuse_races
 from oi_compiler.loopnest.schedule import ScheduleModel
 
 SCHEDULE = "oi.schedule"
@@ -87,8 +88,6 @@ def materialize(nest: NestOp) -> None:
     nest.body.add_block(body)
     old_block.erase(safe_erase=False)
     if parallel:  # the outermost loop's chunks run at once: it must not be a reduction
-        from oi_compiler.loopnest.races import refuse_races
-
         outer = [op for op in body.ops if isinstance(op, scf.ForOp) and "oi.parallel" in op.attributes]
         refuse_races(nest, outer, "parallelize", "run by several threads at once, its chunks would race")
     nest.attributes["oi.scheduled"] = UnitAttr()
