@@ -6,12 +6,15 @@ gave `cold compile 0.055-0.10 s, memory hit 0.004-0.007 s, disk hit (fresh proce
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import struct
 import subprocess
 import sys
 import textwrap
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -198,3 +201,144 @@ def test_key_covers_ir_target_and_toolchain():
 def test_default_directory_is_under_the_home_cache(monkeypatch):
     monkeypatch.delenv("OI_CACHE_DIR", raising=False)
     assert compile_cache.cache_dir() == Path.home() / ".cache" / "oi_compiler" / "jit"
+
+
+# ----------------------------------------------------------------------------- an untrusted cache directory
+
+PROBE = "import sys; from oi_compiler.backend import compile_cache; print(compile_cache.disk_get(sys.argv[1]))"
+
+OTHER_SOURCE = SOURCE[SOURCE.index("func.func @gelu") :]
+
+
+def disk_get_in_a_bounded_process(directory: Path, key: str) -> str:
+    """`disk_get(key)` in a child with 1 GiB of address space and 30 s: a read that blocks or never
+    ends fails the test instead of hanging it or eating the machine's memory."""
+
+    def limit_memory():
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    env = {**os.environ, "OI_CACHE_DIR": str(directory), "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", PROBE, key], env=env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=30, preexec_fn=limit_memory, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def forget_memory_only() -> None:
+    with compile_cache._lock:
+        compile_cache._memory.clear()
+
+
+@pytest.mark.parametrize("plant", ["fifo", "link to /dev/zero", "link to a good entry"])
+def test_an_entry_that_is_not_a_regular_file_is_a_miss_and_is_replaced(cache_dir, tmp_path, plant):
+    compile_module(parse())
+    entry = only_entry(cache_dir)
+    good = entry.read_bytes()
+    entry.unlink()
+    if plant == "fifo":
+        os.mkfifo(entry)
+    elif plant == "link to /dev/zero":
+        entry.symlink_to("/dev/zero")
+    else:
+        (tmp_path / "elsewhere.oiobj").write_bytes(good)
+        entry.symlink_to(tmp_path / "elsewhere.oiobj")
+    assert disk_get_in_a_bounded_process(cache_dir, entry.stem) == "None"
+    assert compile_cache.disk_get(entry.stem) is None
+
+    forget_memory_only()
+    assert compile_module(parse()).source == "compiled"
+    assert entry.is_file() and not entry.is_symlink() and entry.read_bytes() == good
+
+
+def test_an_entry_over_the_size_limit_is_a_miss(cache_dir, monkeypatch):
+    compile_module(parse())
+    entry = only_entry(cache_dir)
+    good = entry.read_bytes()
+    monkeypatch.setattr(compile_cache, "MAX_ENTRY_BYTES", len(good) - 1)
+    assert compile_cache.disk_get(entry.stem) is None
+    forget_memory_only()
+    assert compile_module(parse()).source == "compiled"  # and not written: it could never be read
+    monkeypatch.setattr(compile_cache, "MAX_ENTRY_BYTES", len(good))
+    assert compile_cache.disk_get(entry.stem) is not None
+
+
+def test_directory_and_entries_are_private(cache_dir):
+    previous = os.umask(0)
+    try:
+        compile_module(parse())
+    finally:
+        os.umask(previous)
+    assert cache_dir.stat().st_mode & 0o777 == 0o700
+    assert only_entry(cache_dir).stat().st_mode & 0o777 == 0o600
+    assert not list(cache_dir.glob("*.tmp"))
+
+
+@pytest.mark.parametrize("why", ["group-writable", "world-writable", "another user's"])
+def test_a_directory_that_is_not_private_is_not_used(cache_dir, monkeypatch, why):
+    compile_module(parse())
+    entry = only_entry(cache_dir)
+    before = entry.stat()
+    forget_memory_only()
+    if why == "another user's":
+        uid = os.getuid()
+        monkeypatch.setattr(os, "getuid", lambda: uid + 1)
+    else:
+        cache_dir.chmod(0o770 if why == "group-writable" else 0o777)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert compile_module(parse()).source == "compiled"  # the planted entry is not loaded
+        assert compile_cache.disk_get(entry.stem) is None
+        compile_cache.clear_cache()
+        assert compile_module(parse()).source == "compiled"
+    (warning,) = [w for w in caught if "compile cache" in str(w.message)]  # one, however often it is used
+    assert warning.category is RuntimeWarning and str(cache_dir) in str(warning.message)
+    after = entry.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)  # neither written nor removed
+
+
+def test_an_entry_under_another_key_is_a_miss_and_is_rewritten(cache_dir):
+    compile_module(parse())
+    first = only_entry(cache_dir)
+    compile_module(parse(OTHER_SOURCE))
+    (other,) = set(cache_dir.glob("*.oiobj")) - {first}
+    good = other.read_bytes()
+    other.write_bytes(first.read_bytes())  # a valid entry, checksum and all, under the wrong name
+    forget_memory_only()
+    assert compile_cache.disk_get(other.stem) is None
+    assert compile_module(parse(OTHER_SOURCE)).source == "compiled"
+    assert other.read_bytes() == good
+
+
+@pytest.mark.parametrize("forgery", ["garbage with its checksum", "another compiler's entry"])
+def test_a_checksummed_entry_not_bound_to_this_compiler_and_key_is_a_miss(cache_dir, monkeypatch, forgery):
+    compile_module(parse())
+    entry = only_entry(cache_dir)
+    good = entry.read_bytes()
+    if forgery == "garbage with its checksum":  # an object file "\xde\xad\xbe\xef" and empty IR
+        body = struct.pack("<Q", 4) + b"\xde\xad\xbe\xef" + struct.pack("<Q", 0)
+        entry.write_bytes(compile_cache._MAGIC + hashlib.sha256(body).digest() + body)
+    else:
+        stored = compile_cache.disk_get(entry.stem)
+        with monkeypatch.context() as patch:
+            patch.setattr(compile_cache, "COMPILER", "oi_compiler 0.0.1, llvmlite 0.1, cache format 0")
+            compile_cache.disk_put(entry.stem, stored)
+        assert entry.read_bytes() != good
+    forget_memory_only()
+    assert compile_cache.disk_get(entry.stem) is None
+    assert compile_module(parse()).source == "compiled"
+    assert entry.read_bytes() == good
+
+
+def test_the_writer_does_not_follow_a_link_at_its_temporary_name(cache_dir, tmp_path, monkeypatch):
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    cache_dir.mkdir(mode=0o700)
+    monkeypatch.setattr(compile_cache.secrets, "token_hex", lambda n: "planted")
+    (cache_dir / "k.planted.tmp").symlink_to(victim)
+    compile_cache.disk_put("k", compile_cache.CacheEntry(b"object", "ir"))
+    assert victim.read_bytes() == b"precious"
+    assert (cache_dir / "k.planted.tmp").is_symlink()
+    assert compile_cache.disk_get("k") is None  # the write was given up, not redirected
