@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from oi_compiler.boundary import internal_error, stage
-from oi_compiler.errors import ExecutionError, OiError
+from oi_compiler.errors import ExecutionError, OiError, StateError, exception_summary
 from oi_compiler.lowering.analysis import is_internal
 from oi_compiler.runtime.executor import Executor
 from oi_compiler.runtime.native import NativeState
@@ -97,5 +97,12 @@ class CpuExecutor(Executor):
         return self.native.export()[1]
 
     def restore(self, store: PersistentStore, values: dict[str, np.ndarray], steps: int) -> None:
-        self.native.restore(store, values)
+        """Rebuild the state in new buffers; they replace the old ones only once all are filled."""
+        try:
+            native = NativeState(self.bound, self.sim.native)
+            native.restore(store, values)
+        except (ExecutionError, MemoryError, ValueError) as e:  # init_array's out of memory, numpy's
+            reason = e.message if isinstance(e, OiError) else exception_summary(e)
+            raise StateError(f"cannot restore the state on device 'cpu': {reason}") from None
+        self.native, self.interpreter = native, native.reader
         self.steps = steps

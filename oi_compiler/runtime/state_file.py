@@ -14,11 +14,14 @@ non-persistent buffer the executor holds (upstream keeps those across steps,
 so a restored executor continues bit-identically). Names sharing one buffer
 (a `transfer` alias) are stored once and shared again on load.
 
-Saving writes a temporary file beside the target, flushes it to disk and renames
-it over the target, so a crash leaves either the old file or the new one.
-Loading reads and checks everything before changing anything: a corrupt file, a
-file from another graph, or values that break a declaration raise `StateError`
-and leave the executor as it was.
+Saving writes a temporary file beside the target (`.NAME.tmp-PID-RANDOM`), flushes it
+to disk and renames it over the target, so a crash leaves either the old file or the
+new one; a save first removes the temporaries of its target left by dead processes.
+It refuses a target that exists and is not a regular file (a symlink, FIFO, device,
+directory). Loading reads and checks everything before changing anything: a corrupt
+file, a file from another graph, values that break a declaration, or sizes whose
+dense tensors would not fit in memory raise `StateError` and leave the executor as
+it was; an `.npy` member is read only when its header's size matches the member's.
 """
 
 from __future__ import annotations
@@ -26,9 +29,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
+import re
+import secrets
+import stat
 import struct
-import tempfile
 import zipfile
 import zlib
 from pathlib import Path
@@ -120,8 +126,16 @@ def _describe_storage(storage, arrays: _Arrays) -> dict:
 
 def _write_atomically(path: Path, header: dict, arrays: dict[str, np.ndarray]) -> None:
     path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        raise StateError("cannot write state: the target exists and is not a regular file", subject=str(path))
+    prefix = f".{path.name}.tmp-"
+    _remove_stale_temporaries(path.parent, prefix)
+    tmp = path.parent / f"{prefix}{os.getpid()}-{secrets.token_hex(8)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as f:
             buffer = io.BytesIO()
@@ -131,8 +145,34 @@ def _write_atomically(path: Path, header: dict, arrays: dict[str, np.ndarray]) -
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def _remove_stale_temporaries(directory: Path, prefix: str) -> None:
+    """Remove `PREFIX<pid>-<hex>` files whose process is gone (a save killed midway)."""
+    pattern = re.compile(re.escape(prefix) + r"([0-9]+)-[0-9a-f]+\Z")
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return  # the save itself reports an unusable directory
+    for name in names:
+        match = pattern.match(name)
+        if match and not _alive(int(match.group(1))):
+            try:
+                os.unlink(directory / name)
+            except OSError:
+                pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):  # another user's process (EPERM), or no pid at all: leave it
+        pass
+    return True
 
 
 # --- loading -----------------------------------------------------------------------------
@@ -155,13 +195,25 @@ def load_state(exe: Executor, path: Path) -> None:
     exe.restore(store, values, steps)
 
 
+def memory_limit() -> int:
+    """The most bytes a loaded state may ask for (its members, its tables and `@auto_dim`
+    tensors when dense): the machine's physical memory."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf
+        return 1 << 40
+
+
 def _read(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
     try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise ValueError("a single .npy array, not a state archive")
-        with loaded as archive:
-            arrays = {key: archive[key] for key in archive.files}
+        with zipfile.ZipFile(path) as archive:
+            arrays, budget = {}, memory_limit()
+            for info in archive.infolist():
+                budget -= info.file_size
+                if budget < 0:
+                    raise ValueError("its members are larger than this machine's memory")
+                with archive.open(info) as member:
+                    arrays[info.filename.removesuffix(".npy")] = _read_npy(member, info.file_size)
         header = json.loads(arrays.pop("header").tobytes().decode())
     except FileNotFoundError:
         raise StateError("no such state file") from None
@@ -172,6 +224,22 @@ def _read(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
     return header, arrays
 
 
+def _read_npy(member, size: int) -> np.ndarray:
+    """A `.npy` member of `size` bytes, read only if its header's shape and dtype fill exactly the
+    rest (numpy allocates what a header claims before it finds the data short)."""
+    version = np.lib.format.read_magic(member)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(member)
+    elif version == (2, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(member)
+    else:
+        raise ValueError(f"unexpected .npy version {version}")
+    data = size - member.tell()
+    if dtype.hasobject or math.prod(shape) * dtype.itemsize != data:
+        raise ValueError(f"an array header claims {list(shape)} x {dtype}, its member holds {data} bytes")
+    return np.frombuffer(member.read(data), dtype).reshape(shape, order="F" if fortran else "C")
+
+
 def _array(desc: dict, arrays: dict[str, np.ndarray]) -> np.ndarray:
     dtype = desc["dtype"]
     if dtype not in DTYPE_NAMES:
@@ -180,8 +248,8 @@ def _array(desc: dict, arrays: dict[str, np.ndarray]) -> np.ndarray:
     target = numpy_dtype(dtype)
     if raw.dtype != np.dtype(f"u{target.itemsize}"):
         raise StateError(f"array {desc['array']} has the wrong width for {dtype}")
-    array = raw.view(target).reshape([int(d) for d in desc["shape"]]).copy()
-    return array
+    shape = [_count(d, f"array {desc['array']}: dim") for d in desc["shape"]]
+    return raw.view(target).reshape(shape).copy()
 
 
 def _expect(condition: bool, message: str) -> None:
@@ -189,16 +257,24 @@ def _expect(condition: bool, message: str) -> None:
         raise StateError(message)
 
 
+def _count(value, what: str) -> int:
+    """`value` if it is an integer >= 0 (not a bool, a float, NaN or Infinity)."""
+    _expect(type(value) is int and value >= 0, f"{what} {value!r} is not an integer >= 0")
+    return value
+
+
 def _rebuild(exe: Executor, header: dict, arrays: dict[str, np.ndarray]):
     bound = exe.bound
     saved = header["persistent"]
     _expect(set(saved) == set(exe.store), "state file persistent variables differ from the graph's")
     storages = {}
+    budget = memory_limit()
     for name, desc in saved.items():
         decl = bound.declaration(name)
         storage = make_storage(decl, table=bound.decls[name].table is not None)
         _expect(desc["kind"] == storage.kind, f"{name}: stored as {desc['kind']}, declared as {storage.kind}")
-        _restore_storage(storage, desc, arrays)
+        budget -= _restore_storage(storage, desc, arrays)
+        _expect(budget >= 0, f"{name}: its sizes need more memory than this machine has")
         storages[name] = storage
     values = {}
     shared: dict[str, np.ndarray] = {}
@@ -224,7 +300,8 @@ def _temp_names(exe: Executor) -> set[str]:
     return set(exe.interpreter.temp_types)
 
 
-def _restore_storage(storage, desc: dict, arrays: dict[str, np.ndarray]) -> None:
+def _restore_storage(storage, desc: dict, arrays: dict[str, np.ndarray]) -> int:
+    """Fill `storage` (a new one) from `desc`; returns the bytes its value takes when dense."""
     decl = storage.decl
     dtype = numpy_dtype(decl.dtype)
     if isinstance(storage, PlainStorage):
@@ -232,10 +309,10 @@ def _restore_storage(storage, desc: dict, arrays: dict[str, np.ndarray]) -> None
             value = _array(desc["value"], arrays)
             _expect(value.shape == decl.shape and value.dtype == dtype, f"{decl.name}: stored value does not fit")
             storage.value = frozen(value)
-        return
+        return 0
     if isinstance(storage, AutoDimStorage):
-        counts = [int(c) for c in desc["counts"]]
-        _expect(len(counts) == len(storage.counts) and all(c >= 0 for c in counts), f"{decl.name}: bad counts")
+        counts = [_count(c, f"{decl.name}: count") for c in desc["counts"]]
+        _expect(len(counts) == len(storage.counts), f"{decl.name}: bad counts")
         for c, limit in zip(counts, storage.maxima):
             _expect(limit is None or c <= limit, f"{decl.name}: count {c} exceeds fixed max {limit}")
         storage.counts = counts
@@ -243,18 +320,18 @@ def _restore_storage(storage, desc: dict, arrays: dict[str, np.ndarray]) -> None
             value = _array(desc["value"], arrays)
             _expect(value.shape == storage.shape() and value.dtype == dtype, f"{decl.name}: stored value does not fit")
             storage.value = frozen(value)
-        return
+        return math.prod(storage.shape()) * dtype.itemsize
     assert isinstance(storage, TableStorage)
-    sizes = [int(s) for s in desc["sizes"]]
+    sizes = [_count(s, f"{decl.name}: size") for s in desc["sizes"]]
     _expect(len(sizes) == storage.rank, f"{decl.name}: stored sizes have the wrong rank")
     for s, limit in zip(sizes, storage.fixed):
-        _expect(s >= 0 and (limit is None or s <= limit), f"{decl.name}: size {s} breaks its @fixed size")
-    keys = [tuple(int(k) for k in key) for key in desc["keys"]]
+        _expect(limit is None or s <= limit, f"{decl.name}: size {s} breaks its @fixed size")
+    keys = [tuple(_count(k, f"{decl.name}: entry index") for k in key) for key in desc["keys"]]
     _expect(len(set(keys)) == len(keys), f"{decl.name}: an entry index appears twice")
     entries = _array(desc["entries"], arrays) if desc["entries"] is not None else np.empty((0, *decl.shape), dtype)
     _expect(entries.shape == (len(keys), *decl.shape) and entries.dtype == dtype, f"{decl.name}: entries do not fit")
     for key in keys:
-        _expect(len(key) == storage.rank and all(k >= 0 for k in key), f"{decl.name}: bad entry index {key}")
+        _expect(len(key) == storage.rank, f"{decl.name}: bad entry index {key}")
         for k, limit in zip(key, storage.fixed):
             _expect(limit is None or k < limit, f"{decl.name}: entry index {key} breaks its @fixed size")
     for dim, (s, limit) in enumerate(zip(sizes, storage.fixed)):
@@ -262,3 +339,4 @@ def _restore_storage(storage, desc: dict, arrays: dict[str, np.ndarray]) -> None
         _expect(all(key[dim] < s for key in keys), f"{decl.name}: an entry lies beyond size {s} of index {dim}")
     storage.sizes = sizes
     storage.entries = {key: frozen(entries[n, ...].copy()) for n, key in enumerate(keys)}  # rank-0 entries too
+    return math.prod(sizes) * (math.prod(decl.shape) * dtype.itemsize + 1)  # + the cpu device's `present` byte
