@@ -24,10 +24,10 @@ def _no_env_trace(monkeypatch):
     monkeypatch.delenv("OPENINFER_TRACE", raising=False)
 
 
-def simulator(src: str, *, sizevars=None, tensors=None, model_sizevars=None) -> oi.Simulator:
+def simulator(src: str, *, sizevars=None, tensors=None, model_sizevars=None, zero_constants=False) -> oi.Simulator:
     graph = oi.parse_graph(textwrap.dedent(src), FILE)
     model = oi.Model(sizevars=model_sizevars or {}, tensors=tensors or {})
-    return oi.Simulator(model, graph, device="reference", sizevars=sizevars)
+    return oi.Simulator(model, graph, device="reference", sizevars=sizevars, zero_constants=zero_constants)
 
 
 def executor(src: str, *, trace: bool = False, **kw) -> oi.Executor:
@@ -273,7 +273,7 @@ block entry { return; }
     ],
 )
 def test_insert_errors(values, message) -> None:
-    exe = executor(INSERT_SRC)
+    exe = executor(INSERT_SRC, zero_constants=True)
     exe.insert(x=f32(5, 6))
     with pytest.raises(oi.ExecutionError) as info:
         exe.insert({"x": f32(1, 1), **values})
@@ -282,7 +282,7 @@ def test_insert_errors(values, message) -> None:
 
 
 def test_insert_converts_and_accepts_both_forms() -> None:
-    exe = executor(INSERT_SRC)
+    exe = executor(INSERT_SRC, zero_constants=True)
     exe.insert({"x": [1, 2]}, s=np.int64(7))
     assert exe.fetch("x").dtype == np.float32 and exe.fetch("s").dtype == np.int32
     np.testing.assert_array_equal(exe.fetch("x"), f32(1, 2))

@@ -365,17 +365,16 @@ def test_format_is_chosen_by_content(tmp_path: Path) -> None:
 # --- laziness, saving ----------------------------------------------------------------------------------
 
 
-def test_tensors_are_decoded_lazily_from_the_mapped_file(tmp_path: Path) -> None:
+def test_tensors_are_decoded_lazily_from_the_opened_file(tmp_path: Path) -> None:
     tensors = {"x": np.arange(6, dtype=np.float32), "p": np.zeros(3, ml_dtypes.int4)}
     path = oi.Model({}, tensors).save(tmp_path / "m.oinf")
     model = oi.Model.open(path)
     assert model._cache == {}
     array = model.tensor("x")
     assert array is model.tensor("x") and list(model._cache) == ["x"]
-    base = array
-    while isinstance(base, np.ndarray):
-        base = base.base
-    assert isinstance(base.obj if isinstance(base, memoryview) else base, mmap.mmap)
+    assert not array.flags.writeable and array.tolist() == [0, 1, 2, 3, 4, 5]
+    # read with positioned reads, not a memory map (a map dies of SIGBUS when the file shrinks)
+    assert not isinstance(model._tensors["x"].load.args[0], mmap.mmap)
 
 
 def test_save_replaces_the_file_it_was_opened_from(tmp_path: Path) -> None:

@@ -1,8 +1,15 @@
 """`oi.Model`: the sizevars, metadata and tensors a graph runs against.
 
-A model comes from an `.oinf` file (format versions 1 and 2, memory-mapped; each tensor is
-decoded on its first `tensor()` call and cached), an `.npz` archive (each member read on first
-use), or memory (`Model(sizevars, tensors, metadata)`). `save` writes either format atomically.
+A model comes from an `.oinf` file (format versions 1 and 2; each tensor is read and decoded on
+its first `tensor()` call and cached), an `.npz` archive (each member read on first use), or
+memory (`Model(sizevars, tensors, metadata)`). `save` writes either format atomically.
+
+An opened `.oinf` file is read with positioned reads, not memory-mapped: a mapped file that is
+rewritten or truncated in place (`cp new.oinf model.oinf`) kills the process with SIGBUS on the
+next page touched, where a read returns short and becomes a `ModelError`. An `.npz` archive's
+sizes (zip directory, `.npy` header) are claims, checked against the archive and a limit
+(`max_tensor_bytes`) before anything is allocated.
+
 The byte layout of `.oinf` lives in `oinf_format`; this file holds the class and the `.npz` side.
 
 `.npz` archives hold one `.npy` member per tensor, named after it. The reserved member
@@ -16,10 +23,14 @@ from __future__ import annotations
 
 import io
 import math
-import mmap
 import operator
 import os
-import tempfile
+import re
+import secrets
+import stat
+import threading
+import time
+import weakref
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Mapping
@@ -48,7 +59,7 @@ from oi_compiler.models.oinf_format import (
     write_oinf,
 )
 
-__all__ = ["Bitset", "Model", "QuantParams", "NPZ_INDEX"]
+__all__ = ["MAX_TENSOR_BYTES", "NPZ_INDEX", "Bitset", "Model", "QuantParams"]
 
 #: The reserved `.npz` member (without `.npy`) holding sizevars, metadata and tensor types.
 NPZ_INDEX = "__oinf__"
@@ -57,6 +68,11 @@ _NPZ_STORAGE = {
     "bf16": np.dtype(np.uint16), "f8": np.dtype(np.uint8), "i4": np.dtype(np.int8), "u4": np.dtype(np.uint8),
 }  # fmt: skip
 _NPZ_BIT_VIEWS = frozenset({"bf16", "f8"})  # stored as the same bits; i4/u4 are converted by value
+#: The default largest `.npz` member (`Model.open(..., max_tensor_bytes=)`): members are decoded
+#: into memory, so a zip directory claiming 1 TiB must be refused, not allocated.
+MAX_TENSOR_BYTES = 2**34
+_DEFLATE_MAX_RATIO = 1032  # deflate cannot expand one compressed byte into more than ~1032
+_STALE_TEMP_SECONDS = 3600  # a save's temporary untouched this long is left over, whatever its pid
 _NPZ_ERRORS = (
     zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError,
     RuntimeError,  # zipfile: encrypted member
@@ -136,8 +152,13 @@ class Model:
         return model
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> Model:
-        """Open an `.oinf` or `.npz` model; the format is told by the file's first bytes."""
+    def open(cls, path: str | os.PathLike[str], *, max_tensor_bytes: int = MAX_TENSOR_BYTES) -> Model:
+        """Open an `.oinf` or `.npz` model; the format is told by the file's first bytes.
+
+        `.npz` members larger than `max_tensor_bytes` (uncompressed) are refused: they are read
+        into memory, and their sizes are only what the archive claims. (An `.oinf` tensor's
+        size is bounded by the file itself.)
+        """
         path = Path(path)
         try:
             with path.open("rb") as handle:
@@ -147,7 +168,7 @@ class Model:
         if start == MAGIC:
             return _open_oinf(path)
         if start.startswith(b"PK"):
-            return _open_npz(path)
+            return _open_npz(path, max_tensor_bytes)
         raise ModelError(
             "not a model file: expected an .oinf file (magic 'OINF\\0') or an .npz archive", subject=str(path)
         )
@@ -225,7 +246,9 @@ class Model:
         """Write the model to `path` (`.oinf` or `.npz`, by suffix) atomically; returns the path.
 
         `.oinf` files are format version 2 (what the upstream runtime reads) unless `version=1`
-        (what the upstream encoder and verifier handle; it cannot hold quantisation).
+        (what the upstream encoder and verifier handle; it cannot hold quantisation). A `path`
+        that exists must be a regular file: a symlink, FIFO, device or directory is refused
+        rather than replaced.
         """
         path = Path(path)
         suffix = path.suffix.lower()
@@ -324,7 +347,7 @@ def _convert(name: str, array: np.ndarray, dtype: str) -> np.ndarray:
 
 
 def _open_oinf(path: Path) -> Model:
-    buf = _map_file(path)
+    buf = _FileBytes(path)
     contents = read_oinf(buf, str(path))
     tensors = {
         name: _Tensor(
@@ -339,31 +362,144 @@ def _open_oinf(path: Path) -> Model:
     return Model._from_file(path, contents.version, contents, tensors)
 
 
-def _map_file(path: Path) -> mmap.mmap | bytes:
-    """The file's bytes, memory-mapped read-only (an empty file cannot be mapped)."""
-    try:
-        with path.open("rb") as handle:
-            if os.fstat(handle.fileno()).st_size == 0:
-                return b""
-            return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-    except (OSError, ValueError) as problem:
-        raise ModelError(f"cannot map model file: {problem}", subject=str(path)) from None
+class _FileBytes:
+    """An open model file read with positioned reads (`read_at`) instead of a memory map.
+
+    Tensors are read when first used, possibly long after opening. A mapped file changed in
+    place meanwhile (rewritten by `cp`, truncated) raises SIGBUS on the next access, which kills
+    the process; a read instead returns short, and each read also checks that the file still has
+    the size and modification time it had when opened, so a changed file gives a `ModelError`
+    rather than a mix of old and new bytes. A file replaced by rename (as `Model.save` does) is
+    a new file: this one keeps reading the old one, consistently.
+    """
+
+    _CHUNK = 1 << 16  # small reads (the tables, while opening) come from one cached chunk
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.file = path.open("rb", buffering=0)
+            weakref.finalize(self, self.file.close)  # open as long as the model may read it
+            self.stamp = self._stamp()
+        except OSError as problem:
+            raise ModelError(f"cannot read model file: {problem.strerror or problem}", subject=str(path)) from None
+        self.lock = threading.Lock()  # seek + read is one step
+        self.chunk_at, self.chunk = 0, b""
+
+    def _stamp(self) -> tuple[int, int]:
+        info = os.fstat(self.file.fileno())
+        return info.st_size, info.st_mtime_ns
+
+    def __len__(self) -> int:
+        return self.stamp[0]
+
+    def read_at(self, offset: int, nbytes: int) -> memoryview:
+        """`nbytes` bytes at `offset` (read-only), exactly as the file was when opened."""
+        with self.lock:
+            if not self.chunk_at <= offset <= offset + nbytes <= self.chunk_at + len(self.chunk):
+                if nbytes >= self._CHUNK:
+                    return self._read(offset, nbytes).toreadonly()
+                self.chunk_at = offset
+                self.chunk = bytes(self._read(offset, min(self._CHUNK, len(self) - offset)))
+            start = offset - self.chunk_at
+            return memoryview(self.chunk)[start : start + nbytes]
+
+    def _read(self, offset: int, nbytes: int) -> memoryview:
+        data = memoryview(bytearray(nbytes))
+        try:
+            self._check_unchanged()
+            self.file.seek(offset)
+            done = 0
+            while done < nbytes and (count := self.file.readinto(data[done:])):
+                done += count
+            self._check_unchanged()
+        except OSError as problem:
+            raise ModelError(f"cannot read model file: {problem.strerror or problem}", subject=str(self.path)) from None
+        if done < nbytes:
+            self._changed()
+        return data
+
+    def _check_unchanged(self) -> None:
+        if self._stamp() != self.stamp:
+            self._changed()
+
+    def _changed(self) -> None:
+        raise ModelError(
+            "model file changed on disk since it was opened (rewritten or truncated in place); open it again",
+            subject=str(self.path),
+        )
 
 
 @contextmanager
 def _atomic_output(path: Path) -> Iterator[BinaryIO]:
-    """A temporary file next to `path` that replaces it only once fully written."""
-    descriptor, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """A temporary file next to `path` that replaces it only once fully written.
+
+    Temporaries are named `.<name>.tmp-<pid>-<random>`, so a save killed mid-write leaves one
+    that the next save of the same target recognises and removes (`_remove_stale_temporaries`).
+    """
+    _refuse_special_target(path)
+    _remove_stale_temporaries(path)
+    temp = path.parent / f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
     try:
         with os.fdopen(descriptor, "wb") as out:
             yield out
             out.flush()
             os.fsync(out.fileno())
         os.chmod(temp, 0o666 & ~_umask())
+        _refuse_special_target(path)  # again: it may have appeared while writing
         os.replace(temp, path)
     except BaseException:
-        Path(temp).unlink(missing_ok=True)
+        temp.unlink(missing_ok=True)
         raise
+
+
+def _refuse_special_target(path: Path) -> None:
+    """Saving replaces a regular file only: replacing a symlink, FIFO or device node with a
+    model is never what was meant (and a directory cannot be replaced)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        kind = (
+            "a symbolic link" if stat.S_ISLNK(mode) else "a directory" if stat.S_ISDIR(mode)
+            else "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device node"
+        )  # fmt: skip
+        raise ModelError(f"refusing to replace {kind} with a model file (save to a regular file)", subject=str(path))
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Remove temporaries of `path` left by saves that died: their process is gone, or they
+    have not been written for an hour (a live save keeps writing; the pid may be reused)."""
+    pattern = re.compile(re.escape(f".{path.name}.tmp-") + r"(\d+)-[0-9a-f]{8}")
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return  # the save itself reports an unusable directory
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        try:
+            info = entry.stat(follow_symlinks=False) if match else None
+            stale = info and (not _process_alive(int(match[1])) or time.time() - info.st_mtime > _STALE_TEMP_SECONDS)
+            if stale and stat.S_ISREG(info.st_mode):
+                os.unlink(entry.path)
+        except OSError:
+            continue  # removed meanwhile, or not ours to remove
+
+
+def _process_alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill would terminate it: rely on the age test alone
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OverflowError, ValueError):
+        return False  # not a pid this system can have
+    except OSError:
+        return True  # it exists (another user's)
+    return True
 
 
 def _umask() -> int:
@@ -375,11 +511,14 @@ def _umask() -> int:
 # --- .npz -------------------------------------------------------------------------------------------
 
 
-def _open_npz(path: Path) -> Model:
+def _open_npz(path: Path, max_bytes: int) -> Model:
     source = str(path)
     try:
         archive = zipfile.ZipFile(path)
+        archive_size = os.fstat(archive.fp.fileno()).st_size
         members = {_member_name(info.filename, source): info for info in archive.infolist()}
+        for info in members.values():
+            _check_member_size(info, archive_size, max_bytes, source)
         headers = {name: _npy_header(archive, info, source) for name, info in members.items()}
         index_info = members.pop(NPZ_INDEX, None)
         index = _read_npz_index(archive, index_info, source) if index_info else OinfContents(2)
@@ -408,30 +547,68 @@ def _member_name(filename: str, source: str) -> str:
     return filename[: -len(".npy")]
 
 
+def _check_member_size(info: zipfile.ZipInfo, archive_size: int, max_bytes: int, source: str) -> None:
+    """The zip directory's sizes are claims: the compressed bytes must lie in the archive, the
+    uncompressed size must be what the compression method can produce from them, and within
+    `max_bytes`, before a member is decoded into memory (`np.savez` stores, `savez_compressed`
+    deflates; other methods are refused)."""
+    what = f"npz member {info.filename!r}"
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        # zipfile decompresses bzip2/lzma in unbounded calls: a few KiB could become gigabytes
+        problem = f"uses zip compression method {info.compress_type}; models read stored or deflated members"
+        raise ModelError(f"{what} {problem}", subject=source)
+    if info.header_offset + info.compress_size > archive_size:
+        raise ModelError(f"{what} claims {info.compress_size} compressed bytes, more than the archive holds", subject=source)
+    stored = info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size
+    deflated = info.compress_type == zipfile.ZIP_DEFLATED and info.file_size > _DEFLATE_MAX_RATIO * info.compress_size + 64
+    if stored or deflated:
+        problem = f"claims {info.file_size} bytes from {info.compress_size} compressed bytes, which is impossible"
+        raise ModelError(f"{what} {problem}", subject=source)
+    if info.file_size > max_bytes:
+        limit = f"over the limit of {max_bytes} bytes (raise it with Model.open(..., max_tensor_bytes=N))"
+        raise ModelError(f"{what} is {info.file_size} bytes, {limit}", subject=source)
+
+
+def _npy_fields(member: BinaryIO, info: zipfile.ZipInfo, source: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """The shape, Fortran order and dtype an `.npy` member's header declares (the data not read)."""
+    version = np.lib.format.read_magic(member)
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    if version not in readers:
+        raise ModelError(f"npz member {info.filename!r} has unsupported .npy version {version}", subject=source)
+    shape, fortran_order, dtype = readers[version](member)
+    if dtype.hasobject:
+        raise ModelError(f"npz member {info.filename!r} holds Python objects, which models cannot", subject=source)
+    return tuple(shape), fortran_order, dtype
+
+
 def _npy_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, source: str) -> tuple[np.dtype, tuple[int, ...]]:
     """The (native-order) dtype and shape of an `.npy` member, read without its data."""
     with archive.open(info) as member:
-        version = np.lib.format.read_magic(member)
-        readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-        if version not in readers:
-            raise ModelError(f"npz member {info.filename!r} has unsupported .npy version {version}", subject=source)
-        shape, _, dtype = readers[version](member)
-        if dtype.hasobject:
-            raise ModelError(f"npz member {info.filename!r} holds Python objects, which models cannot", subject=source)
+        shape, _, dtype = _npy_fields(member, info, source)
         if info.file_size - member.tell() != math.prod(shape) * dtype.itemsize:
             problem = f"npz member {info.filename!r} does not hold the {list(shape)} array its header declares"
             raise ModelError(problem, subject=source)
-    return dtype.newbyteorder("="), tuple(shape)
+    return dtype.newbyteorder("="), shape
 
 
-def _read_npy(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
+def _read_npy(archive: zipfile.ZipFile, info: zipfile.ZipInfo, source: str) -> np.ndarray:
+    """An `.npy` member's array. Its data is read (at most one byte past what the header
+    declares) before the array is made, so the header's size is checked against the real,
+    decompressed data instead of being allocated on trust."""
     with archive.open(info) as member:
-        array = np.lib.format.read_array(member, allow_pickle=False)
+        shape, fortran_order, dtype = _npy_fields(member, info, source)
+        nbytes = math.prod(shape) * dtype.itemsize
+        data = member.read(nbytes + 1)
+    if len(data) != nbytes:
+        problem = f"holds {len(data)}{'+' if len(data) > nbytes else ''} bytes of data, its header declares {nbytes}"
+        raise ModelError(f"npz member {info.filename!r} {problem}", subject=source)
+    flat = np.frombuffer(data, dtype, math.prod(shape))
+    array = flat.reshape(shape[::-1]).T if fortran_order else flat.reshape(shape)
     return array.astype(array.dtype.newbyteorder("="), copy=False)
 
 
 def _read_npz_index(archive: zipfile.ZipFile, info: zipfile.ZipInfo, source: str) -> OinfContents:
-    raw = _read_npy(archive, info)
+    raw = _read_npy(archive, info, source)
     if raw.dtype != np.uint8 or raw.ndim != 1:
         raise ModelError(f"npz member {info.filename!r} must be a 1-D uint8 array", subject=source)
     index = read_oinf(raw.tobytes(), f"{source}[{info.filename}]")
@@ -443,7 +620,7 @@ def _read_npz_index(archive: zipfile.ZipFile, info: zipfile.ZipInfo, source: str
 
 def _read_npz_tensor(archive: zipfile.ZipFile, info: zipfile.ZipInfo, dtype: str, source: str) -> np.ndarray:
     try:
-        stored = _read_npy(archive, info)
+        stored = _read_npy(archive, info, source)
     except _NPZ_ERRORS as problem:
         raise ModelError(f"unreadable npz member {info.filename!r}: {problem}", subject=source) from None
     target = numpy_dtype(dtype)

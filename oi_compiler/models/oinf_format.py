@@ -8,7 +8,9 @@ Version 1 is what the upstream encoder (`openinfer-oinf` 0.1.1) writes; version 
 `quant_nbytes, quant_offset` to each tensor entry (flag bit 1 = HAS_QUANT) and is what the
 upstream runtime reads. The reader validates everything it touches (bounds, alignment, sizes,
 names, type codes) and raises `ModelError` naming the file; tensor payloads are only located
-here and decoded on demand by `read_tensor`, so a memory-mapped file is never read eagerly.
+here and decoded on demand by `read_tensor`, so a large file is never read eagerly. A buffer is
+any bytes-like object, or a source with `read_at(offset, nbytes)` and `len()` that reads a file
+on demand (`Model.open` uses one rather than a memory map; see `model._FileBytes`).
 
 Packed types are stored LSB-first. `i4`/`u4` decode to the DSL's `i4`/`u4`; the packed types
 the DSL lacks widen to the nearest DSL type: `i2 i1 t2` to `i8` (sign-extended), `t1` to `i8`
@@ -306,11 +308,21 @@ class _Sections:
     file_size: int
 
 
+def read_span(buf: Any, offset: int, nbytes: int) -> Any:
+    """`nbytes` bytes of `buf` at `offset` (bounds already checked): a view of an in-memory
+    buffer, or what a file source's `read_at` reads (so no byte is touched through a mapping)."""
+    read_at = getattr(buf, "read_at", None)
+    return read_at(offset, nbytes) if read_at else memoryview(buf)[offset : offset + nbytes]
+
+
 class _Cursor:
     """Reads little-endian fields from `buf[pos:end]`, never past `end`."""
 
     def __init__(self, buf: Any, pos: int, end: int, section: str) -> None:
         self.buf, self.pos, self.end, self.section = buf, pos, end, section
+
+    def span(self, nbytes: int) -> Any:
+        return read_span(self.buf, self.take(nbytes), nbytes)
 
     def take(self, nbytes: int) -> int:
         start = self.pos
@@ -320,17 +332,17 @@ class _Cursor:
         return start
 
     def u32(self) -> int:
-        return struct.unpack_from("<I", self.buf, self.take(4))[0]
+        return struct.unpack("<I", self.span(4))[0]
 
     def u64(self) -> int:
-        return struct.unpack_from("<Q", self.buf, self.take(8))[0]
+        return struct.unpack("<Q", self.span(8))[0]
 
     def u64s(self, count: int) -> tuple[int, ...]:
-        return struct.unpack_from(f"<{count}Q", self.buf, self.take(8 * count))
+        return struct.unpack(f"<{count}Q", self.span(8 * count))
 
     def name(self, what: str) -> str:
         length = self.u32()
-        raw = bytes(self.buf[self.take(length) : self.pos])
+        raw = bytes(self.span(length))
         self.take(align_up(4 + length) - 4 - length)
         text = raw.decode("ascii", errors="replace")
         if not is_valid_name(text):
@@ -348,7 +360,8 @@ def read_oinf(buf: Any, source: str) -> OinfContents:
 
 def read_tensor(buf: Any, record: TensorRecord) -> np.ndarray:
     """The (read-only) array of a tensor that has data, decoded from its validated payload."""
-    values = decode_elements(buf, record.data_offset, record.code, math.prod(record.shape))
+    count = math.prod(record.shape)
+    values = decode_elements(read_span(buf, record.data_offset, payload_nbytes(record.code, count)), 0, record.code, count)
     array = values.reshape(record.shape)
     array.flags.writeable = False
     return array
@@ -378,7 +391,7 @@ def _read_contents(buf: Any) -> OinfContents:
 def _read_header(buf: Any) -> _Sections:
     if len(buf) < _HEADER.size:
         raise _Malformed(f"file is {len(buf)} bytes, too small for the {_HEADER.size}-byte header")
-    magic, version, flags, n_sv, n_md, n_t, reserved, *offsets, file_size = _HEADER.unpack_from(buf, 0)
+    magic, version, flags, n_sv, n_md, n_t, reserved, *offsets, file_size = _HEADER.unpack(read_span(buf, 0, _HEADER.size))
     if magic != MAGIC:
         raise _Malformed(f"bad magic {magic!r} (expected {MAGIC!r})")
     if version not in SUPPORTED_VERSIONS:
@@ -427,7 +440,7 @@ def _read_metadata_entry(cursor: _Cursor, sections: _Sections, key: str) -> tupl
 def _read_metadata_value(payload: _Cursor, code: ValueType, what: str) -> Any:
     if code is ValueType.STRING:
         length = payload.u32()
-        text = bytes(payload.buf[payload.take(length) : payload.pos])
+        text = bytes(payload.span(length))
         payload.take(align_up(4 + length) - 4 - length)
         try:
             return text.decode("utf-8")
@@ -437,12 +450,12 @@ def _read_metadata_value(payload: _Cursor, code: ValueType, what: str) -> Any:
         bit_count, byte_count = payload.u32(), payload.u32()
         if byte_count != (bit_count + 7) // 8:
             raise _Malformed(f"{what}: bitset of {bit_count} bits cannot take {byte_count} bytes")
-        packed = bytes(payload.buf[payload.take(byte_count) : payload.pos])
+        packed = bytes(payload.span(byte_count))
         payload.take(align_up(8 + byte_count) - 8 - byte_count)
         return Bitset(bit_count, packed)
     if code is ValueType.NDARRAY:
         return _read_ndarray(payload, what)
-    values = decode_elements(payload.buf, payload.take(payload_nbytes(code, 1)), code, 1)
+    values = decode_elements(payload.span(payload_nbytes(code, 1)), 0, code, 1)
     return _python_scalar(values[0], ELEMENT_TYPES[code].dsl)
 
 
@@ -459,9 +472,10 @@ def _read_ndarray(payload: _Cursor, what: str) -> np.ndarray:
     code = _element_code(raw_code, f"{what} array element")
     shape = _read_shape(payload, ndim, what)
     count = math.prod(shape)
-    start = payload.take(payload_nbytes(code, count))
-    payload.take((-(payload.pos - start)) % 8)
-    return decode_elements(payload.buf, start, code, count).reshape(shape).copy()
+    nbytes = payload_nbytes(code, count)
+    data = payload.span(nbytes)
+    payload.take(-nbytes % 8)
+    return decode_elements(data, 0, code, count).reshape(shape).copy()
 
 
 def _element_code(raw_code: int, what: str) -> ValueType:
@@ -508,8 +522,8 @@ def _read_tensor_entry(cursor: _Cursor, sections: _Sections, name: str) -> Tenso
 
 def _read_quant(payload: _Cursor, shape: tuple[int, ...], what: str) -> QuantParams:
     start = payload.pos
-    scheme, scale_mode, zp_mode, reserved, scale_axis, scale_count, zp_axis, zp_count = _QUANT_HEADER.unpack_from(
-        payload.buf, payload.take(_QUANT_HEADER.size)
+    scheme, scale_mode, zp_mode, reserved, scale_axis, scale_count, zp_axis, zp_count = _QUANT_HEADER.unpack(
+        payload.span(_QUANT_HEADER.size)
     )
     if reserved != 0 or scheme not in (1, 2) or scale_mode not in (1, 2) or zp_mode not in (0, 1, 2):
         codes = f"scheme {scheme}, scale_mode {scale_mode}, zp_mode {zp_mode}, reserved {reserved}"
@@ -520,8 +534,8 @@ def _read_quant(payload: _Cursor, shape: tuple[int, ...], what: str) -> QuantPar
         raise _Malformed(f"{what} quantisation without zero points has zp_axis/zp_count set")
     if zp_mode and (zp_mode != scale_mode or zp_axis != scale_axis):
         raise _Malformed(f"{what} quantisation zero points do not follow the scales' mode and axis")
-    scales = np.frombuffer(payload.buf, "<f4", scale_count, payload.take(4 * scale_count))
-    points = np.frombuffer(payload.buf, "<i4", zp_count, payload.take(4 * zp_count))
+    scales = np.frombuffer(payload.span(4 * scale_count), "<f4", scale_count)
+    points = np.frombuffer(payload.span(4 * zp_count), "<i4", zp_count)
     used, nbytes = payload.pos - start, payload.end - start
     if nbytes not in (used, align_up(used)):  # the spec pads the payload; accept it unpadded too
         raise _Malformed(f"{what} quantisation payload is {nbytes} bytes, expected {align_up(used)}")

@@ -4,8 +4,11 @@
 resolves every declared dim from the model's size variables (plus any the caller
 gives), runs the graph verifier with those sizes, and checks the model-backed
 rules (`model variable not found`, `model dtype mismatch`, `model shape
-mismatch`). The result, `BoundGraph`, is what executors (the numpy reference
-interpreter, and later the compiled ones) run.
+mismatch`). A `constant` the model does not back (no tensor, no metadata, no
+`@init`) is an error too, unless the caller opts in to zeros with
+`zero_constants=True`: a forgotten `--model` must not run on zero weights. The
+result, `BoundGraph`, is what executors (the numpy reference interpreter, and
+later the compiled ones) run.
 """
 
 from __future__ import annotations
@@ -79,8 +82,13 @@ def resolve_shape(var_type: TensorType, sizevars: Mapping[str, int], name: str) 
     return tuple(shape)
 
 
-def bind_graph(graph: Graph, model: Model, sizevars: Mapping[str, int] | None = None) -> BoundGraph:
-    """Resolve, verify and check `graph` against `model`; raises VerifyError or ModelError."""
+def bind_graph(
+    graph: Graph, model: Model, sizevars: Mapping[str, int] | None = None, *, zero_constants: bool = False
+) -> BoundGraph:
+    """Resolve, verify and check `graph` against `model`; raises VerifyError or ModelError.
+
+    `zero_constants=True` lets constants the model lacks read as zeros (else they are errors).
+    """
     sizes = {**model.sizevars, **(sizevars or {})}
     op = graph.op
     graph.verify(sizevars=sizes)
@@ -92,7 +100,7 @@ def bind_graph(graph: Graph, model: Model, sizevars: Mapping[str, int] | None = 
         except VerifyError as e:
             raise VerifyError(e.message, source_loc(var)) from None
     for var in decls.values():
-        _check_model_binding(var, shapes[var.var_name], model)
+        _check_model_binding(var, shapes[var.var_name], model, zero_constants)
     blocks = {b.block_name: b for b in op.blocks}
     if not blocks:
         raise VerifyError("graph has no blocks", subject=graph.filename)
@@ -120,14 +128,21 @@ def _branch_targets(graph: GraphOp) -> set[str]:
     return targets
 
 
-def _check_model_binding(var: VarOp, shape: tuple[int, ...], model: Model) -> None:
-    """A model tensor backing `var` (its `@ref`, or its own name) must match its declaration."""
+def _check_model_binding(var: VarOp, shape: tuple[int, ...], model: Model, zero_constants: bool) -> None:
+    """A model tensor backing `var` (its `@ref`, or its own name) must match its declaration,
+    and a constant must have a value: from the model, or its `@init`, or zeros when opted in."""
     if var.memory == "persistent" or var.index_names:
         return
     key = var.ref.data if var.ref is not None else var.var_name
     if not model.has_tensor(key):
         if var.ref is not None:
             raise ModelError(f"model variable not found: {key}", source_loc(var))
+        if var.memory == "constant" and var.init_value is None and key not in model.metadata and not zero_constants:
+            raise ModelError(
+                f"model variable not found: {key} (constant {var.var_name} has no model tensor; give a model "
+                "that holds it, or read it as zeros with zero_constants=True / oi-run --zero-constants)",
+                source_loc(var),
+            )
         return
     check_model_tensor(model, key, var.var_name, var.dtype, shape, source_loc(var))
 

@@ -50,7 +50,9 @@ class Simulator:
         device: str = "reference",
         *,
         sizevars: Mapping[str, int] | None = None,
+        zero_constants: bool = False,
     ):
+        """`zero_constants=True` runs constants the model lacks as zeros (else binding fails)."""
         if device not in DEVICES:
             raise OiError(f"unknown device {device!r} (expected one of: {', '.join(DEVICES)})")
         if device == "cuda":
@@ -66,7 +68,7 @@ class Simulator:
         self.model = model
         self.graph = graph
         with stage("bind"):
-            self.bound: BoundGraph = bind_graph(graph, model, sizevars)
+            self.bound: BoundGraph = bind_graph(graph, model, sizevars, zero_constants=zero_constants)
         self.tracing = False
         self.timing = False
         self.native = None

@@ -36,6 +36,8 @@ def _arg_parser() -> argparse.ArgumentParser:
     p = _ArgumentParser(prog="oi-run", description="Run an OpenInfer graph (.oi or .mlir) step by step.")
     p.add_argument("input", help="the graph (.oi or .mlir)")
     p.add_argument("--model", help="model file (.oinf or .npz); none: an empty model")
+    p.add_argument("--zero-constants", action="store_true",
+                   help="read constants the model lacks as zeros (without it they are errors)")
     p.add_argument("--dims", action="append", default=[], metavar="NAME=N[,NAME=N]",
                    help="size variables, added to (and overriding) the model's")
     p.add_argument("--steps", type=int, default=1, help="how many steps to run (default 1)")
@@ -100,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
         raise OptionError("--steps cannot be negative")
     feeds = dict(read_feed(f) for f in args.feed)
     model = oi.Model.open(args.model) if args.model else oi.Model()
-    sim = oi.Simulator(model, oi.Graph.load(args.input), device=args.device, sizevars=dims)
+    sim = oi.Simulator(model, oi.Graph.load(args.input), device=args.device, sizevars=dims,
+                       zero_constants=args.zero_constants)  # fmt: skip
     if args.trace:
         sim.with_trace()
     if args.timer:
