@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-__version__ = "0.1.0"  # the one place the version is written (pyproject.toml reads it)
+from oi_compiler.version import __version__  # noqa: F401 - the public version
 
 from oi_compiler.errors import (
     CacheError,

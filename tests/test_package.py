@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_the_version_is_written_once_and_read_by_pyproject() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert project["project"]["dynamic"] == ["version"]
-    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "oi_compiler.__version__"}
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "oi_compiler.version.__version__"}
     assert oi.__version__.count(".") == 2
 
 

@@ -38,7 +38,7 @@ from typing import Any
 
 import llvmlite
 
-from oi_compiler import __version__
+from oi_compiler.version import __version__
 
 FORMAT_VERSION = 3
 COMPILER = f"oi_compiler {__version__}, llvmlite {llvmlite.__version__}, cache format {FORMAT_VERSION}"
