@@ -2,8 +2,8 @@
 
     oi-opt g.oi --bind-sizes="D=64" --lower-ops --lower-cache --lower-nests -t llvm
 
-(`--lower-cache` is the four table passes: convert-graph-to-tables, assign-state-slots,
-lower-undo-log, lower-tables)
+(`--lower-cache` is the five table passes: convert-graph-to-tables, lower-table-storage,
+assign-state-slots, lower-undo-log, lower-tables)
 is `STEP_STAGES`, what `device="cpu"` runs (`runtime/native_step.compile_step`); `NEST_STAGES`
 is what `plan.build()` runs on a loop nest's IR, `GPU_NEST_STAGES` on a GPU plan's. Each stage but the last is a registered pass
 (`passes/`), so any prefix of a list can be run by hand with `oi-opt` and the same flags; the last,
@@ -31,7 +31,9 @@ STEP_STAGES: tuple[Stage, ...] = (
     Stage("bind-sizes", "every size variable replaced by its value"),
     Stage("lower-ops", "each op an oi.kernel: its loop nest (linalg.generic) over buffer arguments"),
     Stage("convert-graph-to-tables", "the table level: one func.func @step over named state words and buffers, "
-                                     "typed checks, undo-log entries; each distinct kernel a private function"),
+                                     "typed checks, whole-entry table ops, undo-log entries; each distinct kernel "
+                                     "a private function"),
+    Stage("lower-table-storage", "each entry op (write, read, view, reset) as its table's storage does it (dense)"),
     Stage("assign-state-slots", "each variable's words placed in the state array (the module's oi_table.state_layout)"),
     Stage("lower-undo-log", "each undo-log entry a call of @oi_log"),
     Stage("lower-tables", "named words as loads and stores of the state array; checks as error records and exits"),

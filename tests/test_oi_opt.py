@@ -714,11 +714,12 @@ def test_dump_stages_prints_the_ir_after_each_stage(capsys) -> None:
     assert "oi.var volatile @keys : f32[T, 1, 4]" in stages[0][1]
     assert "oi.kernel matmul(@x, " in stages[1][1] and "oi.op matmul" not in stages[1][1]
     assert "oi.graph" not in stages[2][1] and "oi_table.check" in stages[2][1]  # the table level
-    assert "slot ?" in stages[2][1] and "slot ?" not in stages[3][1]  # assign-state-slots
-    assert "oi_table.journal" in stages[3][1] and "oi_table.journal" not in stages[4][1]  # lower-undo-log
-    assert "oi_table.word" not in stages[5][1] and "oi.error_sites = [#oi_table.site<" in stages[5][1]
-    assert "linalg." not in stages[6][1] and "scf.for" in stages[6][1]
-    assert 'define i32 @"step"(' in stages[7][1]
+    assert "oi_table.view @K" in stages[2][1] and "oi_table.view" not in stages[3][1]  # lower-table-storage
+    assert "slot ?" in stages[3][1] and "slot ?" not in stages[4][1]  # assign-state-slots
+    assert "oi_table.journal" in stages[4][1] and "oi_table.journal" not in stages[5][1]  # lower-undo-log
+    assert "oi_table.word" not in stages[6][1] and "oi.error_sites = [#oi_table.site<" in stages[6][1]
+    assert "linalg." not in stages[7][1] and "scf.for" in stages[7][1]
+    assert 'define i32 @"step"(' in stages[8][1]
 
 
 def test_dump_stages_takes_bind_sizes_in_either_form(capsys) -> None:
@@ -743,7 +744,7 @@ def test_dump_stages_with_print_ir_after_all_and_time_passes(capsys) -> None:
     rc, _, err = run(capsys, KV_DECODE, "--bind-sizes=D=4", "--dump-stages", "--print-ir-after-all", "--time-passes")
     assert rc == 0
     dumps = [line for line in err.splitlines() if line.startswith("// -----// IR Dump After")]
-    table = ("convert-graph-to-tables", "assign-state-slots", "lower-undo-log", "lower-tables")
+    table = ("convert-graph-to-tables", "lower-table-storage", "assign-state-slots", "lower-undo-log", "lower-tables")
     assert dumps == [f"// -----// IR Dump After {name} //----- //" for name in
                      ("bind-sizes", "lower-ops", *table, "lower-nests")]
     names = [line.split()[-1] for line in err.splitlines() if "%)" in line]
@@ -777,7 +778,7 @@ def test_dump_stages_per_chunk_with_verify_diagnostics(capsys, tmp_path: Path) -
     ("argv", "message"),
     [
         (["--cse"], "--dump-stages runs the lowering stages (bind-sizes, lower-ops, convert-graph-to-tables, "
-                    "assign-state-slots, lower-undo-log, lower-tables, lower-nests, llvm) "
+                    "lower-table-storage, assign-state-slots, lower-undo-log, lower-tables, lower-nests, llvm) "
                     "and takes no pass flag but --bind-sizes; got --cse"),
         (["-p", "bind-sizes{D=4},lower-ops"], "takes no pass flag but --bind-sizes; got --lower-ops"),
         (["-t", "llvm"], "--dump-stages prints the IR of each stage: it takes no -t other than mlir"),

@@ -3,7 +3,9 @@
 - the step reaches the state only through the table level's ops (named words and buffers), so
   no word number appears before `--assign-state-slots`;
 - the table-level IR survives printing: lowering it from text gives what `--lower-cache` gives;
-- each of the four passes is a pass of its own: a custom pass between them sees and changes
+- tables are written, read and reset through whole-entry ops (`oi_table.write/read/view/reset`)
+  that only `--lower-table-storage` turns into words, buffers, journal entries and helper calls;
+- each of the five passes is a pass of its own: a custom pass between them sees and changes
   the table level (dropping the undo log's entries leaves no `@oi_log` call in the step).
 """
 
@@ -16,6 +18,8 @@ from pathlib import Path
 from xdsl.dialects import func, memref
 from xdsl.passes import ModulePass
 from xdsl.printer import Printer
+
+import pytest
 
 import oi_compiler as oi
 from oi_compiler.dialects.oi_table import LAYOUT_ATTR, TABLE_OPS, JournalOp
@@ -57,7 +61,7 @@ def test_the_step_reaches_its_state_through_named_table_ops_only() -> None:
 
 
 def test_slot_assignment_places_words_where_the_plan_does() -> None:
-    module = lowered("convert-graph-to-tables,assign-state-slots")
+    module = lowered("convert-graph-to-tables,lower-table-storage,assign-state-slots")
     layout = StateLayout.from_attr(module.attributes[LAYOUT_ATTR])
     plan = bound_analysis(oi.Graph.load(KV).module, {"D": 4, "T": 8})
     assert {n: v.slot for n, v in layout.vars.items()} == {n: v.slot for n, v in plan.vars.items()}
@@ -67,8 +71,26 @@ def test_slot_assignment_places_words_where_the_plan_does() -> None:
 def test_lowering_the_table_level_from_text_gives_what_lower_cache_gives() -> None:
     table_level = text(lowered("convert-graph-to-tables"))
     reread = parse_mlir(table_level, "tables.mlir")
-    run_passes(reread, "assign-state-slots,lower-undo-log,lower-tables")
+    run_passes(reread, "lower-table-storage,assign-state-slots,lower-undo-log,lower-tables")
     assert text(reread) == text(lowered("lower-cache"))
+
+
+def test_tables_are_reached_through_entry_ops_until_their_storage_lowers_them() -> None:
+    step = step_of(lowered("convert-graph-to-tables"))
+    ops = [op.name for op in step.walk()]
+    assert ops.count("oi_table.write") == 2 and ops.count("oi_table.view") == 2  # K and V
+    assert not any(op.name == "func.call" and "oi_mark_present" in str(op) for op in step.walk())
+    stored = step_of(lowered("convert-graph-to-tables,lower-table-storage"))
+    names = {op.name for op in stored.walk()}
+    assert not names & {"oi_table.write", "oi_table.read", "oi_table.view", "oi_table.reset"}
+    assert {"oi_table.journal", "memref.subview", "memref.copy"} <= names
+
+
+def test_lower_tables_refuses_entry_ops_no_storage_lowered() -> None:
+    module = lowered("convert-graph-to-tables,assign-state-slots,lower-undo-log")
+    with pytest.raises(oi.PassError, match=r"oi_table.write is lowered by a table storage: "
+                                           r"run --lower-table-storage first"):  # fmt: skip
+        run_passes(module, "lower-tables")
 
 
 @dataclass(frozen=True)
@@ -84,7 +106,7 @@ class DropUndoLog(ModulePass):
 
 
 def test_a_custom_pass_between_the_table_passes_drops_the_undo_log() -> None:
-    module = lowered("convert-graph-to-tables")
+    module = lowered("convert-graph-to-tables,lower-table-storage")
     assert any(isinstance(op, JournalOp) for op in module.walk())
     DropUndoLog().apply(None, module)
     run_passes(module, "assign-state-slots,lower-undo-log,lower-tables")

@@ -30,6 +30,7 @@
 // CHECK-NEXT:   --lower-cache {{.*}}
 // CHECK-NEXT:   --lower-nests {{.*}}
 // CHECK-NEXT:   --lower-ops {{.*}}
+// CHECK-NEXT:   --lower-table-storage {{.*}}
 // CHECK-NEXT:   --lower-tables {{.*}}
 // CHECK-NEXT:   --lower-undo-log {{.*}}
 // CHECK-NEXT:   --map-gpu {{.*}}

@@ -50,7 +50,7 @@ from xdsl.dialects.builtin import (
     StringAttr,
     UnknownLoc,
 )
-from xdsl.dialects.builtin import IndexType, IntegerType, MemRefType, SymbolRefAttr
+from xdsl.dialects.builtin import DenseArrayBase, IndexType, IntegerType, MemRefType, SymbolRefAttr, i64
 from xdsl.ir import Attribute, Dialect, ParametrizedAttribute
 from xdsl.irdl import (
     IRDLOperation,
@@ -64,9 +64,12 @@ from xdsl.irdl import (
     var_operand_def,
 )
 from xdsl.traits import MemoryReadEffect, MemoryWriteEffect
-from xdsl.parser import AttrParser
+from xdsl.ir import SSAValue
+from xdsl.parser import AttrParser, Parser
 from xdsl.printer import Printer
 from xdsl.utils.exceptions import VerifyException
+
+from oi_compiler.dialects.oi_attrs import parse_attr_dict, print_attr_dict, with_attrs
 
 ERROR_CLASSES = ("CacheError", "ExecutionError")
 VAR_KINDS = ("buffer", "table", "auto", "prefix", "resizable", "view")
@@ -508,6 +511,219 @@ class GrowOp(IRDLOperation):
             raise VerifyException("oi_table.grow: at most two arguments")
 
 
-TABLE_OPS = (WordOp, SetWordOp, BufferOp, SlotOp, CheckOp, FailOp, JournalOp, GrowOp)
+# --- whole entries: what a table's storage implements ---------------------------------------
+# The statements' view of a table: write an entry, read a selection as a copy or a view, reset a
+# prefix. `--convert-graph-to-tables` emits them after the statement's checks (negative indices,
+# `@fixed` limits, slice bounds: typed sites, the same on every storage); a storage pass lowers
+# them (`--lower-table-storage`: dense storage, `lowering/dense_storage.py`), so a paged or ring
+# storage is another pattern for the same four ops, not a change to the graph's conversion.
+
+
+def _print_selection(printer: Printer, bounds: Sequence[SSAValue], slices: Sequence[int]) -> None:
+    """`[%k, %a : %b]`: an index, or a slice's start and end (`slices`: 1 where a dim is a slice)."""
+    values, items = iter(bounds), []
+    for is_slice in slices:
+        first = next(values)
+        items.append((first, next(values)) if is_slice else (first,))
+    printer.print_string(" [")
+    for n, item in enumerate(items):
+        if n:
+            printer.print_string(", ")
+        printer.print_operand(item[0])
+        if len(item) == 2:
+            printer.print_string(" : ")
+            printer.print_operand(item[1])
+    printer.print_string("]")
+
+
+def _parse_selection(parser: Parser) -> tuple[list[SSAValue], list[int]]:
+    bounds: list[SSAValue] = []
+    slices: list[int] = []
+
+    def item() -> None:
+        bounds.append(parser.resolve_operand(parser.parse_unresolved_operand(), IndexType()))
+        if parser.parse_optional_punctuation(":") is not None:
+            bounds.append(parser.resolve_operand(parser.parse_unresolved_operand(), IndexType()))
+            slices.append(1)
+        else:
+            slices.append(0)
+
+    parser.parse_comma_separated_list(Parser.Delimiter.SQUARE, item)
+    return bounds, slices
+
+
+def _entry_props(var: str, slices: Sequence[int]) -> dict:
+    return {"var": SymbolRefAttr(var), "slices": DenseArrayBase.from_list(i64, [int(s) for s in slices])}
+
+
+class _EntryOp(IRDLOperation):
+    """An op on a table's entries: `@K` and a selection of them (an index or a slice per index)."""
+
+    var = prop_def(SymbolRefAttr)
+    slices = prop_def(DenseArrayBase)  # per index of the selection: 1 a slice (two bounds), 0 an index
+    bounds = var_operand_def(IndexType)
+
+    @property
+    def table(self) -> str:
+        return self.var.root_reference.data
+
+    def selection(self) -> list[tuple[SSAValue] | tuple[SSAValue, SSAValue]]:
+        """Per index of the selection: `(k,)` or `(start, end)`."""
+        values, out = iter(self.bounds), []
+        for s in self.slices.get_values():
+            first = next(values)
+            out.append((first, next(values)) if s else (first,))
+        return out
+
+    def verify_(self) -> None:
+        flags = self.slices.get_values()
+        if any(s not in (0, 1) for s in flags):
+            raise VerifyException(f"{self.name}: slices are 0 (an index) or 1 (a slice)")
+        wanted = sum(1 + s for s in flags)
+        if wanted != len(self.bounds):
+            raise VerifyException(f"{self.name}: the selection takes {wanted} bounds, got {len(self.bounds)}")
+
+    def _print_head(self, printer: Printer) -> None:
+        printer.print_string(" ")
+        printer.print_symbol_name(self.table)
+        _print_selection(printer, self.bounds, self.slices.get_values())
+
+    @staticmethod
+    def _parse_head(parser: Parser) -> tuple[str, list[SSAValue], list[int]]:
+        name = parser.parse_symbol_name().data
+        bounds, slices = _parse_selection(parser)
+        return name, bounds, slices
+
+
+@irdl_op_definition
+class WriteOp(_EntryOp):
+    """`oi_table.write @K [%k, ...], %src : memref<4xf32>`: the entry at the key becomes `%src`
+    (present; growable sizes raised to cover it; its old bytes journaled)."""
+
+    name = "oi_table.write"
+
+    source = operand_def(MemRefType)
+    traits = traits_def(MemoryReadEffect(), MemoryWriteEffect())
+
+    def __init__(self, var: str, key: Sequence[SSAValue], source: SSAValue):
+        super().__init__(properties=_entry_props(var, [0] * len(key)), operands=[source, list(key)])  # the subclass's operand first
+
+    def verify_(self) -> None:
+        super().verify_()
+        if any(self.slices.get_values()):
+            raise VerifyException("oi_table.write: writes one entry (an index per table index, no slice)")
+
+    def print(self, printer: Printer) -> None:
+        self._print_head(printer)
+        printer.print_string(", ")
+        printer.print_operand(self.source)
+        print_attr_dict(printer, self)
+        printer.print_string(" : ")
+        printer.print_attribute(self.source.type)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> WriteOp:
+        name, key, slices = cls._parse_head(parser)
+        if any(slices):
+            parser.raise_error("oi_table.write takes an index per table index, no slice")
+        parser.parse_punctuation(",")
+        source = parser.parse_unresolved_operand()
+        attrs = parse_attr_dict(parser, cls)
+        parser.parse_punctuation(":")
+        op = cls(name, key, parser.resolve_operand(source, parser.parse_type()))
+        return with_attrs(op, attrs)
+
+
+@irdl_op_definition
+class ReadOp(_EntryOp):
+    """`oi_table.read @K [%a : %b], %dst : memref<?x4xf32>`: copy the selected entries (indexed
+    dims dropped) into `%dst` (they become present; growable sizes raised to cover them)."""
+
+    name = "oi_table.read"
+
+    target = operand_def(MemRefType)
+    traits = traits_def(MemoryReadEffect(), MemoryWriteEffect())
+
+    def __init__(self, var: str, bounds: Sequence[SSAValue], slices: Sequence[int], target: SSAValue):
+        super().__init__(properties=_entry_props(var, slices), operands=[target, list(bounds)])
+
+    def print(self, printer: Printer) -> None:
+        self._print_head(printer)
+        printer.print_string(", ")
+        printer.print_operand(self.target)
+        print_attr_dict(printer, self)
+        printer.print_string(" : ")
+        printer.print_attribute(self.target.type)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> ReadOp:
+        name, bounds, slices = cls._parse_head(parser)
+        parser.parse_punctuation(",")
+        target = parser.parse_unresolved_operand()
+        attrs = parse_attr_dict(parser, cls)
+        parser.parse_punctuation(":")
+        op = cls(name, bounds, slices, parser.resolve_operand(target, parser.parse_type()))
+        return with_attrs(op, attrs)
+
+
+@irdl_op_definition
+class ViewOp(_EntryOp):
+    """`%v = oi_table.view @K [%t, %a : %b] : memref<...>`: the selected entries in place (valid
+    until the table next changes or grows; they become present, sizes raised as by a read)."""
+
+    name = "oi_table.view"
+
+    result = result_def(MemRefType)
+    traits = traits_def(MemoryReadEffect(), MemoryWriteEffect())
+
+    def __init__(self, var: str, bounds: Sequence[SSAValue], slices: Sequence[int], result_type: MemRefType):
+        super().__init__(properties=_entry_props(var, slices), operands=[list(bounds)],
+                         result_types=[result_type])  # fmt: skip
+
+    def print(self, printer: Printer) -> None:
+        self._print_head(printer)
+        print_attr_dict(printer, self)
+        printer.print_string(" : ")
+        printer.print_attribute(self.result.type)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> ViewOp:
+        name, bounds, slices = cls._parse_head(parser)
+        attrs = parse_attr_dict(parser, cls)
+        parser.parse_punctuation(":")
+        return with_attrs(cls(name, bounds, slices, parser.parse_type()), attrs)
+
+
+@irdl_op_definition
+class ResetOp(_EntryOp):
+    """`oi_table.reset @K [%k]`: the entries whose first indices are the prefix go back to `@init`
+    and stop being present (journaled); growable sizes are recomputed from the present entries."""
+
+    name = "oi_table.reset"
+
+    traits = traits_def(MemoryReadEffect(), MemoryWriteEffect())
+
+    def __init__(self, var: str, prefix: Sequence[SSAValue]):
+        super().__init__(properties=_entry_props(var, [0] * len(prefix)), operands=[list(prefix)])
+
+    def verify_(self) -> None:
+        super().verify_()
+        if any(self.slices.get_values()):
+            raise VerifyException("oi_table.reset: a prefix of indices, no slice")
+
+    def print(self, printer: Printer) -> None:
+        self._print_head(printer)
+        print_attr_dict(printer, self)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> ResetOp:
+        name, prefix, slices = cls._parse_head(parser)
+        if any(slices):
+            parser.raise_error("oi_table.reset takes a prefix of indices, no slice")
+        return with_attrs(cls(name, prefix), parse_attr_dict(parser, cls))
+
+
+ENTRY_OPS = (WriteOp, ReadOp, ViewOp, ResetOp)
+TABLE_OPS = (WordOp, SetWordOp, BufferOp, SlotOp, CheckOp, FailOp, JournalOp, GrowOp, *ENTRY_OPS)
 
 OI_TABLE = Dialect("oi_table", list(TABLE_OPS), [ErrorSiteAttr, VarLayoutAttr, StateLayoutAttr])

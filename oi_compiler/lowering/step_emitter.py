@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
 
-import numpy as np
 
 from xdsl.dialects import arith, func, memref
 from xdsl.dialects.builtin import (
@@ -34,7 +32,6 @@ from xdsl.dialects.builtin import (
     IntegerType,
     MemRefType,
     NoneAttr,
-    StridedLayoutAttr,
     UnitAttr,
     UnrealizedConversionCastOp,
     i32,
@@ -60,7 +57,7 @@ from oi_compiler.dialects.oi import (
 from oi_compiler.backend.llvm import NOINLINE_ATTR
 from oi_compiler.dialects.oi_attrs import SliceAttr
 from oi_compiler.dialects.oi_lowered import KernelOp
-from oi_compiler.dialects.oi_table import ErrorSiteAttr
+from oi_compiler.dialects.oi_table import ErrorSiteAttr, ReadOp, ResetOp, ViewOp, WriteOp
 from oi_compiler.dtypes import FLOAT_DTYPES, PACKED_DTYPES, dtype_type, numpy_dtype
 from oi_compiler.errors import PassError
 from oi_compiler.ir_context import nearest_loc, nearest_location
@@ -68,7 +65,8 @@ from oi_compiler.lowering import analysis as P
 from oi_compiler.lowering.error_sites import site_attr
 from oi_compiler.lowering.analysis import StepAnalysis, VarLayout, escape_braces, memref_type_of, unsupported
 from oi_compiler.lowering.state_layout import StateLayout
-from oi_compiler.lowering.step_ir import DYN, I8, Helpers, StepIR, step_function_type
+from oi_compiler.lowering.step_ir import DYN, Helpers, StepIR, step_function_type
+from oi_compiler.lowering.step_values import fill, nbytes, signless
 from oi_compiler.ops.registry import dtype_debug_name
 from oi_compiler.verify.scope import shape_text
 
@@ -276,7 +274,7 @@ class StepEmitter:
                 ir.grow(P.GROW_RESIZABLE, var.slot, need, 0)
             for d, size in enumerate(n for n, s in zip(declared, var.shape) if s is None):
                 ir.set_word(var.count_base + d, ir.const(size))
-            self.fill(self.var_memref(var), 0, var.dtype)
+            fill(self.ir, self.var_memref(var), 0, var.dtype)
             ir.set_word(var.exists_slot, ir.const(1))
 
     def transfer(self, op: TransferOp) -> None:
@@ -314,7 +312,7 @@ class StepEmitter:
 
     def scalar(self, var: VarLayout) -> SSAValue:
         """The element of a one-element buffer, as its signless type."""
-        element = _signless(var.dtype)
+        element = signless(var.dtype)
         view = self.ir.view(var.slot, MemRefType(element, list(var.shape)))
         zeros = [self.ir.const(0) for _ in var.shape]
         return self.ir.emit(memref.LoadOp.get(view, zeros))
@@ -390,41 +388,16 @@ class StepEmitter:
             return None
         return var
 
-    # --- tables ------------------------------------------------------------------------------
-    def capacities(self, table: VarLayout) -> list[SSAValue]:
-        return [self.ir.word(table.capacity_slot(d)) for d in range(table.rank)]
-
-    def data(self, table: VarLayout) -> SSAValue:
-        ty = MemRefType(dtype_type(table.dtype), [DYN] * table.rank + list(table.shape))
-        return self.ir.view(table.data_slot, ty, self.capacities(table))
-
-    def present(self, table: VarLayout) -> SSAValue:
-        return self.ir.view(table.present_slot, MemRefType(I8, [DYN] * table.rank), self.capacities(table))
-
-    def entry_elements(self, table: VarLayout) -> int:
-        return math.prod(table.shape)
-
-    def linear(self, table: VarLayout, key: Sequence[SSAValue]) -> SSAValue:
-        """The entry number of `key` in the current capacity box (row-major)."""
-        ir = self.ir
-        caps = self.capacities(table)
-        result = ir.const(0)
-        for k, cap in zip(key, caps):
-            result = ir.add(ir.mul(result, cap), k)
-        return result
-
-    def ensure_size(self, table: VarLayout, dim: int, size: SSAValue, op: Operation) -> None:
-        ir = self.ir
+    # --- tables: the statement's checks; the entry ops do the rest (lowering/dense_storage.py) ---
+    def check_fixed(self, table: VarLayout, dim: int, size: SSAValue, op: Operation) -> None:
+        """A `@fixed` index never grows: a selection past its size is the reference's error."""
         limit = table.fixed[dim]
         if limit is not None:
             message = escape_braces(f"cache table {table.name} index {dim} exceeds fixed size {limit}")
-            ir.fail_if(ir.cmp("sgt", size, ir.const(limit)), lambda: self.site(CACHE, message, op))
-            return
-        ir.call_checked(self.helpers.need("oi_raise_size"),
-                        [ir.slot_value(table.slot), ir.const(table.rank), ir.const(dim), size])  # fmt: skip
+            self.ir.fail_if(self.ir.cmp("sgt", size, self.ir.const(limit)), lambda: self.site(CACHE, message, op))
 
     def selection(self, table: VarLayout, resolved: list, op: Operation) -> list | None:
-        """`TableStorage._selection`: per index ("index", k) or ("slice", start, end), sizes grown."""
+        """`TableStorage._selection`'s checks: per index ("index", k) or ("slice", start, end)."""
         ir = self.ir
         if table.dtype in PACKED_DTYPES:
             self.static_error(CACHE, "cache table packed dtypes not supported", op)
@@ -437,13 +410,13 @@ class StepEmitter:
         for dim, item in enumerate(full):
             if item[0] == "slice":
                 start, end = self.slice_bounds(table, dim, item[1], item[2], op)
-                self.ensure_size(table, dim, end, op)
+                self.check_fixed(table, dim, end, op)
                 out.append(("slice", start, end))
             else:
-                # k + 1 saturates at the largest index: the host refuses that size (dense tables)
                 k = item[1]
-                at_max = ir.cmp("eq", k, ir.const(_I64_MAX))
-                self.ensure_size(table, dim, ir.select(at_max, k, ir.add(k, ir.const(1))), op)
+                if table.fixed[dim] is not None:  # k + 1 saturates at the largest index
+                    at_max = ir.cmp("eq", k, ir.const(_I64_MAX))
+                    self.check_fixed(table, dim, ir.select(at_max, k, ir.add(k, ir.const(1))), op)
                 out.append(item)
         return out
 
@@ -463,20 +436,6 @@ class StepEmitter:
             end = ir.select(negative, ir.add(size, end), end)
         ir.fail_if(ir.cmp("slt", end, start), lambda: self.site(CACHE, "slice end {0} before start {1}", op), [end, start])
         return start, end
-
-    def mark_present(self, table: VarLayout, selection: list) -> None:
-        """Every selected entry becomes present; each change is logged (most already are)."""
-        ir = self.ir
-        counts = [ir.sub(s[2], s[1]) if s[0] == "slice" else ir.const(1) for s in selection]
-        ir.call_checked(self.helpers.need(f"oi_mark_present_{table.rank}"),
-                        [ir.slot_value(table.slot), *[s[1] for s in selection], *counts])  # fmt: skip
-
-    def table_view(self, table: VarLayout, selection: list, result: MemRefType) -> SSAValue:
-        """The selected entries of the table's data, scalar indices dropped (a strided view)."""
-        ir = self.ir
-        offsets = [s[1] for s in selection] + [0] * len(table.shape)
-        sizes = [ir.sub(s[2], s[1]) if s[0] == "slice" else 1 for s in selection] + list(table.shape)
-        return ir.subview(self.data(table), offsets, sizes, result)
 
     # --- statements --------------------------------------------------------------------------
     def cache_read(self, op: CacheReadOp) -> None:
@@ -502,9 +461,9 @@ class StepEmitter:
         selection = self.selection(table, self.access(op.src, op), op)
         if selection is None:
             return
-        self.mark_present(table, selection)
+        bounds, slices = _entry_bounds(selection)
         if dest.kind == "view":
-            self.views[dest.name] = self.table_view(table, selection, memref_type_of(dest, self.plan))
+            self.views[dest.name] = ir.emit(ViewOp(table.name, bounds, slices, memref_type_of(dest, self.plan)))
             # what fetch re-reads: the table, then start and count per index (-1: index dropped)
             ir.set_word(dest.slot, ir.const(dest.tables.index(table.name)))
             ir.set_word(dest.slot + 1, ir.word(P.STEP_STAMP))
@@ -514,7 +473,7 @@ class StepEmitter:
             return
         assert dest.kind == "resizable"
         counts = [ir.sub(s[2], s[1]) for s in selection if s[0] == "slice"]
-        need = ir.product([*counts, self.entry_elements(table)])
+        need = ir.product([*counts, math.prod(table.shape)])
         if dest.aliases:  # the reference's read binds a new array: a name a `transfer` gave the old one keeps it
             ir.grow(P.GROW_RESIZABLE, dest.slot, need, 1)
         else:
@@ -522,9 +481,7 @@ class StepEmitter:
                 ir.grow(P.GROW_RESIZABLE, dest.slot, need, 0)
         for d, count in enumerate(counts):
             ir.set_word(dest.count_base + d, count)
-        strided = _strided_like(memref_type_of(dest, self.plan), table)
-        source = self.table_view(table, selection, strided)
-        ir.emit(memref.CopyOp(source, self.var_memref(dest)))
+        ir.emit(ReadOp(table.name, bounds, slices, self.var_memref(dest)))
         self.mark_written(op.dst.var_name)
         if dest.temp:  # a read creates the temporary, as an assign does
             ir.set_word(dest.exists_slot, ir.const(1))
@@ -547,8 +504,7 @@ class StepEmitter:
             if self.check_write_shape(op, table, source_var, table.shape, source) is False:
                 return
             source = self.static_source(source, source_var, table)
-            nbytes = ir.const(_nbytes(table.dtype, table.shape))
-            ir.log_bytes(table.slot, ir.const(0), nbytes)
+            ir.log_bytes(table.slot, ir.const(0), ir.const(nbytes(table.dtype, table.shape)))
             ir.emit(memref.CopyOp(source, self.var_memref(table)))
             return
         selection = self.selection(table, self.access(op.dst, op), op)
@@ -562,11 +518,7 @@ class StepEmitter:
         source = self.static_source(source, source_var, table)
         key = [s[1] for s in selection]
         self.keep_stale_views(table, key)
-        entry_bytes = _nbytes(table.dtype, table.shape)
-        ir.log_bytes(table.data_slot, ir.mul(self.linear(table, key), ir.const(entry_bytes)), ir.const(entry_bytes))
-        self.mark_present(table, selection)
-        target_type = _strided_like(MemRefType(dtype_type(table.dtype), list(table.shape)), table)
-        ir.emit(memref.CopyOp(source, self.table_view(table, selection, target_type)))
+        ir.emit(WriteOp(table.name, key, source))
 
     # --- @auto_dim tensors (`AutoDimStorage`) ---------------------------------------------------
     def auto_grow(self, var: VarLayout, op: Operation, access) -> list[SSAValue] | None:
@@ -717,7 +669,7 @@ class StepEmitter:
             self.static_error(CACHE, f"cache {word} does not support dtype {dtype_debug_name(var.dtype)} for {name}", op)
             return
         delta = amount if word == "increment" else -amount
-        ir.log_bytes(var.slot, ir.const(0), ir.const(_nbytes(var.dtype, var.shape)))
+        ir.log_bytes(var.slot, ir.const(0), ir.const(nbytes(var.dtype, var.shape)))
         value = self.scalar(var)
         if var.dtype in FLOAT_DTYPES:
             wide = value.type if var.dtype == "f64" else _F32
@@ -738,8 +690,8 @@ class StepEmitter:
         if var is None:
             return
         if var.kind == "buffer":
-            ir.log_bytes(var.slot, ir.const(0), ir.const(_nbytes(var.dtype, var.shape)))
-            self.fill(self.var_memref(var), var.init, var.dtype)
+            ir.log_bytes(var.slot, ir.const(0), ir.const(nbytes(var.dtype, var.shape)))
+            fill(self.ir, self.var_memref(var), var.init, var.dtype)
             return
         if var.kind == "auto":  # counts back to 0; the host makes a fresh @init tensor of the base shape
             for d in range(var.rank):
@@ -750,66 +702,8 @@ class StepEmitter:
         if any(p[0] == "slice" for p in prefix):
             self.static_error(CACHE, f"cache.reset {var.name} requires scalar indices", op)
             return
-        keys = [p[1] for p in prefix]
         self.keep_stale_views(var, None)
-        if len(keys) <= var.rank:
-            self.clear_entries(var, keys)
-        self.recompute_sizes(var)
-
-    def clear_entries(self, table: VarLayout, prefix: list[SSAValue]) -> None:
-        """Entries whose first indices are `prefix` go back to `@init` and stop being present."""
-        ir = self.ir
-        caps = self.capacities(table)
-        inside = ir.const_of(1, IntegerType(1))
-        for k, cap in zip(prefix, caps):
-            inside = ir.and_(inside, ir.cmp("slt", k, cap))
-        with ir.if_(inside):
-            caps = self.capacities(table)
-            first = ir.const(0)
-            for k, cap in zip(prefix + [ir.const(0)] * (table.rank - len(prefix)), caps):
-                first = ir.add(ir.mul(first, cap), k)
-            count = ir.product(caps[len(prefix):])
-            entry = self.entry_elements(table)
-            size = _nbytes(table.dtype, table.shape)
-            ir.log_bytes(table.data_slot, ir.mul(first, ir.const(size)), ir.mul(count, ir.const(size)))
-            ir.log_bytes(table.present_slot, first, count)
-            total = ir.product(caps)
-            flat = ir.view(table.data_slot, MemRefType(dtype_type(table.dtype), [DYN]), [ir.product([total, entry])])
-            region = ir.subview(flat, [ir.mul(first, ir.const(entry))], [ir.mul(count, ir.const(entry))],
-                                MemRefType(dtype_type(table.dtype), [DYN], StridedLayoutAttr([1], None)))  # fmt: skip
-            self.fill(region, table.init, table.dtype)
-            present = ir.bytes_range(ir.bytes_view(table.present_slot, total), first, count)
-            self.fill(present, 0, "u8")
-
-    def recompute_sizes(self, table: VarLayout) -> None:
-        """Sizes from the present entries (`TableStorage.reset`); `@fixed` sizes stay."""
-        ir = self.ir
-        for d in range(table.rank):
-            ir.set_word(table.size_slot(d), ir.const(table.fixed[d] or 0))
-        if all(f is not None for f in table.fixed):
-            return
-        present = self.present(table)
-        with ir.for_each(self.capacities(table)) as key:
-            flag = ir.emit(memref.LoadOp.get(present, key))
-            with ir.if_(ir.emit(arith.CmpiOp(flag, ir.const_of(0, I8), "ne"))):
-                for d, k in enumerate(key):
-                    if table.fixed[d] is None:
-                        slot = table.size_slot(d)
-                        ir.set_word(slot, ir.max(ir.word(slot), ir.add(k, ir.const(1))))
-
-    def fill(self, target: SSAValue, init, dtype: str) -> None:
-        ir = self.ir
-        ty = target.type
-        element = _signless(dtype) if dtype != "u8" else I8
-        value = _constant(ir, element, init, dtype)
-        shape = ty.get_shape()
-        sizes = [ir.const(d) if d >= 0 else ir.emit(memref.DimOp(target, ir.const(i)))
-                 for i, d in enumerate(shape)]  # fmt: skip
-        if element != ty.element_type:
-            cast_type = MemRefType(element, list(shape), ty.layout)
-            target = ir.emit(UnrealizedConversionCastOp.get([target], [cast_type]))
-        with ir.for_each(sizes) as ivs:
-            ir.emit(memref.StoreOp.get(value, target, ivs))
+        ir.emit(ResetOp(var.name, [p[1] for p in prefix]))
 
     def loop(self, op: LoopOp) -> None:
         ir = self.ir
@@ -1159,42 +1053,13 @@ def _signless_value(ir: StepIR, value: SSAValue) -> SSAValue:
     return value
 
 
-def _signless(dtype: str):
-    ty = dtype_type(dtype)
-    if isinstance(ty, IntegerType):
-        return IntegerType(ty.width.data)
-    return ty
-
-
-def _nbytes(dtype: str, shape) -> int:
-    return math.prod(shape) * numpy_dtype(dtype).itemsize
-
-
-def _constant(ir: StepIR, element, init, dtype: str) -> SSAValue:
-    if isinstance(element, IntegerType):
-        value = int(init or 0)
-        width = element.width.data
-        value &= (1 << width) - 1
-        if value >= 1 << (width - 1) and width > 1:
-            value -= 1 << width
-        if width == 1:
-            value = -value if value else 0
-        return ir.const_of(value, element)
-    if dtype in ("f16", "bf16", "f8"):  # the value rounded to the dtype, exact in f32, truncated
-        wide = ir.emit(arith.ConstantOp(FloatAttr(float(np.asarray(init or 0.0, numpy_dtype(dtype))), _F32)))
-        return ir.emit(arith.TruncFOp(wide, element))
-    return ir.emit(arith.ConstantOp(FloatAttr(float(init or 0.0), element)))
-
-
-def _strided_like(ty: MemRefType, table: VarLayout) -> MemRefType:
-    """`ty`'s shape as a view into the table: entry strides static, leading ones and offset dynamic."""
-    entry = list(table.shape)
-    strides, running = [], 1
-    for d in reversed(entry):
-        strides.insert(0, running)
-        running *= d
-    lead = len(ty.get_shape()) - len(entry)
-    return MemRefType(ty.element_type, list(ty.get_shape()), StridedLayoutAttr([None] * lead + strides, None))
+def _entry_bounds(selection: list) -> tuple[list[SSAValue], list[int]]:
+    """A checked selection as an entry op's bounds and slice flags."""
+    bounds, slices = [], []
+    for item in selection:
+        bounds.extend(item[1:])
+        slices.append(int(item[0] == "slice"))
+    return bounds, slices
 
 
 #: each statement kind's lowering to the table level (outside the entry, a `yield` ends its block:

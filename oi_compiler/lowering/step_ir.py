@@ -77,10 +77,12 @@ def grow_declaration() -> func.FuncOp:
 class StepIR:
     """Emits into one function; `helpers` is the module's shared `Helpers`."""
 
-    def __init__(self, block: Block, state: SSAValue, helpers: Helpers | None = None):
+    def __init__(self, block: Block, state: SSAValue, helpers: Helpers | None = None, *,
+                 at: InsertPoint | None = None):  # fmt: skip
+        """Emits at the end of `block`, or at `at` (a pattern lowering one op: just before it)."""
         self.loc = None  # the statement being lowered: every op emitted for it carries its location
         self.names: dict[int, tuple[str, str]] | None = None  # state word -> (variable, field): table ops
-        self.b = self._builder(InsertPoint.at_end(block))
+        self.b = self._builder(at or InsertPoint.at_end(block))
         self.state = state
         self.helpers = helpers
         # constants go once each to the top of the function, so every use is dominated

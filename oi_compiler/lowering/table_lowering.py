@@ -25,6 +25,7 @@ from oi_compiler.dialects.oi_lowered import StateViewOp, StepExitOp
 from oi_compiler.dialects.oi_table import (
     LAYOUT_ATTR,
     SITES_ATTR,
+    ENTRY_OPS,
     BufferOp,
     CheckOp,
     ErrorSiteAttr,
@@ -56,7 +57,8 @@ def layout_of(module: ModuleOp, at: Operation | None = None) -> StateLayout:
     return StateLayout.from_attr(attr)
 
 
-def _state(op: Operation) -> SSAValue:
+def state_of(op: Operation) -> SSAValue:
+    """The state array: the first argument of the function `op` is in."""
     function = op.parent_op()
     while function is not None and not isinstance(function, func.FuncOp):
         function = function.parent_op()
@@ -116,15 +118,15 @@ class _Words(RewritePattern):
         if isinstance(op, SlotOp):
             rewriter.replace(op, [], [slot])
         elif isinstance(op, WordOp):
-            word = emit(memref.LoadOp.get(_state(op), [slot]))
+            word = emit(memref.LoadOp.get(state_of(op), [slot]))
             rewriter.replace(op, _located(arith.IndexCastOp(word, IndexType()), op.location))
         elif isinstance(op, SetWordOp):
             value = emit(arith.IndexCastOp(op.value, i64))
-            rewriter.replace(op, _located(memref.StoreOp.get(value, _state(op), [slot]), op.location))
+            rewriter.replace(op, _located(memref.StoreOp.get(value, state_of(op), [slot]), op.location))
         else:
             name = op.var.root_reference.data
             label = name if op.field.data in ("buffer", "data") else f"{name}.{op.field.data}"
-            view = StateViewOp(_state(op), slot, list(op.sizes), op.result.type, label)
+            view = StateViewOp(state_of(op), slot, list(op.sizes), op.result.type, label)
             rewriter.replace(op, _located(view, op.location))
 
 
@@ -146,11 +148,11 @@ class _Checks(RewritePattern):
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter, /) -> None:
         if isinstance(op, FailOp):
-            self.fail(_Emit(rewriter, op.location), _state(op), op.site, op.args)
+            self.fail(_Emit(rewriter, op.location), state_of(op), op.site, op.args)
             rewriter.erase(op)
         elif isinstance(op, CheckOp):
             then = Block()
-            self.fail(_BlockEmit(then, op.location), _state(op), op.site, op.args)
+            self.fail(_BlockEmit(then, op.location), state_of(op), op.site, op.args)
             then.add_op(scf.YieldOp())
             rewriter.replace(op, _located(scf.IfOp(op.cond, [], Region(then), Region()), op.location))
 
@@ -176,7 +178,7 @@ class _Grow(RewritePattern):
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: GrowOp, rewriter: PatternRewriter, /) -> None:
         emit = _Emit(rewriter, op.location)
-        state = _state(op)
+        state = state_of(op)
         slot = _slot(self.layout, op)
         args = [emit(arith.IndexCastOp(v, i64)) for v in op.args]
         args += [emit.const(0, i64)] * (2 - len(args))
@@ -197,7 +199,7 @@ class _Journal(RewritePattern):
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: JournalOp, rewriter: PatternRewriter, /) -> None:
         emit = _Emit(rewriter, op.location)
-        state = _state(op)
+        state = state_of(op)
         slot = emit.index(_slot(self.layout, op))
         code = emit(func.CallOp("oi_log", [state, slot, op.offset, op.nbytes], [i32]))
         failed = emit(arith.CmpiOp(code, emit.const(0, i32), "ne"))
@@ -224,6 +226,10 @@ def lower_undo_log(module: ModuleOp) -> None:
 def lower_tables(module: ModuleOp) -> None:
     """Words, buffers, checks and growth to the state array (see the module docstring)."""
     sites: list[ErrorSiteAttr] = []
+    entry = next((op for op in module.walk() if isinstance(op, ENTRY_OPS)), None)
+    if entry is not None:
+        raise PassError(f"{entry.name} is lowered by a table storage: run --lower-table-storage first",
+                        nearest_loc(entry))  # fmt: skip
     first = next((op for op in module.walk() if isinstance(op, TABLE_OPS)), None)
     if first is not None:
         layout = layout_of(module, first)

@@ -75,6 +75,11 @@ _PASSES: dict[str, PassInfo] = {
             _lazy("oi_compiler.passes.convert_graph_to_tables", "ConvertGraphToTables"),
         ),
         PassInfo(
+            "lower-table-storage",
+            "Lower the table level's entry ops (write, read, view, reset) for each table's storage (dense)",
+            _lazy("oi_compiler.passes.lower_table_storage", "LowerTableStorage"),
+        ),
+        PassInfo(
             "assign-state-slots",
             "Place each variable's words in the state array (the module's oi_table.state_layout)",
             _lazy("oi_compiler.passes.assign_state_slots", "AssignStateSlots"),

@@ -34,3 +34,19 @@ func.func @clause() attributes {v = #oi_table.var<@x buffer volatile f32[1] slot
 func.func @paged() attributes {v = #oi_table.var<@K table persistent f32[4] slot 13, indices [p], storage paged>} {
   func.return
 }
+
+// -----
+
+func.func @write_slice(%a: index, %b: index, %src: memref<4xf32>) {
+  // expected-error@+1 {{oi_table.write takes an index per table index, no slice}}
+  oi_table.write @K [%a : %b], %src : memref<4xf32>
+  func.return
+}
+
+// -----
+
+func.func @bounds(%a: index) {
+  // expected-error@+1 {{oi_table.reset: the selection takes 1 bounds, got 2}}
+  "oi_table.reset"(%a, %a) <{var = @K, slices = array<i64: 0>}> : (index, index) -> ()
+  func.return
+}
