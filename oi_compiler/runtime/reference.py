@@ -552,7 +552,8 @@ def dtype_name_of(array: np.ndarray) -> str:
 
 
 def _scalar_int(value: np.ndarray, error: type[OiError]) -> int:
-    """Upstream's `scalar_to_i64`: bools count as 0/1, floats are refused."""
+    """Upstream's `scalar_to_i64`: bools count as 0/1, floats are refused, and a u64 is cast as
+    Rust's `as i64` does (2**63 and above wrap to negative: `cache index cannot be negative`)."""
     if value.size != 1:
         raise error("cache index must be scalar")
     item = value.reshape(-1)[0]
@@ -560,7 +561,7 @@ def _scalar_int(value: np.ndarray, error: type[OiError]) -> int:
         return int(bool(item))
     if value.dtype.kind not in "iu" and not str(value.dtype).startswith(("int", "uint")):
         raise error("cache index must be integer")
-    return int(item)
+    return _as_i64(value)
 
 
 def _pattern_key(pattern: str, names: list[str], values: list[int]) -> str:
