@@ -154,9 +154,11 @@ def _user_frame():
     return frame
 
 
-def _assigned_names(count: int, fallback: str) -> list[str]:
+def _assigned_names(count: int, fallback: str, taken: set[str] | None = None) -> list[str]:
     """The names on the left of the `=` in the statement of user code that called the API
-    method calling us (`ii, jj = schedule.tile(...)`), else fresh names."""
+    method calling us (`ii, jj = schedule.tile(...)`), else fresh names: `fallback` numbered by a
+    process-wide counter, or, with `taken`, by the smallest number not taken (names that do not
+    depend on what else the process built, so a rebuilt plan has the same IR and cache key)."""
     caller = _user_frame()
     line = linecache.getline(caller.f_code.co_filename, caller.f_lineno) if caller else ""
     column = inspect.getframeinfo(caller).positions.col_offset if caller and line else None
@@ -170,7 +172,10 @@ def _assigned_names(count: int, fallback: str) -> list[str]:
         names = [n for n in names if n]
         if len(names) == count and all(n.isidentifier() for n in names):
             return names
-    return [f"{fallback}{next(_counter)}" for _ in range(count)]
+    if taken is None:
+        return [f"{fallback}{next(_counter)}" for _ in range(count)]
+    fresh = (f"{fallback}{n}" for n in itertools.count() if f"{fallback}{n}" not in taken)
+    return [next(fresh) for _ in range(count)]
 
 
 def _unpacks_one_name() -> bool:
@@ -553,8 +558,9 @@ class Plan:
         if not isinstance(source, (Array, Cache)):
             raise ScheduleError(f"plan.cache caches an Array or a Cache, got {source!r}")
         base = source if isinstance(source, Array) else source.base
+        taken = {c.request.name for c in self.caches} | {a.name for a in self._arrays()}
         req = CacheRequest(
-            name=_assigned_names(1, f"{base.name}_cache")[0],
+            name=_assigned_names(1, f"{base.name}_cache", taken)[0],
             source=source.request.name if isinstance(source, Cache) else source.name,
             index=self.schedule._name(index) if index is not None else None,
             trigger_index=self.schedule._name(trigger_index) if trigger_index is not None else None,

@@ -14,6 +14,8 @@ function launches its kernel through `runtime/cuda.py`, or runs it in the CPU em
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 from concurrent.futures import ThreadPoolExecutor
 
@@ -24,13 +26,26 @@ from oi_compiler.errors import ExecutionError
 class NestFunction:
     """A compiled nest: call it on numpy arrays (in place for INPUT_OUTPUT arrays)."""
 
-    def __init__(self, compiled, name: str, lowered, parallel: dict | None, arrays):
+    def __init__(self, compiled, name: str, module, parallel: dict | None, arrays, lowered=None):
         self.compiled = compiled
         self.name = name
-        self.lowered = lowered  # the module after the pipeline, what the backend translated
+        self.module = module  # the plan's IR before the pipeline (`plan.module`)
+        self._lowered = lowered
         self.parallel = parallel
         self.arrays = arrays
         self._fn = compiled.function(name)
+
+    @property
+    def lowered(self):
+        """The module after the pipeline, what the backend translated (rebuilt on first use when
+        the code came from the compile cache, which skips the passes)."""
+        if self._lowered is None:
+            from oi_compiler.pipeline import NEST_STAGES, run_stages
+
+            lowered = self.module.clone()
+            run_stages(NEST_STAGES[:-1], lowered)
+            self._lowered = lowered
+        return self._lowered
 
     @property
     def llvm_ir(self) -> str:
@@ -61,17 +76,87 @@ class NestFunction:
 
 
 def build_cpu(module, name: str, arrays) -> NestFunction:
-    """A nest's IR (`plan.module`) through `pipeline.NEST_STAGES` and the JIT; `arrays` are its parameters."""
+    """A nest's IR (`plan.module`) through `pipeline.NEST_STAGES` and the JIT; `arrays` are its parameters.
+
+    A plan built before (the same IR, compiler and host) comes from the compile cache, in memory
+    or on disk, without running the passes: the key is the plan's IR text, not the LLVM IR."""
     from xdsl.dialects import func
 
-    from oi_compiler.backend.jit import compile_module
+    from oi_compiler.backend import compile_cache
+    from oi_compiler.backend.jit import CompiledModule, compile_module, host_target, load_object
     from oi_compiler.loopnest.attrs import to_py
     from oi_compiler.pipeline import NEST_STAGES, run_stages
 
-    run_stages(NEST_STAGES[:-1], module)  # the last stage, llvm, is compile_module's
-    function = next(op for op in module.ops if isinstance(op, func.FuncOp) and op.sym_name.data == name)
+    host = host_target()
+    key = _nest_key(module, host)
+    source, hit = "memory", compile_cache.memory_get(key)
+    if hit is None:
+        source, entry = "disk", compile_cache.disk_get(key)
+        meta = _read_meta(entry)
+        if meta is not None:
+            hit = (load_object(entry, host), meta)
+    if hit is not None:
+        code, meta = hit
+        compiled = CompiledModule(code, _abis_from_json(meta["abis"]), source, host, meta["symbols"])
+        return NestFunction(compiled, name, module, meta["parallel"], arrays)
+    lowered = module.clone()
+    run_stages(NEST_STAGES[:-1], lowered)  # the last stage, llvm, is compile_module's
+    function = next(op for op in lowered.ops if isinstance(op, func.FuncOp) and op.sym_name.data == name)
     parallel = to_py(function.attributes.get("oi.parallel"))
-    return NestFunction(compile_module(module), name, module, parallel, arrays)
+    compiled = compile_module(lowered)
+    meta = {"abis": _abis_to_json(compiled.abis), "symbols": compiled._symbols, "parallel": parallel}
+    code = compiled.loaded
+    compile_cache.disk_put(key, compile_cache.CacheEntry(code.object_code, code.optimized_ir, json.dumps(meta)))
+    compile_cache.memory_put(key, (code, meta))
+    return NestFunction(compiled, name, module, parallel, arrays, lowered)
+
+
+def _nest_key(module, host) -> str:
+    """The plan's IR, the compiler's own source and the host."""
+    import hashlib
+    import io
+
+    from xdsl.printer import Printer
+
+    from oi_compiler.runtime.native_step import compiler_fingerprint
+
+    text = io.StringIO()
+    Printer(stream=text).print_op(module)
+    digest = hashlib.sha256()
+    for part in ("oi-nest", text.getvalue(), compiler_fingerprint(), host.triple, host.cpu, host.features):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def _read_meta(entry) -> dict | None:
+    """An entry's ABIs, symbols and parallel split; None when it has none or they do not parse."""
+    if entry is None or not entry.meta:
+        return None
+    try:
+        meta = json.loads(entry.meta)
+        _abis_from_json(meta["abis"])
+        return meta if isinstance(meta["symbols"], dict) and "parallel" in meta else None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _abis_to_json(abis) -> dict:
+    return {name: dataclasses.asdict(abi) for name, abi in abis.items()}
+
+
+def _abis_from_json(data: dict) -> dict:
+    from oi_compiler.backend.llvm_abi import FunctionAbi, MemRefParam, ScalarParam
+
+    def param(p: dict):
+        if "shape" not in p:
+            return ScalarParam(p["name"], p["element"])
+        strides = None if p["strides"] is None else tuple(p["strides"])
+        return MemRefParam(p["name"], p["element"], tuple(p["shape"]), strides, p["offset"], p["written"])
+
+    return {name: FunctionAbi(a["name"], tuple(param(p) for p in a["params"]),
+                              None if a["result"] is None else param(a["result"]))
+            for name, a in data.items()}  # fmt: skip
 
 
 def map_to_gpu(module) -> None:
