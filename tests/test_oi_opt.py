@@ -446,7 +446,7 @@ def test_ir_is_verified_after_each_pass(capsys, tmp_path: Path) -> None:
     )
     rc, out, err = run(capsys, KV_DECODE, "--load-pass-plugin", plugin, "--break-reads")
     assert rc == 1 and out == ""
-    assert assert_one_line(err).endswith("error: cache table K requires indices")
+    assert assert_one_line(err).endswith("error: cache table K requires indices (IR left invalid by --break-reads)")
 
 
 # --- -o ----------------------------------------------------------------------------------------------

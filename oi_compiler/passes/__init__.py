@@ -190,15 +190,34 @@ def parse_pipeline(pipeline: str, *, callback=None):
         raise PassError(f"invalid pass pipeline '{pipeline}'{where}: {reason}") from None
 
 
-def run_passes(module, pipeline: str, ctx=None, *, callback=None) -> None:
+def run_passes(module, pipeline: str, ctx=None, *, callback=None, verify_each: bool = True) -> None:
     """Run a pass pipeline on a module, in place; an exception outside `OiError` that escapes a
-    pass is an `InternalError` naming that pass (`oi_compiler.boundary`)."""
+    pass is an `InternalError` naming that pass (`oi_compiler.boundary`), and IR a pass leaves
+    invalid is a `PassError` naming the pass and the op (`verify_each`, as mlir-opt does)."""
     from oi_compiler.boundary import stage
     from oi_compiler.ir_context import make_context
 
-    passes = parse_pipeline(pipeline, callback=tracking_stage(boundary := stage("passes"), callback))
+    def check(previous, module, next_pass) -> None:
+        if callback is not None:
+            callback(previous, module, next_pass)
+        if verify_each and previous is not None:
+            verify_after_pass(module, previous.name)
+
+    passes = parse_pipeline(pipeline, callback=tracking_stage(boundary := stage("passes"), check))
     with boundary:
         passes.apply(ctx or make_context(), module)
+
+
+def verify_after_pass(module, pass_name: str) -> None:
+    """The module's structural and graph rules after pass `pass_name`: a violation is the pass's
+    fault, reported at the op it broke (`'func.return' op ... (IR left invalid by --name)`)."""
+    from oi_compiler.errors import VerifyError
+    from oi_compiler.graph import verify_module
+
+    try:
+        verify_module(module)
+    except VerifyError as e:
+        raise PassError(f"{e.message} (IR left invalid by --{pass_name})", e.loc, subject=e.subject) from None
 
 
 def tracking_stage(boundary, callback=None):

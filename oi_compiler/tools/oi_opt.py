@@ -6,7 +6,8 @@
     oi-opt model.oi --bind-sizes="D=64" --dump-stages   the IR after each lowering stage
 
 Exit status: 0 on success, 1 when the input is rejected (one diagnostic per
-problem on stderr), 2 for a bad command line or pass option.
+problem on stderr) or the output cannot be written, 2 for a bad command line or
+pass option, 141 (quietly) when the reader of the output goes away (`| head`).
 """
 
 from __future__ import annotations
@@ -301,7 +302,7 @@ class OiOpt:
         return "".join(self.dumped)
 
     def _after_pass(self, previous, module, next_pass) -> None:
-        from oi_compiler.graph import verify_module
+        from oi_compiler.passes import verify_after_pass
 
         if next_pass is not None:
             self.pass_stage.name = next_pass.name
@@ -311,7 +312,7 @@ class OiOpt:
             if self.args.print_ir_after_all:
                 sys.stderr.write(f"// -----// IR Dump After {previous.name} //----- //\n")
                 sys.stderr.write(_print_module(module, self.args.mlir_print_op_generic, self.args.mlir_print_debuginfo))
-            verify_module(module)
+            verify_after_pass(module, previous.name)
         self._pass_start = time.perf_counter()
 
     def run(self) -> int:
