@@ -1,28 +1,33 @@
-"""The step function of a graph: every statement of the entry block as func/scf/memref/arith.
+"""The step function of a graph at the table level: the walk that places its statements.
 
 `emit_step(plan)` returns `func.func @step(%state: memref<?xi64>) -> i32` (0 on success). It
 follows the reference executor statement by statement (`runtime/reference.py`,
 `runtime/tables.py`), with the same checks in the same order; each check that can fail is an
-error site of the plan (its message template and statement), fired with `StepIR.fail`.
+error site (its message template and statement), an `oi_table.check`.
 
-- **Variables** are host buffers reached through state words (`analysis.py` says which kind).
-- **Tables**: data of shape `capacity ++ entry` (unwritten entries hold `@init`), a present
-  byte per entry, a size per index. An index past the size raises the size (never past a
-  `@fixed` one: that is the reference's error) and, past the capacity, calls the host, which
-  doubles the capacity. `cache.write` copies one entry; `cache.read` is a view of the entries
-  (`view` destinations) or a copy into the destination's own buffer (`resizable` ones); both
-  mark the entries present. A reset refills `@init` and recomputes the sizes from `present`.
-- **Rollback**: before any persistent byte changes, it is appended to the undo log; the host
-  puts logged bytes back, newest first, when a step fails (sizes are restored from a snapshot
-  of the size words, taken by the host before the step).
+Two phases (lowering/statement_patterns.py): the walk emits the control flow (loops, branches,
+`await` and the async blocks, `return`, `yield`) and places a copy of every other statement where
+it runs; then one rewrite pattern per statement kind replaces each copy by its table-level code,
+through the methods below (`cache_write`, `cache_read`, `kernel`...).
+
+- **Variables** are host buffers reached through named state words (`analysis.py` says which kind).
+- **Tables** are reached through the entry ops (`oi_table.write/read/view/reset`), after the
+  statement's checks (negative indices, `@fixed` limits, slice bounds); a table's storage lowers
+  them (`--lower-table-storage`). `cache.read` is a view of the entries (`view` destinations) or a
+  copy into the destination's own buffer (`resizable` ones).
+- **Rollback**: before a scalar's or buffer's bytes change, `oi_table.journal` names them for the
+  undo log (a table's storage journals its own); the host puts logged bytes back, newest first,
+  when a step fails (sizes are restored from a snapshot of the size words).
 - **Ops** are the `oi.kernel`s of `--lower-ops`: each distinct nest one function, called with the
   variables' buffers.
 """
-
 from __future__ import annotations
 
+import itertools
 import json
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 from xdsl.dialects import arith, func, memref
@@ -32,6 +37,7 @@ from xdsl.dialects.builtin import (
     IntegerType,
     MemRefType,
     NoneAttr,
+    StringAttr,
     UnitAttr,
     UnrealizedConversionCastOp,
     i32,
@@ -40,14 +46,12 @@ from xdsl.ir import Operation, Region, SSAValue
 
 from oi_compiler.dialects.oi import (
     AssignOp,
-    BarrierOp,
     BranchOp,
     CacheDecrementOp,
     CacheIncrementOp,
     CacheReadOp,
     CacheResetOp,
     CacheWriteOp,
-    DepOp,
     LoopOp,
     ReturnOp,
     TransferOp,
@@ -62,7 +66,8 @@ from oi_compiler.dtypes import FLOAT_DTYPES, PACKED_DTYPES, dtype_type, numpy_dt
 from oi_compiler.errors import PassError
 from oi_compiler.ir_context import nearest_loc, nearest_location
 from oi_compiler.lowering import analysis as P
-from oi_compiler.lowering.error_sites import site_attr
+from oi_compiler.lowering.error_sites import BLOCK_ATTR, NODE_ATTR, site_attr, site_block, site_node
+from oi_compiler.lowering.statement_patterns import PLACED_KINDS, Placement, lower_placed_statements
 from oi_compiler.lowering.analysis import StepAnalysis, VarLayout, escape_braces, memref_type_of, unsupported
 from oi_compiler.lowering.state_layout import StateLayout
 from oi_compiler.lowering.step_ir import DYN, Helpers, StepIR, step_function_type
@@ -88,6 +93,12 @@ class StepEmitter:
         self.in_entry = True  # the entry's own statements (its loops too): `yield`/`await` act there only
         self.written: dict[str, int] = {}  # in an async block: its "wrote this yielded variable" words
         self.yield_ids = {id(op): n + 1 for n, op in enumerate(P.entry_yields(plan.entry.body.block.ops))}
+        # the two phases (lowering/statement_patterns.py): statements placed by the walk, then lowered
+        self.root = self.ir  # the step's builder at the walk's position
+        self.scope: tuple[int, ...] = (0,)  # the view scope being walked (a loop body, an inlined block...)
+        self._scopes = itertools.count(1)
+        self.placed: dict[Operation, Placement] = {}
+        self.view_log: list[tuple[tuple[int, ...], str, SSAValue]] = []  # views read so far, with their scope
 
     # --- errors ------------------------------------------------------------------------------
     def site(self, kind: str, template: str, op: Operation) -> ErrorSiteAttr:
@@ -98,6 +109,7 @@ class StepEmitter:
 
     # --- the walk ----------------------------------------------------------------------------
     def emit(self) -> func.FuncOp:
+        self.root_vars = self.plan.vars
         if "pending" in self.plan.control:  # a failed step may have left a yield pending
             self.ir.set_word(self.plan.control["pending"], self.ir.const(0))
         self.statements(self.plan.entry.body.block.ops)
@@ -108,6 +120,8 @@ class StepEmitter:
                 self.ir.set_word(self.plan.control["pending"], self.ir.const(0))
                 self.run_forks(None, which)
         self.ir.b.insert(func.ReturnOp(self.ir.const_of(0, i32)))
+        lower_placed_statements(self)
+        self.plan.vars = self.root_vars
         return self.func
 
     def statements(self, ops) -> None:
@@ -164,7 +178,7 @@ class StepEmitter:
         """Each async block in name order on its own copies: of the snapshot for yielded variables,
         of their initial value for the others; then (at an `await`) what one block wrote comes back."""
         ir, plan = self.ir, self.plan
-        saved = (plan.vars, self.in_entry, self.loop_vars, self.views, self.written)
+        saved = (plan.vars, self.in_entry, self.loop_vars, self.views, self.written, self.scope)
         self.store_vars = plan.vars  # a yielded persistent variable: cache ops still see the shared one
         try:
             for fork in plan.forks:
@@ -185,13 +199,13 @@ class StepEmitter:
                         otherwise()
                         self.fork_copy(copy, plan.vars[f"{name}@fresh"], False)
                 plan.vars = {**saved[0], **fork.vars}
-                self.in_entry, self.loop_vars, self.views = False, {}, {}
+                self.in_entry, self.loop_vars, self.views, self.scope = False, {}, {}, (next(self._scopes),)
                 self.written = {n: plan.control[("written", block, n)] for n in plan.yielded if n in fork.vars}
                 ir.set_word(plan.control["ended"], ir.const(0))
                 self.statements(fork.block.body.block.ops)
                 plan.vars = saved[0]
         finally:
-            plan.vars, self.in_entry, self.loop_vars, self.views, self.written = saved
+            plan.vars, self.in_entry, self.loop_vars, self.views, self.written, self.scope = saved
             self.store_vars = None
         if merge is None:
             return
@@ -242,16 +256,48 @@ class StepEmitter:
     def statement(self, op: Operation) -> None:
         outer, self.ir.loc = self.ir.loc, nearest_location(op)  # what it emits keeps its file:line:col
         try:
-            self.lower_statement(op)
+            if isinstance(op, PLACED_KINDS):
+                self.place(op)
+                return
+            lowering = STRUCTURE.get(type(op))
+            if lowering is None:
+                raise unsupported(f"statement {op.name}", op)
+            lowering(self, op)
         finally:
             self.ir.loc = outer
 
-    def lower_statement(self, op: Operation) -> None:
-        """The statement's table-level code: one method per statement kind (`STATEMENT_LOWERINGS`)."""
-        lowering = STATEMENT_LOWERINGS.get(type(op))
-        if lowering is None:
-            raise unsupported(f"statement {op.name}", op)
-        lowering(self, op)
+    def place(self, op: Operation) -> None:
+        """A copy of the statement where it runs, for its pattern (statement_patterns.py)."""
+        copy = op.clone()
+        copy.location = nearest_location(op)
+        copy.attributes[NODE_ATTR] = StringAttr(site_node(op))
+        copy.attributes[BLOCK_ATTR] = StringAttr(site_block(op))
+        if id(op) in self.yield_ids:
+            self.yield_ids[id(copy)] = self.yield_ids[id(op)]
+        self.ir.b.insert(copy)
+        self.placed[copy] = Placement(dict(self.loop_vars), self.scope, self.plan.vars, self.store_vars,
+                                      self.in_entry, dict(self.written))  # fmt: skip
+
+    @contextmanager
+    def placed_at(self, op: Operation) -> Iterator[None]:
+        """Emit `op`'s code just before it, seeing what it sees where it was placed."""
+        where = self.placed.pop(op)
+        self.ir = self.root.at(op)
+        self.ir.loc = op.location
+        self.loop_vars, self.plan.vars, self.store_vars = where.loop_vars, where.vars, where.store_vars
+        self.in_entry, self.written = where.in_entry, where.written
+        self.views = {name: view for scope, name, view in self.view_log if where.scope[: len(scope)] == scope}
+        before = dict(self.views)
+        try:
+            yield
+        finally:
+            self.view_log += [(where.scope, n, v) for n, v in self.views.items() if before.get(n) is not v]
+            self.ir = self.root
+
+    def enter_scope(self) -> tuple[int, ...]:
+        """A new view scope inside the current one; returns the one to restore."""
+        outer, self.scope = self.scope, (*self.scope, next(self._scopes))
+        return outer
 
     def assign(self, op: AssignOp) -> None:
         """The host made the zero buffer; the temporary exists from now."""
@@ -710,7 +756,7 @@ class StepEmitter:
         lower, upper = (self.loop_bound(b, op) for b in op.bounds)
         if any(isinstance(inner, ReturnOp) for inner in op.body.block.ops):  # the first iteration ends it
             upper = ir.select(ir.cmp("slt", lower, upper), ir.add(lower, ir.const(1)), upper)
-        saved_loops, saved_views = dict(self.loop_vars), dict(self.views)
+        saved_loops, saved_views, scope = dict(self.loop_vars), dict(self.views), self.enter_scope()
         with ir.for_(lower, upper) as iv:
             self.loop_vars[op.index.data] = iv
             if not self.in_entry and _yields_inside(op):  # once a yield ended the block, nothing runs
@@ -718,7 +764,7 @@ class StepEmitter:
                     self.statements(op.body.block.ops)
             else:
                 self.statements(op.body.block.ops)
-        self.loop_vars, self.views = saved_loops, saved_views
+        self.loop_vars, self.views, self.scope = saved_loops, saved_views, scope
 
     def branch(self, op: BranchOp) -> None:
         """`branch c a b`: block a's statements when c is not zero, else b's (inlined in an scf.if)."""
@@ -765,9 +811,9 @@ class StepEmitter:
 
     def inline_block(self, blocks, name: str) -> None:
         saved_views, in_entry = dict(self.views), self.in_entry  # reads in the block serve only the block
-        self.in_entry = False  # a `yield` there ends the block; an `await` does nothing
+        self.in_entry, scope = False, self.enter_scope()  # a `yield` there ends the block; an `await` does nothing
         self.statements(blocks[name].body.block.ops)
-        self.views, self.in_entry = saved_views, in_entry
+        self.views, self.in_entry, self.scope = saved_views, in_entry, scope
         if "ended" in self.plan.control and _yields_inside_list(blocks[name].body.block.ops):
             self.ir.set_word(self.plan.control["ended"], self.ir.const(0))  # the caller goes on
 
@@ -1062,23 +1108,13 @@ def _entry_bounds(selection: list) -> tuple[list[SSAValue], list[int]]:
     return bounds, slices
 
 
-#: each statement kind's lowering to the table level (outside the entry, a `yield` ends its block:
-#: `statements` handles that)
-STATEMENT_LOWERINGS = {
-    KernelOp: StepEmitter.kernel,
-    CacheWriteOp: StepEmitter.cache_write,
-    CacheReadOp: StepEmitter.cache_read,
-    CacheIncrementOp: StepEmitter.cache_step,
-    CacheDecrementOp: StepEmitter.cache_step,
-    CacheResetOp: StepEmitter.cache_reset,
+#: the statements the walk emits itself (the control flow); the others are placed, then lowered by
+#: their patterns (`statement_patterns.STATEMENT_PATTERNS`). Outside the entry, a `yield` ends its
+#: block: `statements` handles that.
+STRUCTURE = {
     LoopOp: StepEmitter.loop,
     BranchOp: StepEmitter.branch,
-    AssignOp: StepEmitter.assign,
-    TransferOp: StepEmitter.transfer,
-    YieldOp: StepEmitter.yield_,
     AwaitOp: StepEmitter.await_,
-    BarrierOp: StepEmitter.nothing,
-    DepOp: StepEmitter.nothing,
     ReturnOp: StepEmitter.nothing,
 }
 

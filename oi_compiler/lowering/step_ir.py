@@ -90,6 +90,14 @@ class StepIR:
         self.b.insert(self._anchor)
         self._constants: dict[tuple, SSAValue] = {(0, INDEX): self._anchor.result}
 
+    def at(self, op) -> StepIR:
+        """This function's builder emitting just before `op` (its constants still go to the top)."""
+        other = object.__new__(StepIR)
+        other.loc, other.names, other.state, other.helpers = self.loc, self.names, self.state, self.helpers
+        other._anchor, other._constants = self._anchor, self._constants
+        other.b = other._builder(InsertPoint.before(op))
+        return other
+
     def _builder(self, at: InsertPoint) -> Builder:
         builder = Builder(at)
         builder.operation_insertion_handler.append(self._locate)
