@@ -12,7 +12,14 @@ Stored arrays are values: every read returns a fresh array and every write store
 a copy, so nothing outside this module can change persistent state in place.
 That is what makes rollback cheap: `PersistentStore.begin_step` starts a journal,
 the first change to a variable in a step records its previous (shallow) state,
-and `rollback` puts those back.
+and `rollback` puts those back. A table journals only what the step changes (the
+previous value of each entry it writes, creates or removes, and its sizes), so a
+step costs what it does, not what the table holds; `commit` drops the journal.
+
+A table is sparse here but dense on `device="cpu"` (one box of capacity x entry,
+each index's capacity doubled when an index passes it). So that both devices
+refuse the same steps, a table mirrors that capacity and refuses, as cpu does, an
+index or slice whose dense box numpy cannot allocate (`TableStorage.grow`).
 """
 
 from __future__ import annotations
@@ -32,14 +39,36 @@ from oi_compiler.verify.scope import shape_text
 Slice = tuple["int | None", "int | None"]  # start, end (None = default), already resolved to ints
 Index = "int | Slice"
 
+#: a growable table index's first capacity on device "cpu" (`runtime/native.py` has the same number)
+FIRST_CAPACITY = 16
+I64_MAX = (1 << 63) - 1
+
+
+def first_capacity(size: int, fixed: int | None) -> int:
+    """Device "cpu"'s capacity of a table index holding `size` when it is created or loaded: its
+    `@fixed` size, else the power of two at or above `size`, at least `FIRST_CAPACITY`."""
+    return fixed if fixed is not None else max(FIRST_CAPACITY, 1 << max(0, size - 1).bit_length())
+
+
+def growth_error(name: str, dim: int, size: int, capacity: Sequence[int]) -> CacheError:
+    """Index `dim` of table `name` cannot grow to `size`: its dense box of `capacity` does not fit.
+
+    Device "cpu"'s message, word for word, which the reference gives for the same steps."""
+    return CacheError(f"cache table {name} index {dim} cannot grow to {size} entries on device 'cpu' "
+                      f"(tables are dense: capacity {list(capacity)} x entry)")  # fmt: skip
+
+
+def allocation_error(dtype: str, shape: Sequence[int]) -> ExecutionError:
+    return ExecutionError(f"cannot allocate {dtype}{shape_text(shape)}: out of memory")
+
 
 def init_array(shape: Sequence[int], dtype: str, init: int | float | bool | None) -> np.ndarray:
     """A fresh tensor of `shape` holding `@init` broadcast, or zeros (an `ExecutionError` when
     there is no memory for it)."""
     try:
         array = np.zeros(tuple(shape), dtype=numpy_dtype(dtype))
-    except (MemoryError, ValueError):  # numpy: out of memory, or a dim past its index range
-        raise ExecutionError(f"cannot allocate {dtype}{shape_text(shape)}: out of memory") from None
+    except (MemoryError, ValueError, OverflowError):  # numpy: out of memory, or a dim past its index range
+        raise allocation_error(dtype, shape) from None
     if init is not None:
         array[...] = init
     return array
@@ -99,9 +128,17 @@ class PlainStorage:
     def restore(self, snap) -> None:
         self.value = snap
 
+    def commit(self) -> None:
+        pass
+
 
 class TableStorage:
-    """`NAME(i, j, ...)` with `@table`: entries by index tuple, and a logical size per index."""
+    """`NAME(i, j, ...)` with `@table`: entries by index tuple, and a logical size per index.
+
+    An access first resolves and checks its whole selection (`_select`: slice bounds, `@fixed`
+    sizes), then raises the sizes (`_raise_sizes`, where a growth cpu could not hold is refused),
+    in device "cpu"'s order. Every change to `entries` goes through `_put`, `_remove` and
+    `_replace_all`, which journal the previous values while a step runs (`snapshot` .. `commit`)."""
 
     kind = "table"
 
@@ -112,36 +149,85 @@ class TableStorage:
         self.fixed: list[int | None] = [fixed.get(name) for name in decl.indices]
         self.sizes: list[int] = [f or 0 for f in self.fixed]
         self.entries: dict[tuple[int, ...], np.ndarray] = {}
+        # cpu's capacity per index; None: `first_capacity` of the sizes (a new or loaded table), made
+        # concrete before anything changes the sizes
+        self._capacity: list[int] | None = None
+        self._undo: list[tuple[tuple[int, ...] | None, object]] | None = None  # (key, old entry or None)
+        self._logged: set[tuple[int, ...]] = set()  # keys journaled since the step began (or a full reset)
+        self._init_entry: np.ndarray | None = None
+        error = self._dense_error([first_capacity(s, f) for s, f in zip(self.sizes, self.fixed)])
+        if error is not None:  # cpu allocates the table when the executor is made
+            raise error
 
-    # --- sizes ---------------------------------------------------------------------
+    # --- sizes and capacity --------------------------------------------------------
 
-    def ensure_size(self, dim: int, size: int) -> None:
-        """Grow index `dim`'s logical size to at least `size` (never past a `@fixed` size)."""
+    def capacity(self) -> list[int]:
+        """The capacity per index device "cpu" would have (it only grows; a reset keeps it)."""
+        if self._capacity is None:
+            self._capacity = [first_capacity(s, f) for s, f in zip(self.sizes, self.fixed)]
+        return self._capacity
+
+    def _dense_error(self, capacity: Sequence[int]) -> ExecutionError | None:
+        """What cpu's allocation of a dense table of `capacity` raises, if anything: its data (capacity
+        x entry), then a present byte per entry (both held at once, as cpu holds them). Nothing is
+        written, so the trial costs no memory; None when both fit."""
+        held = []
+        for dtype, shape in ((self.decl.dtype, [*capacity, *self.decl.shape]), ("u8", list(capacity))):
+            try:
+                held.append(np.empty(tuple(shape), dtype=numpy_dtype(dtype)))
+            except (MemoryError, ValueError, OverflowError):
+                return allocation_error(dtype, shape)
+        return None
+
+    def _check_fixed(self, dim: int, size: int) -> None:
         limit = self.fixed[dim]
         if limit is not None and size > limit:
             raise CacheError(f"cache table {self.decl.name} index {dim} exceeds fixed size {limit}")
-        if size > self.sizes[dim]:
-            self.sizes[dim] = size
+
+    def grow(self, dim: int, size: int) -> None:
+        """Index `dim`'s size to at least `size`, as cpu's `oi_raise_size`: past the capacity, the
+        capacity doubles (at least to `size`), and a dense box numpy cannot allocate is refused."""
+        if size <= self.sizes[dim]:
+            return
+        capacity = self.capacity()
+        if size > capacity[dim]:
+            grown = list(capacity)
+            grown[dim] = max(2 * capacity[dim], size)
+            if self._dense_error(grown) is not None:
+                raise growth_error(self.decl.name, dim, size, grown)
+            self._capacity = grown
+        self.sizes[dim] = size
+
+    def ensure_size(self, dim: int, size: int) -> None:
+        """Grow index `dim`'s logical size to at least `size` (never past a `@fixed` size)."""
+        self._check_fixed(dim, size)
+        self.grow(dim, size)
 
     def _check_dtype(self) -> None:
         if self.decl.dtype in PACKED_DTYPES:
             raise CacheError("cache table packed dtypes not supported")
 
-    def _selection(self, indices: Sequence[Index]) -> list[list[int] | int]:
-        """Each index position as a scalar or the list of positions a slice selects, growing sizes."""
+    def _select(self, indices: Sequence[Index]) -> list[range | int]:
+        """Each index position as a scalar or the range a slice selects, every check made and
+        nothing changed yet (sizes grow in `_raise_sizes`)."""
         if len(indices) > self.rank:
             raise CacheError(f"cache table {self.decl.name} expects {self.rank} indices, got {len(indices)}")
         full = list(indices) + [(None, None)] * (self.rank - len(indices))
-        selection: list[list[int] | int] = []
+        selection: list[range | int] = []
         for dim, index in enumerate(full):
             if isinstance(index, tuple):
                 start, end = self._slice_bounds(dim, index)
-                self.ensure_size(dim, end)
-                selection.append(list(range(start, end)))
+                self._check_fixed(dim, end)
+                selection.append(range(start, end))
             else:
-                self.ensure_size(dim, index + 1)
+                self._check_fixed(dim, min(index + 1, I64_MAX))  # cpu's k + 1 saturates
                 selection.append(index)
         return selection
+
+    def _raise_sizes(self, selection: Sequence[range | int]) -> None:
+        for dim, item in enumerate(selection):
+            if self.fixed[dim] is None:
+                self.grow(dim, item.stop if isinstance(item, range) else min(item + 1, I64_MAX))
 
     def _slice_bounds(self, dim: int, bounds: Slice) -> tuple[int, int]:
         size = self.sizes[dim]
@@ -159,50 +245,110 @@ class TableStorage:
             raise CacheError(f"slice end {end} before start {start}")
         return start, end
 
+    # --- the journal -----------------------------------------------------------------
+
+    def _put(self, key: tuple[int, ...], entry: np.ndarray) -> None:
+        if self._undo is not None and key not in self._logged:
+            self._logged.add(key)
+            self._undo.append((key, self.entries.get(key)))
+        self.entries[key] = entry
+
+    def _remove(self, key: tuple[int, ...]) -> None:
+        if self._undo is not None and key not in self._logged:
+            self._logged.add(key)
+            self._undo.append((key, self.entries[key]))
+        del self.entries[key]
+
+    def _replace_all(self, entries: dict[tuple[int, ...], np.ndarray]) -> None:
+        """`entries` becomes the table's dict; the journal keeps the old one whole."""
+        if self._undo is not None:
+            self._undo.append((None, self.entries))
+            self._logged = set()
+        self.entries = entries
+
+    def snapshot(self):
+        """Start journaling (the step's first change to this table); the token `restore` takes."""
+        self._undo, self._logged = [], set()
+        capacity = None if self._capacity is None else list(self._capacity)
+        return (list(self.sizes), capacity, self._undo)
+
+    def restore(self, snap) -> None:
+        """Undo every change journaled since `snapshot`, newest first."""
+        sizes, capacity, undo = snap
+        for key, old in reversed(undo):
+            if key is None:
+                self.entries = old
+            elif old is None:
+                self.entries.pop(key, None)
+            else:
+                self.entries[key] = old
+        self.sizes, self._capacity = list(sizes), capacity
+        self.commit()
+
+    def commit(self) -> None:
+        """Keep the step's changes: drop the journal."""
+        self._undo, self._logged = None, set()
+
     # --- access --------------------------------------------------------------------
 
-    def _entry(self, key: tuple[int, ...]) -> np.ndarray:
-        """The entry at `key`; a missing one is created from `@init` (or zeros) and kept."""
-        entry = self.entries.get(key)
-        if entry is None:
-            entry = frozen(init_array(self.decl.shape, self.decl.dtype, self.decl.init))
-            self.entries[key] = entry
-        return entry
+    def _init(self) -> np.ndarray:
+        """The value of an entry nothing wrote (`@init`, else zeros): one frozen array for all."""
+        if self._init_entry is None:
+            self._init_entry = frozen(init_array(self.decl.shape, self.decl.dtype, self.decl.init))
+        return self._init_entry
 
     def read(self, indices: Sequence[Index]) -> np.ndarray:
+        """The selected entries; a missing one reads as `@init` (or zeros) and is created (kept)."""
         self._check_dtype()
-        selection = self._selection(indices)
-        lists = [s if isinstance(s, list) else [s] for s in selection]
-        out_shape = [len(s) for s in selection if isinstance(s, list)] + list(self.decl.shape)
-        out = np.empty(out_shape, dtype=numpy_dtype(self.decl.dtype))
-        flat = out.reshape((math.prod(len(s) for s in lists), *self.decl.shape))  # (-1 is ambiguous for empty entries)
-        for n, key in enumerate(itertools.product(*lists)):
-            flat[n] = self._entry(key)
+        selection = self._select(indices)
+        self._raise_sizes(selection)
+        ranges = [s if isinstance(s, range) else range(s, s + 1) for s in selection]
+        out_shape = [len(s) for s in selection if isinstance(s, range)] + list(self.decl.shape)
+        init = self._init()
+        try:
+            out = np.empty(out_shape, dtype=numpy_dtype(self.decl.dtype))
+        except (MemoryError, ValueError, OverflowError):
+            raise allocation_error(self.decl.dtype, out_shape) from None
+        flat = out.reshape((math.prod(len(r) for r in ranges), *self.decl.shape))  # (-1 is ambiguous for empty entries)
+        flat[...] = init
+        entries = self.entries
+        try:
+            for n, key in enumerate(itertools.product(*ranges)):
+                entry = entries.get(key)
+                if entry is None:
+                    self._put(key, init)
+                elif entry is not init:
+                    flat[n] = entry
+        except MemoryError:  # a slice cpu's dense box holds, but too many entries for this sparse one
+            raise allocation_error(self.decl.dtype, out_shape) from None
         return out
 
     def write(self, indices: Sequence[Index], value: np.ndarray) -> None:
         self._check_dtype()
-        selection = self._selection(indices)  # grows sizes first, as upstream does
-        if any(isinstance(s, list) for s in selection):
+        selection = self._select(indices)
+        if any(isinstance(s, range) for s in selection):
             raise CacheError(f"cache.write {self.decl.name} does not support slice indices")
         if tuple(value.shape) != self.decl.shape:
             raise CacheError(
                 f"cache.write {self.decl.name} expects shape {shape_text(self.decl.shape)}, "
                 f"got {shape_text(value.shape)}"
             )
-        self.entries[tuple(selection)] = frozen(value.astype(numpy_dtype(self.decl.dtype), copy=True))
+        self._raise_sizes(selection)  # after the checks, as cpu grows its dense table
+        self._put(tuple(selection), frozen(value.astype(numpy_dtype(self.decl.dtype), copy=True)))
 
     def reset(self, prefix: Sequence[int] = ()) -> None:
         """Clear every entry (no prefix) or those whose first indices equal `prefix`."""
+        self.capacity()  # cpu keeps its capacity: fix it before the sizes change
         if prefix:
-            n = len(prefix)
-            self.entries = {k: v for k, v in self.entries.items() if list(k[:n]) != list(prefix)}
+            n, prefix = len(prefix), tuple(prefix)
+            for key in [k for k in self.entries if k[:n] == prefix]:
+                self._remove(key)
         else:
-            self.entries = {}
-        self.sizes = [0] * self.rank
+            self._replace_all({})
+        sizes = [0] * self.rank
         for key in self.entries:
-            self.sizes = [max(s, k + 1) for s, k in zip(self.sizes, key)]
-        self.sizes = [f if f is not None else s for s, f in zip(self.sizes, self.fixed)]
+            sizes = [max(s, k + 1) for s, k in zip(sizes, key)]
+        self.sizes = [f if f is not None else s for s, f in zip(sizes, self.fixed)]
 
     def current(self) -> np.ndarray:
         """`NAME[]` as a read would give it, without creating entries or growing."""
@@ -212,12 +358,6 @@ class TableStorage:
             if all(k < s for k, s in zip(key, self.sizes)):
                 out[key] = entry
         return frozen(out)
-
-    def snapshot(self):
-        return (list(self.sizes), dict(self.entries))
-
-    def restore(self, snap) -> None:
-        self.sizes, self.entries = list(snap[0]), dict(snap[1])
 
 
 class AutoDimStorage:
@@ -266,9 +406,10 @@ class AutoDimStorage:
         if counts == self.counts:
             return
         old = self.current()
-        self.counts = counts
-        grown = np.zeros(self.shape(), dtype=old.dtype)
+        shape = tuple(b + c for b, c in zip(self.decl.shape, counts))
+        grown = init_array(shape, self.decl.dtype, None)  # zeros (an ExecutionError when they do not fit, as on cpu)
         grown[tuple(slice(0, n) for n in old.shape)] = old
+        self.counts = counts
         self.value = frozen(grown)
 
     def read(self, indices: Sequence[Index]) -> np.ndarray:
@@ -293,6 +434,9 @@ class AutoDimStorage:
 
     def restore(self, snap) -> None:
         self.counts, self.value = list(snap[0]), snap[1]
+
+    def commit(self) -> None:
+        pass
 
 
 Storage = PlainStorage | TableStorage | AutoDimStorage
@@ -351,9 +495,14 @@ class PersistentStore:
         return storage
 
     def begin_step(self) -> None:
+        if self._journal is not None:  # a step that neither committed nor rolled back keeps its changes
+            self.commit()
         self._journal = {}
 
     def commit(self) -> None:
+        """Keep every change since `begin_step` (each touched table drops its journal)."""
+        for name in self._journal or {}:
+            self.storages[name].commit()
         self._journal = None
 
     def rollback(self) -> None:
