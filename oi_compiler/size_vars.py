@@ -16,4 +16,6 @@ def parse_size_assignments(text: str) -> dict[str, int]:
             raise ValueError(f"size {name} must be an integer, got {value!r}") from None
         if sizes[name] < 0:
             raise ValueError(f"size {name} cannot be negative")
+        if sizes[name] >= 2**64:
+            raise ValueError(f"size {name} must be below 2**64")
     return sizes

@@ -865,6 +865,12 @@ class TransferOp(_MoveOp):
     traits = traits_def(MemoryReadEffect(), MemoryWriteEffect())
 
 
+#: How deeply `oi.loop`s may nest: the front end and the verifier refuse a deeper one (at that
+#: loop) before anything recursive (printing, lowering, the cpu build) walks it. Both devices run
+#: this many levels.
+MAX_LOOP_DEPTH = 64
+
+
 @irdl_op_definition
 class LoopOp(IRDLOperation):
     """`loop name (i in a..b) { ... }`: runs the body for i = a .. b-1; bounds are read once."""

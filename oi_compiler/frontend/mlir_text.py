@@ -1,17 +1,29 @@
 """Reading MLIR text (`.mlir` files) with the `oi` dialect, keeping each op's line:col.
 
-Three things xDSL's parser does not do for us are done here: every failure of
+Four things xDSL's parser does not do for us are done here: every failure of
 the text becomes a `ParseError` at file:line:col (xDSL's lexer can also raise
 `ValueError`, and attributes raise `VerifyException` while being built); an
 unterminated string is found by a linear scan first (xDSL's string regex
-backtracks exponentially on one); and strings xDSL reads back as bytes (any
-escaped non-ASCII text, as its generic printer writes it) are decoded as UTF-8
-(the `oi` dialect has no byte strings).
+backtracks exponentially on one); sizes are bounded as they are read (integer
+widths, dims, dense literals' element counts: a 46-byte `i64000000000` would
+otherwise take gigabytes); and strings xDSL reads back as bytes (any escaped
+non-ASCII text, as its generic printer writes it) are decoded as UTF-8 (the
+`oi` dialect has no byte strings).
 """
 
 from __future__ import annotations
 
+import math
+
 from oi_compiler.errors import ParseError, SourceLoc, exception_summary
+
+#: The widest integer type (MLIR's `IntegerType::kMaxWidth`).
+MAX_INTEGER_WIDTH = 2**24 - 1
+#: The largest dimension of a shaped type (MLIR's dims are int64_t).
+MAX_DIM = 2**63 - 1
+#: The most elements a dense literal (`dense<...> : tensor<...>`) may have: xDSL stores every
+#: element, a splat too.
+MAX_DENSE_ELEMENTS = 2**24
 
 
 def parse_mlir_module(text: str, filename: str = "<string>", ctx=None):
@@ -20,6 +32,7 @@ def parse_mlir_module(text: str, filename: str = "<string>", ctx=None):
     from xdsl.parser import Parser
     from xdsl.utils.exceptions import ParseError as XdslParseError
     from xdsl.utils.exceptions import VerifyException
+    from xdsl.utils.mlir_lexer import MLIRTokenKind
 
     from oi_compiler.ir_context import make_context
 
@@ -31,6 +44,29 @@ def parse_mlir_module(text: str, filename: str = "<string>", ctx=None):
                 line, col = _line_col(text, start.start)
                 op.location = FileLineColLoc(StringAttr(filename), IntAttr(line), IntAttr(col))
             return op
+
+        # Sizes are bounded before xDSL builds anything from them (it computes an integer type's
+        # value range, and expands a splat dense literal to every element).
+        def _parse_optional_integer_or_float_type(self):
+            token = self._current_token
+            match = self._builtin_integer_type_regex.match(token.text) if token.kind == MLIRTokenKind.BARE_IDENT else None
+            if match is not None and int(match.group(1)) > MAX_INTEGER_WIDTH:
+                self.raise_error(f"integer type {token.text} is wider than {MAX_INTEGER_WIDTH} bits", token.span)
+            return super()._parse_optional_integer_or_float_type()
+
+        def parse_shape_dimension(self, allow_dynamic: bool = True) -> int:
+            span = self._current_token.span
+            dim = super().parse_shape_dimension(allow_dynamic)
+            if dim > MAX_DIM:
+                self.raise_error(f"dimension {dim} is larger than {MAX_DIM}", span)
+            return dim
+
+        def _parse_dense_literal_type(self):
+            span = self._current_token.span
+            type = super()._parse_dense_literal_type()
+            if (count := math.prod(type.get_shape())) > MAX_DENSE_ELEMENTS:
+                self.raise_error(f"dense literal of {count} elements (more than {MAX_DENSE_ELEMENTS})", span)
+            return type
 
     def error_at(offset: int, message: str) -> ParseError:
         return ParseError(message, SourceLoc(filename, *_line_col(text, offset)))

@@ -65,6 +65,7 @@ class DslParser:
         self.filename = filename
         self.toks = self.lexer.tokens()
         self.i = 0
+        self.loop_depth = 0  # loops around the statement being parsed
 
     # --- token helpers -----------------------------------------------------------------
 
@@ -530,6 +531,8 @@ class DslParser:
         return oi.TransferOp(src, dst)
 
     def parse_loop(self) -> Operation:
+        if self.loop_depth >= oi.MAX_LOOP_DEPTH:  # (the verifier's rule, here before recursing deeper)
+            raise self.error(f"loops nest too deeply: more than {oi.MAX_LOOP_DEPTH} levels", self.toks[self.i - 1])
         label = self.expect_ident("loop name")
         self.expect("(")
         index = self.expect_ident("loop index")
@@ -538,7 +541,12 @@ class DslParser:
         self.expect("..")
         end = self.parse_loop_bound()
         self.expect(")")
-        return oi.LoopOp(label, index, start, end, self.parse_body())
+        self.loop_depth += 1
+        try:
+            body = self.parse_body()
+        finally:
+            self.loop_depth -= 1
+        return oi.LoopOp(label, index, start, end, body)
 
     def parse_loop_bound(self) -> int | str:
         if self.tok.kind in (INT, IDENT):

@@ -140,7 +140,11 @@ class Lexer:
         elif m.group("frac") is not None or m.group("exp") is not None:
             out.append(self._token(FLOAT, m.group(), float(raw), pos))
         else:
-            out.append(self._token(INT, m.group(), int(raw), pos))
+            try:
+                value = int(raw)
+            except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits())
+                raise self.error(f"integer literal too long ({len(raw)} digits)", pos) from None
+            out.append(self._token(INT, m.group(), value, pos))
         return end
 
     def _string(self, start: int, out: list[Token]) -> int:

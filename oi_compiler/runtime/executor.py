@@ -18,6 +18,7 @@ leaves every persistent variable as it was before the step.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections.abc import Mapping
@@ -256,19 +257,62 @@ class Executor:
 
 
 def _exact_cast(name: str, value: Any, dtype: str) -> np.ndarray:
-    """`value` as a new array of DSL dtype `dtype`; integer dtypes take only values they hold exactly."""
+    """`value` as a new array of DSL dtype `dtype`, refusing conversions that would change a value:
+    an imaginary part (every DSL dtype is real), and for integer and bool dtypes a fraction or a
+    value out of the dtype's range (2**70 is not `True`)."""
     try:
         source = np.asarray(value)
-        if dtype in INT_RANGES and source.dtype.kind in "fciuVb" and source.size:
-            wide = source.astype(np.float64) if source.dtype.kind in "fcV" else source.astype(object)
-            if source.dtype.kind in "fcV" and not np.all(np.isfinite(wide) & (np.floor(wide) == wide)):
-                raise ExecutionError(f"insert {name}: {dtype} takes integers, got {source.dtype} values with fractions")
-            low, high = INT_RANGES[dtype]
-            if wide.min() < low or wide.max() > high:
-                raise ExecutionError(f"insert {name}: a value is out of range for {dtype} ({low}..{high})")
+        if source.dtype.kind in "cO" and source.size:
+            source = _real_part(name, dtype, source)
+        if dtype in INT_RANGES and source.size:
+            _check_integers(name, dtype, source)
         return np.array(source, dtype=numpy_dtype(dtype))
     except (TypeError, ValueError, OverflowError) as e:
         raise ExecutionError(f"insert {name}: cannot convert to {dtype}: {e}") from None
+
+
+def _real_part(name: str, dtype: str, source: np.ndarray) -> np.ndarray:
+    """A complex (or object) array's values without their imaginary parts, each of which must be 0."""
+    lossy = ExecutionError(f"insert {name}: {dtype} takes real values, got complex values with an imaginary part")
+    if source.dtype.kind == "c":
+        if np.any(source.imag != 0):
+            raise lossy
+        return source.real
+    items = list(source.flat)  # Python objects: big ints, complex numbers, anything
+    for n, item in enumerate(items):
+        if isinstance(item, complex | np.complexfloating):
+            if item.imag != 0:
+                raise lossy
+            items[n] = item.real
+    result = np.empty(source.shape, dtype=object)
+    result.flat[:] = items
+    return result
+
+
+def _check_integers(name: str, dtype: str, source: np.ndarray) -> None:
+    """Raise unless every number in `source` is an integer that `dtype` (integer or bool) holds."""
+    kind = source.dtype.kind
+    if kind in "fV":  # floats (ml_dtypes' bf16/f8 are kind V)
+        wide = source.astype(np.float64)
+        if not np.all(np.isfinite(wide) & (np.floor(wide) == wide)):
+            raise ExecutionError(f"insert {name}: {dtype} takes integers, got {source.dtype} values with fractions")
+        numbers = [int(wide.min()), int(wide.max())]  # exact: float64 -> int of an integral value
+    elif kind in "iub":
+        numbers = [int(source.min()), int(source.max())]
+    elif kind == "O":  # Python ints past 64 bits, floats...; other objects are numpy's to convert or refuse
+        numbers = []
+        for item in source.flat:
+            if isinstance(item, bool | int | np.integer | np.bool_):
+                numbers.append(int(item))
+            elif isinstance(item, float | np.floating):
+                if not (math.isfinite(item) and float(item).is_integer()):
+                    raise ExecutionError(f"insert {name}: {dtype} takes integers, got {item!r}")
+                numbers.append(int(item))
+    else:
+        return
+    low, high = INT_RANGES[dtype]
+    if any(not low <= n <= high for n in numbers):
+        raise ExecutionError(f"insert {name}: a value is out of range for {dtype} ({low}..{high})")
 
 
 __all__ = ["DEVICES", "Executor", "Simulator"]

@@ -1,12 +1,16 @@
 """How the command-line tools turn errors into one diagnostic line and an exit status.
 
-0 success; 1 the input was rejected (`file:line:col: error: message`); 2 a bad command
-line or pass option (`tool: error: message`); 3 an internal error (a bug in
-oi_compiler: one line, or the traceback with `OI_DEBUG=1`); 130 interrupted.
+0 success; 1 the input was rejected (`file:line:col: error: message`), or the output
+could not be written (a full disk: `tool: error: No space left on device`); 2 a bad
+command line or pass option (`tool: error: message`); 3 an internal error (a bug in
+oi_compiler: one line, or the traceback with `OI_DEBUG=1`); 130 interrupted; 141 the
+reader of standard output went away (`oi-run ... | head`: no message, as a Unix tool
+killed by SIGPIPE).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Callable
@@ -17,7 +21,18 @@ from oi_compiler.errors import InternalError, OiError, OptionError, PassError
 def run_reporting_errors(prog: str, run: Callable[[], int]) -> int:
     """`run()`'s exit status, or the status of the error it raised, reported on stderr."""
     try:
-        return run()
+        status = run()
+        sys.stdout.flush()  # a closed pipe or a full disk shows here at the latest, not at exit
+        return status
+    except BrokenPipeError:  # the tools write no pipe but standard output
+        _discard_stdout()
+        return 141
+    except OSError as e:
+        if e.errno not in _OUT_OF_SPACE:
+            return _internal(prog, e)
+        _discard_stdout()
+        _report(f"{prog}: error: {e.strerror}")
+        return 1
     except InternalError as e:  # a bug in oi_compiler, never the user's fault: one line, no traceback
         if os.environ.get("OI_DEBUG"):
             raise
@@ -35,14 +50,36 @@ def run_reporting_errors(prog: str, run: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as e:  # a bug outside every stage's boundary
-        if os.environ.get("OI_DEBUG"):
-            raise
-        from oi_compiler.boundary import internal_error
+        return _internal(prog, e)
 
-        _report(f"{prog}: {internal_error(e, prog)} (set OI_DEBUG=1 for a traceback)")
-        return 3
+
+#: errors writing output that are the disk's, not a bug (files the tools write report their own)
+_OUT_OF_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _internal(prog: str, e: Exception) -> int:
+    if os.environ.get("OI_DEBUG"):
+        raise e
+    from oi_compiler.boundary import internal_error
+
+    _report(f"{prog}: {internal_error(e, prog)} (set OI_DEBUG=1 for a traceback)")
+    return 3
+
+
+def _discard_stdout() -> None:
+    """Point standard output at /dev/null, so that the interpreter's last flush of what is left in
+    its buffer does not fail again at exit (Python would print an 'Exception ignored' note)."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError, AttributeError):  # no real file behind sys.stdout (a test's capture)
+        pass
 
 
 def _report(line: str) -> None:
-    sys.stdout.flush()  # what the tool printed so far comes before the diagnostic
+    try:
+        sys.stdout.flush()  # what the tool printed so far comes before the diagnostic
+    except OSError:  # reported on its own; the diagnostic still goes out
+        pass
     print(line, file=sys.stderr)

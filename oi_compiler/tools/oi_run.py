@@ -10,14 +10,18 @@ variable's shape is fed each step; one with an extra leading axis of length
 first step and after the last).
 
 Exit status: 0 on success, 1 when the graph, model, a fed value or a step is
-rejected (one diagnostic on stderr), 2 for a bad command line.
+rejected or the output cannot be written (one diagnostic on stderr), 2 for a bad
+command line, 141 (quietly) when the reader of the output goes away (`| head`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
+import tokenize
 from pathlib import Path
 
 import numpy as np
@@ -64,18 +68,49 @@ def parse_dims(items: list[str]) -> dict[str, int]:
     return dims
 
 
+def _is_file(value: str) -> bool:
+    """Whether `value` names a file; a JSON list too long to be a file name is not one."""
+    try:
+        return Path(value).is_file()
+    except (OSError, ValueError):  # ENAMETOOLONG, a NUL byte...
+        return False
+
+
+def _load_npy(path: str) -> np.ndarray:
+    """The array in the `.npy` file at `path`, after checking that the data its header claims is
+    in the file (a header claiming terabytes fails here, before numpy allocates them)."""
+    with open(path, "rb") as fp:
+        version = np.lib.format.read_magic(fp)
+        if version not in ((1, 0), (2, 0), (3, 0)):
+            raise ValueError(f"unsupported .npy format version {version[0]}.{version[1]}")
+        # 2.0 and 3.0 headers have the same layout (3.0 is UTF-8 text; only field names can differ)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        try:
+            shape, _, dtype = read_header(fp)
+        except (SyntaxError, tokenize.TokenError) as e:  # what numpy's header parser can raise besides ValueError
+            raise ValueError(f"malformed .npy header ({type(e).__name__}: {e})") from None
+        if any(n < 0 for n in shape):
+            raise ValueError(f"negative dimension in shape {shape}")
+        claimed = math.prod(shape) * dtype.itemsize
+        present = os.fstat(fp.fileno()).st_size - fp.tell()
+        if not dtype.hasobject and claimed > present:
+            raise ValueError(f"its header claims {claimed} bytes of data ({dtype}{list(shape)}) but it holds {present}")
+    return np.load(path, allow_pickle=False)
+
+
 def read_feed(item: str) -> tuple[str, np.ndarray]:
     name, eq, value = item.partition("=")
     if not eq or not name.isidentifier():
         raise OptionError(f"bad --feed {item!r} (expected NAME=FILE.npy or NAME=VALUE)")
-    if value.endswith(".npy") or Path(value).is_file():
+    if value.endswith(".npy") or _is_file(value):
         try:
-            return name, np.load(value, allow_pickle=False)
+            return name, _load_npy(value)
         except (OSError, ValueError, EOFError) as e:
-            raise ExecutionError(f"cannot read --feed {name}: {e}", subject=value) from None
+            message = " ".join(str(e).split())  # one line
+            raise ExecutionError(f"cannot read --feed {name}: {message}", subject=value) from None
     try:
         return name, np.asarray(json.loads(value))
-    except (json.JSONDecodeError, ValueError):
+    except (json.JSONDecodeError, ValueError, RecursionError):  # (RecursionError: nested too deeply)
         raise OptionError(f"bad --feed value for {name}: {value!r} (expected a .npy file, a number or a JSON list)")
 
 

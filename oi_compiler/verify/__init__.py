@@ -74,6 +74,7 @@ def verify_graph(graph: GraphOp, *, sizevars: Mapping[str, int] | None = None) -
 def _verify_statements(scope: GraphScope, statements) -> None:
     for op in statements:
         if isinstance(op, LoopOp):
+            control_flow.verify_loop_depth(scope, op)
             control_flow.verify_loop_bounds(scope, op)
             with scope.loop(op.index.data):
                 _verify_statements(scope, op.body.block.ops)

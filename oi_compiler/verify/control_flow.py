@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from xdsl.dialects.builtin import IntAttr
 
-from oi_compiler.dialects.oi import AwaitOp, BlockOp, BranchOp, LoopOp, YieldOp
+from oi_compiler.dialects.oi import MAX_LOOP_DEPTH, AwaitOp, BlockOp, BranchOp, LoopOp, YieldOp
 from oi_compiler.verify.scope import GraphScope, fail
 
 
@@ -31,6 +31,12 @@ def verify_branch(scope: GraphScope, op: BranchOp) -> None:
             raise fail(op, f"branch {op.cond.data} requires else block")
         if (error := _known_scalar_error(scope, op.cond.data)) is not None:
             raise fail(op, error)
+
+
+def verify_loop_depth(scope: GraphScope, op: LoopOp) -> None:
+    """A loop inside `MAX_LOOP_DEPTH` enclosing loops is refused, at that loop."""
+    if len(scope.loop_indices) >= MAX_LOOP_DEPTH:
+        raise fail(op, f"loops nest too deeply: more than {MAX_LOOP_DEPTH} levels")
 
 
 def verify_loop_bounds(scope: GraphScope, op: LoopOp) -> None:

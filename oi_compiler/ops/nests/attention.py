@@ -159,8 +159,8 @@ def _dims(value: SSAValue) -> str:
 def _default_scale(b: Builder, domain: Domain, head_dim: int | SSAValue) -> SSAValue:
     """1 / sqrt(Dh), computed in f64 and rounded to the math type (as `dtype.type(1 / math.sqrt(Dh))`)."""
     s = Scalar(b, domain)
-    if isinstance(head_dim, int):
-        return s.const(1 / math.sqrt(head_dim))
+    if isinstance(head_dim, int):  # (Dh = 0 is the shape rule's error; here +inf, as the run-time division gives)
+        return s.const(1 / math.sqrt(head_dim) if head_dim else math.inf)
     f = Scalar(b, F64_DOMAIN)
     return resize_float(b, f.divf(f.const(1.0), f.sqrt(f.from_index(head_dim))), domain.type)
 

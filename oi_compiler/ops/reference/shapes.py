@@ -202,6 +202,8 @@ def _attention(op: str, shapes: list[Shape], settings: Mapping[str, Any]) -> Sha
         raise fail(op, f"query heads {heads} are not a multiple of kv heads {k[1]}")
     if k[0] == 0:
         raise fail(op, "needs at least one key (T = 0)")
+    if dh == 0:  # (the default scale 1/sqrt(Dh) has no value)
+        raise fail(op, "needs a head dim of at least one (Dh = 0)")
     queries = q[0] if len(q) == 3 else 1
     if read_bool(op, settings, "causal", False) and queries > k[0]:
         raise fail(op, f"causal with {queries} queries but only {k[0]} keys")
