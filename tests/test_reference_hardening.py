@@ -137,8 +137,6 @@ def test_refused_growth_names_the_statement() -> None:
     assert exe.table_sizes("K") == [0] and exe.state("K").shape == (0, 2) and exe.fetch("K").shape == (0, 2)
 
 
-@pytest.mark.xfail(strict=True, reason="cpu bug (runtime/native.py): a growth the host refuses is raised without "
-                                       "the statement's location and node; the reference names both")  # fmt: skip
 def test_refused_growth_names_the_statement_on_cpu_too() -> None:
     pair = both(f"dynamic {{ x: f32[2]; }} persistent {{ K(i): f32[2] @table; }} "
                 f"block entry {{ cache.write x >> K[{BIG}]; }}")  # fmt: skip

@@ -30,6 +30,8 @@ decides where each word is (the layout's `slot`s); only `--lower-tables` turns n
 - `oi_table.slot @K "data"`: the word's number, for the shared helpers that take one;
 - `oi_table.check %bad, #oi_table.site<...> (%a, %b)`: fail the step with that error when `%bad`;
   `oi_table.fail #oi_table.site<...>`: fail it here (a check that always fails);
+- `oi_table.statement #oi_table.site<...>`: the statement running from here, for the errors the host
+  raises in a callback (a table that cannot grow), which have no check of their own;
 - `oi_table.journal @K "data" [%offset, %nbytes]`: the undo log: those bytes are saved before the
   write that follows, so a failed step can put them back;
 - `oi_table.grow "table" @K (%dim, %n)`: ask the host for room (a table's capacity, a
@@ -465,6 +467,22 @@ class FailOp(IRDLOperation):
 
 
 @irdl_op_definition
+class StatementOp(IRDLOperation):
+    """The statement running from here on: an error the host raises in a callback (a table that
+    cannot grow) is reported at `site`'s location and statement."""
+
+    name = "oi_table.statement"
+
+    site = prop_def(ErrorSiteAttr)
+
+    traits = traits_def(MemoryWriteEffect())
+    assembly_format = "$site attr-dict"
+
+    def __init__(self, site: ErrorSiteAttr):
+        super().__init__(properties={"site": site})
+
+
+@irdl_op_definition
 class JournalOp(IRDLOperation):
     """Save `nbytes` bytes of a variable's buffer, from byte `offset`, in the undo log."""
 
@@ -724,6 +742,6 @@ class ResetOp(_EntryOp):
 
 
 ENTRY_OPS = (WriteOp, ReadOp, ViewOp, ResetOp)
-TABLE_OPS = (WordOp, SetWordOp, BufferOp, SlotOp, CheckOp, FailOp, JournalOp, GrowOp, *ENTRY_OPS)
+TABLE_OPS = (WordOp, SetWordOp, BufferOp, SlotOp, CheckOp, FailOp, StatementOp, JournalOp, GrowOp, *ENTRY_OPS)
 
 OI_TABLE = Dialect("oi_table", list(TABLE_OPS), [ErrorSiteAttr, VarLayoutAttr, StateLayoutAttr])

@@ -61,7 +61,7 @@ from oi_compiler.dialects.oi import (
 from oi_compiler.backend.llvm import NOINLINE_ATTR
 from oi_compiler.dialects.oi_attrs import SliceAttr
 from oi_compiler.dialects.oi_lowered import KernelOp
-from oi_compiler.dialects.oi_table import ErrorSiteAttr, ReadOp, ResetOp, ViewOp, WriteOp
+from oi_compiler.dialects.oi_table import ErrorSiteAttr, ReadOp, ResetOp, StatementOp, ViewOp, WriteOp
 from oi_compiler.dtypes import FLOAT_DTYPES, PACKED_DTYPES, dtype_type, numpy_dtype
 from oi_compiler.errors import PassError
 from oi_compiler.ir_context import nearest_loc, nearest_location
@@ -288,6 +288,8 @@ class StepEmitter:
         self.in_entry, self.written = where.in_entry, where.written
         self.views = {name: view for scope, name, view in self.view_log if where.scope[: len(scope)] == scope}
         before = dict(self.views)
+        if isinstance(op, HOST_CALLING):  # a growth the host cannot make is reported at this statement
+            self.ir.emit(StatementOp(self.site(EXEC, "", op)))
         try:
             yield
         finally:
@@ -1107,6 +1109,9 @@ def _entry_bounds(selection: list) -> tuple[list[SSAValue], list[int]]:
         slices.append(int(item[0] == "slice"))
     return bounds, slices
 
+
+#: statements that may call the host (growth): each starts with an `oi_table.statement` marker
+HOST_CALLING = (CacheWriteOp, CacheReadOp, CacheResetOp, AssignOp)
 
 #: the statements the walk emits itself (the control flow); the others are placed, then lowered by
 #: their patterns (`statement_patterns.STATEMENT_PATTERNS`). Outside the entry, a `yield` ends its

@@ -35,6 +35,7 @@ from oi_compiler.dialects.oi_table import (
     SetWordOp,
     TABLE_OPS,
     SlotOp,
+    StatementOp,
     WordOp,
 )
 from oi_compiler.errors import PassError
@@ -131,7 +132,8 @@ class _Words(RewritePattern):
 
 
 class _Checks(RewritePattern):
-    """A check or failure stores its site's number and arguments and leaves the step (code 1)."""
+    """A check or failure stores its site's number and arguments and leaves the step (code 1); a
+    statement marker stores its site's number only (the host reads it if a callback fails)."""
 
     def __init__(self, sites: list[ErrorSiteAttr]):
         self.sites = sites
@@ -147,7 +149,11 @@ class _Checks(RewritePattern):
         emit(StepExitOp(emit.const(CODE_ERROR, i32)))
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter, /) -> None:
-        if isinstance(op, FailOp):
+        if isinstance(op, StatementOp):  # the statement the host names if a callback fails
+            emit = _Emit(rewriter, op.location)
+            emit(memref.StoreOp.get(emit.const(self.number(op.site), i64), state_of(op), [emit.index(P.ERROR_SITE)]))
+            rewriter.erase(op)
+        elif isinstance(op, FailOp):
             self.fail(_Emit(rewriter, op.location), state_of(op), op.site, op.args)
             rewriter.erase(op)
         elif isinstance(op, CheckOp):

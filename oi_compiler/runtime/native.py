@@ -9,13 +9,12 @@ fails (`rollback`), and converts tables to and from the reference executor's for
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
 
 from oi_compiler.dtypes import numpy_dtype
-from oi_compiler.errors import CacheError, ExecutionError
+from oi_compiler.errors import CacheError, ExecutionError, OiError
 from oi_compiler.lowering import analysis as P
 from oi_compiler.lowering.analysis import VarLayout
 from oi_compiler.runtime.binding import BoundGraph, check_model_tensor
@@ -100,16 +99,19 @@ class NativeState:
         """Entry addresses of a constant prefix table, for every index the model has."""
         decl = self.bound.decls[var.name]
         model = self.bound.model
-        counts = _prefix_counts(decl, model)
-        table = np.zeros(max(1, math.prod(counts)), np.int64)
-        for n, key in enumerate(itertools.product(*(range(c) for c in counts))):
-            name = _pattern_key(decl.pattern.data, decl.index_names, list(key)) if decl.pattern is not None \
-                else f"{var.name}[{','.join(map(str, key))}]"  # fmt: skip
-            if model.has_tensor(name):
-                check_model_tensor(model, name, name, var.dtype, var.shape)
-                entry = np.array(model.tensor(name), dtype=numpy_dtype(var.dtype), order="C").reshape(var.shape)
-                self.keep.append(entry)
-                table[n] = entry.ctypes.data
+        entries = _prefix_entries(decl, model)
+        counts = [max((key[d] + 1 for key in entries), default=0) for d in range(len(decl.index_names))]
+        try:
+            table = init_array([max(1, math.prod(counts))], "i64", None)
+        except ExecutionError:
+            raise ExecutionError(
+                f"prefix table {var.name}: the model's indices up to {[c - 1 for c in counts]} are too many for "
+                f"device 'cpu' (it keeps a dense table of {math.prod(counts)} entry addresses)") from None  # fmt: skip
+        for key, name in entries.items():
+            check_model_tensor(model, name, name, var.dtype, var.shape)
+            entry = np.array(model.tensor(name), dtype=numpy_dtype(var.dtype), order="C").reshape(var.shape)
+            self.keep.append(entry)
+            table[np.ravel_multi_index(key, counts)] = entry.ctypes.data
         self._set(var.slot, table)
         for d, c in enumerate(counts):
             self.words[var.count_base + d] = c
@@ -129,7 +131,7 @@ class NativeState:
     def _new_table(self, var: VarLayout, caps: list[int]) -> None:
         data = init_array([*caps, *var.shape], var.dtype, var.init)
         self._set(var.data_slot, data)
-        self._set(var.present_slot, np.zeros(caps, np.uint8))
+        self._set(var.present_slot, init_array(caps, "u8", None))  # (out of memory: an ExecutionError)
         for d, c in enumerate(caps):
             self.words[var.capacity_slot(d)] = c
 
@@ -183,10 +185,8 @@ class NativeState:
             old = self.arrays[var.slot]
             self.growth.append((int(self.words[P.LOG_COUNT]), var, old, None, []))
             shape = [base + int(self.words[var.count_base + d]) for d, base in enumerate(var.shape)]
-            if b:
-                grown = init_array(shape, var.dtype, var.init)
-            else:
-                grown = np.zeros(shape, numpy_dtype(var.dtype))
+            grown = init_array(shape, var.dtype, var.init if b else None)  # (out of memory: an ExecutionError)
+            if not b:
                 grown[tuple(slice(0, n) for n in old.shape)] = old
             self._set(var.slot, grown)
         elif kind == P.GROW_REBIND:
@@ -223,10 +223,15 @@ class NativeState:
             return
         self._keep_views_read(int(words[P.STEP_STAMP]))
         self.rollback(sizes)
-        if code == 2:
-            error, self.host_error = self.host_error, None
-            raise error or ExecutionError("internal error: the step's host callback failed")
         site = int(self.words[P.ERROR_SITE])
+        if code == 2:  # the host refused a callback: at the statement the last marker named
+            error, self.host_error = self.host_error, None
+            error = error or ExecutionError("internal error: the step's host callback failed")
+            if isinstance(error, OiError) and error.loc is None and 0 < site < len(self.step.sites):
+                where = self.step.sites[site]
+                error.loc = where.loc
+                error.node = f"block {where.block or self.step.block} node {where.node}"
+            raise error
         args = [int(x) for x in self.words[P.ERROR_ARGS : P.ERROR_ARGS + 4]]
         extra = P.extra_error_args(self.plan.vars.values())
         args += [int(x) for x in self.words[len(self.words) - extra :]] if extra else []
@@ -465,20 +470,23 @@ def flat_empty(var: VarLayout) -> np.ndarray:
     return np.zeros(0, numpy_dtype(var.dtype))
 
 
-def _prefix_counts(decl, model) -> list[int]:
-    """Per index, one more than the largest value any model tensor of the pattern uses."""
+def _prefix_entries(decl, model) -> dict[tuple[int, ...], str]:
+    """The model tensors of a prefix table, by index: those whose name is the pattern with each
+    `{index}` replaced by a number, as the reference looks them up (`_pattern_key`)."""
     import re
 
     names = decl.index_names
     if decl.pattern is None:
-        return [0] * len(names)
+        return {}
     pattern = re.escape(decl.pattern.data)
-    for name in names:
-        pattern = pattern.replace(re.escape("{" + name + "}"), f"(?P<{name}>[0-9]+)", 1)
+    for name in names:  # (an index is below 2**63: at most 19 digits)
+        pattern = pattern.replace(re.escape("{" + name + "}"), f"(?P<{name}>[0-9]{{1,19}})", 1)
     matcher = re.compile(pattern + r"\Z")
-    counts = [0] * len(names)
+    entries: dict[tuple[int, ...], str] = {}
     for key in model.tensor_names():
         m = matcher.match(key)
         if m is not None:
-            counts = [max(c, int(m.group(n)) + 1) for c, n in zip(counts, names)]
-    return counts
+            index = tuple(int(m.group(n)) for n in names)
+            if _pattern_key(decl.pattern.data, names, list(index)) == key:  # not one with leading zeros
+                entries[index] = key
+    return entries
