@@ -193,9 +193,13 @@ def parse_pipeline(pipeline: str, *, callback=None):
 def run_passes(module, pipeline: str, ctx=None, *, callback=None, verify_each: bool = True) -> None:
     """Run a pass pipeline on a module, in place; an exception outside `OiError` that escapes a
     pass is an `InternalError` naming that pass (`oi_compiler.boundary`), and IR a pass leaves
-    invalid is a `PassError` naming the pass and the op (`verify_each`, as mlir-opt does)."""
+    invalid is a `PassError` naming the pass and the op (`verify_each`, as mlir-opt does; when
+    the input itself does not verify, no pass is blamed)."""
     from oi_compiler.boundary import stage
     from oi_compiler.ir_context import make_context
+
+    # a pass is blamed only for IR it broke: an input that does not verify is not checked again
+    verify_each = verify_each and _verifies(module)
 
     def check(previous, module, next_pass) -> None:
         if callback is not None:
@@ -206,6 +210,17 @@ def run_passes(module, pipeline: str, ctx=None, *, callback=None, verify_each: b
     passes = parse_pipeline(pipeline, callback=tracking_stage(boundary := stage("passes"), check))
     with boundary:
         passes.apply(ctx or make_context(), module)
+
+
+def _verifies(module) -> bool:
+    from oi_compiler.errors import VerifyError
+    from oi_compiler.graph import verify_module
+
+    try:
+        verify_module(module)
+    except VerifyError:
+        return False
+    return True
 
 
 def verify_after_pass(module, pass_name: str) -> None:
