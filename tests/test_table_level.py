@@ -124,3 +124,19 @@ def test_after_lower_tables_every_state_access_is_a_load_store_or_view() -> None
     users = {use.operation.name for use in state.uses}
     assert users <= {"memref.load", "memref.store", "oi.state_view", "func.call"}
     assert any(isinstance(use.operation, memref.LoadOp) for use in state.uses)
+
+
+def test_a_constant_negative_index_the_verifier_would_refuse_still_lowers() -> None:
+    """Hand-written IR that skips the verifier (`K[-1]`): the step fails at the index check, and
+    the code after it (an entry op at -1) still lowers to LLVM IR (diff finding #3)."""
+    from oi_compiler.backend.llvm import llvm_ir_text
+
+    module = oi.Graph.load(KV).module.clone()
+    run_passes(module, SIZES)
+    source = text(module).replace("@K[t]", "@K[-1]")
+    assert "@K[-1]" in source
+    negative = parse_mlir(source, "neg.mlir")
+    run_passes(negative, "lower-ops,lower-cache,lower-nests", verify_each=False)
+    step = step_of(negative)
+    assert any(str(site.template.data) == "cache index cannot be negative" for site in step.attributes["oi.error_sites"])
+    assert 'define i32 @"step"(' in llvm_ir_text(negative)
