@@ -714,7 +714,7 @@ def test_dump_stages_prints_the_ir_after_each_stage(capsys) -> None:
     assert "oi.var volatile @keys : f32[T, 1, 4]" in stages[0][1]
     assert "oi.kernel matmul(@x, " in stages[1][1] and "oi.op matmul" not in stages[1][1]
     assert "oi.graph" not in stages[2][1] and "oi_table.check" in stages[2][1]  # the table level
-    assert "oi_table.view @K" in stages[2][1] and "oi_table.view" not in stages[3][1]  # lower-table-storage
+    assert "oi_table.view %K" in stages[2][1] and "oi_table.view" not in stages[3][1]  # lower-table-storage
     assert "slot ?" in stages[3][1] and "slot ?" not in stages[4][1]  # assign-state-slots
     assert "oi_table.journal" in stages[4][1] and "oi_table.journal" not in stages[5][1]  # lower-undo-log
     assert "oi_table.word" not in stages[6][1] and "oi.error_sites = [#oi_table.site<" in stages[6][1]

@@ -47,7 +47,8 @@ builtin.module attributes {oi_table.state_layout = #oi_table.layout<words ?, blo
     #oi_table.var<@K table persistent f32[4] slot ?, indices [p], storage dense>]>} {
   func.func private @oi_grow(memref<?xi64>, i64, i64, i64, i64) -> i64
   func.func @step(%state: memref<?xi64>, %t: index, %x: memref<4xf32>) -> i32 {
-    oi_table.write @K [%t], %x : memref<4xf32>
+    %K = oi_table.table @K : !oi_table.table<f32[4], [p], dense>
+    oi_table.write %K [%t], %x : !oi_table.table<f32[4], [p], dense>, memref<4xf32>
     %ok = arith.constant 0 : i32
     func.return %ok : i32
   }
@@ -64,7 +65,8 @@ builtin.module attributes {oi_table.state_layout = #oi_table.layout<words ?, blo
 builtin.module attributes {oi_table.state_layout = #oi_table.layout<words ?, block "entry", [
     #oi_table.var<@F table persistent f32[4] slot ?, indices [l fixed 2, p fixed 16], storage dense>]>} {
   func.func @step(%state: memref<?xi64>, %l: index, %t: index, %x: memref<4xf32>) -> i32 {
-    oi_table.write @F [%l, %t], %x : memref<4xf32>
+    %F = oi_table.table @F : !oi_table.table<f32[4], [l fixed 2, p fixed 16], dense>
+    oi_table.write %F [%l, %t], %x : !oi_table.table<f32[4], [l fixed 2, p fixed 16], dense>, memref<4xf32>
     %ok = arith.constant 0 : i32
     func.return %ok : i32
   }
@@ -97,9 +99,10 @@ builtin.module attributes {oi_table.state_layout = #oi_table.layout<words ?, blo
   func.func private @oi_grow(memref<?xi64>, i64, i64, i64, i64) -> i64
   func.func private @use(memref<?x4xf32, strided<[4, 1], offset: ?>>)
   func.func @step(%state: memref<?xi64>, %l: index, %a: index, %b: index, %dst: memref<?x4xf32>) -> i32 {
-    %v = oi_table.view @K [%l, %a : %b] : memref<?x4xf32, strided<[4, 1], offset: ?>>
+    %K = oi_table.table @K : !oi_table.table<f32[4], [l fixed 2, p], dense>
+    %v = oi_table.view %K [%l, %a : %b] : !oi_table.table<f32[4], [l fixed 2, p], dense> -> memref<?x4xf32, strided<[4, 1], offset: ?>>
     func.call @use(%v) : (memref<?x4xf32, strided<[4, 1], offset: ?>>) -> ()
-    oi_table.read @K [%l, %a : %b], %dst : memref<?x4xf32>
+    oi_table.read %K [%l, %a : %b], %dst : !oi_table.table<f32[4], [l fixed 2, p], dense>, memref<?x4xf32>
     %ok = arith.constant 0 : i32
     func.return %ok : i32
   }
@@ -130,8 +133,9 @@ builtin.module attributes {oi_table.state_layout = #oi_table.layout<words ?, blo
 builtin.module attributes {oi_table.state_layout = #oi_table.layout<words ?, block "entry", [
     #oi_table.var<@K table persistent f32[4] slot ?, indices [p], init 1.5, storage dense>]>} {
   func.func @step(%state: memref<?xi64>, %t: index) -> i32 {
-    oi_table.reset @K [%t]
-    oi_table.reset @K [%t, %t]
+    %K = oi_table.table @K : !oi_table.table<f32[4], [p], dense>
+    oi_table.reset %K [%t] : !oi_table.table<f32[4], [p], dense>
+    oi_table.reset %K [%t, %t] : !oi_table.table<f32[4], [p], dense>
     %ok = arith.constant 0 : i32
     func.return %ok : i32
   }
@@ -142,8 +146,9 @@ builtin.module attributes {oi_table.state_layout = #oi_table.layout<words ?, blo
 builtin.module attributes {oi_table.state_layout = #oi_table.layout<words ?, block "entry", [
     #oi_table.var<@x buffer volatile f32[4] slot ?>]>} {
   func.func @step(%state: memref<?xi64>, %t: index, %x: memref<4xf32>) -> i32 {
+    %X = oi_table.table @x : !oi_table.table<f32[4], [p], dense>
     // expected-error @+1 {{oi_table.write: @x is not a table of the module's state layout}}
-    oi_table.write @x [%t], %x : memref<4xf32>
+    oi_table.write %X [%t], %x : !oi_table.table<f32[4], [p], dense>, memref<4xf32>
     %ok = arith.constant 0 : i32
     func.return %ok : i32
   }
@@ -152,10 +157,24 @@ builtin.module attributes {oi_table.state_layout = #oi_table.layout<words ?, blo
 // -----
 
 builtin.module attributes {oi_table.state_layout = #oi_table.layout<words ?, block "entry", [
-    #oi_table.var<@K table persistent f32[4] slot ?, indices [l, p], storage dense>]>} {
+    #oi_table.var<@K table persistent f32[4] slot ?, indices [p], storage dense>]>} {
   func.func @step(%state: memref<?xi64>, %t: index, %x: memref<4xf32>) -> i32 {
-    // expected-error @+1 {{oi_table.write: table @K has 2 indices, the selection 1}}
-    oi_table.write @K [%t], %x : memref<4xf32>
+    %K = oi_table.table @K : !oi_table.table<f32[4], [p fixed 8], dense>
+    // expected-error @+1 {{oi_table.write: the type !oi_table.table<f32[4], [p fixed 8], dense> does not match @K in the state layout}}
+    oi_table.write %K [%t], %x : !oi_table.table<f32[4], [p fixed 8], dense>, memref<4xf32>
+    %ok = arith.constant 0 : i32
+    func.return %ok : i32
+  }
+}
+
+// -----
+
+builtin.module attributes {oi_table.state_layout = #oi_table.layout<words ?, block "entry", [
+    #oi_table.var<@K table persistent f32[4] slot ?, indices [p], storage dense>]>} {
+  func.func @step(%state: memref<?xi64>, %t: index, %x: memref<4xf32>) -> i32 {
+    %K = oi_table.table @K : !oi_table.table<f32[4], [p], paged>
+    // expected-error @+1 {{oi_table.write: no storage pass lowered this paged table (only dense storage is implemented)}}
+    oi_table.write %K [%t], %x : !oi_table.table<f32[4], [p], paged>, memref<4xf32>
     %ok = arith.constant 0 : i32
     func.return %ok : i32
   }

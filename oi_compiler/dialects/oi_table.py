@@ -36,6 +36,12 @@ decides where each word is (the layout's `slot`s); only `--lower-tables` turns n
   write that follows, so a failed step can put them back;
 - `oi_table.grow "table" @K (%dim, %n)`: ask the host for room (a table's capacity, a
   destination's buffer, a view copied out...), leaving the step if it cannot.
+
+Tables, as values: `!oi_table.table<f32[1, 4], [pos fixed 1024], dense>` says what a table is (its
+entry, its indices, its storage); `%K = oi_table.table @K : !oi_table.table<...>` is the table
+variable as a value, and the entry ops take it: `oi_table.write %K [%t], %k`, `oi_table.read %K
+[%a : %b], %dst`, `%v = oi_table.view %K [...]`, `oi_table.reset %K [%l]` (what a storage
+implements: `--lower-table-storage`).
 """
 
 from __future__ import annotations
@@ -53,7 +59,7 @@ from xdsl.dialects.builtin import (
     UnknownLoc,
 )
 from xdsl.dialects.builtin import DenseArrayBase, IndexType, IntegerType, MemRefType, SymbolRefAttr, i64
-from xdsl.ir import Attribute, Dialect, ParametrizedAttribute
+from xdsl.ir import Attribute, Dialect, ParametrizedAttribute, TypeAttribute
 from xdsl.irdl import (
     IRDLOperation,
     irdl_attr_definition,
@@ -65,13 +71,14 @@ from xdsl.irdl import (
     traits_def,
     var_operand_def,
 )
-from xdsl.traits import MemoryReadEffect, MemoryWriteEffect
+from xdsl.traits import MemoryReadEffect, MemoryWriteEffect, Pure
 from xdsl.ir import SSAValue
 from xdsl.parser import AttrParser, Parser
 from xdsl.printer import Printer
 from xdsl.utils.exceptions import VerifyException
 
 from oi_compiler.dialects.oi_attrs import parse_attr_dict, print_attr_dict, with_attrs
+from oi_compiler.dtypes import dtype_type
 
 ERROR_CLASSES = ("CacheError", "ExecutionError")
 VAR_KINDS = ("buffer", "table", "auto", "prefix", "resizable", "view")
@@ -146,6 +153,22 @@ def _parse_shape(parser: AttrParser) -> list[int]:
         return parser.parse_integer(allow_negative=False, allow_boolean=False)
 
     return parser.parse_comma_separated_list(parser.Delimiter.SQUARE, dim)
+
+
+def _parse_indices(parser: AttrParser) -> tuple[list[StringAttr], list[IntAttr]]:
+    """`[pos fixed 1024, t]`: index names, each `fixed n` or growable (-1)."""
+    indices: list[StringAttr] = []
+    fixed: list[IntAttr] = []
+
+    def index() -> None:
+        indices.append(StringAttr(parser.parse_identifier()))
+        if parser.parse_optional_keyword("fixed") is not None:
+            fixed.append(IntAttr(parser.parse_integer(allow_negative=False, allow_boolean=False)))
+        else:
+            fixed.append(IntAttr(-1))
+
+    parser.parse_comma_separated_list(parser.Delimiter.SQUARE, index)
+    return indices, fixed
 
 
 def _parse_count(parser: AttrParser) -> int:
@@ -272,15 +295,7 @@ class VarLayoutAttr(ParametrizedAttribute):
             while parser.parse_optional_punctuation(",") is not None:
                 clause = parser.parse_identifier(" (indices, init, tables, temp, aliases or storage)")
                 if clause == "indices":
-
-                    def index() -> None:
-                        indices.append(StringAttr(parser.parse_identifier()))
-                        if parser.parse_optional_keyword("fixed") is not None:
-                            fixed.append(IntAttr(parser.parse_integer(allow_negative=False, allow_boolean=False)))
-                        else:
-                            fixed.append(IntAttr(-1))
-
-                    parser.parse_comma_separated_list(parser.Delimiter.SQUARE, index)
+                    indices, fixed = _parse_indices(parser)
                 elif clause == "init":
                     init = _parse_init(parser)
                 elif clause == "tables":
@@ -570,20 +585,99 @@ def _parse_selection(parser: Parser) -> tuple[list[SSAValue], list[int]]:
     return bounds, slices
 
 
-def _entry_props(var: str, slices: Sequence[int]) -> dict:
-    return {"var": SymbolRefAttr(var), "slices": DenseArrayBase.from_list(i64, [int(s) for s in slices])}
+STORAGES = ("dense", "paged", "ring")  # what a table type may say; only dense is lowered today
+
+
+@irdl_attr_definition
+class TableType(ParametrizedAttribute, TypeAttribute):
+    """`!oi_table.table<f32[1, 4], [pos fixed 1024, t], dense>`: what a table is: its entry (dtype
+    and shape), its indices (growable, or `fixed n`) and its storage (`dense`: one row-major box of
+    `capacity ++ entry`; `paged` and `ring` are for storage passes to come)."""
+
+    name = "oi_table.table"
+
+    dtype: StringAttr = param_def()
+    shape: ArrayAttr[IntAttr] = param_def()
+    indices: ArrayAttr[StringAttr] = param_def()
+    fixed: ArrayAttr[IntAttr] = param_def()  # per index; -1: growable
+    storage: StringAttr = param_def()
+
+    @property
+    def rank(self) -> int:
+        return len(self.indices)
+
+    @property
+    def entry_shape(self) -> list[int]:
+        return [d.data for d in self.shape]
+
+    def verify(self) -> None:
+        if len(self.fixed) != len(self.indices):
+            raise VerifyException("!oi_table.table: one fixed size (or -1) per index")
+        if self.storage.data not in STORAGES:
+            raise VerifyException(f"!oi_table.table: storage must be one of {', '.join(STORAGES)}, got {self.storage.data}")
+        if any(d.data < 0 for d in self.shape):
+            raise VerifyException("!oi_table.table: an entry's shape is static")
+
+    def print_parameters(self, printer: Printer) -> None:
+        items = [i.data + (f" fixed {f.data}" if f.data >= 0 else "") for i, f in zip(self.indices, self.fixed)]
+        printer.print_string(f"<{self.dtype.data}{_shape_text(self.entry_shape)}, [{', '.join(items)}], "
+                             f"{self.storage.data}>")  # fmt: skip
+
+    @classmethod
+    def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
+        with parser.in_angle_brackets():
+            dtype = parser.parse_identifier(" (the entry's dtype)")
+            shape = _parse_shape(parser)
+            parser.parse_punctuation(",")
+            indices, fixed = _parse_indices(parser)
+            parser.parse_punctuation(",")
+            storage = parser.parse_identifier(" (the storage: dense, paged or ring)")
+        return (StringAttr(dtype), ArrayAttr([IntAttr(d) for d in shape]), ArrayAttr(indices), ArrayAttr(fixed),
+                StringAttr(storage))  # fmt: skip
+
+
+def table_type(dtype: str, shape: Sequence[int], indices: Sequence[str], fixed: Sequence[int | None],
+               storage: str = "dense") -> TableType:  # fmt: skip
+    return TableType(StringAttr(dtype), ArrayAttr([IntAttr(d) for d in shape]),
+                     ArrayAttr([StringAttr(i) for i in indices]),
+                     ArrayAttr([IntAttr(-1 if f is None else f) for f in fixed]), StringAttr(storage))  # fmt: skip
+
+
+@irdl_op_definition
+class TableOp(IRDLOperation):
+    """`%K = oi_table.table @K : !oi_table.table<...>`: the table variable `@K`, as a value the
+    entry ops take (its words and buffers are the layout's)."""
+
+    name = "oi_table.table"
+
+    var = prop_def(SymbolRefAttr)
+    result = result_def(TableType)
+
+    traits = traits_def(Pure())
+    assembly_format = "$var attr-dict `:` type($result)"
+
+    def __init__(self, var: str, ty: TableType):
+        super().__init__(properties={"var": SymbolRefAttr(var)}, result_types=[ty])
+        if var.isidentifier():
+            self.result.name_hint = var  # printed `%K`
 
 
 class _EntryOp(IRDLOperation):
-    """An op on a table's entries: `@K` and a selection of them (an index or a slice per index)."""
+    """An op on a table's entries: the table and a selection of them (an index or a slice per index)."""
 
-    var = prop_def(SymbolRefAttr)
+    table = operand_def(TableType)
     slices = prop_def(DenseArrayBase)  # per index of the selection: 1 a slice (two bounds), 0 an index
     bounds = var_operand_def(IndexType)
 
     @property
-    def table(self) -> str:
-        return self.var.root_reference.data
+    def table_type(self) -> TableType:
+        return self.table.type
+
+    @property
+    def table_name(self) -> str | None:
+        """The variable the table value is (None: not an `oi_table.table` op's result)."""
+        owner = self.table.owner
+        return owner.var.root_reference.data if isinstance(owner, TableOp) else None
 
     def selection(self) -> list[tuple[SSAValue] | tuple[SSAValue, SSAValue]]:
         """Per index of the selection: `(k,)` or `(start, end)`."""
@@ -600,36 +694,56 @@ class _EntryOp(IRDLOperation):
         wanted = sum(1 + s for s in flags)
         if wanted != len(self.bounds):
             raise VerifyException(f"{self.name}: the selection takes {wanted} bounds, got {len(self.bounds)}")
+        if not isinstance(self, ResetOp) and len(flags) != self.table_type.rank:
+            raise VerifyException(f"{self.name}: the table has {self.table_type.rank} indices, "
+                                  f"the selection {len(flags)}")  # fmt: skip
+
+    def selected_type(self) -> tuple[list[int | None], Attribute]:
+        """The shape (None: dynamic) and element type of the selected entries, indexed dims dropped."""
+        counts = [None for s in self.slices.get_values() if s]
+        return counts + self.table_type.entry_shape, dtype_type(self.table_type.dtype.data)
+
+    def _check_memref(self, ty: MemRefType, what: str) -> None:
+        shape, element = self.selected_type()
+        got = ty.get_shape()
+        if ty.element_type != element or len(got) != len(shape) or any(
+            want is not None and d != want for d, want in zip(got, shape)
+        ):
+            want = "x".join("?" if d is None else str(d) for d in shape)
+            raise VerifyException(f"{self.name}: {what} must be a memref of {want or 'one'} {element} "
+                                  f"(the selected entries), got {ty}")  # fmt: skip
 
     def _print_head(self, printer: Printer) -> None:
         printer.print_string(" ")
-        printer.print_symbol_name(self.table)
+        printer.print_operand(self.table)
         _print_selection(printer, self.bounds, self.slices.get_values())
 
     @staticmethod
-    def _parse_head(parser: Parser) -> tuple[str, list[SSAValue], list[int]]:
-        name = parser.parse_symbol_name().data
+    def _parse_head(parser: Parser):
+        table = parser.parse_unresolved_operand()
         bounds, slices = _parse_selection(parser)
-        return name, bounds, slices
+        return table, bounds, slices
 
 
 @irdl_op_definition
 class WriteOp(_EntryOp):
-    """`oi_table.write @K [%k, ...], %src : memref<4xf32>`: the entry at the key becomes `%src`
-    (present; growable sizes raised to cover it; its old bytes journaled)."""
+    """`oi_table.write %K [%k, ...], %src : !oi_table.table<...>, memref<4xf32>`: the entry at the
+    key becomes `%src` (present; growable sizes raised to cover it; its old bytes journaled)."""
 
     name = "oi_table.write"
 
     source = operand_def(MemRefType)
     traits = traits_def(MemoryReadEffect(), MemoryWriteEffect())
 
-    def __init__(self, var: str, key: Sequence[SSAValue], source: SSAValue):
-        super().__init__(properties=_entry_props(var, [0] * len(key)), operands=[source, list(key)])  # the subclass's operand first
+    def __init__(self, table: SSAValue, key: Sequence[SSAValue], source: SSAValue):
+        props = {"slices": DenseArrayBase.from_list(i64, [0] * len(key))}
+        super().__init__(properties=props, operands=[source, table, list(key)])  # this class's operand first
 
     def verify_(self) -> None:
         super().verify_()
         if any(self.slices.get_values()):
             raise VerifyException("oi_table.write: writes one entry (an index per table index, no slice)")
+        self._check_memref(self.source.type, "the source")
 
     def print(self, printer: Printer) -> None:
         self._print_head(printer)
@@ -637,33 +751,42 @@ class WriteOp(_EntryOp):
         printer.print_operand(self.source)
         print_attr_dict(printer, self)
         printer.print_string(" : ")
+        printer.print_attribute(self.table.type)
+        printer.print_string(", ")
         printer.print_attribute(self.source.type)
 
     @classmethod
     def parse(cls, parser: Parser) -> WriteOp:
-        name, key, slices = cls._parse_head(parser)
+        table, key, slices = cls._parse_head(parser)
         if any(slices):
             parser.raise_error("oi_table.write takes an index per table index, no slice")
         parser.parse_punctuation(",")
         source = parser.parse_unresolved_operand()
         attrs = parse_attr_dict(parser, cls)
         parser.parse_punctuation(":")
-        op = cls(name, key, parser.resolve_operand(source, parser.parse_type()))
+        table_ty = parser.parse_type()
+        parser.parse_punctuation(",")
+        op = cls(parser.resolve_operand(table, table_ty), key, parser.resolve_operand(source, parser.parse_type()))
         return with_attrs(op, attrs)
 
 
 @irdl_op_definition
 class ReadOp(_EntryOp):
-    """`oi_table.read @K [%a : %b], %dst : memref<?x4xf32>`: copy the selected entries (indexed
-    dims dropped) into `%dst` (they become present; growable sizes raised to cover them)."""
+    """`oi_table.read %K [%a : %b], %dst : !oi_table.table<...>, memref<?x4xf32>`: copy the selected
+    entries (indexed dims dropped) into `%dst` (they become present; growable sizes raised)."""
 
     name = "oi_table.read"
 
     target = operand_def(MemRefType)
     traits = traits_def(MemoryReadEffect(), MemoryWriteEffect())
 
-    def __init__(self, var: str, bounds: Sequence[SSAValue], slices: Sequence[int], target: SSAValue):
-        super().__init__(properties=_entry_props(var, slices), operands=[target, list(bounds)])
+    def __init__(self, table: SSAValue, bounds: Sequence[SSAValue], slices: Sequence[int], target: SSAValue):
+        props = {"slices": DenseArrayBase.from_list(i64, [int(s) for s in slices])}
+        super().__init__(properties=props, operands=[target, table, list(bounds)])
+
+    def verify_(self) -> None:
+        super().verify_()
+        self._check_memref(self.target.type, "the destination")
 
     def print(self, printer: Printer) -> None:
         self._print_head(printer)
@@ -671,58 +794,74 @@ class ReadOp(_EntryOp):
         printer.print_operand(self.target)
         print_attr_dict(printer, self)
         printer.print_string(" : ")
+        printer.print_attribute(self.table.type)
+        printer.print_string(", ")
         printer.print_attribute(self.target.type)
 
     @classmethod
     def parse(cls, parser: Parser) -> ReadOp:
-        name, bounds, slices = cls._parse_head(parser)
+        table, bounds, slices = cls._parse_head(parser)
         parser.parse_punctuation(",")
         target = parser.parse_unresolved_operand()
         attrs = parse_attr_dict(parser, cls)
         parser.parse_punctuation(":")
-        op = cls(name, bounds, slices, parser.resolve_operand(target, parser.parse_type()))
+        table_ty = parser.parse_type()
+        parser.parse_punctuation(",")
+        op = cls(parser.resolve_operand(table, table_ty), bounds, slices,
+                 parser.resolve_operand(target, parser.parse_type()))  # fmt: skip
         return with_attrs(op, attrs)
 
 
 @irdl_op_definition
 class ViewOp(_EntryOp):
-    """`%v = oi_table.view @K [%t, %a : %b] : memref<...>`: the selected entries in place (valid
-    until the table next changes or grows; they become present, sizes raised as by a read)."""
+    """`%v = oi_table.view %K [%t, %a : %b] : !oi_table.table<...> -> memref<...>`: the selected
+    entries in place (valid until the table next changes or grows; they become present, sizes
+    raised as by a read)."""
 
     name = "oi_table.view"
 
     result = result_def(MemRefType)
     traits = traits_def(MemoryReadEffect(), MemoryWriteEffect())
 
-    def __init__(self, var: str, bounds: Sequence[SSAValue], slices: Sequence[int], result_type: MemRefType):
-        super().__init__(properties=_entry_props(var, slices), operands=[list(bounds)],
-                         result_types=[result_type])  # fmt: skip
+    def __init__(self, table: SSAValue, bounds: Sequence[SSAValue], slices: Sequence[int], result_type: MemRefType):
+        props = {"slices": DenseArrayBase.from_list(i64, [int(s) for s in slices])}
+        super().__init__(properties=props, operands=[table, list(bounds)], result_types=[result_type])
+
+    def verify_(self) -> None:
+        super().verify_()
+        self._check_memref(self.result.type, "the view")
 
     def print(self, printer: Printer) -> None:
         self._print_head(printer)
         print_attr_dict(printer, self)
         printer.print_string(" : ")
+        printer.print_attribute(self.table.type)
+        printer.print_string(" -> ")
         printer.print_attribute(self.result.type)
 
     @classmethod
     def parse(cls, parser: Parser) -> ViewOp:
-        name, bounds, slices = cls._parse_head(parser)
+        table, bounds, slices = cls._parse_head(parser)
         attrs = parse_attr_dict(parser, cls)
         parser.parse_punctuation(":")
-        return with_attrs(cls(name, bounds, slices, parser.parse_type()), attrs)
+        table_ty = parser.parse_type()
+        parser.parse_punctuation("->")
+        return with_attrs(cls(parser.resolve_operand(table, table_ty), bounds, slices, parser.parse_type()), attrs)
 
 
 @irdl_op_definition
 class ResetOp(_EntryOp):
-    """`oi_table.reset @K [%k]`: the entries whose first indices are the prefix go back to `@init`
-    and stop being present (journaled); growable sizes are recomputed from the present entries."""
+    """`oi_table.reset %K [%k] : !oi_table.table<...>`: the entries whose first indices are the
+    prefix go back to `@init` and stop being present (journaled); growable sizes are recomputed
+    from the present entries. A prefix longer than the table's indices names no entry."""
 
     name = "oi_table.reset"
 
     traits = traits_def(MemoryReadEffect(), MemoryWriteEffect())
 
-    def __init__(self, var: str, prefix: Sequence[SSAValue]):
-        super().__init__(properties=_entry_props(var, [0] * len(prefix)), operands=[list(prefix)])
+    def __init__(self, table: SSAValue, prefix: Sequence[SSAValue]):
+        props = {"slices": DenseArrayBase.from_list(i64, [0] * len(prefix))}
+        super().__init__(properties=props, operands=[table, list(prefix)])
 
     def verify_(self) -> None:
         super().verify_()
@@ -732,16 +871,21 @@ class ResetOp(_EntryOp):
     def print(self, printer: Printer) -> None:
         self._print_head(printer)
         print_attr_dict(printer, self)
+        printer.print_string(" : ")
+        printer.print_attribute(self.table.type)
 
     @classmethod
     def parse(cls, parser: Parser) -> ResetOp:
-        name, prefix, slices = cls._parse_head(parser)
+        table, prefix, slices = cls._parse_head(parser)
         if any(slices):
             parser.raise_error("oi_table.reset takes a prefix of indices, no slice")
-        return with_attrs(cls(name, prefix), parse_attr_dict(parser, cls))
+        attrs = parse_attr_dict(parser, cls)
+        parser.parse_punctuation(":")
+        return with_attrs(cls(parser.resolve_operand(table, parser.parse_type()), prefix), attrs)
 
 
 ENTRY_OPS = (WriteOp, ReadOp, ViewOp, ResetOp)
-TABLE_OPS = (WordOp, SetWordOp, BufferOp, SlotOp, CheckOp, FailOp, StatementOp, JournalOp, GrowOp, *ENTRY_OPS)
+TABLE_OPS = (WordOp, SetWordOp, BufferOp, SlotOp, CheckOp, FailOp, StatementOp, JournalOp, GrowOp, TableOp,
+             *ENTRY_OPS)
 
-OI_TABLE = Dialect("oi_table", list(TABLE_OPS), [ErrorSiteAttr, VarLayoutAttr, StateLayoutAttr])
+OI_TABLE = Dialect("oi_table", list(TABLE_OPS), [ErrorSiteAttr, VarLayoutAttr, StateLayoutAttr, TableType])

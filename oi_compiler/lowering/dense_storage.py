@@ -34,9 +34,9 @@ from oi_compiler.dialects.oi_table import (
     BufferOp,
     JournalOp,
     ReadOp,
-    ResetOp,
     SetWordOp,
     SlotOp,
+    TableOp,
     ViewOp,
     WordOp,
     WriteOp,
@@ -193,7 +193,8 @@ class DenseTable:
 
 
 class LowerDenseEntryOp(RewritePattern):
-    """One entry op of a dense table to the table level's words, buffers, journal and helpers."""
+    """One entry op of a dense table to the table level's words, buffers, journal and helpers (the
+    table's name from its `oi_table.table` op, its `@init` from the state layout)."""
 
     def __init__(self, layout: StateLayout, helpers: Helpers):
         self.layout, self.helpers = layout, helpers
@@ -201,13 +202,20 @@ class LowerDenseEntryOp(RewritePattern):
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
         if not isinstance(op, ENTRY_OPS):
             return
-        table = self.layout.vars.get(op.table)
+        if op.table_type.storage.data != "dense":  # a paged or ring table: its storage pass runs first
+            raise PassError(f"{op.name}: no storage pass lowered this {op.table_type.storage.data} table "
+                            "(only dense storage is implemented)", nearest_loc(op))  # fmt: skip
+        name = op.table_name
+        table = self.layout.vars.get(name) if name is not None else None
         if table is None or table.kind != "table":
-            raise PassError(f"{op.name}: @{op.table} is not a table of the module's state layout", nearest_loc(op))
-        selection = op.selection()
-        if not isinstance(op, ResetOp) and len(selection) != table.rank:
-            raise PassError(f"{op.name}: table @{op.table} has {table.rank} indices, the selection {len(selection)}",
+            what = f"@{name}" if name is not None else "a table value not made by oi_table.table"
+            raise PassError(f"{op.name}: {what} is not a table of the module's state layout", nearest_loc(op))
+        if (table.dtype, list(table.shape), list(table.fixed)) != (
+            op.table_type.dtype.data, op.table_type.entry_shape, [None if f.data < 0 else f.data for f in op.table_type.fixed]
+        ):
+            raise PassError(f"{op.name}: the type {op.table_type} does not match @{name} in the state layout",
                             nearest_loc(op))  # fmt: skip
+        selection = op.selection()
         ir = StepIR(op.parent_block(), state_of(op), self.helpers, at=InsertPoint.before(op))
         ir.loc = op.location
         dense = DenseTable(ir, table)
@@ -233,6 +241,9 @@ def lower_table_storage(module: ModuleOp) -> None:
     helpers = Helpers()
     pattern = LowerDenseEntryOp(StateLayout.from_attr(attr), helpers)
     PatternRewriteWalker(pattern, apply_recursively=False).rewrite_module(module)
+    for op in [op for op in module.walk() if isinstance(op, TableOp) and not op.result.uses]:
+        op.detach()  # a table value the lowered ops no longer take
+        op.erase()
     present = {op.sym_name.data for op in module.ops if isinstance(op, func.FuncOp)}
     for name, function in helpers.functions.items():
         if name not in present:

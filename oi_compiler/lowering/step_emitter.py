@@ -61,7 +61,16 @@ from oi_compiler.dialects.oi import (
 from oi_compiler.backend.llvm import NOINLINE_ATTR
 from oi_compiler.dialects.oi_attrs import SliceAttr
 from oi_compiler.dialects.oi_lowered import KernelOp
-from oi_compiler.dialects.oi_table import ErrorSiteAttr, ReadOp, ResetOp, StatementOp, ViewOp, WriteOp
+from oi_compiler.dialects.oi_table import (
+    ErrorSiteAttr,
+    ReadOp,
+    ResetOp,
+    StatementOp,
+    TableOp,
+    ViewOp,
+    WriteOp,
+    table_type,
+)
 from oi_compiler.dtypes import FLOAT_DTYPES, PACKED_DTYPES, dtype_type, numpy_dtype
 from oi_compiler.errors import PassError
 from oi_compiler.ir_context import nearest_loc, nearest_location
@@ -437,6 +446,11 @@ class StepEmitter:
         return var
 
     # --- tables: the statement's checks; the entry ops do the rest (lowering/dense_storage.py) ---
+    def table(self, table: VarLayout) -> SSAValue:
+        """The table as a value of its type (what the entry ops take)."""
+        ty = table_type(table.dtype, table.shape, table.indices, table.fixed)
+        return self.ir.emit(TableOp(table.name, ty))
+
     def check_fixed(self, table: VarLayout, dim: int, size: SSAValue, op: Operation) -> None:
         """A `@fixed` index never grows: a selection past its size is the reference's error."""
         limit = table.fixed[dim]
@@ -511,7 +525,7 @@ class StepEmitter:
             return
         bounds, slices = _entry_bounds(selection)
         if dest.kind == "view":
-            self.views[dest.name] = ir.emit(ViewOp(table.name, bounds, slices, memref_type_of(dest, self.plan)))
+            self.views[dest.name] = ir.emit(ViewOp(self.table(table), bounds, slices, memref_type_of(dest, self.plan)))
             # what fetch re-reads: the table, then start and count per index (-1: index dropped)
             ir.set_word(dest.slot, ir.const(dest.tables.index(table.name)))
             ir.set_word(dest.slot + 1, ir.word(P.STEP_STAMP))
@@ -529,7 +543,8 @@ class StepEmitter:
                 ir.grow(P.GROW_RESIZABLE, dest.slot, need, 0)
         for d, count in enumerate(counts):
             ir.set_word(dest.count_base + d, count)
-        ir.emit(ReadOp(table.name, bounds, slices, self.var_memref(dest)))
+        target = self.var_memref(dest)
+        ir.emit(ReadOp(self.table(table), bounds, slices, target))
         self.mark_written(op.dst.var_name)
         if dest.temp:  # a read creates the temporary, as an assign does
             ir.set_word(dest.exists_slot, ir.const(1))
@@ -566,7 +581,7 @@ class StepEmitter:
         source = self.static_source(source, source_var, table)
         key = [s[1] for s in selection]
         self.keep_stale_views(table, key)
-        ir.emit(WriteOp(table.name, key, source))
+        ir.emit(WriteOp(self.table(table), key, source))
 
     # --- @auto_dim tensors (`AutoDimStorage`) ---------------------------------------------------
     def auto_grow(self, var: VarLayout, op: Operation, access) -> list[SSAValue] | None:
@@ -751,7 +766,7 @@ class StepEmitter:
             self.static_error(CACHE, f"cache.reset {var.name} requires scalar indices", op)
             return
         self.keep_stale_views(var, None)
-        ir.emit(ResetOp(var.name, [p[1] for p in prefix]))
+        ir.emit(ResetOp(self.table(var), [p[1] for p in prefix]))
 
     def loop(self, op: LoopOp) -> None:
         ir = self.ir

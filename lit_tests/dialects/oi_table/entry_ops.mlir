@@ -1,5 +1,6 @@
-// The table level's entry ops (dialects/oi_table.py) print in their custom form, with a selection
-// of indices (`%k`) and slices (`%a : %b`), and read back unchanged, discardable attributes included.
+// A table as a value of its type, and the entry ops on it (dialects/oi_table.py): they print in
+// their custom form, with a selection of indices (`%k`) and slices (`%a : %b`), and read back
+// unchanged, discardable attributes included.
 //
 // RUN: oi-opt %s | filecheck %s
 // RUN: oi-opt %s | oi-opt - | filecheck %s
@@ -7,17 +8,21 @@
 // RUN: oi-opt %s --mlir-print-op-generic | filecheck %s --check-prefix=GENERIC
 
 // CHECK-LABEL: func.func @entries(
-// CHECK-NEXT:    oi_table.write @K [%k, %t], %src {my.attr} : memref<4xf32>
-// CHECK-NEXT:    oi_table.read @K [%k, %a : %b], %dst : memref<?x4xf32>
-// CHECK-NEXT:    %v = oi_table.view @K [%a : %b, %t] {x = 1 : i64} : memref<?x4xf32, strided<[?, 1], offset: ?>>
-// CHECK-NEXT:    oi_table.reset @K [%k]
-// CHECK-NEXT:    oi_table.reset @K []
-// GENERIC:       "oi_table.view"(%a, %b, %t) <{var = @K, slices = array<i64: 1, 0>}> {x = 1 : i64}
+// CHECK-NEXT:    %K = oi_table.table @K : !oi_table.table<f32[4], [l fixed 2, t], dense>
+// CHECK-NEXT:    oi_table.write %K [%k, %t], %src {my.attr} : !oi_table.table<f32[4], [l fixed 2, t], dense>, memref<4xf32>
+// CHECK-NEXT:    oi_table.read %K [%k, %a : %b], %dst : !oi_table.table<f32[4], [l fixed 2, t], dense>, memref<?x4xf32>
+// CHECK-NEXT:    %v = oi_table.view %K [%a : %b, %t] {x = 1 : i64} : !oi_table.table<f32[4], [l fixed 2, t], dense> -> memref<?x4xf32, strided<[?, 1], offset: ?>>
+// CHECK-NEXT:    oi_table.reset %K [%k] : !oi_table.table<f32[4], [l fixed 2, t], dense>
+// CHECK-NEXT:    oi_table.reset %K [] : !oi_table.table<f32[4], [l fixed 2, t], dense>
+// CHECK-NEXT:    %P = oi_table.table @P : !oi_table.table<bf16[2, 8], [page], paged>
+// GENERIC:       "oi_table.view"(%K, %a, %b, %t) <{slices = array<i64: 1, 0>}> {x = 1 : i64}
 func.func @entries(%k: index, %t: index, %a: index, %b: index, %src: memref<4xf32>, %dst: memref<?x4xf32>) {
-  oi_table.write @K [%k, %t], %src {my.attr} : memref<4xf32>
-  oi_table.read @K [%k, %a : %b], %dst : memref<?x4xf32>
-  %v = oi_table.view @K [%a : %b, %t] {x = 1 : i64} : memref<?x4xf32, strided<[?, 1], offset: ?>>
-  oi_table.reset @K [%k]
-  oi_table.reset @K []
+  %K = oi_table.table @K : !oi_table.table<f32[4], [l fixed 2, t], dense>
+  oi_table.write %K [%k, %t], %src {my.attr} : !oi_table.table<f32[4], [l fixed 2, t], dense>, memref<4xf32>
+  oi_table.read %K [%k, %a : %b], %dst : !oi_table.table<f32[4], [l fixed 2, t], dense>, memref<?x4xf32>
+  %v = oi_table.view %K [%a : %b, %t] {x = 1 : i64} : !oi_table.table<f32[4], [l fixed 2, t], dense> -> memref<?x4xf32, strided<[?, 1], offset: ?>>
+  oi_table.reset %K [%k] : !oi_table.table<f32[4], [l fixed 2, t], dense>
+  oi_table.reset %K [] : !oi_table.table<f32[4], [l fixed 2, t], dense>
+  %P = oi_table.table @P : !oi_table.table<bf16[2, 8], [page], paged>
   func.return
 }

@@ -38,15 +38,51 @@ func.func @paged() attributes {v = #oi_table.var<@K table persistent f32[4] slot
 // -----
 
 func.func @write_slice(%a: index, %b: index, %src: memref<4xf32>) {
+  %K = oi_table.table @K : !oi_table.table<f32[4], [p], dense>
   // expected-error@+1 {{oi_table.write takes an index per table index, no slice}}
-  oi_table.write @K [%a : %b], %src : memref<4xf32>
+  oi_table.write %K [%a : %b], %src : !oi_table.table<f32[4], [p], dense>, memref<4xf32>
   func.return
 }
 
 // -----
 
 func.func @bounds(%a: index) {
+  %K = oi_table.table @K : !oi_table.table<f32[4], [p], dense>
   // expected-error@+1 {{oi_table.reset: the selection takes 1 bounds, got 2}}
-  "oi_table.reset"(%a, %a) <{var = @K, slices = array<i64: 0>}> : (index, index) -> ()
+  "oi_table.reset"(%K, %a, %a) <{slices = array<i64: 0>}> : (!oi_table.table<f32[4], [p], dense>, index, index) -> ()
+  func.return
+}
+
+// -----
+
+func.func @rank(%a: index, %src: memref<4xf32>) {
+  %K = oi_table.table @K : !oi_table.table<f32[4], [l, p], dense>
+  // expected-error@+1 {{oi_table.write: the table has 2 indices, the selection 1}}
+  oi_table.write %K [%a], %src : !oi_table.table<f32[4], [l, p], dense>, memref<4xf32>
+  func.return
+}
+
+// -----
+
+func.func @entry_shape(%a: index, %src: memref<8xf32>) {
+  %K = oi_table.table @K : !oi_table.table<f32[4], [p], dense>
+  // expected-error@+1 {{oi_table.write: the source must be a memref of 4 f32 (the selected entries), got memref<8xf32>}}
+  oi_table.write %K [%a], %src : !oi_table.table<f32[4], [p], dense>, memref<8xf32>
+  func.return
+}
+
+// -----
+
+func.func @view_rank(%a: index, %b: index) {
+  %K = oi_table.table @K : !oi_table.table<f32[4], [l, p], dense>
+  // expected-error@+1 {{oi_table.view: the view must be a memref of ?x4 f32 (the selected entries), got memref<?x?x4xf32>}}
+  %v = oi_table.view %K [%a, %a : %b] : !oi_table.table<f32[4], [l, p], dense> -> memref<?x?x4xf32>
+  func.return
+}
+
+// -----
+
+// expected-error@+1 {{!oi_table.table: storage must be one of dense, paged, ring, got sparse}}
+func.func @storage(%K: !oi_table.table<f32[4], [p], sparse>) {
   func.return
 }
