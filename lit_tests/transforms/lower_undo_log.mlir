@@ -1,6 +1,8 @@
 // --lower-undo-log: each `oi_table.journal @K "data" [%offset, %nbytes]` becomes a call of the
 // shared `@oi_log(state, word, offset, nbytes)` (added to the module when missing), whose
 // non-zero code leaves the step; the word is where --assign-state-slots placed K's data.
+// `oi_table.commit` (where the step returns 0) empties the log: its record count (word 8) and its
+// used bytes (word 11) back to 0.
 //
 // RUN: oi-opt %s --split-input-file --verify-diagnostics --lower-undo-log | filecheck %s
 
@@ -19,6 +21,24 @@ builtin.module attributes {oi_table.state_layout = #oi_table.layout<words 19, bl
     #oi_table.var<@K table persistent f32[4] slot 15, indices [p], storage dense>]>} {
   func.func @step(%s: memref<?xi64>, %off: index, %n: index) -> i32 {
     oi_table.journal @K "data" [%off, %n]
+    %0 = arith.constant 0 : i32
+    func.return %0 : i32
+  }
+}
+
+// -----
+
+// CHECK-LABEL: func.func @commit(
+// CHECK-SAME:      %[[S:.*]]: memref<?xi64>) -> i32 {
+// CHECK-NEXT:    %[[ZERO:.*]] = arith.constant 0 : i64
+// CHECK-NEXT:    %[[COUNT:.*]] = arith.constant 8 : index
+// CHECK-NEXT:    memref.store %[[ZERO]], %[[S]][%[[COUNT]]] : memref<?xi64>
+// CHECK-NEXT:    %[[USED:.*]] = arith.constant 11 : index
+// CHECK-NEXT:    memref.store %[[ZERO]], %[[S]][%[[USED]]] : memref<?xi64>
+// CHECK-NOT:   @oi_log
+builtin.module {
+  func.func @commit(%s: memref<?xi64>) -> i32 {
+    oi_table.commit
     %0 = arith.constant 0 : i32
     func.return %0 : i32
   }

@@ -34,6 +34,7 @@ decides where each word is (the layout's `slot`s); only `--lower-tables` turns n
   raises in a callback (a table that cannot grow), which have no check of their own;
 - `oi_table.journal @K "data" [%offset, %nbytes]`: the undo log: those bytes are saved before the
   write that follows, so a failed step can put them back;
+- `oi_table.commit`: the step succeeded; the undo log's entries are dropped;
 - `oi_table.grow "table" @K (%dim, %n)`: ask the host for room (a table's capacity, a
   destination's buffer, a view copied out...), leaving the step if it cannot.
 
@@ -515,6 +516,16 @@ class JournalOp(IRDLOperation):
         super().__init__(properties={**_symbol(var), "field": StringAttr(field)}, operands=[offset, nbytes])
 
 
+@irdl_op_definition
+class CommitOp(IRDLOperation):
+    """The step succeeded: what the undo log holds is dropped (the step's changes stay)."""
+
+    name = "oi_table.commit"
+
+    traits = traits_def(MemoryWriteEffect())
+    assembly_format = "attr-dict"
+
+
 GROW_KINDS = ("table", "resizable", "log", "view", "auto", "rebind", "prefix")
 
 
@@ -885,7 +896,7 @@ class ResetOp(_EntryOp):
 
 
 ENTRY_OPS = (WriteOp, ReadOp, ViewOp, ResetOp)
-TABLE_OPS = (WordOp, SetWordOp, BufferOp, SlotOp, CheckOp, FailOp, StatementOp, JournalOp, GrowOp, TableOp,
+TABLE_OPS = (WordOp, SetWordOp, BufferOp, SlotOp, CheckOp, FailOp, StatementOp, JournalOp, CommitOp, GrowOp, TableOp,
              *ENTRY_OPS)
 
 OI_TABLE = Dialect("oi_table", list(TABLE_OPS), [ErrorSiteAttr, VarLayoutAttr, StateLayoutAttr, TableType])

@@ -62,6 +62,7 @@ from oi_compiler.backend.llvm import NOINLINE_ATTR
 from oi_compiler.dialects.oi_attrs import SliceAttr
 from oi_compiler.dialects.oi_lowered import KernelOp
 from oi_compiler.dialects.oi_table import (
+    CommitOp,
     ErrorSiteAttr,
     ReadOp,
     ResetOp,
@@ -128,6 +129,7 @@ class StepEmitter:
             with self.ir.if_(self.ir.cmp("ne", which, self.ir.const(0))):
                 self.ir.set_word(self.plan.control["pending"], self.ir.const(0))
                 self.run_forks(None, which)
+        self.ir.emit(CommitOp())  # the step ran: its undo log is dropped
         self.ir.b.insert(func.ReturnOp(self.ir.const_of(0, i32)))
         lower_placed_statements(self)
         self.plan.vars = self.root_vars

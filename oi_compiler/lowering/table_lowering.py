@@ -27,6 +27,7 @@ from oi_compiler.dialects.oi_table import (
     SITES_ATTR,
     ENTRY_OPS,
     BufferOp,
+    CommitOp,
     CheckOp,
     ErrorSiteAttr,
     FailOp,
@@ -213,8 +214,22 @@ class _Journal(RewritePattern):
         rewriter.replace(op, _located(scf.IfOp(failed, [], Region(then), Region()), op.location))
 
 
+class _Commit(RewritePattern):
+    """The log's record count and used bytes back to zero: nothing to put back."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: CommitOp, rewriter: PatternRewriter, /) -> None:
+        emit = _Emit(rewriter, op.location)
+        zero = emit.const(0, i64)
+        for word in (P.LOG_COUNT, P.LOG_USED):
+            emit(memref.StoreOp.get(zero, state_of(op), [emit.index(word)]))
+        rewriter.erase(op)
+
+
 def lower_undo_log(module: ModuleOp) -> None:
-    """Each `oi_table.journal` a call of `@oi_log` (added to the module when it has none)."""
+    """Each `oi_table.journal` a call of `@oi_log` (added to the module when it has none), each
+    `oi_table.commit` the log emptied."""
+    PatternRewriteWalker(_Commit(), apply_recursively=False).rewrite_module(module)
     journals = [op for op in module.walk() if isinstance(op, JournalOp)]
     if not journals:
         return

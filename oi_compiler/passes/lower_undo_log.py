@@ -2,8 +2,9 @@
 
 The undo log makes a step transactional: before any persistent byte changes, `oi_table.journal`
 names the bytes, and `@oi_log` (one shared helper, added to the module when it has none) copies
-them into the log the host replays, newest first, when the step fails. A pipeline that drops the
-journal ops instead (a custom pass) gets steps that keep what they wrote before failing.
+them into the log the host replays, newest first, when the step fails; `oi_table.commit`, where
+the step returns 0, empties it. A pipeline that drops the journal ops instead (a custom pass) gets
+steps that keep what they wrote before failing.
 """
 
 from __future__ import annotations

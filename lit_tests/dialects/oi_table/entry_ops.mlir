@@ -15,6 +15,7 @@
 // CHECK-NEXT:    oi_table.reset %K [%k] : !oi_table.table<f32[4], [l fixed 2, t], dense>
 // CHECK-NEXT:    oi_table.reset %K [] : !oi_table.table<f32[4], [l fixed 2, t], dense>
 // CHECK-NEXT:    %P = oi_table.table @P : !oi_table.table<bf16[2, 8], [page], paged>
+// CHECK-NEXT:    oi_table.commit {my.attr}
 // GENERIC:       "oi_table.view"(%K, %a, %b, %t) <{slices = array<i64: 1, 0>}> {x = 1 : i64}
 func.func @entries(%k: index, %t: index, %a: index, %b: index, %src: memref<4xf32>, %dst: memref<?x4xf32>) {
   %K = oi_table.table @K : !oi_table.table<f32[4], [l fixed 2, t], dense>
@@ -24,5 +25,6 @@ func.func @entries(%k: index, %t: index, %a: index, %b: index, %src: memref<4xf3
   oi_table.reset %K [%k] : !oi_table.table<f32[4], [l fixed 2, t], dense>
   oi_table.reset %K [] : !oi_table.table<f32[4], [l fixed 2, t], dense>
   %P = oi_table.table @P : !oi_table.table<bf16[2, 8], [page], paged>
+  oi_table.commit {my.attr}
   func.return
 }
