@@ -18,3 +18,13 @@ def restore_pass_registry():
 def private_compile_cache(tmp_path, monkeypatch):
     """JIT compile caches of this test go to a fresh directory."""
     monkeypatch.setenv("OI_CACHE_DIR", str(tmp_path / "jit"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compile_cache_per_process(tmp_path_factory):
+    """Each test process (`make test` runs pytest-xdist workers) compiles into a cache directory of
+    its own: a test that clears or corrupts the cache cannot race another worker's disk hits, and
+    the user's ~/.cache is left alone. Tests that need another directory set OI_CACHE_DIR themselves."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OI_CACHE_DIR", str(tmp_path_factory.mktemp("jit")))
+        yield
