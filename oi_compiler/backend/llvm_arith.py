@@ -2,14 +2,15 @@
 
 Integer ops map to LLVM instructions (`overflow<nsw, nuw>` becomes the instruction's flags) or
 to `llvm.smax`-style intrinsics; `floordivsi`/`ceildivsi`/`ceildivui` are expanded from `sdiv`
-and `srem` as MLIR's arith-expand does. Float ops carry the op's `fastmath` flags. `math` ops use
-LLVM intrinsics where LLVM has one, otherwise libm (`tanhf`, `erff`, ...), which MCJIT resolves
-from the process. 16-bit floats: `math` computes in `float` and rounds back (as numpy does for
-float16); `bf16` arithmetic also does, since LLVM's bfloat rounding is a libcall (see
-`llvm_types.round_to_bf16`). Exceptions that must round once: `math.fma` on 16-bit floats
-(`emit_fma`) and `sitofp`/`uitofp` to `bf16` (`int_to_double_for_bf16`) go through `double`
-and round to odd before the final rounding; `math.fpowi` is `pow` in `double` with the sign
-fixed by the exponent's parity.
+and `srem` as MLIR's arith-expand does. Float ops carry the op's `fastmath` flags. `math.exp`,
+`log`, `tanh` and `erf` are `llvm_vecmath`'s inline functions (branch-free, so loops of them
+vectorise); other `math` ops use LLVM intrinsics where LLVM has one, otherwise libm (`sinhf`,
+`atanf`, ...), which MCJIT resolves from the process. 16-bit floats: `math` computes in `float`
+and rounds back (as numpy does for float16); `bf16` arithmetic also does, since LLVM's bfloat
+rounding is a libcall (see `llvm_types.round_to_bf16`). Exceptions that must round once:
+`math.fma` on 16-bit floats (`emit_fma`) and `sitofp`/`uitofp` to `bf16`
+(`int_to_double_for_bf16`) go through `double` and round to odd before the final rounding;
+`math.fpowi` is `pow` in `double` with the sign fixed by the exponent's parity.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from xdsl.dialects import arith, math
 from xdsl.dialects.builtin import Float8E5M2Type, FloatAttr, IntegerAttr
 from xdsl.ir import Operation
 
+from oi_compiler.backend import llvm_vecmath
 from oi_compiler.backend.llvm_memref import Emitter, LoweredValue, MemRefDescriptor, flatten, unflatten
 from oi_compiler.backend.llvm_types import (
     F32,
@@ -179,6 +181,20 @@ def libm_function(name: str) -> Emitter:
             ty = args[0].type
             fn = fx.declare(name + ("f" if ty == F32 else ""), ty, [ty] * len(args))
             return fx.builder.call(fn, args, fastmath=fastmath_flags(op))
+
+        return [in_float_precision(fx, _operands(fx, op), call, math_op=True)]
+
+    return emit
+
+
+def vector_math(name: str) -> Emitter:
+    """`llvm_vecmath`'s `__oi_<name>_f32`/`_f64` (16-bit floats widened), called with the op's
+    fast-math flags (the call is inlined; the flags do not reach the body)."""
+
+    def emit(fx: FunctionEmitter, op: Operation) -> list[LoweredValue]:
+        def call(x: ir.Value) -> ir.Value:
+            fn = llvm_vecmath.function(fx.module, name, x.type)
+            return fx.builder.call(fn, [x], fastmath=fastmath_flags(op))
 
         return [in_float_precision(fx, _operands(fx, op), call, math_op=True)]
 
@@ -403,20 +419,22 @@ ARITH_EMITTERS: dict[type[Operation], Emitter] = {
 }
 
 _LLVM_UNARY_MATH = {
-    math.ExpOp: "exp", math.Exp2Op: "exp2", math.LogOp: "log", math.Log2Op: "log2",
-    math.Log10Op: "log10", math.SqrtOp: "sqrt", math.SinOp: "sin", math.CosOp: "cos",
-    math.AbsFOp: "fabs", math.FloorOp: "floor", math.CeilOp: "ceil", math.RoundOp: "round",
-    math.RoundEvenOp: "roundeven", math.TruncOp: "trunc",
+    math.Exp2Op: "exp2", math.Log2Op: "log2", math.Log10Op: "log10", math.SqrtOp: "sqrt",
+    math.SinOp: "sin", math.CosOp: "cos", math.AbsFOp: "fabs", math.FloorOp: "floor",
+    math.CeilOp: "ceil", math.RoundOp: "round", math.RoundEvenOp: "roundeven", math.TruncOp: "trunc",
 }  # fmt: skip
 _LIBM_MATH = {
-    math.TanhOp: "tanh", math.ErfOp: "erf", math.TanOp: "tan", math.SinhOp: "sinh",
-    math.CoshOp: "cosh", math.AsinOp: "asin", math.AcosOp: "acos", math.AtanOp: "atan",
-    math.AsinhOp: "asinh", math.AcoshOp: "acosh", math.AtanhOp: "atanh", math.Atan2Op: "atan2",
-    math.ExpM1Op: "expm1", math.Log1pOp: "log1p", math.CbrtOp: "cbrt",
+    math.TanOp: "tan", math.SinhOp: "sinh", math.CoshOp: "cosh", math.AsinOp: "asin", math.AcosOp: "acos",
+    math.AtanOp: "atan", math.AsinhOp: "asinh", math.AcoshOp: "acosh", math.AtanhOp: "atanh",
+    math.Atan2Op: "atan2", math.ExpM1Op: "expm1", math.Log1pOp: "log1p", math.CbrtOp: "cbrt",
 }  # fmt: skip
+
+#: branch-free inline IR (`llvm_vecmath`), which the loop vectoriser can vectorise
+_VECTOR_MATH = {math.ExpOp: "exp", math.LogOp: "log", math.TanhOp: "tanh", math.ErfOp: "erf"}
 
 MATH_EMITTERS: dict[type[Operation], Emitter] = {
     **{cls: float_intrinsic(name) for cls, name in _LLVM_UNARY_MATH.items()},
+    **{cls: vector_math(name) for cls, name in _VECTOR_MATH.items()},
     **{cls: libm_function(name) for cls, name in _LIBM_MATH.items()},
     math.PowFOp: float_intrinsic("pow"),
     math.CopySignOp: float_intrinsic("copysign"),
