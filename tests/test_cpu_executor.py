@@ -972,3 +972,17 @@ def test_state_of_an_assign_temporary(method) -> None:
     results = [_api_result(e, lambda e: getattr(e, method)("tmp")) for e in exes]
     assert results[0] == ("ExecutionError", "error: unknown variable: tmp")
     assert results[1] == results[0]
+
+
+def test_an_exact_array_is_copied_at_insert_not_held() -> None:
+    """The insert fast path (an array of the declared dtype and shape, copied once into the step's
+    buffer) keeps insert's meaning: changing the array after insert changes nothing."""
+    exes = pair("dynamic { x: f32[2]; } volatile { y: f32[2]; } block entry { op relu(x) >> y; }")
+    for exe in exes:
+        x = np.array([1.0, -2.0], np.float32)
+        exe.insert(x=x)
+        x[:] = 7.0
+        exe.step()
+        np.testing.assert_array_equal(exe.fetch("y"), [1.0, 0.0])
+        exe.insert(x=np.array([3, -1], np.int64)).step()  # the converting path
+        np.testing.assert_array_equal(exe.fetch("y"), [3.0, 0.0])

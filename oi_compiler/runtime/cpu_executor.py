@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from oi_compiler.boundary import internal_error, stage
+from oi_compiler.dtypes import numpy_dtype
 from oi_compiler.errors import ExecutionError, OiError, StateError, exception_summary
 from oi_compiler.lowering.analysis import is_internal
 from oi_compiler.runtime.executor import Executor
@@ -25,12 +26,20 @@ class CpuExecutor(Executor):
     def _fresh_state(self) -> None:
         self.native = NativeState(self.bound, self.sim.native)
         self.interpreter = self.native.reader  # its temp_types name the `assign` temporaries
+        #: dynamic variables by name: the numpy dtype and shape an inserted array needs no conversion for
+        self._exact_inputs = {name: (np.dtype(numpy_dtype(d.dtype)), tuple(self.bound.shapes[name]))
+                              for name, d in self.bound.decls.items() if d.memory == "dynamic"}  # fmt: skip
 
     # --- inputs and steps --------------------------------------------------------------
     def insert(self, values: Mapping[str, Any] | None = None, /, **named: Any) -> CpuExecutor:
         try:  # the hot path: a bare try, no context manager
             items = {**(values or {}), **named} if values else named
-            converted = [(name, self._converted(name, value)) for name, value in items.items()]  # all or none
+            exact = self._exact_inputs
+            converted = [  # all or none; an array of the declared dtype and shape is copied once, into the buffer
+                (name, value) if type(value) is np.ndarray and exact.get(name) == (value.dtype, value.shape)
+                else (name, self._converted(name, value))
+                for name, value in items.items()
+            ]  # fmt: skip
             with self.lock:
                 for name, array in converted:
                     self.native.insert(self.native.plan.vars[name], array)
