@@ -58,6 +58,7 @@ _LAZY = {
     "GridUnit": "oi_compiler.frontend.loopnest",
     "CacheStrategy": "oi_compiler.frontend.loopnest",
     "LoopIndex": "oi_compiler.frontend.loopnest",
+    "AcceraCompatWarning": "oi_compiler.frontend.loopnest",
 }
 
 _ERRORS = [

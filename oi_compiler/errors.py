@@ -2,7 +2,8 @@
 
 Each error carries the rule's message (worded as upstream OpenInfer words it where
 upstream has a message) and, where known, the source location it is about.
-`str(err)` is the one-line diagnostic a tool prints: `file:line:col: error: message`.
+`str(err)` is the one-line diagnostic a tool prints: `file:line:col: error: message` (except
+`ScheduleError`, whose `str` is the bare message, as Accera's).
 """
 
 from __future__ import annotations
@@ -78,7 +79,20 @@ class StateError(OiError):
 
 class ScheduleError(OiError, ValueError):
     """A loop nest's schedule or plan breaks one of Accera's rules (also a `ValueError`, as
-    Accera raises, so ported code that catches `ValueError` keeps working)."""
+    Accera raises, so ported code that catches `ValueError` keeps working).
+
+    Unlike the other errors, `str(err)` is the bare message, as Accera's `ValueError` reads
+    (`str(e) == "Split sizes must be integers >= 1"`); the location, when there is one, stays in
+    `err.loc` and in `repr(err)`. The tools never print one as it is: a pass reports it as a
+    `PassError` (`file:line:col: error: message`) at the nest it is about."""
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        where = f", loc='{self.loc}'" if self.loc is not None else ""
+        about = f", subject={self.subject!r}" if self.subject is not None else ""
+        return f"{type(self).__name__}({self.message!r}{where}{about})"
 
 
 class InternalError(OiError):

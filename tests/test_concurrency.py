@@ -78,10 +78,9 @@ def test_parallelizing_a_reduction_index_is_refused() -> None:
     schedule = nest.create_schedule()
     schedule.reorder(k, i, j)
     plan = schedule.create_plan()
-    plan.parallelize(k)
     with pytest.raises(oi.OiError, match=r"parallelize: the logic reduces over k \(every iteration of k updates "
                                          r"the same elements of C\)"):  # fmt: skip
-        plan.build()
+        plan.parallelize(k)  # refused when it is called
     # over i it is safe, and right
     plan = nest.create_schedule().create_plan()
     plan.parallelize(i, max_threads=2)

@@ -295,15 +295,19 @@ def test_cache_max_elements_skips_the_level_rules() -> None:
 
 
 def test_valid_caches_raise_nothing() -> None:
+    """Requests Accera's rules accept. Two plans: this compiler caches an array once per plan (a
+    second `plan.cache` of it is refused at the call: tests/test_accera_compat.py)."""
     g = gemm()
     g.plan.cache(g.A, index=g.ii, trigger_index=g.k)  # multicache of an INPUT
     g.plan.cache(g.B, level=2, trigger_level=4, double_buffer=True, double_buffer_location=MS.NONE)
     g.plan.cache(g.C, index=g.jj, location=MS.GLOBAL, strategy=oi.CacheStrategy.AUTO)
-    outer = g.plan.cache(g.A, index=g.k)
-    g.plan.cache(outer, index=g.ii, trigger_index=g.k)  # trigger level == outer level
-    budget = g.plan.cache(g.B, max_elements=64)
-    g.plan.cache(budget, max_elements=8)
-    assert len(g.plan.caches) == 7
+    assert len(g.plan.caches) == 3
+    plan = g.schedule.create_plan()
+    outer = plan.cache(g.A, index=g.k)
+    plan.cache(outer, index=g.ii, trigger_index=g.k)  # trigger level == outer level
+    budget = plan.cache(g.B, max_elements=64)
+    plan.cache(budget, max_elements=8)
+    assert len(plan.caches) == 4
 
 
 # ----------------------------------------------------------------------------- schedule rules
@@ -407,7 +411,8 @@ def test_cache_fields() -> None:
     assert (by_level.level, by_level.trigger_level) == (1, 5)
     budget = g.plan.cache(g.C, max_elements=12)
     assert budget.max_elements == 12 and budget.index is None and budget.trigger_index is None
-    db = g.plan.cache(g.B, index=g.jj, double_buffer=True, layout=oi.Layout.LAST_MAJOR, thrifty=True)
+    db = g.schedule.create_plan().cache(g.B, index=g.jj, double_buffer=True, layout=oi.Layout.LAST_MAJOR,
+                                        thrifty=True)  # B's second cache: another plan (one per array)
     assert db.double_buffer is True and db.thrifty is True
 
 

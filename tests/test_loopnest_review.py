@@ -22,6 +22,7 @@ from xdsl.dialects.builtin import FloatAttr, IntegerAttr
 
 import oi_compiler as oi
 from oi_compiler.errors import PassError, ScheduleError
+from oi_compiler.frontend.loopnest import AcceraCompatWarning
 from oi_compiler.graph import parse_mlir
 from oi_compiler.loopnest.attrs import to_py
 from oi_compiler.pipeline import NEST_STAGES
@@ -331,9 +332,12 @@ def test_an_array_cached_twice_is_refused() -> None:
     ii = s.split(i, 3)
     plan = s.create_plan()
     plan.cache(Y, index=ii)
-    plan.cache(Y, index=i)  # accepted by plan.cache, as Accera does; refused when the caches are made
-    with pytest.raises(PassError, match="Y is already cached by \\w+: to cache it at another level, cache"):
-        plan.build()
+    # Accera accepts it; this compiler refuses it when plan.cache is called (and `--cache` on IR
+    # that has both: tests/test_accera_compat.py)
+    with pytest.raises(ScheduleError, match="Y is already cached by the cache of Y at index ii: to cache it at "
+                                            "another level, cache the Cache that call returned"):  # fmt: skip
+        plan.cache(Y, index=i)
+    assert len(plan.caches) == 1
 
 
 # --- data movement -----------------------------------------------------------------------------------
@@ -378,19 +382,19 @@ def test_plain_store_then_accumulate_without_a_cache() -> None:
     np.testing.assert_array_equal(y, x + 1)
 
 
-def test_writing_an_input_array_is_refused_or_computed_correctly() -> None:
+def test_writing_an_input_array_is_computed_correctly() -> None:
+    """Accera lets the logic write an INPUT array; so does this compiler, with a warning, and the
+    function writes it in place (a double buffer of it falls back to single buffering)."""
     N = 12
     X = oi.Array(role=IN, shape=(N,), name="X")
     nest = oi.Nest(shape=(N - 1,))
     i = nest.get_indices()
-    try:
+    with pytest.warns(AcceraCompatWarning, match="X is an INPUT array and the logic writes it"):
 
         @nest.iteration_logic
         def _():
             X[i + 1] = X[i] + 1.0
 
-    except ScheduleError:
-        return  # Accera's behaviour: INPUT arrays are immutable
     s = nest.create_schedule()
     ii = s.split(i, 4)
     plan = s.create_plan()

@@ -22,28 +22,50 @@ Names (of arrays and indices) are read from the assignment they appear in, as Ac
 (`i, j, k = nest.get_indices()` names the loops i, j, k). Everything is recorded; the IR
 is made by `plan.module`, and `plan.build()` runs `--tile --cache --double-buffer
 --lower-nests` on it (runtime/nest_function.py), so a plan and its IR give the same code.
+
+Every rule a call can check when it is made is checked there (`plan.cache`, `parallelize`,
+`unroll`, `vectorize`, `kernelize`, `bind`, and `split`/`tile`/`reorder` against the plans
+already made from the schedule), and its `ScheduleError` names arrays, caches and indices as
+the user named them; `plan.build()` checks again on the IR (the same rules, for hand-written IR).
 """
 
 from __future__ import annotations
 
+import copy
 import dis
 import enum
 import inspect
 import itertools
 import linecache
 import re
+import warnings
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from oi_compiler.errors import ScheduleError
-from oi_compiler.loopnest.cache_rules import CacheRequest, check_request
+from oi_compiler.loopnest.cache_rules import (
+    CacheRequest,
+    check_request,
+    multicache_of_written,
+)
 from oi_compiler.loopnest.layouts import column_major, row_major
 from oi_compiler.loopnest.schedule import ScheduleModel
 
 
+class AcceraCompatWarning(UserWarning):
+    """Code Accera accepts and this compiler runs as Accera does, though it bends a rule of the
+    API: the logic writing a `Role.INPUT` array (the function then writes it in place). Turn it
+    into an error with `warnings.simplefilter("error", AcceraCompatWarning)`."""
+
+
 class Role(enum.Enum):
+    """An array's role: `INPUT` (a function argument the logic reads; Accera lets the logic
+    write it too, with an `AcceraCompatWarning`), `INPUT_OUTPUT` (an argument the logic writes,
+    in place), `CONST` (`data=`, compiled in) or `TEMP` (zeroed scratch inside the function)."""
+
     INPUT = "input"
     INPUT_OUTPUT = "input_output"
     CONST = "const"
@@ -51,11 +73,15 @@ class Role(enum.Enum):
 
 
 class Layout(enum.Enum):
+    """An array's (or a cache's) element order; a tuple of strides is accepted where a layout is."""
+
     FIRST_MAJOR = "first_major"  # row-major: the last index is contiguous
     LAST_MAJOR = "last_major"  # column-major: the first index is contiguous
 
 
 class ScalarType(enum.Enum):
+    """Element types: `element_type=` also takes the value strings ("f32") and numpy dtypes."""
+
     float32 = "f32"
     float64 = "f64"
     int32 = "i32"
@@ -63,6 +89,9 @@ class ScalarType(enum.Enum):
 
 
 class MemorySpace(enum.Enum):
+    """Where `plan.cache(location=...)` keeps a cache: NONE/GLOBAL (memory, the only ones on the
+    cpu), SHARED and PRIVATE (GPU targets); MMA_FRAGMENT is refused."""
+
     NONE = "none"
     GLOBAL = "global"
     SHARED = "shared"
@@ -71,6 +100,8 @@ class MemorySpace(enum.Enum):
 
 
 class CacheStrategy(enum.Enum):
+    """`plan.cache(strategy=...)`: AUTO on the cpu (Accera's rule); recorded on GPU targets."""
+
     AUTO = "auto"
     BLOCKED = "blocked"
     STRIPED = "striped"
@@ -95,7 +126,18 @@ class Target:
         target = oi.Target(category=oi.Target.Category.GPU)     # sm_80, CUDA
         plan = schedule.create_plan(target)
         plan.bind({i: target.GridUnit.BLOCK_X, ii: target.GridUnit.THREAD_X})
-    """
+
+    Options:
+      - `category`: `Target.Category.CPU` (the host; `create_plan(target="cpu")` is the same) or
+        `Target.Category.GPU` (an NVIDIA GPU through CUDA). No ROCm/Vulkan, no named device
+        models (Accera's `Target.Model`).
+      - `runtime`: `Target.Runtime.CUDA` for a GPU (the default there), `NONE` for the cpu.
+      - `arch`: the GPU's architecture, one of `backend/ptx.py`'s `ARCHES` (default "sm_80");
+        ignored on the cpu.
+      - `max_threads_per_block`: the most threads `plan.bind` may put in one block (1024).
+
+    `target.GridUnit` (BLOCK_X/Y/Z, THREAD_X/Y/Z; WARP_X/Y are refused) and `target.MemorySpace`
+    are the values `plan.bind` and `plan.cache(location=...)` take, as in Accera."""
 
     class Category(enum.Enum):
         CPU = "cpu"
@@ -154,12 +196,25 @@ def _user_frame():
     return frame
 
 
-def _assigned_names(count: int, fallback: str, taken: set[str] | None = None) -> list[str]:
+class _Names(list):
+    """Names `_assigned_names` found; `from_user` says whether the user's statement gave them."""
+
+    from_user = False
+
+
+#: frames whose statement is not the one the user wrote the call in (`[oi.Array(...) for ...]`)
+_INNER_SCOPES = ("<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>", "<lambda>")
+
+
+def _assigned_names(count: int, fallback: str, taken: set[str] | None = None) -> _Names:
     """The names on the left of the `=` in the statement of user code that called the API
     method calling us (`ii, jj = schedule.tile(...)`), else fresh names: `fallback` numbered by a
     process-wide counter, or, with `taken`, by the smallest number not taken (names that do not
-    depend on what else the process built, so a rebuilt plan has the same IR and cache key)."""
+    depend on what else the process built, so a rebuilt plan has the same IR and cache key).
+    `.from_user` on the result says which: messages name only what the user named."""
     caller = _user_frame()
+    if caller is not None and (caller.f_code.co_name in _INNER_SCOPES or _next_opname(caller) in _COLLECTING):
+        caller = None  # `arrays = [oi.Array(...) for _ in ...]` must not name each array `arrays`
     line = linecache.getline(caller.f_code.co_filename, caller.f_lineno) if caller else ""
     column = inspect.getframeinfo(caller).positions.col_offset if caller and line else None
     if column is not None:  # `X = oi.Array(...); Y = oi.Array(...)`: the statement at the call
@@ -171,11 +226,22 @@ def _assigned_names(count: int, fallback: str, taken: set[str] | None = None) ->
         names = [n.strip(" ()[]") for n in match.group(1).split(",")]
         names = [n for n in names if n]
         if len(names) == count and all(n.isidentifier() for n in names):
-            return names
+            found = _Names(names)
+            found.from_user = True
+            return found
     if taken is None:
-        return [f"{fallback}{next(_counter)}" for _ in range(count)]
+        return _Names(f"{fallback}{next(_counter)}" for _ in range(count))
     fresh = (f"{fallback}{n}" for n in itertools.count() if f"{fallback}{n}" not in taken)
-    return [next(fresh) for _ in range(count)]
+    return _Names(next(fresh) for _ in range(count))
+
+
+#: what follows a call whose result goes into a collection or out of the frame, not to a name
+_COLLECTING = ("LIST_APPEND", "SET_ADD", "MAP_ADD", "YIELD_VALUE", "RETURN_VALUE")
+
+
+def _next_opname(frame) -> str | None:
+    """The instruction after the call `frame` is in (CACHE entries aside)."""
+    return next((ins.opname for ins in dis.get_instructions(frame.f_code) if ins.offset > frame.f_lasti), None)
 
 
 def _unpacks_one_name() -> bool:
@@ -252,8 +318,28 @@ class LoopIndex(IndexExpr):
 # ----------------------------------------------------------------------------- value expressions
 
 
+#: the functions the logic supports (this module's `max`, `min`, ...), as `loopnest_ir` lowers them
+LOGIC_FUNCTIONS = ("max", "min", "abs", "exp", "log", "sqrt", "tanh")
+SUPPORTED_LOGIC = ("the logic supports + - * / and unary - on array elements and constants, and the functions "
+                   f"{', '.join(LOGIC_FUNCTIONS)} of oi_compiler.frontend.loopnest "
+                   "(`from oi_compiler.frontend.loopnest import exp`)")  # fmt: skip
+#: numpy ufuncs that are the logic's arithmetic (numpy scalars meet the logic through them)
+_NUMPY_ARITHMETIC = {"add": "add", "subtract": "sub", "multiply": "mul", "divide": "div", "true_divide": "div"}
+#: numpy ufuncs with an equivalent among LOGIC_FUNCTIONS, for the message
+_NUMPY_EQUIVALENT = {"maximum": "max", "fmax": "max", "minimum": "min", "fmin": "min", "absolute": "abs",
+                     "fabs": "abs", "exp": "exp", "log": "log", "sqrt": "sqrt", "tanh": "tanh"}  # fmt: skip
+
+
+def _unsupported_in_logic(what: str, instead: str | None = None) -> ScheduleError:
+    use = f"use oi_compiler.frontend.loopnest.{instead} instead; " if instead else ""
+    return ScheduleError(f"{what} is not supported in @nest.iteration_logic: {use}{SUPPORTED_LOGIC}")
+
+
 class Expr:
-    """A scalar value in the logic: array elements, constants, arithmetic and intrinsics."""
+    """A scalar value in the logic: array elements, constants, arithmetic and intrinsics.
+
+    It is symbolic: numpy and `math` functions, comparisons, `if` on it and `int()`/`float()`
+    raise a `ScheduleError` naming what the logic supports (`SUPPORTED_LOGIC`)."""
 
     def _bin(self, op, other, swap=False):
         other = _value(other)
@@ -268,6 +354,48 @@ class Expr:
     def __truediv__(self, o): return self._bin("div", o)  # noqa: E704
     def __rtruediv__(self, o): return self._bin("div", o, True)  # noqa: E704
     def __neg__(self): return Call("neg", [self])  # noqa: E704
+    def __pos__(self): return self  # noqa: E704
+    def __abs__(self): return Call("abs", [self])  # noqa: E704 - Python's abs(), as Accera's
+
+    # numpy meets the logic through these: its scalars' arithmetic (`np.float32(2) * A[i]`) is the
+    # logic's; every other numpy function (`np.exp(A[i])`) is refused with what to use instead
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        name = getattr(ufunc, "__name__", str(ufunc))
+        if method == "__call__" and not kwargs:
+            if name in _NUMPY_ARITHMETIC and len(inputs) == 2:
+                return Bin(_NUMPY_ARITHMETIC[name], _value(inputs[0]), _value(inputs[1]))
+            if name == "negative" and len(inputs) == 1:
+                return -_value(inputs[0])
+            if name == "positive" and len(inputs) == 1:
+                return _value(inputs[0])
+        raise _unsupported_in_logic(f"np.{name}", _NUMPY_EQUIVALENT.get(name))
+
+    def __array_function__(self, func, types, args, kwargs):
+        raise _unsupported_in_logic(f"np.{getattr(func, '__name__', func)}")
+
+    def _not_a_number(self, *_):
+        raise _unsupported_in_logic("converting a value of the logic to a Python number (as math.exp, int(), "
+                                    "float() and other functions of numbers do)")  # fmt: skip
+
+    __float__ = __int__ = __complex__ = _not_a_number
+
+    def _comparison(self, *_):
+        raise _unsupported_in_logic("comparing values of the logic (also Python's built-in max/min and `if` on a "
+                                    "value)", "max/min")  # fmt: skip
+
+    __lt__ = __le__ = __gt__ = __ge__ = __bool__ = _comparison
+
+    def _operator(symbol):  # makes the methods below
+        def refuse(self, *_):
+            raise _unsupported_in_logic(f"the operator {symbol}")
+
+        return refuse
+
+    __pow__ = __rpow__ = _operator("**")
+    __floordiv__ = __rfloordiv__ = _operator("//")
+    __mod__ = __rmod__ = _operator("%")
+    __matmul__ = __rmatmul__ = _operator("@")
+    del _operator
 
 
 @dataclass(eq=False)
@@ -301,7 +429,7 @@ def _value(v: object) -> Expr:
         return Const(v.item() if isinstance(v, np.generic) else v)
     if isinstance(v, IndexExpr):
         raise ScheduleError("a loop index cannot be used as a value in the logic (only as an array index)")
-    raise ScheduleError(f"unsupported value in the logic: {v!r}")
+    raise ScheduleError(f"unsupported value in the logic: {v!r} ({SUPPORTED_LOGIC})")
 
 
 def _intrinsic(fn: str, arity: int) -> Callable[..., Expr]:
@@ -329,6 +457,32 @@ _recording: list[list] = []  # the statements of the logic being recorded (a sta
 
 
 class Array:
+    """An array the logic reads or writes (Accera's `acc.Array`).
+
+        A = oi.Array(role=oi.Role.INPUT, element_type=oi.ScalarType.float32, shape=(M, K))
+
+    Options:
+      - `role` (required), an `oi.Role`:
+        `INPUT`: a function argument the logic reads. Accera lets the logic write it too; so does
+        this compiler, with an `AcceraCompatWarning` naming the array, and the function then
+        writes it in place (its argument must be writeable);
+        `INPUT_OUTPUT`: a function argument the logic writes (in place);
+        `CONST`: compiled in as a constant, from `data=` (a numpy array of `shape`; FIRST_MAJOR only);
+        `TEMP`: scratch inside the function, zeroed at each call (cpu targets only).
+        Accera's `OUTPUT` role and `acc.Dimension` (runtime) sizes are not supported.
+      - `element_type`: `oi.ScalarType.float32` (default), `float64`, `int32`, `int64`; also their
+        strings ("f32", ...) and numpy dtypes. The logic of one statement uses one type.
+      - `shape`: a sequence of positive ints (static sizes).
+      - `layout`: `oi.Layout.FIRST_MAJOR` (row-major, default), `LAST_MAJOR` (column-major: pass
+        `np.asfortranarray` data), or a tuple of strides in elements (one per dimension).
+      - `data`: the values of a CONST array.
+      - `name`: the name in the IR and in messages; by default the name it is assigned to
+        (`A = oi.Array(...)` is "A"), as Accera does. An array with neither is called by its role
+        and shape in messages ("the INPUT array of shape (4, 4)").
+
+    `A[i, k + 1]` reads an element in the logic (indices are affine expressions of the nest's
+    indices); `A[i, j] = ...` and `A[i, j] += ...` write one (never a CONST array)."""
+
     Role = Role
     Layout = Layout
 
@@ -357,8 +511,16 @@ class Array:
             if data.shape != self.shape:
                 raise ScheduleError(f"CONST data has shape {data.shape}, the array {self.shape}")
         self.data = data
-        self.name = name or _assigned_names(1, "array")[0]
+        names = _assigned_names(1, "array") if not name else None
+        self.name = name or names[0]
+        self.user_named = bool(name) or names.from_user
         self.order = next(_counter)
+
+    @property
+    def label(self) -> str:
+        """How messages call the array: its name when the user gave one (`name=` or `A = ...`),
+        else its role and shape."""
+        return self.name if self.user_named else f"the {self.role.name} array of shape {self.shape}"
 
     @property
     def dtype(self) -> np.dtype:
@@ -367,7 +529,7 @@ class Array:
     def _indices(self, key) -> list[IndexExpr]:
         key = key if isinstance(key, tuple) else (key,)
         if len(key) != len(self.shape):
-            raise ScheduleError(f"{self.name} has {len(self.shape)} dimensions, indexed with {len(key)}")
+            raise ScheduleError(f"{self.label} has {len(self.shape)} dimensions, indexed with {len(key)}")
         return [IndexExpr.of(k) for k in key]
 
     def __getitem__(self, key) -> Load:
@@ -376,9 +538,14 @@ class Array:
     def __setitem__(self, key, value) -> None:
         if not _recording:
             raise ScheduleError("arrays can be written only inside @nest.iteration_logic")
-        if self.role in (Role.CONST, Role.INPUT):
-            raise ScheduleError(f"{self.name} is an {self.role.name} array and cannot be written (use INPUT_OUTPUT)")
-        _recording[-1].append((self, self._indices(key), _value(value)))
+        if self.role is Role.CONST:
+            raise ScheduleError(f"{self.label} is a CONST array and cannot be written (use INPUT_OUTPUT)")
+        indices, value = self._indices(key), _value(value)
+        if self.role is Role.INPUT:  # Accera's tests do it: the function writes the argument in place
+            warnings.warn(f"{self.label} is an INPUT array and the logic writes it: accepted, as Accera does, and the "
+                          f"function writes {self.label} in place (declare it Role.INPUT_OUTPUT to say so)",
+                          AcceraCompatWarning, stacklevel=2)  # fmt: skip
+        _recording[-1].append((self, indices, value))
 
     def __repr__(self):
         return f"Array({self.name}, {self.role.name}, {self.element_type}, {self.shape})"
@@ -401,6 +568,26 @@ def _layout_strides(shape: tuple[int, ...], layout: Layout) -> tuple[int, ...]:
 
 
 class Nest:
+    """The iteration space and the logic run at each of its points (Accera's `acc.Nest`).
+
+        nest = oi.Nest(shape=(M, N, K))
+        i, j, k = nest.get_indices()
+
+        @nest.iteration_logic
+        def _():
+            C[i, j] += A[i, k] * B[k, j]
+
+    - `shape`: the extent of each dimension (positive ints; no `acc.Dimension`).
+    - `get_indices()`: one `LoopIndex` per dimension, named after the assignment (`i, j, k = ...`);
+      a 1-D nest returns the index itself, or a one-element tuple for `i, = ...`.
+    - `iteration_logic(logic)` (a decorator): records `logic()`. It may read and write arrays at
+      affine expressions of the nest's indices, with `+ - * /`, unary `-`, constants, Python's
+      `abs`, and `max`, `min`, `abs`, `exp`, `log`, `sqrt`, `tanh` from oi_compiler.frontend.loopnest
+      (`LOGIC_FUNCTIONS`); numpy and math functions, comparisons and `if` on values are refused
+      with a `ScheduleError` saying so. `predicate=`/`placement=` are not supported.
+    - `create_schedule()` -> `Schedule`; `create_plan(target)` = `create_schedule().create_plan(target)`.
+    """
+
     def __init__(self, shape: Sequence[int]):
         self.shape = [int(s) for s in shape]
         if not self.shape or any(s < 1 for s in self.shape):
@@ -425,8 +612,16 @@ class Nest:
         _recording.append([])
         try:
             logic()
+            statements = _recording[-1]
         finally:
-            self.logic.extend(_recording.pop())
+            _recording.pop()
+        own = set(self._indices)
+        for array, indices, value in statements:
+            for expr in [*indices, *(i for load in _load_exprs(value) for i in load.indices)]:
+                if other := [x for x in expr.terms if x not in own]:
+                    raise ScheduleError(f"the logic can index arrays only by the nest's indices "
+                                        f"({', '.join(i.name for i in self._indices)}), not {other[0].name}")  # fmt: skip
+        self.logic.extend(statements)
         return logic
 
     def create_schedule(self) -> Schedule:
@@ -439,37 +634,78 @@ class Nest:
 
 
 class Schedule:
+    """The order of a nest's loops (Accera's `acc.Schedule`), made by `nest.create_schedule()`.
+
+    - `split(index, size)` -> the new inner index: `index` then walks tiles of `size` (its step is
+      multiplied by `size`) and the new index, placed right after it, walks inside one. `size` is
+      an int >= 1 and need not divide the extent (the last tile is shorter).
+    - `tile({i: 32, j: 64})` -> the inner indices: one `split` per entry, in dict order (all or
+      nothing).
+    - `reorder(i, j, ...)` or `reorder([i, j, ...])`: the whole order (every index once, each
+      inner index after its outer one).
+    - `get_indices()`, `is_valid_loop_order(order)`.
+    - `create_plan(target="cpu")` -> `Plan`: `target` is "cpu" or an `oi.Target` (a GPU);
+      `_dynamic_shared_memory_size` and `_blocks_per_SM` are GPU-only and not supported yet.
+
+    A split, tile or reorder that would break a rule of a plan already made from this schedule
+    (its caches' levels, its `parallelize`, its GPU block size) raises `ScheduleError` and
+    leaves the schedule as it was. Not supported: `skew`, `pad`, `fuse`."""
+
     def __init__(self, nest: Nest):
         self.nest = nest
         self.indices = {i.name: i for i in nest._indices}
         self.model = ScheduleModel.initial(list(self.indices), nest.shape)
+        self._plans: weakref.WeakSet[Plan] = weakref.WeakSet()
 
     def _name(self, index: LoopIndex) -> str:
         if not isinstance(index, LoopIndex) or self.indices.get(index.name) is not index:
             raise ScheduleError(f"{index!r} is not an index of this schedule")
         return index.name
 
-    def split(self, index: LoopIndex, size: int) -> LoopIndex:
-        return self._split(index, size, _assigned_names(1, f"{index.name}_")[0] if isinstance(index, LoopIndex) else "")
+    def _change(self, what: str, edit: Callable[[ScheduleModel], None]) -> None:
+        """Apply `edit` to a copy of the model; keep it only if every plan of this schedule
+        still keeps its rules with it."""
+        trial = copy.deepcopy(self.model)
+        edit(trial)
+        for plan in list(self._plans):
+            plan._recheck(trial, what)
+        self.model = trial
 
-    def _split(self, index: LoopIndex, size: int, new_name: str) -> LoopIndex:
-        name = self._name(index)
-        while new_name in self.indices:
-            new_name += "_"
-        self.model.split(name, size, new_name)
-        self.indices[new_name] = LoopIndex(new_name)
-        return self.indices[new_name]
+    def split(self, index: LoopIndex, size: int) -> LoopIndex:
+        new_name = _assigned_names(1, f"{index.name}_")[0] if isinstance(index, LoopIndex) else ""
+        return self._splits([(index, size)], [new_name], "split")[0]
+
+    def _splits(self, pairs, new_names: list[str], what: str) -> list[LoopIndex]:
+        taken, edits = set(self.indices), []
+        for (index, size), new_name in zip(pairs, new_names):
+            name = self._name(index)
+            while new_name in taken:
+                new_name += "_"
+            taken.add(new_name)
+            edits.append((name, size, new_name))
+
+        def edit(model: ScheduleModel) -> None:
+            for name, size, new_name in edits:
+                model.split(name, size, new_name)
+
+        self._change(what, edit)
+        for _, _, new_name in edits:
+            self.indices[new_name] = LoopIndex(new_name)
+        return [self.indices[new_name] for _, _, new_name in edits]
 
     def tile(self, shape: dict[LoopIndex, int]) -> list[LoopIndex]:
+        if not isinstance(shape, dict):
+            raise ScheduleError(f"tile takes a dict {{index: size}}, got {shape!r}")
         names = _assigned_names(len(shape), "t")
-        return [self._split(index, size, names[n]) for n, (index, size) in enumerate(shape.items())]
+        return self._splits(list(shape.items()), list(names), "tile")
 
     def reorder(self, order=None, *args: LoopIndex) -> None:
         if isinstance(order, (list, tuple)):
             indices = list(order) + list(args)
         else:
             indices = ([order] if order is not None else []) + list(args)
-        self.model.reorder([self._name(i) for i in indices])
+        names = [self._name(i) for i in indices]
+        self._change("reorder", lambda model: model.reorder(names))
 
     def get_indices(self) -> tuple[LoopIndex, ...]:
         return tuple(self.indices[n] for n in self.model.order)
@@ -493,18 +729,25 @@ class Schedule:
             if not target.is_gpu:
                 raise ScheduleError("_blocks_per_SM can only be set on a GPU target")
             raise ScheduleError("_blocks_per_SM is not supported yet")
-        return Plan(self, target)
+        plan = Plan(self, target)
+        if target.is_gpu and any(a.role is Role.TEMP for a in plan._arrays()):
+            raise ScheduleError("TEMP arrays are not supported on GPU targets yet")
+        self._plans.add(plan)
+        return plan
 
 
 @dataclass
 class Cache:
-    """What `plan.cache` returns: the request as resolved (Accera's `Cache` fields), usable as
-    the source of a further cache (hierarchical caching)."""
+    """What `plan.cache` returns: the request as resolved (Accera's `Cache` fields: `index`,
+    `trigger_index`, `level`, `trigger_level`, `layout`, `max_elements`, `thrifty`,
+    `double_buffer`, `location`, `element_type`), usable as the source of a further cache
+    (hierarchical caching)."""
 
     request: CacheRequest
     source: Array | Cache
     plan: Plan
     recorded: CacheRequest  # as written in the IR
+    user_named: bool = False  # `AA = plan.cache(...)`: messages call it AA
 
     def __getattr__(self, name):
         if name in ("index", "trigger_index"):
@@ -531,6 +774,16 @@ class Cache:
     def base(self) -> Array:
         return self.source if isinstance(self.source, Array) else self.source.base
 
+    @property
+    def label(self) -> str:
+        """How messages call the cache: its name when assigned (`AA = plan.cache(...)`), else
+        what it caches and where."""
+        if self.user_named:
+            return self.request.name
+        r = self.request
+        where = f"max_elements={r.max_elements}" if r.max_elements is not None else f"index {r.index}"
+        return f"the cache of {self.source.label} at {where}"
+
 
 def _enum_value(v, enum_type, what):
     if v is None or isinstance(v, str):
@@ -541,6 +794,31 @@ def _enum_value(v, enum_type, what):
 
 
 class Plan:
+    """What a schedule becomes on a target (Accera's `acc.Plan`): `schedule.create_plan(target)`.
+
+    Each method checks its rules when it is called (Accera's first, with Accera's messages, then
+    this compiler's), so a plan that was accepted builds:
+
+    - `cache(source, index=None, trigger_index=None, layout=None, max_elements=None,
+      element_type=None, thrifty=None, location=MemorySpace.NONE, level=None, trigger_level=None,
+      double_buffer=False, double_buffer_location=None, vectorize=None,
+      strategy=CacheStrategy.AUTO)` -> `Cache`. `source` is an `Array` or a `Cache` of this plan
+      (a hierarchical cache). Exactly one of `index` (a `LoopIndex`), `level` (an int, counted
+      from the innermost loop, resolved now) or `max_elements` (a budget) places it; `trigger_index`
+      / `trigger_level` multicache (INPUT and CONST arrays); `layout` is `Layout.FIRST_MAJOR` or
+      `LAST_MAJOR` (default: the source's); `location`: NONE/GLOBAL on the cpu, PRIVATE/SHARED on
+      a GPU; `double_buffer` (INPUT and CONST arrays); `element_type` must be the array's own;
+      `strategy` must be AUTO on the cpu. One cache per array (cache the cache to cache it again).
+    - `unroll(index)`, `vectorize(index)`: an index is unrolled or vectorized, not both.
+    - `kernelize(unroll_indices, vectorize_indices=None)`: unroll each, vectorize the others.
+    - `parallelize(indices, pin=None, policy="static", max_threads=None)`: cpu only; the indices
+      are the outermost of the order, contiguous, and not one the logic reduces over; `pin` is
+      not implemented.
+    - `bind({index: target.GridUnit.BLOCK_X, ...})`: GPU only; BLOCK_X/Y/Z and THREAD_X/Y/Z, one
+      index each, not one the logic reduces over, at most `target.max_threads_per_block` threads.
+    - `module` (the IR), `build(args=None, name="nest")` (a callable of numpy arrays), `ptx()` (GPU).
+    """
+
     def __init__(self, schedule: Schedule, target: Target | None = None):
         self.schedule = schedule
         self.target = target or Target.HOST
@@ -557,10 +835,14 @@ class Plan:
               vectorize=None, strategy: CacheStrategy = CacheStrategy.AUTO, _shared_memory_offset=None) -> Cache:  # fmt: skip
         if not isinstance(source, (Array, Cache)):
             raise ScheduleError(f"plan.cache caches an Array or a Cache, got {source!r}")
+        if isinstance(source, Cache) and source.plan is not self:
+            raise ScheduleError(f"{source.label} is a cache of another plan: a hierarchical cache caches a Cache "
+                                "of the same plan")  # fmt: skip
         base = source if isinstance(source, Array) else source.base
         taken = {c.request.name for c in self.caches} | {a.name for a in self._arrays()}
+        names = _assigned_names(1, f"{base.name}_cache", taken)
         req = CacheRequest(
-            name=_assigned_names(1, f"{base.name}_cache", taken)[0],
+            name=names[0],
             source=source.request.name if isinstance(source, Cache) else source.name,
             index=self.schedule._name(index) if index is not None else None,
             trigger_index=self.schedule._name(trigger_index) if trigger_index is not None else None,
@@ -580,12 +862,13 @@ class Plan:
         # after Accera's rules: what this compiler does not do yet
         if element_type is not None and _scalar_type(element_type) != base.element_type:
             raise ScheduleError("cache element_type conversions are not supported yet: leave element_type unset")
+        self._check_new_cache(req, source, base, trigger_index is not None or trigger_level is not None)
         # the IR records levels as the indices they named now (Accera snapshots the order)
         if recorded.level is not None:
             recorded.index, recorded.level = req.index, None
         if recorded.trigger_level is not None:
             recorded.trigger_index, recorded.trigger_level = req.trigger_index, None
-        cache = Cache(req, source, self, recorded)
+        cache = Cache(req, source, self, recorded, names.from_user)
         self.caches.append(cache)
         return cache
 
@@ -597,6 +880,7 @@ class Plan:
             raise ScheduleError("Only supported on plans with GPU targets")
         if not isinstance(mapping, dict):
             raise ScheduleError(f"bind takes a mapping {{index: GridUnit}}, got {mapping!r}")
+        bindings = dict(self.bindings)
         for index, unit in mapping.items():
             if isinstance(index, tuple):
                 raise ScheduleError("binding a tuple of indices to one grid unit is not supported yet")
@@ -605,22 +889,44 @@ class Plan:
             if unit in (GridUnit.WARP_X, GridUnit.WARP_Y):
                 raise ScheduleError("binding to warps is not supported yet (bind to THREAD_X/Y/Z)")
             name = self.schedule._name(index)
-            taken = [i for i, u in self.bindings.items() if u == unit.value and i != name]
+            taken = [i for i, u in bindings.items() if u == unit.value and i != name]
             if taken:
                 raise ScheduleError(f"{unit.name} is already bound to {taken[0]}")
-            self.bindings[name] = unit.value
+            bindings[name] = unit.value
+        self._refuse_races([self.schedule._name(i) for i in mapping], "bind",
+                           "bound to the grid, its threads would race")  # fmt: skip
+        self._check_launch(self.schedule.model, bindings)
+        self.bindings = bindings
 
     def vectorize(self, index: LoopIndex) -> None:
-        self.vectorized.append(self.schedule._name(index))
+        name = self.schedule._name(index)
+        self._refuse_both(name, "vectorize")
+        if name not in self.vectorized:
+            self.vectorized.append(name)
 
     def unroll(self, index: LoopIndex) -> None:
-        self.unrolled.append(self.schedule._name(index))
+        name = self.schedule._name(index)
+        self._refuse_both(name, "unroll")
+        if name not in self.unrolled:
+            self.unrolled.append(name)
+
+    def _refuse_both(self, name: str, mark: str) -> None:
+        other = self.vectorized if mark == "unroll" else self.unrolled
+        if name in other:
+            done = "vectorized" if mark == "unroll" else "unrolled"
+            raise ScheduleError(f"{name} is already {done}: an index can be unrolled or vectorized, not both")
 
     def kernelize(self, unroll_indices: Sequence[LoopIndex], vectorize_indices=None) -> None:
         vectorize_indices = vectorize_indices if isinstance(vectorize_indices, (list, tuple)) else (
             [vectorize_indices] if vectorize_indices is not None else [])  # fmt: skip
         if any(v in unroll_indices for v in vectorize_indices):
             raise ScheduleError("vectorize_indices cannot be one of the unroll indices")
+        unroll = [self.schedule._name(i) for i in unroll_indices]
+        vectorize = [self.schedule._name(v) for v in vectorize_indices]
+        for name in unroll:  # all checked before any is marked
+            self._refuse_both(name, "unroll")
+        for name in vectorize:
+            self._refuse_both(name, "vectorize")
         for i in unroll_indices:
             self.unroll(i)
         for v in vectorize_indices:
@@ -630,19 +936,97 @@ class Plan:
         if self.target.is_gpu:
             raise ScheduleError("parallelize is for CPU targets: on a GPU, bind indices to the grid")
         indices = list(indices) if isinstance(indices, (list, tuple)) else [indices]
+        if not indices:
+            raise ScheduleError("parallelize needs at least one index")
         names = [self.schedule._name(i) for i in indices]
-        order = self.schedule.model.order
-        positions = [order.index(n) for n in names]
-        if positions != list(range(positions[0], positions[0] + len(positions))):
-            raise ScheduleError("indices must be contiguous in the Schedule dimension order")
+        self._check_contiguous(names, self.schedule.model)
         if max_threads is not None and (not isinstance(max_threads, int) or max_threads <= 0):
             raise ScheduleError("max_threads must be a positive (greater than 0) integer.")
         if pin is not None:
             raise ScheduleError("parallelize: pin is not implemented")
+        self._check_outermost(names, self.schedule.model)
+        # the cpu target runs the outermost loop's range in chunks, one per thread
+        self._refuse_races(names[:1], "parallelize", "run by several threads at once, its chunks would race")
         import os
 
         threads = max_threads or os.cpu_count() or 1
         self.parallel = {"indices": names, "threads": threads, "policy": str(policy)}
+
+    # --------------------------------------------------------------------- the checks at the call
+
+    @staticmethod
+    def _check_contiguous(names: list[str], model: ScheduleModel) -> None:
+        positions = [model.order.index(n) for n in names]
+        if positions != list(range(positions[0], positions[0] + len(positions))):
+            raise ScheduleError("indices must be contiguous in the Schedule dimension order")
+
+    @staticmethod
+    def _check_outermost(names: list[str], model: ScheduleModel) -> None:
+        if model.order[: len(names)] != names:
+            raise ScheduleError("parallelize: the cpu target runs only the outermost loops of the schedule in parallel "
+                                f"(the order starts with {model.order[0]!r})")  # fmt: skip
+
+    def _refuse_races(self, names: list[str], what: str, consequence: str) -> None:
+        """`--tile`/`--map-gpu`'s race check (loopnest/races.py) on the recorded logic: a loop
+        whose dimension some statement's stored element does not depend on is a reduction."""
+        nest = self.schedule.nest
+        dims = {index: d for d, index in enumerate(nest._indices)}
+        for name in names:
+            dim = self.schedule.model.loop(name).dim
+            for array, indices, _ in nest.logic:
+                if dim not in {dims[x] for e in indices for x in e.terms if x in dims}:
+                    raise ScheduleError(f"{what}: the logic reduces over {name} (every iteration of {name} updates "
+                                        f"the same elements of {array.label}): {consequence}")  # fmt: skip
+
+    def _check_launch(self, model: ScheduleModel, bindings: dict[str, str]) -> None:
+        """The block and grid sizes of `bindings` (the bound loops' trip counts) within CUDA's limits."""
+        if not bindings:
+            return
+        from oi_compiler.loopnest.gpu_mapping import GRID_UNITS, check_launch
+
+        sizes = {"block": {"x": 1, "y": 1, "z": 1}, "thread": {"x": 1, "y": 1, "z": 1}}
+        for name, unit in bindings.items():
+            kind, dim = GRID_UNITS[unit]
+            sizes[kind][dim] = -(-model.span(name) // model.loop(name).step)
+        check_launch(sizes, self.target.max_threads_per_block)
+
+    def _check_new_cache(self, req: CacheRequest, source: Array | Cache, base: Array, multicache: bool) -> None:
+        """This compiler's rules for a cache Accera's rules accept, knowable when it is requested."""
+        source_label = source.label
+        if self.schedule.nest.logic and all(a is not base for a in self._arrays()):
+            raise ScheduleError(f"{base.label} is not used by the nest's logic: there is nothing to cache")
+        for other in self.caches:
+            if other.source is source:
+                again = other.request.name if other.user_named else "the Cache that call returned"
+                raise ScheduleError(f"{source_label} is already cached by {other.label}: to cache it at another "
+                                    f"level, cache {again} (a hierarchical cache)")  # fmt: skip
+        written = any(array is base for array, _, _ in self.schedule.nest.logic)
+        if multicache and written and req.max_elements is None and base.role is Role.INPUT:  # Accera's rule 11+
+            raise ScheduleError(multicache_of_written(base.label))
+        if self.target.is_gpu and req.location == "shared" and written:
+            raise ScheduleError(f"a SHARED cache of an array the nest writes ({base.label}) is not supported on GPU "
+                                "targets: cache it in PRIVATE memory")  # fmt: skip
+
+    def _recheck(self, model: ScheduleModel, what: str) -> None:
+        """Every rule of this plan that depends on the schedule's order, against `model` (a
+        `split`, `tile` or `reorder` being made): the same checks `--tile`/`--cache`/`--map-gpu`
+        would make at build."""
+        try:
+            if self.parallel:
+                self._check_contiguous(self.parallel["indices"], model)
+                self._check_outermost(self.parallel["indices"], model)
+            resolved: dict[str, CacheRequest] = {}
+            target = "gpu" if self.target.is_gpu else "cpu"
+            for cache in self.caches:
+                req = replace(cache.recorded)
+                try:
+                    check_request(req, model, cache.base.role.value, target, resolved.get(req.source))
+                except ScheduleError as e:
+                    raise ScheduleError(f"{cache.label}: {e.message}") from None
+                resolved[req.name] = req
+            self._check_launch(model, self.bindings)
+        except ScheduleError as e:
+            raise ScheduleError(f"{what} would break a rule of a plan of this schedule: {e.message}") from None
 
     # --------------------------------------------------------------------- IR and code
 
@@ -678,8 +1062,9 @@ class Plan:
 
     def build(self, args: Sequence[Array] | None = None, name: str = "nest"):
         """Compile for the plan's target; returns a function of numpy arrays (the INPUT and
-        INPUT_OUTPUT arrays, in `args` order or in the order they were created). A GPU plan's
-        function launches its kernel (`OI_GPU_EMULATE=1`: runs it on the CPU, see docs/gpu.md)."""
+        INPUT_OUTPUT arrays, in `args` order or in the order they were created), which writes
+        the arrays the logic writes in place (an INPUT array too, when the logic writes it). A GPU
+        plan's function launches its kernel (`OI_GPU_EMULATE=1`: runs it on the CPU, see docs/gpu.md)."""
         from oi_compiler.boundary import stage
         from oi_compiler.frontend.loopnest_ir import plan_module, plan_params
         from oi_compiler.runtime.nest_function import build_cpu, build_gpu
@@ -691,12 +1076,19 @@ class Plan:
             return build_cpu(module, name, plan_params(self, args))
 
 
-def _loads(expr: Expr):
+def _load_exprs(expr: Expr):
+    """The loads in `expr`."""
     if isinstance(expr, Load):
-        yield expr.array
+        yield expr
     elif isinstance(expr, Bin):
-        yield from _loads(expr.lhs)
-        yield from _loads(expr.rhs)
+        yield from _load_exprs(expr.lhs)
+        yield from _load_exprs(expr.rhs)
     elif isinstance(expr, Call):
         for a in expr.args:
-            yield from _loads(a)
+            yield from _load_exprs(a)
+
+
+def _loads(expr: Expr):
+    """The arrays `expr` reads (once per load)."""
+    for load in _load_exprs(expr):
+        yield load.array

@@ -6,7 +6,8 @@
       func.return
     }
 
-The function takes the INPUT and INPUT_OUTPUT arrays; CONST arrays are `memref.global`
+The function takes the INPUT and INPUT_OUTPUT arrays (an INPUT array the logic writes is
+written in place: the ABI, read from the stores, marks it written); CONST arrays are `memref.global`
 constants and TEMP arrays zero-filled `memref.alloc`s freed at the end. Float arithmetic in
 the logic carries `fastmath<contract>`, so a multiply feeding an add may become one FMA.
 """
@@ -62,11 +63,12 @@ def plan_module(plan, name: str, args=None) -> ModuleOp:
     params = plan_params(plan, args)
     for a in params:
         if a.role.value not in ("input", "input_output"):
-            raise ScheduleError(f"{a.name} is a {a.role.name} array: only INPUT and INPUT_OUTPUT arrays are arguments")
-    if missing := [a.name for a in arrays if a.role.value in ("input", "input_output") and a not in params]:
+            raise ScheduleError(f"{a.label} is a {a.role.name} array: only INPUT and INPUT_OUTPUT arrays are arguments")
+    if missing := [a.label for a in arrays if a.role.value in ("input", "input_output") and a not in params]:
         raise ScheduleError(f"the logic uses {missing[0]} but it is not one of the function's arguments")
     if len({a.name for a in arrays}) != len(arrays):
-        raise ScheduleError("two arrays of the nest have the same name; pass name= to oi.Array")
+        twice = next(a.name for a in arrays if sum(b.name == a.name for b in arrays) > 1)
+        raise ScheduleError(f"two arrays of the nest are named {twice}; pass name= to oi.Array")
     module_ops = []
     block = Block(arg_types=[array_type(a) for a in params])
     values: dict[int, SSAValue] = {}
@@ -91,7 +93,7 @@ def plan_module(plan, name: str, args=None) -> ModuleOp:
             values[id(a)].name_hint = a.name
     op = NestOp([values[id(a)] for a in arrays], nest.shape, [i.name for i in nest._indices],
                 [a.name for a in arrays], [a.role.value for a in arrays], Region(_logic_block(nest, values)))  # fmt: skip
-    check_bounds(op)  # here too, so a Python caller gets a ScheduleError rather than a pass's error
+    check_bounds(op, {a.name: a.label for a in arrays})  # here too: a Python caller gets a ScheduleError
     op.attributes["oi.schedule"] = to_attr(plan.schedule.model.to_attr_data())
     plan_data = {}
     if plan.caches:
@@ -121,7 +123,7 @@ def _const_global(array, sym: str) -> memref.GlobalOp:
     ty = array_type(array)
     data = np.asarray(array.data, dtype=array.dtype)
     if array.strides != tuple(row_major(array.shape)):
-        raise ScheduleError(f"CONST array {array.name} must have the FIRST_MAJOR layout")
+        raise ScheduleError(f"CONST array {array.label} must have the FIRST_MAJOR layout")
     values = [float(v) for v in data.ravel()] if array.element_type.startswith("f") else [int(v) for v in data.ravel()]
     from xdsl.dialects.builtin import TensorType
 
@@ -171,7 +173,7 @@ def _logic_block(nest, values: dict[int, SSAValue]) -> Block:
 
         if isinstance(expr, api.Load):
             if expr.array.element_type != dtype:
-                raise ScheduleError(f"the logic mixes element types: {expr.array.name} is {expr.array.element_type}, "
+                raise ScheduleError(f"the logic mixes element types: {expr.array.label} is {expr.array.element_type}, "
                                     f"the value is stored as {dtype}")  # fmt: skip
             return b.insert(memref.LoadOp.get(values[id(expr.array)], [index_value(i) for i in expr.indices])).res
         if isinstance(expr, api.Const):

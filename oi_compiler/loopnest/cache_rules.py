@@ -165,6 +165,15 @@ def check_request(req: CacheRequest, schedule: ScheduleModel, role: str, target:
         raise ScheduleError("a GPU double buffer is kept in PRIVATE memory (double_buffer_location=PRIVATE)")
 
 
+def multicache_of_written(array: str) -> str:
+    """The message for a multicache (`trigger_index`/`trigger_level`) of an array the nest writes
+    that Accera's rule 11 lets through: an INPUT array the logic writes (Accera allows the write).
+    Its copies would be filled once per trigger and never see the writes, as Accera's own
+    INPUT_OUTPUT rule says."""
+    return (f"Multicaching is only supported for arrays the nest does not write: {array} is an INPUT array the "
+            "logic writes (cache it without trigger_index or trigger_level)")
+
+
 def check_not_cached_twice(req: CacheRequest, earlier) -> None:
     """One cache per array: a second one would see the first one's copies as accesses."""
     for other in earlier:

@@ -51,7 +51,12 @@ from xdsl.rewriter import InsertPoint, Rewriter
 from oi_compiler.dialects.oi_nest import NestOp
 from oi_compiler.errors import ScheduleError
 from oi_compiler.loopnest.attrs import to_attr
-from oi_compiler.loopnest.cache_rules import CacheRequest, check_not_cached_twice, check_request
+from oi_compiler.loopnest.cache_rules import (
+    CacheRequest,
+    check_not_cached_twice,
+    check_request,
+    multicache_of_written,
+)
 from oi_compiler.loopnest.forms import Form, emit_map, form_of
 from oi_compiler.loopnest.layouts import column_major, layout_strides
 from oi_compiler.loopnest.ir_util import (
@@ -310,6 +315,7 @@ class Applied:
     value: SSAValue
     role: str
     loops: list[scf.ForOp]  # its cache loops: a cache of it stays inside them
+    written: str | None  # its base array's name, when the nest writes that array
 
 
 def apply_caches(nest: NestOp) -> None:
@@ -321,6 +327,7 @@ def apply_caches(nest: NestOp) -> None:
         raise ScheduleError("--cache needs the nest scheduled: run --tile first")
     order = LoopOrder(nest)
     arrays = {n: (v, r) for n, v, r in zip(nest.array_names, nest.arrays, nest.array_roles)}
+    stored = {op.memref for op in nest.walk() if isinstance(op, memref.StoreOp)}
     applied: dict[str, Applied] = {}
     for data in requests:
         req = CacheRequest.from_attr_data(data)
@@ -328,17 +335,20 @@ def apply_caches(nest: NestOp) -> None:
             raise ScheduleError(f"cache name {req.name!r} is used twice")
         if req.source in arrays:
             value, role = arrays[req.source]
-            outer, ceilings = None, None
+            outer, ceilings, written = None, None, req.source if value in stored else None
         elif req.source in applied:
             outer_applied = applied[req.source]
             value, role, outer = outer_applied.value, outer_applied.role, outer_applied.request
-            ceilings = outer_applied.loops or None
+            ceilings, written = outer_applied.loops or None, outer_applied.written
         else:
             raise ScheduleError(f"cache source {req.source!r} is neither an array of the nest nor an earlier cache")
+        multicache = req.max_elements is None and (req.trigger_index is not None or req.trigger_level is not None)
         check_request(req, order, role, target, outer)
         check_not_cached_twice(req, applied.values())
+        if multicache and written and role == "input":  # Accera's rule 11 lets it through
+            raise ScheduleError(multicache_of_written(written))
         buffer, placements = _apply(nest, order, req, value, ceilings)
-        applied[req.name] = Applied(req, buffer, role, [p.cache_loop for p in placements])
+        applied[req.name] = Applied(req, buffer, role, [p.cache_loop for p in placements], written)
     plan = nest_plan(nest)
     plan.pop("caches", None)
     if plan:

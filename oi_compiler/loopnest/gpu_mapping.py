@@ -42,17 +42,24 @@ from oi_compiler.loopnest.races import refuse_races
 
 LAUNCH_ATTR = "oi.launch"
 SHARED_SPACE = 3
-_UNITS = {"block_x": ("block", "x"), "block_y": ("block", "y"), "block_z": ("block", "z"),
+GRID_UNITS = {"block_x": ("block", "x"), "block_y": ("block", "y"), "block_z": ("block", "z"),
           "thread_x": ("thread", "x"), "thread_y": ("thread", "y"), "thread_z": ("thread", "z")}  # fmt: skip
 _GRID_LIMITS = {"x": 2**31 - 1, "y": 65535, "z": 65535}
 _BLOCK_LIMITS = {"x": 1024, "y": 1024, "z": 64}
 
 
 def gpu_plan(nest) -> dict | None:
-    """The nest's plan when it targets a GPU, else None."""
-    plan = to_py(nest.attributes.get("oi.plan")) or {}
-    target = plan.get("target") or {}
-    return plan if target.get("category") == "gpu" else None
+    """The nest's plan when it targets a GPU, else None. A malformed plan is a `PassError` at the
+    nest (`oi-opt --dump-stages` asks before any pass runs), as the passes report it."""
+    from oi_compiler.errors import PassError
+    from oi_compiler.ir_context import nearest_loc
+
+    try:
+        plan = to_py(nest.attributes.get("oi.plan")) or {}
+    except ScheduleError as e:  # as passes/tile.py's `nest_errors` reports it
+        raise PassError(e.message, nearest_loc(nest), subject="oi.nest") from None
+    target = (plan.get("target") if isinstance(plan, dict) else None) or {}
+    return plan if isinstance(target, dict) and target.get("category") == "gpu" else None
 
 
 def map_nest(nest) -> None:
@@ -76,14 +83,14 @@ def map_nest(nest) -> None:
     refuse_races(nest, [loop for i in bind for loop in loops[i]], "bind", "bound to the grid, its threads would race")
     sizes = {"block": {"x": 1, "y": 1, "z": 1}, "thread": {"x": 1, "y": 1, "z": 1}}
     for index, unit in bind.items():
-        kind, dim = _UNITS[unit]
+        kind, dim = GRID_UNITS[unit]
         sizes[kind][dim] = max(_trip_count(loop) for loop in loops[index])
-    _check_launch(sizes, int(plan["target"].get("max_threads_per_block", 1024)))
+    check_launch(sizes, int(plan["target"].get("max_threads_per_block", 1024)))
     thread_loops = [loop for i, u in bind.items() if u.startswith("thread") for loop in loops[i]]
     _place_caches(nest, thread_loops, sizes["thread"])
     for index, unit in bind.items():
         for loop in loops[index]:
-            _bind_loop(loop, *_UNITS[unit])
+            _bind_loop(loop, *GRID_UNITS[unit])
     _outline(function, sizes)
 
 
@@ -106,7 +113,9 @@ def _constant(value: SSAValue) -> int | None:
     return None
 
 
-def _check_launch(sizes: dict, max_threads: int) -> None:
+def check_launch(sizes: dict, max_threads: int) -> None:
+    """CUDA's limits on the block (`sizes["thread"]`) and grid (`sizes["block"]`) sizes; also
+    checked by `plan.bind` when it is called."""
     block, grid = sizes["thread"], sizes["block"]
     for dim, limit in _BLOCK_LIMITS.items():
         if block[dim] > limit:

@@ -99,17 +99,19 @@ def materialize(nest: NestOp) -> None:
         nest.attributes.pop(PLAN, None)
 
 
-def check_bounds(nest: NestOp) -> None:
+def check_bounds(nest: NestOp, labels: dict[str, str] | None = None) -> None:
     """Every access of the logic stays inside its array over the whole domain (interval
-    arithmetic on the affine indices); else the access's array, dimension and range."""
+    arithmetic on the affine indices); else the access's array, dimension and range. A `const`
+    array is never written; an `input` one may be (Accera allows it: the function writes its
+    argument). `labels` renames arrays in the messages (the Python API's names for them)."""
     extents = dict(zip(nest.body.block.args, nest.extents))
-    names = dict(zip(nest.arrays, nest.array_names))
+    names = {value: (labels or {}).get(name, name) for value, name in zip(nest.arrays, nest.array_names)}
     roles = dict(zip(nest.arrays, nest.array_roles))
     for op in nest.body.block.ops:
         if not isinstance(op, (memref.LoadOp, memref.StoreOp)):
             continue
-        if isinstance(op, memref.StoreOp) and roles.get(op.memref) in ("input", "const"):
-            raise ScheduleError(f"{names[op.memref]} is an {roles[op.memref]} array and cannot be written")
+        if isinstance(op, memref.StoreOp) and roles.get(op.memref) == "const":
+            raise ScheduleError(f"{names[op.memref]} is a const array and cannot be written")
         shape = op.memref.type.get_shape()
         for dim, index in enumerate(op.indices):
             form = form_of(index)
