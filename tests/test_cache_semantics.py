@@ -321,13 +321,13 @@ def test_fixed_slice_end_within_and_past_the_fixed_size(device) -> None:
     assert ok.fetch("y").shape == (4, D)
     assert ok.table_sizes("T") == [4]
     err = cache_error(executor(_fmt(src, e=5), device=device))
-    assert err.message == "cache table T index 0 exceeds fixed size 4"
+    assert err.message == "cache table T index 0 exceeds fixed size 4 (slice end 5)"
     # the literal form is certain to fail: the verifier reports it with the same words
     literal = verify_error(
         "volatile { y: f32[2]; } persistent { T(i): f32[2] @table @fixed(i=4); }"
         " block entry { cache.read T[0..5] >> y; }", device=device
     )
-    assert literal.message == "cache table T index 0 exceeds fixed size 4"
+    assert literal.message == "cache table T index 0 exceeds fixed size 4 (slice end 5)"
 
 
 @pytest.mark.parametrize(
@@ -543,7 +543,8 @@ def test_fixed_index_within_the_fixed_size(device) -> None:
 def test_fixed_overflow_message_names_the_index_position(device, n, op) -> None:
     exe = executor(_fmt(FIXED_SRC, n=n, op=op), device=device)
     err = cache_error(exe, v=np.ones(D, np.float32))
-    expected = "slice end 4 before start 9" if "n.." in op else "cache table K index 1 exceeds fixed size 4"
+    detail = "slice end 5" if ".." in op else "index value 4"
+    expected = "slice end 4 before start 9" if "n.." in op else f"cache table K index 1 exceeds fixed size 4 ({detail})"
     assert err.message == expected
     assert exe.table_sizes("K") == [0, 4]
 
@@ -554,7 +555,7 @@ def test_fixed_overflow_of_a_literal_index_is_a_verify_error(device) -> None:
         "volatile { y: f32[2]; } persistent { K(l, t): f32[2] @table @fixed(t=4); }"
         " block entry { cache.write y >> K[0, 4]; }", device=device
     )
-    assert err.message == "cache table K index 1 exceeds fixed size 4"
+    assert err.message == "cache table K index 1 exceeds fixed size 4 (index value 4)"
 
 
 @on_both

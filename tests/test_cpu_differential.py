@@ -941,7 +941,7 @@ def test_growth_past_the_first_capacity_then_a_failed_step_rolls_back() -> None:
         {"x": f32(5, 6), "k": 30, "j": 40},  # grows both, then F[40] fails
         {"x": f32(7, 8), "k": 2, "j": 1},
     ])  # fmt: skip
-    assert [e and e.message for e in errors] == [None, None, "cache table F index 0 exceeds fixed size 2", None]
+    assert [e and e.message for e in errors] == [None, None, "cache table F index 0 exceeds fixed size 2 (index value 40)", None]
 
 
 def test_many_logged_changes_in_a_failing_step() -> None:
@@ -963,7 +963,7 @@ def test_many_logged_changes_in_a_failing_step() -> None:
         {"x": np.full((2, 2), 2, np.float32), "n": 25},  # 625 writes, then F[650] fails
         {"x": np.full((2, 2), 3, np.float32), "n": 0},
     ])  # fmt: skip
-    assert [e and e.message for e in errors] == [None, "cache table F index 0 exceeds fixed size 3", None]
+    assert [e and e.message for e in errors] == [None, "cache table F index 0 exceeds fixed size 3 (index value 650)", None]
 
 
 def test_small_integer_counters_wrap_as_indices() -> None:
@@ -1011,7 +1011,7 @@ def test_every_slice_form_on_a_rank2_table() -> None:
         {"x": f32(7, 8), "k": 3},
         {"x": f32(9, 9), "k": 4},  # K[4, 4]: past the fixed size of b
     ])  # fmt: skip
-    assert [e and e.message for e in errors] == [None] * 4 + ["cache table K index 1 exceeds fixed size 4"]
+    assert [e and e.message for e in errors] == [None] * 4 + ["cache table K index 1 exceeds fixed size 4 (index value 4)"]
 
 
 def test_slice_bound_errors_match() -> None:

@@ -239,9 +239,9 @@ def test_fixed_overflow_raises_the_reference_error() -> None:
         assert same_step(exes, v=f32(n, n)) is None
     for _ in range(2):  # fails again, the same way, from the same state
         error = same_step(exes, v=f32(9, 9))
-        assert error == ("CacheError", "cache table K index 0 exceeds fixed size 4", f"{FILE}:5:5",
+        assert error == ("CacheError", "cache table K index 0 exceeds fixed size 4 (index value 4)", f"{FILE}:5:5",
                          "block entry node cache.write v >> K[t]",
-                         f"{FILE}:5:5: error: cache table K index 0 exceeds fixed size 4")  # fmt: skip
+                         f"{FILE}:5:5: error: cache table K index 0 exceeds fixed size 4 (index value 4)")  # fmt: skip
     ref, cpu = exes
     assert cpu.steps == ref.steps == 4 and int(cpu.state("t")) == 4
     np.testing.assert_array_equal(cpu.state("K"), np.stack([f32(n, n) for n in range(4)]))
@@ -284,9 +284,9 @@ def test_failure_after_earlier_writes_in_the_same_step_restores_everything() -> 
     for n in [0, 1, 2, 3]:
         assert same_step(exes, v=f32(n, 0.5), n=n, q=q) is None
     error = same_step(exes, v=f32(7, 7), n=4, q=q)
-    assert error[:3] == ("CacheError", "cache table K index 0 exceeds fixed size 4", f"{FILE}:24:5")
+    assert error[:3] == ("CacheError", "cache table K index 0 exceeds fixed size 4 (index value 4)", f"{FILE}:24:5")
     error = same_step(exes, v=f32(7, 7), n=40, q=q)
-    assert error[:3] == ("CacheError", "cache table K index 0 exceeds fixed size 4", f"{FILE}:24:5")
+    assert error[:3] == ("CacheError", "cache table K index 0 exceeds fixed size 4 (index value 40)", f"{FILE}:24:5")
     assert same_step(exes, v=f32(8, 8), n=1, q=q) is None  # and it goes on from the restored state
 
 
@@ -320,7 +320,7 @@ def test_failure_after_a_table_grew_in_the_same_step() -> None:
     before = persistent(exes[1])
     for n in (40, 300, 17):
         error = same_step(exes, v=f32(n, n), n=n)
-        assert error[:3] == ("CacheError", "cache table K index 0 exceeds fixed size 2", f"{FILE}:18:5")
+        assert error[:3] == ("CacheError", f"cache table K index 0 exceeds fixed size 2 (index value {n})", f"{FILE}:18:5")
         assert persistent(exes[1]) == before
     assert exes[1].table_sizes("T") == [2] and exes[1].table_sizes("B") == [2, 3]
     assert same_step(exes, v=f32(3, 4), n=0) is None
@@ -352,7 +352,7 @@ def test_failure_after_many_changes_in_one_step() -> None:
     exes = pair(LOOP_FAIL_SRC)
     ones = np.ones(16, np.float32)
     assert same_step(exes, v=ones, m=5, s=0) is None
-    assert same_step(exes, v=ones, m=200, s=3)[1] == "cache table K index 0 exceeds fixed size 2"
+    assert same_step(exes, v=ones, m=200, s=3)[1] == "cache table K index 0 exceeds fixed size 2 (index value 3)"
     assert exes[1].table_sizes("T") == [5] and int(exes[1].state("c")) == 5
     assert_same_values(exes, ["v"])  # non-persistent buffers are not rolled back, on either device
     assert same_step(exes, v=ones, m=40, s=1) is None
@@ -366,7 +366,7 @@ def test_failure_after_many_changes_in_one_step() -> None:
         ("s: i64 @init(3);", "T[s..1]", "slice end 1 before start 3"),
         ("s: i64 @init(0);", "T[2..-2]", "slice end 1 before start 2"),
         ("s: i64 @init(5);", "T[s..]", "slice end 3 before start 5"),
-        ("s: i64 @init(7);", "F[0..s]", "cache table F index 0 exceeds fixed size 4"),
+        ("s: i64 @init(7);", "F[0..s]", "cache table F index 0 exceeds fixed size 4 (slice end 7)"),
         ("s: i64 @init(9);", "F[s..]", "slice end 4 before start 9"),
     ],
 )
@@ -870,7 +870,7 @@ def test_read_destination_after_a_failed_step() -> None:
         }
         """
     )
-    assert same_step(exes, v=f32(1, 2))[1] == "cache table K index 0 exceeds fixed size 1"
+    assert same_step(exes, v=f32(1, 2))[1] == "cache table K index 0 exceeds fixed size 1 (index value 1)"
     assert exes[0].fetch("y").tolist() == [1.0, 2.0]
     assert_same_values(exes, ["y"])
 
@@ -896,7 +896,7 @@ def test_loaded_read_destination_after_a_failed_step(tmp_path) -> None:
     for e in exes:
         e.load_state(path)
     assert_same_values(exes, ["y"])  # right after the load they agree
-    assert same_step(exes, v=f32(9, 9), n=5)[1] == "cache table K index 0 exceeds fixed size 2"
+    assert same_step(exes, v=f32(9, 9), n=5)[1] == "cache table K index 0 exceeds fixed size 2 (index value 5)"
     assert_same_values(exes, ["y"])
 
 

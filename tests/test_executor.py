@@ -775,7 +775,7 @@ def test_cache_error_carries_the_statement_location() -> None:
     with pytest.raises(oi.CacheError) as info:
         step(exe, v=f32(1, 2))
     line, col = line_col(src, "cache.write v")
-    assert str(info.value) == f"{FILE}:{line}:{col}: error: cache table K index 0 exceeds fixed size 4"
+    assert str(info.value) == f"{FILE}:{line}:{col}: error: cache table K index 0 exceeds fixed size 4 (index value 4)"
     assert info.value.loc.filename == FILE and (info.value.loc.line, info.value.loc.column) == (line, col)
     assert info.value.node == "block entry node cache.write v >> K[t]"
 
@@ -794,7 +794,7 @@ def test_error_location_inside_a_loop_and_callee() -> None:
     with pytest.raises(oi.CacheError) as info:
         step(executor(src))
     line, col = line_col(src, "cache.read K[i]")
-    assert str(info.value) == f"{FILE}:{line}:{col}: error: cache table K index 0 exceeds fixed size 2"
+    assert str(info.value) == f"{FILE}:{line}:{col}: error: cache table K index 0 exceeds fixed size 2 (index value 2)"
     assert info.value.node == "block sub node cache.read K[i] >> y"
 
 
@@ -892,7 +892,7 @@ block boom { %s }
 ROLLBACK_CASES = {
     # `boom` runs (bad=True) after the step has changed c, W, K (an entry, a reset, sizes) and M
     "fixed_overflow": ("cache.increment t; cache.write v >> K[big];", oi.CacheError,
-                       "cache table K index 0 exceeds fixed size 8"),
+                       "cache table K index 0 exceeds fixed size 8 (index value 9)"),
     "auto_dim_max": ("cache.increment 2 t; cache.read M[big] >> m;", oi.CacheError,
                      "auto_dim M exceeds fixed max 6 for 0"),
     "write_shape": ("cache.read K[0..2] >> w; cache.write w >> K[1];", oi.CacheError,

@@ -140,11 +140,13 @@ def test_feed_npy_per_step_rows(capsys, graph, tmp_path) -> None:
     np.testing.assert_array_equal(parse_values(fetched(out, "A")[-1]), 2 * xs)
 
 
-def test_feed_npy_with_a_leading_axis_not_matching_steps_is_one_value(capsys, graph, tmp_path) -> None:
+def test_feed_npy_with_a_leading_axis_not_matching_steps_says_the_rule(capsys, graph, tmp_path) -> None:
     np.save(tmp_path / "xs.npy", np.zeros((3, 3), np.float32))
     code, out, err = run(capsys, graph, "--dims", "D=3", "--steps", "2", "--feed", f"x={tmp_path / 'xs.npy'}")
-    assert code == 1
-    assert assert_one_diagnostic(err) == "error: insert x expects shape [3], got [3, 3]"
+    assert code == 1 and out == ""  # refused before the first step
+    assert assert_one_diagnostic(err) == (
+        f"{tmp_path / 'xs.npy'}: error: --feed x: an array of shape [3, 3] is neither x's shape [3] (fed every "
+        "step) nor [2, 3] (row i at step i, one row per step): it has 3 rows for --steps 2")
 
 
 @pytest.mark.parametrize(("literal", "expected"), [("[1, 2, 3]", [2, 4, 6]), ("[0.5,-1,1e2]", [1, -2, 200])])
@@ -330,7 +332,7 @@ def test_failing_step(capsys, tmp_path) -> None:
     code, out, err = run(capsys, path, "--dims", "D=2", "--steps", "4", "--fetch", "t", "--save-state", tmp_path / "s.st")
     assert code == 1
     assert out == "step 0\n  t (scalar) = 1\nstep 1\n  t (scalar) = 2\n"
-    assert assert_one_diagnostic(err) == f"{path}:4:5: error: step 2: cache table K index 0 exceeds fixed size 2"
+    assert assert_one_diagnostic(err) == f"{path}:4:5: error: step 2: cache table K index 0 exceeds fixed size 2 (index value 2)"
     assert not (tmp_path / "s.st").exists()
 
 
@@ -445,7 +447,7 @@ def test_cpu_device_failing_step(capsys, tmp_path, private_compile_cache) -> Non
     compiled = run(capsys, *argv, "--device", "cpu")
     assert compiled == reference
     assert compiled[0] == 1
-    assert assert_one_diagnostic(compiled[2]) == f"{path}:4:5: error: step 2: cache table K index 0 exceeds fixed size 2"
+    assert assert_one_diagnostic(compiled[2]) == f"{path}:4:5: error: step 2: cache table K index 0 exceeds fixed size 2 (index value 2)"
     assert not (tmp_path / "s.st").exists()
 
 

@@ -90,3 +90,102 @@ def test_gpu_plans(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     scope = runpy.run_path(str(script))
     assert ".visible .entry nest(" in scope["ptx"] and "bar.sync \t0;" in scope["ptx"]
     assert (scope["gemm"].grid, scope["gemm"].block) == ((3, 4, 1), (16, 16, 1))
+
+
+# --- every oi-opt, oi-run and xdsl-opt command the README shows --------------------------------
+
+_TOOL = re.compile(r"(\.venv/bin/)?(oi-opt|oi-run|xdsl-opt) ")
+#: a pass flag shown on its own (`--bind-sizes=model=m.oinf`): run on the tiny decoder
+_FLAGS = re.compile(r"--bind-sizes|-p ")
+#: what the README writes like a command but is not one: a synopsis, a pipe, a flag without input
+NOT_COMMANDS = ("oi-opt INPUT [", "oi-run ... | head", "oi-opt --dump-stages")
+
+
+def readme_commands() -> list[str]:
+    """Each command of the README's `sh` blocks (continuation lines joined) and of its inline
+    code, in order, whitespace normalised; pass-flag fragments come as `oi-opt <decoder> FLAGS`."""
+    text = (ROOT / "README.md").read_text()
+    commands = []
+    for lang, body in re.findall(r"```(\w*)\n(.*?)```", text, re.S):
+        if lang == "sh":
+            commands += [" ".join(line.split()) for line in body.replace("\\\n", " ").splitlines()]
+    prose = re.sub(r"```.*?```", "", text, flags=re.S)
+    for span in re.findall(r"`([^`]+)`", prose):
+        span = " ".join(span.split())
+        commands.append(f"oi-opt examples/tiny_decoder.oi {span}" if _FLAGS.match(span) else span)
+    return [c for c in commands if _TOOL.match(c)]
+
+
+def _argv(command: str) -> list[str]:
+    import shlex
+    import sys
+
+    words = shlex.split(command)
+    tool = words[0].removeprefix(".venv/bin/")
+    runner = {"oi-opt": ["-m", "oi_compiler.tools.oi_opt"], "oi-run": ["-m", "oi_compiler.tools.oi_run"],
+              "xdsl-opt": ["-m", "xdsl.tools.xdsl_opt"]}[tool]  # fmt: skip
+    return [sys.executable, *runner, *words[1:]]  # the venv's bin need not be on PATH
+
+
+def _prefix(block: str, stop: str) -> str:
+    """`block` up to the line starting with `stop` (the part that makes a plan, without building it)."""
+    return block[: block.index("\n" + stop) + 1]
+
+
+@pytest.fixture
+def command_dir(example_dir: Path) -> Path:
+    """The example files, and what the README's commands name besides them: g.oi, m.oinf,
+    "my model.oinf", tokens.npy, gemm.mlir and gemm_gpu.mlir (the README's plans), kernels.mlir."""
+    import subprocess
+
+    for name in ("kv_decode.oi", "layers.oi", "custom_pass.py"):
+        shutil.copy(ROOT / "examples" / name, example_dir / "examples")
+    shutil.copy(ROOT / "examples" / "kv_decode.oi", example_dir / "g.oi")
+    for name in ("m.oinf", "my model.oinf"):
+        shutil.copy(example_dir / "examples" / "tiny_decoder.oinf", example_dir / name)
+    tokens = np.zeros((4, 1, 48), np.float32)
+    tokens[np.arange(4), 0, [3, 1, 4, 1]] = 1
+    np.save(example_dir / "tokens.npy", tokens)
+    for section, stop, name in (("Loop nests", "gemm = ", "gemm.mlir"), ("GPU plans", "ptx = ", "gemm_gpu.mlir")):
+        (block,) = python_blocks(section)
+        scope: dict = {}
+        exec(_prefix(block, stop), scope)
+        (example_dir / name).write_text(str(scope["plan"].module))
+    mapped = subprocess.run(_argv("oi-opt gemm_gpu.mlir --tile --cache --double-buffer --map-gpu --lower-nests"),
+                            capture_output=True, text=True, check=True)  # fmt: skip
+    assert "gpu.module" in mapped.stdout
+    (example_dir / "kernels.mlir").write_text(mapped.stdout)
+    return example_dir
+
+
+def test_readme_commands_are_found() -> None:
+    commands = readme_commands()
+    for fragment in NOT_COMMANDS:
+        assert any(c.startswith(fragment) for c in commands), f"the README no longer shows {fragment!r}"
+    runnable = [c for c in commands if not c.startswith(NOT_COMMANDS)]
+    assert len(runnable) >= 15, runnable  # the sh blocks' and the inline ones
+    assert "oi-opt examples/tiny_decoder.oi --bind-sizes=model=m.oinf" in runnable
+
+
+def test_every_readme_command_runs(command_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each command the README shows exits 0 with output, as written (unquoted paths in pass
+    options included); the first one prints every line of the IR the README shows for it."""
+    import subprocess
+
+    monkeypatch.setenv("OI_CACHE_DIR", str(command_dir / "cache"))
+    monkeypatch.delenv("OI_TRACE", raising=False)
+    failures = []
+    outputs = {}
+    for command in readme_commands():
+        if command.startswith(NOT_COMMANDS):
+            continue
+        result = subprocess.run(_argv(command), capture_output=True, text=True, timeout=300,
+                                stdin=subprocess.DEVNULL)  # fmt: skip
+        outputs[command] = result.stdout
+        if result.returncode != 0 or not result.stdout.strip():
+            failures.append(f"{command}\n  exit {result.returncode}: {result.stderr.strip()[-400:]}")
+    assert not failures, "\n".join(failures)
+    text = (ROOT / "README.md").read_text()
+    shown = re.search(r"`\.venv/bin/oi-opt examples/kv_decode\.oi`.*?```mlir\n(.*?)```", text, re.S).group(1)
+    printed = [line.strip() for line in outputs[".venv/bin/oi-opt examples/kv_decode.oi"].splitlines()]
+    assert [line.strip() for line in shown.splitlines() if line.strip() not in printed] == []

@@ -94,9 +94,9 @@ HUGE = [
       f"(tables are dense: capacity [1048576, {2**41 + 1}] x entry)")),
     ("reset-prefix", "i, j", "", "cache.reset K[s];", BIG, None),  # a reset grows nothing: runs
     ("reset-full-key", "i, j", "", "cache.reset K[s, s];", BIG, None),
-    ("fixed-write", "i", " @fixed(i=4)", "cache.write x >> K[s];", BIG, "cache table K index 0 exceeds fixed size 4"),
-    ("fixed-largest", "i", " @fixed(i=4)", "cache.write x >> K[s];", I64_MAX, "exceeds fixed size 4"),
-    ("fixed-slice-end", "i", " @fixed(i=4)", "cache.read K[0..s] >> y;", BIG, "exceeds fixed size 4"),
+    ("fixed-write", "i", " @fixed(i=4)", "cache.write x >> K[s];", BIG, f"cache table K index 0 exceeds fixed size 4 (index value {BIG})"),
+    ("fixed-largest", "i", " @fixed(i=4)", "cache.write x >> K[s];", I64_MAX, f"exceeds fixed size 4 (index value {I64_MAX})"),
+    ("fixed-slice-end", "i", " @fixed(i=4)", "cache.read K[0..s] >> y;", BIG, f"exceeds fixed size 4 (slice end {BIG})"),
     ("fixed-slice-start", "i", " @fixed(i=4)", "cache.read K[s..] >> y;", BIG, f"slice end 4 before start {BIG}"),
     ("fixed-reset", "i", " @fixed(i=4)", "cache.reset K[s];", BIG, None),
     ("fixed-then-growable", "i, j", " @fixed(i=4)", "cache.read K[1, 0..s] >> y;", BIG,

@@ -191,10 +191,10 @@ BODY_CASES = {
     "write-all": ("cache.write K does not support slice indices", "cache.write h >> K[];", "cache"),
     "plain-indexed-read": ("cache P does not support indexed access", "cache.read P[0] >> y;", "cache"),
     "plain-indexed-write": ("cache.write P does not support indexed writes", "cache.write y >> P[];", "cache"),
-    "fixed-exceeded": ("cache table K index 0 exceeds fixed size 4", "cache.write h >> K[4];", "cache"),
+    "fixed-exceeded": ("cache table K index 0 exceeds fixed size 4 (index value 4)", "cache.write h >> K[4];", "cache"),
     "write-shape": ("cache.write K expects shape [D], got [B, D]", "assign z: f16[B, D]; cache.write z >> K[0];", "cache"),
     "slice-backwards": ("slice end 2 before start 3", "cache.read K2[3..2, 0] >> h;", "cache"),
-    "fixed-slice-exceeded": ("cache table K index 0 exceeds fixed size 4", "cache.read K[1..5] >> h;", "cache"),
+    "fixed-slice-exceeded": ("cache table K index 0 exceeds fixed size 4 (slice end 5)", "cache.read K[1..5] >> h;", "cache"),
     # persistent and constant memory through ops
     "op-reads-persistent": ("persistent cache P must be read via cache.read", "op add(P, x) >> y;", "op"),
     "op-writes-persistent": ("persistent cache P must be written via cache.write", "op add(x, x) >> P;", "op"),

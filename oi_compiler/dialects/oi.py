@@ -293,9 +293,11 @@ class VarOp(IRDLOperation):
             if (attr := parser.parse_optional_symbol_name()) is None:
                 break
             key = attr.data
+            if key in extra:
+                parser.raise_error(f"duplicate @{key} attribute", attr_pos, parser.pos)  # as the DSL's parser
             if key == "init":
-                with parser.in_parens():
-                    extra["init"] = _parse_init_literal(parser, dtype)
+                with parser.in_parens():  # checked against the dtype after the last attribute, as in the DSL
+                    extra["init"] = _parse_init_value(parser)
             elif key in ("ref", "pattern"):
                 with parser.in_parens():
                     extra[key] = _parse_text(parser)
@@ -310,6 +312,12 @@ class VarOp(IRDLOperation):
                     )
             else:
                 parser.raise_error("unsupported attribute", attr_pos, parser.pos)
+        if "init" in extra:
+            value, start, end = extra["init"]
+            try:
+                extra["init"] = init_attr(value, dtype)
+            except ValueError as e:
+                parser.raise_error(str(e), start, end)
         attrs = parse_attr_dict(parser, cls)
         return with_attrs(cls(kind, name, var_type, indices=indices, **extra), attrs)
 
@@ -335,15 +343,13 @@ def _parse_fixed_entry(parser: Parser) -> tuple[str, int]:
     return key, parser.parse_integer(allow_boolean=False, allow_negative=False)
 
 
-def _parse_init_literal(parser: Parser, dtype: str) -> IntegerAttr | FloatAttr:
+def _parse_init_value(parser: Parser) -> tuple[int | float | bool, int, int]:
+    """An `@init` literal as written, with where it starts and ends (`init_attr` checks it)."""
     pos = parser.pos
     value = parser.parse_optional_boolean()
     if value is None:
         value = parser.parse_number()
-    try:
-        return init_attr(value, dtype)
-    except ValueError as e:
-        parser.raise_error(str(e), pos, parser.pos)
+    return value, pos, parser.pos
 
 
 def init_attr(value: int | float | bool, dtype: str) -> IntegerAttr | FloatAttr:

@@ -196,8 +196,10 @@ class DslParser:
                 raise self.error("unsupported attribute", attr_tok)
             if key in attrs:
                 raise self.error(f"duplicate @{key} attribute", attr_tok)
-            attrs[key] = self.parse_var_attr(key, var_type.dtype)
+            attrs[key] = self.parse_var_attr(key)
         self.expect(";")
+        if "init" in attrs:  # checked against the dtype once the declaration is read (upstream's
+            attrs["init"] = self.init_value(*attrs["init"], var_type.dtype)  # codegen, after parsing)
         op = oi.VarOp(
             kind,
             name,
@@ -233,12 +235,15 @@ class DslParser:
             return self.advance().value
         raise self.error("expected identifier or integer for dimension expression")
 
-    def parse_var_attr(self, key: str, dtype: str):
+    def parse_var_attr(self, key: str):
+        """An attribute's value as written; `@init`'s is (literal, token), checked against the
+        dtype by `init_value` after the declaration's last attribute (so a repeated attribute is
+        reported before a bad value, as upstream's parser does)."""
         if key == "table":
             return True
         open_tok = self.expect("(")
         if key == "init":
-            value = self.parse_init(dtype)
+            value = self.parse_init()
         elif key == "ref":
             if self.tok.kind not in (STRING, IDENT):
                 raise self.error("expected a string literal or an identifier")
@@ -269,18 +274,20 @@ class DslParser:
             raise self.error(f"fixed size {self.tok.value} for {key} is out of range (at most 2**63 - 1)")
         return key, self.advance().value
 
-    def parse_init(self, dtype: str) -> Attribute:
+    def parse_init(self) -> tuple[bool | int | float, Token]:
+        """`@init`'s literal and its token (the value is checked against the dtype by `init_value`)."""
         tok = self.tok
         if tok.kind == IDENT and tok.text in ("true", "false"):
             self.advance()
-            value = tok.text == "true"
-        else:
-            negative = self.accept("-") is not None
-            tok = self.tok
-            if tok.kind not in (INT, FLOAT):
-                raise self.error(f"expected a literal, found {tok.describe()}")
-            self.advance()
-            value = -tok.value if negative else tok.value
+            return tok.text == "true", tok
+        negative = self.accept("-") is not None
+        tok = self.tok
+        if tok.kind not in (INT, FLOAT):
+            raise self.error(f"expected a literal, found {tok.describe()}")
+        self.advance()
+        return (-tok.value if negative else tok.value), tok
+
+    def init_value(self, value: bool | int | float, tok: Token, dtype: str) -> Attribute:
         try:
             return oi.init_attr(value, dtype)
         except ValueError as e:

@@ -83,7 +83,7 @@ from oi_compiler.lowering.state_layout import StateLayout
 from oi_compiler.lowering.step_ir import DYN, Helpers, StepIR, step_function_type
 from oi_compiler.lowering.step_values import fill, nbytes, signless
 from oi_compiler.ops.registry import dtype_debug_name
-from oi_compiler.verify.scope import shape_text
+from oi_compiler.verify.scope import fixed_size_message, shape_text
 
 CACHE, EXEC = "CacheError", "ExecutionError"
 
@@ -453,12 +453,14 @@ class StepEmitter:
         ty = table_type(table.dtype, table.shape, table.indices, table.fixed)
         return self.ir.emit(TableOp(table.name, ty))
 
-    def check_fixed(self, table: VarLayout, dim: int, size: SSAValue, op: Operation) -> None:
-        """A `@fixed` index never grows: a selection past its size is the reference's error."""
+    def check_fixed(self, table: VarLayout, dim: int, size: SSAValue, op: Operation,
+                    what: str, value: SSAValue) -> None:  # fmt: skip
+        """A `@fixed` index never grows: a selection past its size is the reference's error, naming
+        the value that overflowed (`what`: "index value" or "slice end"; `value`: the message's {0})."""
         limit = table.fixed[dim]
         if limit is not None:
-            message = escape_braces(f"cache table {table.name} index {dim} exceeds fixed size {limit}")
-            self.ir.fail_if(self.ir.cmp("sgt", size, self.ir.const(limit)), lambda: self.site(CACHE, message, op))
+            message = fixed_size_message(escape_braces(table.name), dim, limit, what + " {0}")
+            self.ir.fail_if(self.ir.cmp("sgt", size, self.ir.const(limit)), lambda: self.site(CACHE, message, op), [value])
 
     def selection(self, table: VarLayout, resolved: list, op: Operation) -> list | None:
         """`TableStorage._selection`'s checks: per index ("index", k) or ("slice", start, end)."""
@@ -474,13 +476,13 @@ class StepEmitter:
         for dim, item in enumerate(full):
             if item[0] == "slice":
                 start, end = self.slice_bounds(table, dim, item[1], item[2], op)
-                self.check_fixed(table, dim, end, op)
+                self.check_fixed(table, dim, end, op, "slice end", end)
                 out.append(("slice", start, end))
             else:
                 k = item[1]
                 if table.fixed[dim] is not None:  # k + 1 saturates at the largest index
                     at_max = ir.cmp("eq", k, ir.const(_I64_MAX))
-                    self.check_fixed(table, dim, ir.select(at_max, k, ir.add(k, ir.const(1))), op)
+                    self.check_fixed(table, dim, ir.select(at_max, k, ir.add(k, ir.const(1))), op, "index value", k)
                 out.append(item)
         return out
 

@@ -91,7 +91,26 @@ class _Tensor:
 
 
 class Model:
-    """Sizevars, metadata and tensors, read lazily from a file or given in memory."""
+    """Sizevars, metadata and tensors, read lazily from a file or given in memory.
+
+        model = oi.Model.open("m.oinf")        # .oinf (v1, v2) or .npz, told by the first bytes
+        model = oi.Model(sizevars={"D": 4}, tensors={"W": w}, metadata={"name": "tiny"},
+                         dtypes={"q": "i4"}, quant={"q": QuantParams(...)})  # (oi_compiler.models.model)
+        model.save("m.oinf")                   # or "m.npz"; atomic
+
+    Options: `Model(sizevars=, tensors=, metadata=, *, dtypes=, quant=)` builds one in memory
+    (arrays are not copied; `dtypes` gives a tensor's DSL dtype where numpy's does not say it,
+    `quant` its quantisation parameters); `Model.open(path, *, max_tensor_bytes=2**34)` reads a
+    file, refusing `.npz` members larger than `max_tensor_bytes`; `save(path, *, version=2)`
+    writes `.oinf` (version 2, or 1 without quantisation) or `.npz` by the suffix.
+
+    Queries: `sizevars`, `metadata`, `path`, `version`; `size_of(name)`, `has_tensor(name)`,
+    `tensor_names()`, `tensor(name)` (read-only, decoded once), `tensor_dtype`, `tensor_shape`,
+    `tensor_has_data`, `tensor_quant`, `metadata_string`. Errors are `ModelError`s naming the file.
+    A Simulator binds a graph to a model (`oi.Simulator(model, graph, device=...)`), taking the
+    model's sizevars (overridable with `sizevars=`) and its tensors for `constant` variables.
+    `docs/models.md` describes the formats.
+    """
 
     path: Path | None
     version: int | None

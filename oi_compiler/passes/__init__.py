@@ -21,6 +21,7 @@ stays fast; `register_pass` adds a user's pass from Python:
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import import_module
@@ -174,17 +175,61 @@ def pass_factories() -> dict[str, Callable[[], type]]:
     return {name: info.load for name, info in _PASSES.items()}
 
 
+# an option value as written, up to the next space, comma or brace; and the values xDSL's
+# pipeline lexer reads bare (a number or an identifier: `16`, `-1.5`, `true`, `2d-slice`)
+_BARE_VALUE = re.compile(r'[^\s,{}"=\[\]]+')
+_LEXED_VALUE = re.compile(r"[-+]?[0-9]+(\.[0-9]*([eE][-+]?[0-9]+)?)?|[A-Za-z0-9_-]+")
+_STRING = re.compile(r'"(\\.|[^"\\\n])*"')
+
+
+def quote_bare_values(pipeline: str) -> tuple[str, list[int]]:
+    """`pipeline` with each unquoted option value that xDSL's lexer cannot read bare (a path:
+    `bind-sizes{model=examples/m.oinf}`) put in quotes, so `--bind-sizes=model=m.oinf` needs no
+    shell quoting; and the positions, in the result, of the quotes added. Values that lex
+    already (numbers, identifiers, quoted strings) are left alone; a value cannot hold a space,
+    a comma, a brace or `=` unquoted."""
+    out: list[str] = []
+    added: list[int] = []
+    depth, value_next, i = 0, False, 0
+    while i < len(pipeline):
+        c = pipeline[i]
+        if c == '"':
+            m = _STRING.match(pipeline, i)
+            j = m.end() if m else len(pipeline)
+            out.append(pipeline[i:j])
+            i, value_next = j, False
+            continue
+        if depth and value_next and (m := _BARE_VALUE.match(pipeline, i)):
+            text = m.group()
+            if not _LEXED_VALUE.fullmatch(text):
+                at = sum(map(len, out))
+                added += [at, at + len(text) + text.count("\\") + 1]
+                text = '"' + text.replace("\\", "\\\\") + '"'
+            out.append(text)
+            i, value_next = m.end(), False
+            continue
+        depth += (c == "{") - (c == "}" and depth > 0)
+        value_next = bool(depth) and c in "=,"
+        out.append(c)
+        i += 1
+    return "".join(out), added
+
+
 def parse_pipeline(pipeline: str, *, callback=None):
-    """An xDSL `PassPipeline` from text (`"canonicalize,cse"`, options as `tile{sizes=32,32}`)."""
+    """An xDSL `PassPipeline` from text (`"canonicalize,cse"`, options as `tile{sizes=32,32}`);
+    an option value that is a path needs no quotes (`bind-sizes{model=m.oinf}`: `quote_bare_values`)."""
     from xdsl.passes import PassPipeline
     from xdsl.utils.exceptions import ArgSpecParseError
 
+    spec, added = quote_bare_values(pipeline)
     try:
-        return PassPipeline.parse_spec(pass_factories(), pipeline, callback)
+        return PassPipeline.parse_spec(pass_factories(), spec, callback)
     # xDSL reports unknown passes and options with ValueError or its own errors, and a
     # malformed spec with ArgSpecParseError, which is a BaseException
     except (Exception, ArgSpecParseError) as e:
         column = next((line.rsplit(":", 1)[1] for line in str(e).splitlines() if line.startswith("pass-pipeline:")), None)
+        if column is not None and column.isdigit():  # a column of `spec`, 1-based: back to `pipeline`'s
+            column = str(int(column) - sum(1 for at in added if at < int(column) - 1))
         where = f" at column {column}" if column else ""
         reason = e.message if isinstance(e, PassError) else exception_summary(e)
         raise PassError(f"invalid pass pipeline '{pipeline}'{where}: {reason}") from None

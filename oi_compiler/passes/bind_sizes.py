@@ -1,6 +1,7 @@
 """`--bind-sizes`: give size variables their values, so every shape the graph names is concrete.
 
     oi-opt model.oi --bind-sizes="B=1 D=64"
+    oi-opt model.oi --bind-sizes=model=weights.oinf            # the model's sizes (a path needs no quotes)
     oi-opt model.oi --bind-sizes='model="weights.oinf" D=64'   # the model's sizes, D overridden
 
 Each named size is substituted wherever the graph may name it: the dims of every

@@ -42,7 +42,28 @@ DEVICES = ("reference", "cpu", "cuda")
 
 
 class Simulator:
-    """A graph bound to a model on one device; `make_executor()` gives independent runs of it."""
+    """A graph bound to a model on one device; `make_executor()` gives independent runs of it.
+
+        sim = oi.Simulator(model, graph, device="reference", sizevars=None, zero_constants=False)
+
+    Arguments and options:
+    - `model`: an `oi.Model`, the path of an `.oinf`/`.npz` file (`Model.open`), or None (no
+      tensors, no size variables).
+    - `graph`: an `oi.Graph` (`oi.Graph.load`, `oi.parse_graph`) or the path of a `.oi`/`.mlir` file.
+    - `device`: `"reference"` (default): the numpy interpreter, with traces and timers;
+      `"cpu"`: the whole step compiled to native code here, when the Simulator is built (cached in
+      memory and on disk under `$OI_CACHE_DIR`), with the reference's results and error messages;
+      constructs it does not compile yet are refused here (`docs/lowering.md`). `"cuda"` (whole
+      graphs on an NVIDIA GPU) is reserved and refused for now; any other name is an `OiError`.
+    - `sizevars`: size variables added to the model's, or overriding them (`{"D": 64}`).
+    - `zero_constants`: read a `constant` the model lacks as zeros instead of failing to bind.
+
+    `with_trace()` records one event per executed node (`exe.trace()`; `OI_TRACE=full` in the
+    environment prints each) and `with_timer()` times each node: both need `device="reference"`
+    and return the Simulator, so they chain. Binding checks the graph against the model as
+    upstream's `Simulator::new` does: a `VerifyError` or `ModelError` here, never at the first step.
+    Attributes: `device`, `model`, `graph`, `bound` (the graph with every shape resolved).
+    """
 
     def __init__(
         self,
@@ -53,7 +74,7 @@ class Simulator:
         sizevars: Mapping[str, int] | None = None,
         zero_constants: bool = False,
     ):
-        """`zero_constants=True` runs constants the model lacks as zeros (else binding fails)."""
+        """Bind `graph` to `model` on `device` (the class docstring lists the options)."""
         if device not in DEVICES:
             raise OiError(f"unknown device {device!r} (expected one of: {', '.join(DEVICES)})")
         if device == "cuda":
@@ -105,7 +126,20 @@ class Simulator:
 
 
 class Executor:
-    """One run of a graph: its variables, its persistent state and its trace.
+    """One run of a graph: its variables, its persistent state and its trace. Made by
+    `Simulator.make_executor()` (on `device="cpu"`, a `CpuExecutor`: the same methods, running the
+    compiled step); each executor has its own state.
+
+    - `insert(x=array)` / `insert({"x": array})`: set dynamic variables (the declared shape; a value
+      is cast to the declared dtype only when no value changes);
+    - `step()` (alias `run_step()`): run the entry block once; a failed step raises (`CacheError`,
+      `ExecutionError`, with the statement's location) and leaves every persistent variable as it
+      was before the step;
+    - `fetch(name)`: a copy of any variable; `state(name)`: a persistent variable read-only, a
+      table as `NAME[]` reads it; `table_sizes(name)`: a table's logical sizes;
+    - `trace()`: the recorded events as dicts (with `Simulator.with_trace()`); `events`, `steps`;
+    - `reset()`: back to a fresh executor; `save_state(path)` (atomic) and `load_state(path)`
+      (a corrupt or foreign file changes nothing: `StateError`).
 
     An executor may be shared between threads: `insert`, `step`, `reset`, `save_state` and
     `load_state` run one at a time (`self.lock`, reentrant: hold it to make an insert and its

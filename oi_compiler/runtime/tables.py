@@ -34,7 +34,7 @@ import numpy as np
 from oi_compiler.dtypes import FLOAT_DTYPES, PACKED_DTYPES, numpy_dtype
 from oi_compiler.errors import CacheError, ExecutionError
 from oi_compiler.ops.registry import dtype_debug_name
-from oi_compiler.verify.scope import shape_text
+from oi_compiler.verify.scope import fixed_size_message, shape_text
 
 Slice = tuple["int | None", "int | None"]  # start, end (None = default), already resolved to ints
 Index = "int | Slice"
@@ -179,10 +179,12 @@ class TableStorage:
                 return allocation_error(dtype, shape)
         return None
 
-    def _check_fixed(self, dim: int, size: int) -> None:
+    def _check_fixed(self, dim: int, size: int, detail: str) -> None:
+        """Upstream's `cache table K index {dim} exceeds fixed size {max}` (dim: the index's
+        position), followed by the value that overflowed: `(index value k)` or `(slice end e)`."""
         limit = self.fixed[dim]
         if limit is not None and size > limit:
-            raise CacheError(f"cache table {self.decl.name} index {dim} exceeds fixed size {limit}")
+            raise CacheError(fixed_size_message(self.decl.name, dim, limit, detail))
 
     def grow(self, dim: int, size: int) -> None:
         """Index `dim`'s size to at least `size`, as cpu's `oi_raise_size`: past the capacity, the
@@ -200,7 +202,7 @@ class TableStorage:
 
     def ensure_size(self, dim: int, size: int) -> None:
         """Grow index `dim`'s logical size to at least `size` (never past a `@fixed` size)."""
-        self._check_fixed(dim, size)
+        self._check_fixed(dim, size, f"size {size}")
         self.grow(dim, size)
 
     def _check_dtype(self) -> None:
@@ -217,10 +219,10 @@ class TableStorage:
         for dim, index in enumerate(full):
             if isinstance(index, tuple):
                 start, end = self._slice_bounds(dim, index)
-                self._check_fixed(dim, end)
+                self._check_fixed(dim, end, f"slice end {end}")
                 selection.append(range(start, end))
             else:
-                self._check_fixed(dim, min(index + 1, I64_MAX))  # cpu's k + 1 saturates
+                self._check_fixed(dim, min(index + 1, I64_MAX), f"index value {index}")  # cpu's k + 1 saturates
                 selection.append(index)
         return selection
 

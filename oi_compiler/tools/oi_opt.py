@@ -62,7 +62,7 @@ def _arg_parser() -> argparse.ArgumentParser:
 def _help_text(parser: argparse.ArgumentParser) -> str:
     from oi_compiler.passes import registered_passes
 
-    lines = [parser.format_help().rstrip(), "", "passes (run in the order given; options as --name='opt=value opt2=v1,v2' or -p 'name{opt=value}'):"]
+    lines = [parser.format_help().rstrip(), "", "passes (run in the order given; options as --name='opt=value opt2=v1,v2' or -p 'name{opt=value}'; a path value needs no quotes):"]
     for info in registered_passes().values():
         lines.append(f"  --{info.name:<22} {info.summary}")
         for opt, kind in info.options:

@@ -5,7 +5,8 @@
 
 `--feed NAME=FILE.npy` sets a dynamic variable before every step: an array of the
 variable's shape is fed each step; one with an extra leading axis of length
-`--steps` feeds row i at step i. `--feed NAME=VALUE` takes a number or a JSON list.
+`--steps` feeds row i at step i; any other shape is refused before the first step.
+`--feed NAME=VALUE` takes a number or a JSON list.
 `--save-state`/`--load-state` write and restore the executor's state (before the
 first step and after the last).
 
@@ -29,6 +30,7 @@ import numpy as np
 from oi_compiler.errors import ExecutionError, OiError, OptionError
 from oi_compiler.size_vars import parse_size_assignments
 from oi_compiler.tools.exit_status import run_reporting_errors
+from oi_compiler.verify.scope import shape_text
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -93,7 +95,9 @@ def _load_npy(path: str) -> np.ndarray:
             raise ValueError(f"negative dimension in shape {shape}")
         claimed = math.prod(shape) * dtype.itemsize
         present = os.fstat(fp.fileno()).st_size - fp.tell()
-        if not dtype.hasobject and claimed > present:
+        if dtype.hasobject:  # (numpy's own refusal would advise allow_pickle, which --feed never sets)
+            raise ValueError("it holds Python objects (a pickled object array), not numbers")
+        if claimed > present:
             raise ValueError(f"its header claims {claimed} bytes of data ({dtype}{list(shape)}) but it holds {present}")
     return np.load(path, allow_pickle=False)
 
@@ -112,6 +116,28 @@ def read_feed(item: str) -> tuple[str, np.ndarray]:
         return name, np.asarray(json.loads(value))
     except (json.JSONDecodeError, ValueError, RecursionError):  # (RecursionError: nested too deeply)
         raise OptionError(f"bad --feed value for {name}: {value!r} (expected a .npy file, a number or a JSON list)")
+
+
+def _check_feed(exe, name: str, value: np.ndarray, steps: int, path: str) -> None:
+    """A `.npy` fed to a dynamic variable has its shape (fed every step; a one-element array fits
+    any one-element shape, as `insert` takes it) or one more leading axis of length `--steps`
+    (row i at step i); anything else is refused before the first step, saying the rule. (A value
+    written on the command line, or a name that is not a dynamic variable, is `insert`'s to refuse.)"""
+    decl = exe.bound.decls.get(name)
+    if decl is None or decl.memory != "dynamic":
+        return
+    shape = exe.bound.shapes[name]
+    if value.shape in (tuple(shape), (steps, *shape)):
+        return
+    if value.size == 1 and math.prod(shape) == 1:
+        return
+    rows = value.ndim == len(shape) + 1 and tuple(value.shape[1:]) == tuple(shape)
+    raise ExecutionError(
+        f"--feed {name}: an array of shape {shape_text(value.shape)} is neither {name}'s shape "
+        f"{shape_text(shape)} (fed every step) nor {shape_text((steps, *shape))} (row i at step i, "
+        f"one row per step)" + (f": it has {value.shape[0]} rows for --steps {steps}" if rows else ""),
+        subject=path,
+    )
 
 
 def _feed_for_step(exe, name: str, value: np.ndarray, step: int, steps: int) -> np.ndarray:
@@ -135,7 +161,15 @@ def run(args: argparse.Namespace) -> int:
     dims = parse_dims(args.dims)
     if args.steps < 0:
         raise OptionError("--steps cannot be negative")
-    feeds = dict(read_feed(f) for f in args.feed)
+    feeds, files = {}, {}
+    for item in args.feed:
+        name, value = read_feed(item)
+        feeds[name] = value
+        path = item.partition("=")[2]
+        if path.endswith(".npy") or _is_file(path):  # (as read_feed tells a file from a value)
+            files[name] = path
+        else:
+            files.pop(name, None)
     model = oi.Model.open(args.model) if args.model else oi.Model()
     sim = oi.Simulator(model, oi.Graph.load(args.input), device=args.device, sizevars=dims,
                        zero_constants=args.zero_constants)  # fmt: skip
@@ -147,6 +181,8 @@ def run(args: argparse.Namespace) -> int:
     for name in args.fetch:
         if name not in exe.bound.decls and name not in exe.interpreter.temp_types:
             raise ExecutionError(f"unknown variable: {name}", subject="--fetch")
+    for name, path in files.items():
+        _check_feed(exe, name, feeds[name], args.steps, path)
     if args.load_state:
         exe.load_state(args.load_state)
     printed = 0

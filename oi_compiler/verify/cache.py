@@ -16,7 +16,7 @@ from oi_compiler.dialects.oi import CacheReadOp, CacheResetOp, CacheWriteOp, Var
 from oi_compiler.dialects.oi_attrs import CacheAccessAttr, SliceAttr
 from oi_compiler.dtypes import PACKED_DTYPES
 from oi_compiler.ops.registry import dtype_debug_name
-from oi_compiler.verify.scope import GraphScope, fail, memory_debug_name, shape_text
+from oi_compiler.verify.scope import GraphScope, fail, fixed_size_message, memory_debug_name, shape_text
 from oi_compiler.verify.vars import verify_ref_indices
 
 
@@ -168,17 +168,17 @@ def _verify_table_bounds(op, decl: VarOp, indices: list) -> None:
     fixed = decl.fixed_sizes
     for dim, (index, index_name) in enumerate(zip(indices, table_indices(decl))):
         if isinstance(index, IntAttr):
-            required = index.data + 1
+            required, detail = index.data + 1, f"index value {index.data}"
         elif isinstance(index, SliceAttr) and isinstance(index.end, IntAttr) and index.end.data >= 0:
             start = _literal_start(index)
             if start is not None and index.end.data < start:
                 raise fail(op, f"slice end {index.end.data} before start {start}")
-            required = index.end.data
+            required, detail = index.end.data, f"slice end {index.end.data}"
         else:
             continue
         limit = fixed.get(index_name)
         if limit is not None and required > limit:
-            raise fail(op, f"cache table {decl.var_name} index {dim} exceeds fixed size {limit}")
+            raise fail(op, fixed_size_message(decl.var_name, dim, limit, detail))
 
 
 def _literal_start(index: SliceAttr) -> int | None:

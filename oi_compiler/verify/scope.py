@@ -42,6 +42,13 @@ def shape_text(shape: list[Dim]) -> str:
     return "[" + ", ".join(str(d) for d in shape) + "]"
 
 
+def fixed_size_message(table: str, dim: int, limit: int, detail: str) -> str:
+    """A selection past a `@fixed` size: upstream's `cache table {name} index {dim} exceeds fixed
+    size {max}` (`dim`: the index's position), then what overflowed, `(index value k)` or
+    `(slice end e)`. The verifier, the reference executor and the compiled step all say it so."""
+    return f"cache table {table} index {dim} exceeds fixed size {limit} ({detail})"
+
+
 class GraphScope:
     """Declared variables, temporaries, blocks, loop indices and size variables of one graph."""
 

@@ -606,7 +606,7 @@ oi.graph @g {
   oi.var volatile @x : f32[D]
   oi.var persistent @K(l, p) : f32[D] @table @fixed(p = 4)
   oi.block @entry {
-    // expected-error @+1 {{cache table K index 1 exceeds fixed size 4}}
+    // expected-error @+1 {{cache table K index 1 exceeds fixed size 4 (index value 4)}}
     oi.cache.write @x -> @K[0, 4]
   }
 }
@@ -617,7 +617,7 @@ oi.graph @g {
   oi.var volatile @x : f32[D]
   oi.var persistent @K(l) : f32[D] @table @fixed(l = 4)
   oi.block @entry {
-    // expected-error @+1 {{cache table K index 0 exceeds fixed size 4}}
+    // expected-error @+1 {{cache table K index 0 exceeds fixed size 4 (slice end 5)}}
     oi.cache.read @K[0:5] -> @x
   }
 }
