@@ -9,7 +9,8 @@ For each length n (16, 64, 256, 1024, 4096 entries) each implementation is fille
 entries (untimed), then the next WINDOW appends are timed one by one. n is a power of two
 (the first capacity is 16), so on cpu the first append of each window finds the table full
 and doubles its capacity (a host callback allocates the new buffer and copies the n entries);
-the others write in place. The table shows, in µs: cpu's median append, the median of that
+the others write in place. The table shows, in µs: cpu's median append (`insert` + `step`), the
+same with the input written into `exe.inputs["x"]` (no insert), the median of that
 doubling append, the amortised cost (median + doubling / n: one doubling per n appends), the
 numpy-concat median (every append copies the cache), their ratio (concat / cpu amortised), and
 the reference interpreter's median. Rounds interleave the implementations in a rotating order,
@@ -50,12 +51,18 @@ GRAPH = """graph! {
 Appender = Callable[[np.ndarray], None]
 
 
-def graph_appender(sim: oi.Simulator) -> Callable[[], Appender]:
+def graph_appender(sim: oi.Simulator, in_place: bool = False) -> Callable[[], Appender]:
+    """`insert` then `step`; `in_place`: the input written into `exe.inputs["x"]` (no insert)."""
+
     def fresh() -> Appender:
         exe = sim.make_executor()
+        buffer = exe.inputs["x"] if in_place else None
 
         def append(x: np.ndarray) -> None:
-            exe.insert(x=x)
+            if buffer is None:
+                exe.insert(x=x)
+            else:
+                buffer[...] = x
             exe.step()
 
         append.exe = exe  # type: ignore[attr-defined]
@@ -109,8 +116,10 @@ def check(shape: tuple[int, int], impls: dict[str, Callable[[], Appender]], xs: 
 def run(shape: tuple[int, int], rounds: int) -> list[tuple]:
     model = oi.Model(sizevars={"R": shape[0], "E": shape[1]}, tensors={})
     graph = oi.parse_graph(GRAPH, "table_append.oi")
+    cpu = oi.Simulator(model, graph, device="cpu")
     impls = {
-        "cpu": graph_appender(oi.Simulator(model, graph, device="cpu")),
+        "cpu": graph_appender(cpu),
+        "cpu-inputs": graph_appender(cpu, in_place=True),
         "numpy-concat": concat_appender(shape),
         "reference": graph_appender(oi.Simulator(model, graph, device="reference")),
     }
@@ -125,6 +134,8 @@ def run(shape: tuple[int, int], rounds: int) -> list[tuple]:
             order = names[r % len(names) :] + names[: r % len(names)]
             for name in order:
                 times = measure(impls[name], n, xs)
+                if name == "cpu-inputs":
+                    times = times[1:]  # its doubling is cpu's
                 if name == "cpu":
                     doubling[n].append(times[0])
                     times = times[1:]
@@ -136,7 +147,8 @@ def run(shape: tuple[int, int], rounds: int) -> list[tuple]:
         amortised = cpu + grow / n
         concat = statistics.median(samples["numpy-concat", n])
         ref = statistics.median(samples["reference", n])
-        rows.append((n, cpu, grow, amortised, concat, concat / amortised, ref))
+        in_place = statistics.median(samples["cpu-inputs", n])
+        rows.append((n, cpu, in_place, grow, amortised, concat, concat / amortised, ref))
     return rows
 
 
@@ -144,15 +156,15 @@ def print_table(shape: tuple[int, int], rows: list[tuple], rounds: int) -> None:
     entry = shape[0] * shape[1] * 4
     print(f"\nentries f32[{shape[0]}, {shape[1]}] ({entry} B); median µs per append over "
           f"{rounds} rounds x {WINDOW} appends")  # fmt: skip
-    print(f"{'length':>7}{'MiB':>7}{'cpu':>8}{'doubling':>10}{'cpu amort.':>12}{'numpy-concat':>14}"
-          f"{'concat/cpu':>12}{'reference':>11}")  # fmt: skip
-    for n, cpu, grow, amortised, concat, ratio, ref in rows:
+    print(f"{'length':>7}{'MiB':>7}{'cpu':>8}{'cpu inputs':>12}{'doubling':>10}{'cpu amort.':>12}"
+          f"{'numpy-concat':>14}{'concat/cpu':>12}{'reference':>11}")  # fmt: skip
+    for n, cpu, in_place, grow, amortised, concat, ratio, ref in rows:
         mib = n * entry / 2**20
-        print(f"{n:>7}{mib:>7.2f}{cpu * 1e6:>8.1f}{grow * 1e6:>10.0f}{amortised * 1e6:>12.1f}{concat * 1e6:>14.1f}"
-              f"{ratio:>12.2f}{ref * 1e6:>11.1f}")  # fmt: skip
+        print(f"{n:>7}{mib:>7.2f}{cpu * 1e6:>8.1f}{in_place * 1e6:>12.1f}{grow * 1e6:>10.0f}{amortised * 1e6:>12.1f}"
+              f"{concat * 1e6:>14.1f}{ratio:>12.2f}{ref * 1e6:>11.1f}")  # fmt: skip
     first, last = rows[0], rows[-1]
-    print(f"{LENGTHS[0]} -> {LENGTHS[-1]} entries: cpu amortised x{last[3] / first[3]:.2f}, "
-          f"numpy-concat x{last[4] / first[4]:.1f}, reference x{last[6] / first[6]:.2f}")
+    print(f"{LENGTHS[0]} -> {LENGTHS[-1]} entries: cpu amortised x{last[4] / first[4]:.2f}, "
+          f"numpy-concat x{last[5] / first[5]:.1f}, reference x{last[7] / first[7]:.2f}")
 
 
 def main() -> None:

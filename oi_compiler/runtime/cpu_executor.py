@@ -49,6 +49,17 @@ class CpuExecutor(Executor):
             raise internal_error(e, "insert") from e
         return self
 
+    def input_buffer(self, name: str) -> np.ndarray:
+        """The host buffer the compiled step reads for dynamic variable `name`, writable."""
+        with stage("insert"):
+            self._dynamic_decl(name)
+            var = self.native.plan.vars[name]
+            if var.kind != "buffer":  # a cache.read destination too: the step moves its buffer
+                raise ExecutionError(f"inputs[{name!r}]: {name} is also written by a cache.read, which moves its "
+                                     "buffer; use insert")  # fmt: skip
+            with self.lock:
+                return self.native.rebind(var).reshape(self.bound.shapes[name])
+
     def step(self) -> None:
         with self.lock:  # one native step at a time: the step and its grow callbacks share the state
             try:

@@ -183,6 +183,33 @@ class Executor:
                 self.values.update(converted)
         return self
 
+    @property
+    def inputs(self) -> InputBuffers:
+        """The dynamic variables' own buffers, writable: `exe.inputs["x"][...] = frame` feeds the
+        next step with no `insert` (no conversion, no copy on cpu: the compiled step reads that
+        very buffer). A buffer holds the variable's current value when first taken, and stays the
+        variable's until the next `insert` of it, `reset` or `load_state` (take it again then)."""
+        return InputBuffers(self)
+
+    def _dynamic_decl(self, name: str):
+        decl = self.bound.decls.get(name)
+        if decl is None:
+            raise ExecutionError(f"unknown variable: {name}")
+        if decl.memory != "dynamic":
+            raise ExecutionError(f"cannot insert into {decl.memory} variable {name}")
+        return decl
+
+    def input_buffer(self, name: str) -> np.ndarray:
+        """`inputs[name]`: the variable's value as a writable array the next step reads."""
+        with stage("insert"):
+            self._dynamic_decl(name)
+            with self.lock:
+                array = self.values.get(name)
+                if array is None or not array.flags.writeable:
+                    array = self.fetch(name)  # a copy of what a step would read now
+                    self.values[name] = array
+                return array
+
     def _converted(self, name: str, value: Any) -> np.ndarray:
         decl = self.bound.decls.get(name)
         if decl is None:
@@ -350,3 +377,20 @@ def _check_integers(name: str, dtype: str, source: np.ndarray) -> None:
 
 
 __all__ = ["DEVICES", "Executor", "Simulator"]
+
+
+class InputBuffers(Mapping):
+    """`exe.inputs`: each dynamic variable's buffer by name (`Executor.input_buffer`)."""
+
+    def __init__(self, executor: Executor):
+        self._executor = executor
+        self._names = [n for n, d in executor.bound.decls.items() if d.memory == "dynamic"]
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._executor.input_buffer(name)
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
