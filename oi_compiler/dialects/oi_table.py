@@ -735,6 +735,32 @@ class _EntryOp(IRDLOperation):
         bounds, slices = _parse_selection(parser)
         return table, bounds, slices
 
+    def _print_with_memref(self, printer: Printer, memref: SSAValue) -> None:
+        """`%K [selection], %m attr-dict : table-type, memref-type` (write's source, read's destination)."""
+        self._print_head(printer)
+        printer.print_string(", ")
+        printer.print_operand(memref)
+        print_attr_dict(printer, self)
+        printer.print_string(" : ")
+        printer.print_attribute(self.table.type)
+        printer.print_string(", ")
+        printer.print_attribute(memref.type)
+
+    @classmethod
+    def _parse_with_memref(cls, parser: Parser, no_slice: str | None = None):
+        """What `_print_with_memref` prints: (table, bounds, slices, memref, attrs), resolved
+        (`no_slice`: the error for a selection with a slice, at the selection)."""
+        table, bounds, slices = cls._parse_head(parser)
+        if no_slice is not None and any(slices):
+            parser.raise_error(no_slice)
+        parser.parse_punctuation(",")
+        memref = parser.parse_unresolved_operand()
+        attrs = parse_attr_dict(parser, cls)
+        parser.parse_punctuation(":")
+        table = parser.resolve_operand(table, parser.parse_type())
+        parser.parse_punctuation(",")
+        return table, bounds, slices, parser.resolve_operand(memref, parser.parse_type()), attrs
+
 
 @irdl_op_definition
 class WriteOp(_EntryOp):
@@ -757,28 +783,13 @@ class WriteOp(_EntryOp):
         self._check_memref(self.source.type, "the source")
 
     def print(self, printer: Printer) -> None:
-        self._print_head(printer)
-        printer.print_string(", ")
-        printer.print_operand(self.source)
-        print_attr_dict(printer, self)
-        printer.print_string(" : ")
-        printer.print_attribute(self.table.type)
-        printer.print_string(", ")
-        printer.print_attribute(self.source.type)
+        self._print_with_memref(printer, self.source)
 
     @classmethod
     def parse(cls, parser: Parser) -> WriteOp:
-        table, key, slices = cls._parse_head(parser)
-        if any(slices):
-            parser.raise_error("oi_table.write takes an index per table index, no slice")
-        parser.parse_punctuation(",")
-        source = parser.parse_unresolved_operand()
-        attrs = parse_attr_dict(parser, cls)
-        parser.parse_punctuation(":")
-        table_ty = parser.parse_type()
-        parser.parse_punctuation(",")
-        op = cls(parser.resolve_operand(table, table_ty), key, parser.resolve_operand(source, parser.parse_type()))
-        return with_attrs(op, attrs)
+        table, key, _, source, attrs = cls._parse_with_memref(parser, "oi_table.write takes an index per table "
+                                                                        "index, no slice")  # fmt: skip
+        return with_attrs(cls(table, key, source), attrs)
 
 
 @irdl_op_definition
@@ -800,27 +811,12 @@ class ReadOp(_EntryOp):
         self._check_memref(self.target.type, "the destination")
 
     def print(self, printer: Printer) -> None:
-        self._print_head(printer)
-        printer.print_string(", ")
-        printer.print_operand(self.target)
-        print_attr_dict(printer, self)
-        printer.print_string(" : ")
-        printer.print_attribute(self.table.type)
-        printer.print_string(", ")
-        printer.print_attribute(self.target.type)
+        self._print_with_memref(printer, self.target)
 
     @classmethod
     def parse(cls, parser: Parser) -> ReadOp:
-        table, bounds, slices = cls._parse_head(parser)
-        parser.parse_punctuation(",")
-        target = parser.parse_unresolved_operand()
-        attrs = parse_attr_dict(parser, cls)
-        parser.parse_punctuation(":")
-        table_ty = parser.parse_type()
-        parser.parse_punctuation(",")
-        op = cls(parser.resolve_operand(table, table_ty), bounds, slices,
-                 parser.resolve_operand(target, parser.parse_type()))  # fmt: skip
-        return with_attrs(op, attrs)
+        table, bounds, slices, target, attrs = cls._parse_with_memref(parser)
+        return with_attrs(cls(table, bounds, slices, target), attrs)
 
 
 @irdl_op_definition
