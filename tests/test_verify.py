@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+
+import oi_compiler as oi
 
 from oi_compiler.dialects.oi import BranchOp, CacheReadOp
 from oi_compiler.dialects.oi_attrs import CacheAccessAttr
@@ -522,3 +526,17 @@ def test_negative_prefix_index_in_ir_text() -> None:
 def test_negative_loop_bound_in_ir_text() -> None:
     err = _ir_error("oi.graph @g {\n  oi.block @entry {\n    oi.loop l (i in -5 to 2) {\n    }\n  }\n}\n")
     assert (err.message, err.loc.line, err.loc.column) == ("loop start bound -5 is invalid: it is negative", 3, 5)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("dynamic { x: f32[2]; } persistent { K(p): f32[2] @table; }\n"
+     "block entry { loop l (i in 0..9223372036854775808) { cache.write x >> K[0]; } }",
+     "loop end bound 9223372036854775808 is out of range (at most 2**63 - 1)"),
+    ("constant { W(l): f32[2] @pattern(\"w.{l}\"); } volatile { y: f32[2]; }\n"
+     "block entry { op add(y, W[18446744073709551616]) >> y; }",
+     "prefix index 18446744073709551616 of W is out of range (at most 2**63 - 1)"),
+])  # fmt: skip
+def test_literals_past_i64_are_refused(text, message) -> None:
+    """Issue #15 item 7: the reference used such literals exactly, the compiled step modulo 2**64."""
+    with pytest.raises(oi.VerifyError, match=re.escape(message)):
+        oi.parse_graph(text, "big.oi").verify()

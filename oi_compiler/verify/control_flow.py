@@ -45,6 +45,8 @@ def verify_loop_bounds(scope: GraphScope, op: LoopOp) -> None:
         if isinstance(bound, IntAttr):
             if bound.data < 0:  # the DSL cannot spell one; IR text can
                 raise fail(op, f"loop {label} bound {bound.data} is invalid: it is negative")
+            if bound.data >= 2**63:  # the compiled loop counts in i64: it would wrap
+                raise fail(op, f"loop {label} bound {bound.data} is out of range (at most 2**63 - 1)")
             continue
         if scope.is_sizevar(bound.data):
             continue

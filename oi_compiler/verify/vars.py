@@ -164,6 +164,8 @@ def verify_ref_indices(scope: GraphScope, op, ref: VarRefAttr) -> None:
         if isinstance(index, IntAttr):
             if index.data < 0:  # the DSL cannot spell one; IR text can
                 raise fail(op, f"prefix index of {ref.var_name} cannot be negative")
+            if index.data >= 2**63:  # indices are 64-bit in the compiled step
+                raise fail(op, f"prefix index {index.data} of {ref.var_name} is out of range (at most 2**63 - 1)")
             continue
         if _is_index_name(scope, index.data):
             continue
