@@ -110,6 +110,7 @@ def child_stages(case: str) -> None:
     from oi_compiler.backend.llvm import translate
     from oi_compiler.ir_context import make_context
     from oi_compiler.passes import run_passes
+    from oi_compiler.passes.lower_cache import PASSES as LOWER_CACHE_PASSES
     from oi_compiler.passes.bind_sizes import BindSizes
     from oi_compiler.pipeline import bound_analysis
     from oi_compiler.runtime import native_step
@@ -131,10 +132,13 @@ def child_stages(case: str) -> None:
     ctx = make_context()
     module = timed("clone", graph.module.clone)
     timed("bind-sizes", BindSizes(tuple(sorted(bound.sizevars.items()))).apply, ctx, module)
-    timed("lower-ops", run_passes, module, "lower-ops", ctx)
-    for table_pass in ("convert-graph-to-tables", "assign-state-slots", "lower-undo-log", "lower-tables"):
-        timed(table_pass, run_passes, module, table_pass, ctx)
-    timed("lower-nests", run_passes, module, "lower-nests", ctx)
+    def run_pass(name: str) -> None:  # as the compile path runs it: no verification between passes
+        run_passes(module, name, ctx, verify_each=False)
+
+    timed("lower-ops", run_pass, "lower-ops")
+    for table_pass in LOWER_CACHE_PASSES:  # --lower-cache's passes, in order
+        timed(table_pass.name, run_pass, table_pass.name)
+    timed("lower-nests", run_pass, "lower-nests")
     ir_module = timed("translate to LLVM IR", lambda: translate(module, triple=host.triple))
     machine = host.machine()
     ir_module.data_layout = str(machine.target_data)

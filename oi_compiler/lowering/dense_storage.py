@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 from xdsl.dialects import arith, func, memref
 from xdsl.dialects.builtin import IntegerType, MemRefType, ModuleOp, StridedLayoutAttr
-from xdsl.ir import Operation, SSAValue
+from xdsl.ir import Block, Operation, SSAValue
 from xdsl.pattern_rewriter import PatternRewriter, PatternRewriteWalker, RewritePattern
 from xdsl.rewriter import InsertPoint
 
@@ -198,6 +198,14 @@ class LowerDenseEntryOp(RewritePattern):
 
     def __init__(self, layout: StateLayout, helpers: Helpers):
         self.layout, self.helpers = layout, helpers
+        self.roots: dict[Block, StepIR] = {}  # per function's entry block: its constants, once each, at its top
+
+    def function_ir(self, op: Operation) -> StepIR:
+        state = state_of(op)
+        entry = state.owner
+        if entry not in self.roots:
+            self.roots[entry] = StepIR(entry, state, self.helpers, at=InsertPoint.at_start(entry))
+        return self.roots[entry]
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
         if not isinstance(op, ENTRY_OPS):
@@ -210,13 +218,13 @@ class LowerDenseEntryOp(RewritePattern):
         if table is None or table.kind != "table":
             what = f"@{name}" if name is not None else "a table value not made by oi_table.table"
             raise PassError(f"{op.name}: {what} is not a table of the module's state layout", nearest_loc(op))
-        if (table.dtype, list(table.shape), list(table.fixed)) != (
-            op.table_type.dtype.data, op.table_type.entry_shape, [None if f.data < 0 else f.data for f in op.table_type.fixed]
-        ):
+        typed = op.table_type
+        fixed = [None if f.data < 0 else f.data for f in typed.fixed]
+        if (table.dtype, list(table.shape), list(table.fixed)) != (typed.dtype.data, typed.entry_shape, fixed):
             raise PassError(f"{op.name}: the type {op.table_type} does not match @{name} in the state layout",
                             nearest_loc(op))  # fmt: skip
         selection = op.selection()
-        ir = StepIR(op.parent_block(), state_of(op), self.helpers, at=InsertPoint.before(op))
+        ir = self.function_ir(op).at(op)
         ir.loc = op.location
         dense = DenseTable(ir, table)
         if isinstance(op, WriteOp):
