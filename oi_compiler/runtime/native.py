@@ -14,23 +14,24 @@ import math
 import numpy as np
 
 from oi_compiler.dtypes import numpy_dtype
-from oi_compiler.errors import CacheError, ExecutionError, OiError
+from oi_compiler.errors import ExecutionError, OiError
 from oi_compiler.lowering import analysis as P
 from oi_compiler.lowering.analysis import VarLayout
 from oi_compiler.runtime.binding import BoundGraph, check_model_tensor
 from oi_compiler.runtime.native_step import NativeStep, register_state
 from oi_compiler.runtime.reference import Frame, ReferenceInterpreter, _pattern_key
-from oi_compiler.runtime.tables import (
+from oi_compiler.runtime.tables import (  # FIRST_CAPACITY: the rule the reference mirrors, in one place
+    FIRST_CAPACITY,
     AutoDimStorage,
     Declaration,
     PersistentStore,
     PlainStorage,
     TableStorage,
+    first_capacity,
     frozen,
+    growth_error,
     init_array,
 )
-
-FIRST_CAPACITY = 16
 
 
 class NativeState:
@@ -157,8 +158,7 @@ class NativeState:
             try:
                 self._new_table(var, caps)
             except (MemoryError, ValueError, ExecutionError):  # init_array's out-of-memory error
-                raise CacheError(f"cache table {var.name} index {b} cannot grow to {c} entries on device 'cpu' "
-                                 f"(tables are dense: capacity {caps} x entry)") from None  # fmt: skip
+                raise growth_error(var.name, b, c, caps) from None
             box = tuple(slice(0, n) for n in old_present.shape)
             self.arrays[var.data_slot][box] = old_data
             self.arrays[var.present_slot][box] = old_present
@@ -413,8 +413,7 @@ class NativeState:
             var, storage = self.plan.vars[name], store[name]
             if var.kind == "table":
                 sizes = list(storage.sizes)
-                caps = [f if f is not None else max(FIRST_CAPACITY, 1 << max(0, s - 1).bit_length())
-                        for s, f in zip(sizes, var.fixed)]  # fmt: skip
+                caps = [first_capacity(s, f) for s, f in zip(sizes, var.fixed)]
                 self._new_table(var, caps)
                 for d, s in enumerate(sizes):
                     self.words[var.size_slot(d)] = s
