@@ -1,0 +1,289 @@
+"""Bugs the fuzzing campaign found, minimised; while open, each is an `xfail(strict=True)` test.
+
+Each test states the right behaviour (an `oi.OiError` that is not an `InternalError`, or the
+reference's result); it fails today with the exception named in `raises=`. When a fix lands,
+the strict xfail turns into a failure: remove the mark (the test stays as a regression test) and
+the bug's entry in `_support.KNOWN` (which keeps the property tests green while the bug is open).
+"""
+
+from __future__ import annotations
+
+import tokenize
+
+import numpy as np
+import pytest
+
+import oi_compiler as oi
+
+
+def _no_internal_error(call, *args, **kwargs):
+    """`call(...)`'s result, or None when it raised an `OiError` that is not internal (the test's
+    target behaviour); an `InternalError` propagates (what the xfail expects while the bug is open)."""
+    try:
+        return call(*args, **kwargs)
+    except oi.InternalError:
+        raise
+    except oi.OiError:
+        return None
+
+
+# --- filter-mixed-dtypes-cpu ----------------------------------------------------------------------
+
+FILTER = """\
+dynamic { a: bool[2]; b: f32[2]; c: bool[2]; }
+volatile { y: bool[2]; }
+block entry { op filter(a, b, c) >> y; }
+"""
+
+
+@pytest.mark.xfail(strict=True, raises=oi.InternalError, reason=(
+    "filter-mixed-dtypes-cpu: `op filter(a, b, c)` whose two value inputs have different dtypes (a: bool, "
+    "b: f32; also f16/f32, i32/f32, i8/i32) verifies and runs on the reference ([True, True]), but compiling it "
+    "for device='cpu' raises "
+    "InternalError 'jit: AssertionError' (llvmlite's select of an i1 and a float, from "
+    "backend/llvm_arith.py emit_select; the nest builder ops/nests/filters.py select does not convert a and "
+    "b to the output dtype). Found by test_fuzz_oi_text.py::test_generated_programs"))  # fmt: skip
+def test_filter_with_value_inputs_of_two_dtypes_on_cpu() -> None:
+    graph = oi.parse_graph(FILTER, "filter.oi")
+    inputs = {"a": np.array([True, False]), "b": np.float32([0.0, 2.0]), "c": np.array([True, False])}
+    reference = oi.Simulator(None, graph).make_executor().insert(inputs)
+    reference.step()
+    sim = _no_internal_error(oi.Simulator, None, graph, device="cpu")
+    if sim is None:
+        return  # refused with a diagnostic: fine too
+    exe = sim.make_executor().insert(inputs)
+    exe.step()
+    assert exe.fetch("y").tolist() == reference.fetch("y").tolist() == [True, True]
+
+
+# --- insert-non-mapping -------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, raises=oi.InternalError, reason=(
+    "insert-non-mapping: exe.insert(values) with values not a mapping (a list of (name, value) pairs, a "
+    "string) raises InternalError 'insert: TypeError: 'list' object is not a mapping' on both devices "
+    "(runtime/executor.py and runtime/cpu_executor.py `{**values}`), not an OiError. "
+    "Found by test_fuzz_api.py::test_insert_values"))  # fmt: skip
+@pytest.mark.parametrize("device", ["reference", "cpu"])
+@pytest.mark.parametrize("values", [[("x", np.ones(2, np.float32))], "x"], ids=["pairs", "str"])
+def test_insert_of_something_not_a_mapping(device: str, values) -> None:
+    sim = oi.Simulator(None, oi.parse_graph("dynamic { x: f32[2]; } block entry { return; }", "i.oi"), device=device)
+    exe = sim.make_executor()
+    try:
+        exe.insert(values)
+    except oi.InternalError:
+        raise
+    except oi.OiError:
+        return
+    pytest.fail("insert took something that is not a mapping")
+
+
+# --- build-args-not-arrays ------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, raises=oi.InternalError, reason=(
+    "build-args-not-arrays: plan.build(args=[...]) with an item that is not an oi.Array (None, 3, 'A'), or "
+    "args a string, raises InternalError \"build: AttributeError: 'NoneType' object has no attribute 'role'\" "
+    "(frontend/loopnest_ir.py plan_module), not a ScheduleError. Found by test_fuzz_api.py::test_plan_build_args"))
+@pytest.mark.parametrize("args", [[None], [3], "A"], ids=["None", "int", "str"])
+def test_plan_build_with_args_that_are_not_arrays(args) -> None:
+    A = oi.Array(role=oi.Role.INPUT_OUTPUT, shape=(4,), name="A")
+    nest = oi.Nest(shape=(4,))
+    i = nest.get_indices()
+
+    @nest.iteration_logic
+    def _():
+        A[i] = A[i] + 1.0
+
+    with pytest.raises(oi.ScheduleError):
+        nest.create_plan().build(args=args)
+
+
+# --- surrogates-cpu -------------------------------------------------------------------------------
+
+SURROGATE = 'constant { W(l): f32[2] @pattern("w\udcae{l}"); }\nvolatile { y: f32[2]; }\nblock entry { op abs(W[0]) >> y; }\n'
+
+
+@pytest.mark.xfail(strict=True, raises=oi.InternalError, reason=(
+    "surrogates-cpu: text holding a lone surrogate (a str decoded with errors='surrogateescape') in a string "
+    "literal (@pattern, @ref, a string setting) or in the file name parses, verifies and runs on the reference, "
+    "but device='cpu' raises InternalError \"jit: UnicodeEncodeError: 'utf-8' codec can't encode character "
+    "'\\udcae': surrogates not allowed\" (printing the IR, dialects/oi.py). parse_graph could refuse such text "
+    "with a ParseError, or the cpu path escape it. Found by test_fuzz_oi_text.py::test_mutated_sources"))
+def test_a_lone_surrogate_in_a_string_literal_on_cpu() -> None:
+    graph = oi.parse_graph(SURROGATE, "s.oi")  # (a ParseError here would be right too)
+    model = oi.Model({}, {"w\udcae0": np.ones(2, np.float32)})
+    reference = oi.Simulator(model, graph).make_executor()
+    reference.step()
+    sim = _no_internal_error(oi.Simulator, model, graph, device="cpu")
+    if sim is None:
+        return
+    exe = sim.make_executor()
+    exe.step()
+    assert exe.fetch("y").tolist() == reference.fetch("y").tolist() == [1.0, 1.0]
+
+
+# --- npy-header-model, npy-header-state -----------------------------------------------------------
+
+#: `.npy` headers numpy's reader fails on with something but a ValueError: a set holding a dict, a
+#: dict keyed by a list (TypeError from ast.literal_eval), an unclosed brace (tokenize.TokenError)
+BAD_NPY_HEADERS = ["{{}}", "{[]: 1}", "{'descr': '<f4', 'fortran_order': False, 'shape': (2,)"]
+
+
+def _npy_member(header: str) -> bytes:
+    import struct
+
+    text = header.encode()
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text + bytes(8)
+
+
+@pytest.mark.xfail(strict=True, raises=(TypeError, tokenize.TokenError), reason=(
+    "npy-header-model: oi.Model.open of an .npz whose member's .npy header is `{{}}` or `{[]: 1}` raises a bare "
+    "TypeError ('unhashable type'), and one whose header is an unclosed `{...` a bare tokenize.TokenError, from "
+    "numpy's read_array_header in models/model.py _npy_fields; not a ModelError (not even an InternalError: "
+    "Model.open has no boundary around it). Found by test_fuzz_models.py::test_mutated_model_files"))
+@pytest.mark.parametrize("header", BAD_NPY_HEADERS, ids=["set-of-dict", "list-key", "unclosed"])
+def test_model_open_of_an_npz_member_with_a_bad_npy_header(tmp_path, header: str) -> None:
+    import zipfile
+
+    path = tmp_path / "m.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("w.npy", _npy_member(header))
+    with pytest.raises(oi.ModelError):
+        oi.Model.open(path)
+
+
+@pytest.mark.xfail(strict=True, raises=oi.InternalError, reason=(
+    "npy-header-state: exe.load_state of a state file with a member whose .npy header is `{{}}`, `{[]: 1}` or an "
+    "unclosed `{...` raises InternalError 'load-state: TypeError: unhashable type' / 'TokenError' "
+    "(runtime/state_file.py _read_npy: TypeError and tokenize.TokenError are not among _UNREADABLE), not a "
+    "StateError. Found by test_fuzz_checkpoints.py::test_mutated_state_files"))
+@pytest.mark.parametrize("header", BAD_NPY_HEADERS, ids=["set-of-dict", "list-key", "unclosed"])
+def test_load_state_of_a_member_with_a_bad_npy_header(tmp_path, header: str) -> None:
+    import zipfile
+
+    graph = oi.parse_graph("dynamic { x: f32[2]; } persistent { p: f32[2]; } block entry { cache.write x >> p; }", "s.oi")
+    exe = oi.Simulator(None, graph).make_executor()
+    exe.insert(x=np.ones(2, np.float32)).step()  # p's value is member a0
+    good, bad = tmp_path / "good.oistate", tmp_path / "bad.oistate"
+    exe.save_state(good)
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w") as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, _npy_member(header) if info.filename == "a0.npy" else src.read(info))
+    try:
+        exe.load_state(bad)
+    except oi.StateError:  # (an InternalError is not one: it propagates)
+        return
+    pytest.fail("loaded")
+
+
+# --- layout-dangling-table ------------------------------------------------------------------------
+
+DANGLING = """\
+builtin.module attributes {oi_table.state_layout = #oi_table.layout<words 4, block "entry", [
+    #oi_table.var<@keys view volatile f32[?] slot 0, tables [@V]>]>} {
+}
+"""
+
+
+@pytest.mark.xfail(strict=True, raises=oi.InternalError, reason=(
+    "layout-dangling-table: a module whose oi_table.state_layout has a view naming a table the layout does not "
+    "hold (`tables [@V]`) verifies, and --assign-state-slots and --lower-cache then raise InternalError "
+    "\"KeyError: 'V'\" (lowering/state_layout.py `vars_[t].rank for t in var.tables`); oi-opt exits 3. Found by "
+    "test_fuzz_mlir.py::test_oi_opt_command_lines on lit_tests/dialects/oi_table/attrs.mlir (whose first "
+    "chunk names @V without declaring it)"))
+@pytest.mark.parametrize("pass_name", ["assign-state-slots", "lower-cache"])
+def test_a_view_of_a_table_the_layout_lacks(pass_name: str) -> None:
+    module = oi.parse_mlir(DANGLING, "dangling.mlir")
+    try:
+        oi.verify_module(module)
+        oi.run_passes(module, pass_name)
+    except oi.InternalError:
+        raise
+    except oi.OiError:
+        return  # refused with a diagnostic
+
+
+# --- mlir-odd-int-width ---------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, raises=NotImplementedError, reason=(
+    "mlir-odd-int-width: oi.parse_mlir of a dense or array literal of an integer width xDSL cannot pack (not 1, "
+    "8, 16, 32 or 64: `array<i95: 1>`, `dense<1> : tensor<2xi95>`, `dense<[1, 2]> : vector<2xi65>`) raises a "
+    "bare NotImplementedError('Format not implemented for i95') from xDSL, not a ParseError (parse_mlir has no "
+    "boundary; Graph.load and oi-opt report it as an internal error, exit 3). Found by the atheris harness "
+    "(tests/fuzz/atheris_harness.py mlir)"))
+@pytest.mark.parametrize("text", ['"test.op"() {a = array<i95: 1>} : () -> ()',
+                                  "%0 = arith.constant dense<1> : tensor<2xi95>",
+                                  '"test.op"() {a = dense<[1, 2]> : vector<2xi65>} : () -> ()'],
+                         ids=["array", "dense-tensor", "dense-vector"])  # fmt: skip
+def test_mlir_literals_of_an_odd_integer_width(text: str) -> None:
+    with pytest.raises(oi.ParseError):
+        oi.parse_mlir(text, "odd.mlir")
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="mlir-odd-int-width, through oi-opt: exit status 3")
+def test_mlir_odd_integer_width_in_oi_opt(tmp_path, capsys) -> None:
+    from oi_compiler.tools.oi_opt import main
+
+    path = tmp_path / "odd.mlir"
+    path.write_text('"test.op"() {a = array<i95: 1>} : () -> ()\n')
+    assert main([str(path)]) == 1
+    assert "internal error" not in capsys.readouterr().err
+
+
+# --- insert-object-raises -------------------------------------------------------------------------
+
+
+class _NoArray:
+    def __array__(self, dtype=None, copy=None):
+        raise RuntimeError("no array for you")
+
+
+class _NoInt:
+    def __int__(self):
+        raise ZeroDivisionError("no int")
+
+
+@pytest.mark.xfail(strict=True, raises=oi.InternalError, reason=(
+    "insert-object-raises: exe.insert of an object whose conversion raises something numpy passes on (an "
+    "`__array__` raising RuntimeError, an `__int__` raising ZeroDivisionError) raises InternalError "
+    "'insert: RuntimeError: ...', which says 'a bug in oi_compiler'; runtime/executor.py _exact_cast turns only "
+    "TypeError, ValueError and OverflowError into ExecutionError('insert x: cannot convert ...'). (Whether a "
+    "user object's own exception should pass through unwrapped is a policy question; an InternalError is wrong "
+    "either way.) Found by test_fuzz_api.py::test_insert_values"))
+@pytest.mark.parametrize("device", ["reference", "cpu"])
+@pytest.mark.parametrize("value", [_NoArray(), _NoInt()], ids=["__array__", "__int__"])
+def test_insert_of_an_object_whose_conversion_raises(device: str, value) -> None:
+    sim = oi.Simulator(None, oi.parse_graph("dynamic { u: u64; } block entry { return; }", "i.oi"), device=device)
+    with pytest.raises(oi.ExecutionError):
+        sim.make_executor().insert(u=value)
+
+
+# --- int-float-mix-cpu ----------------------------------------------------------------------------
+
+MIXED = """\
+dynamic { a: i16[2]; b: f16[2]; }
+volatile { y: i16[2]; }
+block entry { op add(a, b) >> y; }
+"""
+
+
+@pytest.mark.xfail(strict=True, raises=oi.InternalError, reason=(
+    "int-float-mix-cpu: an elementwise op of an integer and a float input into an integer output (`op add(a, b) "
+    ">> y` with a: i16, b: f16, y: i16; also min/max/mul, u32 with bf16, i8 with f32...) verifies; the reference "
+    "refuses it when it runs (ExecutionError 'op add failed: float results need an explicit rounding to become "
+    "i16'), but compiling it for device='cpu' raises InternalError 'lower-ops: ValueError: float results need an "
+    "explicit rounding to become i16' (ops/nests/scalar.py narrow). Found by "
+    "test_fuzz_oi_text.py::test_generated_programs (inputs of mixed dtypes)"))
+def test_an_integer_result_of_float_math_on_cpu() -> None:
+    graph = oi.parse_graph(MIXED, "mixed.oi")  # (a VerifyError here would be right too)
+    exe = oi.Simulator(None, graph).make_executor().insert(a=np.int16([1, 2]), b=np.float16([0.5, 1.5]))
+    with pytest.raises(oi.ExecutionError, match="float results need an explicit rounding to become i16"):
+        exe.step()
+    sim = _no_internal_error(oi.Simulator, None, graph, device="cpu")
+    if sim is None:
+        return  # refused when compiled: fine
+    cpu = sim.make_executor().insert(a=np.int16([1, 2]), b=np.float16([0.5, 1.5]))
+    with pytest.raises(oi.ExecutionError, match="float results need an explicit rounding to become i16"):
+        cpu.step()
