@@ -54,7 +54,17 @@ def array_type(array) -> MemRefType:
 def plan_params(plan, args=None) -> list:
     """The function's array arguments: `args`, or the INPUT and INPUT_OUTPUT arrays in the
     order they were created."""
-    return list(args) if args is not None else [a for a in plan._arrays() if a.role.value in ("input", "input_output")]
+    if args is None:
+        return [a for a in plan._arrays() if a.role.value in ("input", "input_output")]
+    from oi_compiler.frontend.loopnest import Array  # (the API's module imports this one)
+
+    if isinstance(args, str | bytes) or not hasattr(args, "__iter__"):
+        raise ScheduleError(f"build(args=...) takes a sequence of oi.Array, got {type(args).__name__}")
+    params = list(args)
+    for a in params:
+        if not isinstance(a, Array):
+            raise ScheduleError(f"build(args=...) takes oi.Array items, got {type(a).__name__}")
+    return params
 
 
 def plan_module(plan, name: str, args=None) -> ModuleOp:

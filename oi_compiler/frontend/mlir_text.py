@@ -84,6 +84,9 @@ def parse_mlir_module(text: str, filename: str = "<string>", ctx=None):
     except (VerifyException, ValueError) as e:  # an attribute rejected its parameters, or the lexer a character
         offset = parser._current_token.span.start if parser is not None else 0
         raise error_at(offset, exception_summary(e)) from None
+    except NotImplementedError as e:  # xDSL cannot hold it (a dense literal of an odd integer width, i95)
+        offset = parser._current_token.span.start if parser is not None else 0
+        raise error_at(offset, f"not supported: {exception_summary(e)}") from None
     except RecursionError:
         raise error_at(0, "input nests too deeply") from None
     if not isinstance(module, ModuleOp):

@@ -35,6 +35,10 @@ def var_words(var: VarLayout, vars_: dict[str, VarLayout]) -> list[str]:
     if var.kind == "resizable":
         return ["buffer", "capacity", *(f"size.{d}" for d in range(len(var.shape))), *exists]
     if var.kind == "view":
+        missing = [t for t in var.tables if t not in vars_]
+        if missing or not var.tables:
+            raise PassError(f"#oi_table.var @{var.name}: a view of {', '.join('@' + t for t in missing) or 'no table'}, "
+                            "which the state layout does not hold")  # fmt: skip
         rank = max(vars_[t].rank for t in var.tables)
         return ["table", "stamp", *(w for d in range(rank) for w in (f"start.{d}", f"count.{d}"))]
     return ["buffer", *exists]

@@ -594,7 +594,11 @@ def _npy_fields(member: BinaryIO, info: zipfile.ZipInfo, source: str) -> tuple[t
     readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
     if version not in readers:
         raise ModelError(f"npz member {info.filename!r} has unsupported .npy version {version}", subject=source)
-    shape, fortran_order, dtype = readers[version](member)
+    try:  # numpy evaluates the header's dict literal: anything it raises is a malformed header
+        shape, fortran_order, dtype = readers[version](member)
+    except Exception as e:  # noqa: BLE001 - TypeError, tokenize.TokenError, SyntaxError, ValueError...
+        raise ModelError(f"npz member {info.filename!r} has a malformed .npy header ({type(e).__name__})",
+                         subject=source) from None  # fmt: skip
     if dtype.hasobject:
         raise ModelError(f"npz member {info.filename!r} holds Python objects, which models cannot", subject=source)
     return tuple(shape), fortran_order, dtype

@@ -17,7 +17,7 @@ from oi_compiler.boundary import internal_error, stage
 from oi_compiler.dtypes import numpy_dtype
 from oi_compiler.errors import ExecutionError, OiError, StateError, exception_summary
 from oi_compiler.lowering.analysis import is_internal
-from oi_compiler.runtime.executor import Executor
+from oi_compiler.runtime.executor import Executor, _mapping
 from oi_compiler.runtime.native import NativeState
 from oi_compiler.runtime.tables import PersistentStore
 
@@ -33,7 +33,7 @@ class CpuExecutor(Executor):
     # --- inputs and steps --------------------------------------------------------------
     def insert(self, values: Mapping[str, Any] | None = None, /, **named: Any) -> CpuExecutor:
         try:  # the hot path: a bare try, no context manager
-            items = {**(values or {}), **named} if values else named
+            items = {**_mapping(values), **named} if values is not None else named
             exact = self._exact_inputs
             converted = [  # all or none; an array of the declared dtype and shape is copied once, into the buffer
                 (name, value) if type(value) is np.ndarray and exact.get(name) == (value.dtype, value.shape)

@@ -177,7 +177,7 @@ class Executor:
     def insert(self, values: Mapping[str, Any] | None = None, /, **named: Any) -> Executor:
         """Set dynamic variables: `exe.insert(x=array)` or `exe.insert({"x": array})`."""
         with stage("insert"):
-            items = {**(values or {}), **named}
+            items = {**_mapping(values), **named}
             converted = {name: self._converted(name, value) for name, value in items.items()}
             with self.lock:  # never between two nodes of another thread's step
                 self.values.update(converted)
@@ -317,6 +317,16 @@ class Executor:
                 raise
 
 
+def _mapping(values: Any) -> Mapping[str, Any]:
+    """`insert`'s positional argument: a mapping of names to values, or nothing."""
+    if values is None:
+        return {}
+    if not isinstance(values, Mapping):
+        raise ExecutionError(f"insert takes a mapping of variable names to values (or keywords), "
+                             f"got {type(values).__name__}")  # fmt: skip
+    return values
+
+
 def _exact_cast(name: str, value: Any, dtype: str) -> np.ndarray:
     """`value` as a new array of DSL dtype `dtype`, refusing conversions that would change a value:
     an imaginary part (every DSL dtype is real), and for integer and bool dtypes a fraction or a
@@ -328,7 +338,9 @@ def _exact_cast(name: str, value: Any, dtype: str) -> np.ndarray:
         if dtype in INT_RANGES and source.size:
             _check_integers(name, dtype, source)
         return np.array(source, dtype=numpy_dtype(dtype))
-    except (TypeError, ValueError, OverflowError) as e:
+    except OiError:
+        raise
+    except Exception as e:  # noqa: BLE001 - the value's own __array__/__int__/__float__ may raise anything
         raise ExecutionError(f"insert {name}: cannot convert to {dtype}: {e}") from None
 
 

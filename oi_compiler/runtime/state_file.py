@@ -228,12 +228,13 @@ def _read_npy(member, size: int) -> np.ndarray:
     """A `.npy` member of `size` bytes, read only if its header's shape and dtype fill exactly the
     rest (numpy allocates what a header claims before it finds the data short)."""
     version = np.lib.format.read_magic(member)
-    if version == (1, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_1_0(member)
-    elif version == (2, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_2_0(member)
-    else:
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    if version not in readers:
         raise ValueError(f"unexpected .npy version {version}")
+    try:  # numpy evaluates the header's dict literal: anything it raises is a malformed header
+        shape, fortran, dtype = readers[version](member)
+    except Exception as e:  # noqa: BLE001 - TypeError, tokenize.TokenError, SyntaxError, ValueError...
+        raise ValueError(f"a malformed .npy header ({type(e).__name__})") from None
     data = size - member.tell()
     if dtype.hasobject or math.prod(shape) * dtype.itemsize != data:
         raise ValueError(f"an array header claims {list(shape)} x {dtype}, its member holds {data} bytes")

@@ -164,14 +164,7 @@ def signature(error: BaseException) -> str:
 KNOWN: dict[str, str] = {
     "filter-mixed-dtypes-cpu": r"^AssertionError: .* @ backend/llvm_arith\.py:\d+ \(emit_select\)$",
     "int-float-mix-cpu": r"^ValueError: float results need an explicit rounding .* @ ops/nests/scalar\.py:\d+ \(narrow\)$",
-    "insert-non-mapping": r"^TypeError: '\w+' object is not a mapping @ runtime/(cpu_)?executor\.py:\d+ \(insert\)$",
-    "build-args-not-arrays": r"^AttributeError: '\w+' object has no attribute 'role' @ frontend/loopnest_ir\.py:\d+ \(plan_module\)$",
     "surrogates-cpu": r"^UnicodeEncodeError: .*surrogates not allowed",
-    "npy-header-model": r"^(TypeError: unhashable type|TokenError: ).* @ models/model\.py:\d+ \(_npy_fields\)$",
-    "layout-dangling-table": r"(^KeyError: .* @ lowering/state_layout\.py:\d+|internal error: (assign-state-slots|lower-cache): KeyError)",
-    "mlir-odd-int-width": r"NotImplementedError: Format not implemented for i\w+",
-    "insert-object-raises": r"@ runtime/executor\.py:\d+ \(_exact_cast\)$",
-    "npy-header-state": r"^(TypeError: unhashable type|TokenError: ).* @ runtime/state_file\.py:\d+ \(_read_npy\)$",
 }
 
 

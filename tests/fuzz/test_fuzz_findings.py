@@ -8,7 +8,6 @@ the bug's entry in `_support.KNOWN` (which keeps the property tests green while 
 
 from __future__ import annotations
 
-import tokenize
 
 import numpy as np
 import pytest
@@ -59,11 +58,6 @@ def test_filter_with_value_inputs_of_two_dtypes_on_cpu() -> None:
 # --- insert-non-mapping -------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, raises=oi.InternalError, reason=(
-    "insert-non-mapping: exe.insert(values) with values not a mapping (a list of (name, value) pairs, a "
-    "string) raises InternalError 'insert: TypeError: 'list' object is not a mapping' on both devices "
-    "(runtime/executor.py and runtime/cpu_executor.py `{**values}`), not an OiError. "
-    "Found by test_fuzz_api.py::test_insert_values"))  # fmt: skip
 @pytest.mark.parametrize("device", ["reference", "cpu"])
 @pytest.mark.parametrize("values", [[("x", np.ones(2, np.float32))], "x"], ids=["pairs", "str"])
 def test_insert_of_something_not_a_mapping(device: str, values) -> None:
@@ -81,10 +75,6 @@ def test_insert_of_something_not_a_mapping(device: str, values) -> None:
 # --- build-args-not-arrays ------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, raises=oi.InternalError, reason=(
-    "build-args-not-arrays: plan.build(args=[...]) with an item that is not an oi.Array (None, 3, 'A'), or "
-    "args a string, raises InternalError \"build: AttributeError: 'NoneType' object has no attribute 'role'\" "
-    "(frontend/loopnest_ir.py plan_module), not a ScheduleError. Found by test_fuzz_api.py::test_plan_build_args"))
 @pytest.mark.parametrize("args", [[None], [3], "A"], ids=["None", "int", "str"])
 def test_plan_build_with_args_that_are_not_arrays(args) -> None:
     A = oi.Array(role=oi.Role.INPUT_OUTPUT, shape=(4,), name="A")
@@ -137,11 +127,6 @@ def _npy_member(header: str) -> bytes:
     return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text + bytes(8)
 
 
-@pytest.mark.xfail(strict=True, raises=(TypeError, tokenize.TokenError), reason=(
-    "npy-header-model: oi.Model.open of an .npz whose member's .npy header is `{{}}` or `{[]: 1}` raises a bare "
-    "TypeError ('unhashable type'), and one whose header is an unclosed `{...` a bare tokenize.TokenError, from "
-    "numpy's read_array_header in models/model.py _npy_fields; not a ModelError (not even an InternalError: "
-    "Model.open has no boundary around it). Found by test_fuzz_models.py::test_mutated_model_files"))
 @pytest.mark.parametrize("header", BAD_NPY_HEADERS, ids=["set-of-dict", "list-key", "unclosed"])
 def test_model_open_of_an_npz_member_with_a_bad_npy_header(tmp_path, header: str) -> None:
     import zipfile
@@ -153,11 +138,6 @@ def test_model_open_of_an_npz_member_with_a_bad_npy_header(tmp_path, header: str
         oi.Model.open(path)
 
 
-@pytest.mark.xfail(strict=True, raises=oi.InternalError, reason=(
-    "npy-header-state: exe.load_state of a state file with a member whose .npy header is `{{}}`, `{[]: 1}` or an "
-    "unclosed `{...` raises InternalError 'load-state: TypeError: unhashable type' / 'TokenError' "
-    "(runtime/state_file.py _read_npy: TypeError and tokenize.TokenError are not among _UNREADABLE), not a "
-    "StateError. Found by test_fuzz_checkpoints.py::test_mutated_state_files"))
 @pytest.mark.parametrize("header", BAD_NPY_HEADERS, ids=["set-of-dict", "list-key", "unclosed"])
 def test_load_state_of_a_member_with_a_bad_npy_header(tmp_path, header: str) -> None:
     import zipfile
@@ -186,12 +166,6 @@ builtin.module attributes {oi_table.state_layout = #oi_table.layout<words 4, blo
 """
 
 
-@pytest.mark.xfail(strict=True, raises=oi.InternalError, reason=(
-    "layout-dangling-table: a module whose oi_table.state_layout has a view naming a table the layout does not "
-    "hold (`tables [@V]`) verifies, and --assign-state-slots and --lower-cache then raise InternalError "
-    "\"KeyError: 'V'\" (lowering/state_layout.py `vars_[t].rank for t in var.tables`); oi-opt exits 3. Found by "
-    "test_fuzz_mlir.py::test_oi_opt_command_lines on lit_tests/dialects/oi_table/attrs.mlir (whose first "
-    "chunk names @V without declaring it)"))
 @pytest.mark.parametrize("pass_name", ["assign-state-slots", "lower-cache"])
 def test_a_view_of_a_table_the_layout_lacks(pass_name: str) -> None:
     module = oi.parse_mlir(DANGLING, "dangling.mlir")
@@ -207,12 +181,6 @@ def test_a_view_of_a_table_the_layout_lacks(pass_name: str) -> None:
 # --- mlir-odd-int-width ---------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, raises=NotImplementedError, reason=(
-    "mlir-odd-int-width: oi.parse_mlir of a dense or array literal of an integer width xDSL cannot pack (not 1, "
-    "8, 16, 32 or 64: `array<i95: 1>`, `dense<1> : tensor<2xi95>`, `dense<[1, 2]> : vector<2xi65>`) raises a "
-    "bare NotImplementedError('Format not implemented for i95') from xDSL, not a ParseError (parse_mlir has no "
-    "boundary; Graph.load and oi-opt report it as an internal error, exit 3). Found by the atheris harness "
-    "(tests/fuzz/atheris_harness.py mlir)"))
 @pytest.mark.parametrize("text", ['"test.op"() {a = array<i95: 1>} : () -> ()',
                                   "%0 = arith.constant dense<1> : tensor<2xi95>",
                                   '"test.op"() {a = dense<[1, 2]> : vector<2xi65>} : () -> ()'],
@@ -222,7 +190,6 @@ def test_mlir_literals_of_an_odd_integer_width(text: str) -> None:
         oi.parse_mlir(text, "odd.mlir")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="mlir-odd-int-width, through oi-opt: exit status 3")
 def test_mlir_odd_integer_width_in_oi_opt(tmp_path, capsys) -> None:
     from oi_compiler.tools.oi_opt import main
 
@@ -245,13 +212,6 @@ class _NoInt:
         raise ZeroDivisionError("no int")
 
 
-@pytest.mark.xfail(strict=True, raises=oi.InternalError, reason=(
-    "insert-object-raises: exe.insert of an object whose conversion raises something numpy passes on (an "
-    "`__array__` raising RuntimeError, an `__int__` raising ZeroDivisionError) raises InternalError "
-    "'insert: RuntimeError: ...', which says 'a bug in oi_compiler'; runtime/executor.py _exact_cast turns only "
-    "TypeError, ValueError and OverflowError into ExecutionError('insert x: cannot convert ...'). (Whether a "
-    "user object's own exception should pass through unwrapped is a policy question; an InternalError is wrong "
-    "either way.) Found by test_fuzz_api.py::test_insert_values"))
 @pytest.mark.parametrize("device", ["reference", "cpu"])
 @pytest.mark.parametrize("value", [_NoArray(), _NoInt()], ids=["__array__", "__int__"])
 def test_insert_of_an_object_whose_conversion_raises(device: str, value) -> None:
