@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import oi_compiler as oi
+from tests.example_models import tiny_decoder_oinf_bytes
 from oi_compiler.dtypes import DTYPE_NAMES
 from oi_compiler.models.oinf_format import QuantParams
 
@@ -69,7 +70,7 @@ def _seed_models() -> dict[str, bytes]:
     buffer = io.BytesIO()  # an archive np.savez wrote, without the index member
     np.savez(buffer, a=np.ones((2, 2), np.float32), b=np.arange(3), c=np.array(1.5))
     seeds["numpy.npz"] = buffer.getvalue()
-    seeds["tiny_decoder.oinf"] = (Path(__file__).resolve().parents[2] / "examples" / "tiny_decoder.oinf").read_bytes()
+    seeds["tiny_decoder.oinf"] = tiny_decoder_oinf_bytes()  # examples/ has it only after `make demo`
     return seeds
 
 
