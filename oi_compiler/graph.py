@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -76,6 +78,7 @@ def parse_graph(text: str, filename: str = "<string>", *, verify: bool = True) -
 
     if not isinstance(text, str):
         raise TypeError(f"parse_graph takes the graph's text as a str, not {type(text).__name__}")
+    refuse_surrogates(text, str(filename))
     with stage("parse"):
         module = parse_module(text, str(filename))
     graph = Graph(module, str(filename))
@@ -86,7 +89,27 @@ def parse_mlir(text: str, filename: str = "<string>", ctx=None):
     """Parse MLIR text (custom or generic form) into a `ModuleOp`; ops keep their file:line:col."""
     from oi_compiler.frontend.mlir_text import parse_mlir_module
 
+    if isinstance(text, str):
+        refuse_surrogates(text, str(filename))
     return parse_mlir_module(text, filename, ctx)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def refuse_surrogates(text: str, filename: str) -> None:
+    """Text (or a file name) holding a lone surrogate (bytes decoded with `surrogateescape`) is not
+    Unicode text: no printer or file can hold it, so it is refused where it is read."""
+    from oi_compiler.errors import ParseError, SourceLoc
+
+    if (bad := _SURROGATE.search(filename)) is not None:
+        raise ParseError(f"the file name holds a lone surrogate ({bad.group()!a}), which is not Unicode text",
+                         subject=filename.encode("utf-8", "backslashreplace").decode())  # fmt: skip
+    if (bad := _SURROGATE.search(text)) is not None:
+        line = text.count("\n", 0, bad.start()) + 1
+        column = bad.start() - (text.rfind("\n", 0, bad.start()) + 1) + 1
+        raise ParseError(f"the text holds a lone surrogate ({bad.group()!a}), which is not Unicode text "
+                         "(read the file as UTF-8)", SourceLoc(filename, line, column))  # fmt: skip
 
 
 def verify_module(module, sizevars: Mapping[str, int] | None = None) -> None:

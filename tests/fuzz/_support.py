@@ -164,7 +164,6 @@ def signature(error: BaseException) -> str:
 KNOWN: dict[str, str] = {
     "filter-mixed-dtypes-cpu": r"^AssertionError: .* @ backend/llvm_arith\.py:\d+ \(emit_select\)$",
     "int-float-mix-cpu": r"^ValueError: float results need an explicit rounding .* @ ops/nests/scalar\.py:\d+ \(narrow\)$",
-    "surrogates-cpu": r"^UnicodeEncodeError: .*surrogates not allowed",
 }
 
 

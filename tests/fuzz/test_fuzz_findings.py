@@ -94,23 +94,17 @@ def test_plan_build_with_args_that_are_not_arrays(args) -> None:
 SURROGATE = 'constant { W(l): f32[2] @pattern("w\udcae{l}"); }\nvolatile { y: f32[2]; }\nblock entry { op abs(W[0]) >> y; }\n'
 
 
-@pytest.mark.xfail(strict=True, raises=oi.InternalError, reason=(
-    "surrogates-cpu: text holding a lone surrogate (a str decoded with errors='surrogateescape') in a string "
-    "literal (@pattern, @ref, a string setting) or in the file name parses, verifies and runs on the reference, "
-    "but device='cpu' raises InternalError \"jit: UnicodeEncodeError: 'utf-8' codec can't encode character "
-    "'\\udcae': surrogates not allowed\" (printing the IR, dialects/oi.py). parse_graph could refuse such text "
-    "with a ParseError, or the cpu path escape it. Found by test_fuzz_oi_text.py::test_mutated_sources"))
-def test_a_lone_surrogate_in_a_string_literal_on_cpu() -> None:
-    graph = oi.parse_graph(SURROGATE, "s.oi")  # (a ParseError here would be right too)
-    model = oi.Model({}, {"w\udcae0": np.ones(2, np.float32)})
-    reference = oi.Simulator(model, graph).make_executor()
-    reference.step()
-    sim = _no_internal_error(oi.Simulator, model, graph, device="cpu")
-    if sim is None:
-        return
-    exe = sim.make_executor()
-    exe.step()
-    assert exe.fetch("y").tolist() == reference.fetch("y").tolist() == [1.0, 1.0]
+def test_a_lone_surrogate_is_refused_where_the_text_is_read() -> None:
+    """surrogates-cpu: text holding a lone surrogate (a str decoded with errors='surrogateescape')
+    parsed and ran on the reference, while device='cpu' raised InternalError (no printer can encode
+    it). parse_graph and parse_mlir refuse it at its position; a file name holding one too.
+    Found by test_fuzz_oi_text.py::test_mutated_sources."""
+    with pytest.raises(oi.ParseError, match=r"s.oi:1:36: error: the text holds a lone surrogate"):
+        oi.parse_graph(SURROGATE, "s.oi")
+    with pytest.raises(oi.ParseError, match="the file name holds a lone surrogate"):
+        oi.parse_graph("block entry { }", "s\udcae.oi")
+    with pytest.raises(oi.ParseError, match="lone surrogate"):
+        oi.parse_mlir('"test.op"() {a = "\udcae"} : () -> ()', "s.mlir")
 
 
 # --- npy-header-model, npy-header-state -----------------------------------------------------------
