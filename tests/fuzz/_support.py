@@ -162,8 +162,6 @@ def signature(error: BaseException) -> str:
 #: test, so the property stays green while the bug is open; once it is fixed the strict xfail
 #: fails, and its entry here goes with it.
 KNOWN: dict[str, str] = {
-    "filter-mixed-dtypes-cpu": r"^AssertionError: .* @ backend/llvm_arith\.py:\d+ \(emit_select\)$",
-    "int-float-mix-cpu": r"^ValueError: float results need an explicit rounding .* @ ops/nests/scalar\.py:\d+ \(narrow\)$",
 }
 
 

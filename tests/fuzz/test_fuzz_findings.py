@@ -35,13 +35,6 @@ block entry { op filter(a, b, c) >> y; }
 """
 
 
-@pytest.mark.xfail(strict=True, raises=oi.InternalError, reason=(
-    "filter-mixed-dtypes-cpu: `op filter(a, b, c)` whose two value inputs have different dtypes (a: bool, "
-    "b: f32; also f16/f32, i32/f32, i8/i32) verifies and runs on the reference ([True, True]), but compiling it "
-    "for device='cpu' raises "
-    "InternalError 'jit: AssertionError' (llvmlite's select of an i1 and a float, from "
-    "backend/llvm_arith.py emit_select; the nest builder ops/nests/filters.py select does not convert a and "
-    "b to the output dtype). Found by test_fuzz_oi_text.py::test_generated_programs"))  # fmt: skip
 def test_filter_with_value_inputs_of_two_dtypes_on_cpu() -> None:
     graph = oi.parse_graph(FILTER, "filter.oi")
     inputs = {"a": np.array([True, False]), "b": np.float32([0.0, 2.0]), "c": np.array([True, False])}
@@ -223,13 +216,6 @@ block entry { op add(a, b) >> y; }
 """
 
 
-@pytest.mark.xfail(strict=True, raises=oi.InternalError, reason=(
-    "int-float-mix-cpu: an elementwise op of an integer and a float input into an integer output (`op add(a, b) "
-    ">> y` with a: i16, b: f16, y: i16; also min/max/mul, u32 with bf16, i8 with f32...) verifies; the reference "
-    "refuses it when it runs (ExecutionError 'op add failed: float results need an explicit rounding to become "
-    "i16'), but compiling it for device='cpu' raises InternalError 'lower-ops: ValueError: float results need an "
-    "explicit rounding to become i16' (ops/nests/scalar.py narrow). Found by "
-    "test_fuzz_oi_text.py::test_generated_programs (inputs of mixed dtypes)"))
 def test_an_integer_result_of_float_math_on_cpu() -> None:
     graph = oi.parse_graph(MIXED, "mixed.oi")  # (a VerifyError here would be right too)
     exe = oi.Simulator(None, graph).make_executor().insert(a=np.int16([1, 2]), b=np.float16([0.5, 1.5]))
@@ -241,3 +227,23 @@ def test_an_integer_result_of_float_math_on_cpu() -> None:
     cpu = sim.make_executor().insert(a=np.int16([1, 2]), b=np.float16([0.5, 1.5]))
     with pytest.raises(oi.ExecutionError, match="float results need an explicit rounding to become i16"):
         cpu.step()
+
+
+@pytest.mark.parametrize(("a", "b"), [("f16", "f32"), ("i32", "f32"), ("i8", "i32"), ("u8", "i16"), ("bool", "f32"),
+                                      ("f32", "i8")])  # fmt: skip
+def test_filter_of_two_dtypes_matches_the_reference(a: str, b: str) -> None:
+    """filter-mixed-dtypes-cpu, widened: both values through their math dtype, then the output's
+    (the first input's dtype); a float result into an integer output is the reference's error."""
+    graph = oi.parse_graph(f"dynamic {{ x: {a}[3]; w: {b}[3]; c: bool[3]; }} volatile {{ y: {a}[3]; }}\n"
+                           "block entry { op filter(x, w, c) >> y; }", "filter.oi")  # fmt: skip
+    inputs = {"x": np.array([1, 0, 1]), "w": np.array([4, 0, 6]), "c": np.array([True, False, False])}
+    outcomes = []
+    for device in ("reference", "cpu"):
+        exe = oi.Simulator(None, graph, device=device).make_executor().insert(inputs)
+        try:
+            exe.step()
+            y = exe.fetch("y")
+            outcomes.append((str(y.dtype), y.tolist()))
+        except oi.ExecutionError as e:
+            outcomes.append(str(e))
+    assert outcomes[0] == outcomes[1]

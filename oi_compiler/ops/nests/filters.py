@@ -7,7 +7,8 @@
   value bitcast to an integer, `< 0`: true for -0.0 and -NaN) or `x < 0` for a signed
   integer (false for unsigned).
 * filter(a, b, cond) selects `cond != 0 ? a : b` on the stored elements (a NaN cond is
-  non-zero); the maps broadcast nothing, the shapes are equal.
+  non-zero); the maps broadcast nothing, the shapes are equal. Values of two dtypes, or of
+  another dtype than the output, go through their math dtype and back, as the reference's.
 """
 
 from __future__ import annotations
@@ -71,10 +72,15 @@ def select(op: str, b: Builder, inputs: list, output: SSAValue, settings: Mappin
            in_dtypes: list[str], out: str) -> None:  # fmt: skip
     cond_dtype = in_dtypes[2]
     cond_domain = domain_of([cond_dtype])
+    exact = in_dtypes[0] == in_dtypes[1] == out  # a copy of the stored elements, bit for bit
+    domain = domain_of(in_dtypes[:2])  # else, as the reference: both values in their math dtype, then `convert`
 
     def body(bb: Builder, args: tuple) -> SSAValue:
         cond = narrow(bb, widen(bb, args[2], cond_dtype, cond_domain), cond_domain, "bool")
-        return emit(bb, arith.SelectOp(cond, args[0], args[1]))
+        if exact:
+            return emit(bb, arith.SelectOp(cond, args[0], args[1]))
+        a, b_ = (widen(bb, v, d, domain) for v, d in zip(args[:2], in_dtypes[:2]))
+        return narrow(bb, emit(bb, arith.SelectOp(cond, a, b_)), domain, out)
 
     elementwise(b, inputs, output, body)
 
