@@ -67,9 +67,10 @@ def cache_dir() -> Path:
     return Path(configured) if configured else Path.home() / ".cache" / "oi_compiler" / "jit"
 
 
-def cache_key(ir_text: str, triple: str, cpu: str, features: str) -> str:
+def cache_key(*parts: str) -> str:
+    """The sha256 of `parts` (the code's text, the host...) and `COMPILER`, each part ended by a NUL."""
     digest = hashlib.sha256()
-    for part in (ir_text, triple, cpu, features, COMPILER):
+    for part in (*parts, COMPILER):
         digest.update(part.encode())
         digest.update(b"\0")
     return digest.hexdigest()

@@ -185,18 +185,14 @@ def _metadata_settings(bound: BoundGraph) -> dict[str, str]:
 
 
 def _step_key(bound: BoundGraph, host, attributes: dict[str, str] | None = None) -> str:
-    import hashlib
-
     import io
 
     from xdsl.printer import Printer
 
+    from oi_compiler.backend import compile_cache
+
     text = io.StringIO()  # with locations: the error sites the entry keeps name the source
     Printer(stream=text, print_debuginfo=True).print_op(bound.graph.module)
-    digest = hashlib.sha256()
-    for part in ("oi-step", text.getvalue(), json.dumps(sorted(bound.sizevars.items())),
-                 compiler_fingerprint(), host.triple, host.cpu, host.features,
-                 json.dumps(sorted((attributes or {}).items()))):  # fmt: skip
-        digest.update(part.encode())
-        digest.update(b"\0")
-    return digest.hexdigest()
+    return compile_cache.cache_key("oi-step", text.getvalue(), json.dumps(sorted(bound.sizevars.items())),
+                                   compiler_fingerprint(), host.triple, host.cpu, host.features,
+                                   json.dumps(sorted((attributes or {}).items())))  # fmt: skip

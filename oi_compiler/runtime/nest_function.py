@@ -113,20 +113,17 @@ def build_cpu(module, name: str, arrays) -> NestFunction:
 
 def _nest_key(module, host) -> str:
     """The plan's IR, the compiler's own source and the host."""
-    import hashlib
     import io
 
     from xdsl.printer import Printer
 
+    from oi_compiler.backend import compile_cache
     from oi_compiler.runtime.native_step import compiler_fingerprint
 
     text = io.StringIO()
     Printer(stream=text).print_op(module)
-    digest = hashlib.sha256()
-    for part in ("oi-nest", text.getvalue(), compiler_fingerprint(), host.triple, host.cpu, host.features):
-        digest.update(part.encode())
-        digest.update(b"\0")
-    return digest.hexdigest()
+    return compile_cache.cache_key("oi-nest", text.getvalue(), compiler_fingerprint(), host.triple, host.cpu,
+                                   host.features)  # fmt: skip
 
 
 def _read_meta(entry) -> dict | None:
