@@ -119,7 +119,6 @@ class StepEmitter:
 
     # --- the walk ----------------------------------------------------------------------------
     def emit(self) -> func.FuncOp:
-        self.root_vars = self.plan.vars
         if "pending" in self.plan.control:  # a failed step may have left a yield pending
             self.ir.set_word(self.plan.control["pending"], self.ir.const(0))
         self.statements(self.plan.entry.body.block.ops)
@@ -132,7 +131,6 @@ class StepEmitter:
         self.ir.emit(CommitOp())  # the step ran: its undo log is dropped
         self.ir.b.insert(func.ReturnOp(self.ir.const_of(0, i32)))
         lower_placed_statements(self)
-        self.plan.vars = self.root_vars
         return self.func
 
     def statements(self, ops) -> None:
@@ -292,7 +290,7 @@ class StepEmitter:
     @contextmanager
     def placed_at(self, op: Operation) -> Iterator[None]:
         """Emit `op`'s code just before it, seeing what it sees where it was placed."""
-        where = self.placed.pop(op)
+        where, outer_vars = self.placed.pop(op), self.plan.vars
         self.ir = self.root.at(op)
         self.ir.loc = op.location
         self.loop_vars, self.plan.vars, self.store_vars = where.loop_vars, where.vars, where.store_vars
@@ -305,7 +303,7 @@ class StepEmitter:
             yield
         finally:
             self.view_log += [(where.scope, n, v) for n, v in self.views.items() if before.get(n) is not v]
-            self.ir = self.root
+            self.ir, self.plan.vars = self.root, outer_vars
 
     def enter_scope(self) -> tuple[int, ...]:
         """A new view scope inside the current one; returns the one to restore."""
@@ -480,9 +478,8 @@ class StepEmitter:
                 out.append(("slice", start, end))
             else:
                 k = item[1]
-                if table.fixed[dim] is not None:  # k + 1 saturates at the largest index
-                    at_max = ir.cmp("eq", k, ir.const(_I64_MAX))
-                    self.check_fixed(table, dim, ir.select(at_max, k, ir.add(k, ir.const(1))), op, "index value", k)
+                if table.fixed[dim] is not None:
+                    self.check_fixed(table, dim, ir.size_after(k), op, "index value", k)
                 out.append(item)
         return out
 
@@ -1106,7 +1103,6 @@ def _yields_inside_list(ops) -> bool:
 
 # --- types and constants ---------------------------------------------------------------------
 
-_I64_MAX = (1 << 63) - 1
 _I64 = IntegerType(64)
 _F32 = dtype_type("f32")
 _F64 = dtype_type("f64")

@@ -9,6 +9,7 @@ reference executor (the compiled step is one function); `step()` returns None.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ from oi_compiler.boundary import internal_error, stage
 from oi_compiler.dtypes import numpy_dtype
 from oi_compiler.errors import ExecutionError, OiError, StateError, exception_summary
 from oi_compiler.lowering.analysis import is_internal
-from oi_compiler.runtime.executor import Executor, _mapping
+from oi_compiler.runtime.executor import Executor, insert_mapping
 from oi_compiler.runtime.native import NativeState
 from oi_compiler.runtime.tables import PersistentStore
 
@@ -26,14 +27,17 @@ class CpuExecutor(Executor):
     def _fresh_state(self) -> None:
         self.native = NativeState(self.bound, self.sim.native)
         self.interpreter = self.native.reader  # its temp_types name the `assign` temporaries
-        #: dynamic variables by name: the numpy dtype and shape an inserted array needs no conversion for
-        self._exact_inputs = {name: (np.dtype(numpy_dtype(d.dtype)), tuple(self.bound.shapes[name]))
-                              for name, d in self.bound.decls.items() if d.memory == "dynamic"}  # fmt: skip
+
+    @cached_property
+    def _exact_inputs(self) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+        """Dynamic variables by name: the numpy dtype and shape an inserted array needs no conversion for."""
+        return {name: (np.dtype(numpy_dtype(d.dtype)), tuple(self.bound.shapes[name]))
+                for name, d in self.bound.decls.items() if d.memory == "dynamic"}  # fmt: skip
 
     # --- inputs and steps --------------------------------------------------------------
     def insert(self, values: Mapping[str, Any] | None = None, /, **named: Any) -> CpuExecutor:
         try:  # the hot path: a bare try, no context manager
-            items = {**_mapping(values), **named} if values is not None else named
+            items = {**insert_mapping(values), **named} if values is not None else named
             exact = self._exact_inputs
             converted = [  # all or none; an array of the declared dtype and shape is copied once, into the buffer
                 (name, value) if type(value) is np.ndarray and exact.get(name) == (value.dtype, value.shape)

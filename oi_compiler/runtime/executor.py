@@ -177,7 +177,7 @@ class Executor:
     def insert(self, values: Mapping[str, Any] | None = None, /, **named: Any) -> Executor:
         """Set dynamic variables: `exe.insert(x=array)` or `exe.insert({"x": array})`."""
         with stage("insert"):
-            items = {**_mapping(values), **named}
+            items = {**insert_mapping(values), **named}
             converted = {name: self._converted(name, value) for name, value in items.items()}
             with self.lock:  # never between two nodes of another thread's step
                 self.values.update(converted)
@@ -211,11 +211,7 @@ class Executor:
                 return array
 
     def _converted(self, name: str, value: Any) -> np.ndarray:
-        decl = self.bound.decls.get(name)
-        if decl is None:
-            raise ExecutionError(f"unknown variable: {name}")
-        if decl.memory != "dynamic":
-            raise ExecutionError(f"cannot insert into {decl.memory} variable {name}")
+        decl = self._dynamic_decl(name)
         shape = self.bound.shapes[name]
         array = _exact_cast(name, value, decl.dtype)
         if array.shape != shape:
@@ -317,7 +313,7 @@ class Executor:
                 raise
 
 
-def _mapping(values: Any) -> Mapping[str, Any]:
+def insert_mapping(values: Any) -> Mapping[str, Any]:
     """`insert`'s positional argument: a mapping of names to values, or nothing."""
     if values is None:
         return {}
