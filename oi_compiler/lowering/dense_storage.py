@@ -50,8 +50,6 @@ from oi_compiler.lowering.step_ir import DYN, GROW_SYMBOL, I8, Helpers, StepIR, 
 from oi_compiler.lowering.step_values import fill, nbytes, strided_like
 from oi_compiler.lowering.table_lowering import state_of
 
-I64_MAX = (1 << 63) - 1
-
 Selection = Sequence[tuple[SSAValue] | tuple[SSAValue, SSAValue]]  # per index: (k,) or (start, end)
 
 
@@ -99,9 +97,8 @@ class DenseTable:
                 continue
             if len(item) == 2:
                 end = item[1]
-            else:  # k + 1 saturates at the largest index: the host refuses that size
-                k = item[0]
-                end = ir.select(ir.cmp("eq", k, ir.const(I64_MAX)), k, ir.add(k, ir.const(1)))
+            else:
+                end = ir.size_after(item[0])
             self.call("oi_raise_size", [ir.const(self.table.rank), ir.const(dim), end])
 
     def counts(self, selection: Selection) -> list[SSAValue]:

@@ -60,6 +60,7 @@ from oi_compiler.lowering import step_llvm  # noqa: F401 - registers the emitter
 INDEX = IndexType()
 DYN = DYNAMIC_INDEX
 I8 = IntegerType(8)
+I64_MAX = (1 << 63) - 1
 GROW_SYMBOL = "oi_grow"
 CODE_ERROR, CODE_HOST = 1, 2  # step results besides 0: an error record, a failed host callback
 GROW_KIND_NAMES = {P.GROW_TABLE: "table", P.GROW_RESIZABLE: "resizable", P.GROW_LOG: "log", P.GROW_VIEW: "view",
@@ -195,6 +196,11 @@ class StepIR:
 
     def to_i64(self, value: SSAValue) -> SSAValue:
         return self.emit(arith.IndexCastOp(value, i64))
+
+    def size_after(self, k: SSAValue) -> SSAValue:
+        """The size an index `k` asks for: k + 1, saturating at the largest index (whose size the
+        host refuses, rather than wrapping to a negative one)."""
+        return self.select(self.cmp("eq", k, self.const(I64_MAX)), k, self.add(k, self.const(1)))
 
     def product(self, values: Sequence[SSAValue | int]) -> SSAValue:
         result = self.const(1)
