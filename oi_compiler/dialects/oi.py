@@ -763,6 +763,54 @@ class CacheResetOp(IRDLOperation):
 
 
 @irdl_op_definition
+class CacheAppendOp(IRDLOperation):
+    """`cache.append x >> K[off]`: a ragged batched append (baracuda's `KvCacheAppendPlan`). For a
+    table `K(b, ..., l)`, `K[b, ..., off[b] + l] = x[b, ..., l]` for every cell of `x`; `skip`:
+    cells past a `@fixed` last index are dropped instead of failing the step."""
+
+    name = "oi.cache.append"
+
+    src = prop_def(VarRefAttr)
+    table = prop_def(StringAttr)
+    offsets = prop_def(StringAttr)
+    skip = prop_def(BoolAttr)
+
+    traits = traits_def(MemoryReadEffect(), MemoryWriteEffect())
+
+    def __init__(self, src: VarRefAttr | str, table: str, offsets: str, skip: bool = False):
+        src = VarRefAttr(src) if isinstance(src, str) else src
+        props = {"src": src, "table": StringAttr(table), "offsets": StringAttr(offsets),
+                 "skip": BoolAttr.from_bool(skip)}  # fmt: skip
+        super().__init__(properties=props)
+
+    @property
+    def on_out_of_range(self) -> str:
+        return "skip" if self.skip.value.data else "error"
+
+    def print(self, printer: Printer) -> None:
+        printer.print_string(" skip " if self.skip.value.data else " ")
+        self.src.print_body(printer)
+        printer.print_string(f" -> @{self.table.data}[@{self.offsets.data}]")
+        print_attr_dict(printer, self)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> CacheAppendOp:
+        skip = parser.parse_optional_keyword("skip") is not None
+        src = VarRefAttr.parse_body(parser)
+        parser.parse_punctuation("->")
+        table = parser.parse_symbol_name().data
+        parser.parse_punctuation("[")
+        offsets = parser.parse_symbol_name().data
+        parser.parse_punctuation("]")
+        return with_attrs(cls(src, table, offsets, skip), parse_attr_dict(parser, cls))
+
+    @property
+    def description(self) -> str:
+        policy = " @on_out_of_range(skip)" if self.skip.value.data else ""
+        return f"cache.append {self.src.text} >> {self.table.data}[{self.offsets.data}]{policy}"
+
+
+@irdl_op_definition
 class BranchOp(IRDLOperation):
     """`branch b` or `branch c a b`: runs a block as a call, then continues after the branch."""
 
@@ -1000,6 +1048,7 @@ STATEMENT_OPS = (
     CacheIncrementOp,
     CacheDecrementOp,
     CacheResetOp,
+    CacheAppendOp,
     BranchOp,
     BarrierOp,
     DepOp,

@@ -33,7 +33,7 @@ from oi_compiler.errors import OiError, ParseError, SourceLoc
 from oi_compiler.frontend.oi_lexer import EOF, FLOAT, IDENT, INT, STRING, Lexer, Token
 
 _VAR_ATTRS = ("init", "ref", "pattern", "table", "auto_dim", "fixed")
-_CACHE_OPS = ("read", "write", "increment", "decrement", "reset")
+_CACHE_OPS = ("read", "write", "increment", "decrement", "reset", "append")
 
 
 def parse_module(text: str, filename: str = "<string>"):
@@ -452,12 +452,37 @@ class DslParser:
             op = oi.CacheWriteOp(src, self.parse_cache_access())
         elif kind == "reset":
             op = oi.CacheResetOp(self.parse_cache_access())
+        elif kind == "append":
+            op = self.parse_cache_append()
         else:
             amount = self.advance().value if self.tok.kind == INT else 1
             target = self.expect_ident("cache variable")
             op = (oi.CacheIncrementOp if kind == "increment" else oi.CacheDecrementOp)(target, amount)
         self.end()
         return op
+
+    def parse_cache_append(self) -> Operation:
+        """`x >> K[off]`, then optionally `@on_out_of_range(error|skip)` (an oi_compiler extension)."""
+        src = self.parse_var_ref()
+        self.expect(">>")
+        table = self.expect_ident("cache variable")
+        self.expect("[")
+        offsets = self.expect_ident("offsets variable")
+        self.expect("]")
+        skip = False
+        if self.tok.is_punct("@"):
+            self.advance()
+            attr = self.tok
+            if self.expect_ident("attribute") != "on_out_of_range":
+                raise self.error("cache.append takes one attribute: @on_out_of_range(error|skip)", attr)
+            self.expect("(")
+            policy = self.tok
+            word = self.expect_ident("error or skip")
+            if word not in ("error", "skip"):
+                raise self.error(f"on_out_of_range is error or skip, got {word}", policy)
+            self.expect(")")
+            skip = word == "skip"
+        return oi.CacheAppendOp(src, table, offsets, skip)
 
     def parse_cache_access(self) -> CacheAccessAttr:
         name = self.expect_ident("cache variable")

@@ -39,6 +39,7 @@ from oi_compiler.dialects.oi import (
     BarrierOp,
     BlockOp,
     BranchOp,
+    CacheAppendOp,
     CacheDecrementOp,
     CacheIncrementOp,
     CacheReadOp,
@@ -389,6 +390,9 @@ def _names_in(op: Operation) -> list[str]:
         out.append(op.output_name)
     elif isinstance(op, CacheWriteOp):
         ref(op.src)
+    elif isinstance(op, CacheAppendOp):
+        ref(op.src)
+        out.append(op.offsets.data)
     elif isinstance(op, CacheReadOp):
         out.append(op.dst.var_name)
     elif isinstance(op, TransferOp):
@@ -511,7 +515,7 @@ def _direct(ops) -> Iterator[tuple[Operation, None]]:
 
 
 _KNOWN = (AssignOp, NamedOp, KernelOp, CacheReadOp, CacheWriteOp, CacheIncrementOp, CacheDecrementOp,
-          CacheResetOp, BarrierOp, DepOp, LoopOp, ReturnOp, BranchOp, TransferOp, YieldOp, AwaitOp)  # fmt: skip
+          CacheResetOp, CacheAppendOp, BarrierOp, DepOp, LoopOp, ReturnOp, BranchOp, TransferOp, YieldOp, AwaitOp)  # fmt: skip
 
 
 def _read_destinations(body) -> dict[str, list[CacheReadOp]]:
@@ -536,6 +540,8 @@ def _forked_changes(graph: GraphOp, entry: BlockOp, body) -> set[str]:
                     changed.add(op.dst.var_name)
                 elif isinstance(op, CacheResetOp):
                     changed.add(op.target.var_name)
+                elif isinstance(op, CacheAppendOp):
+                    changed.add(op.table.data)
     return changed
 
 
@@ -755,6 +761,8 @@ def _changes(op: Operation, table: str) -> bool:
         return op.dst.var_name == table
     if isinstance(op, CacheResetOp):
         return op.target.var_name == table
+    if isinstance(op, CacheAppendOp):
+        return op.table.data == table
     return False
 
 
@@ -791,6 +799,8 @@ def _uses(op: Operation, name: str) -> bool:
         return any(_names_var(v, name) for v in op.settings.data.values())
     if isinstance(op, CacheWriteOp):
         return _ref_uses(op.src, name) or any(_index_names(i, name) for i in op.dst.indices)
+    if isinstance(op, CacheAppendOp):
+        return _ref_uses(op.src, name) or op.offsets.data == name
     if isinstance(op, LoopOp):
         return name in [b for b in op.bounds if isinstance(b, str)]
     if isinstance(op, BranchOp):

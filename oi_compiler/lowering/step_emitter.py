@@ -47,6 +47,7 @@ from xdsl.ir import Operation, Region, SSAValue
 from oi_compiler.dialects.oi import (
     AssignOp,
     BranchOp,
+    CacheAppendOp,
     CacheDecrementOp,
     CacheIncrementOp,
     CacheReadOp,
@@ -79,6 +80,7 @@ from oi_compiler.lowering import analysis as P
 from oi_compiler.lowering.error_sites import BLOCK_ATTR, NODE_ATTR, site_attr, site_block, site_node
 from oi_compiler.lowering.statement_patterns import PLACED_KINDS, Placement, lower_placed_statements
 from oi_compiler.lowering.analysis import StepAnalysis, VarLayout, escape_braces, memref_type_of, unsupported
+from oi_compiler.lowering.ragged_append import lower_cache_append
 from oi_compiler.lowering.state_layout import StateLayout
 from oi_compiler.lowering.step_ir import DYN, Helpers, StepIR, step_function_type
 from oi_compiler.lowering.step_values import fill, nbytes, signless
@@ -583,6 +585,9 @@ class StepEmitter:
         key = [s[1] for s in selection]
         self.keep_stale_views(table, key)
         ir.emit(WriteOp(self.table(table), key, source))
+
+    def cache_append(self, op: CacheAppendOp) -> None:
+        lower_cache_append(self, op)
 
     # --- @auto_dim tensors (`AutoDimStorage`) ---------------------------------------------------
     def auto_grow(self, var: VarLayout, op: Operation, access) -> list[SSAValue] | None:
@@ -1126,7 +1131,7 @@ def _entry_bounds(selection: list) -> tuple[list[SSAValue], list[int]]:
 
 
 #: statements that may call the host (growth): each starts with an `oi_table.statement` marker
-HOST_CALLING = (CacheWriteOp, CacheReadOp, CacheResetOp, AssignOp)
+HOST_CALLING = (CacheWriteOp, CacheReadOp, CacheResetOp, CacheAppendOp, AssignOp)
 
 #: the statements the walk emits itself (the control flow); the others are placed, then lowered by
 #: their patterns (`statement_patterns.STATEMENT_PATTERNS`). Outside the entry, a `yield` ends its

@@ -44,6 +44,7 @@ from oi_compiler.dialects.oi import (
     AwaitOp,
     BarrierOp,
     BranchOp,
+    CacheAppendOp,
     CacheDecrementOp,
     CacheIncrementOp,
     CacheReadOp,
@@ -140,6 +141,7 @@ class ReferenceInterpreter:
             CacheIncrementOp: self._cache_step,
             CacheDecrementOp: self._cache_step,
             CacheResetOp: self._cache_reset,
+            CacheAppendOp: self._cache_append,
             TransferOp: self._transfer,
             BranchOp: self._branch,
             LoopOp: self._loop,
@@ -448,6 +450,14 @@ class ReferenceInterpreter:
             storage.reset(prefix)
         elif isinstance(storage, AutoDimStorage | PlainStorage):
             storage.reset()
+
+    def _cache_append(self, op: CacheAppendOp, frame: Frame, start: int) -> None:
+        name = op.table.data
+        storage = self._storage(name, "cache.append")
+        if not isinstance(storage, TableStorage):
+            raise CacheError(f"cache.append expects a @table variable, got {name}")
+        value = self._input(op.src, frame)
+        storage.append(value, self.value(op.offsets.data, frame), skip=bool(op.skip.value.data))
 
     def _transfer(self, op: TransferOp, frame: Frame, start: int) -> None:
         buffer = self._input(op.src, frame)

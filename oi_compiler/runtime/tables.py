@@ -338,6 +338,29 @@ class TableStorage:
         self._raise_sizes(selection)  # after the checks, as cpu grows its dense table
         self._put(tuple(selection), frozen(value.astype(numpy_dtype(self.decl.dtype), copy=True)))
 
+    def append(self, value: np.ndarray, offsets: np.ndarray, *, skip: bool) -> None:
+        """`cache.append value >> NAME[offsets]`: `NAME[b, ..., offsets[b] + l] = value[b, ..., l]`.
+
+        The source's shape and the offsets are checked first (every offset non-negative; with
+        `skip` False, none past a `@fixed` last index), then the cells are written in row-major
+        order of `value`, each as `write` would (sizes raised, `@fixed` extents checked), so a
+        failure part-way is undone with the step. `skip` drops the cells past a `@fixed` last index."""
+        name, rank, entry = self.decl.name, self.rank, self.decl.shape
+        self._check_dtype()
+        check_append_shape(name, rank, entry, value.shape, offsets.shape)
+        extents = value.shape[:rank]
+        if 0 in extents:
+            return
+        offsets = as_i64(offsets)
+        new_len, limit = extents[-1], self.fixed[-1]
+        for b, off in enumerate(offsets.tolist()):
+            check_append_offset(name, rank, b, off, new_len, None if skip else limit)
+        for cell in itertools.product(*(range(n) for n in extents)):
+            position = offsets[cell[0]] + cell[-1]
+            if skip and limit is not None and position >= limit:
+                continue
+            self.write((*cell[:-1], int(position)), value[cell])
+
     def reset(self, prefix: Sequence[int] = ()) -> None:
         """Clear every entry (no prefix) or those whose first indices equal `prefix`."""
         self.capacity()  # cpu keeps its capacity: fix it before the sizes change
@@ -360,6 +383,35 @@ class TableStorage:
             if all(k < s for k, s in zip(key, self.sizes)):
                 out[key] = entry
         return frozen(out)
+
+
+def as_i64(offsets: np.ndarray) -> np.ndarray:
+    """Offsets as the compiled step reads them: i64, a u64 of 2**63 or more wrapped negative."""
+    offsets = np.ascontiguousarray(offsets)
+    if offsets.dtype == np.uint64:
+        return offsets.view(np.int64)
+    return offsets.astype(np.int64)
+
+
+def check_append_shape(name: str, rank: int, entry: Sequence[int], shape: Sequence[int],
+                       offsets: Sequence[int]) -> None:  # fmt: skip
+    """`cache.append`'s source is `[B, ..., L_new] + entry` and its offsets `[B]`."""
+    if len(shape) != rank + len(entry) or tuple(shape[rank:]) != tuple(entry):
+        raise CacheError(f"cache.append {name} expects a source of rank {rank + len(entry)} ending in "
+                         f"{shape_text(entry)}, got {shape_text(shape)}")  # fmt: skip
+    if tuple(offsets) != (shape[0],):
+        raise CacheError(f"cache.append {name} expects {shape[0]} offsets (one per sample), "
+                         f"got {shape_text(offsets)}")  # fmt: skip
+
+
+def check_append_offset(name: str, rank: int, b: int, off: int, new_len: int, limit: int | None) -> None:
+    """Sample `b`'s offset is non-negative and, when `limit` (a `@fixed` last index, policy error)
+    is given, its `new_len` entries fit under it."""
+    if off < 0:
+        raise CacheError(f"cache.append {name} offset {off} of sample {b} is negative")
+    if limit is not None and off > limit - new_len:
+        raise CacheError(f"cache.append {name} sample {b} at offset {off} with {new_len} new entries "
+                         f"exceeds fixed size {limit} of index {rank - 1}")  # fmt: skip
 
 
 class AutoDimStorage:

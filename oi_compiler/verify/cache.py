@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from xdsl.dialects.builtin import IntAttr, NoneAttr, StringAttr
 
-from oi_compiler.dialects.oi import CacheReadOp, CacheResetOp, CacheWriteOp, VarOp
+from oi_compiler.dialects.oi import CacheAppendOp, CacheReadOp, CacheResetOp, CacheWriteOp, VarOp
 from oi_compiler.dialects.oi_attrs import CacheAccessAttr, SliceAttr
-from oi_compiler.dtypes import PACKED_DTYPES
+from oi_compiler.dtypes import FLOAT_DTYPES, PACKED_DTYPES
 from oi_compiler.ops.registry import dtype_debug_name
 from oi_compiler.verify.scope import GraphScope, fail, fixed_size_message, memory_debug_name, shape_text
 from oi_compiler.verify.vars import verify_ref_indices
@@ -80,6 +80,49 @@ def verify_cache_write(scope: GraphScope, op: CacheWriteOp) -> None:
         entry, got = [scope.dim_value(d) for d in decl.var_type.dims], scope.shape(src.var_name)
         if entry != got:
             raise fail(op, f"cache.write {dst.var_name} expects shape {shape_text(entry)}, got {shape_text(got)}")
+
+
+def verify_cache_append(scope: GraphScope, op: CacheAppendOp) -> None:
+    """`cache.append x >> K[off]` (an oi_compiler extension, docs/semantics.md): `K` a `@table`
+    with a batch index first and a sequence index last, `off` an integer vector (one offset per
+    sample), `x` of shape `[B, ..., L_new] + entry`. The extents themselves are checked when the
+    statement runs (sizes may be known only then)."""
+    name, src, offsets = op.table.data, op.src, op.offsets.data
+    decl = _persistent_decl(scope, op, name, "cache.append")
+    if not is_cache_table(decl) or decl.auto_dim_names:
+        raise fail(op, f"cache.append expects a @table variable, got {name}")
+    rank = len(table_indices(decl))
+    if rank < 2:
+        raise fail(op, f"cache.append {name} needs a batch index and a sequence index, "
+                       f"the table has {rank} index")  # fmt: skip
+    if decl.dtype in PACKED_DTYPES:
+        raise fail(op, "cache table packed dtypes not supported")
+    in_type = scope.var_type(src.var_name)
+    if in_type is None:
+        raise fail(op, f"unknown variable: {src.text}")
+    if scope.memory(src.var_name) == "persistent":
+        raise fail(op, f"persistent cache {src.text} must be read via cache.read")
+    if in_type.dtype != decl.dtype:
+        raise fail(op, f"cache.append {src.text} -> {name} dtype mismatch "
+                       f"{dtype_debug_name(in_type.dtype)} vs {dtype_debug_name(decl.dtype)}")  # fmt: skip
+    verify_ref_indices(scope, op, src)
+    entry, got = [scope.dim_value(d) for d in decl.var_type.dims], scope.shape(src.var_name)
+    if len(got) != rank + len(entry) or got[rank:] != entry:
+        want = "[" + ", ".join([*decl.index_names, *map(str, entry)]) + "]"
+        raise fail(op, f"cache.append {name} expects a source of shape {want}, got {shape_text(got)}")
+    off_type = scope.var_type(offsets)
+    if off_type is None:
+        raise fail(op, f"unknown variable: {offsets}")
+    if scope.memory(offsets) == "persistent" and decl.var_name == offsets:
+        raise fail(op, f"cache.append {name} cannot take its own table as offsets")
+    if off_type.dtype in FLOAT_DTYPES or off_type.dtype == "bool" or off_type.dtype in PACKED_DTYPES:
+        raise fail(op, f"cache.append offsets {offsets} must be integer, got {dtype_debug_name(off_type.dtype)}")
+    off_decl = scope.decl(offsets)
+    if off_decl is not None and off_decl.index_names:
+        raise fail(op, f"cache.append offsets {offsets} must be a plain vector, not a table")
+    off_shape = scope.shape(offsets)
+    if len(off_shape) != 1:
+        raise fail(op, f"cache.append offsets {offsets} must have shape [B], got {shape_text(off_shape)}")
 
 
 def verify_cache_step(scope: GraphScope, op) -> None:
