@@ -811,6 +811,61 @@ class CacheAppendOp(IRDLOperation):
 
 
 @irdl_op_definition
+class CacheSaveOp(_MoveOp):
+    """`cache.save x >> F`: vortex_torch's Save. At the end of a step that succeeds, the field `F`
+    (a table `F(s): T[D0, D1]`) holds the rows of `x` (`[S, D0, D1]`) as they were at the save (the
+    step's last save wins). A side effect: no pass removes it, read or not."""
+
+    name = "oi.cache.save"
+
+    SRC: ClassVar = VarRefAttr
+    DST: ClassVar = VarRefAttr
+    src = prop_def(VarRefAttr)
+    dst = prop_def(VarRefAttr)
+
+    traits = traits_def(MemoryReadEffect(), MemoryWriteEffect())
+
+
+@irdl_op_definition
+class CacheLoadOp(CacheReadOp):
+    """`cache.load F >> y`: vortex_torch's Load. `y` gets the field `F` (`[S, D0, D1]`) as the
+    previous step left it, wherever the step's saves are (they apply at its end). Otherwise a
+    `cache.read F[..] >> y`: its access is that full slice."""
+
+    name = "oi.cache.load"
+
+    SRC: ClassVar = CacheAccessAttr
+    DST: ClassVar = VarRefAttr
+    src = prop_def(CacheAccessAttr)
+    dst = prop_def(VarRefAttr)
+
+    traits = traits_def(MemoryReadEffect(), MemoryWriteEffect())
+
+    def __init__(self, src: str, dst: VarRefAttr | str):
+        super().__init__(CacheAccessAttr(src, [SliceAttr()], bracketed=True), dst)
+
+    def print(self, printer: Printer) -> None:
+        printer.print_string(f" @{self.field} -> ")
+        self.dst.print_body(printer)
+        print_attr_dict(printer, self)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> CacheLoadOp:
+        field = parser.parse_symbol_name().data
+        parser.parse_punctuation("->")
+        dst = VarRefAttr.parse_body(parser)
+        return with_attrs(cls(field, dst), parse_attr_dict(parser, cls))
+
+    @property
+    def field(self) -> str:
+        return self.src.var_name
+
+    @property
+    def description(self) -> str:
+        return f"cache.load {self.field} >> {self.dst.text}"
+
+
+@irdl_op_definition
 class BranchOp(IRDLOperation):
     """`branch b` or `branch c a b`: runs a block as a call, then continues after the branch."""
 
@@ -1049,6 +1104,8 @@ STATEMENT_OPS = (
     CacheDecrementOp,
     CacheResetOp,
     CacheAppendOp,
+    CacheSaveOp,
+    CacheLoadOp,
     BranchOp,
     BarrierOp,
     DepOp,

@@ -33,7 +33,7 @@ from oi_compiler.errors import OiError, ParseError, SourceLoc
 from oi_compiler.frontend.oi_lexer import EOF, FLOAT, IDENT, INT, STRING, Lexer, Token
 
 _VAR_ATTRS = ("init", "ref", "pattern", "table", "auto_dim", "fixed")
-_CACHE_OPS = ("read", "write", "increment", "decrement", "reset", "append")
+_CACHE_OPS = ("read", "write", "increment", "decrement", "reset", "append", "save", "load")
 
 
 def parse_module(text: str, filename: str = "<string>"):
@@ -454,6 +454,14 @@ class DslParser:
             op = oi.CacheResetOp(self.parse_cache_access())
         elif kind == "append":
             op = self.parse_cache_append()
+        elif kind == "save":
+            src = self.parse_var_ref()
+            self.expect(">>")
+            op = oi.CacheSaveOp(src, VarRefAttr(self.expect_ident("field variable"), []))
+        elif kind == "load":
+            field = self.expect_ident("field variable")
+            self.expect(">>")
+            op = oi.CacheLoadOp(field, self.parse_var_ref())
         else:
             amount = self.advance().value if self.tok.kind == INT else 1
             target = self.expect_ident("cache variable")

@@ -41,9 +41,11 @@ from oi_compiler.dialects.oi import (
     BranchOp,
     CacheAppendOp,
     CacheDecrementOp,
+    CacheLoadOp,
     CacheIncrementOp,
     CacheReadOp,
     CacheResetOp,
+    CacheSaveOp,
     CacheWriteOp,
     DepOp,
     GraphOp,
@@ -178,6 +180,9 @@ class StepAnalysis:
     #: per entry `yield` (numbered from 1 in `entry_yields` order: the "pending" word's value), its names
     yield_lists: list[tuple[str, ...]] = field(default_factory=list)
     control: dict = field(default_factory=dict)
+    #: per field a `cache.save` names, the buffer its pending save is kept in (`field_saves.py`);
+    #: its "saved" word is `control[("saved", field)]`
+    saved: dict[str, VarLayout] = field(default_factory=dict)
 
     def site(self, template: str, op: Operation | None) -> int:
         self.sites.append((template, op))
@@ -253,6 +258,11 @@ def analyze_step(graph: GraphOp) -> StepAnalysis:
                                   temp=True)  # fmt: skip
     for name, shared in transfer_aliases(body, plans).items():
         plans[name].aliases = tuple(sorted(shared))
+    saved = sorted({op.dst.var_name for op in graph.walk() if isinstance(op, CacheSaveOp)})
+    for name in saved:  # `field_saves.py`: a field's pending save
+        table = plans[name]
+        plans[f"{name}@saved"] = VarLayout(f"{name}@saved", "volatile", table.dtype, (None, *table.shape), "resizable",
+                                           temp=True)  # empty until a save fills it  # fmt: skip
     yielded, forks = _fork_plans(graph, entry, body, decls, plans, temps)
     yield_lists = [tuple(op.var_names) for op in entry_yields(body)]
     words = HEADER_WORDS
@@ -268,9 +278,13 @@ def analyze_step(graph: GraphOp) -> StepAnalysis:
                 if name in fork.vars:
                     control[("written", fork.block.block_name, name)] = words
                     words += 1
+    if saved:
+        for name in saved:
+            control[("saved", name)] = words
+            words += 1
     words += extra_error_args(plans.values())
     return StepAnalysis(graph, plans, words, entry, yielded=yielded, forks=forks, control=control,
-                    yield_lists=yield_lists)  # fmt: skip
+                        yield_lists=yield_lists, saved={name: plans[f"{name}@saved"] for name in saved})  # fmt: skip
 
 
 def extra_error_args(plans) -> int:
@@ -393,6 +407,8 @@ def _names_in(op: Operation) -> list[str]:
     elif isinstance(op, CacheAppendOp):
         ref(op.src)
         out.append(op.offsets.data)
+    elif isinstance(op, CacheSaveOp):
+        ref(op.src)
     elif isinstance(op, CacheReadOp):
         out.append(op.dst.var_name)
     elif isinstance(op, TransferOp):
@@ -515,7 +531,7 @@ def _direct(ops) -> Iterator[tuple[Operation, None]]:
 
 
 _KNOWN = (AssignOp, NamedOp, KernelOp, CacheReadOp, CacheWriteOp, CacheIncrementOp, CacheDecrementOp,
-          CacheResetOp, CacheAppendOp, BarrierOp, DepOp, LoopOp, ReturnOp, BranchOp, TransferOp, YieldOp, AwaitOp)  # fmt: skip
+          CacheResetOp, CacheAppendOp, CacheSaveOp, BarrierOp, DepOp, LoopOp, ReturnOp, BranchOp, TransferOp, YieldOp, AwaitOp)  # fmt: skip
 
 
 def _read_destinations(body) -> dict[str, list[CacheReadOp]]:
@@ -692,8 +708,8 @@ def view_safe(read: CacheReadOp, body) -> bool:
     that loop's variable where the read does (so another entry), and no reset of K after the
     read. That keeps `fetch(d)` after the step equal to the reference's copy.
     """
-    if _recursive(body):  # the walks below would not end; a copy is always right
-        return False
+    if _recursive(body) or isinstance(read, CacheLoadOp):  # a copy is always right (a field
+        return False  # changes when the step ends: a view would show the new value next step)
     path = _path_to(read, list(body))
     if path is None:
         return False
@@ -763,6 +779,8 @@ def _changes(op: Operation, table: str) -> bool:
         return op.target.var_name == table
     if isinstance(op, CacheAppendOp):
         return op.table.data == table
+    if isinstance(op, CacheSaveOp):
+        return op.dst.var_name == table
     return False
 
 
@@ -801,6 +819,8 @@ def _uses(op: Operation, name: str) -> bool:
         return _ref_uses(op.src, name) or any(_index_names(i, name) for i in op.dst.indices)
     if isinstance(op, CacheAppendOp):
         return _ref_uses(op.src, name) or op.offsets.data == name
+    if isinstance(op, CacheSaveOp):
+        return _ref_uses(op.src, name)
     if isinstance(op, LoopOp):
         return name in [b for b in op.bounds if isinstance(b, str)]
     if isinstance(op, BranchOp):

@@ -106,7 +106,7 @@ def _entry_view_type(table: VarLayout) -> MemRefType:
 
 def _dim(ir, value: SSAValue, d: int) -> SSAValue:
     static = value.type.get_shape()[d]
-    return ir.const(static) if static >= 0 else ir.emit(memref.DimOp.from_source_and_index(value, ir.const(d)))
+    return ir.const(static) if static >= 0 else ir.emit(memref.DimOp(value, ir.const(d)))
 
 
 def _offset(emitter, offsets: SSAValue, var: VarLayout, b: SSAValue) -> SSAValue:

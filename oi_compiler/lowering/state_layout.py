@@ -146,7 +146,7 @@ def _var_plan(a: VarLayoutAttr) -> VarLayout:
 
 def step_words(plan: StepAnalysis) -> tuple[str, ...]:
     """The step's own words after the variables', in order: `yield` bookkeeping (`pending`,
-    `ended`, `written.<block>.<name>`), then error arguments past the header's four."""
+    `ended`, `written.<block>.<name>`), each saved field's `saved.<field>`, then error arguments past the header's four."""
     control = sorted(plan.control.items(), key=lambda item: item[1])
     names = [key if isinstance(key, str) else ".".join(key) for key, _ in control]
     return (*names, *(f"error_arg.{4 + n}" for n in range(extra_error_args(plan.vars.values()))))

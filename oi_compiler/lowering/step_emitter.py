@@ -52,6 +52,7 @@ from oi_compiler.dialects.oi import (
     CacheIncrementOp,
     CacheReadOp,
     CacheResetOp,
+    CacheSaveOp,
     CacheWriteOp,
     LoopOp,
     ReturnOp,
@@ -80,6 +81,7 @@ from oi_compiler.lowering import analysis as P
 from oi_compiler.lowering.error_sites import BLOCK_ATTR, NODE_ATTR, site_attr, site_block, site_node
 from oi_compiler.lowering.statement_patterns import PLACED_KINDS, Placement, lower_placed_statements
 from oi_compiler.lowering.analysis import StepAnalysis, VarLayout, escape_braces, memref_type_of, unsupported
+from oi_compiler.lowering.field_saves import apply_saves, clear_saves, save
 from oi_compiler.lowering.ragged_append import lower_cache_append
 from oi_compiler.lowering.state_layout import StateLayout
 from oi_compiler.lowering.step_ir import DYN, Helpers, StepIR, step_function_type
@@ -123,6 +125,7 @@ class StepEmitter:
     def emit(self) -> func.FuncOp:
         if "pending" in self.plan.control:  # a failed step may have left a yield pending
             self.ir.set_word(self.plan.control["pending"], self.ir.const(0))
+        clear_saves(self)
         self.statements(self.plan.entry.body.block.ops)
         if self.plan.forks:  # yielded and never awaited: the async blocks still run
             self.ir.loc = nearest_location(self.plan.entry)
@@ -130,6 +133,8 @@ class StepEmitter:
             with self.ir.if_(self.ir.cmp("ne", which, self.ir.const(0))):
                 self.ir.set_word(self.plan.control["pending"], self.ir.const(0))
                 self.run_forks(None, which)
+        self.ir.loc = nearest_location(self.plan.entry)
+        apply_saves(self, {op.dst.var_name: op for op in self.plan.graph.walk() if isinstance(op, CacheSaveOp)})
         self.ir.emit(CommitOp())  # the step ran: its undo log is dropped
         self.ir.b.insert(func.ReturnOp(self.ir.const_of(0, i32)))
         lower_placed_statements(self)
@@ -588,6 +593,9 @@ class StepEmitter:
 
     def cache_append(self, op: CacheAppendOp) -> None:
         lower_cache_append(self, op)
+
+    def cache_save(self, op: CacheSaveOp) -> None:
+        save(self, op)
 
     # --- @auto_dim tensors (`AutoDimStorage`) ---------------------------------------------------
     def auto_grow(self, var: VarLayout, op: Operation, access) -> list[SSAValue] | None:
@@ -1131,7 +1139,7 @@ def _entry_bounds(selection: list) -> tuple[list[SSAValue], list[int]]:
 
 
 #: statements that may call the host (growth): each starts with an `oi_table.statement` marker
-HOST_CALLING = (CacheWriteOp, CacheReadOp, CacheResetOp, CacheAppendOp, AssignOp)
+HOST_CALLING = (CacheWriteOp, CacheReadOp, CacheResetOp, CacheAppendOp, CacheSaveOp, AssignOp)
 
 #: the statements the walk emits itself (the control flow); the others are placed, then lowered by
 #: their patterns (`statement_patterns.STATEMENT_PATTERNS`). Outside the entry, a `yield` ends its

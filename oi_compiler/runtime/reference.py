@@ -46,9 +46,11 @@ from oi_compiler.dialects.oi import (
     BranchOp,
     CacheAppendOp,
     CacheDecrementOp,
+    CacheLoadOp,
     CacheIncrementOp,
     CacheReadOp,
     CacheResetOp,
+    CacheSaveOp,
     CacheWriteOp,
     DepOp,
     LoopOp,
@@ -129,6 +131,7 @@ class ReferenceInterpreter:
         self.emit = emit
         self.timer = timer
         self.pending: PendingYield | None = None
+        self.saves: dict[str, tuple] = {}  # field -> (its last cache.save, that save's frame, the rows)
         self.last_event: TraceEvent | None = None
         self.branch_depth = 0  # blocks entered by `branch` and not yet left
         self._descriptions: dict[int, str] = {}
@@ -142,6 +145,8 @@ class ReferenceInterpreter:
             CacheDecrementOp: self._cache_step,
             CacheResetOp: self._cache_reset,
             CacheAppendOp: self._cache_append,
+            CacheSaveOp: self._cache_save,
+            CacheLoadOp: self._cache_read,  # a field changes only at the step's end: its value now is the last step's
             TransferOp: self._transfer,
             BranchOp: self._branch,
             LoopOp: self._loop,
@@ -158,11 +163,13 @@ class ReferenceInterpreter:
         """Run the entry block once; on any error, persistent state is put back as it was."""
         self.last_event = None
         self.store.begin_step()
+        self.saves = {}
         try:
             self._run_block(self.bound.entry, Frame(self.bound.entry, {}, self.values, is_entry=True))
             if self.pending is not None:  # yielded and never awaited: the async blocks still run
                 pending, self.pending = self.pending, None
                 self._run_async_blocks(pending)
+            self._apply_saves()
         except BaseException:
             self.store.rollback()
             self.pending = None
@@ -458,6 +465,25 @@ class ReferenceInterpreter:
             raise CacheError(f"cache.append expects a @table variable, got {name}")
         value = self._input(op.src, frame)
         storage.append(value, self.value(op.offsets.data, frame), skip=bool(op.skip.value.data))
+
+    def _cache_save(self, op: CacheSaveOp, frame: Frame, start: int) -> None:
+        """vortex_torch's Save: the rows of x, kept until the step ends (`_apply_saves`)."""
+        name = op.dst.var_name
+        self._storage(name, "cache.save")
+        value = self._input(op.src, frame)
+        self.saves.pop(name, None)  # the step's last save wins, applied in its order
+        self.saves[name] = (op, frame, value.copy())
+
+    def _apply_saves(self) -> None:
+        """Each saved field becomes its rows (its size the number of rows), at the end of the step."""
+        for name, (op, frame, rows) in self.saves.items():
+            storage = self.store.touch(name)
+            try:
+                storage.reset()
+                for s in range(rows.shape[0]):
+                    storage.write([s], rows[s])
+            except OiError as e:
+                raise _located(e, op, frame) from None
 
     def _transfer(self, op: TransferOp, frame: Frame, start: int) -> None:
         buffer = self._input(op.src, frame)

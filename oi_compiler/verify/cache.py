@@ -12,7 +12,16 @@ from __future__ import annotations
 
 from xdsl.dialects.builtin import IntAttr, NoneAttr, StringAttr
 
-from oi_compiler.dialects.oi import CacheAppendOp, CacheReadOp, CacheResetOp, CacheWriteOp, VarOp
+from oi_compiler.dialects.oi import (
+    CacheAppendOp,
+    CacheLoadOp,
+    CacheReadOp,
+    CacheResetOp,
+    CacheSaveOp,
+    CacheWriteOp,
+    GraphOp,
+    VarOp,
+)
 from oi_compiler.dialects.oi_attrs import CacheAccessAttr, SliceAttr
 from oi_compiler.dtypes import FLOAT_DTYPES, PACKED_DTYPES
 from oi_compiler.ops.registry import dtype_debug_name
@@ -123,6 +132,83 @@ def verify_cache_append(scope: GraphScope, op: CacheAppendOp) -> None:
     off_shape = scope.shape(offsets)
     if len(off_shape) != 1:
         raise fail(op, f"cache.append offsets {offsets} must have shape [B], got {shape_text(off_shape)}")
+
+
+def _field_decl(scope: GraphScope, op, name: str, what: str) -> VarOp:
+    """A field of `cache.save`/`cache.load` (vortex_torch's PAGED `o`): a persistent `@table F(s)`
+    with one growable index (its size is the page count S) and an entry `[D0, D1]`."""
+    decl = _persistent_decl(scope, op, name, what)
+    if not is_cache_table(decl) or decl.auto_dim_names or len(decl.index_names) != 1:
+        raise fail(op, f"{what} expects a field: a @table with one index, got {name}")
+    if decl.fixed_sizes:
+        raise fail(op, f"{what} field {name} has a @fixed index: its size is the number of saved pages")
+    if len(decl.var_type.dims) != 2:
+        got = "[S, " + ", ".join(d.text for d in decl.var_type.dims) + "]"
+        raise fail(op, f"expected 3D o [S, D0, D1], got {got}")
+    return decl
+
+
+def _check_ragged(scope: GraphScope, op, x: str, field: VarOp, what: str) -> None:
+    """`x` is a RAGGED `[S, D0, D1]` of the field's dtype and D0/D1 (vortex's checks and wording)."""
+    if scope.memory(x) in ("persistent", "constant"):
+        fmt = "PAGED" if scope.memory(x) == "persistent" else "CONSTANT"
+        raise fail(op, f"{what}: no implementation for x_fmt={fmt}. Available keys: [RAGGED]")
+    x_type = scope.var_type(x)
+    if x_type is None:
+        raise fail(op, f"unknown variable: {x}")
+    shape = scope.shape(x)
+    if len(shape) != 3:
+        raise fail(op, f"expected 3D x [S, D0, D1], got {shape_text(shape)}")
+    entry = [scope.dim_value(d) for d in field.var_type.dims]
+    for n in (0, 1):
+        if shape[n + 1] != entry[n]:
+            raise fail(op, f"expected matching D{n}: x.shape[{n + 1}]={shape[n + 1]} vs o.shape[{n + 1}]={entry[n]}")
+    if x_type.dtype != field.dtype:
+        raise fail(op, f"{what} {x} -> {field.var_name} dtype mismatch "
+                       f"{dtype_debug_name(x_type.dtype)} vs {dtype_debug_name(field.dtype)}")  # fmt: skip
+
+
+def verify_cache_save(scope: GraphScope, op: CacheSaveOp) -> None:
+    """`cache.save x >> F` (vortex_torch's Save): also, nothing but `cache.save` and `cache.load`
+    may name a field that is saved (its value changes only at the end of a step)."""
+    name = op.dst.var_name
+    field = _field_decl(scope, op, name, "cache.save")
+    if op.dst.indices.data:
+        raise fail(op, f"cache.save {name} takes no indices")
+    _check_ragged(scope, op, op.src.var_name, field, "cache.save")
+    verify_ref_indices(scope, op, op.src)
+    graph = op.parent_op()
+    while graph is not None and not isinstance(graph, GraphOp):
+        graph = graph.parent_op()
+    for other in graph.walk() if graph is not None else ():
+        target = _cache_target(other)
+        if target == name and not isinstance(other, CacheSaveOp | CacheLoadOp):
+            raise fail(other, f"{other.name.removeprefix('oi.')} {name}: {name} is a field that cache.save "
+                              "writes; only cache.save and cache.load may name it")  # fmt: skip
+
+
+def _cache_target(op) -> str | None:
+    if isinstance(op, CacheReadOp):
+        return op.src.var_name
+    if isinstance(op, CacheWriteOp | CacheSaveOp):
+        return op.dst.var_name
+    if isinstance(op, CacheResetOp):
+        return op.target.var_name
+    if isinstance(op, CacheAppendOp):
+        return op.table.data
+    return None
+
+
+def verify_cache_load(scope: GraphScope, op: CacheLoadOp) -> None:
+    """`cache.load F >> y` (vortex_torch's Load): `y` a mutable RAGGED `[S, D0, D1]`."""
+    field = _field_decl(scope, op, op.field, "cache.load")
+    dst = op.dst
+    if scope.memory(dst.var_name) in ("constant", "persistent"):
+        raise fail(op, f"cache.load output {dst.text} must be mutable non-persistent memory")
+    if scope.var_type(dst.var_name) is None:
+        raise fail(op, f"unknown variable: {dst.text}")
+    _check_ragged(scope, op, dst.var_name, field, "cache.load")
+    verify_ref_indices(scope, op, dst)
 
 
 def verify_cache_step(scope: GraphScope, op) -> None:
