@@ -15,9 +15,11 @@ from importlib import import_module
 from oi_compiler.version import __version__  # noqa: F401 - the public version
 
 from oi_compiler.errors import (
+    BufferTooSmallError,
     CacheError,
     ExecutionError,
     InternalError,
+    InvalidProblemError,
     ModelError,
     OiError,
     OptionError,
@@ -26,6 +28,7 @@ from oi_compiler.errors import (
     ScheduleError,
     SourceLoc,
     StateError,
+    UnsupportedError,
     VerifyError,
 )
 
@@ -62,13 +65,17 @@ _LAZY = {
 }
 
 _ERRORS = [
-    "CacheError", "ExecutionError", "InternalError", "ModelError", "OiError", "OptionError",
-    "ParseError", "PassError", "ScheduleError", "SourceLoc", "StateError", "VerifyError",
+    "BufferTooSmallError", "CacheError", "ExecutionError", "InternalError", "InvalidProblemError", "ModelError",
+    "OiError", "OptionError", "ParseError", "PassError", "ScheduleError", "SourceLoc", "StateError",
+    "UnsupportedError", "VerifyError",
 ]  # fmt: skip
-__all__ = [*_ERRORS, *_LAZY]
+_SUBMODULES = ("kv",)  # `oi.kv`: the KV-serving plans (numpy and the JIT load with it)
+__all__ = [*_ERRORS, *_LAZY, *_SUBMODULES]
 
 
 def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return import_module(f"oi_compiler.{name}")
     if name in _LAZY:
         value = getattr(import_module(_LAZY[name]), name)
         globals()[name] = value

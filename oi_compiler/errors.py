@@ -107,3 +107,23 @@ class InternalError(OiError):
                  stage: str = ""):  # fmt: skip
         super().__init__(message, loc, subject=subject)
         self.stage = stage
+
+
+class UnsupportedError(OiError):
+    """A well-formed request this implementation does not cover: an element type or layout
+    outside what a plan is wired for (baracuda's `Error::Unsupported`)."""
+
+
+class InvalidProblemError(OiError):
+    """A request that is wrong in itself: negative extents, shapes that disagree with the
+    descriptor, an argument of the wrong kind (baracuda's `Error::InvalidProblem`)."""
+
+
+class BufferTooSmallError(OiError):
+    """A flat buffer holds fewer elements than its tensor needs (baracuda's
+    `Error::BufferTooSmall { needed, got }`); `needed` and `got` count elements."""
+
+    def __init__(self, message: str, *, needed: int, got: int, subject: str | None = None):
+        super().__init__(message, subject=subject)
+        self.needed = needed
+        self.got = got

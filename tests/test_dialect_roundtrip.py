@@ -35,6 +35,10 @@ oi.graph @g {
     oi.cache.decrement 1 @t
     oi.cache.reset @K[]
     oi.cache.reset @t
+    oi.cache.append @y -> @K[@t]
+    oi.cache.append skip @y -> @K[@t]
+    oi.cache.save @y -> @P
+    oi.cache.load @P -> @y
     oi.branch @c, @other, @other
     oi.branch @other
     oi.barrier
