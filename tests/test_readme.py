@@ -189,3 +189,13 @@ def test_every_readme_command_runs(command_dir: Path, monkeypatch: pytest.Monkey
     shown = re.search(r"`\.venv/bin/oi-opt examples/kv_decode\.oi`.*?```mlir\n(.*?)```", text, re.S).group(1)
     printed = [line.strip() for line in outputs[".venv/bin/oi-opt examples/kv_decode.oi"].splitlines()]
     assert [line.strip() for line in shown.splitlines() if line.strip() not in printed] == []
+
+
+def test_kv_serving_statements() -> None:
+    """The `oi.kv` plan example runs and appends as it says."""
+    (block,) = python_blocks("KV-serving statements")
+    scope: dict = {}
+    exec(compile(block, "README.md", "exec"), scope)
+    k_cache = scope["args"].k_cache
+    assert k_cache[0, 0, :3].tolist() == [[1.0] * 4] * 3 and k_cache[0, 0, 3:].sum() == 0
+    assert k_cache[1, 0, 5:8].sum() == 12 and k_cache[1, 0, :5].sum() == 0
