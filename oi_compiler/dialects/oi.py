@@ -865,6 +865,138 @@ class CacheLoadOp(CacheReadOp):
         return f"cache.load {self.field} >> {self.dst.text}"
 
 
+class _SequenceOp(IRDLOperation):
+    """Shared shape of the sequence statements: tables `K(b, ..., t)` (a sequence per first index,
+    a position per last) and the persistent vector of their lengths, one per sequence."""
+
+    tables = prop_def(ArrayAttr[StringAttr])
+    lengths = prop_def(StringAttr)
+
+    traits = traits_def(MemoryReadEffect(), MemoryWriteEffect())
+
+    @property
+    def table_names(self) -> list[str]:
+        return [t.data for t in self.tables]
+
+    def _print_group(self, printer: Printer) -> None:
+        printer.print_string(" " + ", ".join(f"@{t}" for t in self.table_names) + f" [@{self.lengths.data}]")
+
+    @staticmethod
+    def _parse_group(parser: Parser) -> tuple[list[str], str]:
+        tables = [parser.parse_symbol_name().data]
+        while parser.parse_optional_punctuation(",") is not None:
+            tables.append(parser.parse_symbol_name().data)
+        parser.parse_punctuation("[")
+        lengths = parser.parse_symbol_name().data
+        parser.parse_punctuation("]")
+        return tables, lengths
+
+    def _group_text(self) -> str:
+        return f"{', '.join(self.table_names)} [{self.lengths.data}]"
+
+
+def _group_props(tables: Sequence[str], lengths: str) -> dict[str, Attribute]:
+    return {"tables": ArrayAttr([StringAttr(t) for t in tables]), "lengths": StringAttr(lengths)}
+
+
+@irdl_op_definition
+class CacheForkOp(_SequenceOp):
+    """`cache.fork K, V [len] src >> dst at p`: sequence `dst` becomes the first `p` entries of
+    sequence `src` in every table (the rest of `dst` emptied) and `len[dst] = p` (TVM's
+    `ForkSequence`; a paged storage shares the pages)."""
+
+    name = "oi.cache.fork"
+
+    src = prop_def(IntAttr | StringAttr)
+    dst = prop_def(IntAttr | StringAttr)
+    position = prop_def(IntAttr | StringAttr)
+
+    def __init__(self, tables: Sequence[str], lengths: str, src: int | str, dst: int | str, position: int | str):
+        props = {**_group_props(tables, lengths), "src": index_value(src), "dst": index_value(dst),
+                 "position": index_value(position)}  # fmt: skip
+        super().__init__(properties=props)
+
+    def print(self, printer: Printer) -> None:
+        self._print_group(printer)
+        printer.print_string(f" {self.src.data} -> {self.dst.data} at {self.position.data}")
+        print_attr_dict(printer, self)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> CacheForkOp:
+        tables, lengths = cls._parse_group(parser)
+        src = parse_index_value(parser)
+        parser.parse_punctuation("->")
+        dst = parse_index_value(parser)
+        parser.parse_keyword("at")
+        position = parse_index_value(parser)
+        return with_attrs(cls(tables, lengths, src.data, dst.data, position.data), parse_attr_dict(parser, cls))
+
+    @property
+    def description(self) -> str:
+        return f"cache.fork {self._group_text()} {self.src.data} >> {self.dst.data} at {self.position.data}"
+
+
+@irdl_op_definition
+class CachePopOp(_SequenceOp):
+    """`cache.pop n K, V [len] b`: the last `n` entries of sequence `b` removed from every table
+    (back to `@init`) and `len[b] -= n` (TVM's `PopN`: a rejected speculative token's rollback)."""
+
+    name = "oi.cache.pop"
+
+    count = prop_def(IntAttr | StringAttr)
+    sequence = prop_def(IntAttr | StringAttr)
+
+    def __init__(self, count: int | str, tables: Sequence[str], lengths: str, sequence: int | str):
+        props = {**_group_props(tables, lengths), "count": index_value(count), "sequence": index_value(sequence)}
+        super().__init__(properties=props)
+
+    def print(self, printer: Printer) -> None:
+        printer.print_string(f" {self.count.data}")
+        self._print_group(printer)
+        printer.print_string(f" {self.sequence.data}")
+        print_attr_dict(printer, self)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> CachePopOp:
+        count = parse_index_value(parser)
+        tables, lengths = cls._parse_group(parser)
+        sequence = parse_index_value(parser)
+        return with_attrs(cls(count.data, tables, lengths, sequence.data), parse_attr_dict(parser, cls))
+
+    @property
+    def description(self) -> str:
+        return f"cache.pop {self.count.data} {self._group_text()} {self.sequence.data}"
+
+
+@irdl_op_definition
+class CacheResetWhereOp(_SequenceOp):
+    """`cache.reset K, V [len] where m`: every sequence `b` with `m[b]` nonzero emptied in every
+    table and `len[b] = 0` (a masked reset of chosen sequences of a batch)."""
+
+    name = "oi.cache.reset_where"
+
+    mask = prop_def(StringAttr)
+
+    def __init__(self, tables: Sequence[str], lengths: str, mask: str):
+        super().__init__(properties={**_group_props(tables, lengths), "mask": StringAttr(mask)})
+
+    def print(self, printer: Printer) -> None:
+        self._print_group(printer)
+        printer.print_string(f" where @{self.mask.data}")
+        print_attr_dict(printer, self)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> CacheResetWhereOp:
+        tables, lengths = cls._parse_group(parser)
+        parser.parse_keyword("where")
+        mask = parser.parse_symbol_name().data
+        return with_attrs(cls(tables, lengths, mask), parse_attr_dict(parser, cls))
+
+    @property
+    def description(self) -> str:
+        return f"cache.reset {self._group_text()} where {self.mask.data}"
+
+
 @irdl_op_definition
 class BranchOp(IRDLOperation):
     """`branch b` or `branch c a b`: runs a block as a call, then continues after the branch."""
@@ -1106,6 +1238,9 @@ STATEMENT_OPS = (
     CacheAppendOp,
     CacheSaveOp,
     CacheLoadOp,
+    CacheForkOp,
+    CachePopOp,
+    CacheResetWhereOp,
     BranchOp,
     BarrierOp,
     DepOp,

@@ -33,7 +33,7 @@ from oi_compiler.errors import OiError, ParseError, SourceLoc
 from oi_compiler.frontend.oi_lexer import EOF, FLOAT, IDENT, INT, STRING, Lexer, Token
 
 _VAR_ATTRS = ("init", "ref", "pattern", "table", "auto_dim", "fixed")
-_CACHE_OPS = ("read", "write", "increment", "decrement", "reset", "append", "save", "load")
+_CACHE_OPS = ("read", "write", "increment", "decrement", "reset", "append", "save", "load", "fork", "pop")
 
 
 def parse_module(text: str, filename: str = "<string>"):
@@ -450,8 +450,27 @@ class DslParser:
             src = self.parse_var_ref()
             self.expect(">>")
             op = oi.CacheWriteOp(src, self.parse_cache_access())
+        elif kind == "reset" and self.is_sequence_group():
+            tables, lengths = self.parse_sequence_group()
+            if not self.accept_word("where"):
+                raise self.error(f"expected `where`, found {self.tok.describe()}")
+            op = oi.CacheResetWhereOp(tables, lengths, self.expect_ident("mask variable"))
         elif kind == "reset":
             op = oi.CacheResetOp(self.parse_cache_access())
+        elif kind == "fork":
+            tables, lengths = self.parse_sequence_group()
+            src = self.parse_index_value()
+            self.expect(">>")
+            dst = self.parse_index_value()
+            if not self.accept_word("at"):
+                raise self.error(f"expected `at`, found {self.tok.describe()}")
+            op = oi.CacheForkOp(tables, lengths, src, dst, self.parse_index_value())
+        elif kind == "pop":
+            count = 1
+            if self.tok.kind == INT or (self.tok.kind == IDENT and self.peek().kind == IDENT):
+                count = self.parse_index_value()
+            tables, lengths = self.parse_sequence_group()
+            op = oi.CachePopOp(count, tables, lengths, self.parse_index_value())
         elif kind == "append":
             op = self.parse_cache_append()
         elif kind == "save":
@@ -491,6 +510,25 @@ class DslParser:
             self.expect(")")
             skip = word == "skip"
         return oi.CacheAppendOp(src, table, offsets, skip)
+
+    def is_sequence_group(self) -> bool:
+        """`K, V [len] where ...` (a masked reset) rather than a `K[...]` access."""
+        if self.tok.kind != IDENT:
+            return False
+        if self.peek().is_punct(","):
+            return True
+        return (self.peek().is_punct("[") and self.peek(2).kind == IDENT and self.peek(3).is_punct("]")
+                and self.peek(4).is_word("where"))  # fmt: skip
+
+    def parse_sequence_group(self) -> tuple[list[str], str]:
+        """`K, V [len]`: the tables a sequence statement changes, and their lengths vector."""
+        tables = [self.expect_ident("cache variable")]
+        while self.accept(","):
+            tables.append(self.expect_ident("cache variable"))
+        self.expect("[")
+        lengths = self.expect_ident("lengths variable")
+        self.expect("]")
+        return tables, lengths
 
     def parse_cache_access(self) -> CacheAccessAttr:
         name = self.expect_ident("cache variable")

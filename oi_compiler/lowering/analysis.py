@@ -41,10 +41,13 @@ from oi_compiler.dialects.oi import (
     BranchOp,
     CacheAppendOp,
     CacheDecrementOp,
+    CacheForkOp,
     CacheLoadOp,
+    CachePopOp,
     CacheIncrementOp,
     CacheReadOp,
     CacheResetOp,
+    CacheResetWhereOp,
     CacheSaveOp,
     CacheWriteOp,
     DepOp,
@@ -409,6 +412,9 @@ def _names_in(op: Operation) -> list[str]:
         out.append(op.offsets.data)
     elif isinstance(op, CacheSaveOp):
         ref(op.src)
+    elif isinstance(op, CacheForkOp | CachePopOp | CacheResetWhereOp):
+        out.append(op.lengths.data)
+        out.extend(_sequence_names(op))
     elif isinstance(op, CacheReadOp):
         out.append(op.dst.var_name)
     elif isinstance(op, TransferOp):
@@ -531,7 +537,7 @@ def _direct(ops) -> Iterator[tuple[Operation, None]]:
 
 
 _KNOWN = (AssignOp, NamedOp, KernelOp, CacheReadOp, CacheWriteOp, CacheIncrementOp, CacheDecrementOp,
-          CacheResetOp, CacheAppendOp, CacheSaveOp, BarrierOp, DepOp, LoopOp, ReturnOp, BranchOp, TransferOp, YieldOp, AwaitOp)  # fmt: skip
+          CacheResetOp, CacheAppendOp, CacheSaveOp, CacheForkOp, CachePopOp, CacheResetWhereOp, BarrierOp, DepOp, LoopOp, ReturnOp, BranchOp, TransferOp, YieldOp, AwaitOp)  # fmt: skip
 
 
 def _read_destinations(body) -> dict[str, list[CacheReadOp]]:
@@ -558,6 +564,8 @@ def _forked_changes(graph: GraphOp, entry: BlockOp, body) -> set[str]:
                     changed.add(op.target.var_name)
                 elif isinstance(op, CacheAppendOp):
                     changed.add(op.table.data)
+                elif isinstance(op, CacheForkOp | CachePopOp | CacheResetWhereOp):
+                    changed.update(op.table_names)
     return changed
 
 
@@ -781,6 +789,8 @@ def _changes(op: Operation, table: str) -> bool:
         return op.table.data == table
     if isinstance(op, CacheSaveOp):
         return op.dst.var_name == table
+    if isinstance(op, CacheForkOp | CachePopOp | CacheResetWhereOp):
+        return table in op.table_names or op.lengths.data == table
     return False
 
 
@@ -821,6 +831,8 @@ def _uses(op: Operation, name: str) -> bool:
         return _ref_uses(op.src, name) or op.offsets.data == name
     if isinstance(op, CacheSaveOp):
         return _ref_uses(op.src, name)
+    if isinstance(op, CacheForkOp | CachePopOp | CacheResetWhereOp):
+        return name == op.lengths.data or name in _sequence_names(op)
     if isinstance(op, LoopOp):
         return name in [b for b in op.bounds if isinstance(b, str)]
     if isinstance(op, BranchOp):
@@ -829,6 +841,14 @@ def _uses(op: Operation, name: str) -> bool:
         access = op.src if isinstance(op, CacheReadOp) else op.target
         return any(_index_names(i, name) for i in access.indices)
     return False
+
+
+def _sequence_names(op) -> list[str]:
+    """The variables a sequence statement's index values and mask name."""
+    if isinstance(op, CacheResetWhereOp):
+        return [op.mask.data]
+    values = (op.src, op.dst, op.position) if isinstance(op, CacheForkOp) else (op.count, op.sequence)
+    return [v.data for v in values if isinstance(v, StringAttr)]
 
 
 def _ref_uses(ref, name: str) -> bool:

@@ -18,13 +18,14 @@ later puts them back.
 from __future__ import annotations
 
 from xdsl.dialects import memref
-from xdsl.dialects.builtin import IntegerType, MemRefType, StridedLayoutAttr
+from xdsl.dialects.builtin import IntegerType, MemRefType
 from xdsl.ir import SSAValue
 
 from oi_compiler.dialects.oi import CacheAppendOp
 from oi_compiler.dialects.oi_table import WriteOp
 from oi_compiler.dtypes import PACKED_DTYPES, dtype_type
 from oi_compiler.lowering.analysis import VarLayout, escape_braces, unsupported
+from oi_compiler.lowering.step_values import strided_like
 from oi_compiler.verify.scope import shape_text
 
 CACHE = "CacheError"
@@ -73,7 +74,7 @@ def lower_cache_append(emitter, op: CacheAppendOp) -> None:
                            + f"exceeds fixed size {limit} of index {rank - 1}")  # fmt: skip
                 ir.fail_if(past, lambda: emitter.site(CACHE, message, op), [b, off, extents[-1]])
         value = emitter.table(table)
-        entry_type = _entry_view_type(table)
+        entry_type = entry_view_type(table)
         with ir.for_each(extents) as cell:
             position = ir.add(_offset(emitter, offsets, offsets_var, cell[0]), cell[-1])
             key = [*cell[:-1], position]
@@ -95,13 +96,9 @@ def _write_cell(emitter, op, table: VarLayout, value, source, cell, key, entry_t
     ir.emit(WriteOp(value, key, entry))
 
 
-def _entry_view_type(table: VarLayout) -> MemRefType:
-    """One entry of the source: the entry's shape, row-major inside, at a dynamic offset."""
-    strides, running = [], 1
-    for d in reversed(table.shape):
-        strides.insert(0, running)
-        running *= d
-    return MemRefType(dtype_type(table.dtype), list(table.shape), StridedLayoutAttr(strides, None))
+def entry_view_type(table: VarLayout) -> MemRefType:
+    """One entry viewed in a table's data or a source: row-major inside, at a dynamic offset."""
+    return strided_like(MemRefType(dtype_type(table.dtype), list(table.shape)), table)
 
 
 def _dim(ir, value: SSAValue, d: int) -> SSAValue:

@@ -49,9 +49,12 @@ from oi_compiler.dialects.oi import (
     BranchOp,
     CacheAppendOp,
     CacheDecrementOp,
+    CacheForkOp,
     CacheIncrementOp,
+    CachePopOp,
     CacheReadOp,
     CacheResetOp,
+    CacheResetWhereOp,
     CacheSaveOp,
     CacheWriteOp,
     LoopOp,
@@ -83,6 +86,7 @@ from oi_compiler.lowering.statement_patterns import PLACED_KINDS, Placement, low
 from oi_compiler.lowering.analysis import StepAnalysis, VarLayout, escape_braces, memref_type_of, unsupported
 from oi_compiler.lowering.field_saves import apply_saves, clear_saves, save
 from oi_compiler.lowering.ragged_append import lower_cache_append
+from oi_compiler.lowering.sequences import lower_fork, lower_pop, lower_reset_where
 from oi_compiler.lowering.state_layout import StateLayout
 from oi_compiler.lowering.step_ir import DYN, Helpers, StepIR, step_function_type
 from oi_compiler.lowering.step_values import fill, nbytes, signless
@@ -596,6 +600,15 @@ class StepEmitter:
 
     def cache_save(self, op: CacheSaveOp) -> None:
         save(self, op)
+
+    def cache_fork(self, op: CacheForkOp) -> None:
+        lower_fork(self, op)
+
+    def cache_pop(self, op: CachePopOp) -> None:
+        lower_pop(self, op)
+
+    def cache_reset_where(self, op: CacheResetWhereOp) -> None:
+        lower_reset_where(self, op)
 
     # --- @auto_dim tensors (`AutoDimStorage`) ---------------------------------------------------
     def auto_grow(self, var: VarLayout, op: Operation, access) -> list[SSAValue] | None:
@@ -1139,7 +1152,8 @@ def _entry_bounds(selection: list) -> tuple[list[SSAValue], list[int]]:
 
 
 #: statements that may call the host (growth): each starts with an `oi_table.statement` marker
-HOST_CALLING = (CacheWriteOp, CacheReadOp, CacheResetOp, CacheAppendOp, CacheSaveOp, AssignOp)
+HOST_CALLING = (CacheWriteOp, CacheReadOp, CacheResetOp, CacheAppendOp, CacheSaveOp, CacheForkOp, CachePopOp,
+                CacheResetWhereOp, AssignOp)  # fmt: skip
 
 #: the statements the walk emits itself (the control flow); the others are placed, then lowered by
 #: their patterns (`statement_patterns.STATEMENT_PATTERNS`). Outside the entry, a `yield` ends its

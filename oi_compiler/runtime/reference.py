@@ -46,10 +46,13 @@ from oi_compiler.dialects.oi import (
     BranchOp,
     CacheAppendOp,
     CacheDecrementOp,
+    CacheForkOp,
     CacheLoadOp,
+    CachePopOp,
     CacheIncrementOp,
     CacheReadOp,
     CacheResetOp,
+    CacheResetWhereOp,
     CacheSaveOp,
     CacheWriteOp,
     DepOp,
@@ -67,6 +70,7 @@ from oi_compiler.errors import CacheError, ExecutionError, OiError
 from oi_compiler.ir_context import nearest_loc
 from oi_compiler.ops.reference.settings import SHAPE_FROM_OUTPUT
 from oi_compiler.ops.registry import lookup_op, setting_spec
+from oi_compiler.runtime import sequences
 from oi_compiler.runtime.binding import BoundGraph, check_model_tensor
 from oi_compiler.runtime.tables import (
     AutoDimStorage,
@@ -146,6 +150,9 @@ class ReferenceInterpreter:
             CacheResetOp: self._cache_reset,
             CacheAppendOp: self._cache_append,
             CacheSaveOp: self._cache_save,
+            CacheForkOp: self._cache_fork,
+            CachePopOp: self._cache_pop,
+            CacheResetWhereOp: self._cache_reset_where,
             CacheLoadOp: self._cache_read,  # a field changes only at the step's end: its value now is the last step's
             TransferOp: self._transfer,
             BranchOp: self._branch,
@@ -473,6 +480,38 @@ class ReferenceInterpreter:
         value = self._input(op.src, frame)
         self.saves.pop(name, None)  # the step's last save wins, applied in its order
         self.saves[name] = (op, frame, value.copy())
+
+    def _sequence_group(self, op, what: str) -> tuple[list[TableStorage], PlainStorage]:
+        tables = []
+        for name in op.table_names:
+            storage = self._storage(name, what)
+            if not isinstance(storage, TableStorage):
+                raise CacheError(f"{what} expects a @table variable, got {name}")
+            tables.append(storage)
+        lengths = self._storage(op.lengths.data, what)
+        if not isinstance(lengths, PlainStorage):
+            raise CacheError(f"{what} lengths {op.lengths.data} must be a plain vector, not a table")
+        return tables, lengths
+
+    def _sequence_index(self, value, frame: Frame) -> int:
+        index = self._index_value(value, frame, cache=True)
+        if index < 0:
+            raise CacheError("cache index cannot be negative")
+        return index
+
+    def _cache_fork(self, op: CacheForkOp, frame: Frame, start: int) -> None:
+        tables, lengths = self._sequence_group(op, "cache.fork")
+        src, dst, position = (self._sequence_index(v, frame) for v in (op.src, op.dst, op.position))
+        sequences.fork(tables, lengths, src, dst, position)
+
+    def _cache_pop(self, op: CachePopOp, frame: Frame, start: int) -> None:
+        tables, lengths = self._sequence_group(op, "cache.pop")
+        count, b = (self._sequence_index(v, frame) for v in (op.count, op.sequence))
+        sequences.pop(tables, lengths, count, b)
+
+    def _cache_reset_where(self, op: CacheResetWhereOp, frame: Frame, start: int) -> None:
+        tables, lengths = self._sequence_group(op, "cache.reset")
+        sequences.reset_where(tables, lengths, self.value(op.mask.data, frame))
 
     def _apply_saves(self) -> None:
         """Each saved field becomes its rows (its size the number of rows), at the end of the step."""

@@ -14,9 +14,12 @@ from xdsl.dialects.builtin import IntAttr, NoneAttr, StringAttr
 
 from oi_compiler.dialects.oi import (
     CacheAppendOp,
+    CacheForkOp,
     CacheLoadOp,
+    CachePopOp,
     CacheReadOp,
     CacheResetOp,
+    CacheResetWhereOp,
     CacheSaveOp,
     CacheWriteOp,
     GraphOp,
@@ -209,6 +212,59 @@ def verify_cache_load(scope: GraphScope, op: CacheLoadOp) -> None:
         raise fail(op, f"unknown variable: {dst.text}")
     _check_ragged(scope, op, dst.var_name, field, "cache.load")
     verify_ref_indices(scope, op, dst)
+
+
+def _verify_sequence_group(scope: GraphScope, op, what: str) -> None:
+    """A sequence statement's tables (each a `@table K(b, ..., t)`: a sequence per first index, a
+    position per last) and lengths (a persistent integer vector, one per sequence)."""
+    names = op.table_names
+    if len(set(names)) != len(names):
+        raise fail(op, f"{what} names a table twice")
+    for name in names:
+        decl = _persistent_decl(scope, op, name, what)
+        if not is_cache_table(decl) or decl.auto_dim_names:
+            raise fail(op, f"{what} expects a @table variable, got {name}")
+        if len(table_indices(decl)) < 2:
+            raise fail(op, f"{what} {name} needs a sequence index and a position index, "
+                           f"the table has {len(table_indices(decl))} index")  # fmt: skip
+    lengths = op.lengths.data
+    decl = _persistent_decl(scope, op, lengths, what)
+    if decl.index_names:
+        raise fail(op, f"{what} lengths {lengths} must be a plain vector, not a table")
+    if decl.dtype in FLOAT_DTYPES or decl.dtype == "bool" or decl.dtype in PACKED_DTYPES:
+        raise fail(op, f"{what} lengths {lengths} must be integer, got {dtype_debug_name(decl.dtype)}")
+    if len(scope.shape(lengths)) != 1:
+        raise fail(op, f"{what} lengths {lengths} must have shape [B], got {shape_text(scope.shape(lengths))}")
+
+
+def verify_cache_fork(scope: GraphScope, op: CacheForkOp) -> None:
+    _verify_sequence_group(scope, op, "cache.fork")
+    for value in (op.src, op.dst, op.position):
+        _verify_index_value(scope, op, value, allow_negative=False)
+    if op.src == op.dst:
+        raise fail(op, f"cache.fork source and destination are both sequence {op.src.data}")
+
+
+def verify_cache_pop(scope: GraphScope, op: CachePopOp) -> None:
+    _verify_sequence_group(scope, op, "cache.pop")
+    for value in (op.count, op.sequence):
+        _verify_index_value(scope, op, value, allow_negative=False)
+
+
+def verify_cache_reset_where(scope: GraphScope, op: CacheResetWhereOp) -> None:
+    _verify_sequence_group(scope, op, "cache.reset")
+    mask = op.mask.data
+    mask_type = scope.var_type(mask)
+    if mask_type is None:
+        raise fail(op, f"unknown variable: {mask}")
+    if mask_type.dtype in FLOAT_DTYPES or mask_type.dtype in PACKED_DTYPES:
+        raise fail(op, f"cache.reset mask {mask} must be bool or integer, got {dtype_debug_name(mask_type.dtype)}")
+    decl = scope.decl(mask)
+    if decl is not None and decl.index_names:
+        raise fail(op, f"cache.reset mask {mask} must be a plain vector, not a table")
+    shape, lengths = scope.shape(mask), scope.shape(op.lengths.data)
+    if shape != lengths:
+        raise fail(op, f"cache.reset where: the mask has shape {shape_text(shape)}, the lengths {shape_text(lengths)}")
 
 
 def verify_cache_step(scope: GraphScope, op) -> None:
