@@ -39,6 +39,9 @@ oi.graph @g {
     oi.cache.append skip @y -> @K[@t]
     oi.cache.save @y -> @P
     oi.cache.load @P -> @y
+    oi.cache.fork @K, @P [@y] 0 -> t at 2
+    oi.cache.pop 2 @K [@y] t
+    oi.cache.reset_where @K, @P [@y] where @c
     oi.branch @c, @other, @other
     oi.branch @other
     oi.barrier
