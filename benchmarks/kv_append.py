@@ -10,6 +10,10 @@ place. The implementations, all single-threaded and all given the same arrays:
                  (`k_cache[b_idx, :, pos_idx, :] = k_new.transpose(0, 2, 1, 3)`);
 - numpy-slices:  a Python loop over the samples, one slice assignment per sample and cache
                  (`k_cache[b, :, o:o + L_new] = k_new[b]`);
+- graph:         the same append as two `cache.append` statements of a graph run by
+                 `device="cpu"` (`exe.step()`, offsets fed through `exe.inputs`): the tables are the
+                 executor's (K, V `@fixed(b, h, t)`, `@init(1.0)`), and every written entry is
+                 journaled for rollback, which the plan does not do;
 - torch:         `index_copy_` along the flattened (b, h, position) rows of torch views of the
                  same arrays, its index built per call with torch ops ("skipped" when torch is
                  not importable).
@@ -94,13 +98,40 @@ def torch_index_copy(args: kv.KvCacheAppendArgs) -> None:
         target.index_copy_(0, rows, _torch(new).reshape(-1, new.shape[3]))
 
 
+class GraphAppend:
+    """The append as a graph's two `cache.append` statements, stepped on device "cpu"."""
+
+    def __init__(self, desc: kv.KvCacheAppendDescriptor, args: kv.KvCacheAppendArgs):
+        import oi_compiler as oi
+
+        B, H, L, L_max, D = desc.batch_size, desc.num_heads, desc.new_len, desc.max_cache_len, desc.d_k
+        dtype = {np.dtype(np.float16): "f16", np.dtype(ml_dtypes.bfloat16): "bf16", np.dtype(np.float32): "f32",
+                 np.dtype(np.float64): "f64"}[np.dtype(desc.element)]  # fmt: skip
+        table = f"@table @fixed(b = {B}, h = {H}, t = {L_max}) @init(1.0)"
+        graph = oi.parse_graph(f"""graph! {{
+            dynamic {{ k_new: {dtype}[{B}, {H}, {L}, {D}]; v_new: {dtype}[{B}, {H}, {L}, {D}]; off: i64[{B}]; }}
+            persistent {{ K(b, h, t): {dtype}[{D}] {table}; V(b, h, t): {dtype}[{D}] {table}; }}
+            block entry {{ cache.append k_new >> K[off]; cache.append v_new >> V[off]; return; }}
+        }}""")
+        self.exe = oi.Simulator(oi.Model(), graph, device="cpu").make_executor()
+        self.exe.insert(k_new=args.k_new, v_new=args.v_new, off=args.cache_offsets)
+        self.offsets = self.exe.inputs["off"]
+
+    def __call__(self, args: kv.KvCacheAppendArgs) -> None:
+        self.offsets[...] = args.cache_offsets
+        self.exe.step()
+
+    def caches(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.exe.state("K"), self.exe.state("V")
+
+
 def _torch(array: np.ndarray):
     return torch.from_numpy(array.view(np.int16) if array.dtype == ml_dtypes.bfloat16 else array)
 
 
-def implementations(desc: kv.KvCacheAppendDescriptor) -> dict[str, Append | None]:
+def implementations(desc: kv.KvCacheAppendDescriptor, args: kv.KvCacheAppendArgs) -> dict[str, Append | None]:
     return {"plan": plan_append(desc), "numpy-fancy": numpy_fancy, "numpy-slices": numpy_slices,
-            "torch": torch_index_copy if torch is not None else None}  # fmt: skip
+            "graph": GraphAppend(desc, args), "torch": torch_index_copy if torch is not None else None}  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- problems
@@ -152,7 +183,8 @@ def check(impls: dict[str, Append | None], args: kv.KvCacheAppendArgs, expected:
             continue
         mine = fresh_caches(args)
         append(mine)
-        if not (np.array_equal(bits(mine.k_cache), expected[0]) and np.array_equal(bits(mine.v_cache), expected[1])):
+        k_cache, v_cache = append.caches() if isinstance(append, GraphAppend) else (mine.k_cache, mine.v_cache)
+        if not (np.array_equal(bits(k_cache), expected[0]) and np.array_equal(bits(v_cache), expected[1])):
             raise SystemExit(f"{name}: the caches differ from the expected append")
 
 
@@ -176,8 +208,8 @@ def time_round(append: Append, args: kv.KvCacheAppendArgs, reps: int) -> float:
 
 def measure(desc: kv.KvCacheAppendDescriptor, rounds: int, rng: np.random.Generator) -> dict[str, float | None]:
     """Median seconds per append of each implementation (None: not available)."""
-    impls = implementations(desc)
     args = make_args(desc, rng)
+    impls = implementations(desc, args)
     expected = fresh_caches(args)
     impls["plan"](expected)
     check(impls, args, (bits(expected.k_cache), bits(expected.v_cache)))
@@ -202,7 +234,7 @@ def overhead(desc: kv.KvCacheAppendDescriptor, rng: np.random.Generator, reps: i
 
 
 def print_table(rows: list[tuple[int, int, float, dict[str, float | None]]], title: str) -> None:
-    baselines = ["numpy-fancy", "numpy-slices", "torch"]
+    baselines = ["numpy-fancy", "numpy-slices", "graph", "torch"]
     print(f"\n{title}")
     head = f"{'B':>4}{'L_new':>7}{'MiB':>9}{'plan µs':>11}{'GB/s':>7}"
     for name in baselines:
@@ -235,7 +267,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     small = descriptor(3, 2, 5, 16, 8, dtype)
     args_small = make_args(small, rng)
-    check(implementations(small), args_small, reference(args_small))
+    check(implementations(small, args_small), args_small, reference(args_small))
     rows = []
     for B in batches:
         for L in new_lens:
