@@ -213,3 +213,34 @@ def test_auto_dim_growth_in_a_failed_step_is_undone() -> None:
             np.testing.assert_array_equal(exes[1].state(name), exes[0].state(name))
             assert exes[1].table_sizes(name) == exes[0].table_sizes(name)
         np.testing.assert_array_equal(exes[1].fetch("y"), exes[0].fetch("y"))
+
+
+def test_a_full_read_of_fixed_indices_has_a_static_shape() -> None:
+    """`cache.read K[..]` of `@fixed` indices is the fixed size, so an op that needs static shapes
+    (matmul) takes it (before: "does not support op matmul on these inputs sized at run time");
+    reads that differ in a dim into one destination keep that dim sized at run time."""
+    text = """
+    dynamic { x: f32[4, 4]; w: f32[3]; u: f32[3]; i: i64; }
+    volatile { all: f32[4, 3]; part: f32[T, 3]; y: f32[4, 3]; mixed: f32[T, 3]; }
+    persistent { K(r): f32[3] @table @fixed(r = 4); G(r): f32[3] @table; n: i64; }
+    block entry {
+        cache.write i >> n;
+        cache.write w >> K[n];
+        cache.write u >> G[n];
+        cache.read K[..] >> all;
+        op matmul(x, all) >> y;
+        cache.read K[0..] >> mixed;
+        cache.read G[..] >> mixed;
+        cache.read K[1..3] >> part;
+    }
+    """
+    exes = list(_both(text, {"T": 1}))
+    rng = np.random.default_rng(0)
+    for n, i in enumerate([0, 3, 1]):
+        values = {"x": rng.standard_normal((4, 4)).astype(np.float32),
+                  "w": rng.standard_normal(3).astype(np.float32), "u": rng.standard_normal(3).astype(np.float32),
+                  "i": np.int64(i)}  # fmt: skip
+        outcomes = [_outcome(exe, values) for exe in exes]
+        assert outcomes[0] == outcomes[1], (n, outcomes)
+        for name in ("all", "y", "mixed", "part"):
+            np.testing.assert_allclose(exes[1].fetch(name), exes[0].fetch(name), rtol=1e-6, err_msg=name)

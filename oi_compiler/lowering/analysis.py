@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from xdsl.dialects.builtin import DYNAMIC_INDEX, MemRefType, StridedLayoutAttr, StringAttr
+from xdsl.dialects.builtin import DYNAMIC_INDEX, IntAttr, MemRefType, NoneAttr, StridedLayoutAttr, StringAttr
 from xdsl.ir import Operation
 
 from oi_compiler.dialects.oi import (
@@ -668,9 +668,15 @@ def _read_destination(var: VarOp | _Declared, reads: list[CacheReadOp], body, de
     # written by an op too, or by `insert` (a dynamic variable): its own copy, sized at run time
     written = _defined_otherwise(name, body, temp=temp) or var.memory == "dynamic"
     out_shapes = {_read_shape(r, decls[r.src.var_name]) for r in reads}
-    if len(out_shapes) != 1:
+    entries = {_static_shape(decls[t].var_type, decls[t]) for t in tables}
+    if len({len(s) for s in out_shapes}) != 1 or len(entries) != 1:
         raise unsupported(f"cache.reads of different shapes into {name}", reads[0])
-    read_shape = out_shapes.pop()
+    # a dim the reads agree on is static, if the variable is declared with it too (before a read
+    # the variable holds its declared value); any other is sized at run time
+    declared = [d.size({}) for d in var.var_type.dims]
+    declared += [None] * (len(next(iter(out_shapes))) - len(declared))
+    read_shape = tuple(dims[0] if len(set(dims)) == 1 and dims[0] == want else None
+                       for dims, want in zip(zip(*out_shapes), declared))  # fmt: skip
     for table in tables:
         if decls[table].dtype != dtype:
             raise unsupported(f"cache.read of {decls[table].dtype} into {dtype} variable {name}", reads[0])
@@ -687,10 +693,19 @@ def _read_destination(var: VarOp | _Declared, reads: list[CacheReadOp], body, de
 
 
 def _read_shape(read: CacheReadOp, table: VarOp) -> tuple[int | None, ...]:
-    """[one dim per slice, run-time sized] ++ the entry shape (indices past the given ones are slices)."""
+    """[one dim per slice] ++ the entry shape (indices past the given ones are slices). A slice's
+    extent is known at run time only, except a full slice of a `@fixed` index: its fixed size."""
     given = list(read.src.indices)
-    slices = sum(1 for i in given if isinstance(i, SliceAttr)) + max(0, len(table.index_names) - len(given))
-    return (None,) * slices + _static_shape(table.var_type, table)
+    fixed = table.fixed_sizes
+    dims: list[int | None] = []
+    for n, index in enumerate(table.index_names):
+        item = given[n] if n < len(given) else SliceAttr()
+        if not isinstance(item, SliceAttr):
+            continue
+        starts_at_0 = isinstance(item.start, NoneAttr) or (isinstance(item.start, IntAttr) and item.start.data == 0)
+        full = starts_at_0 and isinstance(item.end, NoneAttr)
+        dims.append(fixed.get(index) if full else None)
+    return (*dims, *_static_shape(table.var_type, table))
 
 
 def _defined_otherwise(name: str, body, *, temp: bool = False) -> bool:

@@ -110,7 +110,14 @@ class DenseTable:
     def subview(self, selection: Selection, result: MemRefType) -> SSAValue:
         """The selected entries of the data, indexed dims dropped (a strided view)."""
         offsets = [item[0] for item in selection] + [0] * len(self.table.shape)
-        sizes = [self.ir.sub(item[1], item[0]) if len(item) == 2 else 1 for item in selection]
+        static = iter(result.get_shape())  # a slice's extent, when the result type knows it
+        sizes = []
+        for item in selection:
+            if len(item) == 2:
+                extent = next(static)
+                sizes.append(extent if extent >= 0 else self.ir.sub(item[1], item[0]))
+            else:
+                sizes.append(1)
         return self.ir.subview(self.data(), offsets, sizes + list(self.table.shape), result)
 
     # --- the four ops ----------------------------------------------------------------------

@@ -553,7 +553,7 @@ class StepEmitter:
         else:
             with ir.if_(ir.cmp("sgt", need, ir.word(dest.slot + 1))):
                 ir.grow(P.GROW_RESIZABLE, dest.slot, need, 0)
-        for d, count in enumerate(counts):
+        for d, count in enumerate(c for c, size in zip(counts, dest.shape) if size is None):  # the run-time dims'
             ir.set_word(dest.count_base + d, count)
         target = self.var_memref(dest)
         ir.emit(ReadOp(self.table(table), bounds, slices, target))
