@@ -22,7 +22,7 @@ from xdsl.ir import Attribute
 from xdsl.passes import ModulePass
 from xdsl.utils.arg_spec import ArgSpec
 
-from oi_compiler.dialects.oi import AssignOp, LoopOp, VarOp
+from oi_compiler.dialects.oi import AssignOp, CacheForkOp, CachePopOp, LoopOp, VarOp
 from oi_compiler.dialects.oi_attrs import CacheAccessAttr, DimAttr, SliceAttr, TensorType, VarRefAttr
 from oi_compiler.errors import PassError
 from oi_compiler.size_vars import parse_size_assignments
@@ -74,8 +74,8 @@ class BindSizes(ModulePass):
         for op in module.walk():
             if isinstance(op, VarOp | AssignOp):
                 op.properties["type"] = bound_type(op.var_type, sizes)
-            elif isinstance(op, LoopOp):
-                for key in ("start", "end"):
+            elif isinstance(op, LoopOp | CacheForkOp | CachePopOp):
+                for key in INDEX_VALUE_PROPERTIES[type(op)]:  # the properties holding one index value
                     bound = op.properties[key]
                     if isinstance(bound, StringAttr) and bound.data in sizes:
                         op.properties[key] = IntAttr(sizes[bound.data])
@@ -83,6 +83,14 @@ class BindSizes(ModulePass):
                 bound = bound_indices(prop, sizes)
                 if bound is not prop:
                     op.properties[key] = bound
+
+
+#: per op kind, its properties that hold a single index value (a literal or a name)
+INDEX_VALUE_PROPERTIES = {
+    LoopOp: ("start", "end"),
+    CacheForkOp: ("src", "dst", "position"),
+    CachePopOp: ("count", "sequence"),
+}
 
 
 def bound_type(var_type: TensorType, sizes: dict[str, int]) -> TensorType:

@@ -359,7 +359,7 @@ class TableStorage:
             position = offsets[cell[0]] + cell[-1]
             if skip and limit is not None and position >= limit:
                 continue
-            self.write((*cell[:-1], int(position)), value[cell])
+            self.write((*cell[:-1], int(position)), value[(*cell, Ellipsis)])  # an array, for scalar entries too
 
     def reset(self, prefix: Sequence[int] = ()) -> None:
         """Clear every entry (no prefix) or those whose first indices equal `prefix`."""
