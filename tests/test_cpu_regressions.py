@@ -244,3 +244,23 @@ def test_a_full_read_of_fixed_indices_has_a_static_shape() -> None:
         assert outcomes[0] == outcomes[1], (n, outcomes)
         for name in ("all", "y", "mixed", "part"):
             np.testing.assert_allclose(exes[1].fetch(name), exes[0].fetch(name), rtol=1e-6, err_msg=name)
+
+
+def test_a_read_of_another_rank_than_declared_keeps_its_entry_dims_static() -> None:
+    """Fuzz finding: a read whose result rank differs from the variable's declaration (the read
+    rebinds it), followed by a write to the table, failed to compile after reads of @fixed
+    indices got static shapes ("cannot match subview sizes"): the entry dims are always static."""
+    text = """
+    dynamic { x: bool[3, 1]; }
+    volatile { r: bool[1, 3, 1]; }
+    persistent { p: u64; K(a, b): bool[3, 1] @table @fixed(b = 4); }
+    block entry {
+        cache.read K[p..p, 1..2] >> r;
+        cache.write x >> K[0, 0];
+    }
+    """
+    exes = list(_both(text, {}))
+    outcomes = [_outcome(exe, {"x": np.ones((3, 1), bool)}) for exe in exes]
+    assert outcomes == [None, None]
+    assert exes[1].table_sizes("K") == exes[0].table_sizes("K") == [1, 4]
+    assert exes[1].fetch("r").shape == exes[0].fetch("r").shape == (0, 1, 3, 1)

@@ -673,10 +673,14 @@ def _read_destination(var: VarOp | _Declared, reads: list[CacheReadOp], body, de
         raise unsupported(f"cache.reads of different shapes into {name}", reads[0])
     # a dim the reads agree on is static, if the variable is declared with it too (before a read
     # the variable holds its declared value); any other is sized at run time
+    entry = entries.pop()
+    rank = len(next(iter(out_shapes)))
     declared = [d.size({}) for d in var.var_type.dims]
-    declared += [None] * (len(next(iter(out_shapes))) - len(declared))
-    read_shape = tuple(dims[0] if len(set(dims)) == 1 and dims[0] == want else None
-                       for dims, want in zip(zip(*out_shapes), declared))  # fmt: skip
+    if len(declared) != rank:  # the read rebinds the variable to another rank: nothing static
+        declared = [None] * rank
+    slices = [dims[0] if len(set(dims)) == 1 and dims[0] == want else None
+              for dims, want in zip(list(zip(*out_shapes))[: rank - len(entry)], declared)]  # fmt: skip
+    read_shape = (*slices, *entry)
     for table in tables:
         if decls[table].dtype != dtype:
             raise unsupported(f"cache.read of {decls[table].dtype} into {dtype} variable {name}", reads[0])
