@@ -3,11 +3,14 @@ raises an `oi.OiError` (never an `oi.InternalError`, never a bare Python excepti
 
 Random graphs are drawn from a typed generator that also writes malformed-but-parseable ones
 (unknown variables, wrong ranks and dtypes, bad and huge/negative indices, missing blocks,
-settings of the wrong type, empty shapes, missing or mismatched model tensors...); each goes
-through `oi.parse_graph`, `oi.Simulator(..., device="reference")` and `device="cpu"`,
-`make_executor()`, a few steps with random inputs, `fetch`, `state` and `table_sizes`. Random
-text mutations of the bundled examples (`examples/*.oi`) go through `oi.parse_graph`, and those
-that still parse through both simulators too.
+settings of the wrong type, empty shapes, missing or mismatched model tensors...), the
+KV-serving statements among them (`cache.append`, `cache.save`/`cache.load`, `cache.fork`,
+`cache.pop`, `cache.reset ... where`; and non-tables, tables named twice, masks of another
+shape, persistent save sources in their places); each goes through `oi.parse_graph`,
+`oi.Simulator(..., device="reference")` and `device="cpu"`, `make_executor()`, a few steps with
+random inputs, `fetch`, `state` and `table_sizes`. Random text mutations of the bundled examples
+(`examples/*.oi`) go through `oi.parse_graph`, and those that still parse through both
+simulators too.
 
 CI runs a fixed (derandomized) set; `OI_FUZZ_EXAMPLES=N` draws N fresh examples per test
 (`OI_FUZZ_SLOPPY=0.1` fixes how often a choice is malformed; by default it varies per graph). The
@@ -129,6 +132,7 @@ CLEAN_OPS = [
     ("clamp", 1, "min=-1.0, max=1.0"), ("fill", 1, "value=2.5"), ("relu", 1, "alpha=0.1, clamp_max=6.0"),
     ("rope", 1, "position=pos"), ("div", 2, "div_by_zero_mask=0.0"),
 ]  # fmt: skip
+KV_NAMES = {"lens", "ln", "off", "done", "xa0", "xa1", "F", "xr", "yr"}  # kv_declarations'
 ODD_INDICES = ["-1", "-7", "4", "1000", "2147483648", "9223372036854775807", "18446744073709551616",
                "100000000000000000000000", "U", "x", "N", "1.5"]  # fmt: skip
 
@@ -146,6 +150,7 @@ class Gen:
         self.tensors: dict[str, np.ndarray] = {}
         self.blocks = ["entry"]
         self.temps = 0
+        self.seq: list[str] = []  # sequence tables (cache.append, fork, pop, reset ... where)
 
     def odd(self) -> bool:
         return self.sloppy > 0 and self.draw(st.floats(0, 1)) < self.sloppy
@@ -211,6 +216,47 @@ class Gen:
         if self.draw(st.booleans()):
             dtype = self.dtype()
             self.declare("persistent", "acc", dtype, self.dims(shape), attrs=self.init(dtype))
+        if self.draw(st.booleans()):
+            self.kv_declarations()
+
+    def kv_declarations(self) -> None:
+        """The KV-serving statements' variables: sequence tables `KV0(b, t)` and `KV1(b, h, t)`
+        sharing the lengths `lens` (entries of the values' shape, so ordinary writes and reads fit
+        them too), their append sources `xa0`/`xa1` and offsets `off`, new lengths `ln`, a mask
+        `done`, and a field `F(s): f32[2, 3]` with a RAGGED source `xr` and destination `yr`."""
+        nb = self.pick(["2", "N", "3", "B"])
+        self.lens_dtype = self.dtype(self.pick(["u8", "i8", "i64"]))
+        lens_init = self.pick(["", "@init(0)", "@init(2)", "@init(3)"])
+        if self.odd():
+            lens_init = self.init(self.lens_dtype)
+        self.declare("persistent", "lens", self.lens_dtype, self.dims([nb]), attrs=lens_init)
+        self.declare("dynamic", "ln", self.dtype(self.lens_dtype), self.dims([nb]))
+        self.declare("dynamic", "off", self.dtype(self.pick(["i32", "i64", "u8", "u64"])), self.dims([nb]))
+        self.declare("dynamic", "done", self.dtype(self.pick(["bool", "bool", "i32"])), self.dims([nb]))
+        for n in range(self.draw(st.integers(1, 2))):
+            indices = [["b", "t"], ["b", "h", "t"]][n]
+            if self.odd():  # one index, none, a repeated one
+                indices = self.draw(st.lists(st.sampled_from("bht"), max_size=3))
+            attrs = ["@table"] if not self.odd() else self.draw(st.lists(st.sampled_from(
+                ["@table", "@auto_dim(t)", "@fixed(t=0)", "@fixed(b=-1)", "@fixed(h=1)"]), max_size=2))  # fmt: skip
+            fixed = [f"t={self.pick(['2', '4', '8'])}"] if self.draw(st.booleans()) else []
+            if self.draw(st.integers(0, 3)) == 0:
+                fixed.append(f"b={self.pick(['1', '2'])}")
+            if fixed:
+                attrs.append(f"@fixed({', '.join(fixed)})")
+            dtype, entry = self.dtype("f32"), self.dims(self.shape)
+            if self.draw(st.booleans()):
+                attrs.append(self.init(dtype))
+            name = self.declare("persistent", f"KV{n}", dtype, entry, indices, " ".join(attrs))
+            self.seq.append(name)
+            self.tables.append(name)  # ordinary writes, reads and resets name them too
+            heads = ["2"] if len(indices) == 3 else []
+            new = self.pick(["1", "2", "Z"])  # L_new (Z = 0: the empty problem)
+            self.declare("dynamic", f"xa{n}", self.dtype(dtype), self.dims([nb, *heads, new, *entry]))
+        field = "@table" if not self.odd() else self.pick(["@table @fixed(s=2)", "", "@auto_dim(s)"])
+        self.declare("persistent", "F", self.dtype("f32"), self.dims(["2", "3"]), ["s"], field)
+        self.declare("dynamic", "xr", self.dtype("f32"), self.dims([self.pick(["M", "N", "Z", "1"]), "2", "3"]))
+        self.declare("volatile", "yr", self.dtype("f32"), self.dims(["T", "2", "3"]))
 
     def init(self, dtype: str) -> str:
         if not self.draw(st.booleans()):
@@ -237,7 +283,8 @@ class Gen:
     def var(self, memory: tuple[str, ...] = ("dynamic", "volatile", "constant", "persistent")) -> str:
         if self.odd():
             return self.pick([*self.vars, "nope", "l", "N"])
-        names = [n for n, (m, *_rest) in self.vars.items() if m in memory and n not in self.tables and n != "P"]
+        names = [n for n, (m, *_rest) in self.vars.items()  # (the KV statements' variables are theirs)
+                 if m in memory and n not in self.tables and n != "P" and n not in KV_NAMES]  # fmt: skip
         return self.pick(names) if names else "nope"
 
     def index(self, loop_vars: list[str]) -> str:
@@ -315,11 +362,65 @@ class Gen:
             out = f"tmp{self.draw(st.integers(0, self.temps - 1))}"
         return f"op {name}({', '.join(args)}) >> {out};"
 
+    def kv_statement(self, loop_vars: list[str]) -> list[str]:
+        """`cache.append`, `cache.save`/`cache.load`, `cache.fork`/`cache.pop`/`cache.reset ... where`
+        over `kv_declarations`' variables; with sloppiness, any name, rank or dtype in their places."""
+        others = [*self.vars, "nope", "N", "l"]
+        kind = self.pick(["append", "append", "save", "load", "fork", "pop", "where", "lens"])
+        if kind == "append":
+            n = self.draw(st.integers(0, len(self.seq) - 1))
+            table = self.seq[n] if not self.odd() else self.pick([*others, "F", "K0", "A"])
+            src = f"xa{n}" if not self.odd() else self.pick([*others, "P[0]", f"xa{n}[0]"])
+            off = self.pick(["off", "off", "lens"])
+            if self.odd():  # any variable (a float, a table, the table itself), a literal, a slice, two, none
+                off = self.pick([*others, "0", "off, off", "off..", ""])
+            policy = self.pick(["", "", " @on_out_of_range(skip)", " @on_out_of_range(error)"])
+            if self.odd():
+                policy = self.pick([" @on_out_of_range(maybe)", " @on_out_of_range()", " @fixed(skip)",
+                                    " @on_out_of_range", " @on_out_of_range(skip) @on_out_of_range(skip)"])  # fmt: skip
+            return [f"cache.append {src} >> {table}[{off}]{policy};"]
+        if kind == "save":  # (odd: a persistent source is vortex's PAGED, a constant, another shape, a non-field)
+            src = "xr" if not self.odd() else self.pick([*others, "yr", "lens", "F", "KV0", "W", "acc"])
+            field = "F" if not self.odd() else self.pick([*others, "KV0", "lens", "F[0]", "A"])
+            return [f"cache.save {src} >> {field};"]
+        if kind == "load":
+            src = "F" if not self.odd() else self.pick([*others, "KV0", "lens", "F[]", "A"])
+            dst = "yr" if not self.odd() else self.pick([*others, "xr", "W", "lens", "r", "F"])
+            return [f"cache.load {src} >> {dst};"]
+        if kind == "lens":  # new lengths (an op may not write a persistent variable)
+            if self.lens_dtype not in ("u8", "i8") and not self.odd():
+                return []  # (an i64 input would draw huge lengths: a fork copying 2**60 entries)
+            return [f"cache.write {'ln' if not self.odd() else self.var()} >> lens;"]
+        tables = list(self.seq)
+        if self.draw(st.booleans()):
+            tables = tables[::-1] if self.draw(st.booleans()) else tables[:1]
+        if self.odd():  # a table twice, a table with one index, an @auto_dim table, a field, a plain variable
+            other = self.pick([tables[0], "K0", "A", "F", "lens", "nope", "x0"])
+            tables.insert(self.draw(st.integers(0, len(tables))), other)
+        lens = "lens" if not self.odd() else self.pick([*others, "off", "ln", "KV0", "done", "t0", "acc"])
+        group = f"{', '.join(tables)} [{lens}]"
+        index = [self.pick(["0", "1", "2", "N", *self.scalars, *loop_vars]) if not self.odd()
+                 else self.pick(ODD_INDICES) for _ in range(3)]  # fmt: skip
+        if kind == "fork":
+            if index[0] == index[1] and not self.odd():
+                index[1] = "1" if index[0] == "0" else "0"
+            return [f"cache.fork {group} {index[0]} >> {index[1]} at {index[2]};"]
+        if kind == "pop":
+            count = self.pick(["", "", "1 ", "2 ", "0 ", *(f"{s} " for s in self.scalars)])
+            if self.odd():
+                count = self.pick(["-1 ", "300 ", "99999999999999999999 ", "1.5 ", "x0 "])
+            return [f"cache.pop {count}{group} {index[0]};"]
+        mask = "done" if not self.odd() else self.pick([*others, "off", "lens", "xa0", "go", "KV0", "W"])
+        return [f"cache.reset {group} where {mask};"]
+
     def statement(self, loop_vars: list[str], depth: int) -> list[str]:
         kind = self.pick(["op", "op", "op", "write", "write", "read", "read", "inc", "dec", "reset", "assign",
-                          "transfer", "branch", "loop" if depth < 2 else "op", "return", "yield", "misc"])  # fmt: skip
+                          "transfer", "branch", "loop" if depth < 2 else "op", "return", "yield", "misc",
+                          *(["kv"] * 4 if self.seq else [])])  # fmt: skip
         if kind == "op":
             return [self.op(loop_vars)]
+        if kind == "kv":
+            return self.kv_statement(loop_vars)
         if kind == "write":
             return [f"cache.write {self.operand(loop_vars)} >> {self.access(loop_vars, slices=self.odd())};"]
         if kind == "read":
@@ -411,7 +512,9 @@ def test_random_graphs_on_the_reference_raise_only_oi_errors(case) -> None:
 EXAMPLE_TEXTS = {path.name: path.read_text() for path in sorted(EXAMPLES.glob("*.oi"))}
 FRAGMENTS = ["", ";", "{", "}", "[", "]", "(", ")", "..", ">>", ",", "@", "0", "-1", "99999999999999999999",
              "x", "N", "f32", "i8", "bool", "op", "cache.read", "cache.write", "loop", "block", "@table",
-             "@fixed(", "@init(", '"', "/*", "//", "\\", "é", "0x", "1e", "::"]  # fmt: skip
+             "@fixed(", "@init(", '"', "/*", "//", "\\", "é", "0x", "1e", "::", "cache.append", "cache.save",
+             "cache.load", "cache.fork", "cache.pop", "cache.reset", "@on_out_of_range", "skip", "error", "where",
+             "at", "[lens]"]  # fmt: skip
 
 
 @st.composite

@@ -8,10 +8,16 @@ op registry lists for it and shapes its category takes (elementwise, reductions 
 `matmul`, `transpose` with `perm`, `reshape` with `shape`, `concat`, `rope`, `attention`...),
 its output the shape the op's own shape rule gives. Cache tables (`@table`, `@fixed`,
 `@auto_dim`, `@init`) get writes, reads with every index and slice form, resets, counters and
-loops over them; blocks get branches, transfers, `assign` temporaries, `return`, `barrier`, `dep`,
-`yield`/`await`. A per-program `chaos` rate makes some choices wrong on purpose (a random name,
-dtype, literal, arity...), and the text is laid out with random whitespace, comments (nested
-`/* */` too), trailing commas, the `graph! { }` wrapper or not, sections split and reordered.
+loops over them, and the KV-serving statements: ragged `cache.append` (offsets from inputs or a
+lengths vector, both policies), `cache.save`/`cache.load` over fields, and `cache.fork`,
+`cache.pop` and `cache.reset ... where` over sequence groups (tables sharing a lengths vector,
+which the program rewrites now and then); blocks get branches, transfers, `assign` temporaries,
+`return`, `barrier`, `dep`, `yield`/`await`. A per-program `chaos` rate makes some choices wrong
+on purpose (a random name, dtype, literal, arity...; for the KV-serving statements also a
+non-table, a table named twice, a mask of another shape, a persistent or constant save source,
+negative or huge index literals, a bad policy...), and the text is laid out with random
+whitespace, comments (nested `/* */` too), trailing commas, the `graph! { }` wrapper or not,
+sections split and reordered.
 """
 
 from __future__ import annotations
@@ -73,6 +79,9 @@ class OiGen:
         self.metadata: dict[str, object] = {}
         self.counters: list[str] = []  # persistent integer scalars
         self.tables: list[str] = []
+        self.fields: list[str] = []  # cache.save/load fields (other cache statements may not name them)
+        self.lens: list[str] = []  # persistent integer vectors: sequence lengths, append offsets
+        self.groups: list[tuple[list[str], str, int]] = []  # sequence groups: tables, lengths, sequences
         self.blocks: dict[str, list[str]] = {}
         self.pending_blocks: list[str] = []
         self.names = itertools.count()
@@ -240,6 +249,232 @@ class OiGen:
             self.model_tensor(f"{name}.{n}", decl.dtype, shape)
         return name
 
+    # --- KV-serving statements: cache.append, cache.save/load, cache.fork/pop/reset ... where ----
+    def seq_table(self) -> Decl:
+        """A `@table K(b, [h,] t)`: a sequence (sample) per first index, a position per last, heads
+        between; now and then an existing table of the program that fits (so the ordinary cache
+        statements meet it too). With chaos: any table (one index, `@auto_dim`, a field...)."""
+        if self.odd():
+            return self.decls[self.pick(self.fields)] if self.fields and self.chance(0.3) else self.table()
+        fit = [n for n in self.tables if n not in self.fields and self.fits_sequences(self.decls[n])]
+        if fit and self.chance(0.5):
+            return self.decls[self.pick(fit)]
+        rank = self.pick([2, 2, 3])
+        indices = [self.fresh("k") for _ in range(rank)]
+        dtype = self.pick(["f32", "f32", "f16", "bf16", "i32", "u8", "bool", "f64", "i64", "f8"])
+        attrs, fixed = ["@table"], []
+        for n, index in enumerate(indices):
+            if self.chance(0.4 if n == rank - 1 else 0.15):
+                fixed.append(f"{index}={self.pick([1, 2, 4, 8])}")
+        if fixed:
+            attrs.append(f"@fixed({', '.join(fixed)})")
+        if self.chance(0.3):
+            attrs.append(self.init_attr(dtype))
+        self.draw(st.randoms()).shuffle(attrs)
+        decl = self.declare("persistent", dtype, self.small_shape(self.pick([0, 1, 1, 2])), indices=indices,
+                            attrs=attrs, table=True)  # fmt: skip
+        self.tables.append(decl.name)
+        return decl
+
+    @staticmethod
+    def fits_sequences(decl: Decl) -> bool:
+        return decl.table and not decl.auto and len(decl.indices) >= 2 and decl.dtype not in ("i4", "u4")
+
+    def fixed_size(self, decl: Decl, index: str) -> int | None:
+        for attr in decl.attrs:
+            match = re.search(rf"\b{re.escape(index)}=(\d+)", attr) if attr.startswith("@fixed(") else None
+            if match:
+                return int(match.group(1))
+        return None
+
+    def int_vector(self, n: int) -> str:
+        """An integer vector `[n]` of any integer dtype: cache.append's offsets (a step's random
+        inputs: mostly small, now and then huge, negative or 2**63 and more as a u64)."""
+        if self.odd():  # a float or bool vector, a table, a scalar, a field, an unknown name
+            return self.pick([*self.decls, *ODD_NAMES])
+        return self.value(self.pick(["i64", "i32", "u8", "i8", "i16", "u64", "u32"]), (n,))
+
+    def lengths(self, n: int) -> str:
+        """A persistent integer vector `lens: T[n]`: a sequence group's lengths (and offsets)."""
+        same = [name for name in self.lens if self.decls[name].shape == (n,)]
+        if same and self.chance(0.7):
+            return self.pick(same)
+        dtype = self.pick(["u8", "u8", "i8", "i16", "i64"])  # (not i32: plain writes draw that one)
+        attrs = [f"@init({self.pick([0, 0, 1, 2, 3])})"] if self.chance(0.7) else []
+        if self.odd():
+            attrs = [self.init_attr(dtype)]
+        decl = self.declare("persistent", dtype, (n,), attrs=attrs)
+        self.lens.append(decl.name)
+        return decl.name
+
+    def set_lengths(self, lens: str) -> list[str]:
+        """`cache.write v >> lens;` (ops may not write a persistent variable): new random lengths."""
+        decl = self.decls.get(lens)
+        if decl is None or (decl.dtype not in ("u8", "i8") and not self.odd()):
+            return []  # (wider lengths would draw huge random values: a fork copying 2**40 entries)
+        return [f"cache.write {self.value(decl.dtype, decl.shape)} >> {lens};"]
+
+    def append(self, loops: list[str]) -> list[str]:
+        """`cache.append x >> K[off] [@on_out_of_range(error|skip)];` x `[B, middles..., L_new] + entry`."""
+        table = self.seq_table()
+        rank = max(len(table.indices), 1)
+        batch = self.fixed_size(table, table.indices[0]) if table.indices else None
+        b = self.draw(st.integers(1, 3 if batch is None or self.chance(0.2) else min(batch, 3)))  # samples
+        new = self.draw(st.integers(1, 3)) if not self.chance(0.1) else 0  # L_new = 0: baracuda's empty problem
+        middles = [self.draw(st.integers(1, 2)) for _ in range(rank - 2)]
+        shape = (b, *middles, new, *table.shape)
+        if self.odd():
+            shape = self.pick([(b, *table.shape), shape[1:], (*shape, 1), (*shape[:-1], shape[-1] + 1) if table.shape
+                               else (b, new), self.small_shape()])  # fmt: skip
+        src = self.operand(table.dtype if not self.odd() else self.pick(DTYPE_NAMES), shape, loops)
+        if self.lens and self.chance(0.4):  # the lengths as offsets, as examples/ragged_decode.oi has them
+            off = self.lengths(b)
+        else:
+            off = self.int_vector(b if not self.odd() else b + 1)
+        if self.odd():
+            off = self.pick([self.int_vector(b), table.name, f"{off}, {off}", "0", f"{off}.."])
+        policy = self.pick(["", "", " @on_out_of_range(skip)", " @on_out_of_range(error)", "@on_out_of_range( skip )"])
+        if self.odd():
+            policy = self.pick([" @on_out_of_range(maybe)", " @on_out_of_range()", " @on_out_of_range(1)",
+                                " @fixed(skip)", " @on_out_of_range(skip) @on_out_of_range(error)",
+                                " @on_out_of_range", " @"])  # fmt: skip
+        name = table.name if not self.odd() else self.pick([*self.decls, *ODD_NAMES])
+        lines = [f"cache.append {src} >> {name}[{off}]{policy};"]
+        if off in self.lens and self.chance(0.3):
+            lines += self.set_lengths(off)  # the graph advances the offsets (baracuda's caller does)
+        return lines
+
+    def field(self) -> Decl:
+        """A field `F(s): T[D0, D1] @table` (one growable index: its size is the page count S)."""
+        if self.fields and self.chance(0.6):
+            return self.decls[self.pick(self.fields)]
+        dtype = self.pick(["f32", "f32", "f16", "i32", "u8", "bool", "f64", "bf16"])
+        entry, indices, attrs = self.small_shape(2), [self.fresh("k")], ["@table"]
+        if self.chance(0.2):
+            attrs.append(self.init_attr(dtype))
+        if self.odd():  # what a field may not be: two indices, a @fixed or @auto_dim index, an entry of rank != 2
+            how = self.pick(["indices", "fixed", "auto", "entry", "plain"])
+            if how == "indices":
+                indices.append(self.fresh("k"))
+            elif how == "fixed":
+                attrs.append(f"@fixed({indices[0]}={self.pick([0, 1, 4])})")
+            elif how == "auto":
+                attrs.append(f"@auto_dim({indices[0]})")
+            elif how == "entry":
+                entry = self.small_shape(self.pick([0, 1, 3]))
+            else:
+                attrs, indices = [], []
+        decl = self.declare("persistent", dtype, entry, indices=indices, attrs=attrs, table="@table" in attrs,
+                            auto=[a for a in indices if f"@auto_dim({a})" in attrs])  # fmt: skip
+        self.fields.append(decl.name)
+        if self.odd():
+            self.tables.append(decl.name)  # other cache statements may name it: a verifier error there
+        return decl
+
+    def ragged(self, dtype: str, shape: tuple[int, ...], *, writable: bool) -> str:
+        """A RAGGED `[S, D0, D1]` for a save (dynamic or volatile) or a load (a volatile whose `S`
+        is a name: a load's rows are as many as the field has pages)."""
+        if self.odd():  # a persistent (vortex's PAGED), a constant, another shape or dtype, any name
+            how = self.pick(["persistent", "constant", "shape", "dtype", "name"])
+            if how == "persistent":
+                return self.declare("persistent", dtype, shape).name
+            if how == "constant":
+                return self.declare("constant", dtype, shape).name
+            if how == "shape":
+                return self.value(dtype, self.pick([shape[1:], (*shape, 1), (shape[0], shape[2], shape[1] + 1),
+                                                    self.small_shape()]), writable=writable)  # fmt: skip
+            if how == "dtype":
+                return self.value(self.pick(DTYPE_NAMES), shape, writable=writable)
+            return self.pick([*self.decls, *ODD_NAMES])
+        if not writable:
+            memory = self.pick(["dynamic", "dynamic", "volatile"])
+            same = [d.name for d in self.decls.values() if d.memory == memory and not d.indices and d.dtype == dtype
+                    and d.shape == shape]  # fmt: skip
+            return self.pick(same) if same and self.chance(0.5) else self.declare(memory, dtype, shape).name
+        name = self.fresh("r")
+        rows = self.pick(["T", "T", self.dim_text(shape[0])])
+        # (shape (-1,): no other statement picks it up as a value of a known shape)
+        self.decls[name] = Decl("volatile", name, dtype, [rows, *(self.dim_text(n) for n in shape[1:])], (-1,))
+        return name
+
+    def save_load(self, loops: list[str]) -> list[str]:
+        """`cache.save x >> F;` or `cache.load F >> y;` (and now and then both)."""
+        field = self.field()
+        d = field.shape if len(field.shape) == 2 else (1, 1)
+        pages = self.draw(st.integers(1, 3)) if not self.chance(0.1) else 0
+        name = field.name
+        if self.odd():
+            name = self.pick([*self.decls, *ODD_NAMES, f"{field.name}[0]", f"{field.name}[]", f"{field.name}[..]"])
+        lines = []
+        if self.chance(0.6):
+            lines.append(f"cache.save {self.ragged(field.dtype, (pages, *d), writable=False)} >> {name};")
+        if not lines or self.chance(0.4):
+            lines.append(f"cache.load {name} >> {self.ragged(field.dtype, (pages, *d), writable=True)};")
+        if self.chance(0.5):
+            self.draw(st.randoms()).shuffle(lines)
+        return lines
+
+    def group(self) -> tuple[list[str], str, int]:
+        """A sequence group: 1-3 tables and their lengths vector (one per sequence); a group is
+        mostly reused, so fork, pop, masked resets and appends meet the same tables."""
+        if self.groups and self.chance(0.6):
+            tables, lens, n = self.pick(self.groups)
+        else:
+            n = self.draw(st.integers(1, 4))
+            tables = list(dict.fromkeys(self.seq_table().name for _ in range(self.pick([1, 2, 2, 3]))))
+            lens = self.lengths(n)
+            self.groups.append((tables, lens, n))
+        tables = list(tables)
+        if self.odd():  # a table named twice, a plain persistent, an unknown name, a field, no table at all
+            how = self.pick(["twice", "other", "drop"])
+            if how == "twice":
+                tables.append(self.pick(tables))
+            elif how == "other":
+                tables[self.draw(st.integers(0, len(tables) - 1))] = self.pick([*self.decls, *ODD_NAMES])
+            else:
+                tables = tables[:1]
+        if self.odd():  # lengths: float, bool, a table, a scalar, a dynamic vector, unknown
+            lens = self.pick([*self.decls, *ODD_NAMES])
+        return tables, lens, n
+
+    def seq_index(self, loops: list[str], n: int) -> str:
+        """An index value of a sequence statement: a literal, a size, a loop index, a persistent
+        scalar (mostly within the `n` sequences)."""
+        if self.odd():
+            return self.pick(["-1", "-7", "1000", "9223372036854775807", "9223372036854775808", "18446744073709551615",
+                              "18446744073709551616", "1.5", "true", "nope", "N", *self.decls])  # fmt: skip
+        return self.pick([str(k) for k in range(n)] * 2 + [str(n), *self.counters[:2], *loops,
+                          *(k for k, v in self.sizes.items() if 0 <= v <= 4)])  # fmt: skip
+
+    def sequence(self, loops: list[str]) -> list[str]:
+        """`cache.fork K, V [lens] src >> dst at p;`, `cache.pop n K, V [lens] b;` or
+        `cache.reset K, V [lens] where mask;`, after new lengths now and then."""
+        tables, lens, n = self.group()
+        head = f"{', '.join(tables)} [{lens}]" if not self.odd() else self.pick(
+            [f"{', '.join(tables)} {lens}", f"{', '.join(tables)}, [{lens}]", f"{', '.join(tables)} [{lens}, {lens}]",
+             f"[{lens}]", f"{', '.join(tables)} []"])  # fmt: skip
+        lines = self.set_lengths(lens) if self.chance(0.3) else []
+        kind = self.pick(["fork", "pop", "where"])
+        if kind == "fork":
+            src, dst = self.seq_index(loops, n), self.seq_index(loops, n)
+            if src == dst and not self.odd():
+                dst = next((str(k) for k in range(n + 1) if str(k) != src), dst)
+            lines.append(f"cache.fork {head} {src} >> {dst} at {self.seq_index(loops, n)};")
+        elif kind == "pop":
+            count = self.pick(["", "", "1 ", "2 ", "0 ", *(f"{c} " for c in self.counters[:2])])
+            if self.odd():
+                count = self.pick(["-1 ", "99999999999999999999 ", "1.5 ", "x "])
+            lines.append(f"cache.pop {count}{head} {self.seq_index(loops, n)};")
+        else:
+            if self.odd():  # a mask of another shape, a float or table mask, an unknown name
+                mask = self.pick([self.value("bool", (n + 1,)), self.value("bool", (n, 1)), self.value("f32", (n,)),
+                                  self.value("bool", ()), *self.tables, "nope"])  # fmt: skip
+            else:
+                mask = self.value(self.pick(["bool", "bool", "i32", "u8"]), (n,))
+            word = "where" if not self.odd() else self.pick(["when", "", "where where"])
+            lines.append(f"cache.reset {head} {word} {mask};")
+        return lines
+
     # --- expressions --------------------------------------------------------------------------
     def index(self, loops: list[str]) -> str:
         if self.odd():
@@ -377,9 +612,16 @@ class OiGen:
         return out
 
     def cache_statement(self, loops: list[str]) -> list[str]:
-        kind = self.pick(["write", "write", "read", "read", "inc", "dec", "reset", "plain"])
+        kind = self.pick(["write", "write", "read", "read", "inc", "dec", "reset", "plain",
+                          *["append", "field", "sequence"] * 2])  # fmt: skip
         if kind == "plain":
             return self.plain_persistent(loops)
+        if kind == "append":
+            return self.append(loops)
+        if kind == "field":
+            return self.save_load(loops)
+        if kind == "sequence":
+            return self.sequence(loops)
         if kind in ("inc", "dec"):
             amount = self.pick(["", "", "2 ", "0 "]) if not self.odd() else self.pick(["300 ", "99999999999999999999 ", "-1 "])
             target = self.counter() if not self.odd() else self.pick([*self.decls, "nope"])
@@ -584,7 +826,9 @@ TOKENS = [b"", b";", b"{", b"}", b"[", b"]", b"(", b")", b"..", b">>", b",", b"@
           b"99999999999999999999", b"x", b"N", b"f32", b"i4", b"bool", b"op ", b"cache.read ", b"cache.write ",
           b"loop ", b"block ", b"@table", b"@fixed(", b"@init(", b"@auto_dim(", b"@pattern(", b"@ref(", b'"',
           b"/*", b"*/", b"//", b"\\", "é".encode(), b"\x00", b"\xff", b"\xc3", b"0x", b"1e", b"::", b"graph!",
-          b"\r\n", b"\t", b"\x0b", "\u2028".encode(), "\ufeff".encode(), b"\"{l}\"", b"-", b"!"]  # fmt: skip
+          b"\r\n", b"\t", b"\x0b", "\u2028".encode(), "\ufeff".encode(), b"\"{l}\"", b"-", b"!",
+          b"cache.append ", b"cache.save ", b"cache.load ", b"cache.fork ", b"cache.pop ", b"cache.reset ",
+          b"@on_out_of_range(", b"skip", b"error", b" where ", b" at ", b"[lens]", b", V"]  # fmt: skip
 
 
 @st.composite
