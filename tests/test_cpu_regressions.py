@@ -264,3 +264,14 @@ def test_a_read_of_another_rank_than_declared_keeps_its_entry_dims_static() -> N
     assert outcomes == [None, None]
     assert exes[1].table_sizes("K") == exes[0].table_sizes("K") == [1, 4]
     assert exes[1].fetch("r").shape == exes[0].fetch("r").shape == (0, 1, 3, 1)
+
+
+@pytest.mark.parametrize("dtype", ["f16", "f32", "bf16"])
+def test_gelu_of_a_scalar(dtype: str) -> None:
+    """Fuzz finding: gelu on a 0-d input failed on the reference ('float' object has no attribute
+    'astype'); cpu computed it."""
+    text = f"dynamic {{ x: {dtype}; }} volatile {{ y: {dtype}; }} block entry {{ op gelu(x) >> y; }}"
+    exes = list(_both(text, {}))
+    x = np.array(0.75, dtype=exes[0].fetch("x").dtype)
+    assert [_outcome(exe, {"x": x}) for exe in exes] == [None, None]
+    np.testing.assert_allclose(exes[1].fetch("y").astype(np.float64), exes[0].fetch("y").astype(np.float64), rtol=1e-2)

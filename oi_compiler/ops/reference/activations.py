@@ -38,7 +38,7 @@ def gelu_of(op: str, x: np.ndarray, approximate: str) -> np.ndarray:
     if approximate != "none":
         raise fail(op, f'unsupported approximate {approximate!r} (expected "none" or "tanh")')
     x64 = x.astype(np.float64)
-    erf = np.frompyfunc(math.erf, 1, 1)(x64 / math.sqrt(2)).astype(np.float64)
+    erf = np.asarray(np.frompyfunc(math.erf, 1, 1)(x64 / math.sqrt(2)), dtype=np.float64)  # (0-d: a float)
     return (0.5 * x64 * (1 + erf)).astype(x.dtype)
 
 
