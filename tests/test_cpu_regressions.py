@@ -246,13 +246,13 @@ def test_a_full_read_of_fixed_indices_has_a_static_shape() -> None:
             np.testing.assert_allclose(exes[1].fetch(name), exes[0].fetch(name), rtol=1e-6, err_msg=name)
 
 
-def test_a_read_of_another_rank_than_declared_keeps_its_entry_dims_static() -> None:
-    """Fuzz finding: a read whose result rank differs from the variable's declaration (the read
-    rebinds it), followed by a write to the table, failed to compile after reads of @fixed
-    indices got static shapes ("cannot match subview sizes"): the entry dims are always static."""
+def test_a_read_of_other_dims_than_declared_keeps_its_entry_dims_static() -> None:
+    """Fuzz finding: a read into a variable declared with other dims (the read rebinds it),
+    followed by a write to the table, failed to compile after reads of @fixed indices got static
+    shapes ("cannot match subview sizes"): the entry dims are always static."""
     text = """
     dynamic { x: bool[3, 1]; }
-    volatile { r: bool[1, 3, 1]; }
+    volatile { r: bool[2, 1, 3, 1]; }
     persistent { p: u64; K(a, b): bool[3, 1] @table @fixed(b = 4); }
     block entry {
         cache.read K[p..p, 1..2] >> r;
@@ -275,3 +275,21 @@ def test_gelu_of_a_scalar(dtype: str) -> None:
     x = np.array(0.75, dtype=exes[0].fetch("x").dtype)
     assert [_outcome(exe, {"x": x}) for exe in exes] == [None, None]
     np.testing.assert_allclose(exes[1].fetch("y").astype(np.float64), exes[0].fetch("y").astype(np.float64), rtol=1e-2)
+
+
+def test_a_copied_read_into_a_variable_of_another_rank_is_refused() -> None:
+    """Before its first read a variable holds its declared value; a copied read destination's
+    buffer is laid out for the reads' rank and could not hold it (an op reading it before any read
+    failed on cpu where the reference ran): refused when the Simulator is built."""
+    text = """
+    dynamic { k: i32; }
+    volatile { y: f32[1, 2, 2]; r: f32[1, 2, 2]; }
+    persistent { s: i32 @init(0); T(a): f32[2] @table; }
+    block entry {
+        op add(y, y) >> r;
+        cache.write k >> s;
+        loop l (i in 0..s) { cache.read T[1..] >> y; cache.read T[..1] >> y; }
+    }
+    """
+    with pytest.raises(oi.PassError, match=r"cache.read into y, declared \[1, 2, 2\], with another rank"):
+        oi.Simulator(oi.Model(), oi.parse_graph(text, "r.oi"), device="cpu")
