@@ -25,6 +25,7 @@ from oi_compiler.dialects.oi import CacheAppendOp
 from oi_compiler.dialects.oi_table import WriteOp
 from oi_compiler.dtypes import PACKED_DTYPES, dtype_type
 from oi_compiler.lowering.analysis import VarLayout, escape_braces, unsupported
+from oi_compiler.lowering.step_ir import DYN
 from oi_compiler.lowering.step_values import strided_like
 from oi_compiler.verify.scope import shape_text
 
@@ -56,8 +57,7 @@ def lower_cache_append(emitter, op: CacheAppendOp) -> None:
         return
     rank = table.rank
     extents = [_dim(ir, source, d) for d in range(rank)]
-    if not _check_offsets_shape(emitter, op, table, offsets_var, offsets, extents[0]):
-        return
+    _check_offsets_shape(emitter, op, table, offsets, extents[0])
     nonempty = ir.const_of(1, IntegerType(1))
     for extent in extents:
         nonempty = ir.and_(nonempty, ir.cmp("sgt", extent, ir.const(0)))
@@ -76,12 +76,13 @@ def lower_cache_append(emitter, op: CacheAppendOp) -> None:
         value = emitter.table(table)
         entry_type = entry_view_type(table)
         with ir.for_each(extents) as cell:
-            position = ir.add(_offset(emitter, offsets, offsets_var, cell[0]), cell[-1])
-            key = [*cell[:-1], position]
-            if skip and limit is not None:
-                with ir.if_(ir.cmp("slt", position, ir.const(limit))):
+            off = _offset(emitter, offsets, offsets_var, cell[0])
+            if skip and limit is not None:  # off + l < limit, asked without computing off + l (it may wrap)
+                with ir.if_(ir.cmp("slt", off, ir.sub(ir.const(limit), cell[-1]))):
+                    key = [*cell[:-1], ir.add(off, cell[-1])]
                     _write_cell(emitter, op, table, value, source, cell, key, entry_type)
-            else:
+            else:  # the offsets were checked: a fixed length holds every cell, a growable one refuses
+                key = [*cell[:-1], ir.add(off, cell[-1])]  # a huge growth at the sample's first cell
                 _write_cell(emitter, op, table, value, source, cell, key, entry_type)
 
 
@@ -112,40 +113,60 @@ def _offset(emitter, offsets: SSAValue, var: VarLayout, b: SSAValue) -> SSAValue
     return emitter.widen(loaded, var.dtype)
 
 
+#: the error words a message can show (the state's four header argument words)
+MAX_ERROR_ARGS = 4
+
+
+def _shape_message(emitter, op, template: str, value: SSAValue, args: list[SSAValue]) -> str:
+    """`template` followed by `value`'s shape as `[{n}, ...]`, its dims arguments after `args`
+    (refused when they would not fit the error words)."""
+    rank = len(value.type.get_shape())
+    if len(args) + rank > MAX_ERROR_ARGS:
+        raise unsupported(f"{op.description} with a {rank}-dimensional operand sized at run time", op)
+    args += [_dim(emitter.ir, value, d) for d in range(rank)]
+    first = len(args) - rank
+    return template + "[" + ", ".join("{%d}" % (first + d) for d in range(rank)) + "]"
+
+
 def _checked_source(emitter, op, table: VarLayout, var: VarLayout, source: SSAValue) -> SSAValue | None:
-    """The source, checked to be `[B, ..., L_new] + entry` (`TableStorage.append`'s message), as a
-    memref whose entry dims are static; None when it never is."""
+    """The source, checked to be `[B, ..., L_new] + entry` (`TableStorage.append`'s message, with
+    the dims it has when the statement runs), as a memref whose entry dims are static; None when it
+    never is."""
     ir, name = emitter.ir, table.name
     rank, entry = table.rank, list(table.shape)
-    expected = f"cache.append {name} expects a source of rank {rank + len(entry)} ending in {shape_text(entry)}, got "
+    expected = escape_braces(f"cache.append {name} expects a source of rank {rank + len(entry)} ending in "
+                             f"{shape_text(entry)}, got ")  # fmt: skip
     shape = list(var.shape)
+    static_shape = all(d is not None for d in shape)
     if len(shape) != rank + len(entry) or any(d is not None and d != e for d, e in zip(shape[rank:], entry)):
-        emitter.static_error(CACHE, expected + shape_text(["?" if d is None else d for d in shape]), op)
+        if static_shape:
+            emitter.static_error(CACHE, f"cache.append {name} expects a source of rank {rank + len(entry)} ending "
+                                        f"in {shape_text(entry)}, got {shape_text(shape)}", op)  # fmt: skip
+        else:
+            args: list[SSAValue] = []
+            message = _shape_message(emitter, op, expected, source, args)
+            ir.fail_if(ir.const_of(1, IntegerType(1)), lambda: emitter.site(CACHE, message, op), args)
         return None
     dynamic = [i for i, d in enumerate(shape[rank:], start=rank) if d is None]
     if not dynamic:
         return source
-    if len(dynamic) > 4:
-        raise unsupported(f"cache.append from {var.name}, sized at run time", op)
-    sizes = [_dim(ir, source, i) for i in range(len(shape))]
     bad = ir.const_of(0, IntegerType(1))
     for i in dynamic:
-        bad = ir.or_(bad, ir.cmp("ne", sizes[i], ir.const(entry[i - rank])))
-    shown = {i: n for n, i in enumerate(range(len(shape)))}
-    given = "[" + ", ".join("{%d}" % shown[i] for i in range(len(shape))) + "]"
-    ir.fail_if(bad, lambda: emitter.site(CACHE, escape_braces(expected) + given, op), sizes)
-    static = MemRefType(source.type.element_type, [-1 if d is None else d for d in shape[:rank]] + entry)
+        bad = ir.or_(bad, ir.cmp("ne", _dim(ir, source, i), ir.const(entry[i - rank])))
+    args = []
+    message = _shape_message(emitter, op, expected, source, args)
+    ir.fail_if(bad, lambda: emitter.site(CACHE, message, op), args)
+    static = MemRefType(source.type.element_type, [DYN if d is None else d for d in shape[:rank]] + entry)
     return ir.emit(memref.CastOp.get(source, static))
 
 
-def _check_offsets_shape(emitter, op, table: VarLayout, var: VarLayout, offsets: SSAValue, batch: SSAValue) -> bool:
-    """One offset per sample (`TableStorage.append`'s message); False when never so."""
+def _check_offsets_shape(emitter, op, table: VarLayout, offsets: SSAValue, batch: SSAValue) -> None:
+    """One offset per sample (`TableStorage.append`'s message, with the offsets' dims)."""
     ir = emitter.ir
-    if len(var.shape) != 1:
-        emitter.static_error(CACHE, f"cache.append {table.name} expects offsets of rank 1, "
-                                    f"got {shape_text(var.shape)}", op)  # fmt: skip
-        return False
-    count = _dim(ir, offsets, 0)
-    message = escape_braces(f"cache.append {table.name} expects ") + "{0} offsets (one per sample), got [{1}]"
-    ir.fail_if(ir.cmp("ne", count, batch), lambda: emitter.site(CACHE, message, op), [batch, count])
-    return True
+    args = [batch]
+    message = _shape_message(emitter, op, escape_braces(f"cache.append {table.name} expects ") +
+                             "{0} offsets (one per sample), got ", offsets, args)  # fmt: skip
+    if len(offsets.type.get_shape()) != 1:
+        ir.fail_if(ir.const_of(1, IntegerType(1)), lambda: emitter.site(CACHE, message, op), args)
+        return
+    ir.fail_if(ir.cmp("ne", args[1], batch), lambda: emitter.site(CACHE, message, op), args)

@@ -355,11 +355,12 @@ class TableStorage:
         new_len, limit = extents[-1], self.fixed[-1]
         for b, off in enumerate(offsets.tolist()):
             check_append_offset(name, rank, b, off, new_len, None if skip else limit)
+        starts = offsets.tolist()  # Python ints: off + l never wraps
         for cell in itertools.product(*(range(n) for n in extents)):
-            position = offsets[cell[0]] + cell[-1]
+            position = starts[cell[0]] + cell[-1]
             if skip and limit is not None and position >= limit:
                 continue
-            self.write((*cell[:-1], int(position)), value[(*cell, Ellipsis)])  # an array, for scalar entries too
+            self.write((*cell[:-1], position), value[(*cell, Ellipsis)])  # an array, for scalar entries too
 
     def reset(self, prefix: Sequence[int] = ()) -> None:
         """Clear every entry (no prefix) or those whose first indices equal `prefix`."""
