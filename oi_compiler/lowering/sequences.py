@@ -93,17 +93,21 @@ class SequenceGroup:
         self.ir.emit(ResetOp(self.emitter.table(table), key))
 
 
-def _check_lengths_dtype(group: SequenceGroup) -> bool:
-    if group.lengths.dtype in FLOAT_DTYPES or group.lengths.dtype == "bool" or len(group.lengths.shape) != 1:
-        group.emitter.static_error(CACHE, f"{group.what} lengths {group.lengths.name} must be an integer vector",
-                                   group.op)  # fmt: skip
-        return False
-    return True
+def _group(emitter, op, what: str) -> SequenceGroup | None:
+    """The statement's group, or None when a check that always fails was emitted instead."""
+    group = SequenceGroup(emitter, op, what)
+    if not group.ok:
+        return None
+    lengths = group.lengths
+    if lengths.dtype in FLOAT_DTYPES or lengths.dtype == "bool" or len(lengths.shape) != 1:
+        emitter.static_error(CACHE, f"{what} lengths {lengths.name} must be an integer vector", op)
+        return None
+    return group
 
 
 def lower_fork(emitter, op: CacheForkOp) -> None:
-    group = SequenceGroup(emitter, op, "cache.fork")
-    if not group.ok or not _check_lengths_dtype(group):
+    group = _group(emitter, op, "cache.fork")
+    if group is None:
         return
     ir = group.ir
     src, dst, position = group.index(op.src), group.index(op.dst), group.index(op.position)
@@ -132,8 +136,8 @@ def lower_fork(emitter, op: CacheForkOp) -> None:
 
 
 def lower_pop(emitter, op: CachePopOp) -> None:
-    group = SequenceGroup(emitter, op, "cache.pop")
-    if not group.ok or not _check_lengths_dtype(group):
+    group = _group(emitter, op, "cache.pop")
+    if group is None:
         return
     ir = group.ir
     count, b = group.index(op.count), group.index(op.sequence)
@@ -148,8 +152,8 @@ def lower_pop(emitter, op: CachePopOp) -> None:
 
 
 def lower_reset_where(emitter, op: CacheResetWhereOp) -> None:
-    group = SequenceGroup(emitter, op, "cache.reset")
-    if not group.ok or not _check_lengths_dtype(group):
+    group = _group(emitter, op, "cache.reset")
+    if group is None:
         return
     ir = group.ir
     mask_var = emitter.plan.vars.get(op.mask.data)
