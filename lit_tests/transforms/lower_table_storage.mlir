@@ -143,6 +143,31 @@ builtin.module attributes {oi_table.state_layout = #oi_table.layout<words ?, blo
 
 // -----
 
+// oi_table.reset ... keep_sizes clears the entry and leaves the sizes; oi_table.resize recomputes
+// them from the present bytes (what cache.pop emits: a clear per popped entry, one resize).
+// CHECK-LABEL: func.func @pop(
+// CHECK:         oi_table.journal @K "present"
+// CHECK-NOT:     oi_table.set_word
+// CHECK:       } else {
+// CHECK-NEXT:  }
+// CHECK-NEXT:  oi_table.set_word @K "size.0", %{{.*}}
+// CHECK:       scf.for
+// CHECK:         oi_table.set_word @K "size.0", %{{.*}}
+// CHECK-NOT:   oi_table.set_word
+// CHECK:       func.return
+builtin.module attributes {oi_table.state_layout = #oi_table.layout<words ?, block "entry", [
+    #oi_table.var<@K table persistent f32[4] slot ?, indices [p], storage dense>]>} {
+  func.func @pop(%state: memref<?xi64>, %t: index) -> i32 {
+    %K = oi_table.table @K : !oi_table.table<f32[4], [p], dense>
+    oi_table.reset %K [%t] keep_sizes : !oi_table.table<f32[4], [p], dense>
+    oi_table.resize %K : !oi_table.table<f32[4], [p], dense>
+    %ok = arith.constant 0 : i32
+    func.return %ok : i32
+  }
+}
+
+// -----
+
 builtin.module attributes {oi_table.state_layout = #oi_table.layout<words ?, block "entry", [
     #oi_table.var<@x buffer volatile f32[4] slot ?>]>} {
   func.func @step(%state: memref<?xi64>, %t: index, %x: memref<4xf32>) -> i32 {

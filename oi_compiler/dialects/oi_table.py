@@ -41,8 +41,8 @@ decides where each word is (the layout's `slot`s); only `--lower-tables` turns n
 Tables, as values: `!oi_table.table<f32[1, 4], [pos fixed 1024], dense>` says what a table is (its
 entry, its indices, its storage); `%K = oi_table.table @K : !oi_table.table<...>` is the table
 variable as a value, and the entry ops take it: `oi_table.write %K [%t], %k`, `oi_table.read %K
-[%a : %b], %dst`, `%v = oi_table.view %K [...]`, `oi_table.reset %K [%l]` (what a storage
-implements: `--lower-table-storage`).
+[%a : %b], %dst`, `%v = oi_table.view %K [...]`, `oi_table.reset %K [%l]`, `oi_table.resize %K`
+(what a storage implements: `--lower-table-storage`).
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ from xdsl.dialects.builtin import (
     LocationAttr,
     NoneAttr,
     StringAttr,
+    UnitAttr,
     UnknownLoc,
 )
 from xdsl.dialects.builtin import DenseArrayBase, IndexType, IntegerType, MemRefType, SymbolRefAttr, i64
@@ -66,6 +67,7 @@ from xdsl.irdl import (
     irdl_attr_definition,
     irdl_op_definition,
     operand_def,
+    opt_prop_def,
     param_def,
     prop_def,
     result_def,
@@ -860,14 +862,19 @@ class ViewOp(_EntryOp):
 class ResetOp(_EntryOp):
     """`oi_table.reset %K [%k] : !oi_table.table<...>`: the entries whose first indices are the
     prefix go back to `@init` and stop being present (journaled); growable sizes are recomputed
-    from the present entries. A prefix longer than the table's indices names no entry."""
+    from the present entries. A prefix longer than the table's indices names no entry.
+    `oi_table.reset %K [%k] keep_sizes`: the sizes stay (an `oi_table.resize` after several
+    resets recomputes them once)."""
 
     name = "oi_table.reset"
 
+    keep_sizes = opt_prop_def(UnitAttr)
     traits = traits_def(MemoryReadEffect(), MemoryWriteEffect())
 
-    def __init__(self, table: SSAValue, prefix: Sequence[SSAValue]):
-        props = {"slices": DenseArrayBase.from_list(i64, [0] * len(prefix))}
+    def __init__(self, table: SSAValue, prefix: Sequence[SSAValue], keep_sizes: bool = False):
+        props: dict[str, Attribute] = {"slices": DenseArrayBase.from_list(i64, [0] * len(prefix))}
+        if keep_sizes:
+            props["keep_sizes"] = UnitAttr()
         super().__init__(properties=props, operands=[table, list(prefix)])
 
     def verify_(self) -> None:
@@ -877,6 +884,8 @@ class ResetOp(_EntryOp):
 
     def print(self, printer: Printer) -> None:
         self._print_head(printer)
+        if self.keep_sizes is not None:
+            printer.print_string(" keep_sizes")
         print_attr_dict(printer, self)
         printer.print_string(" : ")
         printer.print_attribute(self.table.type)
@@ -886,12 +895,44 @@ class ResetOp(_EntryOp):
         table, prefix, slices = cls._parse_head(parser)
         if any(slices):
             parser.raise_error("oi_table.reset takes a prefix of indices, no slice")
+        keep = parser.parse_optional_keyword("keep_sizes") is not None
         attrs = parse_attr_dict(parser, cls)
         parser.parse_punctuation(":")
-        return with_attrs(cls(parser.resolve_operand(table, parser.parse_type()), prefix), attrs)
+        return with_attrs(cls(parser.resolve_operand(table, parser.parse_type()), prefix, keep), attrs)
 
 
-ENTRY_OPS = (WriteOp, ReadOp, ViewOp, ResetOp)
+@irdl_op_definition
+class ResizeOp(_EntryOp):
+    """`oi_table.resize %K : !oi_table.table<...>`: growable sizes recomputed from the present
+    entries (after `oi_table.reset ... keep_sizes`)."""
+
+    name = "oi_table.resize"
+
+    traits = traits_def(MemoryReadEffect(), MemoryWriteEffect())
+
+    def __init__(self, table: SSAValue):
+        super().__init__(properties={"slices": DenseArrayBase.from_list(i64, [])}, operands=[table, []])
+
+    def verify_(self) -> None:
+        if self.slices.get_values() or self.bounds:
+            raise VerifyException("oi_table.resize takes no selection")
+
+    def print(self, printer: Printer) -> None:
+        printer.print_string(" ")
+        printer.print_operand(self.table)
+        print_attr_dict(printer, self)
+        printer.print_string(" : ")
+        printer.print_attribute(self.table.type)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> ResizeOp:
+        table = parser.parse_unresolved_operand()
+        attrs = parse_attr_dict(parser, cls)
+        parser.parse_punctuation(":")
+        return with_attrs(cls(parser.resolve_operand(table, parser.parse_type())), attrs)
+
+
+ENTRY_OPS = (WriteOp, ReadOp, ViewOp, ResetOp, ResizeOp)
 TABLE_OPS = (WordOp, SetWordOp, BufferOp, SlotOp, CheckOp, FailOp, StatementOp, JournalOp, CommitOp, GrowOp, TableOp,
              *ENTRY_OPS)
 

@@ -1,4 +1,4 @@
-"""Dense storage of a table: the lowering of the entry ops (`oi_table.write/read/view/reset`).
+"""Dense storage of a table: the lowering of the entry ops (`oi_table.write/read/view/reset/resize`).
 
 A dense table keeps its entries in one row-major box of shape `capacity ++ entry` (`data`, unwritten
 entries hold `@init`), a present byte per entry (`present`), and per index a capacity and a size
@@ -11,7 +11,8 @@ entries hold `@init`), a present byte per entry (`present`), and per index a cap
   in; `read` copies the selection out, `view` is a strided `memref.subview` of it; both mark the
   selected entries present (`@oi_mark_present_<rank>`, which journals each change);
 - `reset` journals and refills the entries under a prefix with `@init`, clears their present
-  bytes, then recomputes the sizes from the entries still present (`TableStorage.reset`).
+  bytes, then recomputes the sizes from the entries still present (`TableStorage.reset`), unless
+  `keep_sizes` asks a later `resize` to do it once.
 
 Everything it emits is the table level's own (named words and buffers, `oi_table.journal`, calls
 of the shared helpers), so `--lower-undo-log` and `--lower-tables` run after it unchanged. A paged
@@ -34,6 +35,7 @@ from oi_compiler.dialects.oi_table import (
     BufferOp,
     JournalOp,
     ReadOp,
+    ResizeOp,
     SetWordOp,
     SlotOp,
     TableOp,
@@ -145,10 +147,11 @@ class DenseTable:
         self.mark_present(selection)
         return self.subview(selection, result)
 
-    def reset(self, prefix: Sequence[SSAValue]) -> None:
+    def reset(self, prefix: Sequence[SSAValue], *, keep_sizes: bool = False) -> None:
         if len(prefix) <= self.table.rank:  # a longer prefix names no entry
             self.clear(list(prefix))
-        self.recompute_sizes()
+        if not keep_sizes:
+            self.recompute_sizes()
 
     def clear(self, prefix: list[SSAValue]) -> None:
         """Entries whose first indices are `prefix` go back to `@init` and stop being present."""
@@ -238,8 +241,10 @@ class LowerDenseEntryOp(RewritePattern):
         elif isinstance(op, ViewOp):
             rewriter.replace(op, [], [dense.view(selection, op.result.type)])
             return
+        elif isinstance(op, ResizeOp):
+            dense.recompute_sizes()
         else:
-            dense.reset([item[0] for item in selection])
+            dense.reset([item[0] for item in selection], keep_sizes=op.keep_sizes is not None)
         rewriter.erase(op)
 
 

@@ -5,8 +5,8 @@ same table operations), through the entry ops, so the table's storage journals e
 
 - **fork** `src >> dst at p`: `reset` of the prefix `[dst]`, then per middle key and position
   `t < p` an `oi_table.view` of `[src, ..., t]` written to `[dst, ..., t]`; `len[dst] = p`;
-- **pop** `n ... b`: per middle key a `reset` of each full key `[b, ..., t]`, `len[b] - n <= t < len[b]`;
-  `len[b] -= n`;
+- **pop** `n ... b`: per middle key a `reset ... keep_sizes` of each full key `[b, ..., t]`,
+  `len[b] - n <= t < len[b]`, then one `resize` per table; `len[b] -= n`;
 - **reset where m**: per sequence with `m[b]` nonzero, a `reset` of the prefix `[b]`; `len[b] = 0`.
 
 The middle keys range over the tables' sizes when the statement starts (as the reference's). The
@@ -16,11 +16,11 @@ lengths vector's bytes are journaled before it changes.
 from __future__ import annotations
 
 from xdsl.dialects import arith, memref
-from xdsl.dialects.builtin import MemRefType
+from xdsl.dialects.builtin import IntegerType, MemRefType
 from xdsl.ir import SSAValue
 
 from oi_compiler.dialects.oi import CacheForkOp, CachePopOp, CacheResetWhereOp
-from oi_compiler.dialects.oi_table import ResetOp, ViewOp, WriteOp
+from oi_compiler.dialects.oi_table import ResetOp, ResizeOp, ViewOp, WriteOp
 from oi_compiler.dtypes import FLOAT_DTYPES, numpy_dtype
 from oi_compiler.lowering.analysis import VarLayout, escape_braces, unsupported
 from oi_compiler.lowering.ragged_append import entry_view_type
@@ -88,9 +88,9 @@ class SequenceGroup:
     def middle_sizes(self, table: VarLayout) -> list[SSAValue]:
         return [self.ir.word(table.size_slot(d)) for d in range(1, table.rank - 1)]
 
-    def reset(self, table: VarLayout, key: list[SSAValue]) -> None:
+    def reset(self, table: VarLayout, key: list[SSAValue], *, keep_sizes: bool = False) -> None:
         self.emitter.keep_stale_views(table, None)
-        self.ir.emit(ResetOp(self.emitter.table(table), key))
+        self.ir.emit(ResetOp(self.emitter.table(table), key, keep_sizes))
 
 
 def _group(emitter, op, what: str) -> SequenceGroup | None:
@@ -145,9 +145,15 @@ def lower_pop(emitter, op: CachePopOp) -> None:
     length = group.length(b)
     group.fail_if(ir.cmp("sgt", count, length), "cache.pop {0} entries from sequence {1} of length {2}", [count, b, length])
     first = ir.sub(length, count)
-    for table in group.tables:
-        with ir.for_each([*group.middle_sizes(table), count]) as key:
-            group.reset(table, [b, *key[:-1], ir.add(first, key[-1])])
+    for table in group.tables:  # each popped entry cleared, then the sizes recomputed once
+        extents = [*group.middle_sizes(table), count]
+        with ir.for_each(extents) as key:
+            group.reset(table, [b, *key[:-1], ir.add(first, key[-1])], keep_sizes=True)
+        cleared = ir.const_of(1, IntegerType(1))  # as the reference, only if some entry was reset
+        for extent in extents:
+            cleared = ir.and_(cleared, ir.cmp("sgt", extent, ir.const(0)))
+        with ir.if_(cleared):
+            ir.emit(ResizeOp(emitter.table(table)))
     group.set_length(b, first)
 
 

@@ -14,6 +14,8 @@
 // CHECK-NEXT:    %v = oi_table.view %K [%a : %b, %t] {x = 1 : i64} : !oi_table.table<f32[4], [l fixed 2, t], dense> -> memref<?x4xf32, strided<[?, 1], offset: ?>>
 // CHECK-NEXT:    oi_table.reset %K [%k] : !oi_table.table<f32[4], [l fixed 2, t], dense>
 // CHECK-NEXT:    oi_table.reset %K [] : !oi_table.table<f32[4], [l fixed 2, t], dense>
+// CHECK-NEXT:    oi_table.reset %K [%k, %t] keep_sizes : !oi_table.table<f32[4], [l fixed 2, t], dense>
+// CHECK-NEXT:    oi_table.resize %K {my.attr} : !oi_table.table<f32[4], [l fixed 2, t], dense>
 // CHECK-NEXT:    %P = oi_table.table @P : !oi_table.table<bf16[2, 8], [page], paged>
 // CHECK-NEXT:    oi_table.commit {my.attr}
 // GENERIC:       "oi_table.view"(%K, %a, %b, %t) <{slices = array<i64: 1, 0>}> {x = 1 : i64}
@@ -24,6 +26,8 @@ func.func @entries(%k: index, %t: index, %a: index, %b: index, %src: memref<4xf3
   %v = oi_table.view %K [%a : %b, %t] {x = 1 : i64} : !oi_table.table<f32[4], [l fixed 2, t], dense> -> memref<?x4xf32, strided<[?, 1], offset: ?>>
   oi_table.reset %K [%k] : !oi_table.table<f32[4], [l fixed 2, t], dense>
   oi_table.reset %K [] : !oi_table.table<f32[4], [l fixed 2, t], dense>
+  oi_table.reset %K [%k, %t] keep_sizes : !oi_table.table<f32[4], [l fixed 2, t], dense>
+  oi_table.resize %K {my.attr} : !oi_table.table<f32[4], [l fixed 2, t], dense>
   %P = oi_table.table @P : !oi_table.table<bf16[2, 8], [page], paged>
   oi_table.commit {my.attr}
   func.return
