@@ -6,7 +6,7 @@ each function is an internal `alwaysinline` function of the module, `__oi_<name>
 built from plain IR (fmul/fadd/fdiv, `llvm.fmuladd`, integer ops on the bit pattern, `select`:
 no branch, no call), so the inliner puts it into the loop and the loop vectoriser turns the
 loop into AVX2/AVX-512 code. Each is within 0.9 ulp of the exact result over the whole range
-(1.3 ulp on a CPU without FMA; tests/test_vector_math.py measures it) and handles the special
+(1.3 ulp on a CPU without FMA; tests/backend/test_vector_math.py measures it) and handles the special
 values as libm does:
 
 - `exp(x)`: `x = n ln2 + r`, `|r| <= ln2/2`, `r = r_hi + r_lo` (Cody-Waite: `n ln2_hi` and

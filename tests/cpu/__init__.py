@@ -1,0 +1,1 @@
+"""device="cpu" (the compiled step) against device="reference": differential, constructs, branches, regressions."""

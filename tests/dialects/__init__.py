@@ -1,0 +1,1 @@
+"""The oi and oi_table dialects: construction, printing/parsing round trips, the table level."""

@@ -1,0 +1,1 @@
+"""The .oi front end: lexer, parser, verifier, and executor inputs."""

@@ -1,0 +1,1 @@
+"""The op registry: references, loop nests of ops, upstream parity."""

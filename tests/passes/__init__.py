@@ -1,0 +1,1 @@
+"""oi-opt passes from Python: --bind-sizes and pass diagnostics."""
