@@ -426,52 +426,29 @@ def test_declaration_rule(case) -> None:
 # --- graph-level and block-level rules --------------------------------------------------------------
 
 
-def test_graph_has_no_blocks() -> None:
-    err = verify_error("dynamic { x: f32; }")
-    assert err.message == "graph has no blocks"
-    assert (err.loc.line, err.loc.column) == (1, 1)
+#: graph-wide rules: (text, message, (line, column))
+GRAPH_CASES = {
+    "no blocks": ("dynamic { x: f32; }", "graph has no blocks", (1, 1)),
+    "duplicate block": ("block entry { return; }\nblock entry { return; }", "duplicate block entry", (2, 1)),
+    "temporaries are graph-wide": ("block entry { assign t: f32; return; }\nblock other { assign t: f32; }",
+                                   "duplicate temporary t", (2, 15)),
+    "temporary used before its assign": ("dynamic { x: f32; }\nblock entry { op add(x, x) >> t; assign t: f32; }",
+                                         "unknown output variable t", (2, 15)),
+    "yield not final in an async block": ("dynamic { x: f32; }\nblock entry { return; }\nblock worker { yield x; return; }",
+                                          "yield in block worker must be the final node", (3, 16)),
+    "await without yield": ("dynamic { x: f32; }\nblock entry { return; }\nblock worker { await x; return; }",
+                            'block worker awaits ["x"] but never yields them', (3, 16)),
+    "await what it does not yield": ("dynamic { x: f32; y: f32; }\nblock entry { return; }\n"
+                                     "block worker { await x, y; yield x; }",
+                                     "block worker awaits y but does not yield it", (3, 16)),
+}  # fmt: skip
 
 
-def test_duplicate_block() -> None:
-    text = "block entry { return; }\nblock entry { return; }"
+@pytest.mark.parametrize("case", GRAPH_CASES.values(), ids=GRAPH_CASES.keys())
+def test_graph_rule(case) -> None:
+    text, message, loc = case
     err = verify_error(text)
-    assert err.message == "duplicate block entry"
-    assert (err.loc.line, err.loc.column) == (2, 1)
-
-
-def test_temporaries_are_graph_wide() -> None:
-    text = "block entry { assign t: f32; return; }\nblock other { assign t: f32; }"
-    err = verify_error(text)
-    assert err.message == "duplicate temporary t"
-    assert (err.loc.line, err.loc.column) == (2, 15)
-
-
-def test_temporary_used_before_its_assign_is_unknown() -> None:
-    text = "dynamic { x: f32; }\nblock entry { op add(x, x) >> t; assign t: f32; }"
-    err = verify_error(text)
-    assert err.message == "unknown output variable t"
-    assert (err.loc.line, err.loc.column) == (2, 15)
-
-
-def test_yield_must_be_final_in_async_block() -> None:
-    text = "dynamic { x: f32; }\nblock entry { return; }\nblock worker { yield x; return; }"
-    err = verify_error(text)
-    assert err.message == "yield in block worker must be the final node"
-    assert (err.loc.line, err.loc.column) == (3, 16)
-
-
-def test_async_block_awaits_without_yield() -> None:
-    text = "dynamic { x: f32; }\nblock entry { return; }\nblock worker { await x; return; }"
-    err = verify_error(text)
-    assert err.message == 'block worker awaits ["x"] but never yields them'
-    assert (err.loc.line, err.loc.column) == (3, 16)
-
-
-def test_async_block_awaits_what_it_does_not_yield() -> None:
-    text = "dynamic { x: f32; y: f32; }\nblock entry { return; }\nblock worker { await x, y; yield x; }"
-    err = verify_error(text)
-    assert err.message == "block worker awaits y but does not yield it"
-    assert (err.loc.line, err.loc.column) == (3, 16)
+    assert (err.message, (err.loc.line, err.loc.column)) == (message, loc)
 
 
 def test_entry_block_may_yield_anywhere() -> None:
