@@ -688,9 +688,10 @@ def _read_destination(var: VarOp | _Declared, reads: list[CacheReadOp], body, de
     if not temp and not written and not shared and not forked & set(tables) \
             and all(view_safe(r, body) for r in reads):  # a view (`view_safe`: no later change of what it shows)
         return VarLayout(name, var.memory, dtype, read_shape, "view", tables=tuple(tables))
-    if not temp and len(var.var_type.dims) != rank and not _uses_covered(name, body):
+    if not temp and len(var.var_type.dims) != rank and not _recursive(body) and not _uses_covered(name, body):
         # used where no read may have run yet: there the variable holds its declared value, which
-        # a buffer laid out for the reads' rank cannot hold (the reference can)
+        # a buffer laid out for the reads' rank cannot hold (the reference can); a recursive branch
+        # cannot be walked for the uses (`_recursive`), so such a graph is left as it was
         raise unsupported(f"cache.read into {name}, declared {shape_text_of(_static_shape(var.var_type, reads[0]))}, "
                           "with another rank than the read's", reads[0])  # fmt: skip
     if var.memory == "dynamic":  # `insert` gives it its declared shape

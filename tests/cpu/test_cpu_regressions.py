@@ -293,3 +293,19 @@ def test_a_copied_read_into_a_variable_of_another_rank_is_refused() -> None:
     """
     with pytest.raises(oi.PassError, match=r"cache.read into y, declared \[1, 2, 2\], with another rank"):
         oi.Simulator(oi.Model(), oi.parse_graph(text, "r.oi"), device="cpu")
+
+
+def test_a_read_of_another_rank_in_a_recursive_graph_compiles() -> None:
+    """Fuzz finding: the check for a read destination of another rank used before its first read
+    walked the uses through a block that branches back into itself, without end (an internal
+    RecursionError in lower-ops where the graph compiled before)."""
+    text = """
+    persistent { p4(k2, k3): f8[T, B] @table @init(-0.5); }
+    block b1 { op or(x6, x7) >> v8; }
+    volatile { r5: f8[T]; v8: bool[N, B]; }
+    block entry { branch x0 entry b1; cache.read p4[..2, 2] >> r5; }
+    dynamic { x0: bool; x6: bool[N, B]; x7: bool[N, B]; }
+    """
+    exes = list(_both(text, {"T": 2, "B": 2, "N": 2}))
+    outcomes = [_outcome(exe, {"x0": np.bool_(False)}) for exe in exes]
+    assert outcomes[0] == outcomes[1]
