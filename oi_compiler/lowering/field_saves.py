@@ -21,7 +21,6 @@ from xdsl.dialects.builtin import MemRefType, StridedLayoutAttr
 from oi_compiler.dialects.oi import CacheSaveOp
 from oi_compiler.dialects.oi_table import ResetOp, StatementOp, WriteOp
 from oi_compiler.dtypes import dtype_type
-from oi_compiler.lowering import analysis as P
 
 EXEC = "ExecutionError"
 
@@ -39,12 +38,7 @@ def save(emitter, op: CacheSaveOp) -> None:
     source_var = emitter.source_var(op)
     emitter.check_exists(source_var, op)
     source = emitter.source(op, source_var)
-    dims = [ir.emit(memref.DimOp(source, ir.const(d))) for d in range(3)]
-    need = ir.product([*dims, 1])
-    with ir.if_(ir.cmp("sgt", need, ir.word(buffer.slot + 1))):
-        ir.grow(P.GROW_RESIZABLE, buffer.slot, need, 0)
-    for d, size in enumerate(dims):
-        ir.set_word(buffer.count_base + d, size)
+    emitter.resize(buffer, [ir.emit(memref.DimOp(source, ir.const(d))) for d in range(3)])
     ir.emit(memref.CopyOp(source, emitter.var_memref(buffer)))
     ir.set_word(emitter.plan.control[("saved", name)], ir.const(1))
 

@@ -243,11 +243,7 @@ class StepEmitter:
     def fork_copy(self, copy: VarLayout, source: VarLayout, exists: bool) -> None:
         ir = self.ir
         if copy.kind == "resizable":  # a copy a cache.read in the block resizes: the declared shape first
-            need = ir.const(max(1, math.prod(source.shape)))
-            with ir.if_(ir.cmp("sgt", need, ir.word(copy.slot + 1))):
-                ir.grow(P.GROW_RESIZABLE, copy.slot, need, 0)
-            for d, size in enumerate(n for n, s in zip(source.shape, copy.shape) if s is None):
-                ir.set_word(copy.count_base + d, ir.const(size))
+            self.resize(copy, list(source.shape), ir.const(max(1, math.prod(source.shape))))
             target = self.var_memref(copy)
             ir.emit(memref.CopyOp(ir.emit(memref.CastOp.get(self.var_memref(source), target.type)), target))
         else:
@@ -337,11 +333,7 @@ class StepEmitter:
         ir = self.ir
         declared = [d.size({}) for d in op.var_type.dims]
         with ir.if_(ir.cmp("eq", ir.word(var.exists_slot), ir.const(0))):
-            need = ir.const(max(1, math.prod(declared)))
-            with ir.if_(ir.cmp("sgt", need, ir.word(var.slot + 1))):
-                ir.grow(P.GROW_RESIZABLE, var.slot, need, 0)
-            for d, size in enumerate(n for n, s in zip(declared, var.shape) if s is None):
-                ir.set_word(var.count_base + d, ir.const(size))
+            self.resize(var, declared, ir.const(max(1, math.prod(declared))))
             fill(self.ir, self.var_memref(var), 0, var.dtype)
             ir.set_word(var.exists_slot, ir.const(1))
 
@@ -368,6 +360,21 @@ class StepEmitter:
             ir.set_word(dst.exists_slot, ir.const(1))
 
     # --- variables ---------------------------------------------------------------------------
+    def resize(self, var: VarLayout, shape: list[SSAValue | int], need: SSAValue | None = None, *,
+               fresh: bool = False) -> None:  # fmt: skip
+        """A resizable variable made to hold `shape` (a value per dim): the host grows its buffer
+        past the capacity to `need` elements (their count by default; `fresh`: a new array
+        whatever the capacity, as a read binds one), and its run-time dims' count words are set."""
+        ir = self.ir
+        need = ir.product(shape) if need is None else need
+        if fresh:
+            ir.grow(P.GROW_RESIZABLE, var.slot, need, 1)
+        else:
+            with ir.if_(ir.cmp("sgt", need, ir.word(var.slot + 1))):
+                ir.grow(P.GROW_RESIZABLE, var.slot, need, 0)
+        for d, size in enumerate(n for n, dim in zip(shape, var.shape) if dim is None):
+            ir.set_word(var.count_base + d, ir.const(size) if isinstance(size, int) else size)
+
     def var_memref(self, var: VarLayout) -> SSAValue:
         ir = self.ir
         if var.kind == "view":
@@ -547,14 +554,8 @@ class StepEmitter:
             return
         assert dest.kind == "resizable"
         counts = [ir.sub(s[2], s[1]) for s in selection if s[0] == "slice"]
-        need = ir.product([*counts, math.prod(table.shape)])
-        if dest.aliases:  # the reference's read binds a new array: a name a `transfer` gave the old one keeps it
-            ir.grow(P.GROW_RESIZABLE, dest.slot, need, 1)
-        else:
-            with ir.if_(ir.cmp("sgt", need, ir.word(dest.slot + 1))):
-                ir.grow(P.GROW_RESIZABLE, dest.slot, need, 0)
-        for d, count in enumerate(c for c, size in zip(counts, dest.shape) if size is None):  # the run-time dims'
-            ir.set_word(dest.count_base + d, count)
+        # the reference's read binds a new array: a name a `transfer` gave the old one keeps it
+        self.resize(dest, [*counts, *table.shape], fresh=bool(dest.aliases))
         target = self.var_memref(dest)
         ir.emit(ReadOp(self.table(table), bounds, slices, target))
         self.mark_written(op.dst.var_name)
@@ -649,11 +650,7 @@ class StepEmitter:
             return
         if dest.kind != "resizable":
             raise unsupported(f"cache.read of {var.name} into {dest.name}", op)
-        need = ir.product([*dims, 1])
-        with ir.if_(ir.cmp("sgt", need, ir.word(dest.slot + 1))):
-            ir.grow(P.GROW_RESIZABLE, dest.slot, need, 0)
-        for d, size in enumerate(dims):
-            ir.set_word(dest.count_base + d, size)
+        self.resize(dest, dims)
         ir.emit(memref.CopyOp(self.auto_view(var, dims), self.var_memref(dest)))
         self.mark_written(op.dst.var_name)
         if dest.temp:

@@ -351,11 +351,10 @@ class TableStorage:
         extents = value.shape[:rank]
         if 0 in extents:
             return
-        offsets = as_i64(offsets)
+        starts = as_i64(offsets).tolist()  # Python ints: off + l never wraps
         new_len, limit = extents[-1], self.fixed[-1]
-        for b, off in enumerate(offsets.tolist()):
+        for b, off in enumerate(starts):
             check_append_offset(name, rank, b, off, new_len, None if skip else limit)
-        starts = offsets.tolist()  # Python ints: off + l never wraps
         for cell in itertools.product(*(range(n) for n in extents)):
             position = starts[cell[0]] + cell[-1]
             if skip and limit is not None and position >= limit:
