@@ -156,7 +156,9 @@ class VarOp(IRDLOperation):
     """A variable declaration in one of the four memory sections.
 
     `indices` are table/prefix indices; `init`, `ref`, `pattern`, `table`,
-    `auto_dim` and `fixed` are the DSL's `@` attributes with their meaning upstream.
+    `auto_dim` and `fixed` are the DSL's `@` attributes with their meaning upstream; `paged`
+    (`@paged(page = 16, pages = 256)`) is ours: the table's storage, entries in pages of `page`
+    along its last index (`pages`: the pool's first size in pages).
     """
 
     name = "oi.var"
@@ -171,6 +173,7 @@ class VarOp(IRDLOperation):
     table = opt_prop_def(UnitAttr)
     auto_dim = opt_prop_def(ArrayAttr[StringAttr])
     fixed = opt_prop_def(DictionaryAttr)
+    paged = opt_prop_def(DictionaryAttr)
 
     def __init__(
         self,
@@ -185,6 +188,7 @@ class VarOp(IRDLOperation):
         table: bool = False,
         auto_dim: Sequence[str] = (),
         fixed: Mapping[str, int] | None = None,
+        paged: Mapping[str, int] | None = None,
     ):
         props: dict[str, Attribute] = {
             "kind": StringAttr(kind),
@@ -204,6 +208,8 @@ class VarOp(IRDLOperation):
             props["auto_dim"] = ArrayAttr([StringAttr(a) for a in auto_dim])
         if fixed:
             props["fixed"] = DictionaryAttr({k: IntegerAttr(v, i64) for k, v in fixed.items()})
+        if paged is not None:
+            props["paged"] = DictionaryAttr({k: IntegerAttr(v, i64) for k, v in paged.items()})
         super().__init__(properties=props)
 
     # Plain-Python views, so passes and the verifier need not unwrap attributes.
@@ -230,6 +236,21 @@ class VarOp(IRDLOperation):
     @property
     def fixed_sizes(self) -> dict[str, int]:
         return {k: v.value.data for k, v in self.fixed.data.items()} if self.fixed else {}
+
+    @property
+    def paged_options(self) -> dict[str, int]:
+        """`@paged`'s entries as written (`page`, `pages`); empty for a dense table."""
+        return {k: v.value.data for k, v in self.paged.data.items()} if self.paged else {}
+
+    @property
+    def page_size(self) -> int:
+        """Entries per page of a `@paged` table; 0 for dense storage."""
+        return self.paged_options.get("page", 0)
+
+    @property
+    def pool_pages(self) -> int:
+        """The first size of a `@paged` table's pool, in pages (0: the default)."""
+        return self.paged_options.get("pages", 0)
 
     @property
     def init_value(self) -> int | float | bool | None:
@@ -274,6 +295,9 @@ class VarOp(IRDLOperation):
         if self.fixed is not None:
             entries = ", ".join(f"{k} = {v}" for k, v in self.fixed_sizes.items())
             printer.print_string(f" @fixed({entries})")
+        if self.paged is not None:
+            entries = ", ".join(f"{k} = {v}" for k, v in self.paged_options.items())
+            printer.print_string(f" @paged({entries})")
         print_attr_dict(printer, self)
 
     @classmethod
@@ -305,9 +329,9 @@ class VarOp(IRDLOperation):
                 extra["table"] = True
             elif key == "auto_dim":
                 extra["auto_dim"] = _parse_ident_list(parser)
-            elif key == "fixed":
+            elif key in ("fixed", "paged"):
                 with parser.in_parens():
-                    extra["fixed"] = dict(
+                    extra[key] = dict(
                         parser.parse_comma_separated_list(parser.Delimiter.NONE, lambda: _parse_fixed_entry(parser))
                     )
             else:

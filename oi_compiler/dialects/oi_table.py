@@ -14,7 +14,8 @@ checks into error sites. What the runtime needs of that travels in the IR, never
   its indices (with `@fixed` sizes), `@init`, the tables a view shows, or `temp` for an
   `assign` temporary (a second word says whether its assign has run), and the variables a
   `transfer` made share its buffer (`aliases`), and a table's storage (`dense`: its entries in one
-  row-major box; paged and ring storages are for later passes); `slot ?` until
+  row-major box; `paged 16 pool 64`: in pages of 16 entries along its last index, a pool of 64
+  pages to start with); `slot ?` until
   `--assign-state-slots` places it;
 - `#oi_table.layout<words 40, block "entry", [#oi_table.var<...>, ...], extra ["pending"]>`: the
   whole state array, the module attribute `oi_table.state_layout` that the runtime reads back
@@ -243,16 +244,20 @@ class VarLayoutAttr(ParametrizedAttribute):
     tables: ArrayAttr[StringAttr] = param_def()
     temp: IntAttr = param_def()
     aliases: ArrayAttr[StringAttr] = param_def()  # variables `transfer` made share this buffer
-    storage: StringAttr = param_def()  # a table's entries: "dense" (paged and ring storages: later passes)
+    storage: StringAttr = param_def()  # a table's entries: "dense" or "paged" (a ring storage: later)
+    page: IntAttr = param_def()  # a paged table's entries per page (0 otherwise)
+    pool: IntAttr = param_def()  # a paged table's first pool size, in pages (0: the default)
 
     def verify(self) -> None:
         if self.kind.data not in VAR_KINDS:
             raise VerifyException(f"#oi_table.var: kind must be one of {', '.join(VAR_KINDS)}, got {self.kind.data}")
         if len(self.fixed) != len(self.indices):
             raise VerifyException("#oi_table.var: one fixed size (or -1) per index")
-        if self.storage.data not in ("", "dense") or (self.storage.data == "dense") != (self.kind.data == "table"):
-            raise VerifyException(f"#oi_table.var: a table's storage is dense (paged and ring storages are not "
+        if self.storage.data not in ("", "dense", "paged") or bool(self.storage.data) != (self.kind.data == "table"):
+            raise VerifyException(f"#oi_table.var: a table's storage is dense or paged (a ring storage is not "
                                   f"implemented yet), got {self.storage.data or 'none'} for a {self.kind.data}")  # fmt: skip
+        if (self.storage.data == "paged") != (self.page.data > 0) or self.pool.data < 0:
+            raise VerifyException("#oi_table.var: a paged table has a positive page size, no other variable has one")
 
     def print_parameters(self, printer: Printer) -> None:
         with printer.in_angle_brackets():
@@ -277,6 +282,10 @@ class VarLayoutAttr(ParametrizedAttribute):
                 printer.print_string("]")
             if self.storage.data:
                 printer.print_string(f", storage {self.storage.data}")
+            if self.page.data:
+                printer.print_string(f" {self.page.data}")
+            if self.pool.data:
+                printer.print_string(f" pool {self.pool.data}")
 
     @classmethod
     def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
@@ -294,7 +303,7 @@ class VarLayoutAttr(ParametrizedAttribute):
             tables: list[StringAttr] = []
             aliases: list[StringAttr] = []
             storage = ""
-            temp = 0
+            page = pool = temp = 0
             while parser.parse_optional_punctuation(",") is not None:
                 clause = parser.parse_identifier(" (indices, init, tables, temp, aliases or storage)")
                 if clause == "indices":
@@ -308,12 +317,16 @@ class VarLayoutAttr(ParametrizedAttribute):
                 elif clause == "aliases":
                     aliases = parser.parse_comma_separated_list(parser.Delimiter.SQUARE, parser.parse_symbol_name)
                 elif clause == "storage":
-                    storage = parser.parse_identifier(" (a table's storage: dense)")
+                    storage = parser.parse_identifier(" (a table's storage: dense or paged)")
+                    if storage == "paged":
+                        page = parser.parse_integer(allow_negative=False, allow_boolean=False)
+                        if parser.parse_optional_keyword("pool") is not None:
+                            pool = parser.parse_integer(allow_negative=False, allow_boolean=False)
                 else:
                     parser.raise_error(f"unknown clause {clause} (indices, init, tables, temp, aliases or storage)")
         return (var, StringAttr(kind), StringAttr(memory), StringAttr(dtype), ArrayAttr([IntAttr(d) for d in shape]),
                 IntAttr(slot), ArrayAttr(indices), ArrayAttr(fixed), init, ArrayAttr(tables), IntAttr(temp),
-                ArrayAttr(aliases), StringAttr(storage))  # fmt: skip
+                ArrayAttr(aliases), StringAttr(storage), IntAttr(page), IntAttr(pool))  # fmt: skip
 
 
 @irdl_attr_definition
@@ -528,7 +541,7 @@ class CommitOp(IRDLOperation):
     assembly_format = "attr-dict"
 
 
-GROW_KINDS = ("table", "resizable", "log", "view", "auto", "rebind", "prefix")
+GROW_KINDS = ("table", "resizable", "log", "view", "auto", "rebind", "prefix", "page", "release", "sizes")
 
 
 @irdl_op_definition
@@ -561,7 +574,7 @@ class GrowOp(IRDLOperation):
 # The statements' view of a table: write an entry, read a selection as a copy or a view, reset a
 # prefix. `--convert-graph-to-tables` emits them after the statement's checks (negative indices,
 # `@fixed` limits, slice bounds: typed sites, the same on every storage); a storage pass lowers
-# them (`--lower-table-storage`: dense storage, `lowering/dense_storage.py`), so a paged or ring
+# them (`--lower-table-storage`: `lowering/dense_storage.py`, `lowering/paged_storage.py`), so a ring
 # storage is another pattern for the same four ops, not a change to the graph's conversion.
 
 
@@ -598,14 +611,15 @@ def _parse_selection(parser: Parser) -> tuple[list[SSAValue], list[int]]:
     return bounds, slices
 
 
-STORAGES = ("dense", "paged", "ring")  # what a table type may say; only dense is lowered today
+STORAGES = ("dense", "paged", "ring")  # what a table type may say; a ring storage is not lowered yet
 
 
 @irdl_attr_definition
 class TableType(ParametrizedAttribute, TypeAttribute):
     """`!oi_table.table<f32[1, 4], [pos fixed 1024, t], dense>`: what a table is: its entry (dtype
     and shape), its indices (growable, or `fixed n`) and its storage (`dense`: one row-major box of
-    `capacity ++ entry`; `paged` and `ring` are for storage passes to come)."""
+    `capacity ++ entry`; `paged 16`: pages of 16 entries along the last index, from a pool, with a
+    page table per row of the other indices; `ring` is for a storage pass to come)."""
 
     name = "oi_table.table"
 
@@ -614,6 +628,7 @@ class TableType(ParametrizedAttribute, TypeAttribute):
     indices: ArrayAttr[StringAttr] = param_def()
     fixed: ArrayAttr[IntAttr] = param_def()  # per index; -1: growable
     storage: StringAttr = param_def()
+    page: IntAttr = param_def()  # a paged table's entries per page (0 otherwise)
 
     @property
     def rank(self) -> int:
@@ -628,13 +643,17 @@ class TableType(ParametrizedAttribute, TypeAttribute):
             raise VerifyException("!oi_table.table: one fixed size (or -1) per index")
         if self.storage.data not in STORAGES:
             raise VerifyException(f"!oi_table.table: storage must be one of {', '.join(STORAGES)}, got {self.storage.data}")
+        if (self.storage.data == "paged") != (self.page.data > 0):
+            raise VerifyException("!oi_table.table: a paged table has a positive page size (`paged 16`), "
+                                  "no other storage has one")  # fmt: skip
         if any(d.data < 0 for d in self.shape):
             raise VerifyException("!oi_table.table: an entry's shape is static")
 
     def print_parameters(self, printer: Printer) -> None:
         items = [i.data + (f" fixed {f.data}" if f.data >= 0 else "") for i, f in zip(self.indices, self.fixed)]
+        page = f" {self.page.data}" if self.page.data else ""
         printer.print_string(f"<{self.dtype.data}{_shape_text(self.entry_shape)}, [{', '.join(items)}], "
-                             f"{self.storage.data}>")  # fmt: skip
+                             f"{self.storage.data}{page}>")  # fmt: skip
 
     @classmethod
     def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
@@ -645,15 +664,18 @@ class TableType(ParametrizedAttribute, TypeAttribute):
             indices, fixed = _parse_indices(parser)
             parser.parse_punctuation(",")
             storage = parser.parse_identifier(" (the storage: dense, paged or ring)")
+            page = parser.parse_integer(allow_negative=False, allow_boolean=False) if storage == "paged" else 0
         return (StringAttr(dtype), ArrayAttr([IntAttr(d) for d in shape]), ArrayAttr(indices), ArrayAttr(fixed),
-                StringAttr(storage))  # fmt: skip
+                StringAttr(storage), IntAttr(page))  # fmt: skip
 
 
 def table_type(dtype: str, shape: Sequence[int], indices: Sequence[str], fixed: Sequence[int | None],
-               storage: str = "dense") -> TableType:  # fmt: skip
+               page: int = 0) -> TableType:  # fmt: skip
+    """A table's type: paged storage when `page` (entries per page) is positive, else dense."""
     return TableType(StringAttr(dtype), ArrayAttr([IntAttr(d) for d in shape]),
                      ArrayAttr([StringAttr(i) for i in indices]),
-                     ArrayAttr([IntAttr(-1 if f is None else f) for f in fixed]), StringAttr(storage))  # fmt: skip
+                     ArrayAttr([IntAttr(-1 if f is None else f) for f in fixed]),
+                     StringAttr("paged" if page else "dense"), IntAttr(page))  # fmt: skip
 
 
 @irdl_op_definition

@@ -32,7 +32,7 @@ from oi_compiler.dtypes import DTYPE_NAMES, dtype_type
 from oi_compiler.errors import OiError, ParseError, SourceLoc
 from oi_compiler.frontend.oi_lexer import EOF, FLOAT, IDENT, INT, STRING, Lexer, Token
 
-_VAR_ATTRS = ("init", "ref", "pattern", "table", "auto_dim", "fixed")
+_VAR_ATTRS = ("init", "ref", "pattern", "table", "auto_dim", "fixed", "paged")
 _CACHE_OPS = ("read", "write", "increment", "decrement", "reset", "append", "save", "load", "fork", "pop")
 
 
@@ -211,6 +211,7 @@ class DslParser:
             table="table" in attrs,
             auto_dim=attrs.get("auto_dim", ()),
             fixed=attrs.get("fixed"),
+            paged=attrs.get("paged"),
         )
         return self.located(op, start)
 
@@ -257,6 +258,14 @@ class DslParser:
             if not value:
                 raise self.error("@auto_dim requires at least one index", open_tok)
             return value
+        elif key == "paged":
+            entries = self.comma_list(")", self.parse_paged_entry)
+            value = dict(entries)
+            if len(value) < len(entries):
+                raise self.error("@paged names an option twice", open_tok)
+            if "page" not in value:
+                raise self.error("@paged requires a page size: @paged(page = 16)", open_tok)
+            return value
         else:  # fixed
             value = dict(self.comma_list(")", self.parse_fixed_entry))
             if not value:
@@ -272,6 +281,19 @@ class DslParser:
             raise self.error(f"expected integer, found {self.tok.describe()}")
         if self.tok.value >= 2**63:  # the IR holds sizes as i64
             raise self.error(f"fixed size {self.tok.value} for {key} is out of range (at most 2**63 - 1)")
+        return key, self.advance().value
+
+    def parse_paged_entry(self) -> tuple[str, int]:
+        """`page = 16` (entries per page) or `pages = 256` (the pool's first size, in pages)."""
+        tok = self.tok
+        key = self.expect_ident("page or pages")
+        if key not in ("page", "pages"):
+            raise self.error(f"unknown @paged option {key} (page or pages)", tok)
+        self.expect("=")
+        if self.tok.kind != INT:
+            raise self.error(f"expected integer, found {self.tok.describe()}")
+        if not 0 < self.tok.value < 2**31:
+            raise self.error(f"@paged {key} = {self.tok.value} is out of range (1 to 2**31 - 1)")
         return key, self.advance().value
 
     def parse_init(self) -> tuple[bool | int | float, Token]:

@@ -82,6 +82,7 @@ HEADER_WORDS = 13
 GROW_TABLE, GROW_RESIZABLE, GROW_LOG, GROW_VIEW, GROW_AUTO = 1, 2, 3, 4, 5  # VIEW: copy a stale view out
 GROW_REBIND = 7  # a buffer `transfer` may share: a buffer of its own (a `cache.read` replaces it wholesale)
 GROW_PREFIX = 6  # a volatile prefix table's entry (its indices in the error words, then the last words): its address
+GROW_PAGE, GROW_RELEASE, GROW_SIZES = 8, 9, 10  # a paged table: a page of a row's own, rows' pages freed, sizes
 
 
 class Unsupported(PassError):
@@ -116,6 +117,9 @@ class VarLayout:
     temp: bool = False
     # buffers a `transfer` may make share memory with this one (its word then holds their address)
     aliases: tuple[str, ...] = ()
+    # a `@paged` table: entries per page along its last index, and its pool's first size in pages
+    page: int = 0
+    pool: int = 0
 
     @property
     def table(self) -> str | None:
@@ -140,6 +144,19 @@ class VarLayout:
 
     def size_slot(self, dim: int) -> int:
         return self.slot + 2 + self.rank + dim
+
+    # words of a paged table, after a dense table's (`lowering/paged_storage.py`)
+    @property
+    def pages_slot(self) -> int:
+        return self.slot + 2 + 2 * self.rank
+
+    @property
+    def refs_slot(self) -> int:
+        return self.pages_slot + 1
+
+    @property
+    def pool_slot(self) -> int:
+        return self.pages_slot + 2
 
     @property
     def exists_slot(self) -> int:
@@ -461,8 +478,8 @@ def transfer_aliases(body, plans: dict[str, VarLayout]) -> dict[str, set[str]]:
 
 
 def _word_count(plan: VarLayout, plans: dict[str, VarLayout]) -> int:
-    if plan.kind == "table":
-        return 2 + 2 * plan.rank
+    if plan.kind == "table":  # (`state_layout.var_words` names them)
+        return 2 + 2 * plan.rank + (3 if plan.page else 0)
     if plan.kind == "auto":
         return 1 + plan.rank
     if plan.kind == "prefix":
@@ -586,7 +603,8 @@ def _var_plan(var: VarOp, reads: list[CacheReadOp], body, decls: dict[str, VarOp
         if var.table is not None and var.index_names:
             fixed = var.fixed_sizes
             return VarLayout(name, "persistent", dtype, shape, "table", indices=tuple(var.index_names),
-                           fixed=tuple(fixed.get(i) for i in var.index_names), init=var.init_value)  # fmt: skip
+                           fixed=tuple(fixed.get(i) for i in var.index_names), init=var.init_value,
+                           page=var.page_size, pool=var.pool_pages)  # fmt: skip
         return VarLayout(name, "persistent", dtype, shape, "buffer", init=var.init_value)
     if var.index_names:
         return VarLayout(name, var.memory, dtype, shape, "prefix", indices=tuple(var.index_names),
@@ -685,7 +703,8 @@ def _read_destination(var: VarOp | _Declared, reads: list[CacheReadOp], body, de
         if decls[table].dtype != dtype:
             raise unsupported(f"cache.read of {decls[table].dtype} into {dtype} variable {name}", reads[0])
     shared = any(isinstance(op, TransferOp) and op.src.var_name == name for op, _ in statements(body))
-    if not temp and not written and not shared and not forked & set(tables) \
+    paged = any(decls[t].paged is not None for t in tables)  # a slice of pages is gathered, never viewed
+    if not temp and not written and not shared and not forked & set(tables) and not paged \
             and all(view_safe(r, body) for r in reads):  # a view (`view_safe`: no later change of what it shows)
         return VarLayout(name, var.memory, dtype, read_shape, "view", tables=tuple(tables))
     if not temp and len(var.var_type.dims) != rank and not _recursive(body) and not _uses_covered(name, body):

@@ -23,34 +23,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from xdsl.dialects import arith, func, memref
-from xdsl.dialects.builtin import IntegerType, MemRefType, ModuleOp, StridedLayoutAttr
-from xdsl.ir import Block, Operation, SSAValue
-from xdsl.pattern_rewriter import PatternRewriter, PatternRewriteWalker, RewritePattern
-from xdsl.rewriter import InsertPoint
+from xdsl.dialects import arith, memref
+from xdsl.dialects.builtin import IntegerType, MemRefType, StridedLayoutAttr
+from xdsl.ir import SSAValue
 
 from oi_compiler.dialects.oi_table import (
-    ENTRY_OPS,
-    LAYOUT_ATTR,
     BufferOp,
     JournalOp,
-    ReadOp,
-    ResizeOp,
     SetWordOp,
     SlotOp,
-    TableOp,
-    ViewOp,
     WordOp,
-    WriteOp,
 )
 from oi_compiler.dtypes import dtype_type
-from oi_compiler.errors import PassError
-from oi_compiler.ir_context import nearest_loc
 from oi_compiler.lowering.analysis import VarLayout
-from oi_compiler.lowering.state_layout import StateLayout
-from oi_compiler.lowering.step_ir import DYN, GROW_SYMBOL, I8, Helpers, StepIR, grow_declaration
+from oi_compiler.lowering.step_ir import (
+    DYN,
+    I8,
+    StepIR,
+)
 from oi_compiler.lowering.step_values import fill, nbytes, strided_like
-from oi_compiler.lowering.table_lowering import state_of
 
 Selection = Sequence[tuple[SSAValue] | tuple[SSAValue, SSAValue]]  # per index: (k,) or (start, end)
 
@@ -194,76 +185,3 @@ class DenseTable:
                     if table.fixed[d] is None:
                         size = self.word(f"size.{d}")
                         ir.emit(SetWordOp(self.name, f"size.{d}", ir.max(size, ir.add(k, ir.const(1)))))
-
-
-# --- the pass --------------------------------------------------------------------------------
-
-
-class LowerDenseEntryOp(RewritePattern):
-    """One entry op of a dense table to the table level's words, buffers, journal and helpers (the
-    table's name from its `oi_table.table` op, its `@init` from the state layout)."""
-
-    def __init__(self, layout: StateLayout, helpers: Helpers):
-        self.layout, self.helpers = layout, helpers
-        self.roots: dict[Block, StepIR] = {}  # per function's entry block: its constants, once each, at its top
-
-    def function_ir(self, op: Operation) -> StepIR:
-        state = state_of(op)
-        entry = state.owner
-        if entry not in self.roots:
-            self.roots[entry] = StepIR(entry, state, self.helpers, at=InsertPoint.at_start(entry))
-        return self.roots[entry]
-
-    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if not isinstance(op, ENTRY_OPS):
-            return
-        if op.table_type.storage.data != "dense":  # a paged or ring table: its storage pass runs first
-            raise PassError(f"{op.name}: no storage pass lowered this {op.table_type.storage.data} table "
-                            "(only dense storage is implemented)", nearest_loc(op))  # fmt: skip
-        name = op.table_name
-        table = self.layout.vars.get(name) if name is not None else None
-        if table is None or table.kind != "table":
-            what = f"@{name}" if name is not None else "a table value not made by oi_table.table"
-            raise PassError(f"{op.name}: {what} is not a table of the module's state layout", nearest_loc(op))
-        typed = op.table_type
-        fixed = [None if f.data < 0 else f.data for f in typed.fixed]
-        if (table.dtype, list(table.shape), list(table.fixed)) != (typed.dtype.data, typed.entry_shape, fixed):
-            raise PassError(f"{op.name}: the type {op.table_type} does not match @{name} in the state layout",
-                            nearest_loc(op))  # fmt: skip
-        selection = op.selection()
-        ir = self.function_ir(op).at(op)
-        ir.loc = op.location
-        dense = DenseTable(ir, table)
-        if isinstance(op, WriteOp):
-            dense.write([item[0] for item in selection], op.source)
-        elif isinstance(op, ReadOp):
-            dense.read(selection, op.target)
-        elif isinstance(op, ViewOp):
-            rewriter.replace(op, [], [dense.view(selection, op.result.type)])
-            return
-        elif isinstance(op, ResizeOp):
-            dense.recompute_sizes()
-        else:
-            dense.reset([item[0] for item in selection], keep_sizes=op.keep_sizes is not None)
-        rewriter.erase(op)
-
-
-def lower_table_storage(module: ModuleOp) -> None:
-    """Lower every entry op (all tables are dense today), adding the shared helpers they call."""
-    attr = module.attributes.get(LAYOUT_ATTR)
-    if attr is None:
-        if any(isinstance(op, ENTRY_OPS) for op in module.walk()):
-            raise PassError("the entry ops need the module's state layout (made by --convert-graph-to-tables)")
-        return
-    helpers = Helpers()
-    pattern = LowerDenseEntryOp(StateLayout.from_attr(attr), helpers)
-    PatternRewriteWalker(pattern, apply_recursively=False).rewrite_module(module)
-    for op in [op for op in module.walk() if isinstance(op, TableOp) and not op.result.uses]:
-        op.detach()  # a table value the lowered ops no longer take
-        op.erase()
-    present = {op.sym_name.data for op in module.ops if isinstance(op, func.FuncOp)}
-    for name, function in helpers.functions.items():
-        if name not in present:
-            module.body.block.add_op(function)
-    if helpers.functions and GROW_SYMBOL not in present:  # the helpers grow tables through the host
-        module.body.block.insert_op_before(grow_declaration(), module.body.block.first_op)

@@ -27,7 +27,9 @@ def var_words(var: VarLayout, vars_: dict[str, VarLayout]) -> list[str]:
     """The names of a variable's words, in order (its first word is its `slot`)."""
     exists = ["exists"] if var.temp else []
     if var.kind == "table":
-        return ["data", "present", *(f"capacity.{d}" for d in range(var.rank)), *(f"size.{d}" for d in range(var.rank))]
+        paged = ["pages", "refs", "pool"] if var.page else []  # page table, reference counts, pool size
+        return ["data", "present", *(f"capacity.{d}" for d in range(var.rank)), *(f"size.{d}" for d in range(var.rank)),
+                *paged]  # fmt: skip
     if var.kind == "auto":
         return ["buffer", *(f"count.{d}" for d in range(var.rank))]
     if var.kind == "prefix":
@@ -120,7 +122,8 @@ class StateLayout:
         return cls(plans, data["words"], data["block"], tuple(data.get("extra", ())))
 
 
-_FIELDS = ("name", "memory", "dtype", "shape", "kind", "slot", "indices", "fixed", "init", "tables", "temp", "aliases")
+_FIELDS = ("name", "memory", "dtype", "shape", "kind", "slot", "indices", "fixed", "init", "tables", "temp", "aliases",
+           "page", "pool")  # fmt: skip
 
 
 def _var_attr(v: VarLayout) -> VarLayoutAttr:
@@ -131,7 +134,8 @@ def _var_attr(v: VarLayout) -> VarLayoutAttr:
         ArrayAttr([IntAttr(-1 if d is None else d) for d in v.shape]), IntAttr(v.slot),
         ArrayAttr([StringAttr(i) for i in v.indices]), ArrayAttr([IntAttr(-1 if f is None else f) for f in v.fixed]),
         init_attr(v.init), ArrayAttr([StringAttr(t) for t in v.tables]), IntAttr(int(v.temp)),
-        ArrayAttr([StringAttr(a) for a in v.aliases]), StringAttr("dense" if v.kind == "table" else ""),
+        ArrayAttr([StringAttr(a) for a in v.aliases]),
+        StringAttr(("paged" if v.page else "dense") if v.kind == "table" else ""), IntAttr(v.page), IntAttr(v.pool),
     )  # fmt: skip
 
 
@@ -141,6 +145,7 @@ def _var_plan(a: VarLayoutAttr) -> VarLayout:
         slot=a.slot.data, indices=tuple(i.data for i in a.indices),
         fixed=tuple(None if f.data < 0 else f.data for f in a.fixed), init=init_value(a.init),
         tables=tuple(t.data for t in a.tables), temp=bool(a.temp.data), aliases=tuple(t.data for t in a.aliases),
+        page=a.page.data, pool=a.pool.data,
     )  # fmt: skip
 
 

@@ -466,7 +466,7 @@ class StepEmitter:
     # --- tables: the statement's checks; the entry ops do the rest (lowering/dense_storage.py) ---
     def table(self, table: VarLayout) -> SSAValue:
         """The table as a value of its type (what the entry ops take)."""
-        ty = table_type(table.dtype, table.shape, table.indices, table.fixed)
+        ty = table_type(table.dtype, table.shape, table.indices, table.fixed, table.page)
         return self.ir.emit(TableOp(table.name, ty))
 
     def check_fixed(self, table: VarLayout, dim: int, size: SSAValue, op: Operation,

@@ -64,7 +64,8 @@ I64_MAX = (1 << 63) - 1
 GROW_SYMBOL = "oi_grow"
 CODE_ERROR, CODE_HOST = 1, 2  # step results besides 0: an error record, a failed host callback
 GROW_KIND_NAMES = {P.GROW_TABLE: "table", P.GROW_RESIZABLE: "resizable", P.GROW_LOG: "log", P.GROW_VIEW: "view",
-                   P.GROW_AUTO: "auto", P.GROW_REBIND: "rebind", P.GROW_PREFIX: "prefix"}  # fmt: skip
+                   P.GROW_AUTO: "auto", P.GROW_REBIND: "rebind", P.GROW_PREFIX: "prefix", P.GROW_PAGE: "page",
+                   P.GROW_RELEASE: "release", P.GROW_SIZES: "sizes"}  # fmt: skip
 
 
 def grow_declaration() -> func.FuncOp:

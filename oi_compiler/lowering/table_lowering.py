@@ -45,7 +45,8 @@ from oi_compiler.lowering import analysis as P
 from oi_compiler.lowering.state_layout import StateLayout
 
 GROW_CODES = {"table": P.GROW_TABLE, "resizable": P.GROW_RESIZABLE, "log": P.GROW_LOG, "view": P.GROW_VIEW,
-              "auto": P.GROW_AUTO, "rebind": P.GROW_REBIND, "prefix": P.GROW_PREFIX}  # fmt: skip
+              "auto": P.GROW_AUTO, "rebind": P.GROW_REBIND, "prefix": P.GROW_PREFIX, "page": P.GROW_PAGE,
+              "release": P.GROW_RELEASE, "sizes": P.GROW_SIZES}  # fmt: skip
 CODE_ERROR, CODE_HOST = 1, 2  # step results besides 0: an error record, a failed host callback
 GROW_SYMBOL = "oi_grow"
 

@@ -23,6 +23,6 @@ class LowerTableStorage(ModulePass):
     name = "lower-table-storage"
 
     def apply(self, ctx, module) -> None:
-        from oi_compiler.lowering.dense_storage import lower_table_storage
+        from oi_compiler.lowering.table_storage import lower_table_storage
 
         lower_table_storage(module)

@@ -23,13 +23,13 @@ import os
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from oi_compiler.dtypes import INT_RANGES, numpy_dtype
 from oi_compiler.boundary import internal_error, stage
-from oi_compiler.errors import ExecutionError, OiError, StateError
+from oi_compiler.errors import ExecutionError, OiError, StateError, UnsupportedError
 from oi_compiler.graph import Graph
 from oi_compiler.runtime.binding import BoundGraph, bind_graph
 from oi_compiler.models.model import Model
@@ -37,6 +37,9 @@ from oi_compiler.runtime.reference import Frame, ReferenceInterpreter
 from oi_compiler.runtime.tables import PersistentStore, make_storage
 from oi_compiler.runtime.trace import TraceEvent, env_prints_trace, print_event
 from oi_compiler.verify.scope import shape_text
+
+if TYPE_CHECKING:
+    from oi_compiler.runtime.paged_tables import PageTable
 
 DEVICES = ("reference", "cpu", "cuda")
 
@@ -270,6 +273,16 @@ class Executor:
         with stage("state"):
             storage = self._persistent(name)
             return list(getattr(storage, "sizes", getattr(storage, "counts", [])))
+
+    def page_table(self, name: str) -> PageTable:
+        """A `@paged` table's pages in CSR form (`oi.PageTable`); `device="cpu"` only: the reference
+        keeps a table's entries, not pages."""
+        raise UnsupportedError(f"page_table: device {self.sim.device!r} keeps no pages (device 'cpu' does)")
+
+    def table_nbytes(self, name: str) -> int:
+        """The bytes a table's storage holds (entries, present flags, page table); `device="cpu"` only."""
+        raise UnsupportedError(f"table_nbytes: device {self.sim.device!r} does not lay tables out in memory "
+                               "(device 'cpu' does)")  # fmt: skip
 
     def trace(self) -> list[dict]:
         """The recorded events (with `with_trace()`), as plain dicts, over every step so far."""

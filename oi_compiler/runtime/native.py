@@ -10,6 +10,7 @@ fails (`rollback`), and converts tables to and from the reference executor's for
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from oi_compiler.lowering import analysis as P
 from oi_compiler.lowering.analysis import VarLayout
 from oi_compiler.runtime.binding import BoundGraph, check_model_tensor
 from oi_compiler.runtime.native_step import NativeStep, register_state
+from oi_compiler.runtime.paged_tables import PagedTable
 from oi_compiler.runtime.reference import Frame, ReferenceInterpreter, _pattern_key
 from oi_compiler.runtime.tables import (  # FIRST_CAPACITY: the rule the reference mirrors, in one place
     FIRST_CAPACITY,
@@ -45,7 +47,8 @@ class NativeState:
         self.arrays: dict[int, np.ndarray] = {}  # state word -> the array whose address it holds
         self.keep: list[np.ndarray] = []  # arrays only reached through address tables
         self.host_error: BaseException | None = None
-        self.growth: list[tuple[int, VarLayout, np.ndarray, np.ndarray, list[int]]] = []
+        self.growth: list[tuple[int, Callable[[], None]]] = []  # (undo log position, how to undo a host change)
+        self.paged: dict[str, PagedTable] = {}  # the host side of each `@paged` table
         self.loaded_views: dict[str, np.ndarray] = {}
         self.displaced: list[np.ndarray] = []  # buffers `insert` took a name off while another shares them
         self.entries: dict[str, dict[tuple[int, ...], np.ndarray]] = {}  # volatile prefix tables' entries
@@ -130,6 +133,9 @@ class NativeState:
 
     # --- tables ----------------------------------------------------------------------------
     def _new_table(self, var: VarLayout, caps: list[int]) -> None:
+        if var.page:
+            self.paged.setdefault(var.name, PagedTable(self, var)).create(caps)
+            return
         data = init_array([*caps, *var.shape], var.dtype, var.init)
         self._set(var.data_slot, data)
         self._set(var.present_slot, init_array(caps, "u8", None))  # (out of memory: an ExecutionError)
@@ -149,11 +155,23 @@ class NativeState:
     def grow(self, kind: int, a: int, b: int, c: int) -> None:
         """The step's request (`oi_grow`): a table index past its capacity, a resizable buffer or the
         undo log to grow, or a stale view to copy out before a write changes what it shows."""
-        if kind == P.GROW_TABLE:
+        if kind in (P.GROW_PAGE, P.GROW_RELEASE, P.GROW_SIZES):
+            paged = next(t for t in self.paged.values() if t.var.slot == a)
+            if kind == P.GROW_PAGE:
+                paged.page_for(b, c)
+            elif kind == P.GROW_RELEASE:
+                paged.release(b, c)
+            else:
+                paged.recompute_sizes()
+        elif kind == P.GROW_TABLE:
             var = next(v for v in self.plan.vars.values() if v.kind == "table" and v.slot == a)
-            caps = self.capacities(var)
+            if var.page:
+                self.paged[var.name].grow_index(b, c)
+                return
+            old_caps = self.capacities(var)
             old_data, old_present = self.arrays[var.data_slot], self.arrays[var.present_slot]
-            self.growth.append((int(self.words[P.LOG_COUNT]), var, old_data, old_present, list(caps)))
+            self.undo(lambda: self._restore_table(var, old_data, old_present, old_caps))
+            caps = list(old_caps)
             caps[b] = max(2 * caps[b], c)
             try:
                 self._new_table(var, caps)
@@ -183,7 +201,7 @@ class NativeState:
         elif kind == P.GROW_AUTO:  # counts already raised (b = 0) or reset (b = 1) in the words
             var = next(v for v in self.plan.vars.values() if v.kind == "auto" and v.slot == a)
             old = self.arrays[var.slot]
-            self.growth.append((int(self.words[P.LOG_COUNT]), var, old, None, []))
+            self.undo(lambda: self._set(var.slot, old))  # its counts come back with the size words
             shape = [base + int(self.words[var.count_base + d]) for d, base in enumerate(var.shape)]
             grown = init_array(shape, var.dtype, var.init if b else None)  # (out of memory: an ExecutionError)
             if not b:
@@ -258,11 +276,14 @@ class NativeState:
         self.words[self._size_words] = sizes
         self.words[P.LOG_COUNT] = self.words[P.LOG_USED] = 0
 
+    def undo(self, change: Callable[[], None]) -> None:
+        """Record how to undo a host change made in this step, at the undo log's position."""
+        self.growth.append((int(self.words[P.LOG_COUNT]), change))
+
     def _undo_growth(self) -> None:
-        _, var, data, present, caps = self.growth.pop()
-        if var.kind == "auto":  # its counts come back with the size words
-            self._set(var.slot, data)
-            return
+        self.growth.pop()[1]()
+
+    def _restore_table(self, var: VarLayout, data: np.ndarray, present: np.ndarray, caps: list[int]) -> None:
         self._set(var.data_slot, data)
         self._set(var.present_slot, present)
         for d, c in enumerate(caps):
@@ -329,6 +350,8 @@ class NativeState:
             return self.buffer(var).copy()
         if var.kind == "auto":
             return self.arrays[var.slot].copy()
+        if var.kind == "table" and var.page:
+            return self.paged[var.name].dense()
         if var.kind == "table":
             box = tuple(slice(0, n) for n in self.sizes(var))
             return self.arrays[var.data_slot][box].copy()
@@ -373,6 +396,11 @@ class NativeState:
     def table_storage(self, var: VarLayout) -> TableStorage:
         storage = TableStorage(self._declaration(var))
         storage.sizes = self.sizes(var)
+        if var.page:
+            paged = self.paged[var.name]
+            for key in paged.present_keys():
+                storage.entries[key] = frozen(paged.entry(key).copy())
+            return storage
         present = self.arrays[var.present_slot]
         data = self.arrays[var.data_slot]
         for key in zip(*np.nonzero(present)):
@@ -411,7 +439,10 @@ class NativeState:
         self.unshare()
         for name in store:
             var, storage = self.plan.vars[name], store[name]
-            if var.kind == "table":
+            if var.kind == "table" and var.page:
+                self.paged[name].load(list(storage.sizes), storage.entries)
+                self.growth.clear()  # a loaded state is not undone by a later step's failure
+            elif var.kind == "table":
                 sizes = list(storage.sizes)
                 caps = [first_capacity(s, f) for s, f in zip(sizes, var.fixed)]
                 self._new_table(var, caps)

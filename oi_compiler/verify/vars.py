@@ -41,7 +41,7 @@ def verify_declaration(scope: GraphScope, var: VarOp) -> None:
 
 
 def _has_cache_attrs(var: VarOp) -> bool:
-    return var.table is not None or bool(var.auto_dim_names) or bool(var.fixed_sizes)
+    return var.table is not None or bool(var.auto_dim_names) or bool(var.fixed_sizes) or var.paged is not None
 
 
 def _duplicate(names: list[str]) -> str | None:
@@ -82,6 +82,23 @@ def _verify_cache_decl(var: VarOp) -> None:
             raise fail(var, f"fixed index {index} on {name} must be greater than 0")
     if is_table and var.dtype in PACKED_DTYPES:
         raise fail(var, "cache table packed dtypes not supported")
+    if var.paged is not None:
+        _verify_paged(var)
+
+
+def _verify_paged(var: VarOp) -> None:
+    """`@paged(page = P[, pages = N])`: a storage for a `@table` (ours; upstream has no pages)."""
+    name = var.var_name
+    if var.table is None or var.auto_dim_names:
+        raise fail(var, f"@paged {name} must be a @table without @auto_dim")
+    options = var.paged_options
+    for key, value in options.items():
+        if key not in ("page", "pages"):
+            raise fail(var, f"unknown @paged option {key} on {name} (page or pages)")
+        if not 0 < value < 2**31:
+            raise fail(var, f"@paged {key} = {value} on {name} is out of range (1 to 2**31 - 1)")
+    if "page" not in options:
+        raise fail(var, f"@paged {name} requires a page size: @paged(page = 16)")
 
 
 def _verify_prefix_decl(var: VarOp) -> None:

@@ -1,0 +1,196 @@
+"""Paged storage of a table (`@paged(page = P)`): the lowering of the entry ops on pages.
+
+A paged table keeps its entries in fixed-size **pages** of `P` entries along its last index, taken
+from one **pool**, with a **page table** per row of its other indices (vLLM's block table,
+FlashInfer's paged KV layout). Its words are a dense table's (`data` is the pool's entries,
+`present` their present bytes, per index a capacity and a size) and three more:
+
+- `pages`: the page table, `[rows' capacities..., columns]` of i64 page numbers (-1: no page yet),
+  where entry `(row..., t)` lives in page `pages[row..., t / P]` at `t % P`; the last index's
+  capacity is `columns * P`;
+- `refs`: each page's reference count (a page `cache.fork` shares has more than one);
+- `pool`: the pool's size in pages.
+
+So entry `(row..., t)` is pool entry `pages[row..., t / P] * P + t % P`. On it:
+
+- `write`, and a `read` that marks an absent entry present, first make the entry's page the
+  row's own: when it has no page, or shares it, the host (`oi_grow "page"`) takes a free page
+  (filled with `@init`) or copies the shared one (copy-on-write), and records how to undo it; then
+  the entry's bytes are journaled by pool offset and changed as on dense storage;
+- `read` gathers the selected entries one by one into the destination (a selection's entries may
+  lie in several pages); `view` is a view of one entry, in its page;
+- `reset` of whole rows gives their pages back to the pool (`oi_grow "release"`); of one entry,
+  refills it with `@init`; sizes are recomputed from the present entries by the host
+  (`oi_grow "sizes"`);
+- growth of an index asks the host for a larger page table (`oi_grow "table"`, as on dense
+  storage): the entries themselves never move; the pool doubles only when all its pages are taken.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from xdsl.dialects import arith, memref
+from xdsl.dialects.builtin import IntegerType, MemRefType, StridedLayoutAttr, i64
+from xdsl.ir import SSAValue
+
+from oi_compiler.dialects.oi_table import BufferOp, GrowOp, JournalOp
+from oi_compiler.dtypes import dtype_type
+from oi_compiler.errors import PassError
+from oi_compiler.lowering.dense_storage import DenseTable, Selection
+from oi_compiler.lowering.step_ir import DYN, I8
+from oi_compiler.lowering.step_values import fill, strided_like
+
+
+class PagedTable(DenseTable):
+    """Emits one paged table's entry operations through `ir` (positioned where the op was)."""
+
+    @property
+    def page(self) -> int:
+        return self.table.page
+
+    # --- words and buffers -----------------------------------------------------------------
+    def pool_entries(self) -> SSAValue:
+        return self.ir.mul(self.word("pool"), self.ir.const(self.page))
+
+    def data(self) -> SSAValue:
+        ty = MemRefType(dtype_type(self.table.dtype), [DYN, *self.table.shape])
+        return self.ir.emit(BufferOp(self.name, "data", [self.pool_entries()], ty))
+
+    def present(self) -> SSAValue:
+        return self.ir.emit(BufferOp(self.name, "present", [self.pool_entries()], MemRefType(I8, [DYN])))
+
+    def page_table(self) -> SSAValue:
+        caps = self.capacities()
+        sizes = [*caps[:-1], self.ir.emit(arith.DivUIOp(caps[-1], self.ir.const(self.page)))]
+        return self.ir.emit(BufferOp(self.name, "pages", sizes, MemRefType(i64, [DYN] * self.table.rank)))
+
+    def refs(self) -> SSAValue:
+        return self.ir.emit(BufferOp(self.name, "refs", [self.word("pool")], MemRefType(i64, [DYN])))
+
+    def page_of(self, key: Sequence[SSAValue]) -> SSAValue:
+        """The page number holding `key` (-1: none yet), as an index."""
+        column = self.ir.emit(arith.DivUIOp(key[-1], self.ir.const(self.page)))
+        number = self.ir.emit(memref.LoadOp.get(self.page_table(), [*key[:-1], column]))
+        return self.ir.to_index(number)
+
+    def row(self, leading: Sequence[SSAValue]) -> SSAValue:
+        """The row number of the leading indices in the page table's current capacity box."""
+        ir, row = self.ir, self.ir.const(0)
+        for k, cap in zip(leading, self.capacities()[:-1]):
+            row = ir.add(ir.mul(row, cap), k)
+        return row
+
+    def ask_page(self, key: Sequence[SSAValue]) -> None:
+        """The host gives `key`'s row a page of its own for `key` (a new one, or a copy of a shared one)."""
+        column = self.ir.emit(arith.DivUIOp(key[-1], self.ir.const(self.page)))
+        self.ir.emit(GrowOp("page", self.name, "data", [self.row(key[:-1]), column]))
+
+    def entry(self, key: Sequence[SSAValue], *, own: bool) -> SSAValue:
+        """The pool entry of `key`, after giving it a page (`own`: one no other row shares, as a
+        change needs)."""
+        ir = self.ir
+        page = self.page_of(key)
+        with ir.if_else(ir.cmp("slt", page, ir.const(0))) as otherwise:
+            self.ask_page(key)
+            otherwise()
+            if own:
+                count = ir.emit(memref.LoadOp.get(self.refs(), [page]))
+                with ir.if_(ir.emit(arith.CmpiOp(count, ir.const_of(1, i64), "ne"))):
+                    self.ask_page(key)
+        offset = ir.emit(arith.RemUIOp(key[-1], ir.const(self.page)))
+        return ir.add(ir.mul(self.page_of(key), ir.const(self.page)), offset)
+
+    def entry_view(self, number: SSAValue) -> SSAValue:
+        entry = strided_like(MemRefType(dtype_type(self.table.dtype), list(self.table.shape)), self.table)
+        return self.ir.subview(self.data(), [number] + [0] * len(self.table.shape), [1, *self.table.shape], entry)
+
+    def mark(self, key: Sequence[SSAValue]) -> None:
+        """`key` present (journaled), on a page of its row's own if it was not."""
+        ir = self.ir
+        number = self.entry(key, own=False)
+        flag = ir.emit(memref.LoadOp.get(self.present(), [number]))
+        with ir.if_(ir.emit(arith.CmpiOp(flag, ir.const_of(0, I8), "eq"))):
+            number = self.entry(key, own=True)
+            ir.emit(JournalOp(self.name, "present", number, ir.const(1)))
+            ir.emit(memref.StoreOp.get(ir.const_of(1, I8), self.present(), [number]))
+
+    # --- the ops ---------------------------------------------------------------------------
+    def write(self, key: Sequence[SSAValue], source: SSAValue) -> None:
+        ir = self.ir
+        self.raise_sizes([(k,) for k in key])
+        number = self.entry(key, own=True)
+        size = ir.const(self.entry_bytes)
+        ir.emit(JournalOp(self.name, "data", ir.mul(number, size), size))
+        flag = ir.emit(memref.LoadOp.get(self.present(), [number]))
+        with ir.if_(ir.emit(arith.CmpiOp(flag, ir.const_of(0, I8), "eq"))):
+            ir.emit(JournalOp(self.name, "present", number, ir.const(1)))
+            ir.emit(memref.StoreOp.get(ir.const_of(1, I8), self.present(), [number]))
+        ir.emit(memref.CopyOp(source, self.entry_view(number)))
+
+    def read(self, selection: Selection, target: SSAValue) -> None:
+        """Each selected entry in turn into its place in `target` (a gather across pages)."""
+        ir = self.ir
+        self.raise_sizes(selection)
+        sliced = [d for d, item in enumerate(selection) if len(item) == 2]
+        with ir.for_each(self.counts(selection)) as ivs:
+            key = [ir.add(item[0], iv) for item, iv in zip(selection, ivs)]
+            self.mark(key)
+            number = self.entry(key, own=False)
+            place = [ivs[d] for d in sliced]
+            ir.emit(memref.CopyOp(self.entry_view(number), self.place(target, place)))
+
+    def place(self, target: SSAValue, place: list[SSAValue]) -> SSAValue:
+        """The entry of `target` at `place` (its leading indices)."""
+        shape = list(self.table.shape)
+        layout = target.type.layout
+        if isinstance(layout, StridedLayoutAttr):  # a strided destination: its strides are run-time values
+            ty = MemRefType(target.type.element_type, shape, StridedLayoutAttr([None] * len(shape), None))
+        else:
+            ty = strided_like(MemRefType(target.type.element_type, shape), self.table)
+        return self.ir.subview(target, place + [0] * len(shape), [1] * len(place) + shape, ty)
+
+    def view(self, selection: Selection, result: MemRefType) -> SSAValue:
+        if any(len(item) == 2 for item in selection):
+            raise PassError(f"oi_table.view: a slice of the paged table @{self.name} may span pages: "
+                            "read it (a gather) instead")  # fmt: skip
+        key = [item[0] for item in selection]
+        self.raise_sizes(selection)
+        self.mark(key)
+        return self.entry_view(self.entry(key, own=False))
+
+    def reset(self, prefix: Sequence[SSAValue], *, keep_sizes: bool = False) -> None:
+        ir, rank = self.ir, self.table.rank
+        prefix = list(prefix)
+        if len(prefix) <= rank:  # a longer prefix names no entry
+            caps = self.capacities()
+            inside = ir.const_of(1, IntegerType(1))
+            for k, cap in zip(prefix, caps):
+                inside = ir.and_(inside, ir.cmp("slt", k, cap))
+            with ir.if_(inside):
+                if len(prefix) == rank:
+                    self.clear_entry(prefix)
+                else:  # whole rows: their pages go back to the pool
+                    first = self.row(prefix + [ir.const(0)] * (rank - 1 - len(prefix)))
+                    count = ir.product(self.capacities()[len(prefix) : rank - 1])
+                    ir.emit(GrowOp("release", self.name, "data", [first, count]))
+        if not keep_sizes:
+            self.recompute_sizes()
+
+    def clear_entry(self, key: list[SSAValue]) -> None:
+        """One entry back to `@init`, absent (nothing to do when its page was never taken)."""
+        ir = self.ir
+        with ir.if_(ir.cmp("sge", self.page_of(key), ir.const(0))):
+            number = self.entry(key, own=True)
+            size = ir.const(self.entry_bytes)
+            ir.emit(JournalOp(self.name, "data", ir.mul(number, size), size))
+            ir.emit(JournalOp(self.name, "present", number, ir.const(1)))
+            fill(ir, self.entry_view(number), self.table.init, self.table.dtype)
+            ir.emit(memref.StoreOp.get(ir.const_of(0, I8), self.present(), [number]))
+
+    def recompute_sizes(self) -> None:
+        """Sizes from the present entries (the host scans the pages; `@fixed` sizes stay)."""
+        if all(f is not None for f in self.table.fixed):
+            return
+        zero = self.ir.const(0)
+        self.ir.emit(GrowOp("sizes", self.name, "data", [zero, zero]))

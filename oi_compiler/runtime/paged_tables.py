@@ -1,0 +1,295 @@
+"""The host side of a `@paged` table on `device="cpu"` (`lowering/paged_storage.py` is the step's).
+
+`PagedTable` owns one table's pool (`data`, `present`: `pool * page` entries), its page table
+(`pages`: a page number per row and column, -1 where none), the pages' reference counts (`refs`)
+and the allocator (never-used pages, then a free list). The step asks it for a page of a row's own
+(`page`), to give rows' pages back (`release`), for a larger page table (`grow_index`) and for the
+sizes (`recompute_sizes`). Each change it makes records how to undo it with the state's undo log
+position (`NativeState.undo`), so a failed step leaves the pages, counts and allocator as they were.
+
+It also converts the table to and from the reference's form (`dense`, `present_keys`, `load`) and
+describes its pages in CSR form (`csr`: vLLM's and FlashInfer's `indptr / indices / last_page_len`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from oi_compiler.dtypes import numpy_dtype
+from oi_compiler.errors import ExecutionError
+from oi_compiler.lowering.analysis import VarLayout
+from oi_compiler.runtime.tables import FIRST_CAPACITY, growth_error, init_array
+
+FIRST_POOL = 4  # pages, when `@paged` gives no `pages = N`
+
+
+@dataclass(frozen=True)
+class PageTable:
+    """A paged table's pages, row by row, in the CSR form vLLM and FlashInfer take.
+
+    Rows are the table's leading indices in row-major order, up to their sizes (`rows`: that
+    shape). Row `r` holds the pages `indices[indptr[r]:indptr[r + 1]]`, in order along the last
+    index, up to its last present entry; `last_page_len[r]` entries of its last page are in use (0
+    for an empty row). A page number is -1 where a row has a gap no entry was ever put in."""
+
+    page_size: int
+    rows: tuple[int, ...]
+    indptr: np.ndarray
+    indices: np.ndarray
+    last_page_len: np.ndarray
+    pool_pages: int  # the pool's size
+    pages_in_use: int  # pages some row holds (a page shared by a fork counts once)
+
+
+class PagedTable:
+    def __init__(self, state, var: VarLayout):
+        self.state, self.var, self.page = state, var, var.page
+        self.entry_dtype = numpy_dtype(var.dtype)
+        self.free: list[int] = []  # pages given back, taken again first (last in, first out)
+        self.used = 0  # pages taken at least once (the rest of the pool was never used)
+
+    # --- arrays and words ------------------------------------------------------------------
+    @property
+    def words(self) -> np.ndarray:
+        return self.state.words
+
+    def array(self, slot: int) -> np.ndarray:
+        return self.state.arrays[slot]
+
+    @property
+    def pool(self) -> int:
+        return int(self.words[self.var.pool_slot])
+
+    def capacities(self) -> list[int]:
+        return self.state.capacities(self.var)
+
+    def pages(self) -> np.ndarray:
+        """The page table as `[rows, columns]` (a view)."""
+        table = self.array(self.var.pages_slot)
+        return table.reshape(-1, table.shape[-1])
+
+    def pool_view(self) -> np.ndarray:
+        """The pool's entries as `[pages, page, *entry]` (a view)."""
+        return self.array(self.var.data_slot).reshape(self.pool, self.page, *self.var.shape)
+
+    def present_view(self) -> np.ndarray:
+        return self.array(self.var.present_slot).reshape(self.pool, self.page)
+
+    # --- allocation --------------------------------------------------------------------------
+    def create(self, caps: list[int], pool: int | None = None) -> None:
+        """An empty table: a page table for `caps` (the last rounded up to whole pages) and a pool."""
+        var = self.var
+        caps = [*caps[:-1], -(-caps[-1] // self.page) * self.page]
+        self._set_page_table(caps, np.full([*caps[:-1], caps[-1] // self.page], -1, np.int64))
+        self._set_pool(pool or var.pool or FIRST_POOL, None)
+        self.free, self.used = [], 0
+
+    def _set_page_table(self, caps: list[int], table: np.ndarray) -> None:
+        self.state._set(self.var.pages_slot, table)
+        for d, c in enumerate(caps):
+            self.words[self.var.capacity_slot(d)] = c
+
+    def _set_pool(self, pages: int, old: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> None:
+        """A pool of `pages` pages, holding `old`'s (data, present, refs) first."""
+        var = self.var
+        try:
+            data = np.empty([pages * self.page, *var.shape], self.entry_dtype)
+            present = np.zeros(pages * self.page, np.uint8)
+            refs = np.zeros(pages, np.int64)
+        except (MemoryError, ValueError):
+            raise ExecutionError(f"paged table {var.name}: a pool of {pages} pages of {self.page} entries "
+                                 "does not fit in memory") from None  # fmt: skip
+        if old is not None:
+            n = len(old[2])
+            data[: n * self.page] = old[0]
+            present[: n * self.page] = old[1]
+            refs[:n] = old[2]
+        self.state._set(var.data_slot, data)
+        self.state._set(var.present_slot, present)
+        self.state._set(var.refs_slot, refs)
+        self.words[var.pool_slot] = pages
+
+    def _take(self) -> int:
+        """A page no row holds: a freed one, else one never used (the pool doubles when all are)."""
+        state = self.state
+        if self.free:
+            number = self.free.pop()
+            state.undo(lambda: self.free.append(number))
+            return number
+        if self.used == self.pool:
+            var = self.var
+            old = (self.array(var.data_slot), self.array(var.present_slot), self.array(var.refs_slot))
+            self._set_pool(2 * self.pool, old)
+
+            def shrink() -> None:
+                self.state._set(var.data_slot, old[0])
+                self.state._set(var.present_slot, old[1])
+                self.state._set(var.refs_slot, old[2])
+                self.words[var.pool_slot] = len(old[2])
+
+            state.undo(shrink)
+        number = self.used
+        self.used += 1
+
+        def untake() -> None:
+            self.used -= 1
+
+        state.undo(untake)
+        return number
+
+    def _set_ref(self, number: int, count: int) -> None:
+        refs = self.array(self.var.refs_slot)
+        old = int(refs[number])
+        refs[number] = count
+        self.state.undo(lambda: self._restore_ref(number, old))
+
+    def _restore_ref(self, number: int, count: int) -> None:
+        self.array(self.var.refs_slot)[number] = count
+
+    def _set_page(self, row: int, column: int, number: int) -> None:
+        pages = self.pages()
+        old = int(pages[row, column])
+        pages[row, column] = number
+        self.state.undo(lambda: self._restore_page(row, column, old))
+
+    def _restore_page(self, row: int, column: int, number: int) -> None:
+        self.pages()[row, column] = number
+
+    # --- the step's requests ----------------------------------------------------------------
+    def page_for(self, row: int, column: int) -> None:
+        """Row `row`'s own page at `column`: a new one filled with `@init` (all absent), or a copy
+        of the page it shares (copy on write)."""
+        old = int(self.pages()[row, column])
+        number = self._take()
+        data, present = self.pool_view(), self.present_view()
+        if old < 0:
+            data[number] = init_array(data.shape[1:], self.var.dtype, self.var.init)
+            present[number] = 0
+        else:
+            data[number] = data[old]
+            present[number] = present[old]
+            self._set_ref(old, int(self.array(self.var.refs_slot)[old]) - 1)
+        self._set_ref(number, 1)
+        self._set_page(row, column, number)
+
+    def release(self, first: int, count: int) -> None:
+        """Rows `first .. first + count - 1` hold no pages; a page no row holds any more is free."""
+        rows = self.pages()[first : first + count]
+        held = rows[rows >= 0]
+        if held.size == 0:
+            return
+        refs = self.array(self.var.refs_slot)
+        numbers, times = np.unique(held, return_counts=True)
+        before_rows, before_refs, before_free = rows.copy(), refs[numbers].copy(), len(self.free)
+        refs[numbers] -= times
+        rows[...] = -1
+        self.free.extend(int(n) for n in numbers[refs[numbers] == 0])
+
+        def undo() -> None:
+            self.pages()[first : first + count] = before_rows
+            self.array(self.var.refs_slot)[numbers] = before_refs
+            del self.free[before_free:]
+
+        self.state.undo(undo)
+
+    def grow_index(self, dim: int, need: int) -> None:
+        """Index `dim`'s capacity to at least `need` (doubling): a larger page table; no entry moves."""
+        var, caps = self.var, self.capacities()
+        old = self.array(var.pages_slot)
+        grown = list(caps)
+        grown[dim] = max(2 * caps[dim], need)
+        if dim == var.rank - 1:
+            grown[dim] = -(-grown[dim] // self.page) * self.page
+        try:
+            table = np.full([*grown[:-1], grown[-1] // self.page], -1, np.int64)
+        except (MemoryError, ValueError):
+            raise growth_error(var.name, dim, need, grown) from None
+        table[tuple(slice(0, n) for n in old.shape)] = old
+        self._set_page_table(grown, table)
+        self.state.undo(lambda: self._set_page_table(caps, old))
+
+    def recompute_sizes(self) -> None:
+        """Each growable size from the present entries (`TableStorage.reset`'s rule)."""
+        var = self.var
+        present = self.present_mask()
+        for d, fixed in enumerate(var.fixed):
+            if fixed is None:
+                axes = tuple(a for a in range(var.rank) if a != d)
+                hit = np.flatnonzero(present.any(axis=axes)) if present.size else []
+                self.words[var.size_slot(d)] = int(hit[-1]) + 1 if len(hit) else 0
+
+    # --- the table as the reference holds it ------------------------------------------------
+    def gathered(self, box: list[int], source: np.ndarray, fill) -> np.ndarray:
+        """`source` (per pool entry) at every key of `box` (`fill` where no page holds it)."""
+        columns = -(-box[-1] // self.page)
+        table = self.array(self.var.pages_slot)[tuple(slice(0, n) for n in box[:-1])][..., :columns]
+        tail = source.shape[1:]
+        pages = source.reshape(self.pool, self.page, *tail)
+        out = np.empty([*table.shape, self.page, *tail], source.dtype)
+        held = table >= 0
+        out[held] = pages[table[held]]
+        out[~held] = fill
+        out = out.reshape(*table.shape[:-1], columns * self.page, *tail)
+        return out[(slice(None),) * (len(box) - 1) + (slice(0, box[-1]),)]
+
+    def dense(self) -> np.ndarray:
+        """The entries up to the sizes, as a dense table holds them (`@init` where never written)."""
+        sizes = self.state.sizes(self.var)
+        init = init_array([], self.var.dtype, self.var.init)
+        return np.ascontiguousarray(self.gathered(sizes, self.array(self.var.data_slot), init))
+
+    def present_mask(self, box: list[int] | None = None) -> np.ndarray:
+        box = box if box is not None else self.capacities()
+        return self.gathered(box, self.array(self.var.present_slot), 0) != 0
+
+    def present_keys(self) -> list[tuple[int, ...]]:
+        return [tuple(int(k) for k in key) for key in zip(*np.nonzero(self.present_mask()))]
+
+    def entry(self, key: tuple[int, ...]) -> np.ndarray:
+        row = int(np.ravel_multi_index(key[:-1], self.capacities()[:-1])) if len(key) > 1 else 0
+        number = int(self.pages()[row, key[-1] // self.page])
+        return self.pool_view()[number, key[-1] % self.page]
+
+    def load(self, sizes: list[int], entries: dict) -> None:
+        """The table anew, holding `entries` (from a saved state), outside any step."""
+        var = self.var
+        caps = [f if f is not None else max(FIRST_CAPACITY, 1 << max(0, s - 1).bit_length())
+                for s, f in zip(sizes, var.fixed)]  # fmt: skip
+        columns = {(int(np.ravel_multi_index(k[:-1], caps[:-1])) if len(k) > 1 else 0, k[-1] // self.page)
+                   for k in entries}  # fmt: skip
+        self.create(caps, max(var.pool or FIRST_POOL, len(columns)))
+        for row, column in sorted(columns):
+            self.page_for(row, column)
+        for key, value in entries.items():
+            row = int(np.ravel_multi_index(key[:-1], caps[:-1])) if len(key) > 1 else 0
+            number = int(self.pages()[row, key[-1] // self.page])
+            self.pool_view()[number, key[-1] % self.page] = value
+            self.present_view()[number, key[-1] % self.page] = 1
+        for d, s in enumerate(sizes):
+            self.words[var.size_slot(d)] = s
+
+    # --- what it holds ------------------------------------------------------------------------
+    def nbytes(self) -> int:
+        var = self.var
+        return sum(self.array(s).nbytes for s in (var.data_slot, var.present_slot, var.pages_slot, var.refs_slot))
+
+    def csr(self) -> PageTable:
+        sizes = self.state.sizes(self.var)
+        present = self.present_mask(sizes)
+        rows = sizes[:-1]
+        flat = present.reshape(math.prod(rows), sizes[-1]) if sizes[-1] else np.zeros((math.prod(rows), 0), bool)
+        table = self.array(self.var.pages_slot)[tuple(slice(0, n) for n in rows)].reshape(len(flat), -1)
+        indptr, indices, last = [0], [], []
+        for r, row in enumerate(flat):
+            hit = np.flatnonzero(row)
+            length = int(hit[-1]) + 1 if hit.size else 0
+            columns = -(-length // self.page)
+            indices.extend(int(n) for n in table[r, :columns])
+            indptr.append(len(indices))
+            last.append(length - (columns - 1) * self.page if columns else 0)
+        held = self.pages()[self.pages() >= 0]
+        return PageTable(self.page, tuple(rows), np.array(indptr, np.int64), np.array(indices, np.int64),
+                         np.array(last, np.int64), self.pool, len(np.unique(held)))  # fmt: skip
