@@ -43,7 +43,7 @@ Tables, as values: `!oi_table.table<f32[1, 4], [pos fixed 1024], dense>` says wh
 entry, its indices, its storage); `%K = oi_table.table @K : !oi_table.table<...>` is the table
 variable as a value, and the entry ops take it: `oi_table.write %K [%t], %k`, `oi_table.read %K
 [%a : %b], %dst`, `%v = oi_table.view %K [...]`, `oi_table.reset %K [%l]`, `oi_table.resize %K`
-(what a storage implements: `--lower-table-storage`).
+`oi_table.copy_row %K [%s, %a : %b] -> [%d]` (what a storage implements: `--lower-table-storage`).
 """
 
 from __future__ import annotations
@@ -611,6 +611,23 @@ def _parse_selection(parser: Parser) -> tuple[list[SSAValue], list[int]]:
     return bounds, slices
 
 
+def _parse_row(parser: Parser) -> tuple[list[SSAValue], list[int]]:
+    """`[%d, %h]` or `[]` (a table of one index has rows of no index)."""
+    parser.parse_punctuation("[")
+    if parser.parse_optional_punctuation("]") is not None:
+        return [], []
+    bounds: list[SSAValue] = []
+    slices: list[int] = []
+
+    def item() -> None:
+        bounds.append(parser.resolve_operand(parser.parse_unresolved_operand(), IndexType()))
+        slices.append(int(parser.parse_optional_punctuation(":") is not None))
+
+    parser.parse_comma_separated_list(Parser.Delimiter.NONE, item)
+    parser.parse_punctuation("]")
+    return bounds, slices
+
+
 STORAGES = ("dense", "paged", "ring")  # what a table type may say; a ring storage is not lowered yet
 
 
@@ -954,7 +971,65 @@ class ResizeOp(_EntryOp):
         return with_attrs(cls(parser.resolve_operand(table, parser.parse_type())), attrs)
 
 
-ENTRY_OPS = (WriteOp, ReadOp, ViewOp, ResetOp, ResizeOp)
+@irdl_op_definition
+class CopyRowOp(_EntryOp):
+    """`oi_table.copy_row %K [%s, %h, %a : %b] -> [%d, %h] : !oi_table.table<...>`: entries
+    `(s, h, t)` for `a <= t < b` copied to `(d, h, t)`, in order of `t`, each as a `read` of the one
+    (present, sizes raised) then a `write` of the other (`cache.fork`). A paged storage shares the
+    source's whole pages instead of copying them (copy on write)."""
+
+    name = "oi_table.copy_row"
+
+    traits = traits_def(MemoryReadEffect(), MemoryWriteEffect())
+
+    def __init__(self, table: SSAValue, source: Sequence[SSAValue], start: SSAValue, end: SSAValue,
+                 dest: Sequence[SSAValue]):  # fmt: skip
+        flags = [0] * len(source) + [1] + [0] * len(dest)
+        super().__init__(properties={"slices": DenseArrayBase.from_list(i64, flags)},
+                         operands=[table, [*source, start, end, *dest]])  # fmt: skip
+
+    def selection(self) -> list[tuple[SSAValue] | tuple[SSAValue, SSAValue]]:
+        """The source's entries: an index per leading index, then the slice of the last."""
+        return super().selection()[: self.table_type.rank]
+
+    @property
+    def dest(self) -> list[SSAValue]:
+        """The destination row: an index per leading index of the table."""
+        return list(self.bounds)[self.table_type.rank + 1 :]
+
+    def verify_(self) -> None:
+        rank = self.table_type.rank
+        if list(self.slices.get_values()) != [0] * (rank - 1) + [1] + [0] * (rank - 1) or \
+                len(self.bounds) != 2 * rank:  # fmt: skip
+            raise VerifyException("oi_table.copy_row: a source row and a slice of its last index, then a "
+                                  f"destination row ({rank - 1} indices each)")  # fmt: skip
+
+    def print(self, printer: Printer) -> None:
+        rank = self.table_type.rank
+        printer.print_string(" ")
+        printer.print_operand(self.table)
+        _print_selection(printer, list(self.bounds)[: rank + 1], [0] * (rank - 1) + [1])
+        printer.print_string(" ->")
+        _print_selection(printer, self.dest, [0] * (rank - 1))
+        print_attr_dict(printer, self)
+        printer.print_string(" : ")
+        printer.print_attribute(self.table.type)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> CopyRowOp:
+        table, bounds, slices = cls._parse_head(parser)
+        parser.parse_punctuation("->")
+        dest, dest_slices = _parse_row(parser)
+        if slices != [0] * (len(slices) - 1) + [1] or any(dest_slices) or len(dest) != len(slices) - 1:
+            parser.raise_error("oi_table.copy_row: a source row and a slice of its last index, then a "
+                               "destination row of as many indices")  # fmt: skip
+        attrs = parse_attr_dict(parser, cls)
+        parser.parse_punctuation(":")
+        table = parser.resolve_operand(table, parser.parse_type())
+        return with_attrs(cls(table, bounds[:-2], bounds[-2], bounds[-1], dest), attrs)
+
+
+ENTRY_OPS = (WriteOp, ReadOp, ViewOp, ResetOp, ResizeOp, CopyRowOp)
 TABLE_OPS = (WordOp, SetWordOp, BufferOp, SlotOp, CheckOp, FailOp, StatementOp, JournalOp, CommitOp, GrowOp, TableOp,
              *ENTRY_OPS)
 

@@ -1,4 +1,4 @@
-"""Dense storage of a table: the lowering of the entry ops (`oi_table.write/read/view/reset/resize`).
+"""Dense storage of a table: the lowering of the entry ops (`oi_table.write/read/view/reset/resize/copy_row`).
 
 A dense table keeps its entries in one row-major box of shape `capacity ++ entry` (`data`, unwritten
 entries hold `@init`), a present byte per entry (`present`), and per index a capacity and a size
@@ -12,11 +12,12 @@ entries hold `@init`), a present byte per entry (`present`), and per index a cap
   selected entries present (`@oi_mark_present_<rank>`, which journals each change);
 - `reset` journals and refills the entries under a prefix with `@init`, clears their present
   bytes, then recomputes the sizes from the entries still present (`TableStorage.reset`), unless
-  `keep_sizes` asks a later `resize` to do it once.
+  `keep_sizes` asks a later `resize` to do it once;
+- `copy_row` views each source entry and writes it to the destination row, one by one.
 
 Everything it emits is the table level's own (named words and buffers, `oi_table.journal`, calls
-of the shared helpers), so `--lower-undo-log` and `--lower-tables` run after it unchanged. A paged
-or ring storage is another lowering of the same four ops.
+of the shared helpers), so `--lower-undo-log` and `--lower-tables` run after it unchanged. The paged
+storage (`lowering/paged_storage.py`) is another lowering of the same ops.
 """
 
 from __future__ import annotations
@@ -137,6 +138,15 @@ class DenseTable:
         self.raise_sizes(selection)
         self.mark_present(selection)
         return self.subview(selection, result)
+
+    def copy_row(self, source: list[SSAValue], bounds: tuple[SSAValue, SSAValue], dest: list[SSAValue]) -> None:
+        """Entries `(source..., t)`, `t` in `bounds`, copied to `(dest..., t)` one by one (a view of
+        each, then a write of it)."""
+        ir = self.ir
+        entry = strided_like(MemRefType(dtype_type(self.table.dtype), list(self.table.shape)), self.table)
+        with ir.for_(bounds[0], bounds[1]) as t:
+            view = self.view([(k,) for k in [*source, t]], entry)
+            self.write([*dest, t], view)
 
     def reset(self, prefix: Sequence[SSAValue], *, keep_sizes: bool = False) -> None:
         if len(prefix) <= self.table.rank:  # a longer prefix names no entry

@@ -159,6 +159,50 @@ class PagedTable(DenseTable):
         self.mark(key)
         return self.entry_view(self.entry(key, own=False))
 
+    def copy_row(self, source: list[SSAValue], bounds: tuple[SSAValue, SSAValue], dest: list[SSAValue]) -> None:
+        """As on dense storage, but a whole page of the source the destination has no page for is
+        shared (its page number copied, its count raised: copy on write), not copied."""
+        ir, P = self.ir, self.ir.const(self.page)
+        start, end = bounds
+        with ir.if_(ir.cmp("slt", start, end)):
+            self.raise_sizes([*((k,) for k in source), (start, end)])
+            self.raise_sizes([*((k,) for k in dest), (start, end)])
+            with ir.for_(start, end) as t:  # what the reads do: each source entry present
+                self.mark([*source, t])
+            first = ir.emit(arith.DivUIOp(ir.add(start, ir.sub(P, ir.const(1))), P))  # whole pages inside
+            last = ir.emit(arith.DivUIOp(end, P))
+            head = ir.select(ir.cmp("slt", end, ir.mul(first, P)), end, ir.mul(first, P))  # the first page's part
+            with ir.for_(start, head) as t:
+                self.copy_entry(source, dest, t)
+            with ir.for_(first, ir.max(first, last)) as column:
+                self.share_page(source, dest, column)
+            with ir.for_(ir.max(ir.mul(last, P), head), end) as t:  # the last page's part
+                self.copy_entry(source, dest, t)
+
+    def copy_entry(self, source: list[SSAValue], dest: list[SSAValue], t: SSAValue) -> None:
+        self.write([*dest, t], self.entry_view(self.entry([*source, t], own=False)))
+
+    def share_page(self, source: list[SSAValue], dest: list[SSAValue], column: SSAValue) -> None:
+        """The destination's page at `column` becomes the source's (journaled), unless it has one:
+        then its entries are copied one by one."""
+        ir = self.ir
+        page = self.ir.to_index(ir.emit(memref.LoadOp.get(self.page_table(), [*source, column])))
+        mine = self.ir.to_index(ir.emit(memref.LoadOp.get(self.page_table(), [*dest, column])))
+        with ir.if_else(ir.cmp("slt", mine, ir.const(0))) as otherwise:
+            columns = ir.emit(arith.DivUIOp(self.capacities()[-1], ir.const(self.page)))
+            where = ir.add(ir.mul(self.row(dest), columns), column)
+            eight = ir.const(8)
+            ir.emit(JournalOp(self.name, "pages", ir.mul(where, eight), eight))
+            ir.emit(memref.StoreOp.get(ir.to_i64(page), self.page_table(), [*dest, column]))
+            ir.emit(JournalOp(self.name, "refs", ir.mul(page, eight), eight))
+            refs = self.refs()
+            count = ir.emit(memref.LoadOp.get(refs, [page]))
+            ir.emit(memref.StoreOp.get(ir.emit(arith.AddiOp(count, ir.const_of(1, i64))), refs, [page]))
+            otherwise()
+            base = ir.mul(column, ir.const(self.page))
+            with ir.for_(base, ir.add(base, ir.const(self.page))) as t:
+                self.copy_entry(source, dest, t)
+
     def reset(self, prefix: Sequence[SSAValue], *, keep_sizes: bool = False) -> None:
         ir, rank = self.ir, self.table.rank
         prefix = list(prefix)

@@ -3,8 +3,9 @@
 Each follows `runtime/sequences.py` step by step (the same checks in the same order, then the
 same table operations), through the entry ops, so the table's storage journals every change:
 
-- **fork** `src >> dst at p`: `reset` of the prefix `[dst]`, then per middle key and position
-  `t < p` an `oi_table.view` of `[src, ..., t]` written to `[dst, ..., t]`; `len[dst] = p`;
+- **fork** `src >> dst at p`: `reset` of the prefix `[dst]`, then per middle key an
+  `oi_table.copy_row` of `[src, ..., 0 : p]` to `[dst, ...]` (a paged storage shares whole pages);
+  `len[dst] = p`;
 - **pop** `n ... b`: per middle key a `reset ... keep_sizes` of each full key `[b, ..., t]`,
   `len[b] - n <= t < len[b]`, then one `resize` per table; `len[b] -= n`;
 - **reset where m**: per sequence with `m[b]` nonzero, a `reset` of the prefix `[b]`; `len[b] = 0`.
@@ -20,10 +21,9 @@ from xdsl.dialects.builtin import IntegerType, MemRefType
 from xdsl.ir import SSAValue
 
 from oi_compiler.dialects.oi import CacheForkOp, CachePopOp, CacheResetWhereOp
-from oi_compiler.dialects.oi_table import ResetOp, ResizeOp, ViewOp, WriteOp
+from oi_compiler.dialects.oi_table import CopyRowOp, ResetOp, ResizeOp
 from oi_compiler.dtypes import FLOAT_DTYPES, numpy_dtype
 from oi_compiler.lowering.analysis import VarLayout, escape_braces, unsupported
-from oi_compiler.lowering.ragged_append import entry_view_type
 from oi_compiler.lowering.step_values import signless
 
 CACHE = "CacheError"
@@ -121,17 +121,16 @@ def lower_fork(emitter, op: CacheForkOp) -> None:
         middles = group.middle_sizes(table)
         group.reset(table, [dst])
         value = group.emitter.table(table)
-        entry = entry_view_type(table)
-        with ir.for_each([*middles, position]) as key:
-            source = [src, *key]
-            selection = emitter.selection(table, [("index", k) for k in source], op)
-            if selection is None:
-                return
-            view = ir.emit(ViewOp(value, source, [0] * len(source), entry))
-            target = [dst, *key]
-            if emitter.selection(table, [("index", k) for k in target], op) is None:
-                return
-            ir.emit(WriteOp(value, target, view))
+        with ir.for_each(middles) as middle, ir.if_(ir.cmp("sgt", position, ir.const(0))):
+            # the reference reads and writes entry by entry: the first entry's checks, then the
+            # entry past a @fixed last index, if the row reaches it
+            for row in (src, dst):
+                if emitter.selection(table, [("index", k) for k in [row, *middle, ir.const(0)]], op) is None:
+                    return
+            limit = table.fixed[-1]
+            if limit is not None:
+                emitter.check_fixed(table, table.rank - 1, position, op, "index value", ir.const(limit))
+            ir.emit(CopyRowOp(value, [src, *middle], ir.const(0), position, [dst, *middle]))
     group.set_length(dst, position)
 
 

@@ -15,6 +15,7 @@ from xdsl.rewriter import InsertPoint
 from oi_compiler.dialects.oi_table import (
     ENTRY_OPS,
     LAYOUT_ATTR,
+    CopyRowOp,
     ReadOp,
     ResizeOp,
     TableOp,
@@ -68,18 +69,20 @@ class LowerEntryOp(RewritePattern):
         selection = op.selection()
         ir = self.function_ir(op).at(op)
         ir.loc = op.location
-        dense = storage(ir, table)
+        lowered = storage(ir, table)
         if isinstance(op, WriteOp):
-            dense.write([item[0] for item in selection], op.source)
+            lowered.write([item[0] for item in selection], op.source)
         elif isinstance(op, ReadOp):
-            dense.read(selection, op.target)
+            lowered.read(selection, op.target)
         elif isinstance(op, ViewOp):
-            rewriter.replace(op, [], [dense.view(selection, op.result.type)])
+            rewriter.replace(op, [], [lowered.view(selection, op.result.type)])
             return
         elif isinstance(op, ResizeOp):
-            dense.recompute_sizes()
+            lowered.recompute_sizes()
+        elif isinstance(op, CopyRowOp):
+            lowered.copy_row([item[0] for item in selection[:-1]], selection[-1], op.dest)
         else:
-            dense.reset([item[0] for item in selection], keep_sizes=op.keep_sizes is not None)
+            lowered.reset([item[0] for item in selection], keep_sizes=op.keep_sizes is not None)
         rewriter.erase(op)
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from oi_compiler.dtypes import numpy_dtype
 from oi_compiler.errors import ExecutionError
+from oi_compiler.lowering import analysis as P
 from oi_compiler.lowering.analysis import VarLayout
 from oi_compiler.runtime.tables import FIRST_CAPACITY, growth_error, init_array
 
@@ -49,6 +50,7 @@ class PagedTable:
         self.state, self.var, self.page = state, var, var.page
         self.entry_dtype = numpy_dtype(var.dtype)
         self.free: list[int] = []  # pages given back, taken again first (last in, first out)
+        self.freed: dict[int, int] = {}  # page -> the step that gave it back (its bytes matter until that step ends)
         self.used = 0  # pages taken at least once (the rest of the pool was never used)
 
     # --- arrays and words ------------------------------------------------------------------
@@ -85,7 +87,7 @@ class PagedTable:
         caps = [*caps[:-1], -(-caps[-1] // self.page) * self.page]
         self._set_page_table(caps, np.full([*caps[:-1], caps[-1] // self.page], -1, np.int64))
         self._set_pool(pool or var.pool or FIRST_POOL, None)
-        self.free, self.used = [], 0
+        self.free, self.freed, self.used = [], {}, 0
 
     def _set_page_table(self, caps: list[int], table: np.ndarray) -> None:
         self.state._set(self.var.pages_slot, table)
@@ -117,6 +119,9 @@ class PagedTable:
         state = self.state
         if self.free:
             number = self.free.pop()
+            if self.freed.pop(number, None) == self._stamp():  # freed by this step: its rows may get it back
+                data, present = self.pool_view()[number].copy(), self.present_view()[number].copy()
+                state.undo(lambda: self._refill(number, data, present))
             state.undo(lambda: self.free.append(number))
             return number
         if self.used == self.pool:
@@ -139,6 +144,13 @@ class PagedTable:
 
         state.undo(untake)
         return number
+
+    def _stamp(self) -> int:
+        return int(self.words[P.STEP_STAMP])
+
+    def _refill(self, number: int, data: np.ndarray, present: np.ndarray) -> None:
+        self.pool_view()[number] = data
+        self.present_view()[number] = present
 
     def _set_ref(self, number: int, count: int) -> None:
         refs = self.array(self.var.refs_slot)
@@ -186,7 +198,9 @@ class PagedTable:
         before_rows, before_refs, before_free = rows.copy(), refs[numbers].copy(), len(self.free)
         refs[numbers] -= times
         rows[...] = -1
-        self.free.extend(int(n) for n in numbers[refs[numbers] == 0])
+        freed = [int(n) for n in numbers[refs[numbers] == 0]]
+        self.free.extend(freed)
+        self.freed.update(dict.fromkeys(freed, self._stamp()))
 
         def undo() -> None:
             self.pages()[first : first + count] = before_rows
@@ -280,8 +294,10 @@ class PagedTable:
         sizes = self.state.sizes(self.var)
         present = self.present_mask(sizes)
         rows = sizes[:-1]
-        flat = present.reshape(math.prod(rows), sizes[-1]) if sizes[-1] else np.zeros((math.prod(rows), 0), bool)
-        table = self.array(self.var.pages_slot)[tuple(slice(0, n) for n in rows)].reshape(len(flat), -1)
+        count = math.prod(rows)
+        flat = present.reshape(count, sizes[-1])
+        pages = self.array(self.var.pages_slot)
+        table = pages[tuple(slice(0, n) for n in rows)].reshape(count, pages.shape[-1])
         indptr, indices, last = [0], [], []
         for r, row in enumerate(flat):
             hit = np.flatnonzero(row)
