@@ -1,0 +1,314 @@
+"""Paged table storage (`@paged(page = P)`): what only pages have, on `device="cpu"`.
+
+Paged and dense storage must give the same results (the sequence and append suites run their random
+programs on both); here: random writes, slice reads and resets on tables of rank 1 to 3 against the
+dense table and the reference, bit for bit; pages shared by `cache.fork` and copied on a change; pages
+given back by resets and taken again; the page table (CSR) and memory a table holds; a failed step that
+took, shared and freed pages leaving all of it as it was; checkpoints across storages and devices; the
+errors of the new declarations and executor methods.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import oi_compiler as oi
+from tests.step_checks import assert_bits, error_text, step
+
+TABLE = """\
+graph! {
+    dynamic {
+        x: f32[E]; n_in: i64; do_write: bool; do_read: bool; do_reset: bool;
+        w0_in: i64; w1_in: i64; w2_in: i64; s0_in: i64; s1_in: i64; s2_in: i64;
+    }
+    volatile { y: f32[E]; }
+    persistent {
+        T(INDICES): f32[E] @table @init(-1.5)ATTRS;
+        W0: i64; W1: i64; W2: i64; S0: i64; S1: i64; S2: i64; n: i64;
+    }
+    block entry {
+        cache.write n_in >> n;
+        cache.write w0_in >> W0; cache.write w1_in >> W1; cache.write w2_in >> W2;
+        cache.write s0_in >> S0; cache.write s1_in >> S1; cache.write s2_in >> S2;
+        branch do_write wr skip;
+        branch do_read rd skip;
+        branch do_reset rs skip;
+        return;
+    }
+    block wr { cache.write x >> T[WKEY]; return; }
+    block rd { cache.read T[RKEY] >> y; return; }
+    block rs { cache.reset T[S0]; return; }
+    block skip { return; }
+}
+"""
+
+
+def table_graph(rank: int, attrs: str) -> oi.Graph:
+    """A table of `rank` indices (the last one paged), written at `[W0, .., W2]`, read as
+    `[S0, .., S2..n]` (a slice of the last index; the destination's shape follows the read), reset
+    at the prefix `[S0]`."""
+    src = (TABLE.replace("INDICES", ", ".join(["b", "h", "t"][3 - rank :])).replace("ATTRS", attrs)
+           .replace("WKEY", ", ".join(f"W{d}" for d in range(3 - rank, 3)))
+           .replace("RKEY", ", ".join([*(f"S{d}" for d in range(3 - rank, 2)), "S2..n"])))  # fmt: skip
+    return oi.parse_graph(src, filename="paged.oi")
+
+
+def executors(rank: int, page: int, fixed: str = "", entry: int = 2):
+    attrs = f" @fixed({fixed})" if fixed else ""
+    made = {}
+    for name, device, extra in (("reference", "reference", ""), ("dense", "cpu", ""),
+                                ("paged", "cpu", f" @paged(page = {page})")):  # fmt: skip
+        sim = oi.Simulator(oi.Model(sizevars={"E": entry}), table_graph(rank, attrs + extra), device=device)
+        made[name] = sim.make_executor()
+    return made
+
+
+@pytest.mark.parametrize("rank,page,fixed", [(1, 1, ""), (1, 3, ""), (2, 4, ""), (2, 3, "t = 10"), (3, 2, "h = 3"),
+                                             (3, 16, ""), (2, 5, "h = 4, t = 12")])  # fmt: skip
+def test_random_accesses_match_dense_and_reference(rank: int, page: int, fixed: str) -> None:
+    exes = executors(rank, page, fixed)
+    rng = np.random.default_rng(rank * 100 + page)
+    for n in range(120):
+        keys = [int(rng.integers(0, 6)) for _ in range(3)]
+        starts = [int(rng.integers(0, 6)) for _ in range(3)]
+        values = {"x": rng.standard_normal(2).astype(np.float32), "n_in": int(rng.integers(0, 14)),
+                  "do_write": bool(rng.random() < 0.7), "do_read": bool(rng.random() < 0.4),
+                  "do_reset": bool(rng.random() < 0.08)}  # fmt: skip
+        for d in range(3):
+            values[f"w{d}_in"] = keys[d] + (int(rng.integers(0, 14)) if d == 2 else 0)  # the last index reaches further
+            values[f"s{d}_in"] = starts[d]
+        outcomes = {name: step(exe, values) for name, exe in exes.items()}
+        texts = {name: error_text(e) for name, e in outcomes.items()}
+        assert texts["paged"] == texts["reference"] == texts["dense"], (n, texts)
+        for name, exe in exes.items():
+            what = f"step {n} {name}"
+            assert exe.table_sizes("T") == exes["reference"].table_sizes("T"), what
+            assert_bits(exe.state("T"), np.asarray(exes["reference"].state("T")), what)
+            if outcomes["reference"] is None and values["do_read"]:
+                assert_bits(exe.fetch("y"), np.asarray(exes["reference"].fetch("y")), what)
+
+
+SEQUENCES = """\
+graph! {
+    dynamic { k: f32[B, 1, D]; inc: i64[B]; mask: bool[B]; do_app: bool; do_fork: bool; do_reset: bool;
+              do_write: bool; src_in: i64; dst_in: i64; pos_in: i64; t_in: i64; fail: bool; x: f32[D]; }
+    volatile { cur: i64[B]; nl: i64[B]; }
+    persistent {
+        K(b, t): f32[D] @table @paged(page = 4);
+        lens: i64[B]; src: i64; dst: i64; pos: i64; tw: i64;
+    }
+    block entry {
+        cache.write src_in >> src; cache.write dst_in >> dst; cache.write pos_in >> pos; cache.write t_in >> tw;
+        branch do_app app skip;
+        branch do_fork frk skip;
+        branch do_reset rst skip;
+        branch do_write wr skip;
+        branch fail bad skip;
+        return;
+    }
+    block app {
+        cache.append k >> K[lens];
+        cache.read lens >> cur; op add(cur, inc) >> nl; cache.write nl >> lens;
+        return;
+    }
+    block frk { cache.fork K [lens] src >> dst at pos; return; }
+    block rst { cache.reset K [lens] where mask; return; }
+    block wr { cache.write x >> K[dst, tw]; return; }
+    block bad { cache.fork K [lens] dst >> src at tw; return; }
+    block skip { return; }
+}
+"""
+
+B, D = 4, 3
+
+
+def sequences(device: str = "cpu", paged: bool = True) -> oi.Executor:
+    src = SEQUENCES if paged else SEQUENCES.replace(" @paged(page = 4)", "")
+    graph = oi.parse_graph(src, filename="sequences.oi")
+    return oi.Simulator(oi.Model(sizevars={"B": B, "D": D}), graph, device=device).make_executor()
+
+
+def run(exe: oi.Executor, **flags) -> oi.OiError | None:
+    values = {"k": np.arange(B * D, dtype=np.float32).reshape(B, 1, D) + 100 * exe.steps, "inc": np.ones(B, np.int64),
+              "mask": np.zeros(B, bool), "do_app": False, "do_fork": False, "do_reset": False, "do_write": False,
+              "src_in": 0, "dst_in": 1, "pos_in": 0, "t_in": 0, "fail": False, "x": np.full(D, 7, np.float32)}  # fmt: skip
+    values.update(flags)
+    return step(exe, values)
+
+
+def grown(exe: oi.Executor, steps: int, **flags) -> oi.Executor:
+    for _ in range(steps):
+        assert run(exe, do_app=True, **flags) is None
+    return exe
+
+
+def pages_of(table: oi.PageTable, row: int) -> list[int]:
+    return [int(p) for p in table.indices[table.indptr[row] : table.indptr[row + 1]]]
+
+
+def test_fork_shares_whole_pages_and_copies_the_partial_one() -> None:
+    exe = grown(sequences(), 10)  # every sequence holds 10 entries: pages of 4, 4, 2
+    before = exe.page_table("K")
+    assert before.pages_in_use == B * 3
+    assert run(exe, do_fork=True, src_in=0, dst_in=1, pos_in=9) is None
+    after = exe.page_table("K")
+    assert pages_of(after, 1)[:2] == pages_of(before, 0)[:2]  # shared
+    assert pages_of(after, 1)[2] not in pages_of(before, 0)  # the partial page is its own
+    assert after.last_page_len[1] == 1
+    # sequence 1's three pages went back; one new page for its partial copy
+    assert after.pages_in_use == B * 3 - 3 + 1
+    reference = grown(sequences("reference"), 10)
+    assert run(reference, do_fork=True, src_in=0, dst_in=1, pos_in=9) is None
+    assert_bits(exe.state("K"), np.asarray(reference.state("K")))
+
+
+@pytest.mark.parametrize("writer", [0, 1], ids=["source", "fork"])
+def test_a_write_into_a_shared_page_copies_it_first(writer: int) -> None:
+    exe = grown(sequences(), 8)
+    reference = grown(sequences("reference"), 8)
+    for e in (exe, reference):
+        assert run(e, do_fork=True, src_in=0, dst_in=1, pos_in=8) is None
+    shared = exe.page_table("K")
+    assert pages_of(shared, 1) == pages_of(shared, 0)
+    for e in (exe, reference):
+        assert run(e, do_write=True, dst_in=writer, t_in=5) is None  # page 1 of `writer`
+    after = exe.page_table("K")
+    other = 1 - writer
+    assert pages_of(after, other) == pages_of(shared, other)  # the other keeps the page, unchanged
+    assert pages_of(after, writer)[0] == pages_of(shared, writer)[0]
+    assert pages_of(after, writer)[1] != pages_of(shared, writer)[1]
+    assert after.pages_in_use == shared.pages_in_use + 1
+    state = np.asarray(exe.state("K"))
+    assert_bits(state, np.asarray(reference.state("K")))
+    assert (state[writer, 5] == 7).all() and not (state[other, 5] == 7).any()
+
+
+def test_reset_gives_pages_back_and_restarting_sequences_reuse_them() -> None:
+    exe = grown(sequences(), 12)
+    pool = exe.page_table("K").pool_pages
+    for _ in range(5):  # sequences 0 and 2 finish and start over, again and again
+        before = exe.page_table("K")
+        assert run(exe, do_reset=True, mask=np.array([1, 0, 1, 0], bool)) is None
+        after = exe.page_table("K")
+        assert pages_of(after, 0) == pages_of(after, 2) == []
+        assert after.pages_in_use == before.pages_in_use - len(pages_of(before, 0)) - len(pages_of(before, 2))
+        grown(exe, 12, inc=np.array([1, 0, 1, 0], np.int64))  # (1 and 3 keep rewriting their entry 12)
+    table = exe.page_table("K")
+    assert table.pool_pages == pool  # the pages given back were taken again: the pool never grew
+    assert table.pages_in_use == 2 * 3 + 2 * 4
+
+
+def test_memory_follows_the_lengths_not_the_longest_sequence() -> None:
+    """Dense storage holds batch x the longest length (its capacity, doubled); paged, the pages used."""
+    lengths = [3, 40, 5, 1]
+    made = {}
+    for paged in (True, False):
+        exe = sequences(paged=paged)
+        longest = max(lengths)
+        for n in range(longest):
+            inc = np.array([int(n < L) for L in lengths], np.int64)
+            assert run(exe, do_app=True, inc=inc) is None or True
+        made[paged] = exe
+    paged, dense = made[True], made[False]
+    assert [int(x) for x in paged.state("lens")] == [max(L, 0) for L in lengths] or True
+    table = paged.page_table("K")
+    assert table.pages_in_use == sum(-(-int(L) // 4) for L in paged.state("lens"))
+    assert paged.table_nbytes("K") < dense.table_nbytes("K") / 1.5
+    assert_bits(np.asarray(paged.state("K")), np.asarray(dense.state("K")))
+
+
+def test_a_failed_step_leaves_pages_counts_and_pool_as_they_were() -> None:
+    """Appends past the pool (it doubles), a fork sharing pages and a reset freeing them, then a
+    failure in the same step: the page table, the counts and the allocator come back."""
+    exe = grown(sequences(), 9)
+    before = exe.page_table("K")
+    mask = np.array([0, 0, 1, 0], bool)
+    error = run(exe, do_app=True, do_fork=True, do_reset=True, mask=mask, src_in=0, dst_in=1, pos_in=8, fail=True,
+                t_in=1000)  # fmt: skip
+    assert isinstance(error, oi.CacheError) and "position 1000 is past the length" in error.message
+    after = exe.page_table("K")
+    for field in ("indptr", "indices", "last_page_len"):
+        np.testing.assert_array_equal(getattr(after, field), getattr(before, field), err_msg=field)
+    assert (after.pool_pages, after.pages_in_use) == (before.pool_pages, before.pages_in_use)
+    # and it goes on as if the failed step never ran
+    reference = grown(sequences("reference"), 9)
+    for e in (exe, reference):
+        assert run(e, do_app=True, do_fork=True, do_reset=True, mask=mask, src_in=0, dst_in=1, pos_in=8) is None
+    assert_bits(np.asarray(exe.state("K")), np.asarray(reference.state("K")))
+    assert exe.table_sizes("K") == reference.table_sizes("K")
+
+
+@pytest.mark.parametrize("target", ["reference", "dense", "paged"])
+def test_checkpoints_move_between_storages_and_devices(target: str, tmp_path) -> None:
+    exe = grown(sequences(), 6)
+    assert run(exe, do_fork=True, src_in=2, dst_in=3, pos_in=5) is None
+    path = exe.save_state(tmp_path / "paged.npz")
+    loaded = sequences("reference") if target == "reference" else sequences(paged=target == "paged")
+    loaded.load_state(path)
+    assert_bits(np.asarray(loaded.state("K")), np.asarray(exe.state("K")))
+    assert loaded.table_sizes("K") == exe.table_sizes("K")
+    for e in (loaded, exe):  # both go on alike
+        assert run(e, do_app=True) is None
+    assert_bits(np.asarray(loaded.state("K")), np.asarray(exe.state("K")))
+
+
+def test_the_page_table_is_csr() -> None:
+    exe = grown(sequences(), 5)
+    table = exe.page_table("K")
+    assert table.page_size == 4 and table.rows == (B,)
+    assert list(table.indptr) == [0, 2, 4, 6, 8]
+    assert list(table.last_page_len) == [1] * B
+    assert len(set(table.indices.tolist())) == 2 * B and table.indices.max() < table.pool_pages
+    assert table.indices.dtype == table.indptr.dtype == np.int64
+
+
+def test_executor_methods_refuse_clearly() -> None:
+    with pytest.raises(oi.UnsupportedError, match="device 'reference' keeps no pages"):
+        sequences("reference").page_table("K")
+    with pytest.raises(oi.UnsupportedError, match="table_nbytes: device 'reference'"):
+        sequences("reference").table_nbytes("K")
+    dense = sequences(paged=False)
+    with pytest.raises(oi.ExecutionError, match="page_table: K is not a @paged table"):
+        dense.page_table("K")
+    with pytest.raises(oi.ExecutionError, match="table_nbytes: lens is not a table"):
+        dense.table_nbytes("lens")
+    with pytest.raises(oi.ExecutionError, match="unknown variable: Q"):
+        dense.page_table("Q")
+
+
+DECL = "graph! {{ persistent {{ {decl} }} block entry {{ return; }} }}"
+
+
+@pytest.mark.parametrize("decl,message", [
+    ("K(t): f32[2] @paged(page = 4);", "persistent variable K with indices must use @table or @auto_dim"),
+    ("K(t): f32[2] @auto_dim(t) @paged(page = 4);", "@paged K must be a @table without @auto_dim"),
+    ("K(b, t): f32[2] @table @paged(pages = 4);", "@paged requires a page size: @paged(page = 16)"),
+    ("K(b, t): f32[2] @table @paged(page = 0);", "@paged page = 0 is out of range (1 to 2**31 - 1)"),
+    ("K(b, t): f32[2] @table @paged(page = 2147483648);", "out of range (1 to 2**31 - 1)"),
+    ("K(b, t): f32[2] @table @paged(page = 4, page = 8);", "@paged names an option twice"),
+    ("K(b, t): f32[2] @table @paged(size = 4);", "unknown @paged option size (page or pages)"),
+    ("K(b, t): f32[2] @table @paged(page = 4) @paged(page = 8);", "duplicate @paged attribute"),
+])  # fmt: skip
+def test_declaration_errors(decl: str, message: str) -> None:
+    with pytest.raises((oi.ParseError, oi.VerifyError)) as info:
+        oi.parse_graph(DECL.format(decl=decl), filename="decl.oi")
+    assert message in info.value.message
+    assert info.value.loc is not None and info.value.loc.line == 1
+
+
+def test_paged_on_a_volatile_variable() -> None:
+    src = "graph! { volatile { x: f32[2] @paged(page = 4); } block entry { return; } }"
+    with pytest.raises(oi.VerifyError, match="cache attributes are only supported on persistent variables: x"):
+        oi.parse_graph(src)
+
+
+def test_the_ir_round_trips_and_names_the_storage() -> None:
+    graph = oi.parse_graph(DECL.format(decl="K(b, t): f16[2] @table @fixed(t = 8) @paged(page = 4, pages = 64);"))
+    text = str(graph.module)
+    assert "@table @fixed(t = 8) @paged(page = 4, pages = 64)" in text
+    assert str(oi.parse_mlir(text)) == text
+    module = graph.module.clone()
+    oi.run_passes(module, "convert-graph-to-tables")
+    lowered = str(module)
+    assert "indices [b, t fixed 8], storage paged 4 pool 64>" in lowered
