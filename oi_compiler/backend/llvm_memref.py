@@ -392,19 +392,52 @@ def emit_reinterpret_cast(fx: FunctionEmitter, op: memref.ReinterpretCastOp) -> 
 
 
 def emit_copy(fx: FunctionEmitter, op: memref.CopyOp) -> list[LoweredValue]:
-    """`llvm.memcpy` between identity layouts; an element loop nest otherwise."""
-    b = fx.builder
+    """`llvm.memcpy` of the trailing dims both sides keep contiguous (all of them between identity
+    layouts, an entry's between strided views of tables), in a loop over the others."""
     src, dst = fx.value(op.source), fx.value(op.destination)
-    if is_identity_layout(src.type) and is_identity_layout(dst.type):
-        nbytes = fold_mul(b, element_count(b, src.sizes), index_const(storage_bytes(src.type)))
-        memcpy = fx.declare("llvm.memcpy.p0.p0.i64", ir.VoidType(), [PTR, PTR, INDEX, I1])
-        source = element_pointer(b, src, [index_const(0)] * len(src.sizes))
-        target = element_pointer(b, dst, [index_const(0)] * len(dst.sizes))
-        b.call(memcpy, [target, source, nbytes, ir.Constant(I1, 0)])
+    rank = len(src.sizes)
+    block = min(contiguous_suffix(src.type), contiguous_suffix(dst.type))
+    if block == 0:
+        _copy_elements(fx, src, dst, [])
         return []
+    memcpy = fx.declare("llvm.memcpy.p0.p0.i64", ir.VoidType(), [PTR, PTR, INDEX, I1])
+    nbytes = fold_mul(fx.builder, element_count(fx.builder, src.sizes[rank - block :]),
+                      index_const(storage_bytes(src.type)))  # fmt: skip
 
-    _copy_elements(fx, src, dst, [])
+    def copy(indices: list[ir.Value]) -> None:
+        if len(indices) < rank - block:
+            def body(iv: ir.Value, carried: list[LoweredValue]) -> list[LoweredValue]:
+                copy([*indices, iv])
+                return carried
+
+            fx.counted_loop(index_const(0), src.sizes[len(indices)], index_const(1), [], [], body)
+            return
+        zeros = [index_const(0)] * block
+        source = element_pointer(fx.builder, src, [*indices, *zeros])
+        target = element_pointer(fx.builder, dst, [*indices, *zeros])
+        fx.builder.call(memcpy, [target, source, nbytes, ir.Constant(I1, 0)])
+
+    copy([])
     return []
+
+
+def contiguous_suffix(ty: MemRefType) -> int:
+    """How many trailing dims of `ty` are one contiguous block whatever the run-time sizes and
+    strides (from the type alone): every dim for an identity layout; for a strided one, the dims
+    whose static strides are the row-major ones of the static sizes after them."""
+    shape = ty.get_shape()
+    if is_identity_layout(ty):
+        return len(shape)
+    strides = ty.layout.get_strides()
+    count, expected = 0, 1
+    for size, stride in zip(reversed(shape), reversed(strides)):
+        if stride != expected:
+            break
+        count += 1
+        if size < 0:  # a dynamic extent: nothing before it has a stride known here
+            break
+        expected *= size
+    return count
 
 
 def _copy_elements(

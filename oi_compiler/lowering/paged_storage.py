@@ -129,26 +129,55 @@ class PagedTable(DenseTable):
         ir.emit(memref.CopyOp(source, self.entry_view(number)))
 
     def read(self, selection: Selection, target: SSAValue) -> None:
-        """Each selected entry in turn into its place in `target` (a gather across pages)."""
+        """The selected entries into `target`, a run of the last index at a time: each run within
+        one page is one copy out of the pool (a gather across pages)."""
         ir = self.ir
         self.raise_sizes(selection)
-        sliced = [d for d, item in enumerate(selection) if len(item) == 2]
-        with ir.for_each(self.counts(selection)) as ivs:
-            key = [ir.add(item[0], iv) for item, iv in zip(selection, ivs)]
-            self.mark(key)
-            number = self.entry(key, own=False)
+        *leading, last = selection
+        sliced = [d for d, item in enumerate(leading) if len(item) == 2]
+        with ir.for_each(self.counts(leading)) as ivs:
+            row = [ir.add(item[0], iv) for item, iv in zip(leading, ivs)]
             place = [ivs[d] for d in sliced]
-            ir.emit(memref.CopyOp(self.entry_view(number), self.place(target, place)))
+            if len(last) == 1:  # one entry of the row
+                self.mark([*row, last[0]])
+                entry = self.entry_view(self.entry([*row, last[0]], own=False))
+                ir.emit(memref.CopyOp(entry, self.place(target, place, None)))
+            else:
+                self.read_runs(row, last, target, place)
 
-    def place(self, target: SSAValue, place: list[SSAValue]) -> SSAValue:
-        """The entry of `target` at `place` (its leading indices)."""
+    def read_runs(self, row: list[SSAValue], last: tuple[SSAValue, SSAValue], target: SSAValue,
+                  place: list[SSAValue]) -> None:  # fmt: skip
+        """Entries `(row..., start .. end - 1)` to `target` at `place`, one copy per page."""
+        ir, P = self.ir, self.ir.const(self.page)
+        start, end = last
+        first = ir.emit(arith.DivUIOp(start, P))
+        columns = ir.emit(arith.DivUIOp(ir.add(end, ir.sub(P, ir.const(1))), P))
+        with ir.for_(first, columns) as column:
+            low = ir.max(start, ir.mul(column, P))
+            high = ir.add(ir.mul(column, P), P)
+            high = ir.select(ir.cmp("slt", end, high), end, high)
+            with ir.for_(low, high) as t:
+                self.mark([*row, t])
+            count = ir.sub(high, low)
+            run = self.run_view(self.entry([*row, low], own=False), count)
+            ir.emit(memref.CopyOp(run, self.place(target, [*place, ir.sub(low, start)], count)))
+
+    def run_view(self, number: SSAValue, count: SSAValue) -> SSAValue:
+        """`count` consecutive pool entries from `number` (within one page)."""
         shape = list(self.table.shape)
-        layout = target.type.layout
-        if isinstance(layout, StridedLayoutAttr):  # a strided destination: its strides are run-time values
-            ty = MemRefType(target.type.element_type, shape, StridedLayoutAttr([None] * len(shape), None))
-        else:
-            ty = strided_like(MemRefType(target.type.element_type, shape), self.table)
-        return self.ir.subview(target, place + [0] * len(shape), [1] * len(place) + shape, ty)
+        ty = MemRefType(dtype_type(self.table.dtype), [DYN, *shape], StridedLayoutAttr(_row_major([DYN, *shape]), None))
+        return self.ir.subview(self.data(), [number] + [0] * len(shape), [count, *shape], ty)
+
+    def place(self, target: SSAValue, place: list[SSAValue], count: SSAValue | None) -> SSAValue:
+        """Where in `target` its entries at `place` go (its leading indices; with `count`, a run of
+        that many along the last)."""
+        shape = list(self.table.shape)
+        run = [DYN] if count is not None else []
+        strided = isinstance(target.type.layout, StridedLayoutAttr)  # its strides are run-time values
+        strides = [None] * (len(run) + len(shape)) if strided else _row_major([*run, *shape])
+        ty = MemRefType(target.type.element_type, [*run, *shape], StridedLayoutAttr(strides, None))
+        sizes = [1] * (len(place) - len(run)) + ([count] if count is not None else []) + shape
+        return self.ir.subview(target, place + [0] * len(shape), sizes, ty)
 
     def view(self, selection: Selection, result: MemRefType) -> SSAValue:
         if any(len(item) == 2 for item in selection):
@@ -238,3 +267,12 @@ class PagedTable(DenseTable):
             return
         zero = self.ir.const(0)
         self.ir.emit(GrowOp("sizes", self.name, "data", [zero, zero]))
+
+
+def _row_major(shape: list[int]) -> list[int | None]:
+    """Row-major strides of `shape`, the first dim's included (a dynamic first extent is fine)."""
+    strides, running = [], 1
+    for d in reversed(shape):
+        strides.insert(0, running)
+        running *= max(d, 1)
+    return strides
