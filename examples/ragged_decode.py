@@ -6,6 +6,13 @@ a sequence forked from another's prefix (parallel sampling), and a rejected spec
 rolled back. Every step's attention output and the whole K/V state are checked against an
 independent numpy model of the batch (a list of rows per sequence).
 
+K and V are `@paged(page = 4)`: on "cpu" each (sequence, head) row holds pages of 4 entries from a
+pool; a fork shares the source's whole pages (copied only when one side changes them), and an
+emptied sequence gives its pages back. The graph reads all 16 positions of every row (masking those
+past the length) and a read makes an entry present, so each row holds its 4 pages from the first
+step; the cpu run prints the pages in use after each step (32, then 30 once sequence 2 shares
+sequence 0's first page per head) and checks that the fork shared it.
+
     python examples/ragged_decode.py [--device cpu|reference] [--steps N] [--seed S]
 """
 
@@ -38,7 +45,7 @@ SCENARIO = [
     Step(), Step(), Step(),
     Step(finished=(3,)),  # request 3 finished: its sequence restarts empty
     Step(),
-    Step(fork=(0, 2, 3)),  # sequence 2 becomes the first 3 entries of sequence 0
+    Step(fork=(0, 2, 4)),  # sequence 2 becomes the first 4 entries (one whole page) of sequence 0
     Step(),
     Step(pop=1),  # sequence 1's last token was a rejected speculative token
     Step(), Step(),
@@ -121,7 +128,16 @@ def run(device: str, steps: list[Step], seed: int) -> None:
         np.testing.assert_array_equal(exe.state("V"), batch.table(batch.values), err_msg=f"V after step {n}")
         if expected is not None:
             np.testing.assert_allclose(exe.fetch("out"), expected, rtol=2e-5, atol=2e-6, err_msg=f"out at step {n}")
-        print(f"{device:9} step {n}: lengths {lens.tolist()}  ok")
+        pages = ""
+        if device == "cpu":
+            table = exe.page_table("K")  # rows: (sequence, head) pairs
+            first = {row: int(table.indices[table.indptr[row]]) for row in range(len(table.last_page_len))
+                     if table.indptr[row + 1] > table.indptr[row]}  # fmt: skip
+            if step.fork is not None:
+                src, dst, _ = step.fork
+                assert all(first[dst * H + h] == first[src * H + h] for h in range(H)), "the fork shares a page"
+            pages = f"  K pages in use {table.pages_in_use}"
+        print(f"{device:9} step {n}: lengths {lens.tolist()}{pages}  ok")
 
 
 def main(argv: list[str] | None = None) -> int:
