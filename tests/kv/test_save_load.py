@@ -12,6 +12,12 @@ import pytest
 import oi_compiler as oi
 
 DEVICES = ["reference", "cpu"]
+#: the field's storage: dense, or pages of 2 rows (vortex's paged field; the same results)
+STORAGES = pytest.mark.parametrize("storage", ["", " @paged(page = 2)"], ids=["dense", "paged"])
+
+
+def field(text: str, storage: str) -> str:
+    return text.replace("F(s): f32[2, 3] @table;", f"F(s): f32[2, 3] @table{storage};")
 
 SAVE_THEN_LOAD = """graph! {
     dynamic { x: f32[S, 2, 3]; }
@@ -44,11 +50,12 @@ def _rows(step: int, count: int) -> np.ndarray:
     return (np.arange(count * 6, dtype=np.float32).reshape(count, 2, 3) + 100 * step)
 
 
+@STORAGES
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("text", [SAVE_THEN_LOAD.replace("@fixed(i = 2)", "@fixed(i = 9)"), LOAD_THEN_SAVE],
                          ids=["save-then-load", "load-then-save"])
-def test_load_sees_the_previous_step(device, text, tmp_path):
-    graph = oi.parse_graph(text)
+def test_load_sees_the_previous_step(device, text, storage, tmp_path):
+    graph = oi.parse_graph(field(text, storage))
     exe = oi.Simulator(oi.Model(sizevars={"S": 3, "P": 0}), graph, device=device).make_executor()
     saved: np.ndarray = np.zeros((0, 2, 3), np.float32)
     for step in range(4):
@@ -78,10 +85,12 @@ RAGGED = """graph! {
 }"""
 
 
+@STORAGES
 @pytest.mark.parametrize("device", DEVICES)
-def test_ragged_pages(device):
+def test_ragged_pages(device, storage):
     """S changes every step (0, 1, 2, ... pages): the field's size follows the last save."""
-    exe = oi.Simulator(oi.Model(sizevars={"T": 0, "P": 0}), oi.parse_graph(RAGGED), device=device).make_executor()
+    graph = oi.parse_graph(field(RAGGED, storage))
+    exe = oi.Simulator(oi.Model(sizevars={"T": 0, "P": 0}), graph, device=device).make_executor()
     rows = [np.full((2, 3), k, np.float32) for k in range(5)]
     for step, row in enumerate(rows):
         exe.insert(row=row)
@@ -91,9 +100,10 @@ def test_ragged_pages(device):
         np.testing.assert_array_equal(exe.state("F"), np.array(rows[1 : step + 1], np.float32).reshape(-1, 2, 3))
 
 
+@STORAGES
 @pytest.mark.parametrize("device", DEVICES)
-def test_a_failed_step_drops_its_save(device):
-    graph = oi.parse_graph(SAVE_THEN_LOAD)
+def test_a_failed_step_drops_its_save(device, storage):
+    graph = oi.parse_graph(field(SAVE_THEN_LOAD, storage))
     exe = oi.Simulator(oi.Model(sizevars={"S": 2, "P": 0}), graph, device=device).make_executor()
     exe.insert(x=_rows(0, 2))
     exe.step()  # t = 1: K[1]
