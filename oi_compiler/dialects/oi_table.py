@@ -1002,7 +1002,7 @@ class CopyRowOp(_EntryOp):
         if list(self.slices.get_values()) != [0] * (rank - 1) + [1] + [0] * (rank - 1) or \
                 len(self.bounds) != 2 * rank:  # fmt: skip
             raise VerifyException("oi_table.copy_row: a source row and a slice of its last index, then a "
-                                  f"destination row ({rank - 1} indices each)")  # fmt: skip
+                                  f"destination row (rows of {rank - 1} index values)")  # fmt: skip
 
     def print(self, printer: Printer) -> None:
         rank = self.table_type.rank

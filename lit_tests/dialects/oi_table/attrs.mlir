@@ -37,3 +37,15 @@ func.func @step() attributes {oi.error_sites = [
     #oi_table.site<ExecutionError "expected {0}, got {1}" at loc(unknown) node "" block "">]} {
   func.return
 }
+
+// -----
+
+// A paged table's storage clause: its page size after `paged`, then the pool's first size in
+// pages when the declaration gave one (`pool` is left out for the default), after @init.
+// CHECK-LABEL: builtin.module attributes {oi_table.state_layout = #oi_table.layout<words 32, block "entry", [
+// CHECK-SAME:    #oi_table.var<@K table persistent f32[2] slot 13, indices [b, t], storage paged 4 pool 64>,
+// CHECK-SAME:    #oi_table.var<@V table persistent f16[1, 2] slot 22, indices [b, t fixed 128], init 1.5, storage paged 16>]>} {
+builtin.module attributes {oi_table.state_layout = #oi_table.layout<words 32, block "entry", [
+    #oi_table.var<@K table persistent f32[2] slot 13, indices [b, t], storage paged 4 pool 64>,
+    #oi_table.var<@V table persistent f16[1, 2] slot 22, indices [b, t fixed 128], init 1.5, storage paged 16>]>} {
+}

@@ -30,8 +30,41 @@ func.func @clause() attributes {v = #oi_table.var<@x buffer volatile f32[1] slot
 
 // -----
 
-// expected-error@+1 {{#oi_table.var: a table's storage is dense (paged and ring storages are not implemented yet), got paged for a table}}
+// A paged storage reads its page size right after `paged`: without one it is a parse error.
+// expected-error@+1 {{Expected integer literal}}
 func.func @paged() attributes {v = #oi_table.var<@K table persistent f32[4] slot 13, indices [p], storage paged>} {
+  func.return
+}
+
+// -----
+
+// A page size of 0 parses; the verifier wants a positive one.
+// expected-error@+1 {{#oi_table.var: a paged table has a positive page size, no other variable has one}}
+func.func @page_zero() attributes {v = #oi_table.var<@K table persistent f32[4] slot 13, indices [p], storage paged 0>} {
+  func.return
+}
+
+// -----
+
+// Only a table has a storage, paged ones included.
+// expected-error@+1 {{#oi_table.var: a table's storage is dense or paged (a ring storage is not implemented yet), got paged for a buffer}}
+func.func @paged_buffer() attributes {v = #oi_table.var<@x buffer persistent f32[4] slot 13, storage paged 4>} {
+  func.return
+}
+
+// -----
+
+// Ring storage has no lowering: a layout may not say it.
+// expected-error@+1 {{#oi_table.var: a table's storage is dense or paged (a ring storage is not implemented yet), got ring for a table}}
+func.func @ring() attributes {v = #oi_table.var<@K table persistent f32[4] slot 13, indices [p], storage ring>} {
+  func.return
+}
+
+// -----
+
+// A dense storage has no page size: the number after `dense` is not read.
+// expected-error@+1 {{'>' expected}}
+func.func @dense_page() attributes {v = #oi_table.var<@K table persistent f32[4] slot 13, indices [p], storage dense 4>} {
   func.return
 }
 
@@ -84,5 +117,79 @@ func.func @view_rank(%a: index, %b: index) {
 
 // expected-error@+1 {{!oi_table.table: storage must be one of dense, paged, ring, got sparse}}
 func.func @storage(%K: !oi_table.table<f32[4], [p], sparse>) {
+  func.return
+}
+
+// -----
+
+// A paged table type without its page size: a parse error.
+// expected-error@+1 {{Expected integer literal}}
+func.func @paged_type(%K: !oi_table.table<f32[4], [p], paged>) {
+  func.return
+}
+
+// -----
+
+// expected-error@+1 {{!oi_table.table: a paged table has a positive page size (`paged 16`), no other storage has one}}
+func.func @paged_type_zero(%K: !oi_table.table<f32[4], [p], paged 0>) {
+  func.return
+}
+
+// -----
+
+// A page size only follows `paged`.
+// expected-error@+1 {{'>' expected}}
+func.func @dense_type_page(%K: !oi_table.table<f32[4], [p], dense 4>) {
+  func.return
+}
+
+// -----
+
+// oi_table.copy_row's custom form: the source's last item must be a slice.
+func.func @copy_no_slice(%a: index, %b: index, %d: index) {
+  %K = oi_table.table @K : !oi_table.table<f32[4], [s, p], paged 4>
+  // expected-error@+1 {{oi_table.copy_row: a source row and a slice of its last index, then a destination row of as many indices}}
+  oi_table.copy_row %K [%a, %b] -> [%d] : !oi_table.table<f32[4], [s, p], paged 4>
+  func.return
+}
+
+// -----
+
+// ... and the destination row has one index fewer than the source's selection.
+func.func @copy_long_dest(%a: index, %b: index, %d: index) {
+  %K = oi_table.table @K : !oi_table.table<f32[4], [s, p], paged 4>
+  // expected-error@+1 {{oi_table.copy_row: a source row and a slice of its last index, then a destination row of as many indices}}
+  oi_table.copy_row %K [%d, %a : %b] -> [%d, %d] : !oi_table.table<f32[4], [s, p], paged 4>
+  func.return
+}
+
+// -----
+
+// The verifier checks the shape against the table's indices: a slice of the last index alone
+// does not name a source row of a table of two indices.
+func.func @copy_rank(%a: index, %b: index) {
+  %K = oi_table.table @K : !oi_table.table<f32[4], [s, p], paged 4>
+  // expected-error@+1 {{oi_table.copy_row: a source row and a slice of its last index, then a destination row (rows of 1 index values)}}
+  oi_table.copy_row %K [%a : %b] -> [] : !oi_table.table<f32[4], [s, p], paged 4>
+  func.return
+}
+
+// -----
+
+// The generic form: a slice of a leading index is refused.
+func.func @copy_generic_slices(%a: index, %b: index, %d: index) {
+  %K = oi_table.table @K : !oi_table.table<f32[4], [s, p], dense>
+  // expected-error@+1 {{oi_table.copy_row: a source row and a slice of its last index, then a destination row (rows of 1 index values)}}
+  "oi_table.copy_row"(%K, %a, %b, %d, %d) <{slices = array<i64: 1, 0, 0>}> : (!oi_table.table<f32[4], [s, p], dense>, index, index, index, index) -> ()
+  func.return
+}
+
+// -----
+
+// The generic form: no destination row.
+func.func @copy_generic_no_dest(%a: index, %b: index, %d: index) {
+  %K = oi_table.table @K : !oi_table.table<f32[4], [s, p], dense>
+  // expected-error@+1 {{oi_table.copy_row: a source row and a slice of its last index, then a destination row (rows of 1 index values)}}
+  "oi_table.copy_row"(%K, %d, %a, %b) <{slices = array<i64: 0, 1>}> : (!oi_table.table<f32[4], [s, p], dense>, index, index, index) -> ()
   func.return
 }
