@@ -18,7 +18,7 @@ later puts them back.
 from __future__ import annotations
 
 from xdsl.dialects import memref
-from xdsl.dialects.builtin import IntegerType, MemRefType
+from xdsl.dialects.builtin import IntegerType, MemRefType, StridedLayoutAttr
 from xdsl.ir import SSAValue
 
 from oi_compiler.dialects.oi import CacheAppendOp
@@ -26,7 +26,7 @@ from oi_compiler.dialects.oi_table import WriteOp
 from oi_compiler.dtypes import PACKED_DTYPES, dtype_type
 from oi_compiler.lowering.analysis import VarLayout, escape_braces, unsupported
 from oi_compiler.lowering.step_ir import DYN
-from oi_compiler.lowering.step_values import strided_like
+from oi_compiler.lowering.step_values import cast_shape, strided_like
 from oi_compiler.verify.scope import shape_text
 
 CACHE = "CacheError"
@@ -74,7 +74,7 @@ def lower_cache_append(emitter, op: CacheAppendOp) -> None:
                            + f"exceeds fixed size {limit} of index {rank - 1}")  # fmt: skip
                 ir.fail_if(past, lambda: emitter.site(CACHE, message, op), [b, off, extents[-1]])
         value = emitter.table(table)
-        entry_type = entry_view_type(table)
+        entry_type = source_entry_type(source.type, table)
         with ir.for_each(extents) as cell:
             off = _offset(emitter, offsets, offsets_var, cell[0])
             if skip and limit is not None:  # off + l < limit, asked without computing off + l (it may wrap)
@@ -97,9 +97,15 @@ def _write_cell(emitter, op, table: VarLayout, value, source, cell, key, entry_t
     ir.emit(WriteOp(value, key, entry))
 
 
-def entry_view_type(table: VarLayout) -> MemRefType:
-    """One entry viewed in a table's data or a source: row-major inside, at a dynamic offset."""
-    return strided_like(MemRefType(dtype_type(table.dtype), list(table.shape)), table)
+def source_entry_type(source: MemRefType, table: VarLayout) -> MemRefType:
+    """One entry viewed in the source: its trailing dims' strides as the source's type has them
+    (row-major in a buffer of its own; a view of another table's data may step otherwise), at a
+    dynamic offset."""
+    entry = MemRefType(dtype_type(table.dtype), list(table.shape))
+    if not isinstance(source.layout, StridedLayoutAttr):
+        return strided_like(entry, table)
+    strides = list(source.layout.get_strides())[len(source.get_shape()) - len(table.shape) :]
+    return MemRefType(entry.element_type, list(table.shape), StridedLayoutAttr(strides, None))
 
 
 def _dim(ir, value: SSAValue, d: int) -> SSAValue:
@@ -156,8 +162,7 @@ def _checked_source(emitter, op, table: VarLayout, var: VarLayout, source: SSAVa
     args = []
     message = _shape_message(emitter, op, expected, source, args)
     ir.fail_if(bad, lambda: emitter.site(CACHE, message, op), args)
-    static = MemRefType(source.type.element_type, [DYN if d is None else d for d in shape[:rank]] + entry)
-    return ir.emit(memref.CastOp.get(source, static))
+    return cast_shape(ir, source, [DYN if d is None else d for d in shape[:rank]] + entry)
 
 
 def _check_offsets_shape(emitter, op, table: VarLayout, offsets: SSAValue, batch: SSAValue) -> None:

@@ -89,7 +89,7 @@ from oi_compiler.lowering.ragged_append import lower_cache_append
 from oi_compiler.lowering.sequences import lower_fork, lower_pop, lower_reset_where
 from oi_compiler.lowering.state_layout import StateLayout
 from oi_compiler.lowering.step_ir import DYN, Helpers, StepIR, step_function_type
-from oi_compiler.lowering.step_values import fill, nbytes, signless
+from oi_compiler.lowering.step_values import cast_shape, fill, nbytes, signless
 from oi_compiler.ops.registry import dtype_debug_name
 from oi_compiler.verify.scope import fixed_size_message, shape_text
 
@@ -245,7 +245,7 @@ class StepEmitter:
         if copy.kind == "resizable":  # a copy a cache.read in the block resizes: the declared shape first
             self.resize(copy, list(source.shape), ir.const(max(1, math.prod(source.shape))))
             target = self.var_memref(copy)
-            ir.emit(memref.CopyOp(ir.emit(memref.CastOp.get(self.var_memref(source), target.type)), target))
+            ir.emit(memref.CopyOp(cast_shape(ir, self.var_memref(source), target.type.get_shape()), target))
         else:
             ir.emit(memref.CopyOp(self.var_memref(source), self.var_memref(copy)))
         if copy.temp:
@@ -732,7 +732,7 @@ class StepEmitter:
         """A value sized at run time, checked to have the entry's shape, as that static shape."""
         if all(d is not None for d in source.shape):
             return value
-        return self.ir.emit(memref.CastOp.get(value, MemRefType(dtype_type(table.dtype), list(table.shape))))
+        return cast_shape(self.ir, value, table.shape)
 
     def source(self, op: CacheWriteOp, var: VarLayout) -> SSAValue:
         if var.kind == "prefix":

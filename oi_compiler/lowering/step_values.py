@@ -4,7 +4,8 @@
 - `nbytes(dtype, shape)`: the bytes of a dense array;
 - `fill(ir, target, init, dtype)`: store `@init` (or 0) into every element of a memref;
 - `strided_like(ty, table)`: `ty`'s shape as a view into a dense table's data (entry strides
-  static, the leading ones and the offset dynamic).
+  static, the leading ones and the offset dynamic);
+- `cast_shape(ir, value, shape)`: a memref with run-time dims as a static shape, its layout kept.
 """
 
 from __future__ import annotations
@@ -73,3 +74,10 @@ def strided_like(ty: MemRefType, table: VarLayout) -> MemRefType:
         running *= d
     lead = len(ty.get_shape()) - len(table.shape)
     return MemRefType(ty.element_type, list(ty.get_shape()), StridedLayoutAttr([None] * lead + strides, None))
+
+
+def cast_shape(ir: StepIR, value: SSAValue, shape) -> SSAValue:
+    """`value` seen with `shape` (dims checked at run time before), keeping its layout: a view of a
+    table's data stays strided (an identity layout would claim row-major strides it does not have)."""
+    ty = value.type
+    return ir.emit(memref.CastOp.get(value, MemRefType(ty.element_type, list(shape), ty.layout)))

@@ -309,3 +309,39 @@ def test_a_read_of_another_rank_in_a_recursive_graph_compiles() -> None:
     exes = list(_both(text, {"T": 2, "B": 2, "N": 2}))
     outcomes = [_outcome(exe, {"x0": np.bool_(False)}) for exe in exes]
     assert outcomes[0] == outcomes[1]
+
+
+VIEW_SOURCE = """
+dynamic { x: f32[]; c_in: i64; d_in: i64; go: bool; }
+volatile { src: f32[1, 1, 2, 3]; }
+persistent { Q(a, b, c, d): f32[] @table; K(b, t): f32[2, 3] @table; W(t): f32[1, 1, 2, 3] @table; lens: i64[1];
+             C: i64; Dd: i64; }
+block entry {
+    cache.write c_in >> C; cache.write d_in >> Dd;
+    cache.write x >> Q[0, 0, C, Dd];
+    branch go use skip;
+}
+block use {
+    cache.read Q[0..1, 0..1, 0..2, 0..3] >> src;
+    STATEMENT
+    return;
+}
+block skip { return; }
+"""
+
+
+@pytest.mark.parametrize("statement,table", [("cache.append src >> K[lens];", "K"), ("cache.write src >> W[0];", "W")])
+def test_a_view_of_a_table_as_a_source_keeps_its_strides(statement: str, table: str) -> None:
+    """`src` is a view of Q's data (its rows step by Q's capacity, not by 3). A cast to the static
+    shape used to give it a row-major layout, so the second row was read from the wrong place
+    (found by review: the append wrote [0, 0, 0] where the reference wrote [10, 11, 12])."""
+    ref, cpu = _both(VIEW_SOURCE.replace("STATEMENT", statement), {})
+    for exe in (ref, cpu):
+        for c in range(2):
+            for d in range(3):
+                exe.insert(x=np.float32(10 * c + d), c_in=c, d_in=d, go=False).step()
+        exe.insert(x=np.float32(0), c_in=0, d_in=0, go=True).step()
+    assert cpu.native.plan.vars["src"].kind == "view"
+    expected = np.array([[0, 1, 2], [10, 11, 12]], np.float32)
+    np.testing.assert_array_equal(np.asarray(ref.state(table)).reshape(-1, 2, 3)[0], expected)
+    np.testing.assert_array_equal(np.asarray(cpu.state(table)), np.asarray(ref.state(table)))
