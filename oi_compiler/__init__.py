@@ -50,7 +50,7 @@ _LAZY = {
     "Model": "oi_compiler.models.model",
     "Simulator": "oi_compiler.runtime.executor",
     "Executor": "oi_compiler.runtime.executor",
-    "PageTable": "oi_compiler.runtime.paged_tables",
+    "PageTable": "oi_compiler.runtime.page_pool",
     # Accera-style loop nests
     "Array": "oi_compiler.frontend.loopnest",
     "Nest": "oi_compiler.frontend.loopnest",

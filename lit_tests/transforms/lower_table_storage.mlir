@@ -207,6 +207,7 @@ builtin.module attributes {oi_table.state_layout = #oi_table.layout<words ?, blo
 // CHECK-LABEL: func.func @step(
 // CHECK-SAME:    %{{.*}}: memref<?xi64>, %[[B:.*]]: index, %[[T:.*]]: index, %[[X:.*]]: memref<2xf32>) -> i32 {
 // CHECK-DAG:     %[[P:.*]] = arith.constant 4 : index
+// CHECK-DAG:     %[[P_LESS_ONE:.*]] = arith.constant 3 : index
 // CHECK-DAG:     %[[ONE_REF:.*]] = arith.constant 1 : i64
 // CHECK-DAG:     %[[ENTRY_BYTES:.*]] = arith.constant 8 : index
 // CHECK-DAG:     %[[ZERO:.*]] = arith.constant 0 : index
@@ -215,7 +216,8 @@ builtin.module attributes {oi_table.state_layout = #oi_table.layout<words ?, blo
 // CHECK:         %[[COL:.*]] = arith.divui %[[T]], %[[P]] : index
 // CHECK-NEXT:    %[[ROWS:.*]] = oi_table.word @K "capacity.0" : index
 // CHECK-NEXT:    %[[CAP:.*]] = oi_table.word @K "capacity.1" : index
-// CHECK-NEXT:    %[[COLS:.*]] = arith.divui %[[CAP]], %[[P]] : index
+// CHECK-NEXT:    %[[CAP_UP:.*]] = arith.addi %[[CAP]], %[[P_LESS_ONE]] : index
+// CHECK-NEXT:    %[[COLS:.*]] = arith.divui %[[CAP_UP]], %[[P]] : index
 // CHECK-NEXT:    %[[PAGES:.*]] = oi_table.buffer @K "pages" (%[[ROWS]], %[[COLS]]) : memref<?x?xi64>
 // CHECK-NEXT:    %[[NUMBER:.*]] = memref.load %[[PAGES]][%[[B]], %[[COL]]] : memref<?x?xi64>
 // CHECK-NEXT:    %[[PAGE:.*]] = arith.index_cast %[[NUMBER]] : i64 to index
@@ -401,7 +403,9 @@ builtin.module attributes {oi_table.state_layout = #oi_table.layout<words ?, blo
 // CHECK:           oi_table.grow "page" @K "data"
 // CHECK:           oi_table.buffer @K "refs"
 // CHECK:           oi_table.grow "page" @K "data"
-// CHECK:           %[[N:.*]] = arith.addi %{{.*}}, %{{.*}} : index
+// CHECK:           %[[OWN:.*]] = arith.index_cast %{{.*}} : i64 to index
+// CHECK-NEXT:      %[[BASE:.*]] = arith.muli %[[OWN]], %{{.*}} : index
+// CHECK-NEXT:      %[[N:.*]] = arith.addi %[[BASE]], %{{.*}} : index
 // CHECK-NEXT:      %[[OFFSET:.*]] = arith.muli %[[N]], %{{.*}} : index
 // CHECK-NEXT:      oi_table.journal @K "data" [%[[OFFSET]], %{{.*}}]
 // CHECK-NEXT:      oi_table.journal @K "present" [%[[N]], %{{.*}}]
@@ -433,14 +437,17 @@ builtin.module attributes {oi_table.state_layout = #oi_table.layout<words ?, blo
 
 // -----
 
-// A paged table whose indices are all @fixed has no sizes to recompute: the reset of the whole
-// table gives all its rows' pages back (from row 0, capacity.0 of them), the resize does nothing.
+// A paged table whose indices are all @fixed: the reset of the whole table gives all its rows'
+// pages back (from row 0, capacity.0 of them); the host's "sizes" keeps the fixed sizes and
+// gives back pages left without a present entry (after each reset and the resize).
 // CHECK-LABEL: func.func @step(
 // CHECK-DAG:     %[[ZERO:.*]] = arith.constant 0 : index
 // CHECK:         %[[FIRST:.*]] = arith.muli %[[ZERO]], %{{.*}} : index
 // CHECK-NEXT:    %[[ROWS:.*]] = oi_table.word @F "capacity.0" : index
 // CHECK-NEXT:    oi_table.word @F "capacity.1" : index
 // CHECK-NEXT:    oi_table.grow "release" @F "data" (%[[FIRST]], %[[ROWS]])
+// CHECK:         oi_table.grow "sizes" @F "data" (%[[ZERO]], %[[ZERO]])
+// CHECK-NEXT:    oi_table.grow "sizes" @F "data" (%[[ZERO]], %[[ZERO]])
 // CHECK-NOT:     oi_table.grow
 // CHECK:         func.return
 builtin.module attributes {oi_table.state_layout = #oi_table.layout<words ?, block "entry", [
@@ -501,7 +508,8 @@ builtin.module attributes {oi_table.state_layout = #oi_table.layout<words ?, blo
 // CHECK-NEXT:        scf.if %[[NONE]] {
 // CHECK-NEXT:          oi_table.word @K "capacity.0" : index
 // CHECK-NEXT:          %[[CAP:.*]] = oi_table.word @K "capacity.1" : index
-// CHECK-NEXT:          %[[COLS:.*]] = arith.divui %[[CAP]], %[[P]] : index
+// CHECK-NEXT:          %[[CAP_UP:.*]] = arith.addi %[[CAP]], %[[P_LESS_ONE]] : index
+// CHECK-NEXT:          %[[COLS:.*]] = arith.divui %[[CAP_UP]], %[[P]] : index
 // CHECK:               %[[ROW:.*]] = arith.addi %{{.*}}, %[[DST]] : index
 // CHECK-NEXT:          %[[ROW_START:.*]] = arith.muli %[[ROW]], %[[COLS]] : index
 // CHECK-NEXT:          %[[WHERE:.*]] = arith.addi %[[ROW_START]], %[[C]] : index

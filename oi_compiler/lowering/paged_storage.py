@@ -6,8 +6,8 @@ FlashInfer's paged KV layout). Its words are a dense table's (`data` is the pool
 `present` their present bytes, per index a capacity and a size) and three more:
 
 - `pages`: the page table, `[rows' capacities..., columns]` of i64 page numbers (-1: no page yet),
-  where entry `(row..., t)` lives in page `pages[row..., t / P]` at `t % P`; the last index's
-  capacity is `columns * P`;
+  where entry `(row..., t)` lives in page `pages[row..., t / P]` at `t % P`; `columns` is
+  `ceil(capacity / P)` of the last index (capacities are a dense table's);
 - `refs`: each page's reference count (a page `cache.fork` shares has more than one);
 - `pool`: the pool's size in pages.
 
@@ -17,11 +17,13 @@ So entry `(row..., t)` is pool entry `pages[row..., t / P] * P + t % P`. On it:
   row's own: when it has no page, or shares it, the host (`oi_grow "page"`) takes a free page
   (filled with `@init`) or copies the shared one (copy-on-write), and records how to undo it; then
   the entry's bytes are journaled by pool offset and changed as on dense storage;
-- `read` gathers the selected entries one by one into the destination (a selection's entries may
-  lie in several pages); `view` is a view of one entry, in its page;
+- `read` gathers the selection into the destination a run at a time: per row, each page the slice
+  touches gives one contiguous run of pool entries, marked present entry by entry, then copied
+  with one `memref.copy`; `view` is a view of one entry, in its page (a slice may span pages);
 - `reset` of whole rows gives their pages back to the pool (`oi_grow "release"`); of one entry,
   refills it with `@init`; sizes are recomputed from the present entries by the host
-  (`oi_grow "sizes"`);
+  (`oi_grow "sizes"`), which also gives back pages left without a present entry (after `pop`);
+- `copy_row` (fork) shares the source's whole pages (copy on write) and copies partial ones;
 - growth of an index asks the host for a larger page table (`oi_grow "table"`, as on dense
   storage): the entries themselves never move; the pool doubles only when all its pages are taken.
 """
@@ -59,9 +61,14 @@ class PagedTable(DenseTable):
     def present(self) -> SSAValue:
         return self.ir.emit(BufferOp(self.name, "present", [self.pool_entries()], MemRefType(I8, [DYN])))
 
+    def columns(self, capacity: SSAValue) -> SSAValue:
+        """The page table's columns for the last index's capacity: `ceil(capacity / P)`."""
+        ir = self.ir
+        return ir.emit(arith.DivUIOp(ir.add(capacity, ir.const(self.page - 1)), ir.const(self.page)))
+
     def page_table(self) -> SSAValue:
         caps = self.capacities()
-        sizes = [*caps[:-1], self.ir.emit(arith.DivUIOp(caps[-1], self.ir.const(self.page)))]
+        sizes = [*caps[:-1], self.columns(caps[-1])]
         return self.ir.emit(BufferOp(self.name, "pages", sizes, MemRefType(i64, [DYN] * self.table.rank)))
 
     def refs(self) -> SSAValue:
@@ -216,7 +223,7 @@ class PagedTable(DenseTable):
         page = self.ir.to_index(ir.emit(memref.LoadOp.get(self.page_table(), [*source, column])))
         mine = self.ir.to_index(ir.emit(memref.LoadOp.get(self.page_table(), [*dest, column])))
         with ir.if_else(ir.cmp("slt", mine, ir.const(0))) as otherwise:
-            columns = ir.emit(arith.DivUIOp(self.capacities()[-1], ir.const(self.page)))
+            columns = self.columns(self.capacities()[-1])
             where = ir.add(ir.mul(self.row(dest), columns), column)
             eight = ir.const(8)
             ir.emit(JournalOp(self.name, "pages", ir.mul(where, eight), eight))
@@ -260,9 +267,8 @@ class PagedTable(DenseTable):
             ir.emit(memref.StoreOp.get(ir.const_of(0, I8), self.present(), [number]))
 
     def recompute_sizes(self) -> None:
-        """Sizes from the present entries (the host scans the pages; `@fixed` sizes stay)."""
-        if all(f is not None for f in self.table.fixed):
-            return
+        """Sizes from the present entries (the host scans the pages; `@fixed` sizes stay) and pages
+        left with no present entry back to the pool."""
         zero = self.ir.const(0)
         self.ir.emit(GrowOp("sizes", self.name, "data", [zero, zero]))
 

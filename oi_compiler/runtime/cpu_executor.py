@@ -20,7 +20,7 @@ from oi_compiler.errors import ExecutionError, OiError, StateError, exception_su
 from oi_compiler.lowering.analysis import is_internal
 from oi_compiler.runtime.executor import Executor, insert_mapping
 from oi_compiler.runtime.native import NativeState
-from oi_compiler.runtime.paged_tables import PageTable
+from oi_compiler.runtime.page_pool import PageTable
 from oi_compiler.runtime.tables import PersistentStore
 
 
@@ -117,7 +117,7 @@ class CpuExecutor(Executor):
             var = self._persistent_var(name)
             if var.kind != "table" or not var.page:
                 raise ExecutionError(f"page_table: {name} is not a @paged table")
-            return self.native.paged[name].csr()
+            return self.native.pools[name].csr()
 
     def table_nbytes(self, name: str) -> int:
         with stage("state"):
@@ -125,7 +125,7 @@ class CpuExecutor(Executor):
             if var.kind != "table":
                 raise ExecutionError(f"table_nbytes: {name} is not a table")
             if var.page:
-                return self.native.paged[name].nbytes()
+                return self.native.pools[name].nbytes()
             return self.native.arrays[var.data_slot].nbytes + self.native.arrays[var.present_slot].nbytes
 
     # --- checkpoints (the state in the reference executor's form) --------------------------

@@ -39,7 +39,7 @@ from oi_compiler.runtime.trace import TraceEvent, env_prints_trace, print_event
 from oi_compiler.verify.scope import shape_text
 
 if TYPE_CHECKING:
-    from oi_compiler.runtime.paged_tables import PageTable
+    from oi_compiler.runtime.page_pool import PageTable
 
 DEVICES = ("reference", "cpu", "cuda")
 

@@ -20,7 +20,7 @@ from oi_compiler.lowering import analysis as P
 from oi_compiler.lowering.analysis import VarLayout
 from oi_compiler.runtime.binding import BoundGraph, check_model_tensor
 from oi_compiler.runtime.native_step import NativeStep, register_state
-from oi_compiler.runtime.paged_tables import PagedTable
+from oi_compiler.runtime.page_pool import PagePool
 from oi_compiler.runtime.reference import Frame, ReferenceInterpreter, _pattern_key
 from oi_compiler.runtime.tables import (  # FIRST_CAPACITY: the rule the reference mirrors, in one place
     FIRST_CAPACITY,
@@ -47,8 +47,8 @@ class NativeState:
         self.arrays: dict[int, np.ndarray] = {}  # state word -> the array whose address it holds
         self.keep: list[np.ndarray] = []  # arrays only reached through address tables
         self.host_error: BaseException | None = None
-        self.growth: list[tuple[int, Callable[[], None]]] = []  # (undo log position, how to undo a host change)
-        self.paged: dict[str, PagedTable] = {}  # the host side of each `@paged` table
+        self.host_undo: list[tuple[int, Callable[[], None]]] = []  # (undo log position, how to undo a host change)
+        self.pools: dict[str, PagePool] = {}  # the host side of each `@paged` table
         self.loaded_views: dict[str, np.ndarray] = {}
         self.displaced: list[np.ndarray] = []  # buffers `insert` took a name off while another shares them
         self.entries: dict[str, dict[tuple[int, ...], np.ndarray]] = {}  # volatile prefix tables' entries
@@ -134,7 +134,7 @@ class NativeState:
     # --- tables ----------------------------------------------------------------------------
     def _new_table(self, var: VarLayout, caps: list[int]) -> None:
         if var.page:
-            self.paged.setdefault(var.name, PagedTable(self, var)).create(caps)
+            self.pools.setdefault(var.name, PagePool(self, var)).create(caps)
             return
         data = init_array([*caps, *var.shape], var.dtype, var.init)
         self._set(var.data_slot, data)
@@ -154,19 +154,20 @@ class NativeState:
 
     def grow(self, kind: int, a: int, b: int, c: int) -> None:
         """The step's request (`oi_grow`): a table index past its capacity, a resizable buffer or the
-        undo log to grow, or a stale view to copy out before a write changes what it shows."""
+        undo log to grow, a stale view to copy out before a write changes what it shows, or a paged
+        table's page of a row's own, rows' pages given back, or sizes recomputed (`PagePool`)."""
         if kind in (P.GROW_PAGE, P.GROW_RELEASE, P.GROW_SIZES):
-            paged = next(t for t in self.paged.values() if t.var.slot == a)
+            pool = next(p for p in self.pools.values() if p.var.slot == a)
             if kind == P.GROW_PAGE:
-                paged.page_for(b, c)
+                pool.page_for(b, c)
             elif kind == P.GROW_RELEASE:
-                paged.release(b, c)
+                pool.release(b, c)
             else:
-                paged.recompute_sizes()
+                pool.recompute_sizes()
         elif kind == P.GROW_TABLE:
             var = next(v for v in self.plan.vars.values() if v.kind == "table" and v.slot == a)
             if var.page:
-                self.paged[var.name].grow_index(b, c)
+                self.pools[var.name].grow_index(b, c)
                 return
             old_caps = self.capacities(var)
             old_data, old_present = self.arrays[var.data_slot], self.arrays[var.present_slot]
@@ -236,8 +237,8 @@ class NativeState:
         words[P.STEP_STAMP] += 1
         code = self._call(self._address, self._address, 0, self._length, 1)
         if code == 0:
-            if self.growth:
-                self.growth.clear()
+            if self.host_undo:
+                self.host_undo.clear()
             return
         self._keep_views_read(int(words[P.STEP_STAMP]))
         self.rollback(sizes)
@@ -266,22 +267,22 @@ class NativeState:
         records = self.arrays[P.LOG_RECORDS]
         saved = self.arrays[P.LOG_BYTES]
         for n in range(int(self.words[P.LOG_COUNT]) - 1, -1, -1):
-            while self.growth and self.growth[-1][0] > n:
-                self._undo_growth()
+            while self.host_undo and self.host_undo[-1][0] > n:
+                self._undo_host_change()
             slot, offset, count, position = (int(x) for x in records[n])
             target = self.arrays[slot].reshape(-1).view(np.uint8)
             target[offset : offset + count] = saved[position : position + count]
-        while self.growth:
-            self._undo_growth()
+        while self.host_undo:
+            self._undo_host_change()
         self.words[self._size_words] = sizes
         self.words[P.LOG_COUNT] = self.words[P.LOG_USED] = 0
 
     def undo(self, change: Callable[[], None]) -> None:
         """Record how to undo a host change made in this step, at the undo log's position."""
-        self.growth.append((int(self.words[P.LOG_COUNT]), change))
+        self.host_undo.append((int(self.words[P.LOG_COUNT]), change))
 
-    def _undo_growth(self) -> None:
-        self.growth.pop()[1]()
+    def _undo_host_change(self) -> None:
+        self.host_undo.pop()[1]()
 
     def _restore_table(self, var: VarLayout, data: np.ndarray, present: np.ndarray, caps: list[int]) -> None:
         self._set(var.data_slot, data)
@@ -351,7 +352,7 @@ class NativeState:
         if var.kind == "auto":
             return self.arrays[var.slot].copy()
         if var.kind == "table" and var.page:
-            return self.paged[var.name].dense()
+            return self.pools[var.name].dense()
         if var.kind == "table":
             box = tuple(slice(0, n) for n in self.sizes(var))
             return self.arrays[var.data_slot][box].copy()
@@ -397,9 +398,9 @@ class NativeState:
         storage = TableStorage(self._declaration(var))
         storage.sizes = self.sizes(var)
         if var.page:
-            paged = self.paged[var.name]
-            for key in paged.present_keys():
-                storage.entries[key] = frozen(paged.entry(key).copy())
+            pool = self.pools[var.name]
+            for key in pool.present_keys():
+                storage.entries[key] = frozen(pool.entry(key).copy())
             return storage
         present = self.arrays[var.present_slot]
         data = self.arrays[var.data_slot]
@@ -440,8 +441,8 @@ class NativeState:
         for name in store:
             var, storage = self.plan.vars[name], store[name]
             if var.kind == "table" and var.page:
-                self.paged[name].load(list(storage.sizes), storage.entries)
-                self.growth.clear()  # a loaded state is not undone by a later step's failure
+                self.pools[name].load(list(storage.sizes), storage.entries)
+                self.host_undo.clear()  # a loaded state is not undone by a later step's failure
             elif var.kind == "table":
                 sizes = list(storage.sizes)
                 caps = [first_capacity(s, f) for s, f in zip(sizes, var.fixed)]

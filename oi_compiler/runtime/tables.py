@@ -62,6 +62,20 @@ def allocation_error(dtype: str, shape: Sequence[int]) -> ExecutionError:
     return ExecutionError(f"cannot allocate {dtype}{shape_text(shape)}: out of memory")
 
 
+def dense_box_error(dtype: str, entry: Sequence[int], capacity: Sequence[int]) -> ExecutionError | None:
+    """What cpu's allocation of a dense table of `capacity` raises, if anything: its data (capacity
+    x entry), then a present byte per entry (both held at once, as cpu holds them). Nothing is
+    written, so the trial costs no memory; None when both fit. A paged table asks it too, so every
+    storage refuses the same growth (its `state()` is that dense box)."""
+    held = []
+    for kind, shape in ((dtype, [*capacity, *entry]), ("u8", list(capacity))):
+        try:
+            held.append(np.empty(tuple(shape), dtype=numpy_dtype(kind)))
+        except (MemoryError, ValueError, OverflowError):
+            return allocation_error(kind, shape)
+    return None
+
+
 def init_array(shape: Sequence[int], dtype: str, init: int | float | bool | None) -> np.ndarray:
     """A fresh tensor of `shape` holding `@init` broadcast, or zeros (an `ExecutionError` when
     there is no memory for it)."""
@@ -168,16 +182,7 @@ class TableStorage:
         return self._capacity
 
     def _dense_error(self, capacity: Sequence[int]) -> ExecutionError | None:
-        """What cpu's allocation of a dense table of `capacity` raises, if anything: its data (capacity
-        x entry), then a present byte per entry (both held at once, as cpu holds them). Nothing is
-        written, so the trial costs no memory; None when both fit."""
-        held = []
-        for dtype, shape in ((self.decl.dtype, [*capacity, *self.decl.shape]), ("u8", list(capacity))):
-            try:
-                held.append(np.empty(tuple(shape), dtype=numpy_dtype(dtype)))
-            except (MemoryError, ValueError, OverflowError):
-                return allocation_error(dtype, shape)
-        return None
+        return dense_box_error(self.decl.dtype, self.decl.shape, capacity)
 
     def _check_fixed(self, dim: int, size: int, detail: str) -> None:
         """Upstream's `cache table K index {dim} exceeds fixed size {max}` (dim: the index's

@@ -92,7 +92,8 @@ def test_random_accesses_match_dense_and_reference(rank: int, page: int, fixed: 
 SEQUENCES = """\
 graph! {
     dynamic { k: f32[B, 1, D]; inc: i64[B]; mask: bool[B]; do_app: bool; do_fork: bool; do_reset: bool;
-              do_write: bool; src_in: i64; dst_in: i64; pos_in: i64; t_in: i64; fail: bool; x: f32[D]; }
+              do_write: bool; do_pop: bool; src_in: i64; dst_in: i64; pos_in: i64; t_in: i64; fail: bool;
+              x: f32[D]; }
     volatile { cur: i64[B]; nl: i64[B]; }
     persistent {
         K(b, t): f32[D] @table @paged(page = 4);
@@ -104,6 +105,7 @@ graph! {
         branch do_fork frk skip;
         branch do_reset rst skip;
         branch do_write wr skip;
+        branch do_pop pp skip;
         branch fail bad skip;
         return;
     }
@@ -115,6 +117,7 @@ graph! {
     block frk { cache.fork K [lens] src >> dst at pos; return; }
     block rst { cache.reset K [lens] where mask; return; }
     block wr { cache.write x >> K[dst, tw]; return; }
+    block pp { cache.pop 7 K [lens] dst; return; }
     block bad { cache.fork K [lens] dst >> src at tw; return; }
     block skip { return; }
 }
@@ -132,6 +135,7 @@ def sequences(device: str = "cpu", paged: bool = True) -> oi.Executor:
 def run(exe: oi.Executor, **flags) -> oi.OiError | None:
     values = {"k": np.arange(B * D, dtype=np.float32).reshape(B, 1, D) + 100 * exe.steps, "inc": np.ones(B, np.int64),
               "mask": np.zeros(B, bool), "do_app": False, "do_fork": False, "do_reset": False, "do_write": False,
+              "do_pop": False,
               "src_in": 0, "dst_in": 1, "pos_in": 0, "t_in": 0, "fail": False, "x": np.full(D, 7, np.float32)}  # fmt: skip
     values.update(flags)
     return step(exe, values)
@@ -206,14 +210,14 @@ def test_memory_follows_the_lengths_not_the_longest_sequence() -> None:
     for paged in (True, False):
         exe = sequences(paged=paged)
         longest = max(lengths)
-        for n in range(longest):
-            inc = np.array([int(n < L) for L in lengths], np.int64)
-            assert run(exe, do_app=True, inc=inc) is None or True
+        for n in range(longest):  # a sequence that reached its length rewrites its last entry
+            inc = np.array([int(n + 1 < L) for L in lengths], np.int64)
+            assert run(exe, do_app=True, inc=inc) is None
         made[paged] = exe
     paged, dense = made[True], made[False]
-    assert [int(x) for x in paged.state("lens")] == [max(L, 0) for L in lengths] or True
+    assert [int(x) for x in paged.state("lens")] == [L - 1 for L in lengths]
     table = paged.page_table("K")
-    assert table.pages_in_use == sum(-(-int(L) // 4) for L in paged.state("lens"))
+    assert table.pages_in_use == sum(-(-L // 4) for L in lengths)
     assert paged.table_nbytes("K") < dense.table_nbytes("K") / 1.5
     assert_bits(np.asarray(paged.state("K")), np.asarray(dense.state("K")))
 
@@ -312,3 +316,44 @@ def test_the_ir_round_trips_and_names_the_storage() -> None:
     oi.run_passes(module, "convert-graph-to-tables")
     lowered = str(module)
     assert "indices [b, t fixed 8], storage paged 4 pool 64>" in lowered
+
+
+GROWTH = "graph! {{ dynamic {{ x: f32[{E}]; w_in: i64; }} persistent {{ K(t): f32[{E}] @table{attrs}; w: i64; }} " \
+         "block entry {{ cache.write w_in >> w; cache.write x >> K[w]; return; }} }}"  # fmt: skip
+
+
+@pytest.mark.parametrize("entry,attrs,index", [(2, " @paged(page = 16)", 10**15),
+                                               (4096, " @paged(page = 1024, pages = 1)", 2**30)])  # fmt: skip
+def test_growth_is_refused_as_a_dense_table_refuses_it(entry: int, attrs: str, index: int) -> None:
+    """Capacities are a dense table's and a growth a dense box could not hold is refused with its
+    message (found by review: the paged message named page-rounded capacities, and a 16 TiB table
+    grew, then `state()` failed with an internal error)."""
+    errors = []
+    for device, extra in (("reference", ""), ("cpu", ""), ("cpu", attrs)):
+        graph = oi.parse_graph(GROWTH.format(E=entry, attrs=extra), filename="g.oi")
+        exe = oi.Simulator(None, graph, device=device).make_executor()
+        error = error_text(step(exe, {"x": np.ones(entry, np.float32), "w_in": index}))
+        errors.append(error and (error[0], error[1], error[3]))  # (the column moves with the attribute)
+        assert exe.table_sizes("K") == [0]
+    assert errors[0] is not None and "cannot grow to" in errors[0][1]
+    assert errors[0] == errors[1] == errors[2]
+
+
+def test_a_large_page_costs_nothing_until_a_row_takes_one() -> None:
+    """The pool starts empty: a page size the pool could not hold four of still makes an executor."""
+    graph = oi.parse_graph(GROWTH.format(E=1024, attrs=" @paged(page = 16777216)"), filename="g.oi")
+    exe = oi.Simulator(None, graph, device="cpu").make_executor()
+    assert exe.page_table("K").pool_pages == 0
+    assert exe.table_nbytes("K") < 4096
+
+
+def test_pop_gives_back_the_pages_it_empties() -> None:
+    exe = grown(sequences(), 10)  # 3 pages per sequence
+    before = exe.page_table("K")
+    assert run(exe, do_pop=True, dst_in=2) is None  # 10 -> 3 entries: pages 1 and 2 emptied
+    after = exe.page_table("K")
+    assert pages_of(after, 2) == pages_of(before, 2)[:1]
+    assert after.pages_in_use == before.pages_in_use - 2
+    reference = grown(sequences("reference"), 10)
+    assert run(reference, do_pop=True, dst_in=2) is None
+    assert_bits(np.asarray(exe.state("K")), np.asarray(reference.state("K")))

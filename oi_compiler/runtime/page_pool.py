@@ -1,11 +1,17 @@
 """The host side of a `@paged` table on `device="cpu"` (`lowering/paged_storage.py` is the step's).
 
-`PagedTable` owns one table's pool (`data`, `present`: `pool * page` entries), its page table
+`PagePool` owns one table's pool (`data`, `present`: `pool * page` entries), its page table
 (`pages`: a page number per row and column, -1 where none), the pages' reference counts (`refs`)
 and the allocator (never-used pages, then a free list). The step asks it for a page of a row's own
-(`page`), to give rows' pages back (`release`), for a larger page table (`grow_index`) and for the
-sizes (`recompute_sizes`). Each change it makes records how to undo it with the state's undo log
-position (`NativeState.undo`), so a failed step leaves the pages, counts and allocator as they were.
+(`page_for`), to give rows' pages back (`release`), for a larger page table (`grow_index`) and for
+the sizes (`recompute_sizes`, which also frees pages left without a present entry). Each change it
+makes records how to undo it at the undo log's position (`NativeState.undo`), so a failed step
+leaves the pages, counts and allocator as they were.
+
+Capacities are a dense table's (the same doubling, the same refusal of a box that cannot be
+allocated: `tables.dense_box_error`), so both storages fail the same steps with the same message;
+the page table has `ceil(capacity / page)` columns. The pool starts empty (or at `pages = N`) and
+doubles when every page is taken.
 
 It also converts the table to and from the reference's form (`dense`, `present_keys`, `load`) and
 describes its pages in CSR form (`csr`: vLLM's and FlashInfer's `indptr / indices / last_page_len`).
@@ -22,9 +28,9 @@ from oi_compiler.dtypes import numpy_dtype
 from oi_compiler.errors import ExecutionError
 from oi_compiler.lowering import analysis as P
 from oi_compiler.lowering.analysis import VarLayout
-from oi_compiler.runtime.tables import FIRST_CAPACITY, growth_error, init_array
+from oi_compiler.runtime.tables import dense_box_error, first_capacity, growth_error, init_array
 
-FIRST_POOL = 4  # pages, when `@paged` gives no `pages = N`
+FIRST_POOL = 4  # pages, when the pool first grows (`@paged` gave no `pages = N`)
 
 
 @dataclass(frozen=True)
@@ -45,7 +51,7 @@ class PageTable:
     pages_in_use: int  # pages some row holds (a page shared by a fork counts once)
 
 
-class PagedTable:
+class PagePool:
     def __init__(self, state, var: VarLayout):
         self.state, self.var, self.page = state, var, var.page
         self.entry_dtype = numpy_dtype(var.dtype)
@@ -82,12 +88,18 @@ class PagedTable:
 
     # --- allocation --------------------------------------------------------------------------
     def create(self, caps: list[int], pool: int | None = None) -> None:
-        """An empty table: a page table for `caps` (the last rounded up to whole pages) and a pool."""
-        var = self.var
-        caps = [*caps[:-1], -(-caps[-1] // self.page) * self.page]
-        self._set_page_table(caps, np.full([*caps[:-1], caps[-1] // self.page], -1, np.int64))
-        self._set_pool(pool or var.pool or FIRST_POOL, None)
+        """An empty table of capacities `caps` and a pool of `pool` pages (default: `pages = N`, or
+        none until a row takes one)."""
+        error = dense_box_error(self.var.dtype, self.var.shape, caps)
+        if error is not None:
+            raise error
+        self._set_page_table(caps, np.full([*caps[:-1], self.columns(caps[-1])], -1, np.int64))
+        self._set_pool(self.var.pool if pool is None else pool, None)
         self.free, self.freed, self.used = [], {}, 0
+
+    def columns(self, capacity: int) -> int:
+        """Page-table columns for a last-index capacity."""
+        return -(-capacity // self.page)
 
     def _set_page_table(self, caps: list[int], table: np.ndarray) -> None:
         self.state._set(self.var.pages_slot, table)
@@ -127,7 +139,7 @@ class PagedTable:
         if self.used == self.pool:
             var = self.var
             old = (self.array(var.data_slot), self.array(var.present_slot), self.array(var.refs_slot))
-            self._set_pool(2 * self.pool, old)
+            self._set_pool(max(FIRST_POOL, 2 * self.pool), old)
 
             def shrink() -> None:
                 self.state._set(var.data_slot, old[0])
@@ -187,6 +199,17 @@ class PagedTable:
         self._set_ref(number, 1)
         self._set_page(row, column, number)
 
+    def release_page(self, row: int, column: int) -> None:
+        """Row `row` holds no page at `column` any more (the page is free once no row holds it)."""
+        number = int(self.pages()[row, column])
+        self._set_page(row, column, -1)
+        count = int(self.array(self.var.refs_slot)[number]) - 1
+        self._set_ref(number, count)
+        if count == 0:
+            self.free.append(number)
+            self.freed[number] = self._stamp()
+            self.state.undo(lambda: self.free.pop())
+
     def release(self, first: int, count: int) -> None:
         """Rows `first .. first + count - 1` hold no pages; a page no row holds any more is free."""
         rows = self.pages()[first : first + count]
@@ -210,23 +233,22 @@ class PagedTable:
         self.state.undo(undo)
 
     def grow_index(self, dim: int, need: int) -> None:
-        """Index `dim`'s capacity to at least `need` (doubling): a larger page table; no entry moves."""
+        """Index `dim`'s capacity to at least `need`, doubling as a dense table's (and refused as
+        one would be): a larger page table; no entry moves."""
         var, caps = self.var, self.capacities()
         old = self.array(var.pages_slot)
         grown = list(caps)
         grown[dim] = max(2 * caps[dim], need)
-        if dim == var.rank - 1:
-            grown[dim] = -(-grown[dim] // self.page) * self.page
-        try:
-            table = np.full([*grown[:-1], grown[-1] // self.page], -1, np.int64)
-        except (MemoryError, ValueError):
-            raise growth_error(var.name, dim, need, grown) from None
+        if dense_box_error(var.dtype, var.shape, grown) is not None:
+            raise growth_error(var.name, dim, need, grown)
+        table = np.full([*grown[:-1], self.columns(grown[-1])], -1, np.int64)
         table[tuple(slice(0, n) for n in old.shape)] = old
         self._set_page_table(grown, table)
         self.state.undo(lambda: self._set_page_table(caps, old))
 
     def recompute_sizes(self) -> None:
-        """Each growable size from the present entries (`TableStorage.reset`'s rule)."""
+        """Each growable size from the present entries (`TableStorage.reset`'s rule); a page left
+        with no present entry goes back to the pool (it holds only `@init`, as a new one would)."""
         var = self.var
         present = self.present_mask()
         for d, fixed in enumerate(var.fixed):
@@ -234,6 +256,12 @@ class PagedTable:
                 axes = tuple(a for a in range(var.rank) if a != d)
                 hit = np.flatnonzero(present.any(axis=axes)) if present.size else []
                 self.words[var.size_slot(d)] = int(hit[-1]) + 1 if len(hit) else 0
+        pages = self.pages()
+        held = pages >= 0
+        empty = np.zeros_like(held)
+        empty[held] = ~self.present_view()[pages[held]].any(axis=-1)
+        for row, column in zip(*np.nonzero(empty)):
+            self.release_page(int(row), int(column))
 
     # --- the table as the reference holds it ------------------------------------------------
     def gathered(self, box: list[int], source: np.ndarray, fill) -> np.ndarray:
@@ -270,11 +298,10 @@ class PagedTable:
     def load(self, sizes: list[int], entries: dict) -> None:
         """The table anew, holding `entries` (from a saved state), outside any step."""
         var = self.var
-        caps = [f if f is not None else max(FIRST_CAPACITY, 1 << max(0, s - 1).bit_length())
-                for s, f in zip(sizes, var.fixed)]  # fmt: skip
+        caps = [first_capacity(s, f) for s, f in zip(sizes, var.fixed)]
         columns = {(int(np.ravel_multi_index(k[:-1], caps[:-1])) if len(k) > 1 else 0, k[-1] // self.page)
                    for k in entries}  # fmt: skip
-        self.create(caps, max(var.pool or FIRST_POOL, len(columns)))
+        self.create(caps, max(var.pool, len(columns)))
         for row, column in sorted(columns):
             self.page_for(row, column)
         for key, value in entries.items():
