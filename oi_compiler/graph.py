@@ -119,7 +119,11 @@ def verify_module(module, sizevars: Mapping[str, int] | None = None) -> None:
     from oi_compiler.boundary import stage
     from oi_compiler.dialects.oi import GraphOp
     from oi_compiler.ir_context import nearest_loc
+    from oi_compiler.size_vars import checked_sizevars
     from oi_compiler.verify import verify_graph
+
+    if sizevars is not None:
+        sizevars = checked_sizevars(sizevars)
 
     with stage("verify"):
         for op in module.walk():

@@ -24,6 +24,7 @@ MAX_DIM = 2**63 - 1
 #: The most elements a dense literal (`dense<...> : tensor<...>`) may have: xDSL stores every
 #: element, a splat too.
 MAX_DENSE_ELEMENTS = 2**24
+MAX_DENSE_BITS = MAX_DENSE_ELEMENTS * 64  # a dense literal holds at most 128 MiB
 
 
 def parse_mlir_module(text: str, filename: str = "<string>", ctx=None):
@@ -66,6 +67,10 @@ def parse_mlir_module(text: str, filename: str = "<string>", ctx=None):
             type = super()._parse_dense_literal_type()
             if (count := math.prod(type.get_shape())) > MAX_DENSE_ELEMENTS:
                 self.raise_error(f"dense literal of {count} elements (more than {MAX_DENSE_ELEMENTS})", span)
+            width = getattr(getattr(type.element_type, "width", None), "data", 64)
+            if count * width > MAX_DENSE_BITS:  # wide integers: few elements, yet gigabytes
+                self.raise_error(f"dense literal of {count} elements of {width} bits (more than "
+                                 f"{MAX_DENSE_BITS // 8} bytes)", span)  # fmt: skip
             return type
 
     def error_at(offset: int, message: str) -> ParseError:

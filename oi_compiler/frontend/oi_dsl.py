@@ -258,13 +258,11 @@ class DslParser:
             if not value:
                 raise self.error("@auto_dim requires at least one index", open_tok)
             return value
-        elif key == "paged":
+        elif key == "paged":  # its options are checked by the verifier, after the last attribute
             entries = self.comma_list(")", self.parse_paged_entry)
             value = dict(entries)
             if len(value) < len(entries):
                 raise self.error("@paged names an option twice", open_tok)
-            if "page" not in value:
-                raise self.error("@paged requires a page size: @paged(page = 16)", open_tok)
             return value
         else:  # fixed
             value = dict(self.comma_list(")", self.parse_fixed_entry))
@@ -284,15 +282,13 @@ class DslParser:
         return key, self.advance().value
 
     def parse_paged_entry(self) -> tuple[str, int]:
-        """`page = 16` (entries per page) or `pages = 256` (the pool's first size, in pages)."""
-        tok = self.tok
+        """`page = 16` (entries per page) or `pages = 256` (the pool's first size, in pages); which
+        options and values are valid is the verifier's (`verify/vars.py`)."""
         key = self.expect_ident("page or pages")
-        if key not in ("page", "pages"):
-            raise self.error(f"unknown @paged option {key} (page or pages)", tok)
         self.expect("=")
         if self.tok.kind != INT:
             raise self.error(f"expected integer, found {self.tok.describe()}")
-        if not 0 < self.tok.value < 2**31:
+        if self.tok.value >= 2**63:  # the IR holds them as i64
             raise self.error(f"@paged {key} = {self.tok.value} is out of range (1 to 2**31 - 1)")
         return key, self.advance().value
 

@@ -14,16 +14,15 @@ later the compiled ones) run.
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import numpy as np
 from xdsl.dialects.builtin import StringAttr
 
 from oi_compiler.dialects.oi import BlockOp, BranchOp, GraphOp, VarOp
 from oi_compiler.dialects.oi_attrs import TensorType
-from oi_compiler.errors import ModelError, OiError, VerifyError
+from oi_compiler.errors import ExecutionError, ModelError, OiError, VerifyError
+from oi_compiler.size_vars import checked_sizevars
 from oi_compiler.graph import Graph
 from oi_compiler.ir_context import source_loc
 from oi_compiler.ops.registry import dtype_debug_name
@@ -55,6 +54,13 @@ class BoundGraph:
     def shape_of_type(self, var_type: TensorType) -> tuple[int, ...]:
         return resolve_shape(var_type, self.sizevars, "temporary")
 
+    def allocation_refused(self, name: str, error: OiError) -> ExecutionError:
+        """`error` (a table too large to allocate when the executor is made) naming the variable, at
+        its declaration."""
+        from oi_compiler.ir_context import nearest_loc
+
+        return ExecutionError(f"persistent {name}: {error.message}", nearest_loc(self.decls[name]))
+
     def declaration(self, name: str) -> Declaration:
         """The persistent variable `name` as the cache store sees it."""
         var = self.decls[name]
@@ -82,28 +88,6 @@ def resolve_shape(var_type: TensorType, sizevars: Mapping[str, int], name: str) 
             raise VerifyError(f"invalid dims for {name}: unknown sizevar {unknown}")
         shape.append(value)
     return tuple(shape)
-
-
-def checked_sizevars(sizevars: Mapping[str, int] | None) -> dict[str, int]:
-    """The caller's size variables with plain int values (a numpy integer becomes one); an
-    `OiError` for a name that is not a string or a value that is not an integer in [0, 2**64)
-    (a float, a bool, a string...), the rule `Model(sizevars=...)` applies."""
-    if sizevars is None:
-        return {}
-    if not isinstance(sizevars, Mapping):
-        raise OiError(f"sizevars must be a mapping of names to integers, got {type(sizevars).__name__}")
-    checked: dict[str, int] = {}
-    for name, value in sizevars.items():
-        if not isinstance(name, str):
-            raise OiError(f"sizevar names must be strings, got {name!r}")
-        try:
-            number = None if isinstance(value, bool | np.bool_) else operator.index(value)
-        except TypeError:
-            number = None
-        if number is None or not 0 <= number < 2**64:
-            raise OiError(f"sizevar {name!r} must be an integer in [0, 2**64), got {value!r}")
-        checked[name] = number
-    return checked
 
 
 def bind_graph(

@@ -158,10 +158,12 @@ class Executor:
 
     def _fresh_state(self) -> None:
         bound = self.bound
-        storages = {
-            name: make_storage(bound.declaration(name), table=bound.decls[name].table is not None)
-            for name in bound.persistent_names()
-        }
+        storages = {}
+        for name in bound.persistent_names():
+            try:
+                storages[name] = make_storage(bound.declaration(name), table=bound.decls[name].table is not None)
+            except ExecutionError as e:  # a table no device could hold
+                raise bound.allocation_refused(name, e) from None
         self.store = PersistentStore(storages)
         self.values: dict[str, np.ndarray] = {}
         self.interpreter = ReferenceInterpreter(

@@ -65,7 +65,10 @@ class NativeState:
                 self.words[var.slot] = -1  # until a read: the declared value, as on the reference
                 self.loaded_views[var.name] = self.initial_value(var)
             elif var.kind == "table":
-                self._new_table(var, [f if f is not None else FIRST_CAPACITY for f in var.fixed])
+                try:
+                    self._new_table(var, [f if f is not None else FIRST_CAPACITY for f in var.fixed])
+                except ExecutionError as e:  # a table no device could hold
+                    raise bound.allocation_refused(var.name, e) from None
                 for d, f in enumerate(var.fixed):
                     self.words[var.size_slot(d)] = f or 0
             elif var.kind == "resizable":  # a temporary: empty until its assign or a read

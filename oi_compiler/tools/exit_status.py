@@ -10,6 +10,7 @@ killed by SIGPIPE).
 
 from __future__ import annotations
 
+import argparse
 import errno
 import os
 import sys
@@ -18,10 +19,27 @@ from collections.abc import Callable
 from oi_compiler.errors import InternalError, OiError, OptionError, PassError
 
 
+class ToolArgumentParser(argparse.ArgumentParser):
+    """The tools' command lines: a usage error is one `OptionError` (exit 2), and `--help` written
+    to a full disk or a closed output fails as any output does (argparse would swallow the error)."""
+
+    def error(self, message: str):
+        raise OptionError(message)
+
+    def _print_message(self, message: str, file=None) -> None:
+        if message:
+            (file or sys.stdout).write(message)
+
+
 def run_reporting_errors(prog: str, run: Callable[[], int]) -> int:
     """`run()`'s exit status, or the status of the error it raised, reported on stderr."""
+    if sys.stdout is None:  # started with standard output closed (`tool >&-`): writing it is an error
+        sys.stdout = _ClosedOutput()
     try:
-        status = run()
+        try:
+            status = run()
+        except SystemExit as e:  # `--help` printed (`ToolArgumentParser` lets its write errors out)
+            status = e.code if isinstance(e.code, int) else 0
         sys.stdout.flush()  # a closed pipe or a full disk shows here at the latest, not at exit
         return status
     except BrokenPipeError:  # the tools write no pipe but standard output
@@ -53,8 +71,22 @@ def run_reporting_errors(prog: str, run: Callable[[], int]) -> int:
         return _internal(prog, e)
 
 
-#: errors writing output that are the disk's, not a bug (files the tools write report their own)
-_OUT_OF_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+#: errors writing output that are the disk's or the caller's, not a bug (files the tools write
+#: report their own)
+_OUT_OF_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EBADF)
+
+
+class _ClosedOutput:
+    """Standard output when the tool was started without one: every write fails as write(2) would."""
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "standard output is closed")
+
+    def flush(self) -> None:
+        pass
+
+    def fileno(self) -> int:
+        raise OSError(errno.EBADF, "standard output is closed")
 
 
 def _internal(prog: str, e: Exception) -> int:
@@ -82,4 +114,5 @@ def _report(line: str) -> None:
         sys.stdout.flush()  # what the tool printed so far comes before the diagnostic
     except OSError:  # reported on its own; the diagnostic still goes out
         pass
-    print(line, file=sys.stderr)
+    if sys.stderr is not None:  # (started with standard error closed: nowhere to say it)
+        print(line, file=sys.stderr)

@@ -19,19 +19,14 @@ from pathlib import Path
 
 from oi_compiler.boundary import stage
 from oi_compiler.errors import InternalError, OiError, OptionError
-from oi_compiler.tools.exit_status import run_reporting_errors
+from oi_compiler.tools.exit_status import ToolArgumentParser, run_reporting_errors
 
 SPLIT_MARKER = "// -----"
 TARGETS = ("mlir", "llvm", "ptx")
 
 
-class _ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line on stderr, exit 2
-        raise OptionError(message)
-
-
 def _arg_parser() -> argparse.ArgumentParser:
-    p = _ArgumentParser(
+    p = ToolArgumentParser(
         prog="oi-opt",
         usage="oi-opt [INPUT] [--<pass>[=options] ...] [-p PIPELINE] [-t mlir] [-o OUT] [flags]",
         description="Parse, verify, transform and print oi IR (.oi or .mlir input).",

@@ -29,17 +29,12 @@ import numpy as np
 
 from oi_compiler.errors import ExecutionError, OiError, OptionError
 from oi_compiler.size_vars import parse_size_assignments
-from oi_compiler.tools.exit_status import run_reporting_errors
+from oi_compiler.tools.exit_status import ToolArgumentParser, run_reporting_errors
 from oi_compiler.verify.scope import shape_text
 
 
-class _ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line on stderr, exit 2
-        raise OptionError(message)
-
-
 def _arg_parser() -> argparse.ArgumentParser:
-    p = _ArgumentParser(prog="oi-run", description="Run an OpenInfer graph (.oi or .mlir) step by step.")
+    p = ToolArgumentParser(prog="oi-run", description="Run an OpenInfer graph (.oi or .mlir) step by step.")
     p.add_argument("input", help="the graph (.oi or .mlir)")
     p.add_argument("--model", help="model file (.oinf or .npz); none: an empty model")
     p.add_argument("--zero-constants", action="store_true",

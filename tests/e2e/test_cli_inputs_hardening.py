@@ -14,6 +14,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import os
 from pathlib import Path
 
 import numpy as np
@@ -268,7 +269,16 @@ def test_huge_dims_on_the_command_line(capsys, graph, value) -> None:
 @pytest.mark.parametrize("value", [10**23, 2**64, -1, np.int64(-1), 2.5, np.float64(2.0), True, "2", None])
 def test_sizevars_that_are_not_sizes_are_refused(device, value) -> None:
     error = step_error(GRAPH, device, sizevars={"D": value})
+    assert isinstance(error, oi.OptionError)
     assert error.message == f"sizevar 'D' must be an integer in [0, 2**64), got {value!r}"
+
+
+@pytest.mark.parametrize("value", ["2", None, -1, 2.0])
+def test_graph_verify_checks_its_sizevars(value) -> None:
+    """`Graph.verify(sizevars=...)` applies the Simulator's rule (a string or None was an internal
+    error, -1 and 2.0 were taken)."""
+    with pytest.raises(oi.OptionError, match=r"sizevar 'D' must be an integer in \[0, 2\*\*64\)"):
+        oi.parse_graph(GRAPH, verify=False).verify(sizevars={"D": value})
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -309,7 +319,8 @@ def test_cpu_prefix_table_of_a_huge_model_index(private_compile_cache) -> None:
 def test_huge_fixed_table_of_empty_entries(device, private_compile_cache) -> None:
     src = "persistent { t: i32 @init(0); K(p): f32[0] @table @fixed(p=1000000000000000); } block entry { }"
     error = step_error(src, device)  # cpu: its table of which entries are present (a byte each)
-    assert device == "reference" or error.message == "cannot allocate u8[1000000000000000]: out of memory"
+    assert device == "reference" or error.message == "persistent K: cannot allocate u8[1000000000000000]: out of memory"
+    assert device == "reference" or error.loc is not None  # at the declaration
 
 
 AUTO_DIM = """
@@ -348,6 +359,22 @@ def test_oi_run_into_a_closed_pipe_stops_quietly(graph) -> None:
     assert err == ""
 
 
+@pytest.mark.parametrize("name", ["oi-run", "oi-opt"])
+def test_help_into_a_full_disk_or_a_closed_output_is_an_error(graph, name) -> None:
+    """argparse swallows the error of writing `--help` (the tools exited 0 silently), and a closed
+    standard output made the error report itself fail with tracebacks."""
+    if Path("/dev/full").exists():
+        with open("/dev/full", "w") as full:
+            proc = subprocess.run([tool(name), "--help"], stdout=full, stderr=subprocess.PIPE, text=True, timeout=60,
+                                  check=False)  # fmt: skip
+        assert (proc.returncode, one_line(proc.stderr)) == (1, f"{name}: error: No space left on device")
+    run_args = ["--dims", "D=3", "--steps", "1", "--fetch", "y"] if name == "oi-run" else []
+    for argv in (["--help"], [str(graph), *run_args]):
+        proc = subprocess.run([tool(name), *argv], stderr=subprocess.PIPE, text=True, timeout=60, check=False,
+                              preexec_fn=lambda: os.close(1))  # fmt: skip
+        assert (proc.returncode, one_line(proc.stderr)) == (1, f"{name}: error: standard output is closed"), argv
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full")
 @pytest.mark.parametrize(
     ("name", "argv"),
@@ -378,6 +405,10 @@ def test_a_full_disk_is_one_line(graph, name, argv) -> None:
         ('"test.op"() {a = dense<1.0> : tensor<99999999999999999999999xf32>} : () -> ()',
          "1:38: error: dimension 99999999999999999999999 is larger than 9223372036854775807"),
         ("func.func @f(%a: memref<99999999999999999999xf32>) {\n  func.return\n}", "dimension 99999999999999999999 is larger"),
+        # few elements but wide ones: 16M x 16M bits (it ran past two minutes), 4096 x 16M bits (20 s)
+        ('"test.op"() {a = dense<1> : tensor<16777216xi16777215>} : () -> ()',
+         "1:29: error: dense literal of 16777216 elements of 16777215 bits (more than 134217728 bytes)"),
+        ('"test.op"() {a = dense<1> : tensor<4096xi16777215>} : () -> ()', "dense literal of 4096 elements of 16777215 bits"),
     ],
 )  # fmt: skip
 def test_huge_mlir_types_are_refused_before_anything_is_built(tmp_path, text, message) -> None:

@@ -287,12 +287,13 @@ DECL = "graph! {{ persistent {{ {decl} }} block entry {{ return; }} }}"
 @pytest.mark.parametrize("decl,message", [
     ("K(t): f32[2] @paged(page = 4);", "persistent variable K with indices must use @table or @auto_dim"),
     ("K(t): f32[2] @auto_dim(t) @paged(page = 4);", "@paged K must be a @table without @auto_dim"),
-    ("K(b, t): f32[2] @table @paged(pages = 4);", "@paged requires a page size: @paged(page = 16)"),
-    ("K(b, t): f32[2] @table @paged(page = 0);", "@paged page = 0 is out of range (1 to 2**31 - 1)"),
+    ("K(b, t): f32[2] @table @paged(pages = 4);", "@paged K requires a page size: @paged(page = 16)"),
+    ("K(b, t): f32[2] @table @paged(page = 0);", "@paged page = 0 on K is out of range (1 to 2**31 - 1)"),
     ("K(b, t): f32[2] @table @paged(page = 2147483648);", "out of range (1 to 2**31 - 1)"),
     ("K(b, t): f32[2] @table @paged(page = 4, page = 8);", "@paged names an option twice"),
-    ("K(b, t): f32[2] @table @paged(size = 4);", "unknown @paged option size (page or pages)"),
+    ("K(b, t): f32[2] @table @paged(size = 4);", "unknown @paged option size on K (page or pages)"),
     ("K(b, t): f32[2] @table @paged(page = 4) @paged(page = 8);", "duplicate @paged attribute"),
+    ("K(b, t): f32[2] @table @paged(page = 0) @paged(page = 8);", "duplicate @paged attribute"),
 ])  # fmt: skip
 def test_declaration_errors(decl: str, message: str) -> None:
     with pytest.raises((oi.ParseError, oi.VerifyError)) as info:

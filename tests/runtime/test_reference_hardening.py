@@ -181,10 +181,11 @@ def test_capacity_is_mirrored_through_growth_reset_and_load(tmp_path) -> None:
 
 
 @pytest.mark.parametrize(("entry", "size", "message"), [
-    ("f32[2]", BIG, f"cannot allocate f32[{BIG}, 2]: out of memory"),  # the data
-    ("f32[0]", 10**15, f"cannot allocate u8[{10**15}]: out of memory"),  # a present byte per entry
+    ("f32[2]", BIG, f"persistent K: cannot allocate f32[{BIG}, 2]: out of memory"),  # the data
+    ("f32[0]", 10**15, f"persistent K: cannot allocate u8[{10**15}]: out of memory"),  # a present byte per entry
 ])  # fmt: skip
 def test_huge_fixed_size_is_refused_when_the_executor_is_made(entry, size, message) -> None:
+    """Named, at the declaration (it said only `cannot allocate ...`, with no location)."""
     src = f"dynamic {{ x: {entry}; }} persistent {{ K(i): {entry} @table @fixed(i={size}); }} " \
           "block entry { cache.write x >> K[3]; }"  # fmt: skip
     graph = oi.parse_graph(src, FILE)
@@ -193,6 +194,7 @@ def test_huge_fixed_size_is_refused_when_the_executor_is_made(entry, size, messa
         with pytest.raises(oi.ExecutionError) as info:
             sim.make_executor()
         assert info.value.message == message, device
+        assert info.value.loc.line == 1 and info.value.loc.column > 1, device
 
 
 def test_huge_auto_dim_index_is_an_execution_error_on_both_devices() -> None:
