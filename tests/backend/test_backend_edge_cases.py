@@ -1,7 +1,7 @@
-"""Review of the CPU backend: edge cases of arith/math/scf/memref semantics and of the ABI.
+"""Edge cases of the CPU backend: arith/math/scf/memref semantics and the ABI.
 
-The first section demonstrated bugs found in the review (they were strict xfails; all are fixed
-now) and checks the fixes more widely; the other pins tricky cases the backend gets right.
+The first section checks bugs once found (all fixed) more widely; the other pins tricky cases the
+backend gets right.
 """
 
 from __future__ import annotations

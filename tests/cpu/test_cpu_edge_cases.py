@@ -1,4 +1,4 @@
-"""Bugs found in the compiled CPU path, each pinned by the graph that showed it."""
+"""Edge cases of the compiled CPU path, each the graph that once showed a bug (all fixed)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Review of the reference executor (runtime/{executor,reference,tables,state_file}.py) against
-docs/semantics.md "Running a graph": tricky cases that are right, and the bugs the review found (now fixed)."""
+"""Edge cases of the reference executor (runtime/{executor,reference,tables,state_file}.py) against
+docs/semantics.md "Running a graph": tricky cases that are right, and bugs once found (all fixed)."""
 
 from __future__ import annotations
 
