@@ -273,23 +273,24 @@ class DslParser:
         return value
 
     def parse_fixed_entry(self) -> tuple[str, int]:
-        key = self.expect_ident("index name")
-        self.expect("=")
-        if self.tok.kind != INT:
-            raise self.error(f"expected integer, found {self.tok.describe()}")
-        if self.tok.value >= 2**63:  # the IR holds sizes as i64
-            raise self.error(f"fixed size {self.tok.value} for {key} is out of range (at most 2**63 - 1)")
-        return key, self.advance().value
+        return self.parse_named_integer("index name", lambda key, n: f"fixed size {n} for {key} is out of range "
+                                                                     "(at most 2**63 - 1)")  # fmt: skip
 
     def parse_paged_entry(self) -> tuple[str, int]:
         """`page = 16` (entries per page) or `pages = 256` (the pool's first size, in pages); which
         options and values are valid is the verifier's (`verify/vars.py`)."""
-        key = self.expect_ident("page or pages")
+        return self.parse_named_integer("page or pages", lambda key, n: f"@paged {key} = {n} is out of range "
+                                                                        "(1 to 2**31 - 1)")  # fmt: skip
+
+    def parse_named_integer(self, what: str, too_large) -> tuple[str, int]:
+        """`name = N` (an attribute's entry); `too_large(name, N)` is the message for an N the IR
+        cannot hold (it holds them as i64)."""
+        key = self.expect_ident(what)
         self.expect("=")
         if self.tok.kind != INT:
             raise self.error(f"expected integer, found {self.tok.describe()}")
-        if self.tok.value >= 2**63:  # the IR holds them as i64
-            raise self.error(f"@paged {key} = {self.tok.value} is out of range (1 to 2**31 - 1)")
+        if self.tok.value >= 2**63:
+            raise self.error(too_large(key, self.tok.value))
         return key, self.advance().value
 
     def parse_init(self) -> tuple[bool | int | float, Token]:

@@ -604,12 +604,19 @@ def _var_plan(var: VarOp, reads: list[CacheReadOp], body, decls: dict[str, VarOp
             fixed = var.fixed_sizes
             return VarLayout(name, "persistent", dtype, shape, "table", indices=tuple(var.index_names),
                            fixed=tuple(fixed.get(i) for i in var.index_names), init=var.init_value,
-                           page=var.page_size, pool=var.pool_pages)  # fmt: skip
+                           page=_page_size(var), pool=var.pool_pages)  # fmt: skip
         return VarLayout(name, "persistent", dtype, shape, "buffer", init=var.init_value)
     if var.index_names:
         return VarLayout(name, var.memory, dtype, shape, "prefix", indices=tuple(var.index_names),
                        fixed=(None,) * len(var.index_names))  # fmt: skip
     return VarLayout(name, var.memory, dtype, shape, "buffer")
+
+
+def _page_size(var: VarOp) -> int:
+    """A `@paged` table's page size, never longer than a `@fixed` last index (a longer page would
+    only hold entries no key reaches)."""
+    last = var.fixed_sizes.get(var.index_names[-1]) if var.page_size else None
+    return min(var.page_size, last) if last is not None else var.page_size
 
 
 @dataclass

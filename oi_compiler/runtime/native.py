@@ -403,7 +403,7 @@ class NativeState:
         if var.page:
             pool = self.pools[var.name]
             for key in pool.present_keys():
-                storage.entries[key] = frozen(pool.entry(key).copy())
+                storage.entries[key] = frozen(np.array(pool.entry(key)))  # (a rank-0 entry is a numpy scalar)
             return storage
         present = self.arrays[var.present_slot]
         data = self.arrays[var.data_slot]

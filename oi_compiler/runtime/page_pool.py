@@ -265,17 +265,16 @@ class PagePool:
 
     # --- the table as the reference holds it ------------------------------------------------
     def gathered(self, box: list[int], source: np.ndarray, fill) -> np.ndarray:
-        """`source` (per pool entry) at every key of `box` (`fill` where no page holds it)."""
-        columns = -(-box[-1] // self.page)
-        table = self.array(self.var.pages_slot)[tuple(slice(0, n) for n in box[:-1])][..., :columns]
-        tail = source.shape[1:]
-        pages = source.reshape(self.pool, self.page, *tail)
-        out = np.empty([*table.shape, self.page, *tail], source.dtype)
-        held = table >= 0
-        out[held] = pages[table[held]]
+        """`source` (per pool entry) at every key of `box` (`fill` where no page holds it); memory
+        of the box's size, whatever the page size."""
+        t = np.arange(box[-1])
+        table = self.array(self.var.pages_slot)[tuple(slice(0, n) for n in box[:-1])]
+        numbers = table[..., t // self.page]
+        held = numbers >= 0
+        out = np.empty([*box, *source.shape[1:]], source.dtype)
+        out[held] = source[(numbers * self.page + t % self.page)[held]]
         out[~held] = fill
-        out = out.reshape(*table.shape[:-1], columns * self.page, *tail)
-        return out[(slice(None),) * (len(box) - 1) + (slice(0, box[-1]),)]
+        return out
 
     def dense(self) -> np.ndarray:
         """The entries up to the sizes, as a dense table holds them (`@init` where never written)."""

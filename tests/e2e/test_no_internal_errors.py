@@ -6,9 +6,12 @@ Random graphs are drawn from a typed generator that also writes malformed-but-pa
 settings of the wrong type, empty shapes, missing or mismatched model tensors...), the
 KV-serving statements among them (`cache.append`, `cache.save`/`cache.load`, `cache.fork`,
 `cache.pop`, `cache.reset ... where`; and non-tables, tables named twice, masks of another
-shape, persistent save sources in their places); each goes through `oi.parse_graph`,
-`oi.Simulator(..., device="reference")` and `device="cpu"`, `make_executor()`, a few steps with
-random inputs, `fetch`, `state` and `table_sizes`. Random text mutations of the bundled examples
+shape, persistent save sources in their places), tables, sequence tables and fields `@paged`
+now and then (the attribute anywhere among the others; malformed: `@paged(page = 0)`, without a
+page size, with an option twice or an unknown one, on an `@auto_dim` tensor or a plain
+variable); each goes through `oi.parse_graph`, `oi.Simulator(..., device="reference")` and
+`device="cpu"`, `make_executor()`, a few steps with random inputs, `fetch`, `state`,
+`table_sizes`, `page_table` and `table_nbytes`. Random text mutations of the bundled examples
 (`examples/*.oi`) go through `oi.parse_graph`, and those that still parse through both
 simulators too.
 
@@ -111,6 +114,8 @@ def run_graph(text: str, model: dict, seed: int, steps: int = 3, devices=("refer
             no_internal_error(exe.fetch, name)
             no_internal_error(exe.state, name)
             no_internal_error(exe.table_sizes, name)
+            no_internal_error(exe.page_table, name)
+            no_internal_error(exe.table_nbytes, name)
 
 
 # --- the graph generator --------------------------------------------------------------------------
@@ -133,6 +138,12 @@ CLEAN_OPS = [
     ("rope", 1, "position=pos"), ("div", 2, "div_by_zero_mask=0.0"),
 ]  # fmt: skip
 KV_NAMES = {"lens", "ln", "off", "done", "xa0", "xa1", "F", "xr", "yr"}  # kv_declarations'
+PAGED = ["@paged(page = 1)", "@paged(page = 2)", "@paged(page = 3, pages = 1)", "@paged(pages = 2, page = 4)",
+         "@paged(page = 2147483647)"]  # fmt: skip
+#: refused by the parser: out of range, no page size, an option twice, an unknown option, not a number
+ODD_PAGED = ["@paged(page = 0)", "@paged(pages = 2)", "@paged(page = 2, page = 3)", "@paged(size = 2)",
+             "@paged(page = 2147483648)", "@paged()", "@paged(page = -1)", "@paged(page = N)",
+             "@paged(page = 2) @paged(page = 2)"]  # fmt: skip
 ODD_INDICES = ["-1", "-7", "4", "1000", "2147483648", "9223372036854775807", "18446744073709551616",
                "100000000000000000000000", "U", "x", "N", "1.5"]  # fmt: skip
 
@@ -203,19 +214,24 @@ class Gen:
             rank = self.draw(st.integers(1, 2))
             indices = ["i", "j"][:rank] if not self.odd() else self.draw(st.lists(st.sampled_from("ijk"), max_size=3))
             attrs = ["@table"] if not self.odd() else self.draw(st.lists(st.sampled_from(
-                ["@table", "@auto_dim(i)", "@auto_dim(k)", "@fixed(i=2)", "@fixed(j=0)", "@fixed(i=-1)"]), max_size=2))
+                ["@table", "@auto_dim(i)", "@auto_dim(k)", "@fixed(i=2)", "@fixed(j=0)", "@fixed(i=-1)",
+                 "@paged(page = 2)"]), max_size=2))  # fmt: skip
             if self.draw(st.booleans()):
                 attrs.append(f"@fixed(i={self.pick(['1', '2', '4'])})")
             dtype = self.dtype("f32")
             if self.draw(st.booleans()):
                 attrs.append(self.init(dtype))
+            self.paged(attrs)
             self.tables.append(self.declare("persistent", f"K{n}", dtype, self.dims(shape), indices, " ".join(attrs)))
-        if self.draw(st.booleans()):
-            self.declare("persistent", "A", self.dtype(), self.dims(["N"]), ["i"], "@auto_dim(i)")
+        if self.draw(st.booleans()):  # (`@paged` on `@auto_dim`: refused)
+            auto = "@auto_dim(i)" if not self.odd() else self.pick(["@auto_dim(i) @paged(page = 2)",
+                                                                   "@paged(page = 1) @table @auto_dim(i)"])
+            self.declare("persistent", "A", self.dtype(), self.dims(["N"]), ["i"], auto)
             self.tables.append("A")
-        if self.draw(st.booleans()):
+        if self.draw(st.booleans()):  # (`@paged` on a variable that is no table: refused)
             dtype = self.dtype()
-            self.declare("persistent", "acc", dtype, self.dims(shape), attrs=self.init(dtype))
+            paged = " @paged(page = 2)" if self.odd() else ""
+            self.declare("persistent", "acc", dtype, self.dims(shape), attrs=self.init(dtype) + paged)
         if self.draw(st.booleans()):
             self.kv_declarations()
 
@@ -247,16 +263,24 @@ class Gen:
             dtype, entry = self.dtype("f32"), self.dims(self.shape)
             if self.draw(st.booleans()):
                 attrs.append(self.init(dtype))
+            self.paged(attrs)
             name = self.declare("persistent", f"KV{n}", dtype, entry, indices, " ".join(attrs))
             self.seq.append(name)
             self.tables.append(name)  # ordinary writes, reads and resets name them too
             heads = ["2"] if len(indices) == 3 else []
             new = self.pick(["1", "2", "Z"])  # L_new (Z = 0: the empty problem)
             self.declare("dynamic", f"xa{n}", self.dtype(dtype), self.dims([nb, *heads, new, *entry]))
-        field = "@table" if not self.odd() else self.pick(["@table @fixed(s=2)", "", "@auto_dim(s)"])
+        field = self.pick(["@table", "@table", "@table @paged(page = 1)", "@paged(page = 3, pages = 1) @table"])
+        if self.odd():
+            field = self.pick(["@table @fixed(s=2)", "", "@auto_dim(s)", "@auto_dim(s) @paged(page = 2)"])
         self.declare("persistent", "F", self.dtype("f32"), self.dims(["2", "3"]), ["s"], field)
         self.declare("dynamic", "xr", self.dtype("f32"), self.dims([self.pick(["M", "N", "Z", "1"]), "2", "3"]))
         self.declare("volatile", "yr", self.dtype("f32"), self.dims(["T", "2", "3"]))
+
+    def paged(self, attrs: list[str]) -> None:
+        """A third of the time, `@paged` somewhere among a table's attributes (sloppy: one refused)."""
+        if self.draw(st.integers(0, 2)) == 0:
+            attrs.insert(self.draw(st.integers(0, len(attrs))), self.pick(ODD_PAGED if self.odd() else PAGED))
 
     def init(self, dtype: str) -> str:
         if not self.draw(st.booleans()):
@@ -493,6 +517,7 @@ def random_graphs(draw) -> tuple[str, dict, int]:
     return text, gen.model(), draw(st.integers(0, 2**32 - 1))
 
 
+@pytest.mark.slow
 @fuzz(200)
 @given(random_graphs())
 def test_random_graphs_raise_only_oi_errors(case) -> None:
@@ -500,6 +525,7 @@ def test_random_graphs_raise_only_oi_errors(case) -> None:
     run_graph(text, model, seed)
 
 
+@pytest.mark.slow
 @fuzz(400)
 @given(random_graphs())
 def test_random_graphs_on_the_reference_raise_only_oi_errors(case) -> None:
@@ -514,7 +540,7 @@ FRAGMENTS = ["", ";", "{", "}", "[", "]", "(", ")", "..", ">>", ",", "@", "0", "
              "x", "N", "f32", "i8", "bool", "op", "cache.read", "cache.write", "loop", "block", "@table",
              "@fixed(", "@init(", '"', "/*", "//", "\\", "é", "0x", "1e", "::", "cache.append", "cache.save",
              "cache.load", "cache.fork", "cache.pop", "cache.reset", "@on_out_of_range", "skip", "error", "where",
-             "at", "[lens]"]  # fmt: skip
+             "at", "[lens]", "@paged(page = 2)", "@paged(", "page", "pages"]  # fmt: skip
 
 
 @st.composite
@@ -567,6 +593,7 @@ def model_for(graph) -> dict:
     return {"sizevars": sizes, "tensors": tensors}
 
 
+@pytest.mark.slow
 @fuzz(800)
 @given(mutated_examples())
 def test_mutated_examples_raise_only_oi_errors(case) -> None:

@@ -1,13 +1,14 @@
 """A grammar-aware generator of `.oi` programs, and the driver that runs one through every public
 entry point (`oi.parse_graph`, `oi.Simulator` on `reference` and `cpu`, `make_executor`, a step
-with random inputs, `fetch`/`state`/`table_sizes`).
+with random inputs, `fetch`/`state`/`table_sizes`/`page_table`/`table_nbytes`).
 
 The generator writes statements first and declares what they use as it goes (sections may come in
 any order in the DSL), so most programs are well typed: each op's inputs get one of the dtypes the
 op registry lists for it and shapes its category takes (elementwise, reductions with `axes`,
 `matmul`, `transpose` with `perm`, `reshape` with `shape`, `concat`, `rope`, `attention`...),
 its output the shape the op's own shape rule gives. Cache tables (`@table`, `@fixed`,
-`@auto_dim`, `@init`) get writes, reads with every index and slice form, resets, counters and
+`@auto_dim`, `@init`; `@paged(page = P[, pages = N])` on tables, sequence tables and fields, in
+any attribute order) get writes, reads with every index and slice form, resets, counters and
 loops over them, and the KV-serving statements: ragged `cache.append` (offsets from inputs or a
 lengths vector, both policies), `cache.save`/`cache.load` over fields, and `cache.fork`,
 `cache.pop` and `cache.reset ... where` over sequence groups (tables sharing a lengths vector,
@@ -15,9 +16,10 @@ which the program rewrites now and then); blocks get branches, transfers, `assig
 `return`, `barrier`, `dep`, `yield`/`await`. A per-program `chaos` rate makes some choices wrong
 on purpose (a random name, dtype, literal, arity...; for the KV-serving statements also a
 non-table, a table named twice, a mask of another shape, a persistent or constant save source,
-negative or huge index literals, a bad policy...), and the text is laid out with random
-whitespace, comments (nested `/* */` too), trailing commas, the `graph! { }` wrapper or not,
-sections split and reordered.
+negative or huge index literals, a bad policy...; `@paged` out of range, without a page size,
+with an option twice or an unknown one, on an `@auto_dim` table or a plain variable), and the
+text is laid out with random whitespace, comments (nested `/* */` too), trailing commas, the
+`graph! { }` wrapper or not, sections split and reordered.
 """
 
 from __future__ import annotations
@@ -44,6 +46,12 @@ ODD_LITERALS = ["-1", "-7", "1000", "2147483648", "9223372036854775807", "922337
 ODD_SETTINGS_EXTRA = ["[1, 2]", "[]", "[f32]", '"s"', "-x", "[-1, 70000]", "[9223372036854775808]"]
 ODD_NAMES = ["nope", "entry", "graph", "op", "cache", "loop", "N", "D", "i", "l", "true", "f32", "_", "é"]
 ODD_SETTINGS = ODD_LITERALS + ODD_NAMES + ODD_SETTINGS_EXTRA
+#: `@paged` the parser or the verifier refuses: out of range, no page size, an option twice, an
+#: unknown option, no parentheses, not an integer, twice on one declaration
+ODD_PAGED = ["@paged(page = 0)", "@paged(page = -1)", "@paged(page = 2147483648)", "@paged(pages = 2)",
+             "@paged(page = 2, page = 3)", "@paged(page = 2, pages = 0)", "@paged(size = 2)", "@paged()",
+             "@paged", "@paged(page = x)", "@paged(page = 1.5)", "@paged(page 2)",
+             "@paged(page = 2, pages = 9223372036854775808)", "@paged(page = 2) @paged(page = 3)"]  # fmt: skip
 
 
 def _ops():
@@ -144,6 +152,16 @@ class OiGen:
             dtype, shape = self.pick(DTYPE_NAMES), self.small_shape()
         self.tensors[name] = random_array(np.random.default_rng(len(self.tensors)), dtype, shape)
 
+    def paged_attr(self) -> str:
+        """`@paged(page = P[, pages = N])` (either order), now and then (chaos) one refused."""
+        if self.odd():
+            return self.pick(ODD_PAGED)
+        options = [f"page = {self.pick([1, 1, 2, 3, 4, 16, 2147483647])}"]
+        if self.chance(0.3):
+            options.append(f"pages = {self.pick([1, 2, 64])}")
+        self.draw(st.randoms()).shuffle(options)
+        return f"@paged({', '.join(options)})"
+
     def init_attr(self, dtype: str) -> str:
         if self.odd():
             return f"@init({self.pick(ODD_LITERALS)})"
@@ -221,9 +239,12 @@ class OiGen:
             attrs.append(f"@fixed({', '.join(fixed)})")
         if self.chance(0.3):
             attrs.append(self.init_attr(dtype))
-        if self.odd():
+        if "@table" in attrs and not auto_names and self.chance(0.3):
+            attrs.append(self.paged_attr())
+        if self.odd():  # (`@paged` on an `@auto_dim` table or tensor: the verifier refuses it)
             attrs.append(self.pick(["@table", "@fixed(zz=1)", "@auto_dim(zz)", "@fixed(" + indices[0] + "=0)",
-                                    '@pattern("x.{k}")', "@init()", "@ref(q)", "@bogus"]))  # fmt: skip
+                                    '@pattern("x.{k}")', "@init()", "@ref(q)", "@bogus",
+                                    "@paged(page = 2)"]))  # fmt: skip
         self.draw(st.randoms()).shuffle(attrs)
         decl = self.declare("persistent", dtype, entry, indices=indices, attrs=attrs,
                             table="@table" in attrs, auto=auto_names)  # fmt: skip
@@ -235,8 +256,11 @@ class OiGen:
         dtype, shape = self.pick(["f32", "i32", "bool", "f16"]), self.small_shape()
         names = [d.name for d in self.decls.values() if d.memory == "persistent" and not d.indices
                  and d.dtype == dtype and d.shape == shape]  # fmt: skip
+        attrs = [self.init_attr(dtype)] if self.chance(0.5) else []
+        if self.odd():  # `@paged` on a variable that is no table: the verifier refuses it
+            attrs.append(self.pick(["@paged(page = 2)", "@paged(page = 4, pages = 1)"]))
         target = self.pick(names) if names and self.chance(0.5) else self.declare(
-            "persistent", dtype, shape, attrs=[self.init_attr(dtype)] if self.chance(0.5) else []).name
+            "persistent", dtype, shape, attrs=attrs).name
         if self.chance(0.5):
             return [f"cache.write {self.value(dtype, shape)} >> {target};"]
         return [f"cache.read {target} >> {self.value(dtype, shape, writable=True)};"]
@@ -270,6 +294,8 @@ class OiGen:
             attrs.append(f"@fixed({', '.join(fixed)})")
         if self.chance(0.3):
             attrs.append(self.init_attr(dtype))
+        if self.chance(0.4):
+            attrs.append(self.paged_attr())
         self.draw(st.randoms()).shuffle(attrs)
         decl = self.declare("persistent", dtype, self.small_shape(self.pick([0, 1, 1, 2])), indices=indices,
                             attrs=attrs, table=True)  # fmt: skip
@@ -352,6 +378,8 @@ class OiGen:
         entry, indices, attrs = self.small_shape(2), [self.fresh("k")], ["@table"]
         if self.chance(0.2):
             attrs.append(self.init_attr(dtype))
+        if self.chance(0.2):  # a field in pages (`cache.save`/`cache.load` as on a dense one)
+            attrs.append(self.paged_attr())
         if self.odd():  # what a field may not be: two indices, a @fixed or @auto_dim index, an entry of rank != 2
             how = self.pick(["indices", "fixed", "auto", "entry", "plain"])
             if how == "indices":
@@ -818,6 +846,8 @@ def run_program(text: str, model_kwargs: dict, seed: int, *, target: str, steps:
             call(f"fetch ({device})", exe.fetch, name)
             call(f"state ({device})", exe.state, name)
             call(f"table_sizes ({device})", exe.table_sizes, name)
+            call(f"page_table ({device})", exe.page_table, name)
+            call(f"table_nbytes ({device})", exe.table_nbytes, name)
 
 
 # --- byte-level mutations ---------------------------------------------------------------------
@@ -828,7 +858,8 @@ TOKENS = [b"", b";", b"{", b"}", b"[", b"]", b"(", b")", b"..", b">>", b",", b"@
           b"/*", b"*/", b"//", b"\\", "é".encode(), b"\x00", b"\xff", b"\xc3", b"0x", b"1e", b"::", b"graph!",
           b"\r\n", b"\t", b"\x0b", "\u2028".encode(), "\ufeff".encode(), b"\"{l}\"", b"-", b"!",
           b"cache.append ", b"cache.save ", b"cache.load ", b"cache.fork ", b"cache.pop ", b"cache.reset ",
-          b"@on_out_of_range(", b"skip", b"error", b" where ", b" at ", b"[lens]", b", V"]  # fmt: skip
+          b"@on_out_of_range(", b"skip", b"error", b" where ", b" at ", b"[lens]", b", V", b"@paged(", b"page = ",
+          b"pages = "]  # fmt: skip
 
 
 @st.composite

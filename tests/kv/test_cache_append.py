@@ -8,8 +8,10 @@ bit (`.view(np.uint8)`: NaN payloads, -0.0 and bf16 included), errors by class, 
 and a failed step must leave every persistent variable exactly as it was.
 
 The random programs (`test_random_programs_agree`) put several appends (random dtypes, entry
-shapes, 0-2 middle indices, extents, `@fixed` indices, policies and offset dtypes) in one graph and
-run several steps of random inputs through the reference, cpu and the model; the scenarios after
+shapes, 0-2 middle indices, extents, `@fixed` indices, policies and offset dtypes, about half the
+tables `@paged(page = P[, pages = N])`, the attribute anywhere in the declaration) in one graph and
+run several steps of random inputs through the reference, cpu and the model; on `device="cpu"` a
+paged table's `page_table` must describe the model's entries too. The scenarios after
 them are baracuda's (`KvCacheAppendPlan`'s tests), then the errors, traces, loops and checkpoints,
 then the verifier. The tests at the end pin the bugs this file found (each docstring says what was).
 """
@@ -168,6 +170,8 @@ class Spec:
     fixed: list[int | None]
     skip: bool
     init: float | int | None
+    page: int = 0  # `@paged(page = P)` (0: dense storage)
+    pages: int = 0  # and its `pages = N` (0: none)
 
     @property
     def names(self) -> list[str]:
@@ -183,9 +187,12 @@ class Spec:
         entry = shape_text(self.entry) if self.entry else ""
         init = "" if self.init is None else f" @init({self.init})"
         fixed = ", ".join(f"{i} = {f}" for i, f in zip(self.names, self.fixed) if f is not None)
-        table = f"K{self.n}({', '.join(self.names)}): {self.dtype}{entry}{init} @table"
-        return ([f"x{self.n}: {self.dtype}[{dims}];", f"o{self.n}: {self.odtype}[B{self.n}];"],
-                [table + (f" @fixed({fixed})" if fixed else "") + ";"])  # fmt: skip
+        attrs = [f"@table{init}", *([f"@fixed({fixed})"] if fixed else [])]
+        if self.page:  # before `@table`, between the others or last, as the seed turns
+            options = [f"page = {self.page}", *([f"pages = {self.pages}"] if self.pages else [])]
+            attrs.insert(self.n % (len(attrs) + 1), f"@paged({', '.join(options[:: 1 if self.n % 2 else -1])})")
+        table = f"K{self.n}({', '.join(self.names)}): {self.dtype}{entry} {' '.join(attrs)}"
+        return [f"x{self.n}: {self.dtype}[{dims}];", f"o{self.n}: {self.odtype}[B{self.n}];"], [table + ";"]
 
     def statement(self) -> str:
         policy = " @on_out_of_range(skip)" if self.skip else ""
@@ -219,7 +226,8 @@ class Spec:
 
 def draw_specs(seed: int) -> list[Spec]:
     """3-4 appends; dtypes, offset dtypes, middle counts and entries rotate with the seed so that
-    the seeds together cover every combination the file promises."""
+    the seeds together cover every combination the file promises; about half the tables `@paged`
+    (`device="cpu"` keeps them in pages; the results must not change)."""
     rng = np.random.default_rng(seed)
     dtypes, odtypes = list(DTYPES), list(OFFSET_DTYPES)
     specs = []
@@ -244,6 +252,10 @@ def draw_specs(seed: int) -> list[Spec]:
         init = None if rng.random() < 0.5 else (1.5 if dtype[0] in "fb" else 3)
         specs.append(Spec(n, dtype, odtypes[(seed + n) % len(odtypes)], ENTRIES[k % len(ENTRIES)], extents, fixed,
                           skip, init))  # fmt: skip
+    paging = np.random.default_rng(15 + seed)  # its own generator: the draws above stay as they were
+    for s in specs:  # half the tables paged: pages of 1-4 (a @fixed last index in whole pages or not) or 16
+        if paging.random() < 0.5:
+            s.page, s.pages = int(paging.choice([1, 2, 3, 4, 16])), int(paging.choice([0, 0, 1, 3]))
     return specs
 
 
@@ -295,14 +307,43 @@ def test_random_programs_agree(seed: int) -> None:
             for device, exe in zip(DEVICES, (ref, cpu)):
                 assert exe.table_sizes(name) == t.sizes, f"{what}\n{device} table_sizes({name})"
                 assert_bits(exe.state(name), t.dense(), f"{what}\n{device} state({name})")
+            if s.page:
+                check_page_table(cpu.page_table(name), t, s.page, f"{what}\npage_table({name})")
         outcomes.append(expected is None)
     assert ref.steps == cpu.steps == sum(outcomes)
+
+
+def check_page_table(pt: oi.PageTable, table: NumpyTable, page: int, what: str) -> None:
+    """A paged table's pages against the model: a row per key of the leading indices up to the
+    sizes, as long as its last written entry + 1, a valid page (none twice in a row) wherever an
+    entry was written, -1 only for a page of none, no more pages in use than the pool holds."""
+    what = f"{what}: {pt}"
+    rows = list(np.ndindex(*table.sizes[:-1]))
+    assert (pt.page_size, pt.rows) == (page, tuple(table.sizes[:-1])), what
+    assert len(pt.indptr) == len(rows) + 1 and pt.indptr[0] == 0 and pt.indptr[-1] == len(pt.indices), what
+    written: dict[tuple[int, ...], list[int]] = {}
+    for key in table.entries:
+        written.setdefault(key[:-1], []).append(key[-1])
+    for r, row in enumerate(rows):
+        ts = written.get(row, [])
+        length = max(ts) + 1 if ts else 0
+        columns = -(-length // page)
+        pages = pt.indices[pt.indptr[r] : pt.indptr[r + 1]].tolist()
+        assert len(pages) == columns, what
+        assert pt.last_page_len[r] == (length - (columns - 1) * page if columns else 0), what
+        assert all(pages[t // page] >= 0 for t in ts), what
+        assert len({n for n in pages if n >= 0}) == sum(n >= 0 for n in pages), what
+    assert ((pt.indices >= -1) & (pt.indices < pt.pool_pages)).all(), what
+    assert len(set(pt.indices.tolist()) - {-1}) <= pt.pages_in_use <= pt.pool_pages, what
 
 
 def test_the_random_programs_cover_what_they_promise() -> None:
     """The seeds of `test_random_programs_agree` together draw every dtype, offset dtype, middle
     count, scalar and rank-2 entries (and an empty one), L_new = 0 and B = 0, both policies, fixed
-    and growable batch and last indices, and a fixed last index that L_new never fits."""
+    and growable batch and last indices, and a fixed last index that L_new never fits; dense and
+    paged tables, every page size (a fixed last index in whole pages, in a part of its last page,
+    shorter than a page), a pool of 1 page to start with, paged tables of every middle count and
+    of an empty entry."""
     specs = [s for seed in range(12) for s in draw_specs(seed)]
     assert {s.dtype for s in specs} == set(DTYPES)
     assert {s.odtype for s in specs} == set(OFFSET_DTYPES)
@@ -313,6 +354,14 @@ def test_the_random_programs_cover_what_they_promise() -> None:
     for index in (0, -1):
         assert {s.fixed[index] is None for s in specs} == {False, True}
     assert any(s.fixed[-1] is not None and s.fixed[-1] < s.extents[-1] for s in specs)  # never fits
+    paged = [s for s in specs if s.page]
+    assert 0.35 < len(paged) / len(specs) < 0.65
+    assert {s.page for s in paged} == {1, 2, 3, 4, 16} and 1 in {s.pages for s in paged}
+    assert {len(s.extents) - 2 for s in paged} == {0, 1, 2} and any(0 in s.entry for s in paged)
+    assert any(s.fixed[-1] is None for s in paged)
+    assert any(s.fixed[-1] is not None and s.page > 1 and s.fixed[-1] % s.page == 0 for s in paged)
+    assert any(s.fixed[-1] is not None and s.fixed[-1] % s.page and s.page < s.fixed[-1] for s in paged)
+    assert any(s.fixed[-1] is not None and s.page > s.fixed[-1] for s in paged)
 
 
 # --- baracuda's scenarios: K and V tables appended in one step -----------------------------------
@@ -730,11 +779,15 @@ def test_append_in_a_loop_over_layers() -> None:
 
 
 @pytest.mark.parametrize("first", DEVICES)
-def test_checkpoints_after_appends_continue_on_the_other_device(first: str, tmp_path) -> None:
-    src = """
-    dynamic { x: f64[B, H, L, 3]; off: i32[B]; }
-    persistent { K(b, h, l): f64[3] @init(0.5) @table @fixed(h = 2); V(b, l): i32 @table; }
-    block entry { cache.append x >> K[off] @on_out_of_range(skip); }
+@pytest.mark.parametrize("paged", ["", " @paged(page = 3)", " @paged(pages = 1, page = 16)"],
+                         ids=["dense", "pages_of_3", "pages_of_16"])  # fmt: skip
+def test_checkpoints_after_appends_continue_on_the_other_device(first: str, paged: str, tmp_path) -> None:
+    """Two appends, a checkpoint, two more on a new executor of the other device; dense and paged
+    (a checkpoint holds entries, never pages: the pages are laid out anew when cpu loads it)."""
+    src = f"""
+    dynamic {{ x: f64[B, H, L, 3]; off: i32[B]; }}
+    persistent {{ K(b, h, l): f64[3] @init(0.5) @table @fixed(h = 2){paged}; V(b, l): i32 @table; }}
+    block entry {{ cache.append x >> K[off] @on_out_of_range(skip); }}
     """
     sizevars = {"B": 2, "H": 2, "L": 2}
     rng = np.random.default_rng(9)

@@ -358,3 +358,13 @@ def test_pop_gives_back_the_pages_it_empties() -> None:
     reference = grown(sequences("reference"), 10)
     assert run(reference, do_pop=True, dst_in=2) is None
     assert_bits(np.asarray(exe.state("K")), np.asarray(reference.state("K")))
+
+
+def test_a_page_longer_than_a_fixed_index_is_that_index() -> None:
+    """`state` gathered whole pages before cutting them to the sizes, so a page of 2**31 - 1 entries
+    (48 GiB here) failed with an internal error; a page is now never longer than a `@fixed` last
+    index, and the gather holds only the table's own box (found by the fuzz generators)."""
+    src = "persistent { K(i): f32[2, 3] @table @fixed(i = 1) @paged(page = 2147483647); } block entry { }"
+    exe = oi.Simulator(None, oi.parse_graph(src), device="cpu").make_executor()
+    assert exe.state("K").shape == exe.fetch("K").shape == (1, 2, 3)
+    assert exe.page_table("K").page_size == 1

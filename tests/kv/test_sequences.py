@@ -16,10 +16,16 @@ to, so random programs are sequences of input dicts over a few compiled graphs: 
 loop index as destination), pops (a scalar count, the default count, a literal count and
 sequence), masked resets, and a direct write of `lens` (so lengths and present entries can disagree). Several flags in one
 step run their blocks in the entry's order, so a later failure undoes an earlier success.
+Half the configs keep K, V or both `@paged(page = P)` (P of 1-4 or 16, a pool of 1 or 2 pages to
+start with now and then): the semantics are a dense table's on every device, so the same model
+checks them, and on `device="cpu"` each step also checks `exe.page_table` against the model's
+present entries (`check_page_table`).
 
-Then the scenarios (speculative decoding, prefix sharing, checkpoints across devices), the error
-cases, traces, and at the end a test pinning a bug found while writing this file (size names as
-index values fail on `device="cpu"`; see its docstring), which is why DRIVER uses none.
+Then the scenarios (speculative decoding, prefix sharing, checkpoints across devices; each on
+dense and paged tables, prefix sharing on pages also against dense storage and with its page
+tables checked), the error cases, traces, and at the end a test pinning a bug found while writing
+this file (size names as index values fail on `device="cpu"`; see its docstring), which is why
+DRIVER uses none.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from __future__ import annotations
 import itertools
 import re
 import textwrap
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pytest
@@ -159,6 +165,9 @@ class Config:
     fixed_k: tuple[tuple[int, int], ...] = ()  # (index position, size) pairs of K's @fixed
     fixed_v: tuple[tuple[int, int], ...] = ()
     init_v: float | None = None
+    paged_k: int = 0  # K's `@paged(page = P)` (0: dense storage)
+    paged_v: int = 0
+    pages: int = 0  # the pool's first size (`pages = N`) of each paged table (0: the default)
 
     @property
     def rank(self) -> int:
@@ -167,18 +176,32 @@ class Config:
     def names(self) -> list[str]:
         return ["b", *[f"h{m}" for m in range(len(self.heads))], "t"]
 
-    def _attrs(self, fixed, init) -> str:
+    def _attrs(self, fixed, init, page: int) -> str:
+        """`@init`, `@fixed` and `@paged` after `@table`: `@paged` first for an odd page size, last
+        for an even one, its options in either order (so the parser meets every order)."""
         out = "" if init is None else f" @init({init!r})"
         if fixed:
             out += " @fixed(" + ", ".join(f"{self.names()[d]} = {s}" for d, s in fixed) + ")"
+        if page:
+            options = [f"page = {page}", *([f"pages = {self.pages}"] if self.pages else [])]
+            paged = f" @paged({', '.join(options if page % 4 else options[::-1])})"
+            out = paged + out if page % 2 else out + paged
         return out
+
+    @property
+    def paged(self) -> bool:
+        return bool(self.paged_k or self.paged_v)
+
+    def dense(self) -> Config:
+        """The same graph without `@paged`."""
+        return replace(self, paged_k=0, paged_v=0, pages=0)
 
     def source(self) -> str:
         mids = "".join(f"H{m}, " for m in range(len(self.heads)))
         idx = "".join(f"h{m}, " for m in range(len(self.heads)))
         return (DRIVER.replace("{mids}", mids).replace("{idx}", idx).replace("{L}", self.lens)
-                .replace("{M}", self.mask).replace("{kattrs}", self._attrs(self.fixed_k, None))
-                .replace("{vattrs}", self._attrs(self.fixed_v, self.init_v)))  # fmt: skip
+                .replace("{M}", self.mask).replace("{kattrs}", self._attrs(self.fixed_k, None, self.paged_k))
+                .replace("{vattrs}", self._attrs(self.fixed_v, self.init_v, self.paged_v)))  # fmt: skip
 
     def sizevars(self) -> dict[str, int]:
         return {"B": self.B, "DK": self.DK, "DV": self.DV, **{f"H{m}": h for m, h in enumerate(self.heads)}}
@@ -467,6 +490,40 @@ class Runner:
         expected = self.model.state()
         for exe in (self.ref, self.cpu):
             assert_same_snapshot(snapshot(exe), expected, f"{what} ({'reference' if exe is self.ref else 'cpu'})")
+        for table, page in zip(self.model.tables, (self.config.paged_k, self.config.paged_v)):
+            if page:
+                check_page_table(self.cpu, table, page, what)
+
+
+def check_page_table(exe: oi.Executor, table: ModelTable, page: int, what: str = "") -> oi.PageTable:
+    """`exe.page_table` of a `@paged` table against the model's present entries: one row per key
+    of the leading indices up to their sizes, each as long as its last present entry + 1 (so many
+    pages, the last holding the rest), a page (a valid page number, none twice in a row) for every
+    page a present entry lies in (-1 only for a page no entry was ever put in), and at least the
+    pages the rows hold in use, at most the pool's."""
+    pt = exe.page_table(table.name)
+    what = f"{what}: page_table({table.name}) {pt}"
+    sizes = table.sizes()
+    rows = list(np.ndindex(*sizes[:-1]))
+    assert (pt.page_size, pt.rows) == (page, tuple(sizes[:-1])), what
+    assert len(pt.indptr) == len(rows) + 1 and len(pt.last_page_len) == len(rows), what
+    assert pt.indptr[0] == 0 and pt.indptr[-1] == len(pt.indices) and (np.diff(pt.indptr) >= 0).all(), what
+    last: dict[tuple[int, ...], list[int]] = {}
+    for key in table.entries:
+        last.setdefault(key[:-1], []).append(key[-1])
+    for r, row in enumerate(rows):
+        ts = last.get(row, [])
+        length = max(ts) + 1 if ts else 0
+        columns = -(-length // page)
+        pages = pt.indices[pt.indptr[r] : pt.indptr[r + 1]].tolist()
+        assert len(pages) == columns, f"{what} row {row}"
+        assert pt.last_page_len[r] == (length - (columns - 1) * page if columns else 0), f"{what} row {row}"
+        assert all(pages[t // page] >= 0 for t in ts), f"{what} row {row}"
+        held = [n for n in pages if n >= 0]
+        assert len(set(held)) == len(held), f"{what} row {row}"
+    assert ((pt.indices >= -1) & (pt.indices < pt.pool_pages)).all(), what
+    assert len(set(pt.indices.tolist()) - {-1}) <= pt.pages_in_use <= pt.pool_pages, what
+    return pt
 
 
 # --- random programs -----------------------------------------------------------------------------
@@ -474,7 +531,8 @@ class Runner:
 
 def draw_config(seed: int) -> Config:
     """Middle counts (0, 1, 2), lengths dtypes and mask dtypes rotate with the seed, so that the
-    seeds together cover each; the rest is random."""
+    seeds together cover each, on dense tables and (half the seeds: 1 and 2 of every 4) on
+    `@paged` ones; the rest is random."""
     rng = np.random.default_rng(seed)
     middles = seed % 3
     heads = tuple(int(rng.integers(1, 4)) for _ in range(middles))
@@ -494,8 +552,17 @@ def draw_config(seed: int) -> Config:
             out.append((rank - 1, int(rng.integers(4, 8))))
         return tuple(out)
 
-    return Config(B, heads, DK, DV, lens=("i64", "i32")[seed % 2], mask=list(MASK_DTYPES)[(seed // 2) % 3],
-                  fixed_k=fixed(), fixed_v=fixed(), init_v=None if rng.random() < 0.5 else -1.5)  # fmt: skip
+    config = Config(B, heads, DK, DV, lens=("i64", "i32")[seed % 2], mask=list(MASK_DTYPES)[(seed // 2) % 3],
+                    fixed_k=fixed(), fixed_v=fixed(), init_v=None if rng.random() < 0.5 else -1.5)  # fmt: skip
+    if seed % 4 not in (1, 2):
+        return config
+    # paged: K, V or both, pages of 1-4 (dividing a @fixed last size or not) or 16 (more than it),
+    # now and then a pool of 1 or 2 pages to start with (it doubles as pages are taken)
+    paging = np.random.default_rng(15 + seed)
+    which = str(paging.choice(["both", "both", "K", "V"]))
+    page = lambda: int(paging.choice([1, 2, 3, 4, 16]))
+    return replace(config, paged_k=page() if which != "V" else 0, paged_v=page() if which != "K" else 0,
+                   pages=int(paging.choice([0, 0, 1, 2])))  # fmt: skip
 
 
 def draw_values(config: Config, model: SeqModel, rng: np.random.Generator) -> dict:
@@ -563,7 +630,7 @@ def draw_program(seed: int, steps: int) -> tuple[Config, list[dict], list[ModelE
     return config, program, outcomes
 
 
-SEEDS = range(6)
+SEEDS = range(12)
 STEPS = 60
 
 
@@ -589,9 +656,11 @@ def message_kind(message: str) -> str:
 
 
 def test_the_random_programs_cover_what_they_promise() -> None:
-    """Run by the model alone: the seeds cover 0, 1 and 2 middle indices, both lengths dtypes,
-    every mask dtype, fixed and growable positions, K and V of different entry sizes, every
-    statement succeeding, and each of the statements' messages."""
+    """Run by the model alone: the seeds cover 0, 1 and 2 middle indices, both lengths dtypes and
+    every mask dtype (each on dense and on paged tables), fixed and growable positions, K and V of
+    different entry sizes, K, V or both paged with every page size drawn (dividing a fixed position
+    size, not dividing it, larger than it, and on a growable one) and pool sizes, every statement
+    succeeding, and each of the statements' messages."""
     configs, executed, failures = [], set(), set()
     for seed in SEEDS:
         config, program, outcomes = draw_program(seed, STEPS)
@@ -601,9 +670,21 @@ def test_the_random_programs_cover_what_they_promise() -> None:
                 executed.update(f for f in FLAGS if values[f])
             else:
                 failures.add((outcome.statement, message_kind(outcome.message)))
-    assert {len(c.heads) for c in configs} == {0, 1, 2}
-    assert {c.lens for c in configs} == set(LENS_DTYPES)
-    assert {c.mask for c in configs} == set(MASK_DTYPES)
+    for paged in (False, True):
+        some = [c for c in configs if c.paged == paged]
+        assert {len(c.heads) for c in some} == {0, 1, 2}
+        assert {c.lens for c in some} == set(LENS_DTYPES)
+        assert {c.mask for c in some} == set(MASK_DTYPES)
+    paged = [(c, fixed, page) for c in configs
+             for fixed, page in ((c.fixed_k, c.paged_k), (c.fixed_v, c.paged_v)) if page]  # fmt: skip
+    assert {page for _, _, page in paged} == {1, 2, 3, 4, 16}
+    assert {(c.paged_k > 0, c.paged_v > 0) for c in configs if c.paged} == {(True, True), (True, False), (False, True)}
+    assert {c.pages for c in configs if c.paged} == {0, 1, 2}
+    lasts = [(dict(fixed).get(c.rank - 1), page) for c, fixed, page in paged]
+    assert any(last is None for last, _ in lasts)  # a growable position index in pages
+    assert any(last is not None and last % page == 0 and page > 1 for last, page in lasts)  # whole pages
+    assert any(last is not None and last % page and page < last for last, page in lasts)  # a last page cut short
+    assert any(last is not None and page > last for last, page in lasts)  # one page longer than the index
     assert all(c.DK != c.DV for c in configs)
     fixed_positions = [any(d == c.rank - 1 for d, _ in c.fixed_k) for c in configs]
     assert any(fixed_positions) and not all(fixed_positions)
@@ -628,6 +709,11 @@ def test_the_random_programs_cover_what_they_promise() -> None:
 SCENARIO = Config(B=4, heads=(2,), DK=4, DV=2)
 #: no heads, i32 lengths, a u8 mask, V's position @fixed and its entries @init(0.5)
 EDGE = Config(B=2, heads=(), DK=3, DV=2, lens="i32", mask="u8", fixed_v=((1, 5),), init_v=0.5)
+#: the scenarios again on `@paged` tables: K in pages of 2 from a pool of one page (it doubles),
+#: V in pages of 3 (EDGE: V's @fixed(t = 5) is no whole number of pages)
+PAGED_SCENARIO = replace(SCENARIO, paged_k=2, paged_v=3, pages=1)
+PAGED_EDGE = replace(EDGE, paged_k=1, paged_v=3)
+on_storages = pytest.mark.parametrize("paged", [False, True], ids=["dense", "paged"])
 
 #: one position of one sequence: its K and V rows (`[*heads, DK]`, `[*heads, DV]`)
 Position = tuple[np.ndarray, np.ndarray]
@@ -681,12 +767,13 @@ def append_all(run: Runner, seqs: list[list[Position]], tok: dict) -> None:
         s.append(sample(tok, b))
 
 
-def test_speculative_decoding() -> None:
+@on_storages
+def test_speculative_decoding(paged: bool) -> None:
     """Every sequence appends 3 draft tokens; then sequence 0 rejects 2 (the literal
     `cache.pop 2 ... 0`), sequence 3 all 3 (`cache.pop n ... seq`) in the same step, sequence 1
     rejects 1 (the default count), sequence 2 none; decoding continues from the accepted prefixes."""
     rng = np.random.default_rng(11)
-    run = Runner(SCENARIO, "speculative")
+    run = Runner(PAGED_SCENARIO if paged else SCENARIO, "speculative")
     seqs: list[list[Position]] = [[] for _ in range(4)]
     for _ in range(2 + 3):  # the prompt, then the drafts
         append_all(run, seqs, token(rng))
@@ -701,12 +788,13 @@ def test_speculative_decoding() -> None:
     assert run.ref.table_sizes("K") == run.cpu.table_sizes("K") == [4, 2, 7]
 
 
-def test_speculative_decoding_pops_back_to_the_table_size() -> None:
+@on_storages
+def test_speculative_decoding_pops_back_to_the_table_size(paged: bool) -> None:
     """Two sequences without heads, 3 drafts appended to each, 2 rejected from each in one step
     (`cache.pop n ... seq` and `cache.pop 2 ... 0`): the position index shrinks back to the 3
     entries that remain, then grows again."""
     rng = np.random.default_rng(3)
-    run = Runner(EDGE, "speculative-edge")
+    run = Runner(PAGED_EDGE if paged else EDGE, "speculative-edge")
     seqs: list[list[Position]] = [[], []]
     for _ in range(5):
         append_all(run, seqs, token(rng, EDGE))
@@ -754,10 +842,11 @@ def prefix_sharing_steps(rng: np.random.Generator) -> tuple[list[dict], list[lis
 PREFIX_LENS = [5, 5, 1, 4]  # sequences 0, 1 and 3 hold one stale position past their length
 
 
-def test_prefix_sharing() -> None:
+@on_storages
+def test_prefix_sharing(paged: bool) -> None:
     rng = np.random.default_rng(21)
     steps, seqs = prefix_sharing_steps(rng)
-    run = Runner(SCENARIO, "prefix sharing")
+    run = Runner(PAGED_SCENARIO if paged else SCENARIO, "prefix sharing")
     for n, values in enumerate(steps):
         assert run.step(values) is None, n
         if n == 3:  # right after the fork: every sequence is the prompt, stale position-0 rows gone
@@ -765,18 +854,77 @@ def test_prefix_sharing() -> None:
     check_tables((run.ref, run.cpu), seqs, PREFIX_LENS)
 
 
+def row_lengths(pt: oi.PageTable) -> list[int]:
+    """Each row's length in a page table: its whole pages and the last page's entries in use."""
+    columns = np.diff(pt.indptr)
+    return [int((c - 1) * pt.page_size + last) if c else 0 for c, last in zip(columns, pt.last_page_len)]
+
+
+def test_prefix_sharing_on_pages_matches_dense_storage() -> None:
+    """The prefix-sharing run on `@paged` K (pages of 2, a pool of 1 page to start with) and V
+    (pages of 3), on cpu beside a cpu executor of the same graph on dense tables: after every step
+    both hold the same state bit for bit (and the model's: `Runner.check`), and K's and V's page
+    tables agree with their sizes and with `lens` (each row as long as its sequence's present
+    positions: `lens`, or one more for a stale one), with valid page numbers only. Right after the
+    fork of the 3-position prompt into sequences 1-3, each of them shares sequence 0's first page
+    (positions 0 and 1, whole) and has a page of its own for the partial one; pages taken as
+    sequences grow and given back by the reset keep the pool's count of pages in use consistent."""
+    rng = np.random.default_rng(21)
+    steps, seqs = prefix_sharing_steps(rng)
+    run = Runner(PAGED_SCENARIO, "prefix sharing on pages")
+    dense = make(PAGED_SCENARIO.dense(), "cpu")
+    H = SCENARIO.heads[0]
+    for n, values in enumerate(steps):
+        assert run.step(values) is None, n
+        assert step(dense, values) is None, n
+        assert_same_snapshot(snapshot(run.cpu), snapshot(dense), f"step {n}: paged against dense")
+        lens = np.array(run.cpu.state("lens")).tolist()
+        for name, page in (("K", 2), ("V", 3)):
+            pt = run.cpu.page_table(name)
+            sizes = run.cpu.table_sizes(name)
+            assert (pt.page_size, list(pt.rows)) == (page, sizes[:-1]), (n, name)
+            lengths = row_lengths(pt)
+            assert max(lengths, default=0) == sizes[-1], (n, name)
+            for b in range(sizes[0]):
+                assert all(lens[b] <= lengths[b * H + h] <= lens[b] + 1 for h in range(H)), (n, name, lens, lengths)
+            assert ((pt.indices >= 0) & (pt.indices < pt.pool_pages)).all(), (n, name, pt)
+            assert len(np.unique(pt.indices)) <= pt.pages_in_use <= pt.pool_pages, (n, name, pt)
+        if n == 3:  # the prompt (positions 0-2) forked from sequence 0 into 1-3
+            pt = run.cpu.page_table("K")
+            assert row_lengths(pt) == [3] * 8 and np.diff(pt.indptr).tolist() == [2] * 8
+            first = pt.indices[0::2].reshape(4, H)  # each row's first page, [b, h]
+            second = pt.indices[1::2].reshape(4, H)
+            assert (first == first[0]).all(), pt  # shared: the whole page of positions 0 and 1
+            assert len(np.unique(second)) == 4 * H, pt  # position 2: a partial page, each row its own
+            assert pt.pages_in_use == H + 4 * H, pt
+    check_tables((run.ref, run.cpu, dense), seqs, PREFIX_LENS)
+    K = run.cpu.page_table("K")
+    assert row_lengths(K) == [len(s) for s in seqs for _ in range(H)] == [6, 6, 6, 6, 1, 1, 5, 5]
+    assert run.cpu.table_nbytes("K") > 0 and run.cpu.table_nbytes("V") > 0
+    for name in ("K", "V"):  # the reference keeps entries, not pages
+        with pytest.raises(oi.UnsupportedError):
+            run.ref.page_table(name)
+        with pytest.raises(oi.UnsupportedError):
+            run.ref.table_nbytes(name)
+    with pytest.raises(oi.OiError, match="not a @paged table"):
+        dense.page_table("K")
+
+
 @pytest.mark.parametrize("first", DEVICES)
-def test_checkpoint_mid_run_continues_on_the_other_device(first: str, tmp_path) -> None:
+@on_storages
+def test_checkpoint_mid_run_continues_on_the_other_device(first: str, paged: bool, tmp_path) -> None:
     """The prefix-sharing run, checkpointed after the fork on one device and continued on a new
-    executor of the other: the same final state as the uninterrupted run (the model's)."""
+    executor of the other (on paged tables too: a checkpoint holds entries, never pages): the same
+    final state as the uninterrupted run (the model's)."""
     rng = np.random.default_rng(21)
     steps, seqs = prefix_sharing_steps(rng)
     second = "cpu" if first == "reference" else "reference"
-    one = make(SCENARIO, first)
+    config = PAGED_SCENARIO if paged else SCENARIO
+    one = make(config, first)
     for values in steps[:5]:
         assert step(one, values) is None
     one.save_state(tmp_path / "mid.oistate")
-    two = make(SCENARIO, second)
+    two = make(config, second)
     two.load_state(tmp_path / "mid.oistate")
     assert_same_snapshot(snapshot(two), snapshot(one), "after load_state")
     assert two.steps == 5
