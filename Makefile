@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lit pytest bench clean
+.PHONY: demo test test-fast lit pytest bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ test: pytest lit
 pytest: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q -n auto
 
+# While editing: pytest without the tests marked slow (random programs, README commands), then lit.
+test-fast: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -q -n auto -m "not slow"
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/lit -sv lit_tests
+
 lit: $(VENV)/.installed-test
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/lit -sv lit_tests
 
@@ -38,6 +43,8 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/decode_step.py
 	$(BIN)/python benchmarks/compile_time.py
 	$(BIN)/python benchmarks/gemm.py
+	$(BIN)/python benchmarks/kv_append.py
+	$(BIN)/python benchmarks/paged_kv.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis lit_tests/**/Output

@@ -11,8 +11,8 @@ same, so every graph below is one text, compiled once with and once without `@pa
    the same graph, chosen by a dynamic bool). Two forms of that block:
    - "view": the read alone. The dense storage binds `keys` to a view of the table (no copy:
      nothing after the read changes K, so the compiler aliases it); the paged storage never
-     does (the slice spans pages) and gathers the entries into `keys`, one entry at a time
-     (each looks up its page in the page table);
+     does (the slice spans pages) and gathers the entries into `keys`, one copy per page's run
+     (each page looked up in the page table);
    - "copy": the read followed by `cache.read K[b, 0] >> probe;`, a one-entry read that makes
      the dense read a copy too (a view must not be followed by an access to K), so both storages
      copy the same bytes.
@@ -29,7 +29,7 @@ same, so every graph below is one text, compiled once with and once without `@pa
    lognormal with median 256 clipped to 16..4096) are filled by `cache.append x >> K[off];` of 16
    rows to every sequence per step, at `off[s] = min(16 * step, len[s] - 16)`: a sequence that
    has its length rewrites its last 16 entries, so it neither grows nor takes pages. Then
-   `exe.table_nbytes("K")` for dense, paged (the pool starts at 4 pages and doubles when full),
+   `exe.table_nbytes("K")` for dense, paged (the pool starts empty, then 4 pages, doubling when full),
    and paged with the pool sized up front to the pages the lengths need
    (`@paged(page = 16, pages = N)`), against the ideal bytes (sum of lengths x entry bytes), with
    `exe.page_table("K")`'s pages in use and pool size. The page table's CSR is checked against

@@ -56,6 +56,7 @@ def test_custom_op(monkeypatch: pytest.MonkeyPatch) -> None:
     np.testing.assert_allclose(exe.fetch("x"), [0.75, 0.75])
 
 
+@pytest.mark.slow
 def test_loop_nests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The README's loop-nest example, run as a script (so names come from its assignments),
     then its IR through oi-opt's passes gives the same code."""
@@ -167,6 +168,7 @@ def test_readme_commands_are_found() -> None:
     assert "oi-opt examples/tiny_decoder.oi --bind-sizes=model=m.oinf" in runnable
 
 
+@pytest.mark.slow
 def test_every_readme_command_runs(command_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each command the README shows exits 0 with output, as written (unquoted paths in pass
     options included); the first one prints every line of the IR the README shows for it."""

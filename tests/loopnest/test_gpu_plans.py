@@ -249,6 +249,7 @@ def test_double_buffered_shared_cache_matches_numpy() -> None:
     run(plan, 48, 40, 70)
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(M=st.integers(1, 40), N=st.integers(1, 40), K=st.integers(1, 24), tile=st.sampled_from([2, 4, 8, 16]),
        k_tile=st.sampled_from([None, 2, 4, 8]),

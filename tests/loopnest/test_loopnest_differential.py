@@ -1403,6 +1403,7 @@ def apply_plan(d: PlanDraw, problem: Problem, facts: set[str]):
 EXAMPLES = int(os.environ.get("OI_DIFF_EXAMPLES", "60"))
 
 
+@pytest.mark.slow
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
