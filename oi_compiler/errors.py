@@ -62,7 +62,7 @@ class PassError(OiError):
 
 
 class OptionError(OiError):
-    """A command-line flag or pass option is malformed or unknown."""
+    """A command-line flag, pass option or API option (`sizevars=`) is malformed or unknown."""
 
 
 class ModelError(OiError):

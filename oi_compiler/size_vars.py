@@ -31,9 +31,9 @@ def parse_size_assignments(text: str) -> dict[str, int]:
 
 def checked_sizevars(sizevars: Mapping[str, int] | None) -> dict[str, int]:
     """The caller's size variables with plain int values (a numpy integer becomes one); an
-    `OiError` for a name that is not a string or a value that is not an integer in [0, 2**64)
-    (a float, a bool, a string...), the rule `Model(sizevars=...)` applies; an `OptionError`
-    otherwise."""
+    `OptionError` (a bad option of the call) for a name that is not a string or a value that is
+    not an integer in [0, 2**64) (a float, a bool, a string...), the rule `Model(sizevars=...)`
+    applies with its own `ModelError`."""
     if sizevars is None:
         return {}
     if not isinstance(sizevars, Mapping):

@@ -572,10 +572,11 @@ class GrowOp(IRDLOperation):
 
 # --- whole entries: what a table's storage implements ---------------------------------------
 # The statements' view of a table: write an entry, read a selection as a copy or a view, reset a
-# prefix. `--convert-graph-to-tables` emits them after the statement's checks (negative indices,
-# `@fixed` limits, slice bounds: typed sites, the same on every storage); a storage pass lowers
-# them (`--lower-table-storage`: `lowering/dense_storage.py`, `lowering/paged_storage.py`), so a ring
-# storage is another pattern for the same four ops, not a change to the graph's conversion.
+# prefix, recompute the sizes (resize), copy a row's run to another row (copy_row, `cache.fork`).
+# `--convert-graph-to-tables` emits them after the statement's checks (negative indices, `@fixed`
+# limits, slice bounds: typed sites, the same on every storage); a storage lowers them
+# (`--lower-table-storage`: `lowering/dense_storage.py`, `lowering/paged_storage.py`), so a ring
+# storage would be another lowering of the same six ops, not a change to the graph's conversion.
 
 
 def _print_selection(printer: Printer, bounds: Sequence[SSAValue], slices: Sequence[int]) -> None:

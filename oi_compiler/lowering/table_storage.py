@@ -1,4 +1,4 @@
-"""`--lower-table-storage`: each entry op (`oi_table.write/read/view/reset/resize`) lowered by its
+"""`--lower-table-storage`: each entry op (`oi_table.write/read/view/reset/resize/copy_row`) lowered by its
 table's storage: `dense` (`lowering/dense_storage.py`) or `paged` (`lowering/paged_storage.py`).
 What they emit is the table level's own (words, buffers, journal, host requests, shared helpers),
 so `--lower-undo-log` and `--lower-tables` run after it unchanged.

@@ -1,12 +1,12 @@
-"""`--lower-table-storage`: each table's entry ops lowered by its storage (dense today).
+"""`--lower-table-storage`: each table's entry ops lowered by its storage (dense or paged).
 
 `--convert-graph-to-tables` writes a statement's table access as whole-entry ops, after its checks:
 `oi_table.write @K [%t], %x`, `oi_table.read @K [%a : %b], %dst`, `%v = oi_table.view @K [...]`,
-`oi_table.reset @K [%k]`. This pass lowers them, one rewrite pattern per op, for the storage the
-table's layout names (`storage dense`: lowering/dense_storage.py) to named words and buffers,
-`oi_table.journal` entries and calls of the shared helpers (`@oi_raise_size`,
-`@oi_mark_present_<rank>`), which it adds to the module. A storage pass for another layout (paged,
-ring) rewrites the same ops before this one runs.
+`oi_table.reset @K [%k]`, `oi_table.resize`, `oi_table.copy_row`. This pass lowers them, by the
+storage the table's type names (`lowering/table_storage.py`: `dense`, lowering/dense_storage.py;
+`paged 16`, lowering/paged_storage.py), to named words and buffers, `oi_table.journal` entries,
+host requests (`oi_table.grow`) and calls of the shared helpers (`@oi_raise_size`,
+`@oi_mark_present_<rank>`), which it adds to the module.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from xdsl.passes import ModulePass
 
 @dataclass(frozen=True)
 class LowerTableStorage(ModulePass):
-    """Lower the table level's entry ops (write, read, view, reset) for each table's storage (dense)"""
+    """Lower the table level's entry ops (write, read, view, reset, resize, copy_row) for each
+    table's storage (dense or paged)"""
 
     name = "lower-table-storage"
 

@@ -3,8 +3,10 @@
 `NativeState` owns every buffer of one executor as a numpy array and writes their addresses
 into the state array (`lowering/analysis.py` gives the layout). It grows tables by capacity
 doubling when the step asks (`grow`), puts persistent bytes back from the undo log when a step
-fails (`rollback`), and converts tables to and from the reference executor's form, so
-`state()`, `save_state` and `load_state` behave as on `device="reference"`.
+fails (`rollback`, with the host's own changes undone in order: `undo`), and converts tables to
+and from the reference executor's form, so `state()`, `save_state` and `load_state` behave as on
+`device="reference"`. A `@paged` table's pool, page table and allocator are a `PagePool` each
+(`runtime/page_pool.py`), which serves the step's page requests.
 """
 
 from __future__ import annotations

@@ -10,8 +10,10 @@ leaves the pages, counts and allocator as they were.
 
 Capacities are a dense table's (the same doubling, the same refusal of a box that cannot be
 allocated: `tables.dense_box_error`), so both storages fail the same steps with the same message;
-the page table has `ceil(capacity / page)` columns. The pool starts empty (or at `pages = N`) and
-doubles when every page is taken.
+the page table has `ceil(capacity / page)` columns. The pool starts empty (or at `pages = N`),
+takes 4 pages when first needed, and doubles when every page is taken; it never shrinks (freed
+pages are taken again first). A pool or page table too large for memory is an `ExecutionError` of
+its own (the one error a dense table of the same entries need not meet).
 
 It also converts the table to and from the reference's form (`dense`, `present_keys`, `load`) and
 describes its pages in CSR form (`csr`: vLLM's and FlashInfer's `indptr / indices / last_page_len`).
@@ -30,7 +32,7 @@ from oi_compiler.lowering import analysis as P
 from oi_compiler.lowering.analysis import VarLayout
 from oi_compiler.runtime.tables import dense_box_error, first_capacity, growth_error, init_array
 
-FIRST_POOL = 4  # pages, when the pool first grows (`@paged` gave no `pages = N`)
+FIRST_POOL = 4  # pages, when an empty pool first grows (`@paged` gave no `pages = N`); later it doubles
 
 
 @dataclass(frozen=True)
@@ -93,9 +95,17 @@ class PagePool:
         error = dense_box_error(self.var.dtype, self.var.shape, caps)
         if error is not None:
             raise error
-        self._set_page_table(caps, np.full([*caps[:-1], self.columns(caps[-1])], -1, np.int64))
+        self._set_page_table(caps, self._empty_page_table(caps))
         self._set_pool(self.var.pool if pool is None else pool, None)
         self.free, self.freed, self.used = [], {}, 0
+
+    def _empty_page_table(self, caps: list[int]) -> np.ndarray:
+        shape = [*caps[:-1], self.columns(caps[-1])]
+        try:
+            return np.full(shape, -1, np.int64)
+        except (MemoryError, ValueError):
+            raise ExecutionError(f"paged table {self.var.name}: a page table of {shape} pages does not fit in "
+                                 "memory") from None  # fmt: skip
 
     def columns(self, capacity: int) -> int:
         """Page-table columns for a last-index capacity."""
@@ -139,7 +149,7 @@ class PagePool:
         if self.used == self.pool:
             var = self.var
             old = (self.array(var.data_slot), self.array(var.present_slot), self.array(var.refs_slot))
-            self._set_pool(max(FIRST_POOL, 2 * self.pool), old)
+            self._set_pool(2 * self.pool if self.pool else FIRST_POOL, old)
 
             def shrink() -> None:
                 self.state._set(var.data_slot, old[0])
@@ -241,7 +251,10 @@ class PagePool:
         grown[dim] = max(2 * caps[dim], need)
         if dense_box_error(var.dtype, var.shape, grown) is not None:
             raise growth_error(var.name, dim, need, grown)
-        table = np.full([*grown[:-1], self.columns(grown[-1])], -1, np.int64)
+        try:
+            table = self._empty_page_table(grown)
+        except ExecutionError:  # pages of one entry: a page table of 8 bytes per entry
+            raise growth_error(var.name, dim, need, grown) from None
         table[tuple(slice(0, n) for n in old.shape)] = old
         self._set_page_table(grown, table)
         self.state.undo(lambda: self._set_page_table(caps, old))

@@ -27,24 +27,31 @@ class ToolArgumentParser(argparse.ArgumentParser):
         raise OptionError(message)
 
     def _print_message(self, message: str, file=None) -> None:
-        if message:
-            (file or sys.stdout).write(message)
+        file = file or sys.stderr  # (argparse names the stream; stderr for its own messages)
+        if message and file is not None:
+            file.write(message)
 
 
 def run_reporting_errors(prog: str, run: Callable[[], int]) -> int:
     """`run()`'s exit status, or the status of the error it raised, reported on stderr."""
-    if sys.stdout is None:  # started with standard output closed (`tool >&-`): writing it is an error
+    closed = sys.stdout is None  # started with standard output closed (`tool >&-`): writing it fails
+    if closed:
         sys.stdout = _ClosedOutput()
     try:
         try:
             status = run()
         except SystemExit as e:  # `--help` printed (`ToolArgumentParser` lets its write errors out)
-            status = e.code if isinstance(e.code, int) else 0
+            if e.code is not None and not isinstance(e.code, int):  # `sys.exit("message")`, as Python does
+                _report(str(e.code))
+            status = 0 if e.code is None else e.code if isinstance(e.code, int) else 1
         sys.stdout.flush()  # a closed pipe or a full disk shows here at the latest, not at exit
         return status
     except BrokenPipeError:  # the tools write no pipe but standard output
         _discard_stdout()
         return 141
+    except ClosedOutputError as e:
+        _report(f"{prog}: error: {e.strerror}")
+        return 1
     except OSError as e:
         if e.errno not in _OUT_OF_SPACE:
             return _internal(prog, e)
@@ -69,24 +76,30 @@ def run_reporting_errors(prog: str, run: Callable[[], int]) -> int:
         return 130
     except Exception as e:  # a bug outside every stage's boundary
         return _internal(prog, e)
+    finally:
+        if closed:  # (a caller of main() in this process gets its None back)
+            sys.stdout = None
 
 
-#: errors writing output that are the disk's or the caller's, not a bug (files the tools write
-#: report their own)
-_OUT_OF_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EBADF)
+#: errors writing output that are the disk's, not a bug (files the tools write report their own)
+_OUT_OF_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+class ClosedOutputError(OSError):
+    """A write to standard output when the tool was started without one (`tool >&-`)."""
 
 
 class _ClosedOutput:
     """Standard output when the tool was started without one: every write fails as write(2) would."""
 
     def write(self, text: str) -> int:
-        raise OSError(errno.EBADF, "standard output is closed")
+        raise ClosedOutputError(errno.EBADF, "standard output is closed")
 
     def flush(self) -> None:
         pass
 
     def fileno(self) -> int:
-        raise OSError(errno.EBADF, "standard output is closed")
+        raise ClosedOutputError(errno.EBADF, "standard output is closed")
 
 
 def _internal(prog: str, e: Exception) -> int:

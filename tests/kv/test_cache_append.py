@@ -319,6 +319,7 @@ def check_page_table(pt: oi.PageTable, table: NumpyTable, page: int, what: str) 
     entry was written, -1 only for a page of none, no more pages in use than the pool holds."""
     what = f"{what}: {pt}"
     rows = list(np.ndindex(*table.sizes[:-1]))
+    page = min(page, table.fixed[-1] or page)  # a page is never longer than a @fixed last index
     assert (pt.page_size, pt.rows) == (page, tuple(table.sizes[:-1])), what
     assert len(pt.indptr) == len(rows) + 1 and pt.indptr[0] == 0 and pt.indptr[-1] == len(pt.indices), what
     written: dict[tuple[int, ...], list[int]] = {}

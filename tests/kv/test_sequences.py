@@ -505,6 +505,7 @@ def check_page_table(exe: oi.Executor, table: ModelTable, page: int, what: str =
     what = f"{what}: page_table({table.name}) {pt}"
     sizes = table.sizes()
     rows = list(np.ndindex(*sizes[:-1]))
+    page = min(page, table.fixed[-1] or page)  # a page is never longer than a @fixed last index
     assert (pt.page_size, pt.rows) == (page, tuple(sizes[:-1])), what
     assert len(pt.indptr) == len(rows) + 1 and len(pt.last_page_len) == len(rows), what
     assert pt.indptr[0] == 0 and pt.indptr[-1] == len(pt.indices) and (np.diff(pt.indptr) >= 0).all(), what
