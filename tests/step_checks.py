@@ -1,5 +1,5 @@
-"""Checks shared by the statement test files: bit-exact comparison, and a step that must leave every
-persistent variable as it was when it fails."""
+"""Checks shared by the statement test files: bit-exact comparison, a step that must leave every
+persistent variable as it was when it fails, and a paged table's page table against a model."""
 
 from __future__ import annotations
 
@@ -47,3 +47,33 @@ def step(exe: oi.Executor, values: dict) -> oi.OiError | None:
 
 def error_text(e: oi.OiError | None) -> tuple | None:
     return None if e is None else (type(e).__name__, e.message, str(e.loc), getattr(e, "node", None))
+
+
+def assert_page_table(pt: oi.PageTable, sizes: list[int], fixed_last: int | None, page: int,
+                      present: list[tuple[int, ...]], what: str = "") -> None:  # fmt: skip
+    """`exe.page_table` of a `@paged(page = page)` table against a model's `sizes` and `present`
+    keys: a page never longer than a `@fixed` last index; one row per key of the leading indices up
+    to their sizes, each as long as its last present entry + 1 (so many pages, the last holding the
+    rest); a page (valid, none twice in a row) for every page a present entry lies in (-1 only
+    where the row holds none); at least the pages the rows hold in use, at most the pool's."""
+    what = f"{what}: {pt}"
+    rows = list(np.ndindex(*sizes[:-1]))
+    page = min(page, fixed_last or page)
+    assert (pt.page_size, pt.rows) == (page, tuple(sizes[:-1])), what
+    assert len(pt.indptr) == len(rows) + 1 and len(pt.last_page_len) == len(rows), what
+    assert pt.indptr[0] == 0 and pt.indptr[-1] == len(pt.indices) and (np.diff(pt.indptr) >= 0).all(), what
+    last: dict[tuple[int, ...], list[int]] = {}
+    for key in present:
+        last.setdefault(tuple(key[:-1]), []).append(key[-1])
+    for r, row in enumerate(rows):
+        ts = last.get(row, [])
+        length = max(ts) + 1 if ts else 0
+        columns = -(-length // page)
+        pages = pt.indices[pt.indptr[r] : pt.indptr[r + 1]].tolist()
+        assert len(pages) == columns, f"{what} row {row}"
+        assert pt.last_page_len[r] == (length - (columns - 1) * page if columns else 0), f"{what} row {row}"
+        assert all(pages[t // page] >= 0 for t in ts), f"{what} row {row}"
+        held = [n for n in pages if n >= 0]
+        assert len(set(held)) == len(held), f"{what} row {row}"
+    assert ((pt.indices >= -1) & (pt.indices < pt.pool_pages)).all(), what
+    assert len(set(pt.indices.tolist()) - {-1}) <= pt.pages_in_use <= pt.pool_pages, what

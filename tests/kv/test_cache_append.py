@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 import oi_compiler as oi
-from tests.step_checks import assert_bits, assert_same_snapshot, error_text, snapshot, step
+from tests.step_checks import assert_bits, assert_page_table, assert_same_snapshot, error_text, snapshot, step
 
 FILE = "append.oi"
 DEVICES = ("reference", "cpu")
@@ -308,34 +308,10 @@ def test_random_programs_agree(seed: int) -> None:
                 assert exe.table_sizes(name) == t.sizes, f"{what}\n{device} table_sizes({name})"
                 assert_bits(exe.state(name), t.dense(), f"{what}\n{device} state({name})")
             if s.page:
-                check_page_table(cpu.page_table(name), t, s.page, f"{what}\npage_table({name})")
+                assert_page_table(cpu.page_table(name), t.sizes, t.fixed[-1], s.page, list(t.entries),
+                                  f"{what}\npage_table({name})")  # fmt: skip
         outcomes.append(expected is None)
     assert ref.steps == cpu.steps == sum(outcomes)
-
-
-def check_page_table(pt: oi.PageTable, table: NumpyTable, page: int, what: str) -> None:
-    """A paged table's pages against the model: a row per key of the leading indices up to the
-    sizes, as long as its last written entry + 1, a valid page (none twice in a row) wherever an
-    entry was written, -1 only for a page of none, no more pages in use than the pool holds."""
-    what = f"{what}: {pt}"
-    rows = list(np.ndindex(*table.sizes[:-1]))
-    page = min(page, table.fixed[-1] or page)  # a page is never longer than a @fixed last index
-    assert (pt.page_size, pt.rows) == (page, tuple(table.sizes[:-1])), what
-    assert len(pt.indptr) == len(rows) + 1 and pt.indptr[0] == 0 and pt.indptr[-1] == len(pt.indices), what
-    written: dict[tuple[int, ...], list[int]] = {}
-    for key in table.entries:
-        written.setdefault(key[:-1], []).append(key[-1])
-    for r, row in enumerate(rows):
-        ts = written.get(row, [])
-        length = max(ts) + 1 if ts else 0
-        columns = -(-length // page)
-        pages = pt.indices[pt.indptr[r] : pt.indptr[r + 1]].tolist()
-        assert len(pages) == columns, what
-        assert pt.last_page_len[r] == (length - (columns - 1) * page if columns else 0), what
-        assert all(pages[t // page] >= 0 for t in ts), what
-        assert len({n for n in pages if n >= 0}) == sum(n >= 0 for n in pages), what
-    assert ((pt.indices >= -1) & (pt.indices < pt.pool_pages)).all(), what
-    assert len(set(pt.indices.tolist()) - {-1}) <= pt.pages_in_use <= pt.pool_pages, what
 
 
 def test_the_random_programs_cover_what_they_promise() -> None:

@@ -39,7 +39,7 @@ import numpy as np
 import pytest
 
 import oi_compiler as oi
-from tests.step_checks import assert_bits, assert_same_snapshot, error_text, snapshot, step
+from tests.step_checks import assert_bits, assert_page_table, assert_same_snapshot, error_text, snapshot, step
 
 FILE = "sequences.oi"
 DEVICES = ("reference", "cpu")
@@ -496,34 +496,9 @@ class Runner:
 
 
 def check_page_table(exe: oi.Executor, table: ModelTable, page: int, what: str = "") -> oi.PageTable:
-    """`exe.page_table` of a `@paged` table against the model's present entries: one row per key
-    of the leading indices up to their sizes, each as long as its last present entry + 1 (so many
-    pages, the last holding the rest), a page (a valid page number, none twice in a row) for every
-    page a present entry lies in (-1 only for a page no entry was ever put in), and at least the
-    pages the rows hold in use, at most the pool's."""
+    """`exe.page_table` of a `@paged` table against the model's present entries (`assert_page_table`)."""
     pt = exe.page_table(table.name)
-    what = f"{what}: page_table({table.name}) {pt}"
-    sizes = table.sizes()
-    rows = list(np.ndindex(*sizes[:-1]))
-    page = min(page, table.fixed[-1] or page)  # a page is never longer than a @fixed last index
-    assert (pt.page_size, pt.rows) == (page, tuple(sizes[:-1])), what
-    assert len(pt.indptr) == len(rows) + 1 and len(pt.last_page_len) == len(rows), what
-    assert pt.indptr[0] == 0 and pt.indptr[-1] == len(pt.indices) and (np.diff(pt.indptr) >= 0).all(), what
-    last: dict[tuple[int, ...], list[int]] = {}
-    for key in table.entries:
-        last.setdefault(key[:-1], []).append(key[-1])
-    for r, row in enumerate(rows):
-        ts = last.get(row, [])
-        length = max(ts) + 1 if ts else 0
-        columns = -(-length // page)
-        pages = pt.indices[pt.indptr[r] : pt.indptr[r + 1]].tolist()
-        assert len(pages) == columns, f"{what} row {row}"
-        assert pt.last_page_len[r] == (length - (columns - 1) * page if columns else 0), f"{what} row {row}"
-        assert all(pages[t // page] >= 0 for t in ts), f"{what} row {row}"
-        held = [n for n in pages if n >= 0]
-        assert len(set(held)) == len(held), f"{what} row {row}"
-    assert ((pt.indices >= -1) & (pt.indices < pt.pool_pages)).all(), what
-    assert len(set(pt.indices.tolist()) - {-1}) <= pt.pages_in_use <= pt.pool_pages, what
+    assert_page_table(pt, table.sizes(), table.fixed[-1], page, list(table.entries), f"{what}: page_table({table.name})")
     return pt
 
 
