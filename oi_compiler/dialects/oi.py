@@ -331,9 +331,11 @@ class VarOp(IRDLOperation):
                 extra["auto_dim"] = _parse_ident_list(parser)
             elif key in ("fixed", "paged"):
                 with parser.in_parens():
-                    extra[key] = dict(
-                        parser.parse_comma_separated_list(parser.Delimiter.NONE, lambda: _parse_fixed_entry(parser))
-                    )
+                    entries = parser.parse_comma_separated_list(parser.Delimiter.NONE, lambda: _parse_fixed_entry(parser))
+                extra[key] = dict(entries)
+                if len(extra[key]) < len(entries):
+                    parser.raise_error(f"@{key} names an {'index' if key == 'fixed' else 'option'} twice", attr_pos,
+                                       parser.pos)  # fmt: skip
             else:
                 parser.raise_error("unsupported attribute", attr_pos, parser.pos)
         if "init" in extra:

@@ -265,9 +265,12 @@ class DslParser:
                 raise self.error("@paged names an option twice", open_tok)
             return value
         else:  # fixed
-            value = dict(self.comma_list(")", self.parse_fixed_entry))
+            entries = self.comma_list(")", self.parse_fixed_entry)
+            value = dict(entries)
             if not value:
                 raise self.error("@fixed requires at least one entry", open_tok)
+            if len(value) < len(entries):
+                raise self.error("@fixed names an index twice", open_tok)
             return value
         self.expect(")")
         return value

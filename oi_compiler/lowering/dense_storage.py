@@ -32,45 +32,23 @@ from oi_compiler.dialects.oi_table import (
     BufferOp,
     JournalOp,
     SetWordOp,
-    SlotOp,
-    WordOp,
 )
 from oi_compiler.dtypes import dtype_type
-from oi_compiler.lowering.analysis import VarLayout
-from oi_compiler.lowering.step_ir import (
-    DYN,
-    I8,
-    StepIR,
-)
-from oi_compiler.lowering.step_values import fill, nbytes, strided_like
-
-Selection = Sequence[tuple[SSAValue] | tuple[SSAValue, SSAValue]]  # per index: (k,) or (start, end)
+from oi_compiler.lowering.step_ir import DYN, I8
+from oi_compiler.lowering.step_values import fill, strided_like
+from oi_compiler.lowering.table_emitter import Selection, TableEmitter
 
 
-class DenseTable:
-    """Emits one table's entry operations through `ir` (positioned where the op was)."""
+class DenseTable(TableEmitter):
+    """Emits one dense table's entry operations through `ir` (positioned where the op was)."""
 
-    def __init__(self, ir: StepIR, table: VarLayout):
-        self.ir, self.table, self.name = ir, table, table.name
-
-    # --- words and buffers -----------------------------------------------------------------
-    def word(self, field: str) -> SSAValue:
-        return self.ir.emit(WordOp(self.name, field))
-
-    def capacities(self) -> list[SSAValue]:
-        return [self.word(f"capacity.{d}") for d in range(self.table.rank)]
-
+    # --- buffers ---------------------------------------------------------------------------
     def data(self) -> SSAValue:
         ty = MemRefType(dtype_type(self.table.dtype), [DYN] * self.table.rank + list(self.table.shape))
         return self.ir.emit(BufferOp(self.name, "data", self.capacities(), ty))
 
     def present(self) -> SSAValue:
         return self.ir.emit(BufferOp(self.name, "present", self.capacities(), MemRefType(I8, [DYN] * self.table.rank)))
-
-    def call(self, helper: str, args: Sequence[SSAValue]) -> None:
-        """A shared helper taking the table's first word (`data`), then `args`."""
-        ir = self.ir
-        ir.call_checked(ir.helpers.need(helper), [ir.emit(SlotOp(self.name, "data")), *args])
 
     def linear(self, key: Sequence[SSAValue]) -> SSAValue:
         """The entry number of `key` in the current capacity box (row-major)."""
@@ -79,25 +57,7 @@ class DenseTable:
             result = ir.add(ir.mul(result, cap), k)
         return result
 
-    @property
-    def entry_bytes(self) -> int:
-        return nbytes(self.table.dtype, self.table.shape)
-
     # --- selections ------------------------------------------------------------------------
-    def raise_sizes(self, selection: Selection) -> None:
-        ir = self.ir
-        for dim, item in enumerate(selection):
-            if self.table.fixed[dim] is not None:
-                continue
-            if len(item) == 2:
-                end = item[1]
-            else:
-                end = ir.size_after(item[0])
-            self.call("oi_raise_size", [ir.const(self.table.rank), ir.const(dim), end])
-
-    def counts(self, selection: Selection) -> list[SSAValue]:
-        return [self.ir.sub(item[1], item[0]) if len(item) == 2 else self.ir.const(1) for item in selection]
-
     def mark_present(self, selection: Selection) -> None:
         self.call(f"oi_mark_present_{self.table.rank}", [*(item[0] for item in selection), *self.counts(selection)])
 

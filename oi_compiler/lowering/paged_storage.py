@@ -38,12 +38,12 @@ from xdsl.ir import SSAValue
 
 from oi_compiler.dialects.oi_table import BufferOp, GrowOp, JournalOp
 from oi_compiler.dtypes import dtype_type
-from oi_compiler.lowering.dense_storage import DenseTable, Selection
 from oi_compiler.lowering.step_ir import DYN, I8
 from oi_compiler.lowering.step_values import fill, strided_like
+from oi_compiler.lowering.table_emitter import Selection, TableEmitter
 
 
-class PagedTable(DenseTable):
+class PagedTable(TableEmitter):
     """Emits one paged table's entry operations through `ir` (positioned where the op was)."""
 
     @property

@@ -28,9 +28,10 @@ from oi_compiler.lowering.dense_storage import DenseTable
 from oi_compiler.lowering.paged_storage import PagedTable
 from oi_compiler.lowering.state_layout import StateLayout
 from oi_compiler.lowering.step_ir import GROW_SYMBOL, Helpers, StepIR, grow_declaration
+from oi_compiler.lowering.table_emitter import TableEmitter
 from oi_compiler.lowering.table_lowering import state_of
 
-STORAGES: dict[str, type[DenseTable]] = {"dense": DenseTable, "paged": PagedTable}
+STORAGES: dict[str, type[TableEmitter]] = {"dense": DenseTable, "paged": PagedTable}
 
 
 class LowerEntryOp(RewritePattern):
