@@ -6,8 +6,6 @@ from __future__ import annotations
 import operator
 from collections.abc import Mapping
 
-import numpy as np
-
 from oi_compiler.errors import OptionError
 
 
@@ -43,7 +41,7 @@ def checked_sizevars(sizevars: Mapping[str, int] | None) -> dict[str, int]:
         if not isinstance(name, str):
             raise OptionError(f"sizevar names must be strings, got {name!r}")
         try:
-            number = None if isinstance(value, bool | np.bool_) else operator.index(value)
+            number = None if isinstance(value, bool) else operator.index(value)  # (numpy's bool has no index)
         except TypeError:
             number = None
         if number is None or not 0 <= number < 2**64:

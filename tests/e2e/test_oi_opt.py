@@ -830,3 +830,12 @@ def test_dump_stages_on_a_loop_nest_runs_the_nest_stages(capsys, tmp_path: Path)
     assert "scf.for" in stages[0][1] and 'define void @"nest"(' in stages[-1][1]
     rc, _, err = run(capsys, path, "--dump-stages", "--bind-sizes=D=4")
     assert rc == 1 and "--dump-stages on a loop nest takes no pass flag" in err
+
+
+def test_printing_a_graph_does_not_import_numpy() -> None:
+    """oi-opt on a `.oi` file needs xDSL, not numpy (its import is a fifth of the start-up: moving the
+    sizevars check into `size_vars` once pulled numpy in through the parser)."""
+    code = ("import sys; from oi_compiler.tools.oi_opt import main; "
+            f"assert main([{str(KV_DECODE)!r}]) == 0; assert 'numpy' not in sys.modules, 'numpy'")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
