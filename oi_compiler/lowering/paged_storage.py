@@ -74,9 +74,13 @@ class PagedTable(TableEmitter):
     def refs(self) -> SSAValue:
         return self.ir.emit(BufferOp(self.name, "refs", [self.word("pool")], MemRefType(i64, [DYN])))
 
+    def column(self, key: Sequence[SSAValue]) -> SSAValue:
+        """The page-table column of `key`: its last index over the page size."""
+        return self.ir.emit(arith.DivUIOp(key[-1], self.ir.const(self.page)))
+
     def page_of(self, key: Sequence[SSAValue]) -> SSAValue:
         """The page number holding `key` (-1: none yet), as an index."""
-        column = self.ir.emit(arith.DivUIOp(key[-1], self.ir.const(self.page)))
+        column = self.column(key)
         number = self.ir.emit(memref.LoadOp.get(self.page_table(), [*key[:-1], column]))
         return self.ir.to_index(number)
 
@@ -89,7 +93,7 @@ class PagedTable(TableEmitter):
 
     def ask_page(self, key: Sequence[SSAValue]) -> None:
         """The host gives `key`'s row a page of its own for `key` (a new one, or a copy of a shared one)."""
-        column = self.ir.emit(arith.DivUIOp(key[-1], self.ir.const(self.page)))
+        column = self.column(key)
         self.ir.emit(GrowOp("page", self.name, "data", [self.row(key[:-1]), column]))
 
     def entry(self, key: Sequence[SSAValue], *, own: bool) -> SSAValue:

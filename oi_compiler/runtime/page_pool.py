@@ -209,16 +209,23 @@ class PagePool:
         self._set_ref(number, 1)
         self._set_page(row, column, number)
 
+    def _free(self, numbers: list[int]) -> None:
+        """Pages no row holds any more: on the free list, stamped with this step (their bytes
+        matter to its undo)."""
+        if not numbers:
+            return
+        before = len(self.free)
+        self.free.extend(numbers)
+        self.freed.update(dict.fromkeys(numbers, self._stamp()))
+        self.state.undo(lambda: self.free.__delitem__(slice(before, None)))
+
     def release_page(self, row: int, column: int) -> None:
         """Row `row` holds no page at `column` any more (the page is free once no row holds it)."""
         number = int(self.pages()[row, column])
         self._set_page(row, column, -1)
         count = int(self.array(self.var.refs_slot)[number]) - 1
         self._set_ref(number, count)
-        if count == 0:
-            self.free.append(number)
-            self.freed[number] = self._stamp()
-            self.state.undo(lambda: self.free.pop())
+        self._free([number] if count == 0 else [])
 
     def release(self, first: int, count: int) -> None:
         """Rows `first .. first + count - 1` hold no pages; a page no row holds any more is free."""
@@ -228,19 +235,16 @@ class PagePool:
             return
         refs = self.array(self.var.refs_slot)
         numbers, times = np.unique(held, return_counts=True)
-        before_rows, before_refs, before_free = rows.copy(), refs[numbers].copy(), len(self.free)
+        before_rows, before_refs = rows.copy(), refs[numbers].copy()
         refs[numbers] -= times
         rows[...] = -1
-        freed = [int(n) for n in numbers[refs[numbers] == 0]]
-        self.free.extend(freed)
-        self.freed.update(dict.fromkeys(freed, self._stamp()))
 
         def undo() -> None:
             self.pages()[first : first + count] = before_rows
             self.array(self.var.refs_slot)[numbers] = before_refs
-            del self.free[before_free:]
 
         self.state.undo(undo)
+        self._free([int(n) for n in numbers[refs[numbers] == 0]])
 
     def grow_index(self, dim: int, need: int) -> None:
         """Index `dim`'s capacity to at least `need`, doubling as a dense table's (and refused as
@@ -302,25 +306,31 @@ class PagePool:
     def present_keys(self) -> list[tuple[int, ...]]:
         return [tuple(int(k) for k in key) for key in zip(*np.nonzero(self.present_mask()))]
 
+    def page_of(self, key: tuple[int, ...], caps: list[int] | None = None) -> tuple[int, int]:
+        """(row, column) of the page table holding `key` (in the capacity box `caps`, default the
+        current one)."""
+        caps = caps if caps is not None else self.capacities()
+        row = int(np.ravel_multi_index(key[:-1], caps[:-1])) if len(key) > 1 else 0
+        return row, key[-1] // self.page
+
+    def place(self, key: tuple[int, ...]) -> tuple[int, int]:
+        """(page, entry in the page) of `key`, which a page holds."""
+        return int(self.pages()[self.page_of(key)]), key[-1] % self.page
+
     def entry(self, key: tuple[int, ...]) -> np.ndarray:
-        row = int(np.ravel_multi_index(key[:-1], self.capacities()[:-1])) if len(key) > 1 else 0
-        number = int(self.pages()[row, key[-1] // self.page])
-        return self.pool_view()[number, key[-1] % self.page]
+        return self.pool_view()[self.place(key)]
 
     def load(self, sizes: list[int], entries: dict) -> None:
         """The table anew, holding `entries` (from a saved state), outside any step."""
         var = self.var
         caps = [first_capacity(s, f) for s, f in zip(sizes, var.fixed)]
-        columns = {(int(np.ravel_multi_index(k[:-1], caps[:-1])) if len(k) > 1 else 0, k[-1] // self.page)
-                   for k in entries}  # fmt: skip
+        columns = {self.page_of(k, caps) for k in entries}
         self.create(caps, max(var.pool, len(columns)))
         for row, column in sorted(columns):
             self.page_for(row, column)
         for key, value in entries.items():
-            row = int(np.ravel_multi_index(key[:-1], caps[:-1])) if len(key) > 1 else 0
-            number = int(self.pages()[row, key[-1] // self.page])
-            self.pool_view()[number, key[-1] % self.page] = value
-            self.present_view()[number, key[-1] % self.page] = 1
+            self.pool_view()[self.place(key)] = value
+            self.present_view()[self.place(key)] = 1
         for d, s in enumerate(sizes):
             self.words[var.size_slot(d)] = s
 
