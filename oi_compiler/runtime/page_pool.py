@@ -12,8 +12,11 @@ Capacities are a dense table's (the same doubling, the same refusal of a box tha
 allocated: `tables.dense_box_error`), so both storages fail the same steps with the same message;
 the page table has `ceil(capacity / page)` columns. The pool starts empty (or at `pages = N`),
 takes 4 pages when first needed, and doubles when every page is taken; it never shrinks (freed
-pages are taken again first). A pool or page table too large for memory is an `ExecutionError` of
-its own (the one error a dense table of the same entries need not meet).
+pages are taken again first). The pool lives in address space reserved for as many pages as the
+machine's memory holds (`reserved_memory`), so growing it moves and copies nothing: the pages in
+use, and the pointers the step holds into them, stay where they are. A pool or page table too
+large for memory is an `ExecutionError` of its own (the one error a dense table of the same
+entries need not meet).
 
 It also converts the table to and from the reference's form (`dense`, `present_keys`, `load`) and
 describes its pages in CSR form (`csr`: vLLM's and FlashInfer's `indptr / indices / last_page_len`).
@@ -30,6 +33,7 @@ from oi_compiler.dtypes import numpy_dtype
 from oi_compiler.errors import ExecutionError
 from oi_compiler.lowering import analysis as P
 from oi_compiler.lowering.analysis import VarLayout
+from oi_compiler.runtime.reserved_memory import physical_memory, reserve
 from oi_compiler.runtime.tables import dense_box_error, first_capacity, growth_error, init_array
 
 FIRST_POOL = 4  # pages, when an empty pool first grows (`@paged` gave no `pages = N`); later it doubles
@@ -96,7 +100,9 @@ class PagePool:
         if error is not None:
             raise error
         self._set_page_table(caps, self._empty_page_table(caps))
-        self._set_pool(self.var.pool if pool is None else pool, None)
+        pages = self.var.pool if pool is None else pool
+        self._reserve(pages)
+        self._set_pool(pages)
         self.free, self.freed, self.used = [], {}, 0
 
     def _empty_page_table(self, caps: list[int]) -> np.ndarray:
@@ -116,25 +122,46 @@ class PagePool:
         for d, c in enumerate(caps):
             self.words[self.var.capacity_slot(d)] = c
 
-    def _set_pool(self, pages: int, old: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> None:
-        """A pool of `pages` pages, holding `old`'s (data, present, refs) first."""
+    def _reserve(self, pages: int, want: int | None = None) -> None:
+        """Address space for the pool, at least `pages` pages and if it can be `want` (default: as
+        many as the machine's memory holds, so that growing never moves it: `reserved_memory`)."""
+        var, page = self.var, self.page
+        if want is None:
+            want = physical_memory() // (page * (self.entry_dtype.itemsize * math.prod(var.shape) + 1) + 8)
+        data = reserve(pages * page, tuple(var.shape), self.entry_dtype, want=want * page)
+        room = len(data) // page if data is not None else 0
+        present = reserve(room * page, (), np.uint8) if data is not None else None
+        refs = reserve(room, (), np.int64) if present is not None else None
+        if refs is None or room < pages:
+            raise ExecutionError(f"paged table {var.name}: a pool of {pages} pages of {page} entries "
+                                 "does not fit in memory")  # fmt: skip
+        self.reserved, self.room = (data, present, refs), room
+
+    def _set_pool(self, pages: int) -> None:
+        """The pool's first `pages` pages of the reservation in use (the step sees that many)."""
+        data, present, refs = self.reserved
         var = self.var
-        try:
-            data = np.empty([pages * self.page, *var.shape], self.entry_dtype)
-            present = np.zeros(pages * self.page, np.uint8)
-            refs = np.zeros(pages, np.int64)
-        except (MemoryError, ValueError):
-            raise ExecutionError(f"paged table {var.name}: a pool of {pages} pages of {self.page} entries "
-                                 "does not fit in memory") from None  # fmt: skip
-        if old is not None:
-            n = len(old[2])
-            data[: n * self.page] = old[0]
-            present[: n * self.page] = old[1]
-            refs[:n] = old[2]
-        self.state._set(var.data_slot, data)
-        self.state._set(var.present_slot, present)
-        self.state._set(var.refs_slot, refs)
+        self.state._set(var.data_slot, data[: pages * self.page])
+        self.state._set(var.present_slot, present[: pages * self.page])
+        self.state._set(var.refs_slot, refs[:pages])
         self.words[var.pool_slot] = pages
+
+    def _grow_pool(self, pages: int) -> None:
+        """`pages` pages in the pool: in place within the reservation; past it (only where the
+        address space was short), a reservation twice as large holding a copy of the pool."""
+        old, room, used = self.reserved, self.room, self.pool
+        if pages > room:
+            self._reserve(pages, 2 * room)
+            entries = used * self.page
+            for new, held, count in zip(self.reserved, old, (entries, entries, used)):
+                new[:count] = held[:count]
+        self._set_pool(pages)
+
+        def shrink() -> None:
+            self.reserved, self.room = old, room
+            self._set_pool(used)
+
+        self.state.undo(shrink)
 
     def _take(self) -> int:
         """A page no row holds: a freed one, else one never used (the pool doubles when all are)."""
@@ -147,17 +174,7 @@ class PagePool:
             state.undo(lambda: self.free.append(number))
             return number
         if self.used == self.pool:
-            var = self.var
-            old = (self.array(var.data_slot), self.array(var.present_slot), self.array(var.refs_slot))
-            self._set_pool(2 * self.pool if self.pool else FIRST_POOL, old)
-
-            def shrink() -> None:
-                self.state._set(var.data_slot, old[0])
-                self.state._set(var.present_slot, old[1])
-                self.state._set(var.refs_slot, old[2])
-                self.words[var.pool_slot] = len(old[2])
-
-            state.undo(shrink)
+            self._grow_pool(2 * self.pool if self.pool else FIRST_POOL)
         number = self.used
         self.used += 1
 

@@ -368,3 +368,43 @@ def test_a_page_longer_than_a_fixed_index_is_that_index() -> None:
     exe = oi.Simulator(None, oi.parse_graph(src), device="cpu").make_executor()
     assert exe.state("K").shape == exe.fetch("K").shape == (1, 2, 3)
     assert exe.page_table("K").page_size == 1
+
+
+def pool_address(exe: oi.Executor) -> int:
+    native = exe.native
+    return int(native.words[native.plan.vars["K"].data_slot])
+
+
+def test_the_pool_grows_in_place() -> None:
+    """The pool is reserved address space: growing it from 4 to 16 pages moves no page (the step's
+    pointer into it stays), where it used to double by allocating and copying."""
+    exe = grown(sequences(), 1)
+    host = exe.native.pools["K"]
+    address, pool, reservation = pool_address(exe), exe.page_table("K").pool_pages, host.reserved[0]
+    grown(exe, 14)
+    assert exe.page_table("K").pool_pages >= 4 * pool
+    assert (pool_address(exe), host.reserved[0] is reservation) == (address, True)
+
+
+def test_a_pool_past_its_reservation_moves_and_stays_right(monkeypatch) -> None:
+    """Where the address space is short (here: a machine said to have no memory), the reservation
+    holds only what is asked; growing past it moves the pool into a larger one, with every page's
+    bytes, and a failed step after that move still puts the old pool back."""
+    import oi_compiler.runtime.page_pool as page_pool
+
+    monkeypatch.setattr(page_pool, "physical_memory", lambda: 0)
+    exe, reference = sequences(), sequences("reference")
+    for e in (exe, reference):
+        grown(e, 8)  # 8 pages: the pool is full
+    host = exe.native.pools["K"]
+    reservation, pool = host.reserved[0], exe.page_table("K").pool_pages
+    assert host.room == pool
+    before = np.asarray(exe.state("K"))
+    error = run(exe, do_app=True, fail=True, t_in=1000)  # appends take 4 more pages (a move), then it fails
+    assert isinstance(error, oi.CacheError)
+    assert_bits(np.asarray(exe.state("K")), before)
+    assert (host.reserved[0] is reservation, exe.page_table("K").pool_pages) == (True, pool)
+    for e in (exe, reference):
+        grown(e, 9)
+    assert host.room > pool and host.reserved[0] is not reservation
+    assert_bits(np.asarray(exe.state("K")), np.asarray(reference.state("K")))
