@@ -18,26 +18,34 @@
     gemm = plan.build()            # gemm(A_np, B_np, C_np), C updated in place
     print(plan.module)             # the oi.nest with its oi.schedule / oi.plan attributes
 
-Names (of arrays and indices) are read from the assignment they appear in, as Accera does
-(`i, j, k = nest.get_indices()` names the loops i, j, k). Everything is recorded; the IR
+Names (of arrays, caches and indices) are read from the assignment they appear in, as Accera
+does (`i, j, k = nest.get_indices()` names the loops i, j, k), in the caller's bytecode, so code
+with no source file (`python -c`, stdin, a notebook) is named the same. A message about one its
+statement did not name calls it by the name the caller has it under when the message is made
+(`X`, `arrays[0]`), else by what it is ("the INPUT array of shape (8,) declared at gemm.py:12",
+"the cache of A at index ii", "index 0 of the nest of shape (8,)"). Everything is recorded; the IR
 is made by `plan.module`, and `plan.build()` runs `--tile --cache --double-buffer
 --lower-nests` on it (runtime/nest_function.py), so a plan and its IR give the same code.
 
 Every rule a call can check when it is made is checked there (`plan.cache`, `parallelize`,
 `unroll`, `vectorize`, `kernelize`, `bind`, and `split`/`tile`/`reorder` against the plans
 already made from the schedule), and its `ScheduleError` names arrays, caches and indices as
-the user named them; `plan.build()` checks again on the IR (the same rules, for hand-written IR).
+the user named them; `plan.build()` checks again on the IR (the same rules, for hand-written IR),
+and its errors, which know only IR names (`array0_cache0`), are reworded in the same names.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dis
 import enum
+import functools
 import inspect
 import itertools
-import linecache
+import os
 import re
+import sysconfig
 import warnings
 import weakref
 from collections.abc import Callable, Sequence
@@ -45,7 +53,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from oi_compiler.errors import ScheduleError
+from oi_compiler.errors import OiError, ScheduleError
 from oi_compiler.loopnest.cache_rules import (
     CacheRequest,
     check_request,
@@ -186,6 +194,14 @@ def _target(target) -> Target:
 
 _counter = itertools.count()
 
+#: this package's directory: frames of code in it are not the user's
+_PACKAGE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "")
+#: Python's standard library (`contextlib`, `re` run between a user's call and this package's
+#: code) is not the user's code either; what is installed in site-packages may be
+_PATHS = sysconfig.get_paths()
+_STDLIB_DIRS = tuple({os.path.join(os.path.abspath(_PATHS[k]), "") for k in ("stdlib", "platstdlib")})
+_INSTALLED_DIRS = tuple({os.path.join(os.path.abspath(_PATHS[k]), "") for k in ("purelib", "platlib")})
+
 
 def _user_frame():
     """The frame of the user code that called the API method whose helper calls us (`i, j =
@@ -196,60 +212,160 @@ def _user_frame():
     return frame
 
 
+def _is_user_code(filename: str) -> bool:
+    if filename.startswith("<"):  # `<stdin>`, `<string>` (`python -c`), not `<frozen importlib...>`
+        return not filename.startswith("<frozen ")
+    path = os.path.abspath(filename)
+    if path.startswith(_PACKAGE_DIR):
+        return False
+    return not path.startswith(_STDLIB_DIRS) or path.startswith(_INSTALLED_DIRS)
+
+
+def _outside_frame():
+    """The innermost frame of the user's code (outside this package and the standard library):
+    the code that called into this package, or None."""
+    frame = inspect.currentframe()
+    while frame is not None and not _is_user_code(frame.f_code.co_filename):
+        frame = frame.f_back
+    return frame
+
+
 class _Names(list):
     """Names `_assigned_names` found; `from_user` says whether the user's statement gave them."""
 
     from_user = False
 
 
-#: frames whose statement is not the one the user wrote the call in (`[oi.Array(...) for ...]`)
-_INNER_SCOPES = ("<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>", "<lambda>")
+#: instructions that store the value on top of the stack into a plain name
+_STORES = ("STORE_NAME", "STORE_FAST", "STORE_GLOBAL", "STORE_DEREF")
+#: instructions passed over on the way from a call to what takes its result
+_SKIPPED = ("NOP", "CACHE", "EXTENDED_ARG")
+#: unconditional forward jumps (`A = oi.Array(...) if c else B` jumps over the else arm)
+_JUMPS = ("JUMP_FORWARD", "JUMP", "JUMP_NO_INTERRUPT")
+
+
+@functools.lru_cache(maxsize=64)
+def _instructions(code) -> tuple[list[dis.Instruction], dict[int, int]]:
+    """`code`'s instructions and the position of each offset among them (a script makes its
+    arrays and indices in one code object: disassembled once)."""
+    instructions = list(dis.get_instructions(code))
+    return instructions, {ins.offset: k for k, ins in enumerate(instructions)}
+
+
+def _stored_names(frame) -> list[str] | None:
+    """The names the statement of `frame` stores the result of the call it is in to, read from
+    the bytecode after the call (no source text needed: `python -c`, stdin, a notebook, a .pyc
+    alone give the same names): `A = f()` -> ["A"], `i, j = f()` -> ["i", "j"], `A = B = f()`
+    and `(A := f())` -> ["A"]; None when the result goes anywhere else (an argument, an
+    attribute, a list being built, a `return`)."""
+    instructions, at = _instructions(frame.f_code)
+    k = next((k for k, ins in enumerate(instructions) if ins.offset > frame.f_lasti), None)
+    names: list[str] = []
+    pending, first = 1, True  # names still to store; whether nothing was seen yet
+    while k is not None and k < len(instructions) and pending > 0:
+        ins = instructions[k]
+        k += 1
+        if ins.opname in _SKIPPED:
+            continue
+        if ins.opname in _JUMPS and isinstance(ins.argval, int) and ins.argval > ins.offset:
+            k = at.get(ins.argval)
+            continue
+        if first and ins.opname in ("COPY", "DUP_TOP") and (ins.arg or 1) == 1:
+            first = False  # a chained assignment or `:=`: its first name
+            continue
+        first = False
+        if ins.opname == "UNPACK_SEQUENCE":
+            pending += ins.arg - 1
+        elif ins.opname in _STORES and isinstance(ins.argval, str):
+            names.append(ins.argval)
+            pending -= 1
+        elif ins.opname == "STORE_FAST_STORE_FAST" and isinstance(ins.argval, tuple):  # Python 3.13
+            names.extend(ins.argval)
+            pending -= len(ins.argval)
+        elif ins.opname == "STORE_FAST_LOAD_FAST" and isinstance(ins.argval, tuple):  # Python 3.13
+            names.append(ins.argval[0])
+            pending -= 1
+        else:
+            return None
+    return names if pending == 0 else None
 
 
 def _assigned_names(count: int, fallback: str, taken: set[str] | None = None) -> _Names:
     """The names on the left of the `=` in the statement of user code that called the API
-    method calling us (`ii, jj = schedule.tile(...)`), else fresh names: `fallback` numbered by a
-    process-wide counter, or, with `taken`, by the smallest number not taken (names that do not
-    depend on what else the process built, so a rebuilt plan has the same IR and cache key).
-    `.from_user` on the result says which: messages name only what the user named."""
+    method calling us (`ii, jj = schedule.tile(...)`), read from its bytecode, else fresh names:
+    `fallback` numbered by a process-wide counter, or, with `taken`, by the smallest number not
+    taken (names that do not depend on what else the process built, so a rebuilt plan has the
+    same IR and cache key). `.from_user` on the result says which: messages name only what the
+    user named."""
     caller = _user_frame()
-    if caller is not None and (caller.f_code.co_name in _INNER_SCOPES or _next_opname(caller) in _COLLECTING):
-        caller = None  # `arrays = [oi.Array(...) for _ in ...]` must not name each array `arrays`
-    line = linecache.getline(caller.f_code.co_filename, caller.f_lineno) if caller else ""
-    column = inspect.getframeinfo(caller).positions.col_offset if caller and line else None
-    if column is not None:  # `X = oi.Array(...); Y = oi.Array(...)`: the statement at the call
-        start = line.rfind(";", 0, column) + 1
-        end = line.find(";", column)
-        line = line[start : end if end >= 0 else len(line)]
-    match = re.match(r"\s*([(\[]?\s*[A-Za-z_][\w\s,()\[\]]*?)\s*=(?!=)", line)
-    if match:
-        names = [n.strip(" ()[]") for n in match.group(1).split(",")]
-        names = [n for n in names if n]
-        if len(names) == count and all(n.isidentifier() for n in names):
-            found = _Names(names)
-            found.from_user = True
-            return found
+    try:
+        # this package's own calls (`nest.create_schedule()` calling `get_indices()`) name nothing
+        names = _stored_names(caller) if caller is not None and _is_user_code(caller.f_code.co_filename) else None
+    finally:
+        del caller
+    if names is not None and len(names) == count and all(n.isidentifier() for n in names):
+        found = _Names(names)
+        found.from_user = True
+        return found
     if taken is None:
         return _Names(f"{fallback}{next(_counter)}" for _ in range(count))
     fresh = (f"{fallback}{n}" for n in itertools.count() if f"{fallback}{n}" not in taken)
     return _Names(next(fresh) for _ in range(count))
 
 
-#: what follows a call whose result goes into a collection or out of the frame, not to a name
-_COLLECTING = ("LIST_APPEND", "SET_ADD", "MAP_ADD", "YIELD_VALUE", "RETURN_VALUE")
-
-
-def _next_opname(frame) -> str | None:
-    """The instruction after the call `frame` is in (CACHE entries aside)."""
-    return next((ins.opname for ins in dis.get_instructions(frame.f_code) if ins.offset > frame.f_lasti), None)
-
-
 def _unpacks_one_name() -> bool:
     """Whether the user code that called the API method calling us unpacks its result into one
     name (`i, = ...`): the bytecode after the call is `UNPACK_SEQUENCE 1`."""
     caller = _user_frame()
-    after = [ins for ins in dis.get_instructions(caller.f_code) if ins.offset > caller.f_lasti] if caller else []
+    after = [ins for ins in _instructions(caller.f_code)[0] if ins.offset > caller.f_lasti] if caller else []
     return bool(after) and after[0].opname == "UNPACK_SEQUENCE" and after[0].arg == 1
+
+
+def _declared_at() -> str:
+    """Where the user's code made the object being made: `gemm.py:12`, `<stdin>:3`."""
+    frame = _outside_frame()
+    try:
+        if frame is None:
+            return "an unknown place"
+        filename = frame.f_code.co_filename
+        return f"{filename if filename.startswith('<') else os.path.basename(filename)}:{frame.f_lineno}"
+    finally:
+        del frame
+
+
+#: the most items of a list, tuple or dict `_bound_name` looks through
+_MAX_SCANNED = 256
+
+
+def _bound_name(obj) -> str | None:
+    """The name the user's code (the innermost frame outside this package) has `obj` under now,
+    for an object its statement did not name when it was made (`X, Y = [oi.Array(...) for ...]`,
+    `arrays = [...]`): a local or global variable (`X`), else an item of a list, tuple or dict
+    one holds (`arrays[0]`, `arrays['A']`). Found by identity; None when there is none."""
+    frame = _outside_frame()
+    try:
+        if frame is None:
+            return None
+        scopes = [frame.f_locals] + ([frame.f_globals] if frame.f_globals is not frame.f_locals else [])
+        for scope in scopes:
+            for key, value in list(scope.items()):
+                if value is obj and isinstance(key, str) and key.isidentifier() and key != "_":
+                    return key
+        for scope in scopes:
+            for key, value in list(scope.items()):
+                if not isinstance(key, str) or not key.isidentifier() or key.startswith("__"):
+                    continue
+                if isinstance(value, (list, tuple)) and len(value) <= _MAX_SCANNED:
+                    for n, item in enumerate(value):
+                        if item is obj:
+                            return f"{key}[{n}]"
+                elif isinstance(value, dict) and len(value) <= _MAX_SCANNED:
+                    for item_key, item in list(value.items()):
+                        if item is obj and isinstance(item_key, (str, int)):
+                            return f"{key}[{item_key!r}]"
+        return None
+    finally:
+        del frame
 
 
 # ----------------------------------------------------------------------------- index expressions
@@ -299,11 +415,31 @@ class IndexExpr:
 
 
 class LoopIndex(IndexExpr):
-    """One loop of a nest or schedule (`nest.get_indices()`, `schedule.split(...)`)."""
+    """One loop of a nest or schedule (`nest.get_indices()`, `schedule.split(...)`).
 
-    def __init__(self, name: str):
+    `name` is its name in the IR; `user_named` says whether the user's statement gave it
+    (`i, j = nest.get_indices()`); `origin` says what made it, for messages about an index
+    the user never named (`index 0 of the nest of shape (8, 8)`)."""
+
+    def __init__(self, name: str, user_named: bool = True, origin: str | Callable[[], str] = "",
+                 given: str | None = None):  # fmt: skip
         self.name = name
+        self.user_named = user_named
+        self._origin = origin or name
+        self._given = given or name  # `i = schedule.split(i, 4)`: "i", though the IR calls it "i_"
         super().__init__({self: 1})
+
+    @property
+    def origin(self) -> str:
+        return self._origin() if callable(self._origin) else self._origin
+
+    @property
+    def label(self) -> str:
+        """How messages call the index: its name when the user gave one, else the name the
+        user's code has it under now (`idx[0]`), else what made it."""
+        if self.user_named:
+            return self._given
+        return _bound_name(self) or self.origin
 
     def __hash__(self):
         return id(self)
@@ -477,8 +613,9 @@ class Array:
         `np.asfortranarray` data), or a tuple of strides in elements (one per dimension).
       - `data`: the values of a CONST array.
       - `name`: the name in the IR and in messages; by default the name it is assigned to
-        (`A = oi.Array(...)` is "A"), as Accera does. An array with neither is called by its role
-        and shape in messages ("the INPUT array of shape (4, 4)").
+        (`A = oi.Array(...)` is "A"), as Accera does. An array with neither is called in messages by
+        the name the caller has it under then (`arrays[0]`), else by its role, shape and place
+        ("the INPUT array of shape (4, 4) declared at gemm.py:12").
 
     `A[i, k + 1]` reads an element in the logic (indices are affine expressions of the nest's
     indices); `A[i, j] = ...` and `A[i, j] += ...` write one (never a CONST array)."""
@@ -514,13 +651,17 @@ class Array:
         names = _assigned_names(1, "array") if not name else None
         self.name = name or names[0]
         self.user_named = bool(name) or names.from_user
+        self.declared_at = _declared_at()
         self.order = next(_counter)
 
     @property
     def label(self) -> str:
         """How messages call the array: its name when the user gave one (`name=` or `A = ...`),
-        else its role and shape."""
-        return self.name if self.user_named else f"the {self.role.name} array of shape {self.shape}"
+        else the name the user's code has it under now (`X` after `X, Y = [oi.Array(...) ...]`,
+        `arrays[0]`), else its role, shape and where it was made."""
+        if self.user_named:
+            return self.name
+        return _bound_name(self) or f"the {self.role.name} array of shape {self.shape} declared at {self.declared_at}"
 
     @property
     def dtype(self) -> np.dtype:
@@ -597,7 +738,9 @@ class Nest:
 
     def get_indices(self) -> tuple[LoopIndex, ...]:
         if self._indices is None:
-            self._indices = [LoopIndex(n) for n in _assigned_names(len(self.shape), "i")]
+            names = _assigned_names(len(self.shape), "i")
+            self._indices = [LoopIndex(n, names.from_user, f"index {d} of the nest of shape {tuple(self.shape)}")
+                             for d, n in enumerate(names)]  # fmt: skip
         if len(self._indices) > 1 or _unpacks_one_name():
             return tuple(self._indices)  # `i, = nest.get_indices()` (Accera's tests) gets a sequence
         return self._indices[0]
@@ -620,7 +763,7 @@ class Nest:
             for expr in [*indices, *(i for load in _load_exprs(value) for i in load.indices)]:
                 if other := [x for x in expr.terms if x not in own]:
                     raise ScheduleError(f"the logic can index arrays only by the nest's indices "
-                                        f"({', '.join(i.name for i in self._indices)}), not {other[0].name}")  # fmt: skip
+                                        f"({', '.join(i.label for i in self._indices)}), not {other[0].label}")  # fmt: skip
         self.logic.extend(statements)
         return logic
 
@@ -658,9 +801,16 @@ class Schedule:
         self._plans: weakref.WeakSet[Plan] = weakref.WeakSet()
 
     def _name(self, index: LoopIndex) -> str:
-        if not isinstance(index, LoopIndex) or self.indices.get(index.name) is not index:
+        if not isinstance(index, LoopIndex):
             raise ScheduleError(f"{index!r} is not an index of this schedule")
+        if self.indices.get(index.name) is not index:
+            raise ScheduleError(f"{index.label} is not an index of this schedule")
         return index.name
+
+    def _label(self, name: str) -> str:
+        """How messages call the index named `name` in the IR (`LoopIndex.label`)."""
+        index = self.indices.get(name)
+        return index.label if index is not None else name
 
     def _change(self, what: str, edit: Callable[[ScheduleModel], None]) -> None:
         """Apply `edit` to a copy of the model; keep it only if every plan of this schedule
@@ -672,17 +822,19 @@ class Schedule:
         self.model = trial
 
     def split(self, index: LoopIndex, size: int) -> LoopIndex:
-        new_name = _assigned_names(1, f"{index.name}_")[0] if isinstance(index, LoopIndex) else ""
-        return self._splits([(index, size)], [new_name], "split")[0]
+        names = _assigned_names(1, f"{index.name}_") if isinstance(index, LoopIndex) else _Names([""])
+        return self._splits([(index, size)], names, "split")[0]
 
-    def _splits(self, pairs, new_names: list[str], what: str) -> list[LoopIndex]:
-        taken, edits = set(self.indices), []
+    def _splits(self, pairs, new_names: _Names, what: str) -> list[LoopIndex]:
+        taken, edits, origins, given = set(self.indices), [], {}, {}
         for (index, size), new_name in zip(pairs, new_names):
             name = self._name(index)
+            wanted = new_name
             while new_name in taken:
                 new_name += "_"
             taken.add(new_name)
             edits.append((name, size, new_name))
+            origins[new_name], given[new_name] = _split_origin(index, size, what), wanted
 
         def edit(model: ScheduleModel) -> None:
             for name, size, new_name in edits:
@@ -690,14 +842,14 @@ class Schedule:
 
         self._change(what, edit)
         for _, _, new_name in edits:
-            self.indices[new_name] = LoopIndex(new_name)
+            self.indices[new_name] = LoopIndex(new_name, new_names.from_user, origins[new_name], given[new_name])
         return [self.indices[new_name] for _, _, new_name in edits]
 
     def tile(self, shape: dict[LoopIndex, int]) -> list[LoopIndex]:
         if not isinstance(shape, dict):
             raise ScheduleError(f"tile takes a dict {{index: size}}, got {shape!r}")
         names = _assigned_names(len(shape), "t")
-        return self._splits(list(shape.items()), list(names), "tile")
+        return self._splits(list(shape.items()), names, "tile")
 
     def reorder(self, order=None, *args: LoopIndex) -> None:
         if isinstance(order, (list, tuple)):
@@ -734,6 +886,13 @@ class Schedule:
             raise ScheduleError("TEMP arrays are not supported on GPU targets yet")
         self._plans.add(plan)
         return plan
+
+
+def _split_origin(index: LoopIndex, size: int, what: str) -> Callable[[], str]:
+    """What made an index `split` or `tile` made, worded when a message needs it."""
+    if what == "split":
+        return lambda: f"the index split({index.label}, {size}) returned"
+    return lambda: f"the inner index tile made of {index.label} (size {size})"
 
 
 @dataclass
@@ -777,11 +936,14 @@ class Cache:
     @property
     def label(self) -> str:
         """How messages call the cache: its name when assigned (`AA = plan.cache(...)`), else
-        what it caches and where."""
+        the name the user's code has it under now, else what it caches and where."""
         if self.user_named:
             return self.request.name
+        if bound := _bound_name(self):
+            return bound
         r = self.request
-        where = f"max_elements={r.max_elements}" if r.max_elements is not None else f"index {r.index}"
+        where = f"max_elements={r.max_elements}" if r.max_elements is not None else \
+            f"index {self.plan.schedule._label(r.index)}"  # fmt: skip
         return f"the cache of {self.source.label} at {where}"
 
 
@@ -891,7 +1053,7 @@ class Plan:
             name = self.schedule._name(index)
             taken = [i for i, u in bindings.items() if u == unit.value and i != name]
             if taken:
-                raise ScheduleError(f"{unit.name} is already bound to {taken[0]}")
+                raise ScheduleError(f"{unit.name} is already bound to {self.schedule._label(taken[0])}")
             bindings[name] = unit.value
         self._refuse_races([self.schedule._name(i) for i in mapping], "bind",
                            "bound to the grid, its threads would race")  # fmt: skip
@@ -914,7 +1076,8 @@ class Plan:
         other = self.vectorized if mark == "unroll" else self.unrolled
         if name in other:
             done = "vectorized" if mark == "unroll" else "unrolled"
-            raise ScheduleError(f"{name} is already {done}: an index can be unrolled or vectorized, not both")
+            raise ScheduleError(f"{self.schedule._label(name)} is already {done}: an index can be unrolled or "
+                                "vectorized, not both")  # fmt: skip
 
     def kernelize(self, unroll_indices: Sequence[LoopIndex], vectorize_indices=None) -> None:
         vectorize_indices = vectorize_indices if isinstance(vectorize_indices, (list, tuple)) else (
@@ -960,11 +1123,10 @@ class Plan:
         if positions != list(range(positions[0], positions[0] + len(positions))):
             raise ScheduleError("indices must be contiguous in the Schedule dimension order")
 
-    @staticmethod
-    def _check_outermost(names: list[str], model: ScheduleModel) -> None:
+    def _check_outermost(self, names: list[str], model: ScheduleModel) -> None:
         if model.order[: len(names)] != names:
             raise ScheduleError("parallelize: the cpu target runs only the outermost loops of the schedule in parallel "
-                                f"(the order starts with {model.order[0]!r})")  # fmt: skip
+                                f"(the order starts with {self.schedule._label(model.order[0])!r})")  # fmt: skip
 
     def _refuse_races(self, names: list[str], what: str, consequence: str) -> None:
         """`--tile`/`--map-gpu`'s race check (loopnest/races.py) on the recorded logic: a loop
@@ -975,8 +1137,9 @@ class Plan:
             dim = self.schedule.model.loop(name).dim
             for array, indices, _ in nest.logic:
                 if dim not in {dims[x] for e in indices for x in e.terms if x in dims}:
-                    raise ScheduleError(f"{what}: the logic reduces over {name} (every iteration of {name} updates "
-                                        f"the same elements of {array.label}): {consequence}")  # fmt: skip
+                    label = self.schedule._label(name)
+                    raise ScheduleError(f"{what}: the logic reduces over {label} (every iteration of {label} "
+                                        f"updates the same elements of {array.label}): {consequence}")  # fmt: skip
 
     def _check_launch(self, model: ScheduleModel, bindings: dict[str, str]) -> None:
         """The block and grid sizes of `bindings` (the bound loops' trip counts) within CUDA's limits."""
@@ -997,7 +1160,7 @@ class Plan:
             raise ScheduleError(f"{base.label} is not used by the nest's logic: there is nothing to cache")
         for other in self.caches:
             if other.source is source:
-                again = other.request.name if other.user_named else "the Cache that call returned"
+                again = other.label if other.user_named or _bound_name(other) else "the Cache that call returned"
                 raise ScheduleError(f"{source_label} is already cached by {other.label}: to cache it at another "
                                     f"level, cache {again} (a hierarchical cache)")  # fmt: skip
         written = any(array is base for array, _, _ in self.schedule.nest.logic)
@@ -1030,6 +1193,30 @@ class Plan:
 
     # --------------------------------------------------------------------- IR and code
 
+    @contextlib.contextmanager
+    def _in_user_names(self):
+        """Rewords an error of the passes `module`/`build`/`ptx` run, which name arrays, caches
+        and indices by their IR names: a name the user never gave (`array0`, `array0_cache0`,
+        `i3`) becomes its label (`xs[0]`, `the cache of xs[0] at index jj`)."""
+        try:
+            yield
+        except OiError as e:
+            named = {a.name for a in self._arrays() if a.user_named}
+            named |= {c.request.name for c in self.caches if c.user_named}
+            named |= {n for n, i in self.schedule.indices.items() if i.user_named}
+            unnamed: dict[str, Array | Cache | LoopIndex] = {a.name: a for a in self._arrays() if not a.user_named}
+            unnamed.update((c.request.name, c) for c in self.caches if not c.user_named)
+            unnamed.update((n, i) for n, i in self.schedule.indices.items() if not i.user_named)
+            unnamed = {n: x for n, x in unnamed.items() if n not in named}
+            if unnamed and isinstance(e.message, str):
+                names = "|".join(map(re.escape, sorted(unnamed, key=len, reverse=True)))
+                pattern = rf"(?<![\w%@])({names})(?!\w)"
+                reworded = re.sub(pattern, lambda m: unnamed[m.group(1)].label, e.message)
+                if reworded != e.message:
+                    e.message = reworded
+                    e.args = (reworded, *e.args[1:])
+            raise
+
     def _arrays(self) -> list[Array]:
         seen: dict[int, Array] = {}
         for array, indices, value in self.schedule.nest.logic:
@@ -1043,7 +1230,7 @@ class Plan:
         from oi_compiler.boundary import stage
         from oi_compiler.frontend.loopnest_ir import plan_module
 
-        with stage("emit-nest"):
+        with self._in_user_names(), stage("emit-nest"):
             return plan_module(self, "nest")
 
     def ptx(self, args: Sequence[Array] | None = None, name: str = "nest") -> str:
@@ -1055,7 +1242,7 @@ class Plan:
 
         if not self.target.is_gpu:
             raise ScheduleError("ptx() is for plans with GPU targets: create the plan with an oi.Target of the GPU category")
-        with stage("ptx"):
+        with self._in_user_names(), stage("ptx"):
             module = plan_module(self, name, args)
             map_to_gpu(module)
             return emit_ptx(module, NvptxTarget(self.target.arch))
@@ -1069,7 +1256,7 @@ class Plan:
         from oi_compiler.frontend.loopnest_ir import plan_module, plan_params
         from oi_compiler.runtime.nest_function import build_cpu, build_gpu
 
-        with stage("build"):  # the passes inside name themselves (`run_passes`)
+        with self._in_user_names(), stage("build"):  # the passes inside name themselves (`run_passes`)
             module = plan_module(self, name, args)
             if self.target.is_gpu:
                 return build_gpu(module, name, plan_params(self, args), self.target.arch)

@@ -103,7 +103,8 @@ def plan_module(plan, name: str, args=None) -> ModuleOp:
             values[id(a)].name_hint = a.name
     op = NestOp([values[id(a)] for a in arrays], nest.shape, [i.name for i in nest._indices],
                 [a.name for a in arrays], [a.role.value for a in arrays], Region(_logic_block(nest, values)))  # fmt: skip
-    check_bounds(op, {a.name: a.label for a in arrays})  # here too: a Python caller gets a ScheduleError
+    by_name = {a.name: a for a in arrays}
+    check_bounds(op, lambda n: by_name[n].label)  # here too: the Python caller gets a ScheduleError
     op.attributes["oi.schedule"] = to_attr(plan.schedule.model.to_attr_data())
     plan_data = {}
     if plan.caches:

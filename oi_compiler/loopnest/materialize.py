@@ -15,6 +15,8 @@ splits the range between threads. The cache requests stay on the nest for `--cac
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from xdsl.dialects import arith, func, memref, scf
 from xdsl.dialects.builtin import IndexType, IntegerAttr, StringAttr, UnitAttr, i64
 from xdsl.ir import Block, Region
@@ -99,19 +101,27 @@ def materialize(nest: NestOp) -> None:
         nest.attributes.pop(PLAN, None)
 
 
-def check_bounds(nest: NestOp, labels: dict[str, str] | None = None) -> None:
+def check_bounds(nest: NestOp, label: Callable[[str], str] | None = None) -> None:
     """Every access of the logic stays inside its array over the whole domain (interval
     arithmetic on the affine indices); else the access's array, dimension and range. A `const`
     array is never written; an `input` one may be (Accera allows it: the function writes its
-    argument). `labels` renames arrays in the messages (the Python API's names for them)."""
+    argument). `label` words an array's IR name in the messages (the Python API's name for it,
+    worked out only when a message needs it)."""
     extents = dict(zip(nest.body.block.args, nest.extents))
-    names = {value: (labels or {}).get(name, name) for value, name in zip(nest.arrays, nest.array_names)}
+    ir_names = dict(zip(nest.arrays, nest.array_names))
     roles = dict(zip(nest.arrays, nest.array_roles))
+
+    def name_of(value) -> str:
+        name = ir_names.get(value)
+        if name is None:
+            return "an array"
+        return label(name) if label is not None else name
+
     for op in nest.body.block.ops:
         if not isinstance(op, (memref.LoadOp, memref.StoreOp)):
             continue
         if isinstance(op, memref.StoreOp) and roles.get(op.memref) == "const":
-            raise ScheduleError(f"{names[op.memref]} is a const array and cannot be written")
+            raise ScheduleError(f"{name_of(op.memref)} is a const array and cannot be written")
         shape = op.memref.type.get_shape()
         for dim, index in enumerate(op.indices):
             form = form_of(index)
@@ -120,9 +130,8 @@ def check_bounds(nest: NestOp, labels: dict[str, str] | None = None) -> None:
             low = form.const + sum(min(0, c) * (extents[a] - 1) for a, c in form.terms.items())
             high = form.const + sum(max(0, c) * (extents[a] - 1) for a, c in form.terms.items())
             if low < 0 or high >= shape[dim]:
-                array = names.get(op.memref, "an array")
-                raise ScheduleError(f"an access of {array} reaches [{low}, {high}] in dimension {dim}, outside "
-                                    f"[0, {shape[dim] - 1}]")  # fmt: skip
+                raise ScheduleError(f"an access of {name_of(op.memref)} reaches [{low}, {high}] in dimension {dim}, "
+                                    f"outside [0, {shape[dim] - 1}]")  # fmt: skip
 
 
 class _LoopEmitter:

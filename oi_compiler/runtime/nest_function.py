@@ -57,7 +57,7 @@ class NestFunction:
 
     def __call__(self, *arrays: np.ndarray) -> None:
         if len(arrays) != len(self.arrays):
-            names = ", ".join(a.name for a in self.arrays)
+            names = ", ".join(getattr(a, "label", a.name) for a in self.arrays)
             raise ExecutionError(f"{self.name} takes {len(self.arrays)} arrays ({names}), got {len(arrays)}")
         if not self.parallel:
             self._fn(*arrays)
@@ -186,7 +186,7 @@ class GpuNestFunction:
         from oi_compiler.runtime.gpu_emulation import emulate, emulation_requested
 
         if len(arrays) != len(self.arrays):
-            names = ", ".join(a.name for a in self.arrays)
+            names = ", ".join(getattr(a, "label", a.name) for a in self.arrays)
             raise ExecutionError(f"{self.name} takes {len(self.arrays)} arrays ({names}), got {len(arrays)}")
         if emulation_requested():
             emulate(self.module, self.name, self.grid, self.block, *arrays)

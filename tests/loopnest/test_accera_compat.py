@@ -218,7 +218,9 @@ def test_a_second_cache_of_an_array_is_refused_at_the_call() -> None:
     check_gemm(plan, A, B, C)
 
 
-def test_unnamed_arrays_are_called_by_role_and_shape() -> None:
+def test_arrays_named_after_they_were_made_are_called_by_that_name() -> None:
+    """No name at `oi.Array(...)` (a comprehension); the name the caller binds them to later is
+    found when a message needs one (tests/loopnest/test_user_names.py: arrays with no name at all)."""
     X, Y = [oi.Array(role=role, shape=(8,)) for role in (IN, IO)]  # no name of their own
     nest = oi.Nest(shape=(8,))
     i = nest.get_indices()
@@ -233,8 +235,7 @@ def test_unnamed_arrays_are_called_by_role_and_shape() -> None:
     plan.cache(X, index=ii)
     with pytest.raises(ScheduleError) as info:
         plan.cache(X, index=i)
-    assert info.value.message.startswith("the INPUT array of shape (8,) is already cached by the cache of the INPUT "
-                                         "array of shape (8,) at index ii")  # fmt: skip
+    assert info.value.message.startswith("X is already cached by the cache of X at index ii")
     assert not INTERNAL_NAME.search(info.value.message)
     with pytest.raises(ScheduleError) as info:
         plan.parallelize(ii)
