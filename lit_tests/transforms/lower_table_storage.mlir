@@ -358,14 +358,36 @@ builtin.module attributes {oi_table.state_layout = #oi_table.layout<words ?, blo
 
 // -----
 
-// A view of a slice of a paged table is refused, at the view: the slice may span pages (a read gathers it).
+// Paged storage, oi_table.view of a slice: where the run lies in one page of its row (s < e and
+// s / P == (e - 1) / P) its entries are marked present and the view is a subview of the pool; else
+// they are gathered into @v's gather buffer (grown by the host past its capacity) and the view is
+// a subview of that.
+// CHECK-LABEL: func.func @step(
+// CHECK:         %[[FIRST:.*]] = arith.divui %s, %{{.*}} : index
+// CHECK:         %[[LAST:.*]] = arith.divui %{{.*}}, %{{.*}} : index
+// CHECK:         %[[SAME:.*]] = arith.cmpi eq, %[[FIRST]], %[[LAST]] : index
+// CHECK:         %v = scf.if %{{.*}} -> (memref<?x2xf32, strided<[2, 1], offset: ?>>) {
+// CHECK:           scf.for %{{.*}} = %s to %e
+// CHECK:             oi_table.journal @K "present"
+// CHECK:           %[[DATA:.*]] = oi_table.buffer @K "data" (%{{.*}}) : memref<?x2xf32>
+// CHECK-NEXT:      %[[INPAGE:.*]] = memref.subview %[[DATA]][%{{.*}}, 0] [%{{.*}}, 2] [1, 1] : memref<?x2xf32> to memref<?x2xf32, strided<[2, 1], offset: ?>>
+// CHECK-NEXT:      scf.yield %[[INPAGE]]
+// CHECK-NEXT:    } else {
+// CHECK:           %[[CAP:.*]] = oi_table.word @v "gather.capacity" : index
+// CHECK:             oi_table.grow "resizable" @v "gather" (%{{.*}}, %{{.*}})
+// CHECK:           %[[BUF:.*]] = oi_table.buffer @v "gather" (%{{.*}}) : memref<?x2xf32>
+// CHECK:           "memref.copy"
+// CHECK:           %[[ALL:.*]] = memref.subview %[[BUF]][0, 0] [%{{.*}}, 2] [1, 1] : memref<?x2xf32> to memref<?x2xf32, strided<[2, 1], offset: ?>>
+// CHECK-NEXT:      scf.yield %[[ALL]]
+// CHECK:         func.call @use(%v)
 builtin.module attributes {oi_table.state_layout = #oi_table.layout<words ?, block "entry", [
-    #oi_table.var<@K table persistent f32[2] slot ?, indices [b, t], storage paged 4>]>} {
+    #oi_table.var<@K table persistent f32[2] slot ?, indices [b, t], storage paged 4>,
+    #oi_table.var<@v view volatile f32[?, 2] slot ?, tables [@K]>]>} {
+  func.func private @oi_grow(memref<?xi64>, i64, i64, i64, i64) -> i64
   func.func private @use(memref<?x2xf32, strided<[2, 1], offset: ?>>)
   func.func @step(%state: memref<?xi64>, %b: index, %s: index, %e: index) -> i32 {
     %K = oi_table.table @K : !oi_table.table<f32[2], [b, t], paged 4>
-    // expected-error @+1 {{oi_table.view: a slice of the paged table @K may span pages: read it (a gather) instead}}
-    %v = oi_table.view %K [%b, %s : %e] : !oi_table.table<f32[2], [b, t], paged 4> -> memref<?x2xf32, strided<[2, 1], offset: ?>>
+    %v = oi_table.view %K [%b, %s : %e] gather @v : !oi_table.table<f32[2], [b, t], paged 4> -> memref<?x2xf32, strided<[2, 1], offset: ?>>
     func.call @use(%v) : (memref<?x2xf32, strided<[2, 1], offset: ?>>) -> ()
     %ok = arith.constant 0 : i32
     func.return %ok : i32

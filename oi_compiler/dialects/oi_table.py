@@ -865,23 +865,45 @@ class ReadOp(_EntryOp):
 class ViewOp(_EntryOp):
     """`%v = oi_table.view %K [%t, %a : %b] : !oi_table.table<...> -> memref<...>`: the selected
     entries in place (valid until the table next changes or grows; they become present, sizes
-    raised as by a read)."""
+    raised as by a read).
+
+    A slice of a paged table is in place only when it lies in one page: the op then names the
+    variable whose gather buffer (its `gather` and `gather.capacity` words) holds it otherwise,
+    `oi_table.view %K [%t, %a : %b] gather @v : ... -> memref<...>` (the result views the page, or
+    that buffer after the gather). The gather variable is required there and allowed nowhere else."""
 
     name = "oi_table.view"
 
+    gather = opt_prop_def(SymbolRefAttr)
     result = result_def(MemRefType)
     traits = traits_def(MemoryReadEffect(), MemoryWriteEffect())
 
-    def __init__(self, table: SSAValue, bounds: Sequence[SSAValue], slices: Sequence[int], result_type: MemRefType):
+    def __init__(self, table: SSAValue, bounds: Sequence[SSAValue], slices: Sequence[int], result_type: MemRefType,
+                 gather: str | None = None):  # fmt: skip
         props = {"slices": DenseArrayBase.from_list(i64, [int(s) for s in slices])}
+        if gather is not None:
+            props["gather"] = SymbolRefAttr(gather)
         super().__init__(properties=props, operands=[table, list(bounds)], result_types=[result_type])
+
+    @property
+    def gather_var(self) -> str | None:
+        return self.gather.root_reference.data if self.gather is not None else None
 
     def verify_(self) -> None:
         super().verify_()
         self._check_memref(self.result.type, "the view")
+        needs = self.table_type.page.data > 0 and any(self.slices.get_values())
+        if needs and self.gather is None:
+            raise VerifyException(f"{self.name}: a slice of a paged table may span pages: it needs a variable "
+                                  "to gather into (`gather @v`)")  # fmt: skip
+        if self.gather is not None and not needs:
+            raise VerifyException(f"{self.name}: `gather` is only for a slice of a paged table")
 
     def print(self, printer: Printer) -> None:
         self._print_head(printer)
+        if self.gather is not None:
+            printer.print_string(" gather ")
+            printer.print_attribute(self.gather)
         print_attr_dict(printer, self)
         printer.print_string(" : ")
         printer.print_attribute(self.table.type)
@@ -891,11 +913,13 @@ class ViewOp(_EntryOp):
     @classmethod
     def parse(cls, parser: Parser) -> ViewOp:
         table, bounds, slices = cls._parse_head(parser)
+        gather = parser.parse_symbol_name().data if parser.parse_optional_keyword("gather") else None
         attrs = parse_attr_dict(parser, cls)
         parser.parse_punctuation(":")
         table_ty = parser.parse_type()
         parser.parse_punctuation("->")
-        return with_attrs(cls(parser.resolve_operand(table, table_ty), bounds, slices, parser.parse_type()), attrs)
+        op = cls(parser.resolve_operand(table, table_ty), bounds, slices, parser.parse_type(), gather)
+        return with_attrs(op, attrs)
 
 
 @irdl_op_definition

@@ -158,6 +158,14 @@ class VarLayout:
     def pool_slot(self) -> int:
         return self.pages_slot + 2
 
+    # words of a view destination: table, stamp, (start, count) per index, then, when it views a
+    # paged table, its gather buffer and that buffer's capacity (a slice spanning pages)
+    def gather_slot(self, vars_: dict[str, VarLayout]) -> int | None:
+        """A view's gather buffer word (None: it views no paged table, so never gathers)."""
+        if not any(vars_[t].page for t in self.tables):
+            return None
+        return self.slot + 2 + 2 * max(vars_[t].rank for t in self.tables)
+
     @property
     def exists_slot(self) -> int:
         """An `assign` temporary's word saying whether it exists yet: its last word."""
@@ -487,7 +495,8 @@ def _word_count(plan: VarLayout, plans: dict[str, VarLayout]) -> int:
     if plan.kind == "resizable":
         return 2 + len(plan.shape) + int(plan.temp)
     if plan.kind == "view":
-        return 2 + 2 * max(plans[t].rank for t in plan.tables)
+        gathers = any(plans[t].page for t in plan.tables)
+        return 2 + 2 * max(plans[t].rank for t in plan.tables) + (2 if gathers else 0)
     return 2 if plan.temp else 1
 
 
@@ -710,8 +719,7 @@ def _read_destination(var: VarOp | _Declared, reads: list[CacheReadOp], body, de
         if decls[table].dtype != dtype:
             raise unsupported(f"cache.read of {decls[table].dtype} into {dtype} variable {name}", reads[0])
     shared = any(isinstance(op, TransferOp) and op.src.var_name == name for op, _ in statements(body))
-    paged = any(decls[t].paged is not None for t in tables)  # a slice of pages is gathered, never viewed
-    if not temp and not written and not shared and not forked & set(tables) and not paged \
+    if not temp and not written and not shared and not forked & set(tables) \
             and all(view_safe(r, body) for r in reads):  # a view (`view_safe`: no later change of what it shows)
         return VarLayout(name, var.memory, dtype, read_shape, "view", tables=tuple(tables))
     if not temp and len(var.var_type.dims) != rank and not _recursive(body) and not _uses_covered(name, body):

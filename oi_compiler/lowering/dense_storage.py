@@ -94,7 +94,8 @@ class DenseTable(TableEmitter):
         self.mark_present(selection)
         self.ir.emit(memref.CopyOp(self.subview(selection, strided_like(target.type, self.table)), target))
 
-    def view(self, selection: Selection, result: MemRefType) -> SSAValue:
+    def view(self, selection: Selection, result: MemRefType, gather: str | None = None) -> SSAValue:
+        """The selected entries in place (a dense table never gathers: `gather` is None)."""
         self.raise_sizes(selection)
         self.mark_present(selection)
         return self.subview(selection, result)

@@ -19,7 +19,9 @@ So entry `(row..., t)` is pool entry `pages[row..., t / P] * P + t % P`. On it:
   the entry's bytes are journaled by pool offset and changed as on dense storage;
 - `read` gathers the selection into the destination a run at a time: per row, each page the slice
   touches gives one contiguous run of pool entries, marked present entry by entry, then copied
-  with one `memref.copy`; `view` is a view of one entry, in its page (a slice may span pages);
+  with one `memref.copy`; `view` of one entry is a view of it in its page, of a slice of one row
+  within one page a view of that run of the pool, and otherwise a view of the entries gathered
+  into the destination's own gather buffer (as `read` gathers);
 - `reset` of whole rows gives their pages back to the pool (`oi_grow "release"`); of one entry,
   refills it with `@init`; sizes are recomputed from the present entries by the host
   (`oi_grow "sizes"`), which also gives back pages left without a present entry (after `pop`);
@@ -30,13 +32,14 @@ So entry `(row..., t)` is pool entry `pages[row..., t / P] * P + t % P`. On it:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from xdsl.dialects import arith, memref
 from xdsl.dialects.builtin import IntegerType, MemRefType, StridedLayoutAttr, i64
 from xdsl.ir import SSAValue
 
-from oi_compiler.dialects.oi_table import BufferOp, GrowOp, JournalOp
+from oi_compiler.dialects.oi_table import BufferOp, GrowOp, JournalOp, WordOp
 from oi_compiler.dtypes import dtype_type
 from oi_compiler.lowering.step_ir import DYN, I8
 from oi_compiler.lowering.step_values import fill, strided_like
@@ -141,8 +144,12 @@ class PagedTable(TableEmitter):
     def read(self, selection: Selection, target: SSAValue) -> None:
         """The selected entries into `target`, a run of the last index at a time: each run within
         one page is one copy out of the pool (a gather across pages)."""
-        ir = self.ir
         self.raise_sizes(selection)
+        self.read_selection(selection, target)
+
+    def read_selection(self, selection: Selection, target: SSAValue) -> None:
+        """`read` once the sizes cover the selection."""
+        ir = self.ir
         *leading, last = selection
         sliced = [d for d, item in enumerate(leading) if len(item) == 2]
         with ir.for_each(self.counts(leading)) as ivs:
@@ -190,12 +197,46 @@ class PagedTable(TableEmitter):
         sizes = [1] * (len(place) - len(run)) + ([count] if count is not None else []) + shape
         return self.ir.subview(target, place + [0] * len(shape), sizes, ty)
 
-    def view(self, selection: Selection, result: MemRefType) -> SSAValue:
-        assert not any(len(item) == 2 for item in selection), "the pass refuses a view of a slice (table_storage.py)"
-        key = [item[0] for item in selection]
+    def view(self, selection: Selection, result: MemRefType, gather: str | None = None) -> SSAValue:
+        """One entry: a view of it in its page. A slice (`gather` names a variable, the verifier
+        makes sure): where it is a run of one row within one page, a view of that run in the pool;
+        otherwise the entries gathered into that variable's gather buffer, and a view of it."""
         self.raise_sizes(selection)
-        self.mark(key)
-        return self.entry_view(self.entry(key, own=False))
+        if not any(len(item) == 2 for item in selection):
+            key = [item[0] for item in selection]
+            self.mark(key)
+            return self.entry_view(self.entry(key, own=False))
+        *leading, last = selection
+        if any(len(item) == 2 for item in leading):  # entries of several rows: never one page
+            return self.gathered(selection, result, gather)
+        ir, P = self.ir, self.ir.const(self.page)
+        start, end = last
+        in_page = ir.and_(ir.cmp("slt", start, end),
+                          ir.cmp("eq", ir.emit(arith.DivUIOp(start, P)), ir.emit(arith.DivUIOp(ir.sub(end, ir.const(1)), P))))  # fmt: skip
+        row = [item[0] for item in leading]
+
+        def in_place() -> SSAValue:
+            with ir.for_(start, end) as t:
+                self.mark([*row, t])
+            number = self.entry([*row, start], own=False)
+            sizes = [ir.sub(end, start), *self.table.shape]
+            return ir.subview(self.data(), [number] + [0] * len(self.table.shape), sizes, result)
+
+        return ir.choose(in_page, in_place, lambda: self.gathered(selection, result, gather))
+
+    def gathered(self, selection: Selection, result: MemRefType, gather: str) -> SSAValue:
+        """The selection copied into the gather buffer of the variable `gather` (grown by the host
+        past its capacity, as a resizable destination's), seen as the view's type."""
+        ir, table = self.ir, self.table
+        counts = [ir.sub(item[1], item[0]) for item in selection if len(item) == 2]
+        need = ir.product([*counts, ir.const(math.prod(table.shape))])
+        with ir.if_(ir.cmp("sgt", need, ir.emit(WordOp(gather, "gather.capacity")))):
+            ir.emit(GrowOp("resizable", gather, "gather", [need, ir.const(0)]))
+        ty = MemRefType(dtype_type(table.dtype), [DYN] * len(counts) + list(table.shape))
+        buffer = ir.emit(BufferOp(gather, "gather", counts, ty))
+        self.read_selection(selection, buffer)
+        sizes = [d if d >= 0 else n for d, n in zip(result.get_shape(), [*counts, *table.shape])]
+        return ir.subview(buffer, [0] * len(sizes), sizes, result)
 
     def copy_row(self, source: list[SSAValue], bounds: tuple[SSAValue, SSAValue], dest: list[SSAValue]) -> None:
         """As on dense storage, but a whole page of the source the destination has no page for is

@@ -42,7 +42,8 @@ def var_words(var: VarLayout, vars_: dict[str, VarLayout]) -> list[str]:
             raise PassError(f"#oi_table.var @{var.name}: a view of {', '.join('@' + t for t in missing) or 'no table'}, "
                             "which the state layout does not hold")  # fmt: skip
         rank = max(vars_[t].rank for t in var.tables)
-        return ["table", "stamp", *(w for d in range(rank) for w in (f"start.{d}", f"count.{d}"))]
+        gather = ["gather", "gather.capacity"] if any(vars_[t].page for t in var.tables) else []  # paged: a slice
+        return ["table", "stamp", *(w for d in range(rank) for w in (f"start.{d}", f"count.{d}")), *gather]  # fmt: skip
     return ["buffer", *exists]
 
 

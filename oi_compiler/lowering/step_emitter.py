@@ -544,7 +544,9 @@ class StepEmitter:
             return
         bounds, slices = _entry_bounds(selection)
         if dest.kind == "view":
-            self.views[dest.name] = ir.emit(ViewOp(self.table(table), bounds, slices, memref_type_of(dest, self.plan)))
+            gather = dest.name if table.page and any(s[0] == "slice" for s in selection) else None  # may span pages
+            view = ViewOp(self.table(table), bounds, slices, memref_type_of(dest, self.plan), gather)
+            self.views[dest.name] = ir.emit(view)
             # what fetch re-reads: the table, then start and count per index (-1: index dropped)
             ir.set_word(dest.slot, ir.const(dest.tables.index(table.name)))
             ir.set_word(dest.slot + 1, ir.word(P.STEP_STAMP))

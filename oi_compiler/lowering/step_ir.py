@@ -294,6 +294,18 @@ class StepIR:
             self.b.insert(scf.YieldOp())
             self.b = outer
 
+    def choose(self, cond: SSAValue, then: Callable[[], SSAValue], other: Callable[[], SSAValue]) -> SSAValue:
+        """`scf.if` yielding one value: what `then` emits and returns where `cond` holds, else `other`'s
+        (both of one type)."""
+        blocks = Block(), Block()
+        outer, values = self.b, []
+        for block, emit in zip(blocks, (then, other)):
+            self.b = self._builder(InsertPoint.at_end(block))
+            values.append(emit())
+            self.b.insert(scf.YieldOp(values[-1]))
+        self.b = outer
+        return self.emit(scf.IfOp(cond, [values[0].type], Region(blocks[0]), Region(blocks[1])))
+
     @contextmanager
     def for_(self, lower: SSAValue, upper: SSAValue) -> Iterator[SSAValue]:
         body = Block(arg_types=[INDEX])

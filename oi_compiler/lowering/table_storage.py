@@ -68,9 +68,6 @@ class LowerEntryOp(RewritePattern):
             raise PassError(f"{op.name}: the type {op.table_type} does not match @{name} in the state layout",
                             nearest_loc(op))  # fmt: skip
         selection = op.selection()
-        if isinstance(op, ViewOp) and table.page and any(len(item) == 2 for item in selection):
-            raise PassError(f"oi_table.view: a slice of the paged table @{name} may span pages: read it "
-                            "(a gather) instead", nearest_loc(op))  # fmt: skip
         ir = self.function_ir(op).at(op)
         ir.loc = op.location
         lowered = storage(ir, table)
@@ -79,7 +76,7 @@ class LowerEntryOp(RewritePattern):
         elif isinstance(op, ReadOp):
             lowered.read(selection, op.target)
         elif isinstance(op, ViewOp):
-            rewriter.replace(op, [], [lowered.view(selection, op.result.type)])
+            rewriter.replace(op, [], [lowered.view(selection, op.result.type, op.gather_var)])
             return
         elif isinstance(op, ResizeOp):
             lowered.recompute_sizes()

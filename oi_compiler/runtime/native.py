@@ -187,7 +187,8 @@ class NativeState:
             self.arrays[var.data_slot][box] = old_data
             self.arrays[var.present_slot][box] = old_present
         elif kind == P.GROW_RESIZABLE:  # c = 1: a new array, whatever the capacity (a read rebinding it)
-            var = next(v for v in self.plan.vars.values() if v.slot == a)
+            var = next(v for v in self.plan.vars.values()
+                       if v.slot == a or v.kind == "view" and v.gather_slot(self.plan.vars) == a)  # fmt: skip
             old = self.arrays.get(a)
             capacity = max(FIRST_CAPACITY, b) if c else max(2 * int(self.words[a + 1]), b)
             self._set(a, np.zeros(capacity, numpy_dtype(var.dtype)), a + 1, capacity)
@@ -372,6 +373,8 @@ class NativeState:
             for d in range(table.rank):
                 start, count = int(self.words[var.slot + 2 + 2 * d]), int(self.words[var.slot + 3 + 2 * d])
                 selection.append(start if count < 0 else slice(start, start + count))
+            if table.page:
+                return self.pools[table.name].select(selection)
             return self.arrays[table.data_slot][tuple(selection)].copy()
         return self.initial_value(var)  # a prefix table's bare name: what the reference reads for it
 

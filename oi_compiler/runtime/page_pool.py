@@ -298,17 +298,25 @@ class PagePool:
             self.release_page(int(row), int(column))
 
     # --- the table as the reference holds it ------------------------------------------------
-    def gathered(self, box: list[int], source: np.ndarray, fill) -> np.ndarray:
-        """`source` (per pool entry) at every key of `box` (`fill` where no page holds it); memory
-        of the box's size, whatever the page size."""
-        t = np.arange(box[-1])
-        table = self.array(self.var.pages_slot)[tuple(slice(0, n) for n in box[:-1])]
-        numbers = table[..., t // self.page]
+    def gathered(self, box: list[int] | list[np.ndarray], source: np.ndarray, fill) -> np.ndarray:
+        """`source` (per pool entry) at every key of `box` (per index, its size or the keys it takes),
+        `fill` where no page holds it; memory of the box's size, whatever the page size."""
+        keys = [np.arange(n) if isinstance(n, (int, np.integer)) else n for n in box]
+        t = keys[-1]
+        numbers = self.array(self.var.pages_slot)[np.ix_(*keys[:-1], t // self.page)]
         held = numbers >= 0
-        out = np.empty([*box, *source.shape[1:]], source.dtype)
+        out = np.empty([*numbers.shape, *source.shape[1:]], source.dtype)
         out[held] = source[(numbers * self.page + t % self.page)[held]]
         out[~held] = fill
         return out
+
+    def select(self, selection: list[int | slice]) -> np.ndarray:
+        """The entries a selection (an index or a slice per index) shows, indexed dims dropped, as
+        a dense table's `data[selection]` would."""
+        keys = [np.arange(s.start, s.stop) if isinstance(s, slice) else np.array([s]) for s in selection]
+        init = init_array([], self.var.dtype, self.var.init)
+        out = self.gathered(keys, self.array(self.var.data_slot), init)
+        return out.reshape([len(k) for k, s in zip(keys, selection) if isinstance(s, slice)] + list(self.var.shape))
 
     def dense(self) -> np.ndarray:
         """The entries up to the sizes, as a dense table holds them (`@init` where never written)."""
@@ -353,8 +361,12 @@ class PagePool:
 
     # --- what it holds ------------------------------------------------------------------------
     def nbytes(self) -> int:
+        """Memory the table holds: the page table, and the pool's pages some row has taken (data,
+        present bytes, count); a pool page never taken is reserved address space the OS has not
+        backed (nothing writes it), unless the pool moved (`_grow_pool`), which copies it."""
         var = self.var
-        return sum(self.array(s).nbytes for s in (var.data_slot, var.present_slot, var.pages_slot, var.refs_slot))
+        per_page = self.array(var.data_slot).itemsize * self.page * math.prod(var.shape) + self.page + 8
+        return self.array(var.pages_slot).nbytes + self.used * per_page
 
     def csr(self) -> PageTable:
         sizes = self.state.sizes(self.var)

@@ -408,3 +408,74 @@ def test_a_pool_past_its_reservation_moves_and_stays_right(monkeypatch) -> None:
         grown(e, 9)
     assert host.room > pool and host.reserved[0] is not reservation
     assert_bits(np.asarray(exe.state("K")), np.asarray(reference.state("K")))
+
+
+VIEWS = """\
+graph! {
+    dynamic { x: f32[3]; b_in: i64; t_in: i64; s_in: i64; e_in: i64; do_read: bool; do_rows: bool; fail: bool; }
+    volatile { y: f32[3]; v: f32[3]; z: f32[3]; w: f32[3]; u: f32[3]; }
+    persistent { K(b, t): f32[3] @table @init(-2.0) @paged(page = 4); B: i64; T: i64; S: i64; E: i64; }
+    block entry {
+        cache.write b_in >> B; cache.write t_in >> T; cache.write s_in >> S; cache.write e_in >> E;
+        cache.write x >> K[B, T];
+        branch do_read rd skip;
+        branch do_rows rows skip;
+        branch fail bad skip;
+        return;
+    }
+    block rd { cache.read K[B, S..E] >> v; op sum_axis(v, axes=[0]) >> y; return; }
+    block rows { cache.read K[.., S] >> w; op sum_axis(w, axes=[0]) >> z; return; }
+    block bad { cache.read K[B, 50..S] >> u; return; }
+    block skip { return; }
+}
+"""
+
+
+def view_executors() -> dict[str, oi.Executor]:
+    graph = oi.parse_graph(VIEWS, filename="views.oi")
+    dense = oi.parse_graph(VIEWS.replace(" @paged(page = 4)", ""), filename="views.oi")
+    return {"reference": oi.Simulator(None, graph, device="reference").make_executor(),
+            "dense": oi.Simulator(None, dense, device="cpu").make_executor(),
+            "paged": oi.Simulator(None, graph, device="cpu").make_executor()}  # fmt: skip
+
+
+def gather_capacity(exe: oi.Executor) -> int:
+    native = exe.native
+    view = native.plan.vars["v"]
+    assert view.kind == "view"
+    return int(native.words[view.gather_slot(native.plan.vars) + 1])
+
+
+def test_a_slice_in_one_page_is_a_view_of_the_page() -> None:
+    """`cache.read K[b, s..e] >> v` binds `v` to the pool's entries where s..e lies in one page (no
+    copy: its gather buffer is never allocated) and gathers into `v`'s own buffer where it spans
+    pages; results, `fetch` of a view a later step changes under it, and a failed step are the
+    reference's, bit for bit."""
+    exes = view_executors()
+    rng = np.random.default_rng(7)
+
+    def each(**values) -> None:
+        base = {"x": rng.standard_normal(3).astype(np.float32), "b_in": 0, "t_in": 0, "s_in": 0, "e_in": 0,
+                "do_read": False, "do_rows": False, "fail": False}  # fmt: skip
+        base.update(values)
+        errors = {name: step(exe, base) for name, exe in exes.items()}
+        assert len({None if e is None else error_text(e) for e in errors.values()}) == 1, errors
+        for var in ("v", "y", "w", "z", "K"):
+            want = np.asarray(exes["reference"].fetch(var))
+            for name in ("dense", "paged"):
+                assert_bits(np.asarray(exes[name].fetch(var)), want)
+
+    for t in range(10):
+        for b in range(3):
+            each(b_in=b, t_in=t)
+    in_page = [(4, 8), (5, 7), (8, 10), (3, 4), (0, 4)]
+    for s, e in in_page:
+        each(b_in=1, t_in=9, do_read=True, s_in=s, e_in=e)
+    assert gather_capacity(exes["paged"]) == 0  # every read was in place
+    each(b_in=2, t_in=5, s_in=1, e_in=6, do_read=True)  # spans pages 0 and 1: gathered
+    assert gather_capacity(exes["paged"]) >= 5 * 3
+    each(b_in=1, t_in=5, s_in=4, e_in=8, do_read=True)  # in one page again
+    each(b_in=1, t_in=6)  # a later step changes an entry the view shows: it keeps what it showed
+    each(b_in=0, t_in=2, s_in=2, do_rows=True)  # entries of every row: gathered
+    each(b_in=1, t_in=4, s_in=4, e_in=8, do_read=True, fail=True)  # read in place, then the step fails
+    each(b_in=0, t_in=40, s_in=38, e_in=41, do_read=True)  # a new page, partly written

@@ -115,6 +115,25 @@ func.func @view_rank(%a: index, %b: index) {
 
 // -----
 
+// A slice of a paged table may span pages: its view names the variable to gather it into.
+func.func @paged_view_without_gather(%b: index, %c: index) {
+  %K = oi_table.table @K : !oi_table.table<f32[4], [p], paged 8>
+  // expected-error@+1 {{oi_table.view: a slice of a paged table may span pages: it needs a variable to gather into (`gather @v`)}}
+  %v = oi_table.view %K [%b : %c] : !oi_table.table<f32[4], [p], paged 8> -> memref<?x4xf32, strided<[4, 1], offset: ?>>
+  func.return
+}
+
+// -----
+
+func.func @gather_on_dense(%b: index, %c: index) {
+  %K = oi_table.table @K : !oi_table.table<f32[4], [p], dense>
+  // expected-error@+1 {{oi_table.view: `gather` is only for a slice of a paged table}}
+  %v = oi_table.view %K [%b : %c] gather @v : !oi_table.table<f32[4], [p], dense> -> memref<?x4xf32, strided<[4, 1], offset: ?>>
+  func.return
+}
+
+// -----
+
 // expected-error@+1 {{!oi_table.table: storage must be one of dense, paged, ring, got sparse}}
 func.func @storage(%K: !oi_table.table<f32[4], [p], sparse>) {
   func.return
