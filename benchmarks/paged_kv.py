@@ -326,7 +326,7 @@ def print_memory(results: list[tuple[str, np.ndarray, list[MemoryRow]]], entry_b
         ideal = int(lens.sum()) * entry_bytes
         dense = rows[0][1]
         for storage, nbytes, in_use, pool, seconds in rows:
-            entries = (pool * PAGE if pool is not None else MEM_SEQS * capacity(lens)) * entry_bytes
+            entries = (in_use * PAGE if pool is not None else MEM_SEQS * capacity(lens)) * entry_bytes  # (no page freed here)
             print(f"{kind:<10}{storage:<22}{nbytes / 2**20:>10.2f}{nbytes / ideal:>9.2f}{nbytes / dense:>9.2f}"
                   f"{'-' if in_use is None else in_use:>14}{'-' if pool is None else pool:>12}"
                   f"{'-' if pool is None else f'{in_use / pool:.0%}':>11}{(nbytes - entries) / 2**10:>10.1f}"
@@ -334,9 +334,9 @@ def print_memory(results: list[tuple[str, np.ndarray, list[MemoryRow]]], entry_b
         print(f"{'':<10}{'ideal':<22}{ideal / 2**20:>10.2f}{1:>9.2f}{ideal / dense:>9.2f}{pages_needed(lens):>14}"
               f"{'':>12}{'':>11}{'':>10}   lengths min {lens.min()}, median {int(np.median(lens))}, "
               f"max {lens.max()}, sum {lens.sum()}")  # fmt: skip
-    print("MiB held: exe.table_nbytes('K') (dense: entries box + present bytes; paged: pool + present + page table "
-          "+ refcounts); meta: all but the entries; ideal: sum of lengths x entry bytes; fill s: one run, not timed "
-          "in rounds")  # fmt: skip
+    print("MiB held: exe.table_nbytes('K') (dense: entries box + present bytes; paged: the pages rows took, with their "
+          "present bytes and refcounts, + page table; the rest of the pool is reserved address space, never backed); "
+          "meta: all but the entries; ideal: sum of lengths x entry bytes; fill s: one run, not timed in rounds")  # fmt: skip
 
 
 def capacity(lens: np.ndarray) -> int:
