@@ -211,8 +211,8 @@ class PagedTable(TableEmitter):
             return self.gathered(selection, result, gather)
         ir, P = self.ir, self.ir.const(self.page)
         start, end = last
-        in_page = ir.and_(ir.cmp("slt", start, end),
-                          ir.cmp("eq", ir.emit(arith.DivUIOp(start, P)), ir.emit(arith.DivUIOp(ir.sub(end, ir.const(1)), P))))  # fmt: skip
+        first, last_page = ir.emit(arith.DivUIOp(start, P)), ir.emit(arith.DivUIOp(ir.sub(end, ir.const(1)), P))
+        in_page = ir.and_(ir.cmp("slt", start, end), ir.cmp("eq", first, last_page))
         row = [item[0] for item in leading]
 
         def in_place() -> SSAValue:
