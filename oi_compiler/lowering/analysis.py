@@ -296,7 +296,7 @@ def analyze_step(graph: GraphOp) -> StepAnalysis:
     words = HEADER_WORDS
     for plan in plans.values():
         plan.slot = words
-        words += _word_count(plan, plans)
+        words += len(var_words(plan, plans))
     control: dict = {}
     if any(isinstance(op, YieldOp) for op in graph.walk()):
         control = {"pending": words, "ended": words + 1}
@@ -485,19 +485,29 @@ def transfer_aliases(body, plans: dict[str, VarLayout]) -> dict[str, set[str]]:
     return {name: members - {name} for name, members in classes.items()}
 
 
-def _word_count(plan: VarLayout, plans: dict[str, VarLayout]) -> int:
-    if plan.kind == "table":  # (`state_layout.var_words` names them)
-        return 2 + 2 * plan.rank + (3 if plan.page else 0)
-    if plan.kind == "auto":
-        return 1 + plan.rank
-    if plan.kind == "prefix":
-        return 1 + plan.rank
-    if plan.kind == "resizable":
-        return 2 + len(plan.shape) + int(plan.temp)
-    if plan.kind == "view":
-        gathers = any(plans[t].page for t in plan.tables)
-        return 2 + 2 * max(plans[t].rank for t in plan.tables) + (2 if gathers else 0)
-    return 2 if plan.temp else 1
+def var_words(var: VarLayout, vars_: dict[str, VarLayout]) -> list[str]:
+    """The names of a variable's words, in order (its first word is its `slot`): their count places
+    the variables' slots, their names are what the table level calls them (`state_layout`)."""
+    exists = ["exists"] if var.temp else []
+    if var.kind == "table":
+        paged = ["pages", "refs", "pool"] if var.page else []  # page table, reference counts, pool size
+        return ["data", "present", *(f"capacity.{d}" for d in range(var.rank)), *(f"size.{d}" for d in range(var.rank)),
+                *paged]  # fmt: skip
+    if var.kind == "auto":
+        return ["buffer", *(f"count.{d}" for d in range(var.rank))]
+    if var.kind == "prefix":
+        return ["entries", *(f"count.{d}" for d in range(var.rank))]
+    if var.kind == "resizable":
+        return ["buffer", "capacity", *(f"size.{d}" for d in range(len(var.shape))), *exists]
+    if var.kind == "view":
+        missing = [t for t in var.tables if t not in vars_]
+        if missing or not var.tables:
+            raise PassError(f"#oi_table.var @{var.name}: a view of {', '.join('@' + t for t in missing) or 'no table'}, "
+                            "which the state layout does not hold")  # fmt: skip
+        rank = max(vars_[t].rank for t in var.tables)
+        gather = ["gather", "gather.capacity"] if any(vars_[t].page for t in var.tables) else []  # paged: a slice
+        return ["table", "stamp", *(w for d in range(rank) for w in (f"start.{d}", f"count.{d}")), *gather]  # fmt: skip
+    return ["buffer", *exists]
 
 
 def _static_shape(var_type, op) -> tuple[int, ...]:

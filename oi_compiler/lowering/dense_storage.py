@@ -2,7 +2,7 @@
 
 A dense table keeps its entries in one row-major box of shape `capacity ++ entry` (`data`, unwritten
 entries hold `@init`), a present byte per entry (`present`), and per index a capacity and a size
-(`state_layout.var_words`). On it:
+(`analysis.var_words`). On it:
 
 - a **selection** raises each growable index's size to cover it (`@oi_raise_size`, which asks the
   host for capacity past the current one: the host doubles it); `@fixed` sizes never change (the

@@ -15,36 +15,12 @@ from xdsl.dialects.builtin import ArrayAttr, IntAttr, StringAttr
 
 from oi_compiler.dialects.oi_table import STATE, StateLayoutAttr, VarLayoutAttr, init_attr, init_value
 from oi_compiler.errors import PassError
-from oi_compiler.lowering.analysis import HEADER_WORDS, StepAnalysis, VarLayout, extra_error_args
+from oi_compiler.lowering.analysis import HEADER_WORDS, StepAnalysis, VarLayout, extra_error_args, var_words
 
 
 #: the header's words, by number (`lowering/analysis.py`: ERROR_SITE ... STEP_STAMP)
 HEADER = ("error_site", "error_arg.0", "error_arg.1", "error_arg.2", "error_arg.3", "handle", "log_records",
           "log_records_cap", "log_count", "log_bytes", "log_bytes_cap", "log_used", "step_stamp")  # fmt: skip
-
-
-def var_words(var: VarLayout, vars_: dict[str, VarLayout]) -> list[str]:
-    """The names of a variable's words, in order (its first word is its `slot`)."""
-    exists = ["exists"] if var.temp else []
-    if var.kind == "table":
-        paged = ["pages", "refs", "pool"] if var.page else []  # page table, reference counts, pool size
-        return ["data", "present", *(f"capacity.{d}" for d in range(var.rank)), *(f"size.{d}" for d in range(var.rank)),
-                *paged]  # fmt: skip
-    if var.kind == "auto":
-        return ["buffer", *(f"count.{d}" for d in range(var.rank))]
-    if var.kind == "prefix":
-        return ["entries", *(f"count.{d}" for d in range(var.rank))]
-    if var.kind == "resizable":
-        return ["buffer", "capacity", *(f"size.{d}" for d in range(len(var.shape))), *exists]
-    if var.kind == "view":
-        missing = [t for t in var.tables if t not in vars_]
-        if missing or not var.tables:
-            raise PassError(f"#oi_table.var @{var.name}: a view of {', '.join('@' + t for t in missing) or 'no table'}, "
-                            "which the state layout does not hold")  # fmt: skip
-        rank = max(vars_[t].rank for t in var.tables)
-        gather = ["gather", "gather.capacity"] if any(vars_[t].page for t in var.tables) else []  # paged: a slice
-        return ["table", "stamp", *(w for d in range(rank) for w in (f"start.{d}", f"count.{d}")), *gather]  # fmt: skip
-    return ["buffer", *exists]
 
 
 @dataclass
