@@ -3,6 +3,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
+# Let Python cache bytecode even where the environment says not to (PYTHONDONTWRITEBYTECODE=1):
+# `make test` starts several hundred Python processes (every lit RUN line, every subprocess test),
+# and without __pycache__ each one compiles oi_compiler's sources again (about 40-80 ms apiece).
+unexport PYTHONDONTWRITEBYTECODE
+
 .PHONY: demo test test-fast lit pytest bench clean
 
 $(BIN)/python:
@@ -23,14 +28,17 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed
 	$(BIN)/python examples/tiny_decoder.py
 
-test: pytest lit
+# pytest and lit side by side: both are CPU-bound, and each fills the other's idle cores (pytest's
+# start-up and its last long tests, lit's last files); each one's output is printed when it ends.
+test: $(VENV)/.installed-test
+	$(MAKE) --no-print-directory -j2 --output-sync=target pytest lit
 
 pytest: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -q -n auto
+	$(BIN)/python -m pytest -q -n auto --dist worksteal
 
 # While editing: pytest without the tests marked slow (random programs, README commands), then lit.
 test-fast: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -q -n auto -m "not slow"
+	$(BIN)/python -m pytest -q -n auto --dist worksteal -m "not slow"
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/lit -sv lit_tests
 
 lit: $(VENV)/.installed-test

@@ -28,3 +28,10 @@ def compile_cache_per_process(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("OI_CACHE_DIR", str(tmp_path_factory.mktemp("jit")))
         yield
+
+
+def pytest_collection_modifyitems(items):
+    """The tests marked slow (each 10-45 s) run first, the rest in their order: with `make test`'s
+    `--dist worksteal` the quick ones then balance the workers, instead of one worker running a
+    45-second test alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: False first
