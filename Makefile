@@ -29,9 +29,10 @@ demo: $(VENV)/.installed
 	$(BIN)/python examples/tiny_decoder.py
 
 # pytest and lit side by side: both are CPU-bound, and each fills the other's idle cores (pytest's
-# start-up and its last long tests, lit's last files); each one's output is printed when it ends.
+# start-up and its last long tests, lit's last files); each one's output is printed when it ends,
+# and -k lets one finish and report when the other fails.
 test: $(VENV)/.installed-test
-	$(MAKE) --no-print-directory -j2 --output-sync=target pytest lit
+	$(MAKE) --no-print-directory -j2 -k --output-sync=target pytest lit
 
 pytest: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q -n auto --dist worksteal
