@@ -8,7 +8,8 @@ A hypothesis strategy builds random graphs from what the reference runs:
 - cache tables (rank 1-2, growable and `@fixed`, `@init`, rank-0 entries too; a third of them
   `@paged(page = P)`, P of 1-5, which cpu keeps in pages and the reference ignores) with every
   index and slice form, full and prefix resets, several reads into one destination, `cache.read`
-  into an `assign` temporary, a read destination an op writes too;
+  into an `assign` temporary, a read destination an op writes too, and (half the graphs with a
+  paged table) a last read of a slice of one row, a view of the pool within a page or gathered;
 - `@auto_dim` tensors (`A0(a, b): f32[2, 2] @auto_dim(a, b)`, `@fixed` maxima overflowed now and
   then) read at scalar indices into declared volatiles, written back, written with a base-shaped
   value (fails once grown), reset, and ops on the read value;
@@ -115,7 +116,7 @@ class Pair:
         """docs/lowering.md: a copied `cache.read` destination declared with another rank or entry
         dims than its reads give shows, fetched before its first read, an array of the reads' rank
         and static dims (empty, or zeros) where the reference shows its declared zeros (the
-        `cache.append` sources `ar{n}` meet it; paged tables, never read as views, more often).
+        `cache.append` sources `ar{n}` meet it).
         Only before a read: after one, both have the read's shape."""
         var = self.cpu.native.plan.vars[name]
         static = [d for d in var.shape if d is not None]
@@ -376,6 +377,7 @@ class Gen:
             stmts.insert(len(stmts) - draw(st.integers(1, max(1, len(stmts)))), "return;")  # before the end
         elif self.early_returns:
             body.insert(len(body) - draw(st.integers(1, max(1, len(body)))), "return;")
+        body += self.last_read()
         if draw(st.integers(0, 5)) == 0:
             body.append("return;")  # a return at the end of the entry: cpu supports that
         self.body = body
@@ -749,6 +751,25 @@ class Gen:
                 out.append(f"op {draw(st.sampled_from(['add', 'mul', 'sub']))}(r{n}, {other}) >> q{n};")
         return out
 
+    def last_read(self) -> list[str]:
+        """Half the graphs with a paged table end the entry reading a slice of its last index at
+        given rows (`T[i, a..b]`): nothing after it touches the table, so the destination is a view,
+        of the pool where `a..b` lies in one page, else of the entries gathered across pages."""
+        draw = self.draw
+        paged = [t for t in self.tables if t.page]
+        if not paged or draw(st.booleans()):
+            return []
+        table = draw(st.sampled_from(paged))
+        parts = [self.index(table, d, []) for d in range(table.rank - 1)]
+        if draw(st.integers(0, 3)):  # literal bounds: in one page or across pages, as the page size turns
+            start = draw(st.integers(0, 5))
+            parts.append(f"{start}..{start + draw(st.sampled_from([1, 1, 2, 3, 4, 5, 0]))}")
+        else:
+            parts.append(f"{self.bound(table, table.rank - 1, [], end=False)}..{self.index(table, table.rank - 1, [])}")
+        n = len(self.reads)
+        self.reads.append((f"r{n}", table, 1))
+        return [f"cache.read {table.name}[{', '.join(parts)}] >> r{n};", f"op sum_axis(r{n}, axes=[0]) >> q{n};"]
+
     def attention(self, loop_vars: list[str]) -> list[str]:
         """`attention(q, keys, values)` over a read that is never empty (literal `a..b`, a < b)."""
         draw = self.draw
@@ -1049,6 +1070,8 @@ def test_random_graphs_agree(case: Case) -> None:
     for var in pair.cpu.native.plan.vars.values():
         if var.kind in ("view", "resizable", "auto", "prefix"):
             event(f"variable kind: {var.kind}")
+        if var.kind == "view" and any(pair.cpu.native.plan.vars[t].page for t in var.tables):
+            event("a view of a paged table")
     pair.check("before any step")
     for n, values in enumerate(case.steps):
         expected, actual = pair.step(values)
