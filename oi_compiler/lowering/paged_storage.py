@@ -208,7 +208,7 @@ class PagedTable(TableEmitter):
             return self.entry_view(self.entry(key, own=False))
         *leading, last = selection
         if any(len(item) == 2 for item in leading):  # entries of several rows: never one page
-            return self.gathered(selection, result, gather)
+            return self.gather_view(selection, result, gather)
         ir, P = self.ir, self.ir.const(self.page)
         start, end = last
         first, last_page = ir.emit(arith.DivUIOp(start, P)), ir.emit(arith.DivUIOp(ir.sub(end, ir.const(1)), P))
@@ -222,9 +222,9 @@ class PagedTable(TableEmitter):
             sizes = [ir.sub(end, start), *self.table.shape]
             return ir.subview(self.data(), [number] + [0] * len(self.table.shape), sizes, result)
 
-        return ir.choose(in_page, in_place, lambda: self.gathered(selection, result, gather))
+        return ir.choose(in_page, in_place, lambda: self.gather_view(selection, result, gather))
 
-    def gathered(self, selection: Selection, result: MemRefType, gather: str) -> SSAValue:
+    def gather_view(self, selection: Selection, result: MemRefType, gather: str) -> SSAValue:
         """The selection copied into the gather buffer of the variable `gather` (grown by the host
         past its capacity, as a resizable destination's), seen as the view's type."""
         ir, table = self.ir, self.table

@@ -13,8 +13,9 @@ allocated: `tables.dense_box_error`), so both storages fail the same steps with 
 the page table has `ceil(capacity / page)` columns. The pool starts empty (or at `pages = N`),
 takes 4 pages when first needed, and doubles when every page is taken; it never shrinks (freed
 pages are taken again first). The pool lives in address space reserved for as many pages as the
-machine's memory holds (`reserved_memory`), so growing it moves and copies nothing: the pages in
-use, and the pointers the step holds into them, stay where they are. A pool or page table too
+machine's memory holds, as far as the address-space budget allows (`reserved_memory`), so growing
+it moves and copies nothing: the pages in use, and the pointers the step holds into them, stay
+where they are (a pool that outgrows its reservation moves once into one twice as large). A pool or page table too
 large for memory is an `ExecutionError` of its own (the one error a dense table of the same
 entries need not meet).
 
@@ -101,7 +102,7 @@ class PagePool:
             raise error
         self._set_page_table(caps, self._empty_page_table(caps))
         pages = self.var.pool if pool is None else pool
-        self._reserve(pages)
+        self._reserve(pages, physical_memory() // self.page_bytes)  # (as many as the machine holds, budget allowing)
         self._set_pool(pages)
         self.free, self.freed, self.used = [], {}, 0
 
@@ -122,19 +123,26 @@ class PagePool:
         for d, c in enumerate(caps):
             self.words[self.var.capacity_slot(d)] = c
 
-    def _reserve(self, pages: int, want: int | None = None) -> None:
-        """Address space for the pool, at least `pages` pages and if it can be `want` (default: as
-        many as the machine's memory holds, so that growing never moves it: `reserved_memory`)."""
+    @property
+    def page_bytes(self) -> int:
+        """A page's bytes in the reservation: its entries, their present bytes, its count."""
+        return self.page * (self.entry_dtype.itemsize * math.prod(self.var.shape) + 1) + 8
+
+    def _reserve(self, pages: int, want: int) -> None:
+        """One reservation holding the pool's entries, present bytes and counts for at least
+        `pages` pages, and for `want` if the address-space budget allows (`reserved_memory`)."""
         var, page = self.var, self.page
-        if want is None:
-            want = physical_memory() // (page * (self.entry_dtype.itemsize * math.prod(var.shape) + 1) + 8)
-        data = reserve(pages * page, tuple(var.shape), self.entry_dtype, want=want * page)
-        room = len(data) // page if data is not None else 0
-        present = reserve(room * page, (), np.uint8) if data is not None else None
-        refs = reserve(room, (), np.int64) if present is not None else None
-        if refs is None or room < pages:
+        raw = reserve(pages * self.page_bytes + 8, want * self.page_bytes + 8)  # (+ 8: the counts' alignment)
+        if raw is None:
             raise ExecutionError(f"paged table {var.name}: a pool of {pages} pages of {page} entries "
                                  "does not fit in memory")  # fmt: skip
+        room = (len(raw) - 8) // self.page_bytes
+        entries = room * page
+        data_end = entries * self.entry_dtype.itemsize * math.prod(var.shape)
+        refs_at = -(-(data_end + entries) // 8) * 8
+        data = raw[:data_end].view(self.entry_dtype).reshape(entries, *var.shape)
+        present = raw[data_end : data_end + entries]
+        refs = raw[refs_at : refs_at + 8 * room].view(np.int64)
         self.reserved, self.room = (data, present, refs), room
 
     def _set_pool(self, pages: int) -> None:
@@ -147,19 +155,19 @@ class PagePool:
         self.words[var.pool_slot] = pages
 
     def _grow_pool(self, pages: int) -> None:
-        """`pages` pages in the pool: in place within the reservation; past it (only where the
-        address space was short), a reservation twice as large holding a copy of the pool."""
-        old, room, used = self.reserved, self.room, self.pool
+        """`pages` pages in the pool: in place within the reservation; past it, a reservation
+        twice as large, holding a copy of the pages ever taken (the rest were never written)."""
+        old, room, size = self.reserved, self.room, self.pool
         if pages > room:
             self._reserve(pages, 2 * room)
-            entries = used * self.page
-            for new, held, count in zip(self.reserved, old, (entries, entries, used)):
+            taken = self.used * self.page
+            for new, held, count in zip(self.reserved, old, (taken, taken, self.used)):
                 new[:count] = held[:count]
         self._set_pool(pages)
 
         def shrink() -> None:
             self.reserved, self.room = old, room
-            self._set_pool(used)
+            self._set_pool(size)
 
         self.state.undo(shrink)
 
@@ -298,10 +306,9 @@ class PagePool:
             self.release_page(int(row), int(column))
 
     # --- the table as the reference holds it ------------------------------------------------
-    def gathered(self, box: list[int] | list[np.ndarray], source: np.ndarray, fill) -> np.ndarray:
-        """`source` (per pool entry) at every key of `box` (per index, its size or the keys it takes),
-        `fill` where no page holds it; memory of the box's size, whatever the page size."""
-        keys = [np.arange(n) if isinstance(n, (int, np.integer)) else n for n in box]
+    def gathered(self, keys: list[np.ndarray], source: np.ndarray, fill) -> np.ndarray:
+        """`source` (per pool entry) at every key of the grid `keys` (per index, the values it
+        takes), `fill` where no page holds it; memory of the grid's size, whatever the page size."""
         t = keys[-1]
         numbers = self.array(self.var.pages_slot)[np.ix_(*keys[:-1], t // self.page)]
         held = numbers >= 0
@@ -322,11 +329,11 @@ class PagePool:
         """The entries up to the sizes, as a dense table holds them (`@init` where never written)."""
         sizes = self.state.sizes(self.var)
         init = init_array([], self.var.dtype, self.var.init)
-        return np.ascontiguousarray(self.gathered(sizes, self.array(self.var.data_slot), init))
+        return np.ascontiguousarray(self.gathered(_box(sizes), self.array(self.var.data_slot), init))
 
     def present_mask(self, box: list[int] | None = None) -> np.ndarray:
         box = box if box is not None else self.capacities()
-        return self.gathered(box, self.array(self.var.present_slot), 0) != 0
+        return self.gathered(_box(box), self.array(self.var.present_slot), 0) != 0
 
     def present_keys(self) -> list[tuple[int, ...]]:
         return [tuple(int(k) for k in key) for key in zip(*np.nonzero(self.present_mask()))]
@@ -361,12 +368,10 @@ class PagePool:
 
     # --- what it holds ------------------------------------------------------------------------
     def nbytes(self) -> int:
-        """Memory the table holds: the page table, and the pool's pages some row has taken (data,
-        present bytes, count); a pool page never taken is reserved address space the OS has not
-        backed (nothing writes it), unless the pool moved (`_grow_pool`), which copies it."""
-        var = self.var
-        per_page = self.array(var.data_slot).itemsize * self.page * math.prod(var.shape) + self.page + 8
-        return self.array(var.pages_slot).nbytes + self.used * per_page
+        """Memory the table holds: the page table, and every pool page a row ever took (the
+        high-water mark: a page given back stays backed, to be taken again); a page never taken
+        is reserved address space nothing wrote, which the OS has not backed."""
+        return self.array(self.var.pages_slot).nbytes + self.used * self.page_bytes
 
     def csr(self) -> PageTable:
         sizes = self.state.sizes(self.var)
@@ -387,3 +392,8 @@ class PagePool:
         held = self.pages()[self.pages() >= 0]
         return PageTable(self.page, tuple(rows), np.array(indptr, np.int64), np.array(indices, np.int64),
                          np.array(last, np.int64), self.pool, len(np.unique(held)))  # fmt: skip
+
+
+def _box(sizes: list[int]) -> list[np.ndarray]:
+    """The grid of every key below `sizes` (`PagePool.gathered`'s keys)."""
+    return [np.arange(n) for n in sizes]
