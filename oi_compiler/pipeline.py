@@ -24,7 +24,7 @@ class Stage:
     description: str  # what the IR is after it
 
 
-LLVM = Stage("llvm", "LLVM IR (before the JIT's O3)")
+LLVM = Stage("llvm", "LLVM IR (before the JIT's O2)")
 PTX = Stage("ptx", "PTX of the kernels (O3, libdevice linked)")
 
 STEP_STAGES: tuple[Stage, ...] = (

@@ -6,7 +6,7 @@
     print(compiled.llvm_ir, compiled.asm)      # optimised LLVM IR, host assembly
 
 Stages, in order: `llvm.translate` (one dispatch table over `llvm_arith`, `llvm_memref`,
-`llvm_scf`; the ABI in `llvm_abi`), then `jit.compile_module` (O3 with the loop and SLP
+`llvm_scf`; the ABI in `llvm_abi`), then `jit.compile_module` (O2 with the loop and SLP
 vectorisers for the host CPU, an object file, MCJIT), with `compile_cache` keeping object files by IR
 hash in memory and on disk. docs/backend.md describes the ABI, the ops and the cache.
 """

@@ -138,7 +138,7 @@ def compile_step(bound: BoundGraph) -> NativeStep:
                         and op.sym_name.data == "step")  # fmt: skip
             layout = StateLayout.from_attr(module.attributes[LAYOUT_ATTR])
             sites = [ErrorSite.of(s) for s in step.attributes.get(SITES_ATTR, ())]  # none: a step that cannot fail
-            compiled = compile_module(module)  # the pipeline's last stage (llvm), then O3 and the JIT
+            compiled = compile_module(module)  # the pipeline's last stage (llvm), then O2 and the JIT
             meta = {"symbol": compiled.symbol("step"), "sites": [s.to_json() for s in sites], "layout": layout.to_json()}
             code = compiled.loaded
             compile_cache.disk_put(key, compile_cache.CacheEntry(code.object_code, code.optimized_ir, json.dumps(meta)))
