@@ -66,6 +66,13 @@ def run_stages(stages, module, *, ctx=None, first=None, before: Callable[[Stage]
     """Run `stages` on `module` in place, in order; `first` replaces the first stage's default pass
     (its options: `BindSizes(...)`). Returns the LLVM IR (or PTX, for `target`, an `NvptxTarget`)
     text when the list ends with the backend's stage."""
+    from oi_compiler.gc_pause import paused_collection
+
+    with paused_collection():
+        return _run_stages(stages, module, ctx=ctx, first=first, before=before, after=after, target=target)
+
+
+def _run_stages(stages, module, *, ctx, first, before, after, target) -> str | None:
     from oi_compiler.boundary import stage as internal_errors
     from oi_compiler.ir_context import make_context
     from oi_compiler.passes import pass_factories

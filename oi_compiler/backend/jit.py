@@ -101,6 +101,13 @@ class LoadedCode:
 
 def compile_module(module: ModuleOp) -> CompiledModule:
     """Native code for `module`'s exported functions, from the cache when it has them."""
+    from oi_compiler.gc_pause import paused_collection
+
+    with paused_collection():
+        return _compile_module(module)
+
+
+def _compile_module(module: ModuleOp) -> CompiledModule:
     # the translator (and xDSL's dialects) load here, not with this module: loading cached code
     # (the CPU executor's step cache) needs only llvmlite
     from oi_compiler.backend.llvm import exported_symbols, translate

@@ -241,6 +241,7 @@ def run_passes(module, pipeline: str, ctx=None, *, callback=None, verify_each: b
     invalid is a `PassError` naming the pass and the op (`verify_each`, as mlir-opt does; when
     the input itself does not verify, no pass is blamed)."""
     from oi_compiler.boundary import stage
+    from oi_compiler.gc_pause import paused_collection
     from oi_compiler.ir_context import make_context
 
     # a pass is blamed only for IR it broke: an input that does not verify is not checked again
@@ -253,7 +254,7 @@ def run_passes(module, pipeline: str, ctx=None, *, callback=None, verify_each: b
             verify_after_pass(module, previous.name)
 
     passes = parse_pipeline(pipeline, callback=tracking_stage(boundary := stage("passes"), check))
-    with boundary:
+    with boundary, paused_collection():
         passes.apply(ctx or make_context(), module)
 
 

@@ -115,6 +115,13 @@ def compile_step(bound: BoundGraph) -> NativeStep:
     compiler's own source and the host:
     a hit skips the whole lowering pipeline, not only LLVM (`compile_cache` holds the entry, with
     the error sites and the step's symbol as its `meta`)."""
+    from oi_compiler.gc_pause import paused_collection
+
+    with paused_collection():
+        return _compile_step(bound)
+
+
+def _compile_step(bound: BoundGraph) -> NativeStep:
     from oi_compiler.backend import compile_cache
     from oi_compiler.backend.jit import compile_module, host_target, load_object
     from oi_compiler.dialects.oi_table import LAYOUT_ATTR, SITES_ATTR

@@ -21,6 +21,7 @@ LEVELS: dict[str, int] = {
     "oi_compiler.dtypes": 0,
     "oi_compiler.size_vars": 0,
     "oi_compiler.version": 0,
+    "oi_compiler.gc_pause": 0,
     "oi_compiler.dialects": 1,
     "oi_compiler.ir_context": 2,
     "oi_compiler.boundary": 2,
