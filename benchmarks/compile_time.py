@@ -9,7 +9,7 @@ Two 32-layer graphs:
 Each measurement runs in a fresh Python process (so nothing is in memory):
 
 - cold:   `OI_CACHE_DIR` a fresh temporary directory and `compile_cache.clear_cache()` first;
-          the Simulator lowers the graph, runs LLVM's O3 and emits native code;
+          the Simulator lowers the graph, runs LLVM's O2 and emits native code;
 - disk:   a second fresh process on the same `OI_CACHE_DIR`: the step comes from disk;
 - memory: a second `oi.Simulator` in the same process as the first (the in-memory cache).
 
@@ -21,7 +21,7 @@ Rounds interleave the two graphs and the cold/disk runs. Targets: < 3 s cold, < 
 
 Then, where the time goes: `oi-opt FILE --bind-sizes=... --lower-ops --lower-cache
 --lower-nests -t llvm --time-passes` (the front end, to LLVM IR text), and the rest timed
-in-process stage by stage (LLVM parse, O3, object emission, loading; and the cached path's
+in-process stage by stage (LLVM parse, O2, object emission, loading; and the cached path's
 key, disk read and load).
 
     python benchmarks/compile_time.py                 # 3 rounds
@@ -145,7 +145,7 @@ def child_stages(case: str) -> None:
     ir_text = timed("translate to LLVM IR", str, ir_module)
     llvm_module = timed("LLVM parse + verify", llvm.parse_assembly, ir_text)
     timed("LLVM parse + verify", llvm_module.verify)
-    timed("LLVM O3", jit.optimize, llvm_module, machine)
+    timed("LLVM O2", jit.optimize, llvm_module, machine)
     obj = timed("emit object", machine.emit_object, llvm_module)
     entry = compile_cache.CacheEntry(obj, str(llvm_module))
     timed("load (MCJIT)", jit.load_object, entry, host)
