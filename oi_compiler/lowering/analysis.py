@@ -158,13 +158,12 @@ class VarLayout:
     def pool_slot(self) -> int:
         return self.pages_slot + 2
 
-    # words of a view destination: table, stamp, (start, count) per index, then, when it views a
-    # paged table, its gather buffer and that buffer's capacity (a slice spanning pages)
+    # words of a view destination (`var_words`): table, stamp, (start, count) per index, then, when
+    # it views a paged table, its gather buffer and that buffer's capacity (a slice spanning pages)
     def gather_slot(self, vars_: dict[str, VarLayout]) -> int | None:
         """A view's gather buffer word (None: it views no paged table, so never gathers)."""
-        if not any(vars_[t].page for t in self.tables):
-            return None
-        return self.slot + 2 + 2 * max(vars_[t].rank for t in self.tables)
+        words = var_words(self, vars_)
+        return self.slot + words.index("gather") if "gather" in words else None
 
     @property
     def exists_slot(self) -> int:

@@ -174,17 +174,21 @@ class PagedTable(TableEmitter):
             low = ir.max(start, ir.mul(column, P))
             high = ir.add(ir.mul(column, P), P)
             high = ir.select(ir.cmp("slt", end, high), end, high)
-            with ir.for_(low, high) as t:
-                self.mark([*row, t])
-            count = ir.sub(high, low)
-            run = self.run_view(self.entry([*row, low], own=False), count)
+            run, count = self.page_run(row, low, high)
             ir.emit(memref.CopyOp(run, self.place(target, [*place, ir.sub(low, start)], count)))
 
-    def run_view(self, number: SSAValue, count: SSAValue) -> SSAValue:
-        """`count` consecutive pool entries from `number` (within one page)."""
-        shape = list(self.table.shape)
-        ty = MemRefType(dtype_type(self.table.dtype), [DYN, *shape], StridedLayoutAttr(_row_major([DYN, *shape]), None))
-        return self.ir.subview(self.data(), [number] + [0] * len(shape), [count, *shape], ty)
+    def page_run(self, row: list[SSAValue], low: SSAValue, high: SSAValue,
+                 ty: MemRefType | None = None) -> tuple[SSAValue, SSAValue]:  # fmt: skip
+        """Entries `(row..., low .. high - 1)`, which lie in one page, marked present, then seen in
+        place in the pool (as `ty`, default a row-major run); and their count."""
+        ir, shape = self.ir, list(self.table.shape)
+        with ir.for_(low, high) as t:
+            self.mark([*row, t])
+        count = ir.sub(high, low)
+        if ty is None:
+            ty = MemRefType(dtype_type(self.table.dtype), [DYN, *shape], StridedLayoutAttr(_row_major([DYN, *shape]), None))
+        number = self.entry([*row, low], own=False)
+        return ir.subview(self.data(), [number] + [0] * len(shape), [count, *shape], ty), count
 
     def place(self, target: SSAValue, place: list[SSAValue], count: SSAValue | None) -> SSAValue:
         """Where in `target` its entries at `place` go (its leading indices; with `count`, a run of
@@ -214,15 +218,8 @@ class PagedTable(TableEmitter):
         first, last_page = ir.emit(arith.DivUIOp(start, P)), ir.emit(arith.DivUIOp(ir.sub(end, ir.const(1)), P))
         in_page = ir.and_(ir.cmp("slt", start, end), ir.cmp("eq", first, last_page))
         row = [item[0] for item in leading]
-
-        def in_place() -> SSAValue:
-            with ir.for_(start, end) as t:
-                self.mark([*row, t])
-            number = self.entry([*row, start], own=False)
-            sizes = [ir.sub(end, start), *self.table.shape]
-            return ir.subview(self.data(), [number] + [0] * len(self.table.shape), sizes, result)
-
-        return ir.choose(in_page, in_place, lambda: self.gather_view(selection, result, gather))
+        return ir.choose(in_page, lambda: self.page_run(row, start, end, result)[0],
+                         lambda: self.gather_view(selection, result, gather))  # fmt: skip
 
     def gather_view(self, selection: Selection, result: MemRefType, gather: str) -> SSAValue:
         """The selection copied into the gather buffer of the variable `gather` (grown by the host
