@@ -63,6 +63,14 @@ _LAZY = {
     "CacheStrategy": "oi_compiler.frontend.loopnest",
     "LoopIndex": "oi_compiler.frontend.loopnest",
     "AcceraCompatWarning": "oi_compiler.frontend.loopnest",
+    # the loop-nest autotuner
+    "Parameter": "oi_compiler.tuning",
+    "create_parameters": "oi_compiler.tuning",
+    "create_parameter_grid": "oi_compiler.tuning",
+    "parameter_values": "oi_compiler.tuning",
+    "tune": "oi_compiler.tuning",
+    "TuneResult": "oi_compiler.tuning",
+    "TuneError": "oi_compiler.tuning",
 }
 
 _ERRORS = [

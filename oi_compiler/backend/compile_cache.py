@@ -101,21 +101,29 @@ def disk_put(key: str, entry: CacheEntry) -> None:
     if len(data) > MAX_ENTRY_BYTES:
         return
     with _private_dir(create=True) as directory:
-        if directory is None:
-            return
-        temporary = f"{key}.{secrets.token_hex(8)}.tmp"
-        try:  # O_EXCL: a file or link already at the temporary name fails the write
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                         0o600, dir_fd=directory)  # fmt: skip
-        except OSError:
-            return
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-            os.replace(temporary, key + _SUFFIX, src_dir_fd=directory, dst_dir_fd=directory)
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary, dir_fd=directory)
+        if directory is not None:
+            write_private_file(directory, key + _SUFFIX, data, stem=key)
+
+
+def write_private_file(directory: int, name: str, data: bytes, stem: str | None = None) -> bool:
+    """Write `data` to `name` in the directory `directory` (a descriptor) atomically: a temporary
+    file `<stem>.<random>.tmp` (O_EXCL, 0600, not through a link) renamed over it. False when it
+    could not be written."""
+    temporary = f"{stem or name}.{secrets.token_hex(8)}.tmp"
+    try:  # O_EXCL: a file or link already at the temporary name fails the write
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600, dir_fd=directory)  # fmt: skip
+    except OSError:
+        return False
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(temporary, name, src_dir_fd=directory, dst_dir_fd=directory)
+        return True
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary, dir_fd=directory)
+        return False
 
 
 def clear_cache() -> None:
@@ -133,14 +141,16 @@ def clear_cache() -> None:
 
 
 @contextlib.contextmanager
-def _private_dir(create: bool):
+def _private_dir(create: bool, path: Path | None = None, nofollow: bool = False):
     """A descriptor of the cache directory (made 0700 if `create`), or None when it is absent,
-    unusable, or not private: owned by another user or writable by group or others (warned once)."""
-    path = cache_dir()
+    unusable, or not private: owned by another user or writable by group or others (warned once).
+    `path`: another directory under the same rules (the tuning database's); `nofollow`: refuse it
+    when its last component is a symbolic link."""
+    path = cache_dir() if path is None else path
     try:
         if create:
             path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | (os.O_NOFOLLOW if nofollow else 0))
     except OSError:
         fd = None
     if fd is None:
@@ -162,6 +172,9 @@ def _private_dir(create: bool):
         os.close(fd)
 
 
+private_dir = _private_dir  # for the other stores under the cache root (tuning/database.py)
+
+
 def _read_regular_file(directory: int, name: str) -> bytes | None:
     """The file's bytes if it is a regular file (not a link, FIFO or device) of at most
     MAX_ENTRY_BYTES; None otherwise."""
@@ -178,6 +191,9 @@ def _read_regular_file(directory: int, name: str) -> bytes | None:
     except OSError:
         return None
     return data if len(data) <= MAX_ENTRY_BYTES else None
+
+
+read_private_file = _read_regular_file
 
 
 def _encode(key: str, entry: CacheEntry) -> bytes:

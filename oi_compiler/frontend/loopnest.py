@@ -807,6 +807,14 @@ class Schedule:
             raise ScheduleError(f"{index.label} is not an index of this schedule")
         return index.name
 
+    def _given_index(self, value, by_name: bool = False):
+        """`value`, or the index a parameter's value names (`"jj"`: the name it was assigned to);
+        with `by_name`, a name given directly too (the items of a parameter's order)."""
+        given = _given(value)
+        if isinstance(given, str) and (by_name or given is not value) and given in self.indices:
+            return self.indices[given]
+        return given
+
     def _label(self, name: str) -> str:
         """How messages call the index named `name` in the IR (`LoopIndex.label`)."""
         index = self.indices.get(name)
@@ -828,6 +836,7 @@ class Schedule:
     def _splits(self, pairs, new_names: _Names, what: str) -> list[LoopIndex]:
         taken, edits, origins, given = set(self.indices), [], {}, {}
         for (index, size), new_name in zip(pairs, new_names):
+            index, size = self._given_index(index), _given(size)
             name = self._name(index)
             wanted = new_name
             while new_name in taken:
@@ -852,11 +861,13 @@ class Schedule:
         return self._splits(list(shape.items()), names, "tile")
 
     def reorder(self, order=None, *args: LoopIndex) -> None:
+        given = _given(order)  # a parameter's value: a tuple of indices or of their names
+        by_name, order = given is not order, given
         if isinstance(order, (list, tuple)):
             indices = list(order) + list(args)
         else:
             indices = ([order] if order is not None else []) + list(args)
-        names = [self._name(i) for i in indices]
+        names = [self._name(self._given_index(i, by_name)) for i in indices]
         self._change("reorder", lambda model: model.reorder(names))
 
     def get_indices(self) -> tuple[LoopIndex, ...]:
@@ -886,6 +897,14 @@ class Schedule:
             raise ScheduleError("TEMP arrays are not supported on GPU targets yet")
         self._plans.add(plan)
         return plan
+
+
+def _given(value):
+    """`value`, or the value an `oi.Parameter` has in the candidate being built: the tuner
+    (oi_compiler/tuning) calls a plan builder once per point of a parameter grid, and each call
+    here reads the parameters' values of that point."""
+    resolve = getattr(type(value), "__oi_parameter_value__", None)
+    return resolve(value) if resolve is not None else value
 
 
 def _split_origin(index: LoopIndex, size: int, what: str) -> Callable[[], str]:
@@ -995,6 +1014,9 @@ class Plan:
               thrifty: bool | None = None, location: MemorySpace = MemorySpace.NONE, level: int | None = None,
               trigger_level: int | None = None, double_buffer: bool = False, double_buffer_location=None,
               vectorize=None, strategy: CacheStrategy = CacheStrategy.AUTO, _shared_memory_offset=None) -> Cache:  # fmt: skip
+        index, trigger_index = self.schedule._given_index(index), self.schedule._given_index(trigger_index)
+        layout, max_elements, thrifty = _given(layout), _given(max_elements), _given(thrifty)
+        level, trigger_level, double_buffer = _given(level), _given(trigger_level), _given(double_buffer)
         if not isinstance(source, (Array, Cache)):
             raise ScheduleError(f"plan.cache caches an Array or a Cache, got {source!r}")
         if isinstance(source, Cache) and source.plan is not self:
@@ -1061,13 +1083,13 @@ class Plan:
         self.bindings = bindings
 
     def vectorize(self, index: LoopIndex) -> None:
-        name = self.schedule._name(index)
+        name = self.schedule._name(self.schedule._given_index(index))
         self._refuse_both(name, "vectorize")
         if name not in self.vectorized:
             self.vectorized.append(name)
 
     def unroll(self, index: LoopIndex) -> None:
-        name = self.schedule._name(index)
+        name = self.schedule._name(self.schedule._given_index(index))
         self._refuse_both(name, "unroll")
         if name not in self.unrolled:
             self.unrolled.append(name)
@@ -1098,7 +1120,10 @@ class Plan:
     def parallelize(self, indices, pin=None, policy: str = "static", max_threads: int | None = None) -> None:
         if self.target.is_gpu:
             raise ScheduleError("parallelize is for CPU targets: on a GPU, bind indices to the grid")
+        given, max_threads = _given(indices), _given(max_threads)
+        by_name, indices = given is not indices, given
         indices = list(indices) if isinstance(indices, (list, tuple)) else [indices]
+        indices = [self.schedule._given_index(i, by_name) for i in indices]
         if not indices:
             raise ScheduleError("parallelize needs at least one index")
         names = [self.schedule._name(i) for i in indices]
