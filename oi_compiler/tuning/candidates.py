@@ -60,17 +60,19 @@ class FileBuilder:
         return load_space(self.path, self.function)[0]()
 
 
-_loaded: dict[tuple[str, str], tuple] = {}
+_loaded: dict[tuple, tuple] = {}  # (file, function, mtime, size) -> what it returned
 
 
 def load_space(path: str, function: str = "tune_space") -> tuple:
     """`function()` of the Python file at `path`: `(builder, grid)` or `(builder, grid, reference)`."""
-    cached = _loaded.get((path, function))
-    if cached is not None:
-        return cached
     file = Path(path)
     if not file.is_file():
         raise SpaceLoadError(f"no such file: {path}")
+    info = file.stat()
+    cache_key = (str(file.resolve()), function, info.st_mtime_ns, info.st_size)
+    cached = _loaded.get(cache_key)
+    if cached is not None:
+        return cached
     name = f"oi_tune_space_{abs(hash(str(file.resolve())))}"
     spec = importlib.util.spec_from_file_location(name, file)
     if spec is None or spec.loader is None:
@@ -97,7 +99,7 @@ def load_space(path: str, function: str = "tune_space") -> tuple:
     if not isinstance(space, tuple) or len(space) not in (2, 3) or not callable(space[0]):
         raise SpaceLoadError(f"{path}: {function}() must return (plan builder, parameter grid) or "
                              "(plan builder, parameter grid, reference)")  # fmt: skip
-    _loaded[(path, function)] = space
+    _loaded[cache_key] = space
     return space
 
 
@@ -107,7 +109,7 @@ def _user_line(e: BaseException, path: str) -> str:
         return f"{path}:{e.lineno}"
     line, tb = None, e.__traceback__
     while tb is not None:
-        if tb.tb_frame.f_code.co_filename == path:
+        if Path(tb.tb_frame.f_code.co_filename).resolve() == Path(path).resolve():
             line = tb.tb_lineno
         tb = tb.tb_next
     return f"{path}:{line}" if line else path
