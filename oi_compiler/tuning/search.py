@@ -35,6 +35,7 @@ from oi_compiler.tuning.candidates import (
     build_plan,
     check_and_time,
     make_inputs,
+    time_calls,
 )
 from oi_compiler.tuning.parameters import Parameter, parameter_values, point_text
 from oi_compiler.tuning.progress import Progress
@@ -249,6 +250,7 @@ def _final_round(builder, candidates, points, name, inputs, expected, repeats, f
                     fn = plan.build(args=args, name=name)
         except Exception as e:
             c.status, c.reason = RUN_FAILED, f"did not build again here: {exception_summary(e)}"
+            bar.update(1)
             continue
         check_and_time(fn, c, inputs, expected, repeats=0)
         if c.status == OK:
@@ -256,8 +258,6 @@ def _final_round(builder, candidates, points, name, inputs, expected, repeats, f
         bar.update(1)
     if not built:
         raise TuneError(_summary(candidates))
-    from oi_compiler.tuning.candidates import time_calls
-
     rounds: dict[int, list[float]] = {c.index: [] for c, *_ in built}
     for _ in range(repeats):
         for c, fn, _, values in built:
