@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from xdsl.builder import Builder
@@ -41,7 +42,7 @@ from xdsl.dialects import arith
 from xdsl.dialects import math as mathd
 from xdsl.dialects.builtin import IndexType, IntegerType
 from xdsl.ir import SSAValue
-from xdsl.ir.affine import AffineDimExpr, AffineExpr
+from xdsl.ir.affine import AffineDimExpr, AffineExpr, AffineMap
 
 from oi_compiler.errors import PassError
 from oi_compiler.ops.nests.scalar import (
@@ -59,8 +60,7 @@ from oi_compiler.ops.nests.scalar import (
 from oi_compiler.ops.nests.structured import (
     PARALLEL,
     REDUCTION,
-    ZERO,
-    Accumulator,
+    Size,
     alloc,
     as_index,
     dealloc,
@@ -141,15 +141,37 @@ def rope(op: str, b: Builder, inputs: list, output: SSAValue, settings: Mapping[
     dealloc(b, sin_table)
 
 
-def kv_head(op: str, q: SSAValue, k: SSAValue, h: int) -> AffineExpr:
-    """The kv head query head loop `h` reads: `h floordiv (H / Hk)`."""
+@dataclass(frozen=True)
+class HeadGroups:
+    """Query heads grouped by the kv head they read (grouped-query attention): query head
+    `h = g * group + j` reads kv head g, for g < kv and j < group (`group = H / Hk`)."""
+
+    kv: Size
+    group: Size
+
+    def head(self, g: int, j: int) -> AffineExpr:
+        """The query head of loops `g` (kv head) and `j` (member of its group)."""
+        if self.kv == 1:
+            return AffineDimExpr(j)
+        if self.group == 1:
+            return AffineDimExpr(g)
+        return AffineDimExpr(g) * self.group + AffineDimExpr(j)
+
+
+def head_groups(op: str, b: Builder, q: SSAValue, k: SSAValue) -> HeadGroups:
     heads, kv_heads = shape(q)[-2], shape(k)[1]
-    if kv_heads == 1 and heads != 1:
-        return ZERO
+    if kv_heads == 1:
+        return HeadGroups(1, size(b, q, rank(q) - 2))
     if heads is not None and kv_heads is not None:
-        group = heads // kv_heads
-        return AffineDimExpr(h) if group == 1 else AffineDimExpr(h) // group
+        return HeadGroups(kv_heads, heads // kv_heads)
     raise PassError(f"op {op}: no loop nest for grouped kv heads of dynamic counts (q {_dims(q)}, k {_dims(k)})")
+
+
+def _reassociable(total: SSAValue) -> SSAValue:
+    """`total` (an `arith.addf`) marked `reassoc`: LLVM may then sum with vector partial sums."""
+    if isinstance(total.owner, arith.AddfOp):
+        total.owner.fastmath = arith.FastMathFlagsAttr(["reassoc"])
+    return total
 
 
 def _dims(value: SSAValue) -> str:
@@ -174,7 +196,6 @@ def attention(op: str, b: Builder, inputs: list, output: SSAValue, settings: Map
     single = rank(q) == 2  # one query: [H, Dh]
     queries = 1 if single else size(b, q, 0)
     heads, keys = size(b, q, rank(q) - 2), size(b, k, 0)
-    kvh = kv_head(op, q, k, 1)
     causal = read_bool(op, settings, "causal", False)
     s = Scalar(b, domain)
     if "scale" in settings:
@@ -182,80 +203,97 @@ def attention(op: str, b: Builder, inputs: list, output: SSAValue, settings: Map
     else:
         scale = _default_scale(b, domain, size(b, q, rank(q) - 1))
 
-    scores = alloc(b, domain.type, [queries, heads, keys])
-    top, total = alloc(b, domain.type, [queries, heads]), alloc(b, domain.type, [queries, heads])
-    s_h_t = make_map(4, [0, 1, 2])
+    groups = head_groups(op, b, q, k)
+    rows = [queries, groups.kv, groups.group]  # (s, g, j): one softmax row per query and head
+    scores = alloc(b, domain.type, [*rows, keys])
+    top, total = alloc(b, domain.type, rows), alloc(b, domain.type, rows)
+    query = [] if single else [0]  # q and the output have no s dim for one query
 
-    # 1. scores[s, h, t] = sum_d q[s, h, d] * k[t, kv(h), d]; loops (s, h, t, d)
-    fill(b, s.const(0.0), scores)
-    q_map = make_map(4, [1, 3] if single else [0, 1, 3])
-    k_map = make_map(4, [2, kvh, 3])
-
+    # 1. scores[s, g, j, t] = sum_d q[s, h, d] * k[t, g, d]; loops (s, t, g, j, d): one pass over
+    # k, each row k[t] read once for every head
     def dot(bb: Builder, args: tuple) -> list[SSAValue]:
         # The sum over d may be reassociated (the reference's einsum fixes no order): LLVM then
-        # vectorises it with partial sums. Products are still rounded one by one.
+        # vectorises a long d loop with partial sums. Products are still rounded one by one.
         t = Scalar(bb, domain)
-        total = t.add(args[2], t.mul(t.widen(args[0], q_dtype), t.widen(args[1], k_dtype)))
-        if isinstance(total.owner, arith.AddfOp):
-            total.owner.fastmath = arith.FastMathFlagsAttr(["reassoc"])
-        return [total]
+        return [_reassociable(t.add(args[2], t.mul(t.widen(args[0], q_dtype), t.widen(args[1], k_dtype))))]
 
-    generic(b, [q, k], [scores], [q_map, k_map, s_h_t], [PARALLEL] * 3 + [REDUCTION], dot)
+    fill(b, s.const(0.0), scores)
+    q_map = make_map(5, [*query, groups.head(2, 3), 4])
+    generic(b, [q, k], [scores], [q_map, make_map(5, [1, 2, 4]), make_map(5, [0, 2, 3, 1])],
+            [PARALLEL] * 4 + [REDUCTION], dot)  # fmt: skip
 
-    # 2. scale, and hide keys after the query's position; loops (s, h, t)
-    three = make_map(3, [0, 1, 2])
-    scalar3 = make_map(3, [])
+    # 2. one pass over t: scores *= scale, or -inf where `causal` hides key t from query s
+    # (`t > T - S + s`, from `linalg.index`); m = max_t scores (`fill` -inf, `maximumf`)
+    row_t, row, scalar = make_map(4, [0, 1, 2, 3]), make_map(4, [0, 1, 2]), make_map(4, [])
+    softmax_iterators = [PARALLEL] * 3 + [REDUCTION]
     extra = [scale]
     if causal:
         extra.append(as_index(b, sub_sizes(b, keys, queries)))  # query s sits at position T - S + s
 
-    def scale_and_mask(bb: Builder, args: tuple) -> list[SSAValue]:  # (scale, [offset], score)
+    def scale_mask_max(bb: Builder, args: tuple) -> list[SSAValue]:  # (scale, [offset], score, max)
         t = Scalar(bb, domain)
-        scaled = t.mul(args[-1], args[0])
-        if not causal:
-            return [scaled]
-        last_visible = emit(bb, arith.AddiOp(loop_index(bb, 0), args[1]))
-        visible = emit(bb, arith.CmpiOp(loop_index(bb, 2), last_visible, "sle"))
-        return [t.select(visible, scaled, t.const(float("-inf")))]
+        scaled = t.mul(args[-2], args[0])
+        if causal:
+            last_visible = emit(bb, arith.AddiOp(loop_index(bb, 0), args[1]))
+            visible = emit(bb, arith.CmpiOp(loop_index(bb, 3), last_visible, "sle"))
+            scaled = t.select(visible, scaled, t.const(float("-inf")))
+        return [scaled, t.max_propagating(args[-1], scaled)]
 
-    generic(b, extra, [scores], [scalar3] * len(extra) + [three], [PARALLEL] * 3, scale_and_mask)
-
-    # 3-5. softmax over t: m = max, l = sum of exp(x - m), weights = exp(x - m) / l
-    rows = make_map(3, [0, 1])
-    softmax_iterators = [PARALLEL, PARALLEL, REDUCTION]
     fill(b, s.const(float("-inf")), top)
-    generic(b, [scores], [top], [three, rows], softmax_iterators,
-            lambda bb, args: [Scalar(bb, domain).max_propagating(args[1], args[0])])  # fmt: skip
+    generic(b, extra, [scores, top], [scalar] * len(extra) + [row_t, row], softmax_iterators, scale_mask_max)
+
+    # 3. one pass over t: scores = exp(scores - m), l = their sum; the sum may be reassociated
+    # (the reference's numpy sum is pairwise, in no fixed order), so it vectorises
+    def exp_and_sum(bb: Builder, args: tuple) -> list[SSAValue]:  # (max, score, sum)
+        t = Scalar(bb, domain)
+        e = t.exp(t.sub(args[1], args[0]))
+        return [e, _reassociable(t.add(args[2], e))]
+
     fill(b, s.const(0.0), total)
+    generic(b, [top], [scores, total], [row, row_t, row], softmax_iterators, exp_and_sum)
 
-    def add_exp(bb: Builder, args: tuple) -> list[SSAValue]:  # (score, max, sum)
-        t = Scalar(bb, domain)
-        return [t.add(args[2], t.exp(t.sub(args[0], args[1])))]
+    # 4. in place: the weights, scores / l
+    generic(b, [total], [scores], [row, row_t], [PARALLEL] * 4,
+            lambda bb, args: [Scalar(bb, domain).divf(args[1], args[0])])  # fmt: skip
 
-    generic(b, [scores, top], [total], [three, rows, rows], softmax_iterators, add_exp)
-
-    def weight(bb: Builder, args: tuple) -> list[SSAValue]:  # (max, sum, score)
-        t = Scalar(bb, domain)
-        return [t.divf(t.exp(t.sub(args[2], args[0])), args[1])]
-
-    generic(b, [top, total], [scores], [rows, rows, three], [PARALLEL] * 3, weight)
-
-    # 6. out[s, h, e] = sum_t weights[s, h, t] * v[t, kv(h), e]; loops (s, h, t, e): e innermost
-    # walks a row of v and of the output (it vectorises); each output still sums t in order
-    acc = Accumulator.make(b, output, out, domain)
-    fill(b, s.narrow(s.const(0.0), acc.dtype), acc.buffer)
-    w_map = make_map(4, [0, 1, 2])
-    v_map = make_map(4, [2, kvh, 3])
-    out_map = make_map(4, [1, 3] if single else [0, 1, 3])
+    # 5. acc[s, g, j, e] = sum_t weights[s, g, j, t] * v[t, g, e], t in order, in a private
+    # buffer: a kernel's arguments carry no `noalias`, so LLVM would keep an output argument in
+    # memory across t (a store to it may alias v) where a private buffer's rows stay in registers
+    head_dim = size(b, v, 2)
+    acc = alloc(b, domain.type, [*rows, head_dim])
+    fill(b, s.const(0.0), acc)
 
     def mix(bb: Builder, args: tuple) -> list[SSAValue]:
         t = Scalar(bb, domain)
-        return [t.narrow(t.add(t.widen(args[2], acc.dtype), t.mul(args[0], t.widen(args[1], v_dtype))), acc.dtype)]
+        return [t.add(args[2], t.mul(args[0], t.widen(args[1], v_dtype)))]
 
-    generic(b, [scores, v], [acc.buffer], [w_map, v_map, out_map], [PARALLEL] * 2 + [REDUCTION, PARALLEL], mix)
-    acc.finish(b)
-    for temporary in (scores, top, total):
+    generic(b, [scores, v], [acc], *_mix_loops(groups, head_dim), mix)
+
+    # 6. the output, rounded once: out[s, h, e] = acc[s, g, j, e]
+    out_map = make_map(4, [*query, groups.head(1, 2), 3])
+    generic(b, [acc], [output], [make_map(4, [0, 1, 2, 3]), out_map], [PARALLEL] * 4,
+            lambda bb, args: [Scalar(bb, domain).narrow(args[0], out)])  # fmt: skip
+    for temporary in (scores, top, total, acc):
         dealloc(b, temporary)
+
+
+#: The most accumulator elements (every head's row of the output) that stay in vector registers.
+REGISTER_ELEMENTS = 64
+
+
+def _mix_loops(groups: HeadGroups, head_dim: Size) -> tuple[list[AffineMap], list[str]]:
+    """The maps (weights, v, acc) and iterators of the weights . v loops.
+
+    (s, t, g, j, e) when every head's accumulator row fits in registers together: v is read
+    once, row by row, and each t updates all of them; otherwise (s, g, t, j, e): one kv head's
+    group at a time, v read once per kv head (its slice of each row)."""
+    static = [x for x in (groups.kv, groups.group, head_dim) if isinstance(x, int)]
+    fits = len(static) == 3 and math.prod(static) <= REGISTER_ELEMENTS
+    s, t, g, j, e = (0, 1, 2, 3, 4) if fits else (0, 2, 1, 3, 4)
+    maps = [make_map(5, [s, g, j, t]), make_map(5, [t, g, e]), make_map(5, [s, g, j, e])]
+    iterators = [PARALLEL] * 5
+    iterators[t] = REDUCTION
+    return maps, iterators
 
 
 BUILDERS = {"rope": rope, "attention": attention}
