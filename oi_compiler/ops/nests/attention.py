@@ -195,7 +195,7 @@ def attention(op: str, b: Builder, inputs: list, output: SSAValue, settings: Map
     q_dtype, k_dtype, v_dtype = in_dtypes
     single = rank(q) == 2  # one query: [H, Dh]
     queries = 1 if single else size(b, q, 0)
-    heads, keys = size(b, q, rank(q) - 2), size(b, k, 0)
+    keys = size(b, k, 0)
     causal = read_bool(op, settings, "causal", False)
     s = Scalar(b, domain)
     if "scale" in settings:
