@@ -63,8 +63,9 @@ def _run_in_worker(index: int, point: dict[str, Any], text: str) -> CandidateRes
 def run_processes(builder, tasks: list[Task], shared: tuple, jobs: int,
                   on_done: Callable[[CandidateResult], None]) -> None:  # fmt: skip
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
-                             initargs=(builder, shared)) as pool:  # fmt: skip
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
+                               initargs=(builder, shared))  # fmt: skip
+    try:
         futures = {pool.submit(_run_in_worker, *task): task for task in tasks}
         for future in as_completed(futures):
             index, _, text = futures[future]
@@ -75,6 +76,10 @@ def run_processes(builder, tasks: list[Task], shared: tuple, jobs: int,
             except Exception as e:
                 result = CandidateResult(index, text, LOST, f"{type(e).__name__}: {exception_summary(e)}")
             on_done(result)
+    except BaseException:  # Ctrl-C: do not wait for the candidates still queued
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 def _ray_task(state: tuple, index: int, point: dict[str, Any], text: str) -> CandidateResult:
