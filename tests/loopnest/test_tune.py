@@ -99,17 +99,20 @@ def test_every_candidate_failing_is_one_error_with_the_reasons() -> None:
         oi.tune(gemm_plan, only_wrong, jobs=0)
 
 
-def test_a_builder_that_raises_anything_is_one_invalid_candidate() -> None:
+def test_a_builder_that_raises_anything_is_one_invalid_candidate_and_a_failed_build_another() -> None:
     P = oi.create_parameters()
 
     def builder():
         if P.value == 1:
             raise KeyError("boom")
         with oi.parameter_values({P_TI: 4, P_TJ: 8, P_BAD: False}):
-            return gemm_plan()
+            plan, args = gemm_plan()
+        return plan, args[:2] if P.value == 3 else args  # 3: C left out of the arguments: build fails
 
-    result = oi.tune(builder, oi.create_parameter_grid({P: [1, 2]}), reference=gemm_reference, **_quick())
-    assert [(c.status, c.reason) for c in result.candidates] == [("invalid", "KeyError: 'boom'"), ("ok", "")]
+    result = oi.tune(builder, oi.create_parameter_grid({P: [1, 2, 3]}), reference=gemm_reference, **_quick())
+    assert [(c.status, c.reason) for c in result.candidates] == [
+        ("invalid", "KeyError: 'boom'"), ("ok", ""),
+        ("compile failed", "the logic uses C but it is not one of the function's arguments")]  # fmt: skip
 
 
 def test_a_second_tune_reuses_the_stored_winner_without_searching(tmp_path) -> None:
