@@ -227,7 +227,12 @@ def _reference_outputs(plan0, args0, name, reference, seed):
                 warnings.simplefilter("ignore")
                 _unscheduled(plan0).build(args=args0, name=name)(*values)
         else:
-            reference(*values)
+            returned = reference(*values)
+            if returned is not None:
+                raise TuneError(f"the reference returned {type(returned).__name__}: it must update the arrays it is "
+                                "given in place, as the nest does (def ref(a, b, c): c += a @ b), and return None")  # fmt: skip
+    except TuneError:
+        raise
     except Exception as e:
         message = str(e) if isinstance(e, OiError) else f"{type(e).__name__}: {exception_summary(e)}"
         raise TuneError(f"the reference failed on random inputs: {message}") from None

@@ -97,6 +97,10 @@ def test_every_candidate_failing_is_one_error_with_the_reasons() -> None:
         oi.tune(gemm_plan, only_wrong, reference=gemm_reference, **_quick())
     with pytest.raises(oi.OptionError, match="jobs must be an integer >= 1"):
         oi.tune(gemm_plan, only_wrong, jobs=0)
+    with pytest.raises(oi.TuneError, match="the reference returned ndarray: it must update the arrays it is given in place"):
+        oi.tune(gemm_plan, only_wrong, reference=lambda a, b, c: c + a @ b)
+    with pytest.raises(oi.TuneError, match="the reference failed on random inputs: ValueError: "):
+        oi.tune(gemm_plan, only_wrong, reference=lambda a, b, c: a @ b[:3])
 
 
 def test_a_builder_that_raises_anything_is_one_invalid_candidate_and_a_failed_build_another() -> None:
