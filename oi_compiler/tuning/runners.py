@@ -20,7 +20,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from oi_compiler.errors import OiError, exception_summary
-from oi_compiler.tuning.candidates import LOST, Arguments, CandidateResult, evaluate
+from oi_compiler.tuning.candidates import LOST, CandidateResult, evaluate
 
 Task = tuple[int, dict[str, Any], str]  # index in the grid, point (parameter name -> value), its text
 
@@ -122,4 +122,4 @@ def run_ray(builder, tasks: list[Task], shared: tuple, address: str, jobs: int,
             ray.shutdown()
 
 
-__all__ = ["Arguments", "RunnerError", "picklable", "run_processes", "run_ray", "run_serial"]
+__all__ = ["RunnerError", "picklable", "run_processes", "run_ray", "run_serial"]
