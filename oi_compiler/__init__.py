@@ -29,6 +29,7 @@ from oi_compiler.errors import (
     SourceLoc,
     StateError,
     UnsupportedError,
+    VectorWidthError,
     VerifyError,
 )
 
@@ -76,7 +77,7 @@ _LAZY = {
 _ERRORS = [
     "BufferTooSmallError", "CacheError", "ExecutionError", "InternalError", "InvalidProblemError", "ModelError",
     "OiError", "OptionError", "ParseError", "PassError", "ScheduleError", "SourceLoc", "StateError",
-    "UnsupportedError", "VerifyError",
+    "UnsupportedError", "VectorWidthError", "VerifyError",
 ]  # fmt: skip
 _SUBMODULES = ("kv",)  # `oi.kv`: the KV-serving plans (numpy and the JIT load with it)
 __all__ = [*_ERRORS, *_LAZY, *_SUBMODULES]

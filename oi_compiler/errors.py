@@ -95,6 +95,11 @@ class ScheduleError(OiError, ValueError):
         return f"{type(self).__name__}({self.message!r}{where}{about})"
 
 
+class VectorWidthError(ScheduleError):
+    """A cpu plan asks for a vector width the host cannot do (`oi.Target(vector_bytes=64)`
+    without AVX-512F) or that is not one (`vector_bytes=48`)."""
+
+
 class InternalError(OiError):
     """A bug in oi_compiler, never the input's fault: an exception outside this family escaped
     a stage. The message names the stage (`parse`, `verify`, `lower-ops`, `jit`, `step`...) and

@@ -33,7 +33,7 @@ import ml_dtypes
 import numpy as np
 from oi_compiler.backend import compile_cache
 from oi_compiler.backend.llvm_runtime import RUNTIME_SYMBOLS, runtime_module
-from oi_compiler.errors import ExecutionError, PassError
+from oi_compiler.errors import ExecutionError, PassError, VectorWidthError
 
 if TYPE_CHECKING:  # loaded on first call: a cached step needs neither xDSL's dialects nor the ABI
     from xdsl.dialects.builtin import ModuleOp
@@ -54,6 +54,28 @@ class HostTarget:
         target = llvm.Target.from_triple(self.triple)
         return target.create_target_machine(cpu=self.cpu, features=self.features, opt=3,
                                             codemodel="jitdefault", jit=True)  # fmt: skip
+
+    def with_vector_bytes(self, vector_bytes: int | None) -> HostTarget:
+        """This host with LLVM told to prefer `vector_bytes`-byte vectors (16, 32 or 64; None:
+        LLVM's choice for the CPU, which is 32 on AVX-512 Intel CPUs: its `prefer-256-bit`
+        tuning). The width becomes part of `features`, so of every compile-cache key.
+        `VectorWidthError` where the host has no such vectors (64 needs AVX-512F, 32 AVX)."""
+        if vector_bytes is None:
+            return self
+        if vector_bytes not in _VECTOR_WIDTHS:
+            raise VectorWidthError(f"vector_bytes={vector_bytes!r}: the cpu target takes 16, 32 or 64 "
+                                   "(128-, 256- or 512-bit vectors), or None for LLVM's choice")  # fmt: skip
+        needs, tuning = _VECTOR_WIDTHS[vector_bytes]
+        if not self.triple.startswith(("x86_64", "i386", "i686")) or needs not in self.features.split(","):
+            raise VectorWidthError(f"vector_bytes={vector_bytes}: this host ({self.cpu}, {self.triple.split('-')[0]}) "
+                                   f"has no {8 * vector_bytes}-bit vectors (they need {needs[1:].upper()})")  # fmt: skip
+        return HostTarget(self.triple, self.cpu, f"{self.features},{tuning}")
+
+
+#: vector_bytes -> (the host feature it needs, X86 tuning flags that make LLVM prefer it)
+_VECTOR_WIDTHS = {16: ("+sse2", "+prefer-128-bit,-prefer-256-bit"),
+                  32: ("+avx", "-prefer-128-bit,+prefer-256-bit"),
+                  64: ("+avx512f", "-prefer-128-bit,-prefer-256-bit")}  # fmt: skip
 
 
 _host: HostTarget | None = None
@@ -99,21 +121,22 @@ class LoadedCode:
     object_code: bytes = b""
 
 
-def compile_module(module: ModuleOp) -> CompiledModule:
-    """Native code for `module`'s exported functions, from the cache when it has them."""
+def compile_module(module: ModuleOp, target: HostTarget | None = None) -> CompiledModule:
+    """Native code for `module`'s exported functions, from the cache when it has them. `target`:
+    the host as `host_target()` gives it, or a variant of it (`with_vector_bytes`)."""
     from oi_compiler.gc_pause import paused_collection
 
     with paused_collection():
-        return _compile_module(module)
+        return _compile_module(module, target)
 
 
-def _compile_module(module: ModuleOp) -> CompiledModule:
+def _compile_module(module: ModuleOp, target: HostTarget | None = None) -> CompiledModule:
     # the translator (and xDSL's dialects) load here, not with this module: loading cached code
     # (the CPU executor's step cache) needs only llvmlite
     from oi_compiler.backend.llvm import exported_symbols, translate
     from oi_compiler.backend.llvm_abi import exported_functions
 
-    host = host_target()
+    host = target or host_target()
     abis = exported_functions(module)
     symbols = exported_symbols(module)
     ir_module = translate(module, triple=host.triple)

@@ -43,6 +43,7 @@ import enum
 import functools
 import inspect
 import itertools
+import numbers
 import os
 import re
 import sysconfig
@@ -143,6 +144,12 @@ class Target:
       - `arch`: the GPU's architecture, one of `backend/ptx.py`'s `ARCHES` (default "sm_80");
         ignored on the cpu.
       - `max_threads_per_block`: the most threads `plan.bind` may put in one block (1024).
+      - `vector_bytes` (cpu only; Accera's name): the vector width in bytes LLVM prefers when it
+        compiles the plan's vectorized (and all other) loops: 16, 32 or 64 (128-, 256-, 512-bit
+        vectors), or None (the default), LLVM's choice for the host CPU, which is 32 on AVX-512
+        Intel CPUs. A width the host has no vectors of is refused (`oi.VectorWidthError`). It
+        may be an `oi.Parameter`, resolved when the plan is built, so a tuning grid can search
+        it. It applies to this plan's compile only and is part of its compile-cache key.
 
     `target.GridUnit` (BLOCK_X/Y/Z, THREAD_X/Y/Z; WARP_X/Y are refused) and `target.MemorySpace`
     are the values `plan.bind` and `plan.cache(location=...)` take, as in Accera."""
@@ -160,9 +167,14 @@ class Target:
     HOST: Target
 
     def __init__(self, category: Target.Category = Category.CPU, runtime: Target.Runtime | None = None,
-                 arch: str = "sm_80", max_threads_per_block: int = 1024):  # fmt: skip
+                 arch: str = "sm_80", max_threads_per_block: int = 1024, vector_bytes=None):  # fmt: skip
         if not isinstance(category, Target.Category):
             raise ScheduleError(f"Target category must be a Target.Category, got {category!r}")
+        if vector_bytes is not None and category is not Target.Category.CPU:
+            raise ScheduleError("vector_bytes is a cpu target's option (the vector width LLVM prefers)")
+        self.vector_bytes = _given(vector_bytes) if vector_bytes is not None else None  # a Parameter: its value now
+        if self.vector_bytes is not None:
+            self.host_vector_bytes()
         self.category = category
         self.runtime = runtime or (Target.Runtime.CUDA if category is Target.Category.GPU else Target.Runtime.NONE)
         if category is Target.Category.GPU:
@@ -177,8 +189,23 @@ class Target:
     def is_gpu(self) -> bool:
         return self.category is Target.Category.GPU
 
+    def host_vector_bytes(self):
+        """The host target (backend/jit.py's `HostTarget`) with this target's vector width;
+        `VectorWidthError` where the host has no vectors that wide."""
+        from oi_compiler.backend.jit import host_target
+
+        vector_bytes = self.vector_bytes
+        if vector_bytes is not None:
+            if isinstance(vector_bytes, bool) or not isinstance(vector_bytes, numbers.Integral):
+                from oi_compiler.errors import VectorWidthError
+
+                raise VectorWidthError(f"vector_bytes must be an int (16, 32 or 64) or None, got {vector_bytes!r}")
+            vector_bytes = self.vector_bytes = int(vector_bytes)
+        return host_target().with_vector_bytes(vector_bytes)
+
     def __repr__(self) -> str:
-        return f"Target({self.category.name}{', ' + self.arch if self.is_gpu else ''})"
+        vector = "" if self.vector_bytes is None else f", vector_bytes={self.vector_bytes!r}"
+        return f"Target({self.category.name}{', ' + self.arch if self.is_gpu else ''}{vector})"
 
 
 Target.HOST = Target()
@@ -1285,7 +1312,7 @@ class Plan:
             module = plan_module(self, name, args)
             if self.target.is_gpu:
                 return build_gpu(module, name, plan_params(self, args), self.target.arch)
-            return build_cpu(module, name, plan_params(self, args))
+            return build_cpu(module, name, plan_params(self, args), self.target.vector_bytes)
 
 
 def _load_exprs(expr: Expr):

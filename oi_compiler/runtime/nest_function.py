@@ -75,11 +75,13 @@ class NestFunction:
                 future.result()
 
 
-def build_cpu(module, name: str, arrays) -> NestFunction:
+def build_cpu(module, name: str, arrays, vector_bytes: int | None = None) -> NestFunction:
     """A nest's IR (`plan.module`) through `pipeline.NEST_STAGES` and the JIT; `arrays` are its parameters.
+    `vector_bytes` (the plan target's): the vector width LLVM is told to prefer, for this compile only.
 
-    A plan built before (the same IR, compiler and host) comes from the compile cache, in memory
-    or on disk, without running the passes: the key is the plan's IR text, not the LLVM IR."""
+    A plan built before (the same IR, compiler, host and vector width) comes from the compile
+    cache, in memory or on disk, without running the passes: the key is the plan's IR text, not
+    the LLVM IR."""
     from xdsl.dialects import func
 
     from oi_compiler.backend import compile_cache
@@ -87,7 +89,7 @@ def build_cpu(module, name: str, arrays) -> NestFunction:
     from oi_compiler.loopnest.attrs import to_py
     from oi_compiler.pipeline import NEST_STAGES, run_stages
 
-    host = host_target()
+    host = host_target().with_vector_bytes(vector_bytes)  # its features name the width: so does the key
     key = _nest_key(module, host)
     source, hit = "memory", compile_cache.memory_get(key)
     if hit is None:
@@ -103,7 +105,7 @@ def build_cpu(module, name: str, arrays) -> NestFunction:
     run_stages(NEST_STAGES[:-1], lowered)  # the last stage, llvm, is compile_module's
     function = next(op for op in lowered.ops if isinstance(op, func.FuncOp) and op.sym_name.data == name)
     parallel = to_py(function.attributes.get("oi.parallel"))
-    compiled = compile_module(lowered)
+    compiled = compile_module(lowered, host)
     meta = {"abis": _abis_to_json(compiled.abis), "symbols": compiled._symbols, "parallel": parallel}
     code = compiled.loaded
     compile_cache.disk_put(key, compile_cache.CacheEntry(code.object_code, code.optimized_ir, json.dumps(meta)))
