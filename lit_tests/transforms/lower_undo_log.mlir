@@ -9,8 +9,8 @@
 // CHECK-LABEL: func.func @step(
 // CHECK-SAME:      %[[S:.*]]: memref<?xi64>, %[[OFF:.*]]: index, %[[N:.*]]: index) -> i32 {
 // CHECK-NEXT:    %[[WORD:.*]] = arith.constant 15 : index
-// CHECK-NEXT:    %[[CODE:.*]] = func.call @oi_log(%[[S]], %[[WORD]], %[[OFF]], %[[N]]) : (memref<?xi64>, index, index, index) -> i32
 // CHECK-NEXT:    %[[OK:.*]] = arith.constant 0 : i32
+// CHECK-NEXT:    %[[CODE:.*]] = func.call @oi_log(%[[S]], %[[WORD]], %[[OFF]], %[[N]]) : (memref<?xi64>, index, index, index) -> i32
 // CHECK-NEXT:    %[[FAILED:.*]] = arith.cmpi ne, %[[CODE]], %[[OK]] : i32
 // CHECK-NEXT:    scf.if %[[FAILED]] {
 // CHECK-NEXT:      oi.step_exit %[[CODE]] : i32
@@ -32,8 +32,8 @@ builtin.module attributes {oi_table.state_layout = #oi_table.layout<words 19, bl
 // CHECK-SAME:      %[[S:.*]]: memref<?xi64>) -> i32 {
 // CHECK-NEXT:    %[[ZERO:.*]] = arith.constant 0 : i64
 // CHECK-NEXT:    %[[COUNT:.*]] = arith.constant 8 : index
-// CHECK-NEXT:    memref.store %[[ZERO]], %[[S]][%[[COUNT]]] : memref<?xi64>
 // CHECK-NEXT:    %[[USED:.*]] = arith.constant 11 : index
+// CHECK-NEXT:    memref.store %[[ZERO]], %[[S]][%[[COUNT]]] : memref<?xi64>
 // CHECK-NEXT:    memref.store %[[ZERO]], %[[S]][%[[USED]]] : memref<?xi64>
 // CHECK-NOT:   @oi_log
 builtin.module {

@@ -85,30 +85,71 @@ def _slot(layout: StateLayout, op: Operation) -> int:
         raise PassError(e.message, nearest_loc(op)) from None
 
 
-class _Emit:
-    """Inserts before the op being rewritten, at its location; constants are emitted where they
-    are used (LLVM makes them immediates)."""
+class _Constants:
+    """One `arith.constant` per function, value and type, at the top of the function's body (in
+    the order first used): the slot numbers, site numbers and codes the patterns emit repeat
+    thousands of times in a large step, and each op is Python work in every later pass (LLVM makes
+    them immediates either way)."""
 
-    def __init__(self, rewriter: PatternRewriter, loc=None):
+    def __init__(self):
+        self._made: dict[tuple[int, int, object], SSAValue] = {}
+        self._last: dict[int, Operation] = {}  # per function: the constant made last
+
+    def get(self, at: Operation, value: int, ty) -> SSAValue:
+        function = _function_of(at)
+        key = (id(function), value, ty)
+        found = self._made.get(key)
+        if found is None:
+            const = arith.ConstantOp(IntegerAttr(value, ty))
+            block = function.body.block
+            last = self._last.get(id(function))
+            if last is not None:
+                block.insert_op_after(const, last)
+            elif block.first_op is not None:
+                block.insert_op_before(const, block.first_op)
+            else:
+                block.add_op(const)
+            self._last[id(function)] = const
+            found = self._made[key] = const.result
+        return found
+
+
+def _function_of(op: Operation) -> func.FuncOp:
+    function = op.parent_op()
+    while function is not None and not isinstance(function, func.FuncOp):
+        function = function.parent_op()
+    if function is None:
+        raise PassError(f"{op.name} outside a function", nearest_loc(op))
+    return function
+
+
+class _Emit:
+    """Inserts before the op being rewritten (`at`), at its location; constants come from the
+    function's pool."""
+
+    def __init__(self, rewriter: PatternRewriter, at: Operation, constants: _Constants):
         self.rewriter = rewriter
-        self.loc = loc or UnknownLoc()
+        self.at = at
+        self.loc = at.location
+        self.constants = constants
 
     def __call__(self, op: Operation) -> SSAValue | None:
         self.rewriter.insert(_located(op, self.loc))
         return op.results[0] if op.results else None
 
     def index(self, value: int) -> SSAValue:
-        return self(arith.ConstantOp(IntegerAttr(value, IndexType())))
+        return self.constants.get(self.at, value, IndexType())
 
     def const(self, value: int, ty) -> SSAValue:
-        return self(arith.ConstantOp(IntegerAttr(value, ty)))
+        return self.constants.get(self.at, value, ty)
 
 
 class _Words(RewritePattern):
     """Words, buffers and slot numbers at the words the layout gives them."""
 
-    def __init__(self, layout: StateLayout):
+    def __init__(self, layout: StateLayout, constants: _Constants):
         self.layout = layout
+        self.constants = constants
 
     def slot(self, op) -> int:
         return _slot(self.layout, op)
@@ -116,7 +157,7 @@ class _Words(RewritePattern):
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter, /) -> None:
         if not isinstance(op, WordOp | SetWordOp | BufferOp | SlotOp):
             return
-        emit = _Emit(rewriter, op.location)
+        emit = _Emit(rewriter, op, self.constants)
         slot = emit.index(self.slot(op))
         if isinstance(op, SlotOp):
             rewriter.replace(op, [], [slot])
@@ -137,8 +178,9 @@ class _Checks(RewritePattern):
     """A check or failure stores its site's number and arguments and leaves the step (code 1); a
     statement marker stores its site's number only (the host reads it if a callback fails)."""
 
-    def __init__(self, sites: list[ErrorSiteAttr]):
+    def __init__(self, sites: list[ErrorSiteAttr], constants: _Constants):
         self.sites = sites
+        self.constants = constants
 
     def number(self, site: ErrorSiteAttr) -> int:
         self.sites.append(site)
@@ -152,15 +194,15 @@ class _Checks(RewritePattern):
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter, /) -> None:
         if isinstance(op, StatementOp):  # the statement the host names if a callback fails
-            emit = _Emit(rewriter, op.location)
+            emit = _Emit(rewriter, op, self.constants)
             emit(memref.StoreOp.get(emit.const(self.number(op.site), i64), state_of(op), [emit.index(P.ERROR_SITE)]))
             rewriter.erase(op)
         elif isinstance(op, FailOp):
-            self.fail(_Emit(rewriter, op.location), state_of(op), op.site, op.args)
+            self.fail(_Emit(rewriter, op, self.constants), state_of(op), op.site, op.args)
             rewriter.erase(op)
         elif isinstance(op, CheckOp):
             then = Block()
-            self.fail(_BlockEmit(then, op.location), state_of(op), op.site, op.args)
+            self.fail(_BlockEmit(then, op, self.constants), state_of(op), op.site, op.args)
             then.add_op(scf.YieldOp())
             rewriter.replace(op, _located(scf.IfOp(op.cond, [], Region(then), Region()), op.location))
 
@@ -168,9 +210,11 @@ class _Checks(RewritePattern):
 class _BlockEmit(_Emit):
     """Appends to a block (the body of a check's `scf.if`)."""
 
-    def __init__(self, block: Block, loc):
+    def __init__(self, block: Block, at: Operation, constants: _Constants):
         self.block = block
-        self.loc = loc
+        self.at = at
+        self.loc = at.location
+        self.constants = constants
 
     def __call__(self, op: Operation) -> SSAValue | None:
         self.block.add_op(_located(op, self.loc))
@@ -180,12 +224,13 @@ class _BlockEmit(_Emit):
 class _Grow(RewritePattern):
     """`oi_grow(state, kind, word, a, b)`; a non-zero answer leaves the step with code 2."""
 
-    def __init__(self, layout: StateLayout):
+    def __init__(self, layout: StateLayout, constants: _Constants):
         self.layout = layout
+        self.constants = constants
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: GrowOp, rewriter: PatternRewriter, /) -> None:
-        emit = _Emit(rewriter, op.location)
+        emit = _Emit(rewriter, op, self.constants)
         state = state_of(op)
         slot = _slot(self.layout, op)
         args = [emit(arith.IndexCastOp(v, i64)) for v in op.args]
@@ -193,20 +238,20 @@ class _Grow(RewritePattern):
         call = [state, emit.const(GROW_CODES[op.kind.data], i64), emit.const(slot, i64), *args]
         result = emit(func.CallOp(GROW_SYMBOL, call, [i64]))
         failed = emit(arith.CmpiOp(result, emit.const(0, i64), "ne"))
-        code = arith.ConstantOp(IntegerAttr(CODE_HOST, i32))
-        then = Block([code, StepExitOp(code.result), scf.YieldOp()])
+        then = Block([StepExitOp(emit.const(CODE_HOST, i32)), scf.YieldOp()])
         rewriter.replace(op, _located(scf.IfOp(failed, [], Region(then), Region()), op.location))
 
 
 class _Journal(RewritePattern):
     """`@oi_log(state, word, offset, nbytes)`: the bytes go to the undo log before the write."""
 
-    def __init__(self, layout: StateLayout):
+    def __init__(self, layout: StateLayout, constants: _Constants):
         self.layout = layout
+        self.constants = constants
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: JournalOp, rewriter: PatternRewriter, /) -> None:
-        emit = _Emit(rewriter, op.location)
+        emit = _Emit(rewriter, op, self.constants)
         state = state_of(op)
         slot = emit.index(_slot(self.layout, op))
         code = emit(func.CallOp("oi_log", [state, slot, op.offset, op.nbytes], [i32]))
@@ -218,9 +263,12 @@ class _Journal(RewritePattern):
 class _Commit(RewritePattern):
     """The log's record count and used bytes back to zero: nothing to put back."""
 
+    def __init__(self, constants: _Constants):
+        self.constants = constants
+
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: CommitOp, rewriter: PatternRewriter, /) -> None:
-        emit = _Emit(rewriter, op.location)
+        emit = _Emit(rewriter, op, self.constants)
         zero = emit.const(0, i64)
         for word in (P.LOG_COUNT, P.LOG_USED):
             emit(memref.StoreOp.get(zero, state_of(op), [emit.index(word)]))
@@ -230,7 +278,8 @@ class _Commit(RewritePattern):
 def lower_undo_log(module: ModuleOp) -> None:
     """Each `oi_table.journal` a call of `@oi_log` (added to the module when it has none), each
     `oi_table.commit` the log emptied."""
-    PatternRewriteWalker(_Commit(), apply_recursively=False).rewrite_module(module)
+    constants = _Constants()
+    PatternRewriteWalker(_Commit(constants), apply_recursively=False).rewrite_module(module)
     journals = [op for op in module.walk() if isinstance(op, JournalOp)]
     if not journals:
         return
@@ -242,7 +291,7 @@ def lower_undo_log(module: ModuleOp) -> None:
         module.body.block.add_op(Helpers().log_function())
     if GROW_SYMBOL not in names:  # @oi_log grows the log through the host
         module.body.block.insert_op_before(grow_declaration(), module.body.block.first_op)
-    PatternRewriteWalker(_Journal(layout), apply_recursively=False).rewrite_module(module)
+    PatternRewriteWalker(_Journal(layout, constants), apply_recursively=False).rewrite_module(module)
 
 
 def lower_tables(module: ModuleOp) -> None:
@@ -255,7 +304,9 @@ def lower_tables(module: ModuleOp) -> None:
     first = next((op for op in module.walk() if isinstance(op, TABLE_OPS)), None)
     if first is not None:
         layout = layout_of(module, first)
-        patterns = GreedyRewritePatternApplier([_Words(layout), _Checks(sites), _Grow(layout)])
+        constants = _Constants()
+        patterns = GreedyRewritePatternApplier([_Words(layout, constants), _Checks(sites, constants),
+                                                _Grow(layout, constants)])  # fmt: skip
         PatternRewriteWalker(patterns, apply_recursively=False, walk_reverse=False).rewrite_module(module)
     step = next((op for op in module.ops if isinstance(op, func.FuncOp) and op.sym_name.data == "step"), None)
     if step is not None:
