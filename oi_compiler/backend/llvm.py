@@ -43,6 +43,7 @@ function `@tanhf` never stands in for libm's.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -128,7 +129,12 @@ def exported_symbols(module: ModuleOp) -> dict[str, str]:
 def translate(module: ModuleOp, *, triple: str | None = None, emitters: Mapping | None = None) -> ir.Module:
     """The LLVM module for `module` (func/scf/memref/arith/math); PassError on anything else.
     `emitters` replaces the host's table (the NVPTX target's: `backend/ptx.py`)."""
-    out = ir.Module(name="oi_compiler")
+    with gc_paused():
+        return _translate(module, triple, emitters)
+
+
+def _translate(module: ModuleOp, triple: str | None, emitters: Mapping | None) -> ir.Module:
+    out = TranslatedModule(name="oi_compiler")
     if triple is not None:
         out.triple = triple
     symbols = function_symbols(module)
@@ -153,6 +159,33 @@ def translate(module: ModuleOp, *, triple: str | None = None, emitters: Mapping 
 def llvm_ir_text(module: ModuleOp) -> str:
     """The textual LLVM IR of `module`, unoptimised (what `oi-opt -t llvm` prints)."""
     return str(translate(module))
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for the block (unless something else turned it off).
+
+    Translating builds tens of thousands of llvmlite objects that all stay alive; each batch of
+    allocations triggers a collection, and the older generations' ones walk the whole heap (the
+    xDSL module, the graph, the model): on the unrolled 32-layer decoder about as long as the
+    translation itself. Nothing collectable is made here, so the collector has nothing to find.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+class TranslatedModule(ir.Module):
+    """An `ir.Module` whose text (`str(module)`) is printed with the garbage collector paused
+    (`gc_paused`: printing allocates a string per instruction and operand)."""
+
+    def __repr__(self) -> str:
+        with gc_paused():
+            return super().__repr__()
 
 
 def unsupported(op: Operation) -> PassError:
@@ -428,10 +461,16 @@ class FunctionEmitter:
         emitter: Emitter | None = self.emitters.get(type(op))
         if emitter is None:
             raise unsupported(op)
-        if not isinstance(op, _F8_OPS) and _touches_f8(op):
+        if _touches_f8(op) and not isinstance(op, _F8_OPS):
             message = f"backend: {op.name} on f8E5M2 is not supported (extf to f32 first)"
             raise PassError(message, nearest_loc(op))
-        self.bind(op.results, _located(op, lambda: emitter(self, op)))
+        try:  # `_located` written out: this runs once per op
+            lowered = emitter(self, op)
+        except PassError as e:
+            if e.loc is not None:
+                raise
+            raise PassError(e.message, nearest_loc(op)) from None
+        self.bind(op.results, lowered)
 
     def emit_block(self, block: Block) -> Operation | None:
         """Emit the block's ops; its terminator (scf.yield, func.return...) is left to the caller."""
@@ -471,7 +510,13 @@ class FunctionEmitter:
 
 
 def _touches_f8(op: Operation) -> bool:
-    return any(isinstance(v.type, Float8E5M2Type) for v in (*op.operands, *op.results))
+    for value in op.operands:
+        if isinstance(value.type, Float8E5M2Type):
+            return True
+    for value in op.results:
+        if isinstance(value.type, Float8E5M2Type):
+            return True
+    return False
 
 
 def pack_struct(builder: ir.IRBuilder, ty: ir.LiteralStructType, values: Sequence[LoweredValue]) -> ir.Value:

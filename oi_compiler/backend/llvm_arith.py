@@ -77,9 +77,30 @@ def int_instruction(name: str) -> Emitter:
 
     def emit(fx: FunctionEmitter, op: Operation) -> list[LoweredValue]:
         lhs, rhs = _operands(fx, op)
+        folded = fold_identity(name, lhs, rhs)
+        if folded is not None:
+            return [folded]
         return [getattr(fx.builder, name)(lhs, rhs, flags=overflow_flags(op))]
 
     return emit
+
+
+def fold_identity(name: str, lhs: ir.Value, rhs: ir.Value) -> ir.Value | None:
+    """`x + 0`, `0 + x`, `x - 0`, `x * 1`, `1 * x` as `x`, `x * 0` and `0 * x` as 0, else None.
+
+    The lowering leaves such ops (indices times a constant 0 stride...); not emitting them lets
+    the memref emitters fold the address arithmetic further, and spares LLVM the instructions.
+    (`x * 0` is 0 even where `x` is poison: a refinement LLVM's own folding makes.)"""
+    if name == "add" or name == "sub":
+        if isinstance(rhs, ir.Constant) and rhs.constant == 0:
+            return lhs
+        if name == "add" and isinstance(lhs, ir.Constant) and lhs.constant == 0:
+            return rhs
+    elif name == "mul":
+        for const, other in ((lhs, rhs), (rhs, lhs)):
+            if isinstance(const, ir.Constant) and isinstance(const.constant, int) and const.constant in (0, 1):
+                return other if const.constant == 1 else const
+    return None
 
 
 def int_intrinsic(name: str, *, poison_flag: bool = False) -> Emitter:

@@ -111,13 +111,14 @@ def fold_add(builder: ir.IRBuilder, a: ir.Value, b: ir.Value) -> ir.Value:
 
 
 def fold_mul(builder: ir.IRBuilder, a: ir.Value, b: ir.Value) -> ir.Value:
-    """`a * b` (nsw), folded when both are constants or one is 1."""
-    if isinstance(a, ir.Constant) and isinstance(b, ir.Constant):
-        return index_const(a.constant * b.constant)
-    if isinstance(a, ir.Constant) and a.constant == 1:
-        return b
-    if isinstance(b, ir.Constant) and b.constant == 1:
-        return a
+    """`a * b` (nsw), folded when both are constants or one is 0 or 1."""
+    if isinstance(a, ir.Constant):
+        if isinstance(b, ir.Constant):
+            return index_const(a.constant * b.constant)
+        if a.constant in (0, 1):
+            return b if a.constant == 1 else a
+    elif isinstance(b, ir.Constant) and b.constant in (0, 1):
+        return a if b.constant == 1 else b
     return builder.mul(a, b, flags=("nsw",))
 
 
@@ -191,10 +192,13 @@ def unflatten(builder: ir.IRBuilder, ty: Attribute, values: Sequence[ir.Value]) 
 
 
 def element_pointer(builder: ir.IRBuilder, desc: MemRefDescriptor, indices: Sequence[ir.Value]) -> ir.Value:
-    """The address of element `indices`, as one inbounds GEP off the aligned pointer."""
+    """The address of element `indices`, as one inbounds GEP off the aligned pointer (the
+    pointer itself at a constant linear index 0: the GEP would only make work for LLVM)."""
     linear = desc.offset
     for index, stride in zip(indices, desc.strides):
         linear = fold_add(builder, linear, fold_mul(builder, index, stride))
+    if isinstance(linear, ir.Constant) and linear.constant == 0:
+        return desc.aligned
     return builder.gep(desc.aligned, [linear], inbounds=True, source_etype=storage_type(desc.type))
 
 

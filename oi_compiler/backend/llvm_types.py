@@ -17,6 +17,7 @@ one LLVM type: the translator carries its descriptor fields separately
 
 from __future__ import annotations
 
+import functools
 import ml_dtypes
 import numpy as np
 from llvmlite import ir
@@ -111,7 +112,10 @@ def is_bfloat(ty: ir.Type) -> bool:
     return isinstance(ty, BFloatType)
 
 
+@functools.lru_cache(maxsize=4096)
 def index_const(value: int) -> ir.Constant:
+    """An `index` constant, shared: the translator makes tens of thousands (offsets, sizes,
+    strides, GEP indices) of a few values, and a shared one is built and printed once."""
     return ir.Constant(INDEX, value)
 
 

@@ -888,6 +888,44 @@ def test_llvm_ir_text_hook_and_readable_names():
     assert '%"z" = fadd float %"x", %"y"' in text
 
 
+def test_identity_arithmetic_and_zero_offsets_emit_no_instructions():
+    """`0 * n`, `i + 0`, `1 * i` are not emitted, and an element at linear index 0 is addressed
+    by the pointer itself (no `getelementptr ..., i64 0`); the results are unchanged."""
+    text = """
+    func.func @f(%a: memref<?x?xi64>, %i: index) -> i64 {
+      %c0 = arith.constant 0 : index
+      %c1 = arith.constant 1 : index
+      %n = memref.dim %a, %c1 : memref<?x?xi64>
+      %row = arith.muli %c0, %n : index
+      %col = arith.addi %row, %c0 : index
+      %first = memref.load %a[%row, %col] : memref<?x?xi64>
+      %j = arith.muli %c1, %i : index
+      %other = memref.load %a[%c0, %j] : memref<?x?xi64>
+      %sum = arith.addi %first, %other : i64
+      func.return %sum : i64
+    }"""
+    ir_text = llvm_ir_text(parse(text))
+    assert " mul " not in ir_text and "add i64 0" not in ir_text
+    assert ir_text.count("getelementptr") == 1  # a[0, i] only
+    a = np.arange(12, dtype=np.int64).reshape(3, 4) + 10
+    assert build(text).function("f")(a, 2) == a[0, 0] + a[0, 2]
+
+
+def test_translation_leaves_the_garbage_collector_as_it_found_it():
+    import gc
+
+    module = parse(elementwise("arith.addf", "f32"))
+    assert gc.isenabled()
+    llvm_ir_text(module)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        llvm_ir_text(module)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 def test_asm_is_host_assembly():
     compiled = build(elementwise("arith.addf", "f32"))
     assert "kernel:" in compiled.asm
