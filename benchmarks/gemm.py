@@ -13,8 +13,11 @@ column-major (LAST_MAJOR, so each kk reads 6 consecutive floats); C's 6x16 tile 
 a cache at kk (96 floats: registers). ii is unrolled and jjj
 vectorised: the inner loop is 12 `vfmadd231ps` on ymm registers. Variants drop the caches,
 or add double buffering of B's panel (the next k panel is packed while the current one is
-used; on a CPU the copy is synchronous), so each feature's effect shows. Timings interleave the
-implementations and report medians (the machine is shared and noisy).
+used; on a CPU the copy is synchronous), so each feature's effect shows. On an AVX-512 host one
+more variant uses 512-bit vectors (`oi.Target(vector_bytes=64)`; LLVM prefers 256-bit ones on
+these CPUs otherwise): a 6x64 tile in 24 zmm accumulators, NC 1024, KC 256, A read in place
+(tune_gemm.py's winner family). Timings interleave the implementations and report medians (the
+machine is shared and noisy).
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ import numpy as np  # noqa: E402
 import oi_compiler as oi  # noqa: E402
 
 
-def scheduled_gemm(n: int, caches: bool = True, double_buffer: bool = False):
+def scheduled_gemm(n: int, caches: bool = True, double_buffer: bool = False, nc: int = 256, kc: int = 128,
+                   mr: int = 6, nr: int = 16, vector_bytes: int | None = None, pack_a: bool = True):  # fmt: skip
     A = oi.Array(role=oi.Role.INPUT, shape=(n, n), name="A")
     B = oi.Array(role=oi.Role.INPUT, shape=(n, n), name="B")
     C = oi.Array(role=oi.Role.INPUT_OUTPUT, shape=(n, n), name="C")
@@ -45,15 +49,16 @@ def scheduled_gemm(n: int, caches: bool = True, double_buffer: bool = False):
         C[i, j] += A[i, k] * B[k, j]
 
     schedule = nest.create_schedule()
-    jj = schedule.split(j, min(256, n))
-    kk = schedule.split(k, min(128, n))
-    ii = schedule.split(i, 6)
-    jjj = schedule.split(jj, 16)
+    jj = schedule.split(j, min(nc, n))
+    kk = schedule.split(k, min(kc, n))
+    ii = schedule.split(i, mr)
+    jjj = schedule.split(jj, nr)
     schedule.reorder(j, k, i, jj, kk, ii, jjj)
-    plan = schedule.create_plan(target="cpu")
+    plan = schedule.create_plan(oi.Target(vector_bytes=vector_bytes))
     if caches:
         plan.cache(B, index=kk, trigger_index=i, double_buffer=double_buffer)
-        plan.cache(A, index=jj, layout=oi.Layout.LAST_MAJOR)
+        if pack_a:
+            plan.cache(A, index=jj, layout=oi.Layout.LAST_MAJOR)
         plan.cache(C, index=kk)
     plan.unroll(ii)
     plan.vectorize(jjj)
@@ -96,6 +101,11 @@ def main() -> None:
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     nb = numba_gemm()
+    try:
+        oi.Target(vector_bytes=64)
+        avx512 = True
+    except oi.VectorWidthError:
+        avx512 = False
     rows = []
     for n in [int(s) for s in args.sizes.split(",")]:
         a = rng.standard_normal((n, n), dtype=np.float32)
@@ -106,6 +116,8 @@ def main() -> None:
             "oi, no caches": scheduled_gemm(n, caches=False),
             "oi, + double buffer": scheduled_gemm(n, double_buffer=True),
         }
+        if avx512:  # 512-bit vectors: a 6x64 tile (24 zmm accumulators), NC 1024, KC 256, A read in place
+            variants["oi, 512-bit 6x64"] = scheduled_gemm(n, nc=1024, kc=256, nr=64, vector_bytes=64, pack_a=False)
         expected = a.astype(np.float64) @ b
         for name, fn in variants.items():
             c[:] = 0
@@ -126,12 +138,15 @@ def main() -> None:
         gflops = {name: 2 * n**3 / statistics.median(ts) / 1e9 for name, ts in times.items()}
         rows.append((n, gflops, inner_loop_fmas(variants["oi"].asm)))
     names = list(rows[0][1])
-    print(f"{'N':>5} " + " ".join(f"{name:>26}" for name in names) + "   oi/OpenBLAS  oi/numba  inner loop")
+    wide = "oi, 512-bit 6x64" in names
+    print(f"{'N':>5} " + " ".join(f"{name:>26}" for name in names) + "   oi/OpenBLAS  oi/numba"
+          + ("  512-bit/OpenBLAS" if wide else "") + "  inner loop")  # fmt: skip
     for n, gflops, fmas in rows:
         blas = gflops["OpenBLAS (numpy, 1 thread)"]
         numba_ratio = f"{gflops['oi'] / gflops['numba loop nest']:8.2f}x" if "numba loop nest" in gflops else "       -"
+        wide_ratio = f"{gflops['oi, 512-bit 6x64'] / blas:17.2f}x" if wide else ""
         print(f"{n:>5} " + " ".join(f"{gflops[name]:>20.1f} GF/s" for name in names)
-              + f"   {gflops['oi'] / blas:10.2f}x {numba_ratio}  {fmas}")  # fmt: skip
+              + f"   {gflops['oi'] / blas:10.2f}x {numba_ratio} {wide_ratio}  {fmas}")  # fmt: skip
 
 
 if __name__ == "__main__":
