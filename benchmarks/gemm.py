@@ -85,13 +85,27 @@ def numba_gemm():
 
 
 def inner_loop_fmas(asm: str) -> str:
-    """The FMA count of the hottest-looking loop: the basic block with the most vfmadd."""
-    best = (0, "")
+    """The micro-kernel: of the loops that branch back to their own first block, the one densest in
+    FMAs; its FMA count, register kind, distinct accumulators and stack accesses (spills)."""
+    best = None
     for block in re.split(r"\n(?=\.LBB)", asm):
-        fmas = re.findall(r"vfmadd\w+\s+(%[xyz]mm)", block)
-        if len(fmas) > best[0]:
-            best = (len(fmas), fmas[0][1:4])
-    return f"{best[0]} vfmadd on {best[1]}" if best[0] else "no FMA"
+        label = block.split(":", 1)[0]
+        back = re.search(rf"\sj\w+\s+{re.escape(label)}\s*$", block, re.M)
+        if not back:
+            continue
+        body = block[: back.end()]
+        fmas = re.findall(r"vfmadd\w+\s+([^\n]*)", body)
+        if not fmas:
+            continue
+        density = len(fmas) / len(body.splitlines())
+        if best is None or density > best[0]:
+            kind = re.findall(r"%([xyz]mm)", fmas[0])[-1]
+            accumulators = len(set(re.findall(r"(%[xyz]mm\d+)\s*$", "\n".join(fmas), re.M)))
+            best = (density, len(fmas), kind, accumulators, len(re.findall(r"\(%rsp\)", body)))
+    if best is None:
+        return "no FMA loop"
+    _, count, kind, accumulators, stack = best
+    return f"{count} vfmadd on {kind}, {accumulators} accumulators, {stack} stack accesses"
 
 
 def main() -> None:

@@ -175,7 +175,7 @@ def main() -> None:
     parser.add_argument("--no-tvm", action="store_true", help="leave TVM out even when it is installed")
     args = parser.parse_args()
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from gemm import scheduled_gemm
+    from gemm import inner_loop_fmas, scheduled_gemm
     from tvm_gemm import aligned, tvm_available, tvm_gemm
 
     set_blas_threads = openblas_threads()
@@ -200,7 +200,8 @@ def main() -> None:
             impls["TVM"] = lambda: tvm1(a, b, c)
         seconds = time_interleaved(impls, args.reps)
         row = {"n": n, "search_s": result.search_s, "stored": result.from_database, "points": len(grid),
-               "winner": result.parameters, **{k: 2 * n**3 / s / 1e9 for k, s in seconds.items()}}  # fmt: skip
+               "winner": result.parameters, "kernel": inner_loop_fmas(result.function.asm),
+               **{k: 2 * n**3 / s / 1e9 for k, s in seconds.items()}}  # fmt: skip
         if args.threads > 1 and set_blas_threads is not None:
             par = oi.tune(gemm_plan, parallel_grid(n, result.parameters, args.threads), name="gemm",
                           reference=gemm_reference, jobs=1, repeats=args.repeats, finalists=2,
@@ -240,6 +241,8 @@ def main() -> None:
         print(f"{r['n']:>5} {gf(r, 'tuned'):>7} {gf(r, 'hand'):>7} {gf(r, 'TVM'):>7} {gf(r, 'OpenBLAS'):>9} "
               f"{ratio(r, 'tuned', 'OpenBLAS'):>11} {ratio(r, 'hand', 'OpenBLAS'):>10} {ratio(r, 'TVM', 'OpenBLAS'):>9} "
               f"{r['search_s']:>9.1f}{stored} {r['points']:>7}  {winner(r['winner'])}")  # fmt: skip
+    for r in rows:
+        print(f"N={r['n']}: the winner's inner loop: {r['kernel']}")
     if any("tuned par" in r for r in rows):
         print(f"\n{args.threads} threads: the winner with plan.parallelize(j), OpenBLAS and TVM set to {args.threads}")
         print(f"{'N':>5} {'tuned':>7} {'TVM':>7} {'OpenBLAS':>9} {'tuned/BLAS':>11} {'TVM/BLAS':>9} "
