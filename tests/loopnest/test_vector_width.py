@@ -58,13 +58,16 @@ def _private_cache(tmp_path, monkeypatch):
 
 
 @pytest.mark.skipif(not AVX512, reason="needs an AVX-512F host")
-def test_512_bit_vectors_reach_the_target_machine_and_256_do_not() -> None:
+def test_512_bit_vectors_reach_the_target_machine_and_256_and_128_do_not() -> None:
     wide, narrow = build(64), build(32)
     check(wide)
     check(narrow)
     assert re.search(r"vfmadd\w+\s+[^\n]*%zmm", wide.asm), "64 bytes: the FMAs should use zmm registers"
     assert "%zmm" not in narrow.asm and "%ymm" in narrow.asm
     assert "-prefer-256-bit" in wide.compiled._host.features
+    narrowest = build(16)
+    check(narrowest)
+    assert "%xmm" in narrowest.asm and "%ymm" not in narrowest.asm and "%zmm" not in narrowest.asm
 
 
 @pytest.mark.skipif(not X86, reason="x86 vector widths")
