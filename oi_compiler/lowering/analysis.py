@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from xdsl.dialects.builtin import DYNAMIC_INDEX, IntAttr, MemRefType, NoneAttr, StridedLayoutAttr, StringAttr
 from xdsl.ir import Operation
@@ -215,6 +216,15 @@ class StepAnalysis:
         self.sites.append((template, op))
         return len(self.sites) - 1
 
+    @cached_property
+    def reads_into(self) -> dict[str, list[CacheReadOp]]:
+        """The `cache.read`s into each variable, in program order."""
+        reads: dict[str, list[CacheReadOp]] = {}
+        for op, _ in statements(self.entry.body.block.ops):
+            if isinstance(op, CacheReadOp):
+                reads.setdefault(op.dst.var_name, []).append(op)
+        return reads
+
 
 
 def nested(op: Operation) -> list[list[Operation]]:
@@ -257,6 +267,35 @@ def statements(ops) -> Iterator[tuple[Operation, list[LoopOp]]]:
     yield from walk(ops, [], frozenset())
 
 
+class _Body(list):
+    """The entry's statements, with what the planning asks of them for every variable computed
+    once (asked per read, each a walk of the whole entry, they made planning quadratic: a third
+    of `--convert-graph-to-tables` on a 32-layer unrolled decoder)."""
+
+    @cached_property
+    def recursive(self) -> bool:
+        return _walks_back(self)
+
+    @cached_property
+    def transferred(self) -> set[str]:
+        return _transferred(self)
+
+    @cached_property
+    def uncovered(self) -> set[str]:
+        """`_uncovered_names` of the entry (ask only where it is not recursive)."""
+        return _uncovered_names(self)
+
+    @cached_property
+    def accessed_after(self) -> list[set[str]]:
+        """Per statement, the tables the statements after it (and what they nest) read or change."""
+        after: list[set[str]] = [set() for _ in self]
+        seen: set[str] = set()
+        for i in range(len(self) - 1, -1, -1):
+            after[i] = seen
+            seen = seen | {t for op in _flatten(self[i]) for t in _tables_accessed(op)}
+        return after
+
+
 #: how deep branches may nest before a step fails (the reference's `MAX_BRANCH_DEPTH`): a block that
 #: branches back into one it was called from is inlined that many times, then fails as there
 MAX_BRANCH_DEPTH = 100
@@ -270,13 +309,14 @@ def analyze_step(graph: GraphOp) -> StepAnalysis:
     if entry is None:
         raise PassError("graph has no blocks")
     decls = {v.var_name: v for v in graph.vars}
-    body = list(entry.body.block.ops)
+    body = _Body(entry.body.block.ops)
     _check_supported(body, decls)
     temps = {op.var_name: op for op, _ in statements(body) if isinstance(op, AssignOp)}
     read_dests = _read_destinations(body)
     plans: dict[str, VarLayout] = {}
+    forked = _forked_changes(graph, entry, body)
     for name, var in decls.items():
-        plans[name] = _var_plan(var, read_dests.get(name, []), body, decls, _forked_changes(graph, entry, body))
+        plans[name] = _var_plan(var, read_dests.get(name, []), body, decls, forked)
     for name, op in temps.items():
         if name in read_dests and name not in plans:
             plans[name] = _temp_read_destination(op, read_dests[name], body, decls)
@@ -727,7 +767,7 @@ def _read_destination(var: VarOp | _Declared, reads: list[CacheReadOp], body, de
     for table in tables:
         if decls[table].dtype != dtype:
             raise unsupported(f"cache.read of {decls[table].dtype} into {dtype} variable {name}", reads[0])
-    shared = any(isinstance(op, TransferOp) and op.src.var_name == name for op, _ in statements(body))
+    shared = name in (body.transferred if isinstance(body, _Body) else _transferred(body))
     if not temp and not written and not shared and not forked & set(tables) \
             and all(view_safe(r, body) for r in reads):  # a view (`view_safe`: no later change of what it shows)
         return VarLayout(name, var.memory, dtype, read_shape, "view", tables=tuple(tables))
@@ -793,9 +833,11 @@ def view_safe(read: CacheReadOp, body) -> bool:
     ops, index = path[-1]
     if not _uses_covered(dest, body):
         return False
-    for later in ops[index + 1 :]:
-        if any(_accesses(op, table) for op in _flatten(later)):
+    if len(path) == 1 and isinstance(body, _Body):
+        if table in body.accessed_after[index]:
             return False
+    elif any(table in _tables_accessed(op) for later in ops[index + 1 :] for op in _flatten(later)):
+        return False
     for level_ops, level_index in path[:-1]:
         around = level_ops[level_index]  # a loop, or a branch whose target holds the read
         for op in _flatten_list(level_ops[level_index + 1 :]):  # after it, same step
@@ -808,7 +850,20 @@ def view_safe(read: CacheReadOp, body) -> bool:
     return True
 
 
+def _transferred(body) -> set[str]:
+    """The variables a `transfer` under `body` shares."""
+    return {op.src.var_name for op, _ in statements(body) if isinstance(op, TransferOp)}
+
+
 def _recursive(body) -> bool:
+    if isinstance(body, _Body):
+        return body.recursive
+    return _walks_back(body)
+
+
+def _walks_back(body) -> bool:
+    """Whether a branch under `body` reaches a block it was called from."""
+
     def walk(ops, calls) -> bool:
         for op in ops:
             if isinstance(op, LoopOp) and walk(list(op.body.block.ops), calls):
@@ -842,24 +897,30 @@ def _flatten_list(ops: list) -> list[Operation]:
     return [x for op in ops for x in _flatten(op)]
 
 
-def _accesses(op: Operation, table: str) -> bool:
+def _tables_accessed(op: Operation) -> set[str]:
+    """The tables `op` itself (not what it nests) reads or changes."""
     if isinstance(op, CacheReadOp):
-        return op.src.var_name == table
-    return _changes(op, table)
+        return {op.src.var_name}
+    return _tables_changed(op)
 
 
 def _changes(op: Operation, table: str) -> bool:
+    return table in _tables_changed(op)
+
+
+def _tables_changed(op: Operation) -> set[str]:
+    """The tables `op` itself (not what it nests) writes, resets, appends to, saves or reshapes."""
     if isinstance(op, CacheWriteOp):
-        return op.dst.var_name == table
+        return {op.dst.var_name}
     if isinstance(op, CacheResetOp):
-        return op.target.var_name == table
+        return {op.target.var_name}
     if isinstance(op, CacheAppendOp):
-        return op.table.data == table
+        return {op.table.data}
     if isinstance(op, CacheSaveOp):
-        return op.dst.var_name == table
+        return {op.dst.var_name}
     if isinstance(op, CacheForkOp | CachePopOp | CacheResetWhereOp):
-        return table in op.table_names or op.lengths.data == table
-    return False
+        return {*op.table_names, op.lengths.data}
+    return set()
 
 
 def _distinct_by_loop(read: CacheReadOp, op: Operation, loop_var: str) -> bool:
@@ -873,42 +934,50 @@ def _distinct_by_loop(read: CacheReadOp, op: Operation, loop_var: str) -> bool:
 
 def _uses_covered(dest: str, body) -> bool:
     """Every read of `dest` comes after a cache.read into it in the same list (nested or not)."""
+    uncovered = body.uncovered if isinstance(body, _Body) else _uncovered_names(body)
+    return dest not in uncovered
 
-    def check(ops, defined: bool) -> bool:
+
+def _uncovered_names(body) -> set[str]:
+    """The variables some statement reads before a cache.read into them in its list (a read
+    before a nested list counts in it; one inside it does not count after it)."""
+    uncovered: set[str] = set()
+
+    def check(ops, defined: set[str]) -> None:
+        defined = set(defined)
         for op in ops:
-            if _uses(op, dest) and not defined:
-                return False
+            uncovered.update(_used_names(op) - defined)
             for inner in nested(op):
-                if not check(inner, defined):
-                    return False
-            if isinstance(op, CacheReadOp) and op.dst.var_name == dest:
-                defined = True
-        return True
+                check(inner, defined)
+            if isinstance(op, CacheReadOp):
+                defined.add(op.dst.var_name)
 
-    return check(list(body), False)
+    check(list(body), set())
+    return uncovered
 
 
-def _uses(op: Operation, name: str) -> bool:
+def _used_names(op: Operation) -> set[str]:
+    """The variables `op` itself reads: as an operand, an index, a setting, a bound or a condition."""
     if isinstance(op, NamedOp | KernelOp):
-        if any(_ref_uses(ref, name) for ref in op.inputs):
-            return True
-        return any(_names_var(v, name) for v in op.settings.data.values())
+        names = {n for ref in op.inputs for n in _ref_names(ref)}
+        return names | {v.root_reference.data for v in op.settings.data.values()
+                        if getattr(v, "root_reference", None) is not None}  # fmt: skip
     if isinstance(op, CacheWriteOp):
-        return _ref_uses(op.src, name) or any(_index_names(i, name) for i in op.dst.indices)
+        return _ref_names(op.src) | {n for i in op.dst.indices for n in _index_var_names(i)}
     if isinstance(op, CacheAppendOp):
-        return _ref_uses(op.src, name) or op.offsets.data == name
+        return _ref_names(op.src) | {op.offsets.data}
     if isinstance(op, CacheSaveOp):
-        return _ref_uses(op.src, name)
+        return _ref_names(op.src)
     if isinstance(op, CacheForkOp | CachePopOp | CacheResetWhereOp):
-        return name == op.lengths.data or name in _sequence_names(op)
+        return {op.lengths.data, *_sequence_names(op)}
     if isinstance(op, LoopOp):
-        return name in [b for b in op.bounds if isinstance(b, str)]
+        return {b for b in op.bounds if isinstance(b, str)}
     if isinstance(op, BranchOp):
-        return op.cond is not None and op.cond.data == name
+        return {op.cond.data} if op.cond is not None else set()
     if isinstance(op, CacheReadOp | CacheResetOp):
         access = op.src if isinstance(op, CacheReadOp) else op.target
-        return any(_index_names(i, name) for i in access.indices)
-    return False
+        return {n for i in access.indices for n in _index_var_names(i)}
+    return set()
 
 
 def _sequence_names(op) -> list[str]:
@@ -919,19 +988,15 @@ def _sequence_names(op) -> list[str]:
     return [v.data for v in values if isinstance(v, StringAttr)]
 
 
-def _ref_uses(ref, name: str) -> bool:
-    """`ref` (`x`, `W[e]`) reads `name`: as the variable or as an index."""
-    return ref.var_name == name or any(_index_names(i, name) for i in ref.indices)
+def _ref_names(ref) -> set[str]:
+    """What `ref` (`x`, `W[e]`) reads: the variable and its index variables."""
+    return {ref.var_name, *(n for i in ref.indices for n in _index_var_names(i))}
 
 
-def _names_var(value, name: str) -> bool:
-    return getattr(value, "root_reference", None) is not None and value.root_reference.data == name
-
-
-def _index_names(index, name: str) -> bool:
+def _index_var_names(index) -> list[str]:
     if isinstance(index, SliceAttr):
-        return any(isinstance(b, StringAttr) and b.data == name for b in (index.start, index.end))
-    return isinstance(index, StringAttr) and index.data == name
+        return [b.data for b in (index.start, index.end) if isinstance(b, StringAttr)]
+    return [index.data] if isinstance(index, StringAttr) else []
 
 
 # --- how the ops see a variable ---------------------------------------------------------------
@@ -960,11 +1025,10 @@ def memref_type_of(var: VarLayout, plan: StepAnalysis) -> MemRefType:
 def _last_index_is_sliced(var: VarLayout, plan: StepAnalysis) -> bool:
     """Whether every read into `var` slices its table's last index (a stride of one entry)."""
     forms = []
-    for op, _ in statements(plan.entry.body.block.ops):
-        if isinstance(op, CacheReadOp) and op.dst.var_name == var.name:
-            given = list(op.src.indices)
-            rank = plan.vars[op.src.var_name].rank
-            forms.append(len(given) < rank or isinstance(given[rank - 1], SliceAttr))
+    for op in plan.reads_into.get(var.name, ()):
+        given = list(op.src.indices)
+        rank = plan.vars[op.src.var_name].rank
+        forms.append(len(given) < rank or isinstance(given[rank - 1], SliceAttr))
     return bool(forms) and all(forms)
 
 

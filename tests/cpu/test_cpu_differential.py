@@ -951,15 +951,15 @@ class Gen:
     def inputs(self, draw) -> dict:
         values = {"g": np.bool_(draw(st.booleans()))}
         for k in self.kinds:
-            # now and then a special value: NaN, -0.0, inf, float32's max, i32's extremes; not in
-            # rank-0 inputs beyond NaN and -0.0 (they are loop bounds: inf would never end)
+            # half the time a small value (-2.0..2.0 in halves, -4..4), half a special one: NaN,
+            # -0.0, inf, float32's max, i32's extremes; not in rank-0 inputs beyond NaN and -0.0
+            # (they are loop bounds: inf would never end)
             if k.dtype == "f32":
                 special = [np.nan, -0.0] + ([np.inf, -np.inf, 3.4e38] if k.shape else [])
-                element = st.one_of(st.integers(-4, 4).map(lambda i: i / 2), st.sampled_from(special))
+                choices = _HALVES + _cycled(special, len(_HALVES))
             else:
-                element = st.one_of(st.integers(-4, 4), st.sampled_from([2**31 - 1, -(2**31)] if k.shape else [0]))
-            size = int(np.prod(k.shape))
-            array = np.array(draw(st.lists(element, min_size=size, max_size=size))).reshape(k.shape)
+                choices = _SMALL_INTS + _cycled([2**31 - 1, -(2**31)] if k.shape else [0], len(_SMALL_INTS))
+            array = np.array(draw_elements(draw, choices, int(np.prod(k.shape)))).reshape(k.shape)
             values[f"x{k.n}"] = array.astype(np.float32) if k.dtype == "f32" else array.astype(np.int32)
         for s in self.scalars:
             if s.driver:
@@ -970,23 +970,37 @@ class Gen:
             kind = a.table.kind
             shape = [size[d] for d in a.dims]
             if kind.dtype == "f32":
-                element = st.one_of(st.integers(-4, 4).map(lambda i: i / 2), st.sampled_from([np.nan, -0.0, np.inf]))
+                choices = _HALVES + _cycled([np.nan, -0.0, np.inf], len(_HALVES))
             else:
-                element = st.one_of(st.integers(-4, 4), st.sampled_from([2**31 - 1, -(2**31)]))
-            count = int(np.prod(shape))
-            source = np.array(draw(st.lists(element, min_size=count, max_size=count)), dtype=np.float64)
+                choices = _SMALL_INTS + _cycled([2**31 - 1, -(2**31)], len(_SMALL_INTS))
+            source = np.array(draw_elements(draw, choices, int(np.prod(shape))), dtype=np.float64)
             values[f"a{a.n}"] = source.reshape(shape).astype(np.float32 if kind.dtype == "f32" else np.int32)
             special = {"i64": [-1, -2], "i32": [-1], "u32": [], "u64": [2**63, 2**64 - 1]}[a.odtype]
-            offset = st.one_of(*[st.integers(0, 4)] * 10, st.integers(14, 20),
-                               *([st.sampled_from(special)] if special else []))  # fmt: skip
-            for name, element in ((f"o{a.n}", offset), (f"d{a.n}", st.integers(0, 3))):
-                vector = draw(st.lists(element, min_size=size[a.count], max_size=size[a.count]))
+            offsets = [0, 1, 2, 3, 4] * 10 + list(range(14, 21)) + _cycled(special, 5)  # about 10:1:1
+            for name, choices in ((f"o{a.n}", offsets), (f"d{a.n}", [0, 1, 2, 3])):
+                vector = draw_elements(draw, choices, size[a.count])
                 wrapped = np.array([v % 2**64 for v in vector], dtype=np.uint64)  # two's complement
                 values[name] = wrapped.astype(np.dtype(a.odtype.replace("i", "int").replace("u", "uint")))
         if "setting_var" in self.refused:
             values["fa"] = np.float32(draw(st.sampled_from([0.5, -1.0, 2.0])))
             values["ia"] = np.int32(draw(st.integers(-2, 3)))
         return values
+
+
+_HALVES = [i / 2 for i in (0, 1, -1, 2, -2, 3, -3, 4, -4)]  # the simplest first: what shrinking reaches
+_SMALL_INTS = [0, 1, -1, 2, -2, 3, -3, 4, -4]
+
+
+def _cycled(values: list, n: int) -> list:
+    """`values` repeated to `n` entries (none for none)."""
+    return [values[i % len(values)] for i in range(n)] if values else []
+
+
+def draw_elements(draw, choices: list, n: int) -> list:
+    """`n` elements of `choices` in one draw of `n` bytes (byte b picks `choices[b % len]`): drawn
+    one by one, the elements of a graph's inputs took half of the generator's time. Shrinking
+    takes bytes to 0, so elements to `choices[0]`."""
+    return [choices[b % len(choices)] for b in draw(st.binary(min_size=n, max_size=n))]
 
 
 @dataclass
