@@ -43,6 +43,7 @@ function `@tanhf` never stands in for libm's.
 
 from __future__ import annotations
 
+import functools
 import gc
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -461,7 +462,7 @@ class FunctionEmitter:
         emitter: Emitter | None = self.emitters.get(type(op))
         if emitter is None:
             raise unsupported(op)
-        if _touches_f8(op) and not isinstance(op, _F8_OPS):
+        if not _moves_f8(type(op)) and _touches_f8(op):
             message = f"backend: {op.name} on f8E5M2 is not supported (extf to f32 first)"
             raise PassError(message, nearest_loc(op))
         try:  # `_located` written out: this runs once per op
@@ -509,12 +510,25 @@ class FunctionEmitter:
             b.ret(pack_struct(b, self.function.function_type.return_type, results))
 
 
+# Memoised by class: Operation and Attribute classes have ABCMeta, whose `isinstance` is slow
+# Python code, and these are asked once per op and per operand.
+@functools.cache
+def _moves_f8(cls: type[Operation]) -> bool:
+    """Whether ops of class `cls` are among `_F8_OPS`."""
+    return issubclass(cls, _F8_OPS)
+
+
+@functools.cache
+def _is_f8(cls: type[Attribute]) -> bool:
+    return issubclass(cls, Float8E5M2Type)
+
+
 def _touches_f8(op: Operation) -> bool:
     for value in op.operands:
-        if isinstance(value.type, Float8E5M2Type):
+        if _is_f8(type(value.type)):
             return True
     for value in op.results:
-        if isinstance(value.type, Float8E5M2Type):
+        if _is_f8(type(value.type)):
             return True
     return False
 
