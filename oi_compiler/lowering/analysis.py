@@ -211,6 +211,8 @@ class StepAnalysis:
     #: per field a `cache.save` names, the buffer its pending save is kept in (`field_saves.py`);
     #: its "saved" word is `control[("saved", field)]`
     saved: dict[str, VarLayout] = field(default_factory=dict)
+    #: `memref_type_of`'s answers
+    memref_types: dict[tuple, MemRefType] = field(default_factory=dict, repr=False)
 
     def site(self, template: str, op: Operation | None) -> int:
         self.sites.append((template, op))
@@ -1003,7 +1005,17 @@ def _index_var_names(index) -> list[str]:
 
 
 def memref_type_of(var: VarLayout, plan: StepAnalysis) -> MemRefType:
-    """The memref a variable is seen as by the ops that read it."""
+    """The memref a variable is seen as by the ops that read it (made once per variable and
+    layout: a large step asks for each variable's type at every statement that uses it)."""
+    table_shape = tuple(plan.vars[var.table].shape) if var.kind == "view" else None
+    key = (var.name, var.dtype, tuple(var.shape), var.kind, var.table, table_shape)
+    found = plan.memref_types.get(key)
+    if found is None:
+        found = plan.memref_types[key] = _memref_type(var, plan)
+    return found
+
+
+def _memref_type(var: VarLayout, plan: StepAnalysis) -> MemRefType:
     element = dtype_type(var.dtype)
     shape = [DYNAMIC_INDEX if d is None else d for d in var.shape]
     if var.kind != "view":
