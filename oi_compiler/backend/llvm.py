@@ -44,7 +44,6 @@ function `@tanhf` never stands in for libm's.
 from __future__ import annotations
 
 import functools
-import gc
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -73,6 +72,7 @@ from oi_compiler.backend.llvm_runtime import is_reserved
 from oi_compiler.backend.llvm_scf import SCF_EMITTERS
 from oi_compiler.backend.llvm_types import I1, I8, I16, INDEX, PTR, bit_width, is_float, scalar_type
 from oi_compiler.errors import PassError
+from oi_compiler.gc_pause import paused_collection
 from oi_compiler.ir_context import nearest_loc
 
 NOINLINE_ATTR = "oi.noinline"
@@ -130,7 +130,7 @@ def exported_symbols(module: ModuleOp) -> dict[str, str]:
 def translate(module: ModuleOp, *, triple: str | None = None, emitters: Mapping | None = None) -> ir.Module:
     """The LLVM module for `module` (func/scf/memref/arith/math); PassError on anything else.
     `emitters` replaces the host's table (the NVPTX target's: `backend/ptx.py`)."""
-    with gc_paused():
+    with paused_collection():  # see `TranslatedModule`
         return _translate(module, triple, emitters)
 
 
@@ -162,30 +162,15 @@ def llvm_ir_text(module: ModuleOp) -> str:
     return str(translate(module))
 
 
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off for the block (unless something else turned it off).
-
-    Translating builds tens of thousands of llvmlite objects that all stay alive; each batch of
-    allocations triggers a collection, and the older generations' ones walk the whole heap (the
-    xDSL module, the graph, the model): on the unrolled 32-layer decoder about as long as the
-    translation itself. Nothing collectable is made here, so the collector has nothing to find.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 class TranslatedModule(ir.Module):
-    """An `ir.Module` whose text (`str(module)`) is printed with the garbage collector paused
-    (`gc_paused`: printing allocates a string per instruction and operand)."""
+    """An `ir.Module` whose text (`str(module)`) is printed with Python's cyclic garbage collector
+    paused, as it is built (`translate`): both make tens of thousands of long-lived objects, and
+    each batch of allocations would start a collection that walks the whole heap (the xDSL
+    module, the graph, the model). The compile entry points pause it already
+    (`gc_pause.paused_collection`); this covers direct calls (`llvm_ir_text`, benchmarks)."""
 
     def __repr__(self) -> str:
-        with gc_paused():
+        with paused_collection():
             return super().__repr__()
 
 
