@@ -10,8 +10,10 @@ Float inputs; the body computes in f32 (f64 for f64) and rounds once to the outp
   `math.powf(x, 3)`).
 * softmax(axis) has three phases over temporaries of the reduced shape: `m = max(x)` along
   the axis (`linalg.fill` -inf, `arith.maximumf`, which propagates NaN like numpy's max),
-  `s = sum(exp(x - m))` (sequential), then the parallel `out = exp(x - m) / s`. An all -inf
-  slice gives NaN (-inf - -inf), as in the reference.
+  then `e = exp(x - m)` stored in the output (in an f32 temporary for f16/bf16 outputs) with
+  `s = sum(e)`, then the parallel `out = e / s`. The sum is marked `reassoc` (numpy's sum is
+  pairwise, the reference fixes no order), so LLVM vectorises it. An all -inf slice gives
+  NaN (-inf - -inf), as in the reference.
 """
 
 from __future__ import annotations
@@ -24,9 +26,20 @@ from xdsl.builder import Builder
 from xdsl.dialects import math as mathd
 from xdsl.ir import SSAValue
 
-from oi_compiler.ops.nests.scalar import F64_DOMAIN, Scalar, float_domain, narrow, require_float, resize_float, widen
+from oi_compiler.ops.nests.scalar import (
+    F64_DOMAIN,
+    Scalar,
+    float_domain,
+    narrow,
+    reassociable,
+    require_float,
+    resize_float,
+    widen,
+)
 from oi_compiler.ops.nests.structured import (
     PARALLEL,
+    REDUCTION,
+    Accumulator,
     alloc,
     dealloc,
     elementwise,
@@ -112,25 +125,29 @@ def softmax(op: str, b: Builder, inputs: list, output: SSAValue, settings: Mappi
         return [t.max_propagating(args[1], t.widen(args[0], dtype))]
 
     reduction(b, x, [top], [axis], False, row_max)
-    fill(b, s.const(0.0), total)
+
+    # e = exp(x - m), kept in the output (or a temporary of the math dtype for a narrower one,
+    # so that it is rounded once): the last phase divides it, not a second exp
+    exps = Accumulator.make(b, output, out, domain).buffer
     row_map = reduced_map(n, [axis], False)
 
-    def exp_shifted(t: Scalar, value: SSAValue, row_max: SSAValue) -> SSAValue:
-        return t.exp(t.sub(t.widen(value, dtype), row_max))
-
-    def add_exp(bb: Builder, args: tuple) -> list[SSAValue]:  # (x, max, sum)
+    def exp_and_sum(bb: Builder, args: tuple) -> list[SSAValue]:  # (x, max, e, sum)
         t = Scalar(bb, domain)
-        return [t.add(args[2], exp_shifted(t, args[0], args[1]))]
+        e = t.exp(t.sub(t.widen(args[0], dtype), args[1]))
+        return [e, reassociable(t.add(args[3], e))]
 
-    reduction(b, x, [total], [axis], False, add_exp, extra_inputs=[(top, row_map)])
+    fill(b, s.const(0.0), total)
+    generic(b, [x, top], [exps, total], [identity(n), row_map, identity(n), row_map],
+            [REDUCTION if d == axis else PARALLEL for d in range(n)], exp_and_sum)  # fmt: skip
 
-    def normalize(bb: Builder, args: tuple) -> list[SSAValue]:  # (x, max, sum, out)
+    def normalize(bb: Builder, args: tuple) -> list[SSAValue]:  # (e, sum, out)
         t = Scalar(bb, domain)
-        return [t.narrow(t.divf(exp_shifted(t, args[0], args[1]), args[2]), out)]
+        return [t.narrow(t.divf(args[0], args[1]), out)]
 
-    generic(b, [x, top, total], [output], [identity(n), row_map, row_map, identity(n)], [PARALLEL] * n, normalize)
-    dealloc(b, top)
-    dealloc(b, total)
+    generic(b, [exps, total], [output], [identity(n), row_map, identity(n)], [PARALLEL] * n, normalize)
+    for temporary in (top, total, exps):
+        if temporary is not output:
+            dealloc(b, temporary)
 
 
 BUILDERS = {**dict.fromkeys(_UNARY, unary), "gelu": gelu, "softmax": softmax}

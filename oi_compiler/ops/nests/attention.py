@@ -54,6 +54,7 @@ from oi_compiler.ops.nests.scalar import (
     emit,
     float_domain,
     float_setting,
+    reassociable,
     require_float,
     resize_float,
 )
@@ -167,13 +168,6 @@ def head_groups(op: str, b: Builder, q: SSAValue, k: SSAValue) -> HeadGroups:
     raise PassError(f"op {op}: no loop nest for grouped kv heads of dynamic counts (q {_dims(q)}, k {_dims(k)})")
 
 
-def _reassociable(total: SSAValue) -> SSAValue:
-    """`total` (an `arith.addf`) marked `reassoc`: LLVM may then sum with vector partial sums."""
-    if isinstance(total.owner, arith.AddfOp):
-        total.owner.fastmath = arith.FastMathFlagsAttr(["reassoc"])
-    return total
-
-
 def _dims(value: SSAValue) -> str:
     return "[" + ", ".join("?" if d is None else str(d) for d in shape(value)) + "]"
 
@@ -215,7 +209,7 @@ def attention(op: str, b: Builder, inputs: list, output: SSAValue, settings: Map
         # The sum over d may be reassociated (the reference's einsum fixes no order): LLVM then
         # vectorises a long d loop with partial sums. Products are still rounded one by one.
         t = Scalar(bb, domain)
-        return [_reassociable(t.add(args[2], t.mul(t.widen(args[0], q_dtype), t.widen(args[1], k_dtype))))]
+        return [reassociable(t.add(args[2], t.mul(t.widen(args[0], q_dtype), t.widen(args[1], k_dtype))))]
 
     fill(b, s.const(0.0), scores)
     q_map = make_map(5, [*query, groups.head(2, 3), 4])
@@ -247,7 +241,7 @@ def attention(op: str, b: Builder, inputs: list, output: SSAValue, settings: Map
     def exp_and_sum(bb: Builder, args: tuple) -> list[SSAValue]:  # (max, score, sum)
         t = Scalar(bb, domain)
         e = t.exp(t.sub(args[1], args[0]))
-        return [e, _reassociable(t.add(args[2], e))]
+        return [e, reassociable(t.add(args[2], e))]
 
     fill(b, s.const(0.0), total)
     generic(b, [top], [scores, total], [row, row_t, row], softmax_iterators, exp_and_sum)

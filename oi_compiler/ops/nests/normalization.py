@@ -3,11 +3,14 @@
 Float inputs, computed in f32 (f64 for f64) with one rounding at the end; N is the last
 dim (static, or `memref.dim` converted to float at run time).
 
-* rms_norm: `ss = sum(x * x)` along the last axis into a temporary of the row shape
-  (sequential), then the parallel `out = x / sqrt(ss / N + eps)`.
+* rms_norm: `ss = sum(x * x)` along the last axis into a temporary of the row shape, then
+  the parallel `out = x / sqrt(ss / N + eps)`.
 * layer_norm: `s1 = sum(x)`, then `s2 = sum((x - s1 / N)**2)`, then the parallel
   `out = (x - s1 / N) / sqrt(s2 / N + eps)` (population variance). The mean is recomputed
   in each phase from s1 (the same rounding every time).
+
+The sums are marked `reassoc` (the reference's numpy mean sums pairwise, in no fixed order),
+so LLVM vectorises them with partial sums; each square is still rounded alone.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 from xdsl.builder import Builder
 from xdsl.ir import SSAValue
 
-from oi_compiler.ops.nests.scalar import Scalar, float_domain, float_setting, require_float
+from oi_compiler.ops.nests.scalar import Scalar, float_domain, float_setting, reassociable, require_float
 from oi_compiler.ops.nests.structured import (
     PARALLEL,
     alloc,
@@ -56,7 +59,7 @@ def rms_norm(op: str, b: Builder, inputs: list, output: SSAValue, settings: Mapp
     def add_square(bb: Builder, args: tuple) -> list[SSAValue]:  # (x, ss)
         t = Scalar(bb, domain)
         v = t.widen(args[0], dtype)
-        return [t.add(args[1], t.mul(v, v))]
+        return [reassociable(t.add(args[1], t.mul(v, v)))]
 
     reduction(b, x, [squares], [n - 1], False, add_square)
 
@@ -87,7 +90,7 @@ def layer_norm(op: str, b: Builder, inputs: list, output: SSAValue, settings: Ma
 
     def add_value(bb: Builder, args: tuple) -> list[SSAValue]:  # (x, s1)
         t = Scalar(bb, domain)
-        return [t.add(args[1], t.widen(args[0], dtype))]
+        return [reassociable(t.add(args[1], t.widen(args[0], dtype)))]
 
     reduction(b, x, [sums], [n - 1], False, add_value)
 
@@ -97,7 +100,7 @@ def layer_norm(op: str, b: Builder, inputs: list, output: SSAValue, settings: Ma
     def add_square(bb: Builder, args: tuple) -> list[SSAValue]:  # (x, s1, N, s2)
         t = Scalar(bb, domain)
         c = centered(t, args[0], args[1], args[2])
-        return [t.add(args[3], t.mul(c, c))]
+        return [reassociable(t.add(args[3], t.mul(c, c)))]
 
     fill(b, s.const(0.0), squares)
     reduction(b, x, [squares], [n - 1], False, add_square, extra_inputs=[(sums, row_map), (count, scalar_map)])

@@ -108,6 +108,16 @@ def emit(b: Builder, op: Operation) -> SSAValue:
     return op.results[0]
 
 
+def reassociable(total: SSAValue) -> SSAValue:
+    """`total`, a step `acc + x` of a float sum whose reference fixes no order (numpy's `sum`,
+    `mean` and `einsum` are pairwise or blocked), marked `reassoc`: LLVM may then keep vector
+    partial sums and add them up at the end. Each term is still computed and rounded alone;
+    sums the reference adds in order (sum_axis, mean_axis, matmul) must not use this."""
+    if isinstance(total.owner, arith.AddfOp):
+        total.owner.fastmath = arith.FastMathFlagsAttr(["reassoc"])
+    return total
+
+
 # --- constants -----------------------------------------------------------------------------------
 
 
