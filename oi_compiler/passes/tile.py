@@ -61,7 +61,7 @@ def _whole_extent(op, loop: int, rewriter: PatternRewriter) -> SSAValue | int:
                     return 0
                 index = arith.ConstantOp.from_int_and_width(dim, IndexType())
                 one = arith.ConstantOp.from_int_and_width(1, IndexType())
-                extent = memref.DimOp.from_source_and_index(operand, index)
+                extent = memref.DimOp(operand, index)
                 step = arith.MaxSIOp(extent.result, one.result)  # an empty extent still steps
                 rewriter.insert([index, one, extent, step], InsertPoint.before(op))
                 return step.result
