@@ -279,8 +279,10 @@ def lower_undo_log(module: ModuleOp) -> None:
     """Each `oi_table.journal` a call of `@oi_log` (added to the module when it has none), each
     `oi_table.commit` the log emptied."""
     constants = _Constants()
-    PatternRewriteWalker(_Commit(constants), apply_recursively=False).rewrite_module(module)
-    journals = [op for op in module.walk() if isinstance(op, JournalOp)]
+    found = [op for op in module.walk() if isinstance(op, CommitOp | JournalOp)]  # one walk, not a walker per
+    commits = [op for op in found if isinstance(op, CommitOp)]  # pattern over a step of thousands of ops
+    journals = [op for op in found if isinstance(op, JournalOp)]
+    _rewrite_each(commits, _Commit(constants))
     if not journals:
         return
     layout = layout_of(module, journals[0])
@@ -291,7 +293,13 @@ def lower_undo_log(module: ModuleOp) -> None:
         module.body.block.add_op(Helpers().log_function())
     if GROW_SYMBOL not in names:  # @oi_log grows the log through the host
         module.body.block.insert_op_before(grow_declaration(), module.body.block.first_op)
-    PatternRewriteWalker(_Journal(layout, constants), apply_recursively=False).rewrite_module(module)
+    _rewrite_each(journals, _Journal(layout, constants))
+
+
+def _rewrite_each(ops: list[Operation], pattern: RewritePattern) -> None:
+    """`pattern` applied once to each of `ops` (found by the caller's walk)."""
+    for op in ops:
+        pattern.match_and_rewrite(op, PatternRewriter(op))
 
 
 def lower_tables(module: ModuleOp) -> None:
@@ -307,7 +315,7 @@ def lower_tables(module: ModuleOp) -> None:
         constants = _Constants()
         patterns = GreedyRewritePatternApplier([_Words(layout, constants), _Checks(sites, constants),
                                                 _Grow(layout, constants)])  # fmt: skip
-        PatternRewriteWalker(patterns, apply_recursively=False, walk_reverse=False).rewrite_module(module)
+        _rewrite_each([op for op in module.walk() if isinstance(op, TABLE_OPS)], patterns)  # in program order
     step = next((op for op in module.ops if isinstance(op, func.FuncOp) and op.sym_name.data == "step"), None)
     if step is not None:
         step.attributes[SITES_ATTR] = ArrayAttr(sites)

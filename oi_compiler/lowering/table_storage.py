@@ -9,7 +9,7 @@ from __future__ import annotations
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Block, Operation
-from xdsl.pattern_rewriter import PatternRewriter, PatternRewriteWalker, RewritePattern
+from xdsl.pattern_rewriter import PatternRewriter, RewritePattern
 from xdsl.rewriter import InsertPoint
 
 from oi_compiler.dialects.oi_table import (
@@ -96,8 +96,11 @@ def lower_table_storage(module: ModuleOp) -> None:
         return
     helpers = Helpers()
     pattern = LowerEntryOp(StateLayout.from_attr(attr), helpers)
-    PatternRewriteWalker(pattern, apply_recursively=False).rewrite_module(module)
-    for op in [op for op in module.walk() if isinstance(op, TableOp) and not op.result.uses]:
+    found = [op for op in module.walk() if isinstance(op, (*ENTRY_OPS, TableOp))]  # one walk: a walker would
+    for op in found:  # visit every op of a large step for a few hundred entry ops
+        if isinstance(op, ENTRY_OPS):
+            pattern.match_and_rewrite(op, PatternRewriter(op))
+    for op in [op for op in found if isinstance(op, TableOp) and not op.result.uses]:
         op.detach()  # a table value the lowered ops no longer take
         op.erase()
     present = {op.sym_name.data for op in module.ops if isinstance(op, func.FuncOp)}

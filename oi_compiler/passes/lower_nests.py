@@ -20,7 +20,7 @@ from xdsl.ir.affine import AffineBinaryOpExpr, AffineBinaryOpKind, AffineConstan
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import PatternRewriter, PatternRewriteWalker, RewritePattern, op_type_rewrite_pattern
 from xdsl.rewriter import InsertPoint, Rewriter
-from xdsl.transforms.convert_linalg_to_loops import ConvertLinalgToLoopsPass
+from xdsl.transforms.convert_linalg_to_loops import LowerLinalgStructuredOpPattern
 
 from oi_compiler.errors import PassError
 from oi_compiler.ir_context import nearest_loc
@@ -89,6 +89,14 @@ class LowerNests(ModulePass):
                 op.detach()
                 Rewriter.insert_op(op, InsertPoint.before(nest))
             Rewriter.erase_op(nest)
-        ConvertLinalgToLoopsPass().apply(ctx, module)
-        PatternRewriteWalker(_LowerAffineMin()).rewrite_module(module)
-        PatternRewriteWalker(_LowerAffineApply()).rewrite_module(module)
+        # only the functions that hold linalg or affine ops (a step's kernels, not the step):
+        # each walker visits every op of what it is given, and a large step is most of the module
+        for top in [op for op in module.ops if _holds_nest_ops(op)]:
+            for region in top.regions:
+                PatternRewriteWalker(LowerLinalgStructuredOpPattern(), apply_recursively=False).rewrite_region(region)
+                PatternRewriteWalker(_LowerAffineMin()).rewrite_region(region)
+                PatternRewriteWalker(_LowerAffineApply()).rewrite_region(region)
+
+
+def _holds_nest_ops(op) -> bool:
+    return any(inner.name.startswith(("linalg.", "affine.")) for inner in op.walk())
