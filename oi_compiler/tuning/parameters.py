@@ -130,7 +130,7 @@ def create_parameter_grid(parameter_choices: Mapping[Parameter, Sequence[Any]],
 
 def point_text(point: Mapping[Parameter, Any]) -> str:
     """`P_JJ=64 P_ORDER=(j,k,i)`: a point of a grid, for tables and messages."""
-    return " ".join(f"{p.name}={value_text(v)}" for p, v in point.items())
+    return " ".join(f"{p.name}={value_text(v)}" for p, v in point.items()) or "(no parameters)"
 
 
 def value_text(v: Any) -> str:
