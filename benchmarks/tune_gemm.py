@@ -149,13 +149,16 @@ def check(fn, a, b, c, what: str) -> None:
     assert error < 1e-5, f"{what}: relative error {error}"
 
 
-def time_interleaved(impls: dict, reps: int) -> dict[str, float]:
-    """Median seconds per call of each implementation, `reps` rounds in turn (after one warm-up)."""
+def time_interleaved(impls: dict, reps: int, settle_s: float = 0.0) -> dict[str, float]:
+    """Median seconds per call of each implementation, `reps` rounds in turn (after one warm-up).
+    `settle_s`: a pause before each call, for the multi-threaded rows: OpenBLAS's threads spin for
+    a while after a call (up to ~0.1 s), and a call timed right after one would share the cores."""
     for run in impls.values():
         run()
     times: dict[str, list[float]] = {name: [] for name in impls}
     for _ in range(reps):
         for name, run in impls.items():
+            time.sleep(settle_s)
             start = time.perf_counter()
             run()
             times[name].append(time.perf_counter() - start)
@@ -219,7 +222,7 @@ def main() -> None:
             if tvm2 is not None:
                 check(tvm2, a, b, c, "TVM, parallel")
                 impls["TVM par"] = lambda: tvm2(a, b, c)
-            seconds = time_interleaved(impls, args.reps)
+            seconds = time_interleaved(impls, args.reps, settle_s=0.25)
             row.update({k: 2 * n**3 / s / 1e9 for k, s in seconds.items()})
             row["par_search_s"], row["par_nc"] = par.search_s, par.parameters["P_NC"]
         rows.append(row)
