@@ -47,6 +47,7 @@ from oi_compiler.lowering.state_layout import StateLayout
 GROW_CODES = {"table": P.GROW_TABLE, "resizable": P.GROW_RESIZABLE, "log": P.GROW_LOG, "view": P.GROW_VIEW,
               "auto": P.GROW_AUTO, "rebind": P.GROW_REBIND, "prefix": P.GROW_PREFIX, "page": P.GROW_PAGE,
               "release": P.GROW_RELEASE, "sizes": P.GROW_SIZES}  # fmt: skip
+_INDEX = IndexType()  # made once: building (and verifying) an attribute is not free
 CODE_ERROR, CODE_HOST = 1, 2  # step results besides 0: an error record, a failed host callback
 GROW_SYMBOL = "oi_grow"
 
@@ -138,7 +139,7 @@ class _Emit:
         return op.results[0] if op.results else None
 
     def index(self, value: int) -> SSAValue:
-        return self.constants.get(self.at, value, IndexType())
+        return self.constants.get(self.at, value, _INDEX)
 
     def const(self, value: int, ty) -> SSAValue:
         return self.constants.get(self.at, value, ty)
@@ -163,7 +164,7 @@ class _Words(RewritePattern):
             rewriter.replace(op, [], [slot])
         elif isinstance(op, WordOp):
             word = emit(memref.LoadOp.get(state_of(op), [slot]))
-            rewriter.replace(op, _located(arith.IndexCastOp(word, IndexType()), op.location))
+            rewriter.replace(op, _located(arith.IndexCastOp(word, _INDEX), op.location))
         elif isinstance(op, SetWordOp):
             value = emit(arith.IndexCastOp(op.value, i64))
             rewriter.replace(op, _located(memref.StoreOp.get(value, state_of(op), [slot]), op.location))
