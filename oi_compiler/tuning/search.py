@@ -88,6 +88,8 @@ def tune(builder: Callable[[], Any], grid: Sequence[Mapping[Parameter, Any]], *,
          progress: bool | None = None, seed: int = 0) -> TuneResult:  # fmt: skip
     """Search `grid` (`oi.create_parameter_grid`) for the fastest plan `builder()` makes; see the module doc."""
     start = time.perf_counter()
+    if not callable(builder):
+        raise TuneError(f"oi.tune: the plan builder must be a function returning a Plan, got {builder!r}")
     points, texts = _check_arguments(grid, repeats, finalists, jobs)
     first, plan0, args0, early = _first_buildable(builder, points, texts)
     key = _key(plan0, args0, name, texts)

@@ -167,3 +167,8 @@ def test_a_damaged_or_foreign_database_entry_is_a_miss(tmp_path) -> None:
     link = tmp_path / "link"
     link.symlink_to(db)
     assert oi.tune(gemm_plan, grid, reference=gemm_reference, db=link, **_quick()).database_path is None
+
+
+def test_a_builder_that_is_not_a_function_is_refused_at_once() -> None:
+    with pytest.raises(oi.TuneError, match="plan builder must be a function"):
+        oi.tune(3, [{P_TI: 4}], **_quick())
