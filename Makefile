@@ -52,6 +52,8 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/decode_step.py
 	$(BIN)/python benchmarks/compile_time.py
 	$(BIN)/python benchmarks/gemm.py
+	$(BIN)/python benchmarks/tune_gemm.py
+	$(BIN)/python benchmarks/row_reductions.py
 	$(BIN)/python benchmarks/kv_append.py
 	$(BIN)/python benchmarks/paged_kv.py
 
