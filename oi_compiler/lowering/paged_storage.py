@@ -188,7 +188,9 @@ class PagedTable(TableEmitter):
         if ty is None:
             ty = MemRefType(dtype_type(self.table.dtype), [DYN, *shape], StridedLayoutAttr(_row_major([DYN, *shape]), None))
         number = self.entry([*row, low], own=False)
-        return ir.subview(self.data(), [number] + [0] * len(shape), [count, *shape], ty), count
+        run = ty.get_shape()[0]  # a view's type knows the run's length where the read's slice fixes it
+        size = run if run >= 0 else count  # (a full slice of a @fixed index), as gather_view's does
+        return ir.subview(self.data(), [number] + [0] * len(shape), [size, *shape], ty), count
 
     def place(self, target: SSAValue, place: list[SSAValue], count: SSAValue | None) -> SSAValue:
         """Where in `target` its entries at `place` go (its leading indices; with `count`, a run of

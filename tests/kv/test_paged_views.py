@@ -200,3 +200,24 @@ def test_reservations_keep_to_the_budget(monkeypatch) -> None:
     del exe
     gc.collect()
     assert reserved_memory._held == before
+
+
+@pytest.mark.parametrize("fixed, page", [(1, 1), (2, 2), (3, 4), (4, 2)])
+def test_a_full_slice_of_a_fixed_index_is_seen_with_its_fixed_length(fixed: int, page: int) -> None:
+    """`cache.read T[] >> r` of a paged table whose index is `@fixed`: the view's type has the
+    fixed length, and a run within one page is seen as that type (the cpu refused the graph with
+    "cannot match subview sizes [?, 2, 2]"; found by the differential generator's fresh draws)."""
+    text = f"""graph! {{
+        dynamic {{ x: f32[2, 2]; }}
+        volatile {{ r: f32[{fixed}, 2, 2]; s: f32[2, 2]; }}
+        persistent {{ T(a): f32[2, 2] @table @paged(page = {page}) @fixed(a = {fixed}); }}
+        block entry {{ cache.write x >> T[{fixed - 1}]; cache.read T[] >> r; op sum_axis(r, axes=[0]) >> s; return; }}
+    }}"""
+    graph = oi.parse_graph(text, "full_slice.oi")
+    exes = {d: oi.Simulator(None, graph, device=d).make_executor() for d in ("reference", "cpu")}
+    for n in range(3):
+        values = {"x": np.arange(4, dtype=np.float32).reshape(2, 2) + n}
+        for exe in exes.values():
+            assert step(exe, values) is None
+        for name in ("r", "s"):
+            assert_bits(exes["cpu"].fetch(name), exes["reference"].fetch(name), f"step {n}: {name}")
