@@ -117,6 +117,8 @@ class StepEmitter:
         self._scopes = itertools.count(1)
         self.placed: dict[Operation, Placement] = {}
         self.view_log: list[tuple[tuple[int, ...], str, SSAValue]] = []  # views read so far, with their scope
+        #: while a statement is lowered: its fixed buffers' views by (block, slot) (`var_memref`)
+        self.buffers: dict[tuple[int, int], SSAValue] | None = None
 
     # --- errors ------------------------------------------------------------------------------
     def site(self, kind: str, template: str, op: Operation) -> ErrorSiteAttr:
@@ -306,11 +308,12 @@ class StepEmitter:
         before = dict(self.views)
         if isinstance(op, HOST_CALLING):  # a growth the host cannot make is reported at this statement
             self.ir.emit(StatementOp(self.site(EXEC, "", op)))
+        self.buffers = {}
         try:
             yield
         finally:
             self.view_log += [(where.scope, n, v) for n, v in self.views.items() if before.get(n) is not v]
-            self.ir, self.plan.vars = self.root, outer_vars
+            self.ir, self.plan.vars, self.buffers = self.root, outer_vars, None
 
     def enter_scope(self) -> tuple[int, ...]:
         """A new view scope inside the current one; returns the one to restore."""
@@ -383,7 +386,15 @@ class StepEmitter:
         if var.kind == "resizable":
             sizes = [ir.word(var.count_base + d) for d in range(sum(1 for d in var.shape if d is None))]
             return ir.view(var.slot, ty, sizes)
-        return ir.view(var.slot, ty)
+        if self.buffers is None:
+            return ir.view(var.slot, ty)
+        # a fixed buffer does not move while a statement runs: one view of it per block the
+        # statement emits into (`add(a, y) >> a` reads and writes a through one)
+        key = (id(ir.b.insertion_point.block), var.slot)
+        found = self.buffers.get(key)
+        if found is None or found.type != ty:
+            found = self.buffers[key] = ir.view(var.slot, ty)
+        return found
 
     def scalar(self, var: VarLayout) -> SSAValue:
         """The element of a one-element buffer, as its signless type."""
