@@ -211,21 +211,14 @@ class StepAnalysis:
     #: per field a `cache.save` names, the buffer its pending save is kept in (`field_saves.py`);
     #: its "saved" word is `control[("saved", field)]`
     saved: dict[str, VarLayout] = field(default_factory=dict)
+    #: the entry's `cache.read`s into each variable, in program order (`_read_destinations`)
+    reads_into: dict[str, list[CacheReadOp]] = field(default_factory=dict, repr=False)
     #: `memref_type_of`'s answers
     memref_types: dict[tuple, MemRefType] = field(default_factory=dict, repr=False)
 
     def site(self, template: str, op: Operation | None) -> int:
         self.sites.append((template, op))
         return len(self.sites) - 1
-
-    @cached_property
-    def reads_into(self) -> dict[str, list[CacheReadOp]]:
-        """The `cache.read`s into each variable, in program order."""
-        reads: dict[str, list[CacheReadOp]] = {}
-        for op, _ in statements(self.entry.body.block.ops):
-            if isinstance(op, CacheReadOp):
-                reads.setdefault(op.dst.var_name, []).append(op)
-        return reads
 
 
 
@@ -353,7 +346,8 @@ def analyze_step(graph: GraphOp) -> StepAnalysis:
             words += 1
     words += extra_error_args(plans.values())
     return StepAnalysis(graph, plans, words, entry, yielded=yielded, forks=forks, control=control,
-                        yield_lists=yield_lists, saved={name: plans[f"{name}@saved"] for name in saved})  # fmt: skip
+                        yield_lists=yield_lists, saved={name: plans[f"{name}@saved"] for name in saved},
+                        reads_into=read_dests)  # fmt: skip
 
 
 def extra_error_args(plans) -> int:
