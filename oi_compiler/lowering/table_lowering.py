@@ -63,12 +63,17 @@ def layout_of(module: ModuleOp, at: Operation | None = None) -> StateLayout:
 
 def state_of(op: Operation) -> SSAValue:
     """The state array: the first argument of the function `op` is in."""
-    function = op.parent_op()
-    while function is not None and not isinstance(function, func.FuncOp):
-        function = function.parent_op()
+    function = _enclosing_function(op)
     if function is None or not function.body.block.args:
         raise PassError(f"{op.name} outside a function taking the state array")
     return function.body.block.args[0]
+
+
+def _enclosing_function(op: Operation) -> func.FuncOp | None:
+    function = op.parent_op()
+    while function is not None and not isinstance(function, func.FuncOp):
+        function = function.parent_op()
+    return function
 
 
 def _located(new: Operation, loc) -> Operation:
@@ -97,7 +102,9 @@ class _Constants:
         self._last: dict[int, Operation] = {}  # per function: the constant made last
 
     def get(self, at: Operation, value: int, ty) -> SSAValue:
-        function = _function_of(at)
+        function = _enclosing_function(at)
+        if function is None:
+            raise PassError(f"{at.name} outside a function", nearest_loc(at))
         key = (id(function), value, ty)
         found = self._made.get(key)
         if found is None:
@@ -113,15 +120,6 @@ class _Constants:
             self._last[id(function)] = const
             found = self._made[key] = const.result
         return found
-
-
-def _function_of(op: Operation) -> func.FuncOp:
-    function = op.parent_op()
-    while function is not None and not isinstance(function, func.FuncOp):
-        function = function.parent_op()
-    if function is None:
-        raise PassError(f"{op.name} outside a function", nearest_loc(op))
-    return function
 
 
 class _Emit:
