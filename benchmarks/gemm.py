@@ -36,8 +36,16 @@ import numpy as np  # noqa: E402
 import oi_compiler as oi  # noqa: E402
 
 
-def scheduled_gemm(n: int, caches: bool = True, double_buffer: bool = False, nc: int = 256, kc: int = 128,
-                   mr: int = 6, nr: int = 16, vector_bytes: int | None = None, pack_a: bool = True):  # fmt: skip
+def scheduled_gemm(n: int, **options):
+    """`gemm_plan(n, **options)` built: the function `gemm(A, B, C)`."""
+    plan, arrays = gemm_plan(n, **options)
+    return plan.build(args=arrays, name="gemm")
+
+
+def gemm_plan(n: int, caches: bool = True, double_buffer: bool = False, nc: int = 256, kc: int = 128,
+              mr: int = 6, nr: int = 16, vector_bytes: int | None = None, pack_a: bool = True, threads: int = 1):  # fmt: skip
+    """The schedule above as a plan, and its arrays (A, B, C); `threads` > 1: the j loop parallel.
+    benchmarks/tune_gemm.py calls it with oi.Parameters for the sizes it searches."""
     A = oi.Array(role=oi.Role.INPUT, shape=(n, n), name="A")
     B = oi.Array(role=oi.Role.INPUT, shape=(n, n), name="B")
     C = oi.Array(role=oi.Role.INPUT_OUTPUT, shape=(n, n), name="C")
@@ -62,7 +70,9 @@ def scheduled_gemm(n: int, caches: bool = True, double_buffer: bool = False, nc:
         plan.cache(C, index=kk)
     plan.unroll(ii)
     plan.vectorize(jjj)
-    return plan.build(args=(A, B, C), name="gemm")
+    if threads > 1:
+        plan.parallelize(j, max_threads=threads)
+    return plan, (A, B, C)
 
 
 def numba_gemm():

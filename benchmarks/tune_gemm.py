@@ -42,38 +42,18 @@ import numpy as np  # noqa: E402
 
 import oi_compiler as oi  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # its neighbours, here and in tuning workers
+import gemm  # noqa: E402
+from gemm import inner_loop_fmas, scheduled_gemm  # noqa: E402
+from tvm_gemm import aligned, tvm_available, tvm_gemm  # noqa: E402
+
 P_N, P_NC, P_KC, P_MR, P_NR, P_VB, P_PACK_A, P_THREADS = oi.create_parameters()
 
 
 def gemm_plan():
-    """The GEMM with the grid's parameters in place of benchmarks/gemm.py's sizes."""
-    n = int(P_N)
-    A = oi.Array(role=oi.Role.INPUT, shape=(n, n), name="A")
-    B = oi.Array(role=oi.Role.INPUT, shape=(n, n), name="B")
-    C = oi.Array(role=oi.Role.INPUT_OUTPUT, shape=(n, n), name="C")
-    nest = oi.Nest(shape=(n, n, n))
-    i, j, k = nest.get_indices()
-
-    @nest.iteration_logic
-    def _():
-        C[i, j] += A[i, k] * B[k, j]
-
-    schedule = nest.create_schedule()
-    jj = schedule.split(j, min(int(P_NC), n))
-    kk = schedule.split(k, min(int(P_KC), n))
-    ii = schedule.split(i, P_MR)
-    jjj = schedule.split(jj, P_NR)
-    schedule.reorder(j, k, i, jj, kk, ii, jjj)
-    plan = schedule.create_plan(oi.Target(vector_bytes=P_VB))
-    plan.cache(B, index=kk, trigger_index=i)
-    if P_PACK_A:
-        plan.cache(A, index=jj, layout=oi.Layout.LAST_MAJOR)
-    plan.cache(C, index=kk)
-    plan.unroll(ii)
-    plan.vectorize(jjj)
-    if int(P_THREADS) > 1:
-        plan.parallelize(j, max_threads=int(P_THREADS))
-    return plan, (A, B, C)
+    """benchmarks/gemm.py's GEMM with the grid's parameters in place of its sizes."""
+    return gemm.gemm_plan(int(P_N), nc=int(P_NC), kc=int(P_KC), mr=P_MR, nr=P_NR, vector_bytes=P_VB,
+                          pack_a=P_PACK_A, threads=int(P_THREADS))  # fmt: skip
 
 
 def gemm_reference(a, b, c):
@@ -177,9 +157,6 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="the parallel rows' threads (1: none)")
     parser.add_argument("--no-tvm", action="store_true", help="leave TVM out even when it is installed")
     args = parser.parse_args()
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from gemm import inner_loop_fmas, scheduled_gemm
-    from tvm_gemm import aligned, tvm_available, tvm_gemm
 
     set_blas_threads = openblas_threads()
     rng = np.random.default_rng(0)
