@@ -6,69 +6,21 @@ its loops moved out where the op was.
 xDSL's `convert-linalg-to-loops` lowers each `linalg.generic` (and named linalg op)
 to one `scf.for` per loop, innermost last, in the nest's loop order; the
 `affine.min`/`affine.apply` that tiling leaves for boundary tiles become `arith`
-ops, so the result is plain func/scf/memref/arith/math, what the backend takes.
+ops (loopnest/affine_lowering.py), so the result is plain func/scf/memref/arith/math, what the backend takes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from xdsl.dialects import affine, arith
-from xdsl.dialects.builtin import IndexType
-from xdsl.ir import SSAValue
-from xdsl.ir.affine import AffineBinaryOpExpr, AffineBinaryOpKind, AffineConstantExpr, AffineDimExpr, AffineExpr
 from xdsl.passes import ModulePass
-from xdsl.pattern_rewriter import PatternRewriter, PatternRewriteWalker, RewritePattern, op_type_rewrite_pattern
+from xdsl.pattern_rewriter import PatternRewriteWalker
 from xdsl.rewriter import InsertPoint, Rewriter
 from xdsl.transforms.convert_linalg_to_loops import LowerLinalgStructuredOpPattern
 
 from oi_compiler.errors import PassError
 from oi_compiler.ir_context import nearest_loc
-
-_ARITH = {
-    AffineBinaryOpKind.Add: arith.AddiOp,
-    AffineBinaryOpKind.Mul: arith.MuliOp,
-    AffineBinaryOpKind.FloorDiv: arith.FloorDivSIOp,
-    AffineBinaryOpKind.CeilDiv: arith.CeilDivSIOp,
-    AffineBinaryOpKind.Mod: arith.RemSIOp,  # equal to affine `mod` on the non-negative indices tiling makes
-}
-
-
-def emit_affine_expr(expr: AffineExpr, dims: list[SSAValue], rewriter: PatternRewriter, point: InsertPoint) -> SSAValue:
-    """`expr` over `dims` as arith ops on index values, inserted at `point`."""
-    if isinstance(expr, AffineDimExpr):
-        return dims[expr.position]
-    if isinstance(expr, AffineConstantExpr):
-        op = arith.ConstantOp.from_int_and_width(expr.value, IndexType())
-    elif isinstance(expr, AffineBinaryOpExpr) and expr.kind in _ARITH:
-        lhs = emit_affine_expr(expr.lhs, dims, rewriter, point)
-        rhs = emit_affine_expr(expr.rhs, dims, rewriter, point)
-        op = _ARITH[expr.kind](lhs, rhs)
-    else:
-        raise PassError(f"lower-nests: unsupported affine expression {expr}")
-    rewriter.insert(op, point)
-    return op.results[0]
-
-
-class _LowerAffineMin(RewritePattern):
-    @op_type_rewrite_pattern
-    def match_and_rewrite(self, op: affine.MinOp, rewriter: PatternRewriter, /) -> None:
-        point = InsertPoint.before(op)
-        values = [emit_affine_expr(e, list(op.operands), rewriter, point) for e in op.map.data.results]
-        result = values[0]
-        for value in values[1:]:
-            minimum = arith.MinSIOp(result, value)
-            rewriter.insert(minimum, point)
-            result = minimum.result
-        rewriter.replace(op, [], [result])
-
-
-class _LowerAffineApply(RewritePattern):
-    @op_type_rewrite_pattern
-    def match_and_rewrite(self, op: affine.ApplyOp, rewriter: PatternRewriter, /) -> None:
-        (expr,) = op.map.data.results
-        result = emit_affine_expr(expr, list(op.operands), rewriter, InsertPoint.before(op))
-        rewriter.replace(op, [], [result])
+from oi_compiler.loopnest.affine_lowering import lower_affine
 
 
 @dataclass(frozen=True)
@@ -94,8 +46,7 @@ class LowerNests(ModulePass):
         for top in [op for op in module.ops if _holds_nest_ops(op)]:
             for region in top.regions:
                 PatternRewriteWalker(LowerLinalgStructuredOpPattern(), apply_recursively=False).rewrite_region(region)
-                PatternRewriteWalker(_LowerAffineMin()).rewrite_region(region)
-                PatternRewriteWalker(_LowerAffineApply()).rewrite_region(region)
+                lower_affine(region)
 
 
 def _holds_nest_ops(op) -> bool:
