@@ -4,9 +4,9 @@
     emulate(module, "saxpy", grid=(4,), block=(64,), x, y, 2.0)   # x, y: numpy arrays, written in place
 
 `module` is a `builtin.module` holding a `gpu.module` (an xDSL `ModuleOp` or its text); `grid`
-and `block` have 1 to 3 sizes (missing ones are 1). The pass runs on a copy of the module and the
-compiled function is cached per (module text, kernel), so launching the same kernel again costs
-one native call. With `OI_GPU_EMULATE=1` the GPU launchers take this path instead of a device.
+and `block` have 1 to 3 sizes (missing ones are 1). The pass runs on a copy of the module, whose
+kernels are compiled together and cached per module text, so launching a kernel of the same module
+again costs one native call. With `OI_GPU_EMULATE=1` the GPU launchers take this path instead of a device.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from oi_compiler.errors import ExecutionError
 
-_cache: dict[tuple[str, str], object] = {}
+_cache: dict[str, tuple[list[str], object]] = {}  # module text -> (its kernels, compiled)
 _lock = threading.Lock()
 
 
@@ -42,32 +42,32 @@ def _sizes(what: str, sizes: Sequence[int] | int) -> tuple[int, int, int]:
 
 def emulated_function(module, kernel: str):
     """The CPU function of `kernel` (`JitFunction` taking the kernel's arguments and then the six
-    sizes grid x, y, z, block x, y, z), compiled once per (module text, kernel)."""
+    sizes grid x, y, z, block x, y, z). The module's kernels are compiled together, once per
+    module text."""
     from oi_compiler.graph import parse_mlir
 
     text = module if isinstance(module, str) else str(module)
-    key = (text, kernel)
     with _lock:
-        found = _cache.get(key)
-    if found is not None:
-        return found
-    from oi_compiler.backend.jit import compile_module
-    from oi_compiler.boundary import stage
-    from oi_compiler.ir_context import make_context
-    from oi_compiler.passes.gpu_emulate import GpuEmulate, kernel_names
+        compiled = _cache.get(text)
+    if compiled is None:
+        from oi_compiler.backend.jit import compile_module
+        from oi_compiler.boundary import stage
+        from oi_compiler.ir_context import make_context
+        from oi_compiler.passes.gpu_emulate import GpuEmulate, kernel_names
 
-    copy = parse_mlir(text, "<gpu-emulate>") if isinstance(module, str) else module.clone()
-    names = kernel_names(copy)
+        copy = parse_mlir(text, "<gpu-emulate>") if isinstance(module, str) else module.clone()
+        names = kernel_names(copy)
+        with stage("gpu-emulate"):
+            GpuEmulate().apply(make_context(), copy)
+            copy.verify()
+        compiled = (names, compile_module(copy))
+        with _lock:
+            _cache[text] = compiled
+    names, jit_module = compiled
     if kernel not in names:
         known = ", ".join(f"@{n}" for n in names) or "none"
         raise ExecutionError(f"gpu emulation: no kernel @{kernel} (kernels: {known})")
-    with stage("gpu-emulate"):
-        GpuEmulate().apply(make_context(), copy)
-        copy.verify()
-    function = compile_module(copy).function(kernel)
-    with _lock:
-        _cache[key] = function
-    return function
+    return jit_module.function(kernel)
 
 
 def emulate(module, kernel: str, grid: Sequence[int] | int, block: Sequence[int] | int, *args) -> None:
