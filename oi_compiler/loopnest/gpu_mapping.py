@@ -297,13 +297,13 @@ def _outline(function: func.FuncOp, sizes: dict) -> None:
     kernel = gpu.FuncOp(name, function.function_type, body, kernel=True)
     grid = [sizes["block"][d] for d in "xyz"]
     block = [sizes["thread"][d] for d in "xyz"]
-    kernel.attributes[LAUNCH_ATTR] = _launch_attr(grid, block)
+    kernel.attributes[LAUNCH_ATTR] = launch_attr(grid, block)
     module = gpu.ModuleOp.create(properties={"sym_name": StringAttr(f"{name}_kernels")},
                                  regions=[Region(Block([kernel]))])  # fmt: skip
     Rewriter.replace_op(function, module)
 
 
-def _launch_attr(grid: list[int], block: list[int]):
+def launch_attr(grid: list[int], block: list[int]):
     from xdsl.dialects.builtin import DictionaryAttr
 
     return DictionaryAttr({"grid": ArrayAttr([IntAttr(g) for g in grid]),

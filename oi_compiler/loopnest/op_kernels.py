@@ -1,0 +1,222 @@
+"""Op kernels: any registry op, on operands of given dtypes and sizes, as GPU kernels.
+
+    from oi_compiler.loopnest.op_kernels import op_kernel
+    k = op_kernel("softmax", {"axis": -1}, [("f32", (8, 128))])
+    k.module                    # builtin.module { gpu.module @softmax_kernels { gpu.func ... kernel } }
+    for launch in k.launches:   # in order: each kernel takes (inputs..., output, scratch...)
+        launch.kernel, launch.grid, launch.block, launch.mapping
+
+This is the kernel layer of `device="cuda"` for whole graphs (issue 13), which is not built yet.
+The kernels come from the op's own loop nest (the registry's `nest_builder`, as `--lower-ops`
+uses it for the CPU), with static sizes: each `linalg.generic`/`linalg.fill` of the nest is a
+*stage*, mapped by its default mapping (loopnest/stage_mappings.py: elementwise, row-tree,
+row-sequential, single-thread) into one `gpu.func` of one `gpu.module`; matmul's contraction on
+2-d f32/f64 operands is mapped by the loop-nest GPU plan machinery with A and B tiles in shared
+memory instead (loopnest/matmul_mapping.py). A `linalg.fill` right before the stage that reduces
+into what it filled is folded into that stage. The stages run one launch after another (a launch
+boundary is the grid-wide barrier between them); temporaries of the nest (`memref.alloc`)
+become *scratch* buffers the caller allocates (`OpKernel.scratch`) and passes after the output.
+
+Every registry op with a nest gets kernels (the single-thread mapping takes any stage the others
+cannot); what the op refuses (bad settings, shapes) is the reference's error, an `OiError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from xdsl.builder import Builder
+from xdsl.dialects import func, gpu, memref
+from xdsl.dialects.builtin import MemRefType, ModuleOp, StringAttr
+from xdsl.dialects.linalg.ops import FillOp, GenericOp
+from xdsl.ir import Block, Operation, Region, SSAValue
+from xdsl.rewriter import InsertPoint
+from xdsl.traits import is_side_effect_free
+
+from oi_compiler.boundary import stage
+from oi_compiler.dtypes import dtype_name, dtype_type, numpy_dtype
+from oi_compiler.errors import ExecutionError, PassError
+from oi_compiler.loopnest.attention_mapping import ATTENTION_ROWS, attention_kernel
+from oi_compiler.loopnest.generic_points import captured_values
+from oi_compiler.loopnest.gpu_mapping import LAUNCH_ATTR, check_launch, launch_attr
+from oi_compiler.loopnest.matmul_mapping import shared_tiles_apply, shared_tiles_kernel
+from oi_compiler.loopnest.stage_mappings import map_stage, stage_shape
+from oi_compiler.ops.reference.settings import SHAPE_FROM_OUTPUT
+from oi_compiler.ops.registry import lookup_op
+
+MATMUL_SHARED_TILES = "matmul-shared-tiles"
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One kernel launch of an op: `kernel` over `grid` x `block`, mapped by `mapping`."""
+
+    kernel: str
+    grid: tuple[int, int, int]
+    block: tuple[int, int, int]
+    mapping: str
+
+
+@dataclass(frozen=True)
+class OpKernel:
+    """An op's kernels (`module`), run by `launches` in order on (inputs..., output, scratch...)."""
+
+    op: str
+    module: ModuleOp
+    launches: tuple[Launch, ...]
+    output: MemRefType
+    scratch: tuple[MemRefType, ...]
+
+    def scratch_arrays(self) -> list:
+        """Fresh numpy buffers for the scratch arguments (their contents do not matter)."""
+        import numpy as np
+
+        return [np.zeros(t.get_shape(), numpy_dtype(dtype_name(t.element_type))) for t in self.scratch]
+
+
+def op_kernel(op: str, settings: Mapping[str, Any], inputs: Sequence[tuple[str, Sequence[int]]],
+              output: tuple[str, Sequence[int]] | None = None) -> OpKernel:  # fmt: skip
+    """The kernels of `op` with `settings` (as the numpy reference takes them) on `inputs`, one
+    (dtype, shape) each; `output` (dtype, shape) must be what the op's rules give, which is the
+    default. Anything else that escapes is an `InternalError` (an `OiError` too)."""
+    with stage("gpu-op-kernels"):
+        return _op_kernels(op, settings, inputs, output)
+
+
+def _op_kernels(op: str, settings: Mapping[str, Any], inputs, output) -> OpKernel:
+    function, out_type = _nest_function(op, dict(settings), inputs, output)
+    block = function.body.block
+    if op == "attention":
+        kernel, grid, threads = attention_kernel("attention_0", list(block.arg_types), settings)
+        return _op_kernel(op, [kernel], [Launch("attention_0", grid, threads, ATTENTION_ROWS)], out_type, [])
+    stages, scratch = _stages(op, block)
+    shared_tiles = op == "matmul" and not settings.get("acc") and shared_tiles_apply(list(block.arg_types))
+    kernels, launches = [], []
+    for n, (stage, init) in enumerate(_fold_fills(stages, keep=GenericOp if shared_tiles else ())):
+        name = f"{op}_{n}"
+        if shared_tiles and isinstance(stage, GenericOp):
+            kernel, grid, threads = shared_tiles_kernel(name, list(block.arg_types))
+            launch = Launch(name, grid, threads, MATMUL_SHARED_TILES)
+        else:
+            kernel, launch = _stage_kernel(name, stage, init, block, scratch)
+        kernels.append(kernel)
+        launches.append(launch)
+    return _op_kernel(op, kernels, launches, out_type, [s.type for s in scratch])
+
+
+def _op_kernel(op: str, kernels: list[gpu.FuncOp], launches: list[Launch], out_type, scratch) -> OpKernel:
+    """The kernels in one `gpu.module`, each with its launch (`oi.launch`), checked."""
+    for kernel, launch in zip(kernels, launches):
+        check_launch({"block": dict(zip("xyz", launch.grid)), "thread": dict(zip("xyz", launch.block))}, 1024)
+        kernel.attributes[LAUNCH_ATTR] = launch_attr(list(launch.grid), list(launch.block))
+    module = ModuleOp([gpu.ModuleOp.create(properties={"sym_name": StringAttr(f"{op}_kernels")},
+                                           regions=[Region(Block(kernels))])])  # fmt: skip
+    module.verify()
+    return OpKernel(op, module, tuple(launches), out_type, tuple(scratch))
+
+
+def _nest_function(op: str, settings: dict[str, Any], inputs, output) -> tuple[func.FuncOp, MemRefType]:
+    """`func.func @op(inputs..., output)` holding the registry's nest of `op`."""
+    spec = lookup_op(op)
+    if spec is None:
+        raise PassError(f"unsupported op {op}")
+    if spec.nest_builder is None or spec.shape_rule is None:
+        raise PassError(f"op {op} has no loop nest to make GPU kernels of")
+    in_dtypes = [dtype for dtype, _ in inputs]
+    shapes = [[int(d) for d in shape] for _, shape in inputs]
+    if op in SHAPE_FROM_OUTPUT and SHAPE_FROM_OUTPUT[op] not in settings and output is not None:
+        settings[SHAPE_FROM_OUTPUT[op]] = list(output[1])
+    out_dtype = settings["acc"][-1] if settings.get("acc") else spec.output_dtype_for(in_dtypes, settings)
+    out_shape = list(spec.shape_rule(shapes, settings))
+    if output is not None and (out_dtype not in (None, output[0]) or list(output[1]) != out_shape):
+        raise PassError(f"op {op}: output {output[0]}{list(output[1])} is not its result {out_dtype}{out_shape}")
+    out_dtype = out_dtype or (output[0] if output is not None else None)
+    if out_dtype is None:
+        raise PassError(f"op {op}: the output dtype follows from no setting here: give the output")
+    types = [MemRefType(dtype_type(d), s) for d, s in zip(in_dtypes, shapes)]
+    out_type = MemRefType(dtype_type(out_dtype), out_shape)
+    block = Block(arg_types=[*types, out_type])
+    try:
+        spec.nest_builder(Builder(InsertPoint.at_end(block)), block.args[:-1], block.args[-1], settings, in_dtypes,
+                          out_dtype)  # fmt: skip
+    except ValueError as e:  # the reference's `convert` refuses the same result when the op runs
+        raise ExecutionError(f"op {op} failed: {e}") from None
+    function = func.FuncOp(op, ([*types, out_type], []), Region(block))
+    return function, out_type
+
+
+def _stages(op: str, block: Block) -> tuple[list, list[SSAValue]]:
+    """The nest's stages in order, and its temporaries (scratch buffers)."""
+    stages, scratch = [], []
+    for statement in block.ops:
+        if isinstance(statement, GenericOp | FillOp):
+            stages.append(statement)
+        elif isinstance(statement, memref.AllocOp):
+            scratch.append(statement.memref)
+        elif not isinstance(statement, memref.DeallocOp) and not is_side_effect_free(statement):
+            raise PassError(f"op {op}: no GPU mapping for {statement.name} in its nest")
+    return stages, scratch
+
+
+def _fold_fills(stages: list, keep) -> list[tuple[Any, dict[int, SSAValue]]]:
+    """Stages with the initial values folded into them: a fill of exactly what the next stage
+    (not of type `keep`) reduces into becomes that stage's `init`."""
+    folded, n = [], 0
+    while n < len(stages):
+        stage, following = stages[n], stages[n + 1] if n + 1 < len(stages) else None
+        foldable = following is not None and not isinstance(following, keep)
+        output = _filled_reduction(stage, following) if foldable else None
+        if output is None:
+            folded.append((stage, {}))
+            n += 1
+        else:
+            folded.append((following, {output: stage.inputs[0]}))
+            n += 2
+    return folded
+
+
+def _filled_reduction(fill, stage) -> int | None:
+    """The reduction output of `stage` that `fill` initialises whole, if any."""
+    shape = stage_shape(stage) if isinstance(fill, FillOp) else None
+    if shape is None:
+        return None
+    target = fill.outputs[0]
+    rows = 1
+    for d in shape.parallel:
+        rows *= shape.extents[d]
+    for k in shape.reductions:
+        if stage.outputs[k] is target and target not in stage.inputs and target.type.element_count() == rows:
+            return k
+    return None
+
+
+def _stage_kernel(name: str, stage, init: dict[int, SSAValue], block: Block, scratch: list[SSAValue]):
+    """`gpu.func @name(args..., scratch...) kernel` running `stage` by its default mapping."""
+    types = [*block.arg_types, *(s.type for s in scratch)]
+    body = Block(arg_types=types)
+    b = Builder(InsertPoint.at_end(body))
+    mapped: dict[SSAValue, SSAValue] = dict(zip([*block.args, *scratch], body.args))
+
+    def inside(value: SSAValue) -> SSAValue:
+        """`value` of the nest's function as seen in the kernel: an argument, or its
+        (side-effect free) definition cloned into the kernel's entry."""
+        if value not in mapped:
+            owner = value.owner
+            if not isinstance(owner, Operation) or not is_side_effect_free(owner):
+                raise PassError(f"{name}: cannot take {value} into the kernel")
+            for operand in owner.operands:
+                inside(operand)
+            clone = owner.clone(value_mapper={o: mapped[o] for o in owner.operands})
+            b.insert(clone)
+            mapped.update(zip(owner.results, clone.results))
+        return mapped[value]
+
+    for value in [*captured_values(stage), *init.values()]:
+        inside(value)
+    mapped_init = {k: mapped[v] for k, v in init.items()}
+    staged = map_stage(b, stage, [mapped[v] for v in stage.operands], mapped_init, inside)
+    b.insert(gpu.ReturnOp([]))
+    kernel = gpu.FuncOp(name, (types, []), Region(body), kernel=True)
+    return kernel, Launch(name, staged.grid, staged.block, staged.mapping)
