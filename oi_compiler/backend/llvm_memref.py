@@ -13,6 +13,7 @@ vectorisers need. `i1` elements are stored as bytes (0 or 1), as numpy stores `b
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -255,11 +256,27 @@ def _alignment(op: memref.AllocOp | memref.AllocaOp) -> int:
     return max(ALLOC_ALIGNMENT, requested)
 
 
+#: The largest buffer `memref.alloc` places in the stack frame (MLIR's promote-buffers-to-stack,
+#: `max-alloc-size-in-bytes`): a kernel's small temporaries (attention's per-chunk scores and
+#: sums, rope's tables) then cost no allocator call per call, and a frame holding a few of them
+#: stays far below the stacks of the threads that run kernels (8 MiB by default on Linux,
+#: Python's threads included).
+STACK_BUFFER_BYTES = 16 * 1024
+
+
 def emit_alloc(fx: FunctionEmitter, op: memref.AllocOp) -> list[LoweredValue]:
-    """`aligned_alloc(64, bytes rounded up to 64)`: allocated and aligned pointers coincide."""
+    """`aligned_alloc(64, bytes rounded up to 64)`: allocated and aligned pointers coincide. A
+    buffer of a static size up to `STACK_BUFFER_BYTES` that never leaves the function (see
+    `stays_local`) is a stack buffer in the entry block instead, as a static `memref.alloca`
+    is, and its `memref.dealloc` does nothing."""
     b, ty = fx.builder, _result_type(op)
     sizes = _allocation_sizes(fx, op)
     align = _alignment(op)
+    if _fits_the_stack(ty, sizes) and stays_local(op.memref):
+        with b.goto_entry_block():
+            pointer = b.alloca(storage_type(ty), size=element_count(b, sizes))
+        pointer.align = align
+        return [make_descriptor(b, ty, pointer, pointer, index_const(0), sizes, ())]
     nbytes = fold_mul(b, element_count(b, sizes), index_const(storage_bytes(ty)))
     rounded = b.and_(b.add(nbytes, index_const(align - 1)), index_const(-align))
     aligned_alloc = fx.declare("aligned_alloc", PTR, [INDEX, INDEX])
@@ -294,6 +311,30 @@ def escapes(value: SSAValue) -> bool:
     return False
 
 
+def _fits_the_stack(ty: MemRefType, sizes: Sequence[ir.Value]) -> bool:
+    if not all(isinstance(s, ir.Constant) for s in sizes):
+        return False
+    return math.prod(s.constant for s in sizes) * storage_bytes(ty) <= STACK_BUFFER_BYTES
+
+
+_ELEMENT_USES = (memref.LoadOp, memref.StoreOp, memref.DimOp, memref.CopyOp, memref.DeallocOp)
+
+
+def stays_local(value: SSAValue) -> bool:
+    """Whether every use of the buffer, directly or through views, reads or writes its elements or
+    deallocates it: no call, `select`, yield or return takes it, so it dies with the function
+    (or with its loop iteration, where an entry-block buffer may be reused), and no `free`
+    can be reached with a pointer that another use has merged with it."""
+    for use in value.uses:
+        user = use.operation
+        if isinstance(user, VIEW_OPS):
+            if not stays_local(user.results[0]):
+                return False
+        elif not isinstance(user, _ELEMENT_USES):
+            return False
+    return True
+
+
 def emit_alloca(fx: FunctionEmitter, op: memref.AllocaOp) -> list[LoweredValue]:
     """A stack buffer. A static one goes to the entry block (one allocation per call) when it is
     at the function's top level or does not escape its region (scf loop bodies are automatic
@@ -321,8 +362,10 @@ def emit_alloca(fx: FunctionEmitter, op: memref.AllocaOp) -> list[LoweredValue]:
 
 
 def emit_dealloc(fx: FunctionEmitter, op: memref.DeallocOp) -> list[LoweredValue]:
-    free = fx.declare("free", ir.VoidType(), [PTR])
-    fx.builder.call(free, [fx.value(op.memref).allocated])
+    """`free`; nothing for a buffer `emit_alloc` placed on the stack."""
+    allocated = fx.value(op.memref).allocated
+    if not isinstance(allocated, ir.AllocaInstr):
+        fx.builder.call(fx.declare("free", ir.VoidType(), [PTR]), [allocated])
     return []
 
 

@@ -14,17 +14,13 @@ rope(x [..., Dh], position, theta) has two phases:
 dynamic.
 
 attention(q [S, H, Dh] or [H, Dh], k [T, Hk, Dh], v [T, Hk, Dh], causal, scale) computes
-in f32 (f64 when any input is f64) through temporaries `scores [S, H, T]`, `m [S, H]`,
-`l [S, H]`, in six phases:
-
-1. `scores = q . k` over d (`fill` 0, reduction loop d innermost, ascending);
-2. in place: `scores = scores * scale`, or -inf where `causal` hides key t from query s
-   (`t > T - S + s`, from `linalg.index`);
-3. `m = max_t scores` (`fill` -inf, `maximumf`);
-4. `l = sum_t exp(scores - m)`;
-5. in place: `scores = exp(scores - m) / l` (the weights);
-6. `out = sum_t weights * v` (reduction loop t innermost, ascending), accumulated in the
-   output, or in a temporary rounded once when the output is f16/bf16.
+in f32 (f64 when any input is f64) one query at a time, over chunks of keys, with a running
+softmax (online softmax, as flash-decoding does; `_Kernel` lists the passes of a chunk): the
+sums so far are rescaled whenever a chunk raises the max, and the output is their quotient.
+Its temporaries (`_Buffers`) hold one chunk of scores and a few values per head, none of T's
+size, so with static head counts and Dh they are small static buffers the backend keeps on
+the stack: a call allocates nothing (the decode step calls it once per layer), and a chunk's
+scores stay in L1 between its passes. The chunk's length is `_chunk_length`'s.
 
 Query head h reads kv head `h floordiv (H / Hk)` through the maps (grouped-query attention);
 that needs H and Hk static unless Hk is statically 1 (or the counts are equal).
@@ -33,16 +29,17 @@ that needs H and Hk static unless Hk is statically 1 (or the counts are equal).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from xdsl.builder import Builder
-from xdsl.dialects import arith
+from xdsl.dialects import arith, scf
 from xdsl.dialects import math as mathd
 from xdsl.dialects.builtin import IndexType, IntegerType
-from xdsl.ir import SSAValue
+from xdsl.ir import Block, SSAValue
 from xdsl.ir.affine import AffineDimExpr, AffineExpr, AffineMap
+from xdsl.rewriter import InsertPoint
 
 from oi_compiler.errors import PassError
 from oi_compiler.ops.nests.scalar import (
@@ -53,6 +50,7 @@ from oi_compiler.ops.nests.scalar import (
     Scalar,
     emit,
     float_domain,
+    index_const,
     float_setting,
     reassociable,
     require_float,
@@ -61,6 +59,7 @@ from oi_compiler.ops.nests.scalar import (
 from oi_compiler.ops.nests.structured import (
     PARALLEL,
     REDUCTION,
+    ZERO,
     Size,
     alloc,
     as_index,
@@ -186,106 +185,248 @@ def attention(op: str, b: Builder, inputs: list, output: SSAValue, settings: Map
     require_float(op, in_dtypes)
     q, k, v = inputs
     domain = float_domain(in_dtypes)
-    q_dtype, k_dtype, v_dtype = in_dtypes
-    single = rank(q) == 2  # one query: [H, Dh]
-    queries = 1 if single else size(b, q, 0)
-    keys = size(b, k, 0)
-    causal = read_bool(op, settings, "causal", False)
-    s = Scalar(b, domain)
     if "scale" in settings:
-        scale = s.const(float_setting(op, settings, "scale", None))
+        scale = Scalar(b, domain).const(float_setting(op, settings, "scale", None))
     else:
         scale = _default_scale(b, domain, size(b, q, rank(q) - 1))
-
     groups = head_groups(op, b, q, k)
-    rows = [queries, groups.kv, groups.group]  # (s, g, j): one softmax row per query and head
-    scores = alloc(b, domain.type, [*rows, keys])
-    top, total = alloc(b, domain.type, rows), alloc(b, domain.type, rows)
-    query = [] if single else [0]  # q and the output have no s dim for one query
+    keys = size(b, k, 0)
+    buffers = _Buffers.make(b, domain, groups, _chunk_length(domain, groups, keys), size(b, v, 2))
+    kernel = _Kernel(domain, in_dtypes, out, groups, scale, k, v, keys, buffers)
+    if rank(q) == 2:  # one query [H, Dh]: it comes after every key, so `causal` hides none
+        kernel.query(b, q, output, [], None)
+    else:
+        queries = size(b, q, 0)
+        causal = read_bool(op, settings, "causal", False)
+        first = as_index(b, sub_sizes(b, keys, queries)) if causal else None  # query s sits at T - S + s
 
-    # 1. scores[s, g, j, t] = sum_d q[s, h, d] * k[t, g, d]; loops (s, t, g, j, d): one pass over
-    # k, each row k[t] read once for every head
-    def dot(bb: Builder, args: tuple) -> list[SSAValue]:
-        # The sum over d may be reassociated (the reference's einsum fixes no order): LLVM then
-        # vectorises a long d loop with partial sums. Products are still rounded one by one.
-        t = Scalar(bb, domain)
-        return [reassociable(t.add(args[2], t.mul(t.widen(args[0], q_dtype), t.widen(args[1], k_dtype))))]
+        def one_query(bb: Builder, s: SSAValue) -> None:
+            position = None if first is None else emit(bb, arith.AddiOp(first, s))
+            kernel.query(bb, subview(bb, q, 0, s, 1), subview(bb, output, 0, s, 1), [ZERO], position)
 
-    fill(b, s.const(0.0), scores)
-    q_map = make_map(5, [*query, groups.head(2, 3), 4])
-    generic(b, [q, k], [scores], [q_map, make_map(5, [1, 2, 4]), make_map(5, [0, 2, 3, 1])],
-            [PARALLEL] * 4 + [REDUCTION], dot)  # fmt: skip
+        _loop(b, queries, 1, one_query)
+    buffers.release(b)
 
-    # 2. one pass over t: scores *= scale, or -inf where `causal` hides key t from query s
-    # (`t > T - S + s`, from `linalg.index`); m = max_t scores (`fill` -inf, `maximumf`)
-    row_t, row, scalar = make_map(4, [0, 1, 2, 3]), make_map(4, [0, 1, 2]), make_map(4, [])
-    softmax_iterators = [PARALLEL] * 3 + [REDUCTION]
-    extra = [scale]
-    if causal:
-        extra.append(as_index(b, sub_sizes(b, keys, queries)))  # query s sits at position T - S + s
 
-    def scale_mask_max(bb: Builder, args: tuple) -> list[SSAValue]:  # (scale, [offset], score, max)
-        t = Scalar(bb, domain)
-        scaled = t.mul(args[-2], args[0])
-        if causal:
-            last_visible = emit(bb, arith.AddiOp(loop_index(bb, 0), args[1]))
-            visible = emit(bb, arith.CmpiOp(loop_index(bb, 3), last_visible, "sle"))
-            scaled = t.select(visible, scaled, t.const(float("-inf")))
-        return [scaled, t.max_propagating(args[-1], scaled)]
+#: The scores of one chunk of keys (every head's) take at most this many bytes: they stay in L1
+#: from one pass over them to the next, and the backend keeps them on the stack
+#: (`backend/llvm_memref.STACK_BUFFER_BYTES`).
+CHUNK_BYTES = 16 * 1024
+#: The most keys in a chunk.
+MAX_CHUNK = 256
 
-    fill(b, s.const(float("-inf")), top)
-    generic(b, extra, [scores, top], [scalar] * len(extra) + [row_t, row], softmax_iterators, scale_mask_max)
 
-    # 3. one pass over t: scores = exp(scores - m), l = their sum; the sum may be reassociated
-    # (the reference's numpy sum is pairwise, in no fixed order), so it vectorises
-    def exp_and_sum(bb: Builder, args: tuple) -> list[SSAValue]:  # (max, score, sum)
-        t = Scalar(bb, domain)
-        e = t.exp(t.sub(args[1], args[0]))
-        return [e, reassociable(t.add(args[2], e))]
+def _chunk_length(domain: Domain, groups: HeadGroups, keys: Size) -> int:
+    """Keys per chunk: as many as CHUNK_BYTES of scores hold (MAX_CHUNK when the head counts are
+    dynamic), and no more than there are keys when that is known."""
+    chunk = MAX_CHUNK
+    if isinstance(groups.kv, int) and isinstance(groups.group, int):
+        row_bytes = groups.kv * groups.group * (8 if domain.type == F64 else 4)
+        chunk = max(1, min(chunk, CHUNK_BYTES // row_bytes))
+    return min(chunk, keys) if isinstance(keys, int) and keys > 0 else chunk
 
-    fill(b, s.const(0.0), total)
-    generic(b, [top], [scores, total], [row, row_t, row], softmax_iterators, exp_and_sum)
 
-    # 4. in place: the weights, scores / l
-    generic(b, [total], [scores], [row, row_t], [PARALLEL] * 4,
-            lambda bb, args: [Scalar(bb, domain).divf(args[1], args[0])])  # fmt: skip
+def _loop(b: Builder, count: Size, step: int, body: Callable[[Builder, SSAValue], None]) -> None:
+    """`for i in range(0, count, step): body(builder, i)` as an `scf.for`; no loop when a static
+    `count` takes one step."""
+    if isinstance(count, int) and count <= step:
+        body(b, index_const(b, 0))
+        return
+    block = Block(arg_types=[IndexType()])
+    inner = Builder(InsertPoint.at_end(block))
+    body(inner, block.args[0])
+    inner.insert(scf.YieldOp())
+    b.insert(scf.ForOp(index_const(b, 0), as_index(b, count), index_const(b, step), [], block))
 
-    # 5. acc[s, g, j, e] = sum_t weights[s, g, j, t] * v[t, g, e], t in order, in a private
-    # buffer: a kernel's arguments carry no `noalias`, so LLVM would keep an output argument in
-    # memory across t (a store to it may alias v) where a private buffer's rows stay in registers
-    head_dim = size(b, v, 2)
-    acc = alloc(b, domain.type, [*rows, head_dim])
-    fill(b, s.const(0.0), acc)
 
-    def mix(bb: Builder, args: tuple) -> list[SSAValue]:
-        t = Scalar(bb, domain)
-        return [t.add(args[2], t.mul(args[0], t.widen(args[1], v_dtype)))]
+@dataclass(frozen=True)
+class _Buffers:
+    """The temporaries of one query, reused by every query and chunk (their rows are (g, j), as
+    HeadGroups orders the heads):
 
-    generic(b, [scores, v], [acc], *_mix_loops(groups, head_dim), mix)
+    - scores [Hk, G, chunk]: a chunk's scores, then its weights `exp(score - shift)`;
+    - chunk_max [Hk, G]: the chunk's largest score; top [Hk, G]: the largest so far;
+    - shift [Hk, G]: what the weights subtract: top, or 0 while top is -inf (no key seen, or
+      only -inf scores: `-inf - -inf` would be NaN where the reference's weight is 0);
+    - rescale [Hk, G]: `exp(previous top - shift)`, which brings the sums so far to the new shift;
+    - total [Hk, G], acc [Hk, G, Dh]: the sums so far of the weights and of weights * v.
 
-    # 6. the output, rounded once: out[s, h, e] = acc[s, g, j, e]
-    out_map = make_map(4, [*query, groups.head(1, 2), 3])
-    generic(b, [acc], [output], [make_map(4, [0, 1, 2, 3]), out_map], [PARALLEL] * 4,
-            lambda bb, args: [Scalar(bb, domain).narrow(args[0], out)])  # fmt: skip
-    for temporary in (scores, top, total, acc):
-        dealloc(b, temporary)
+    None depends on the number of keys: with static head counts and Dh they are small static
+    buffers, which the backend places in the stack frame (no allocation per call)."""
+
+    scores: SSAValue
+    chunk_max: SSAValue
+    top: SSAValue
+    shift: SSAValue
+    rescale: SSAValue
+    total: SSAValue
+    acc: SSAValue
+
+    @staticmethod
+    def make(b: Builder, domain: Domain, groups: HeadGroups, chunk: int, head_dim: Size) -> _Buffers:
+        rows = [groups.kv, groups.group]
+        scores = alloc(b, domain.type, [*rows, chunk])
+        per_row = [alloc(b, domain.type, rows) for _ in range(5)]
+        return _Buffers(scores, *per_row, alloc(b, domain.type, [*rows, head_dim]))
+
+    @property
+    def chunk(self) -> int:
+        return shape(self.scores)[2]
+
+    def release(self, b: Builder) -> None:
+        for buffer in (self.scores, self.chunk_max, self.top, self.shift, self.rescale, self.total, self.acc):
+            dealloc(b, buffer)
+
+
+#: loops (g, j, t) over a chunk's scores [Hk, G, t], (g, j) rows, scalars
+CHUNK_ROW_T, CHUNK_ROW, CHUNK_SCALAR = make_map(3, [0, 1, 2]), make_map(3, [0, 1]), make_map(3, [])
+SOFTMAX_ITERATORS = [PARALLEL, PARALLEL, REDUCTION]
+
+
+@dataclass(frozen=True)
+class _Kernel:
+    """Attention, one query at a time over chunks of keys, with a running softmax (as online
+    softmax and flash-decoding do). Each chunk takes five passes, each one generic:
+
+    1. `scores[g, j, t] = sum_d q[h, d] * k[t, g, d]`, t outside the heads: one pass over the
+       chunk's keys, each row k[t] read once for every head;
+    2. `scores *= scale`, or -inf where `causal` hides key t (`t > position`); chunk_max;
+    3. per row: the new top, shift and rescale; `total *= rescale`, then `acc *= rescale`;
+    4. `scores = exp(scores - shift)`, added to total (exp once per score);
+    5. `acc[g, j, e] += sum_t scores[g, j, t] * v[t, g, e]`, t in order (see `_mix_loops`).
+
+    The output, `acc / total` rounded once, comes after the last chunk."""
+
+    domain: Domain
+    in_dtypes: list[str]
+    out: str
+    groups: HeadGroups
+    scale: SSAValue
+    k: SSAValue
+    v: SSAValue
+    keys: Size
+    buffers: _Buffers
+
+    def query(self, b: Builder, q: SSAValue, out: SSAValue, query: list[AffineExpr],
+              position: SSAValue | None) -> None:  # fmt: skip
+        """`out` = attention of `q` over the keys (up to `position`, when causal). q and out are
+        [H, Dh], or [1, H, Dh] views with `query` = [0] (the index of their first dim)."""
+        s, buf = Scalar(b, self.domain), self.buffers
+        fill(b, s.const(float("-inf")), buf.top)
+        fill(b, s.const(0.0), buf.total)
+        fill(b, s.const(0.0), buf.acc)
+        _loop(b, self.keys, buf.chunk, lambda bb, start: self._chunk(bb, q, query, start, position))
+
+        def divide(bb: Builder, args: tuple) -> list[SSAValue]:  # (acc, total, out)
+            t = Scalar(bb, self.domain)
+            return [t.narrow(t.divf(args[0], args[1]), self.out)]
+
+        out_map = make_map(3, [*query, self.groups.head(0, 1), 2])
+        generic(b, [buf.acc, buf.total], [out], [make_map(3, [0, 1, 2]), make_map(3, [0, 1]), out_map],
+                [PARALLEL] * 3, divide)  # fmt: skip
+
+    def _chunk(self, b: Builder, q: SSAValue, query: list[AffineExpr], start: SSAValue,
+               position: SSAValue | None) -> None:  # fmt: skip
+        length = self._chunk_keys(b, start)
+        k, v = subview(b, self.k, 0, start, length), subview(b, self.v, 0, start, length)
+        scores = subview(b, self.buffers.scores, 2, 0, length)
+        self._dot(b, q, query, k, scores)
+        last_visible = None if position is None else emit(b, arith.SubiOp(position, start))
+        self._scale_mask_max(b, scores, last_visible)
+        self._rescale(b)
+        self._exp_and_sum(b, scores)
+        generic(b, [scores, v], [self.buffers.acc], *_mix_loops(self.groups, shape(v)[2]), self._mix)
+
+    def _chunk_keys(self, b: Builder, start: SSAValue) -> Size:
+        """The keys of the chunk at `start`: min(chunk, T - start)."""
+        chunk = self.buffers.chunk
+        if isinstance(self.keys, int) and self.keys <= chunk:
+            return self.keys
+        rest = emit(b, arith.SubiOp(as_index(b, self.keys), start))
+        return emit(b, arith.MinSIOp(index_const(b, chunk), rest))
+
+    def _dot(self, b: Builder, q: SSAValue, query: list[AffineExpr], k: SSAValue, scores: SSAValue) -> None:
+        """Loops (t, g, j, d). The sum over d may be reassociated (the reference's einsum fixes
+        no order): LLVM then vectorises a long d loop with partial sums. Products are still
+        rounded one by one."""
+        q_dtype, k_dtype = self.in_dtypes[:2]
+
+        def dot(bb: Builder, args: tuple) -> list[SSAValue]:  # (q, k, score)
+            t = Scalar(bb, self.domain)
+            return [reassociable(t.add(args[2], t.mul(t.widen(args[0], q_dtype), t.widen(args[1], k_dtype))))]
+
+        fill(b, Scalar(b, self.domain).const(0.0), scores)
+        q_map = make_map(4, [*query, self.groups.head(1, 2), 3])
+        generic(b, [q, k], [scores], [q_map, make_map(4, [0, 1, 3]), make_map(4, [1, 2, 0])],
+                [PARALLEL] * 3 + [REDUCTION], dot)  # fmt: skip
+
+    def _scale_mask_max(self, b: Builder, scores: SSAValue, last_visible: SSAValue | None) -> None:
+        """In place: scores * scale, or -inf after `last_visible` (a chunk index); chunk_max."""
+        extra = [self.scale] if last_visible is None else [self.scale, last_visible]
+
+        def body(bb: Builder, args: tuple) -> list[SSAValue]:  # (scale, [last visible], score, max)
+            t = Scalar(bb, self.domain)
+            scaled = t.mul(args[-2], args[0])
+            if last_visible is not None:
+                visible = emit(bb, arith.CmpiOp(loop_index(bb, 2), args[1], "sle"))
+                scaled = t.select(visible, scaled, t.const(float("-inf")))
+            return [scaled, t.max_propagating(args[-1], scaled)]
+
+        fill(b, Scalar(b, self.domain).const(float("-inf")), self.buffers.chunk_max)
+        maps = [CHUNK_SCALAR] * len(extra) + [CHUNK_ROW_T, CHUNK_ROW]
+        generic(b, extra, [scores, self.buffers.chunk_max], maps, SOFTMAX_ITERATORS, body)
+
+    def _rescale(self, b: Builder) -> None:
+        """Per row: top = max(top, chunk_max); shift; rescale = exp(old top - shift), which is 1
+        when the top did not move and 0 at the first chunk; total and acc times rescale."""
+        buf = self.buffers
+
+        def row(bb: Builder, args: tuple) -> list[SSAValue]:  # (chunk_max, top, shift, rescale, total)
+            t = Scalar(bb, self.domain)
+            top = t.max_propagating(args[1], args[0])
+            shift = t.select(t.cmp("eq", top, t.const(float("-inf"))), t.const(0.0), top)
+            rescale = t.exp(t.sub(args[1], shift))
+            return [top, shift, rescale, t.mul(args[4], rescale)]
+
+        rows = make_map(2, [0, 1])
+        generic(b, [buf.chunk_max], [buf.top, buf.shift, buf.rescale, buf.total], [rows] * 5, [PARALLEL] * 2, row)
+        generic(b, [buf.rescale], [buf.acc], [make_map(3, [0, 1]), make_map(3, [0, 1, 2])], [PARALLEL] * 3,
+                lambda bb, args: [Scalar(bb, self.domain).mul(args[1], args[0])])  # fmt: skip
+
+    def _exp_and_sum(self, b: Builder, scores: SSAValue) -> None:
+        """In place: scores = exp(scores - shift), added to total; the sum may be reassociated
+        (the reference's numpy sum is pairwise, in no fixed order), so it vectorises."""
+
+        def body(bb: Builder, args: tuple) -> list[SSAValue]:  # (shift, score, total)
+            t = Scalar(bb, self.domain)
+            e = t.exp(t.sub(args[1], args[0]))
+            return [e, reassociable(t.add(args[2], e))]
+
+        generic(b, [self.buffers.shift], [scores, self.buffers.total], [CHUNK_ROW, CHUNK_ROW_T, CHUNK_ROW],
+                SOFTMAX_ITERATORS, body)  # fmt: skip
+
+    def _mix(self, b: Builder, args: tuple) -> list[SSAValue]:  # (weight, v, acc)
+        t = Scalar(b, self.domain)
+        return [t.add(args[2], t.mul(args[0], t.widen(args[1], self.in_dtypes[2])))]
 
 
 #: The most accumulator elements (every head's row of the output) that stay in vector registers.
 REGISTER_ELEMENTS = 64
 
 
-def _mix_loops(groups: HeadGroups, head_dim: Size) -> tuple[list[AffineMap], list[str]]:
-    """The maps (weights, v, acc) and iterators of the weights . v loops.
+def _mix_loops(groups: HeadGroups, head_dim: int | None) -> tuple[list[AffineMap], list[str]]:
+    """The maps (weights, v, acc) and iterators of a chunk's weights . v loops, into acc: a
+    private buffer, since a kernel's arguments carry no `noalias` and LLVM would keep an output
+    argument in memory across t (a store to it may alias v) where acc's rows stay in registers.
 
-    (s, t, g, j, e) when every head's accumulator row fits in registers together: v is read
-    once, row by row, and each t updates all of them; otherwise (s, g, t, j, e): one kv head's
-    group at a time, v read once per kv head (its slice of each row)."""
+    (t, g, j, e) when every head's row of acc fits in registers together: v is read once, row
+    by row, and each t updates all of them; otherwise (g, t, j, e): one kv head's group at a
+    time, v read once per kv head (its slice of each row)."""
     static = [x for x in (groups.kv, groups.group, head_dim) if isinstance(x, int)]
     fits = len(static) == 3 and math.prod(static) <= REGISTER_ELEMENTS
-    s, t, g, j, e = (0, 1, 2, 3, 4) if fits else (0, 2, 1, 3, 4)
-    maps = [make_map(5, [s, g, j, t]), make_map(5, [t, g, e]), make_map(5, [s, g, j, e])]
-    iterators = [PARALLEL] * 5
+    t, g, j, e = (0, 1, 2, 3) if fits else (1, 0, 2, 3)
+    maps = [make_map(4, [g, j, t]), make_map(4, [t, g, e]), make_map(4, [g, j, e])]
+    iterators = [PARALLEL] * 4
     iterators[t] = REDUCTION
     return maps, iterators
 
