@@ -1,5 +1,7 @@
 """Shared fixtures."""
 
+from collections.abc import Iterator
+
 import pytest
 
 from oi_compiler import passes as passes_module
@@ -12,6 +14,21 @@ def restore_pass_registry():
     yield
     passes_module._PASSES.clear()
     passes_module._PASSES.update(saved)
+
+
+@pytest.fixture
+def scratch_registry() -> Iterator[None]:
+    """Ops and settings a test registers are gone after it (tests that enumerate the registry
+    must see the built-in ops only, whatever ran before them in the worker)."""
+    from oi_compiler.ops import registry
+
+    ops, settings = registry._load()
+    saved_ops, saved_settings = dict(ops), dict(settings)
+    yield
+    ops.clear()
+    ops.update(saved_ops)
+    settings.clear()
+    settings.update(saved_settings)
 
 
 @pytest.fixture

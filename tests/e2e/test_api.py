@@ -202,7 +202,7 @@ def test_mlir_unterminated_first_string_is_an_oi_error() -> None:
 # --- register_op ---------------------------------------------------------------------------------
 
 
-def test_register_op_makes_a_graph_verify() -> None:
+def test_register_op_makes_a_graph_verify(scratch_registry: None) -> None:
     name = unique("rms_norm")
     text = f"dynamic {{ x: f32[4]; w: f32[4]; }}\nvolatile {{ y: f32[4]; }}\nblock entry {{\n  op {name}(x, w, eps=1e-5) >> y;\n}}"
     with pytest.raises(oi.VerifyError) as info:
@@ -216,7 +216,7 @@ def test_register_op_makes_a_graph_verify() -> None:
     assert isinstance(op, NamedOp) and op.kind == name
 
 
-def test_registered_op_rules_are_enforced() -> None:
+def test_registered_op_rules_are_enforced(scratch_registry: None) -> None:
     name = unique("unary")
     oi.register_op(oi.OpSpec(name=name, arity=1, dtypes=frozenset({"f32"})))
     base = "dynamic {{ x: {dt}[4]; w: f32[4]; }}\nvolatile {{ y: {dt}[4]; }}\nblock entry {{\n  op {name}({args}) >> y;\n}}"
@@ -232,7 +232,7 @@ def test_registered_op_rules_are_enforced() -> None:
     assert info.value.message.startswith(f"op {name} does not support I32 -> I32")
 
 
-def test_register_op_twice() -> None:
+def test_register_op_twice(scratch_registry: None) -> None:
     name = unique("twice")
     oi.register_op(oi.OpSpec(name=name, arity=1))
     with pytest.raises(oi.VerifyError):

@@ -182,7 +182,7 @@ def test_temporaries_become_scratch_buffers() -> None:
     assert kernels_of(case_of("add")).scratch == ()
 
 
-def test_an_output_map_no_mapping_can_split_runs_in_one_thread() -> None:
+def test_an_output_map_no_mapping_can_split_runs_in_one_thread(scratch_registry: None) -> None:
     """A custom op's nest writing `out[i] = x[i, j]` for every j (the last j wins, in order): no
     point owns its element, so the stage runs in one thread, in the nest's order."""
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,6 @@ from oi_compiler.ops import (
     register_setting,
     setting_spec,
 )
-from oi_compiler.ops import registry
 from oi_compiler.ops.registry import dtype_debug_name
 
 UPSTREAM_OPS = """
@@ -30,18 +28,6 @@ UPSTREAM_OPS = """
 """.split()
 
 DSL_DTYPES = set("i8 i16 i32 i64 u8 u16 u32 u64 f8 f16 bf16 f32 f64 bool i4 u4".split())
-
-
-@pytest.fixture
-def scratch_registry() -> Iterator[None]:
-    """Let a test register ops and settings; put the tables back afterwards."""
-    ops, settings = registry._load()
-    saved_ops, saved_settings = dict(ops), dict(settings)
-    yield
-    ops.clear()
-    ops.update(saved_ops)
-    settings.clear()
-    settings.update(saved_settings)
 
 
 def test_all_upstream_ops_present() -> None:

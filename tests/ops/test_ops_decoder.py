@@ -8,7 +8,7 @@ rope, `math.erf` for gelu.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import ml_dtypes
@@ -22,7 +22,6 @@ from hypothesis.extra import numpy as hnp
 import oi_compiler as oi
 from oi_compiler.dtypes import DTYPE_NAMES, dtype_of_array, numpy_dtype
 from oi_compiler.errors import ExecutionError
-from oi_compiler.ops import registry
 from oi_compiler.ops.registry import OpSpec, SettingSpec, lookup_op, register_op, setting_spec
 
 FLOATS = ("f16", "bf16", "f32", "f64")
@@ -137,17 +136,6 @@ def test_verifier_rejects(statement: str, message: str) -> None:
     with pytest.raises(oi.VerifyError) as info:
         oi.parse_graph(PROGRAM.format(extra=statement), "dec.oi")
     assert info.value.message == message
-
-
-@pytest.fixture
-def scratch_registry() -> Iterator[None]:
-    ops, settings = registry._load()
-    saved_ops, saved_settings = dict(ops), dict(settings)
-    yield
-    ops.clear()
-    ops.update(saved_ops)
-    settings.clear()
-    settings.update(saved_settings)
 
 
 def test_user_ops_keep_their_reference(scratch_registry: None) -> None:
