@@ -21,7 +21,8 @@ What is emitted: `linalg.generic` ops on memrefs (iteration domain = the loops i
 the operand shapes and indexing maps; the body is the scalar computation; iterators
 `parallel`/`reduction`), `linalg.fill`, `memref.alloc`/`dealloc` for temporaries, and views
 (`memref.subview` for concat and rope halves, `memref.reinterpret_cast` to rank 1 for
-reshape). Each generic carries a discardable `oi.schedule` dictionary (empty here) for
+reshape), and, in attention only, an `scf.for` over chunks of the keys (its running softmax:
+docs/loop_level.md). Each generic carries a discardable `oi.schedule` dictionary (empty here) for
 scheduling passes. xDSL's `convert-linalg-to-loops` then `lower-affine` lower all of it to
 `scf.for` + `memref.load`/`store` + `arith`. `docs/loop_level.md` describes the level.
 
