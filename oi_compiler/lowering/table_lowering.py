@@ -4,8 +4,8 @@
 `--lower-tables` turns the rest into loads, stores, `oi.state_view`s, the host's `@oi_grow` and
 `oi.step_exit`, reading where each named word is from the module's `oi_table.state_layout`
 (`--assign-state-slots`), and numbers the error sites in the order the step meets them (their
-list is the step's `oi.error_sites`). Every function the ops are in takes the state array as its
-first argument.
+list is the step's `oi.error_sites`), then outlines the step's repeated statement runs
+(lowering/outline.py). Every function the ops are in takes the state array as its first argument.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from oi_compiler.dialects.oi_table import (
 from oi_compiler.errors import PassError
 from oi_compiler.ir_context import nearest_loc
 from oi_compiler.lowering import analysis as P
+from oi_compiler.lowering.outline import outline_repeats
 from oi_compiler.lowering.state_layout import StateLayout
 
 GROW_CODES = {"table": P.GROW_TABLE, "resizable": P.GROW_RESIZABLE, "log": P.GROW_LOG, "view": P.GROW_VIEW,
@@ -318,3 +319,4 @@ def lower_tables(module: ModuleOp) -> None:
     step = next((op for op in module.ops if isinstance(op, func.FuncOp) and op.sym_name.data == "step"), None)
     if step is not None:
         step.attributes[SITES_ATTR] = ArrayAttr(sites)
+        outline_repeats(module, step)

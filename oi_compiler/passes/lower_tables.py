@@ -3,7 +3,10 @@
 Each `oi_table` op becomes loads and stores of the words `--assign-state-slots` placed, an
 `oi.state_view` of a host buffer, a call of the host's `@oi_grow`, or a check that stores an error
 site's number and leaves the step (`oi.step_exit`); the step's `oi.error_sites` lists the sites in
-the order the step meets them (lowering/table_lowering.py, one rewrite pattern per op).
+the order the step meets them (lowering/table_lowering.py, one rewrite pattern per op). Then a
+run of statements repeated back to back (an unrolled graph's layers), now the same ops over
+different slot and site constants, becomes one function called once per copy
+(lowering/outline.py), so the later stages see one copy.
 """
 
 from __future__ import annotations
