@@ -37,26 +37,39 @@ ATTENTION_ROWS = "attention-rows"
 THREADS = 128
 
 
-def attention_kernel(name: str, types: list[MemRefType], settings: Mapping[str, Any]):
-    """`gpu.func @name(q, k, v, out) kernel`; its grid and block."""
+def key_threads(keys: int) -> int:
+    """The block size for `keys` keys: the keys rounded up to a power of two, at most `THREADS`."""
+    return min(THREADS, 1 << max(0, keys - 1).bit_length())
+
+
+def attention_kernel(name: str, types: list[MemRefType], settings: Mapping[str, Any], threads: int | None = None):
+    """`gpu.func @name(q, k, v, out) kernel`; its grid and block. The keys' count (k's and v's
+    first dim) may be dynamic (`?`): the kernel reads it from k, and `threads` (the block size,
+    `key_threads` of a count) is then given, so one kernel serves every count of that block size."""
     q_type, k_type, v_type, out_type = types
     *queries, heads, head_dim = q_type.get_shape()
-    keys, kv_heads, _ = k_type.get_shape()
+    static_keys, kv_heads, _ = k_type.get_shape()
     value_dim = v_type.get_shape()[2]
     rows = (queries[0] if queries else 1) * heads
     wide = any(isinstance(t.element_type, Float64Type) for t in types[:3])
     f = _Math(Float64Type() if wide else Float32Type())
-    threads = min(THREADS, 1 << max(0, keys - 1).bit_length())
+    if threads is None:
+        threads = key_threads(static_keys)
     body = Block(arg_types=types)
     b = Builder(InsertPoint.at_end(body))
     q, k, v, out = body.args
+    if static_keys >= 0:
+        keys_value = index_constant(b, static_keys)
+    else:
+        keys_value = b.insert(memref.DimOp(k, index_constant(b, 0))).result
     s, h = delinearize(b, grid_id(b, "block"), [queries[0] if queries else 1, heads])
     g = b.insert(arith.DivUIOp(h, index_constant(b, heads // kv_heads))).result
     thread = grid_id(b, "thread")
     scale = read_float("attention", settings, "scale", 1 / math.sqrt(head_dim))
     last_visible = None
     if read_bool("attention", settings, "causal", False):
-        last_visible = b.insert(arith.AddiOp(s, index_constant(b, keys - (queries[0] if queries else 1)))).result
+        hidden = b.insert(arith.SubiOp(keys_value, index_constant(b, queries[0] if queries else 1))).result
+        last_visible = b.insert(arith.AddiOp(s, hidden)).result
 
     def query_index(d: SSAValue) -> list[SSAValue]:
         return [s, h, d] if queries else [h, d]
@@ -74,7 +87,7 @@ def attention_kernel(name: str, types: list[MemRefType], settings: Mapping[str, 
         return bb.insert(arith.SelectOp(visible, value, f.const(bb, -math.inf))).result
 
     def row_total(combine, start: float, term) -> SSAValue:
-        partial = _reduce(b, thread, index_constant(b, keys), threads, f.const(b, start),
+        partial = _reduce(b, thread, keys_value, threads, f.const(b, start),
                           lambda bb, t, acc: combine(bb, acc, term(bb, t)))  # fmt: skip
         shared = shared_buffer(b, f.type, threads)
         tree_reduce(b, shared, partial, thread, threads, combine)
@@ -93,10 +106,10 @@ def attention_kernel(name: str, types: list[MemRefType], settings: Mapping[str, 
     chunk = Block(arg_types=[IndexType(), *[f.type] * columns])
     c = Builder(InsertPoint.at_end(chunk))
     key = c.insert(arith.AddiOp(chunk.args[0], thread)).result
-    mine = c.insert(arith.CmpiOp(key, index_constant(c, keys), "ult")).result
+    mine = c.insert(arith.CmpiOp(key, keys_value, "ult")).result
     c.insert(memref.StoreOp.get(_select_if(c, mine, f.type, lambda bb: weight(bb, key), f.const), weights, [thread]))
     c.insert(gpu.BarrierOp())
-    count = c.insert(arith.MinSIOp(c.insert(arith.SubiOp(index_constant(c, keys), chunk.args[0])).result,
+    count = c.insert(arith.MinSIOp(c.insert(arith.SubiOp(keys_value, chunk.args[0])).result,
                                    index_constant(c, threads))).result  # fmt: skip
     sums = []
     for n, acc in enumerate(chunk.args[1:]):
@@ -113,7 +126,7 @@ def attention_kernel(name: str, types: list[MemRefType], settings: Mapping[str, 
     c.insert(gpu.BarrierOp())
     c.insert(scf.YieldOp(*sums))
     zero = f.const(b, 0.0)
-    loop = b.insert(scf.ForOp(index_constant(b, 0), index_constant(b, keys), index_constant(b, threads),
+    loop = b.insert(scf.ForOp(index_constant(b, 0), keys_value, index_constant(b, threads),
                               [zero] * columns, Region(chunk)))  # fmt: skip
     for n, acc in enumerate(loop.results):
         d = b.insert(arith.AddiOp(thread, index_constant(b, n * threads))).result

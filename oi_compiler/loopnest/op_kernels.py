@@ -6,7 +6,7 @@
     for launch in k.launches:   # in order: each kernel takes (inputs..., output, scratch...)
         launch.kernel, launch.grid, launch.block, launch.mapping
 
-This is the kernel layer of `device="cuda"` for whole graphs (issue 13), which is not built yet.
+This is the kernel layer of `device="cuda"` for whole graphs (`runtime/op_launches.py` launches them).
 The kernels come from the op's own loop nest (the registry's `nest_builder`, as `--lower-ops`
 uses it for the CPU), with static sizes: each `linalg.generic`/`linalg.fill` of the nest is a
 *stage*, mapped by its default mapping (loopnest/stage_mappings.py: elementwise, row-tree,
@@ -15,7 +15,8 @@ row-sequential, single-thread) into one `gpu.func` of one `gpu.module`; matmul's
 memory instead (loopnest/matmul_mapping.py). A `linalg.fill` right before the stage that reduces
 into what it filled is folded into that stage. The stages run one launch after another (a launch
 boundary is the grid-wide barrier between them); temporaries of the nest (`memref.alloc`)
-become *scratch* buffers the caller allocates (`OpKernel.scratch`) and passes after the output.
+become *scratch* buffers the caller allocates (`OpKernel.scratch`) and passes after the output
+(and after the scalar arguments `runtime` asks for: rope's position).
 
 Every registry op with a nest gets kernels (the single-thread mapping takes any stage the others
 cannot); what the op refuses (bad settings, shapes) is the reference's error, an `OiError`.
@@ -29,7 +30,7 @@ from typing import Any
 
 from xdsl.builder import Builder
 from xdsl.dialects import func, gpu, memref
-from xdsl.dialects.builtin import MemRefType, ModuleOp, StringAttr
+from xdsl.dialects.builtin import DYNAMIC_INDEX, IntegerType, MemRefType, ModuleOp, StringAttr
 from xdsl.dialects.linalg.ops import FillOp, GenericOp
 from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.rewriter import InsertPoint
@@ -38,7 +39,7 @@ from xdsl.traits import is_side_effect_free
 from oi_compiler.boundary import stage
 from oi_compiler.dtypes import dtype_name, dtype_type, numpy_dtype
 from oi_compiler.errors import ExecutionError, PassError
-from oi_compiler.loopnest.attention_mapping import ATTENTION_ROWS, attention_kernel
+from oi_compiler.loopnest.attention_mapping import ATTENTION_ROWS, attention_kernel, key_threads
 from oi_compiler.loopnest.generic_points import captured_values
 from oi_compiler.loopnest.gpu_mapping import LAUNCH_ATTR, check_launch, launch_attr
 from oi_compiler.loopnest.matmul_mapping import shared_tiles_apply, shared_tiles_kernel
@@ -76,20 +77,46 @@ class OpKernel:
         return [np.zeros(t.get_shape(), numpy_dtype(dtype_name(t.element_type))) for t in self.scratch]
 
 
+#: settings an op's kernels may take as a scalar argument instead of a constant (the nest builder
+#: takes a value for them): rope's position, which a decoder changes every step
+RUNTIME_ARGUMENTS = {("rope", "position"): ("i32", "i64")}
+
+
+def kernel_sizes(op: str, shapes: Sequence[Sequence[int]]) -> tuple:
+    """What of the inputs' `shapes` an op's kernels are made for: kernels made for shapes with the same
+    `kernel_sizes` serve them all. The shapes themselves, but for attention's keys' count (read at
+    run time), of which only the block size it gives counts (`attention_mapping.key_threads`)."""
+    key = [tuple(shape) for shape in shapes]
+    if op == "attention" and len(key) == 3 and len(key[1]) == 3 and len(key[2]) == 3:
+        threads = key_threads(key[1][0])
+        key[1], key[2] = (("keys", threads), *key[1][1:]), (("keys", threads), *key[2][1:])
+    return tuple(key)
+
+
 def op_kernel(op: str, settings: Mapping[str, Any], inputs: Sequence[tuple[str, Sequence[int]]],
-              output: tuple[str, Sequence[int]] | None = None) -> OpKernel:  # fmt: skip
+              output: tuple[str, Sequence[int]] | None = None,
+              runtime: Sequence[tuple[str, str]] = ()) -> OpKernel:  # fmt: skip
     """The kernels of `op` with `settings` (as the numpy reference takes them) on `inputs`, one
     (dtype, shape) each; `output` (dtype, shape) must be what the op's rules give, which is the
-    default. Anything else that escapes is an `InternalError` (an `OiError` too)."""
+    default. `runtime`: (setting, scalar type) of `RUNTIME_ARGUMENTS` the kernels take as
+    arguments after the output, in that order, instead of a value in `settings`.
+    Anything else that escapes is an `InternalError` (an `OiError` too)."""
     with stage("gpu-op-kernels"):
-        return _op_kernels(op, settings, inputs, output)
+        for key, ty in runtime:
+            if ty not in RUNTIME_ARGUMENTS.get((op, key), ()):
+                raise PassError(f"op {op}: setting {key} cannot be a kernel argument of type {ty}")
+        return _op_kernels(op, settings, inputs, output, tuple(runtime))
 
 
-def _op_kernels(op: str, settings: Mapping[str, Any], inputs, output) -> OpKernel:
-    function, out_type = _nest_function(op, dict(settings), inputs, output)
+def _op_kernels(op: str, settings: Mapping[str, Any], inputs, output, runtime=()) -> OpKernel:
+    function, out_type = _nest_function(op, dict(settings), inputs, output, runtime)
     block = function.body.block
-    if op == "attention":
-        kernel, grid, threads = attention_kernel("attention_0", list(block.arg_types), settings)
+    if op == "attention":  # the keys' count read at run time: one kernel per block size (`kernel_sizes`)
+        types = list(block.arg_types)
+        keys = types[1].get_shape()[0]
+        for n in (1, 2):
+            types[n] = MemRefType(types[n].element_type, [DYNAMIC_INDEX, *types[n].get_shape()[1:]])
+        kernel, grid, threads = attention_kernel("attention_0", types, settings, key_threads(keys))
         return _op_kernel(op, [kernel], [Launch("attention_0", grid, threads, ATTENTION_ROWS)], out_type, [])
     stages, scratch = _stages(op, block)
     shared_tiles = op == "matmul" and not settings.get("acc") and shared_tiles_apply(list(block.arg_types))
@@ -117,8 +144,8 @@ def _op_kernel(op: str, kernels: list[gpu.FuncOp], launches: list[Launch], out_t
     return OpKernel(op, module, tuple(launches), out_type, tuple(scratch))
 
 
-def _nest_function(op: str, settings: dict[str, Any], inputs, output) -> tuple[func.FuncOp, MemRefType]:
-    """`func.func @op(inputs..., output)` holding the registry's nest of `op`."""
+def _nest_function(op: str, settings: dict[str, Any], inputs, output, runtime=()) -> tuple[func.FuncOp, MemRefType]:
+    """`func.func @op(inputs..., output, runtime settings...)` holding the registry's nest of `op`."""
     spec = lookup_op(op)
     if spec is None:
         raise PassError(f"unsupported op {op}")
@@ -137,13 +164,15 @@ def _nest_function(op: str, settings: dict[str, Any], inputs, output) -> tuple[f
         raise PassError(f"op {op}: the output dtype follows from no setting here: give the output")
     types = [MemRefType(dtype_type(d), s) for d, s in zip(in_dtypes, shapes)]
     out_type = MemRefType(dtype_type(out_dtype), out_shape)
-    block = Block(arg_types=[*types, out_type])
+    block = Block(arg_types=[*types, out_type, *(IntegerType(int(ty[1:])) for _, ty in runtime)])
+    for (key, _), value in zip(runtime, block.args[len(types) + 1 :]):
+        settings[key] = value
     try:
-        spec.nest_builder(Builder(InsertPoint.at_end(block)), block.args[:-1], block.args[-1], settings, in_dtypes,
-                          out_dtype)  # fmt: skip
+        spec.nest_builder(Builder(InsertPoint.at_end(block)), block.args[: len(types)], block.args[len(types)],
+                          settings, in_dtypes, out_dtype)  # fmt: skip
     except ValueError as e:  # the reference's `convert` refuses the same result when the op runs
         raise ExecutionError(f"op {op} failed: {e}") from None
-    function = func.FuncOp(op, ([*types, out_type], []), Region(block))
+    function = func.FuncOp(op, (list(block.arg_types), []), Region(block))
     return function, out_type
 
 
