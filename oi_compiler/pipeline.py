@@ -4,7 +4,8 @@
 
 (`--lower-cache` is the five table passes: convert-graph-to-tables, lower-table-storage,
 assign-state-slots, lower-undo-log, lower-tables)
-is `STEP_STAGES`, what `device="cpu"` runs (`runtime/native_step.compile_step`); `NEST_STAGES`
+is `STEP_STAGES`, what `device="cpu"` runs (`runtime/native_step.compile_step`; `device="cuda"`
+runs `CUDA_STEP_STAGES`, the same with `--lower-ops{device=cuda}` and `--launch-op-kernels`); `NEST_STAGES`
 is what `plan.build()` runs on a loop nest's IR, `GPU_NEST_STAGES` on a GPU plan's. Each stage but the last is a registered pass
 (`passes/`), so any prefix of a list can be run by hand with `oi-opt` and the same flags; the last,
 `llvm`, is the backend's translation to LLVM IR (`backend/llvm.py`), which the JIT then optimises
@@ -39,6 +40,18 @@ STEP_STAGES: tuple[Stage, ...] = (
     Stage("lower-tables", "named words as loads and stores of the state array; checks as error records and exits"),
     Stage("lower-nests", "linalg lowered to scf.for loops over memref loads and stores"),
     LLVM,
+)
+
+#: `device="cuda"`: the cpu's stages with each op kept a kernel call whose nest becomes a call of the
+#: host launching the op's GPU kernels (`passes/launch_op_kernels.py`); the control plane is the same
+CUDA_STEP_STAGES: tuple[Stage, ...] = (
+    STEP_STAGES[0],
+    Stage("lower-ops{device=cuda}", "each op an oi.kernel (its loop nest), marked with its registry op and settings "
+                                    "(oi.gpu_op) for the GPU"),
+    *STEP_STAGES[2:7],
+    Stage("launch-op-kernels", "each op kernel's nest replaced by a call of the host (@oi_launch_*) that launches "
+                               "the op's GPU kernels; the module's oi.gpu_launches says which"),
+    *STEP_STAGES[7:],
 )
 
 NEST_STAGES: tuple[Stage, ...] = (
@@ -85,8 +98,10 @@ def _run_stages(stages, module, *, ctx, first, before, after, target) -> str | N
         with internal_errors(stage.name):  # what escapes a stage, if not an OiError, is an InternalError naming it
             if stage is LLVM or stage is PTX:
                 text = _backend_text(stage, module, target)
+            elif n == 0 and first is not None:
+                first.apply(ctx, module)
             else:
-                (first if n == 0 and first is not None else factories[stage.name]()()).apply(ctx, module)
+                _stage_pass(stage, factories).apply(ctx, module)
         if stage is LLVM or stage is PTX:
             if after is not None:
                 after(stage, text)
@@ -94,6 +109,15 @@ def _run_stages(stages, module, *, ctx, first, before, after, target) -> str | N
         if after is not None:
             after(stage, module)
     return None
+
+
+def _stage_pass(stage: Stage, factories):
+    """The pass a stage names: `lower-ops{device=cuda}` is `lower-ops` with that option."""
+    name, _, options = stage.name.partition("{")
+    if not options:
+        return factories[name]()()
+    pairs = dict(item.split("=", 1) for item in options.rstrip("}").split(","))
+    return factories[name]()(**pairs)
 
 
 def _backend_text(stage: Stage, module, target) -> str:
@@ -107,8 +131,9 @@ def _backend_text(stage: Stage, module, target) -> str:
 
 
 def lower_step(module, sizevars: Mapping[str, int], *, after: AfterStage | None = None,
-               attributes: Mapping[str, str] | None = None):
-    """A copy of `module` (one graph) through `STEP_STAGES` up to the backend, with `sizevars` bound.
+               attributes: Mapping[str, str] | None = None, device: str = "cpu"):
+    """A copy of `module` (one graph) through `STEP_STAGES` (`CUDA_STEP_STAGES` for `device="cuda"`)
+    up to the backend, with `sizevars` bound.
 
     Error sites name statements as written: each statement's description is kept before its
     sizes are bound. The state layout is the module's `oi_table.state_layout` attribute.
@@ -129,7 +154,8 @@ def lower_step(module, sizevars: Mapping[str, int], *, after: AfterStage | None 
                         if isinstance(value, SymbolRefAttr) and value.root_reference.data in attributes else value
                         for key, value in op.settings.data.items()}  # fmt: skip
             op.settings = DictionaryAttr(settings)
-    run_stages(STEP_STAGES[:-1], module, first=BindSizes(tuple(sorted(sizevars.items()))), after=after)
+    stages = CUDA_STEP_STAGES if device == "cuda" else STEP_STAGES
+    run_stages(stages[:-1], module, first=BindSizes(tuple(sorted(sizevars.items()))), after=after)
     return module
 
 

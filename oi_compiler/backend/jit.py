@@ -289,6 +289,13 @@ class JitFunction:
         result = _C_SCALARS[abi.result.element] if abi.result is not None else None
         self._native: Callable[..., object] = ctypes.CFUNCTYPE(result, *params)(address)
 
+    @property
+    def native(self) -> Callable[..., object]:
+        """The ctypes function itself: the C-ABI fields (per memref: pointer, offset, sizes,
+        strides; scalars as the C ABI passes them) as they are, unchecked. For callers that already
+        hold such fields (the `device="cuda"` launcher, `runtime/op_launches.py`)."""
+        return self._native
+
     def __call__(self, *args: object) -> object:
         from oi_compiler.backend.llvm_abi import MemRefParam
         abi = self.abi

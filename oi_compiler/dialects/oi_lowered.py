@@ -63,6 +63,12 @@ from oi_compiler.dialects.oi_attrs import (
 )
 
 
+#: on an `oi.kernel` (and the function it becomes) for `device="cuda"`: JSON saying which registry
+#: op with which settings, so the host can launch that op's GPU kernels instead of the nest
+#: (`--lower-ops{device=cuda}`, `--launch-op-kernels`)
+GPU_OP_ATTR = "oi.gpu_op"
+
+
 @irdl_op_definition
 class KernelOp(IRDLOperation):
     """A graph op as its loop nest over buffer arguments (see the module docstring)."""

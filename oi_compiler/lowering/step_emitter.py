@@ -65,7 +65,7 @@ from oi_compiler.dialects.oi import (
 )
 from oi_compiler.backend.llvm import NOINLINE_ATTR
 from oi_compiler.dialects.oi_attrs import SliceAttr
-from oi_compiler.dialects.oi_lowered import KernelOp
+from oi_compiler.dialects.oi_lowered import GPU_OP_ATTR, KernelOp
 from oi_compiler.dialects.oi_table import (
     CommitOp,
     ErrorSiteAttr,
@@ -986,7 +986,12 @@ class StepEmitter:
             if param != value.type:
                 raise PassError(f"oi.kernel {op.kind}: argument of type {param} given {value.type} "
                                 "(run --lower-ops on this graph again)", nearest_loc(op))  # fmt: skip
-        ir.emit(func.CallOp(function.sym_name.data, values, []))
+        if function.function_type.outputs.data:  # GPU op kernels (`oi.gpu_op`): a launch that fails fails the step
+            status = ir.emit(func.CallOp(function.sym_name.data, values, [i32]))
+            ir.fail_if(ir.emit(arith.CmpiOp(status, ir.const_of(0, i32), "ne")),
+                       lambda: self.site(EXEC, escape_braces(f"op {op.kind}: its GPU kernels failed"), op))  # fmt: skip
+        else:
+            ir.emit(func.CallOp(function.sym_name.data, values, []))
         self.mark_written(op.output_name)
         output = self.plan.vars[op.output_name]
         if output.temp:  # writing a temporary creates it, as assign does
@@ -1059,11 +1064,18 @@ class StepEmitter:
         function = self.kernels.get(key)
         if function is None:
             block = op.body.detach_block(0)
-            block.add_op(func.ReturnOp())
-            ty = func.FunctionType.from_lists([a.type for a in block.args], [])
+            gpu_op = op.attributes.get(GPU_OP_ATTR)
+            if gpu_op is None:
+                block.add_op(func.ReturnOp())
+            else:  # returns a status: 0 here, where the nest still runs; the launch's after --launch-op-kernels
+                zero = arith.ConstantOp.from_int_and_width(0, 32)
+                block.add_ops([zero, func.ReturnOp(zero)])
+            ty = func.FunctionType.from_lists([a.type for a in block.args], [i32] if gpu_op is not None else [])
             name = f"kernel_{len(self.kernels)}_{op.kind}"
             function = func.FuncOp(name, ty, Region(block), visibility="private")
             function.attributes[NOINLINE_ATTR] = UnitAttr()
+            if gpu_op is not None:
+                function.attributes[GPU_OP_ATTR] = gpu_op
             function.location = nearest_location(op)  # a shared kernel: where its first statement is
             self.ir._locate(function)
             self.kernels[key] = function

@@ -64,6 +64,7 @@ _PASSES: dict[str, PassInfo] = {
             "lower-ops",
             "Lower each graph op to an oi.kernel holding its loop nest (needs bound sizes)",
             _lazy("oi_compiler.passes.lower_ops", "LowerOps"),
+            (("device", "str = 'cpu' ('cuda': each kernel says which op it is, for --launch-op-kernels)"),),
         ),
         PassInfo(
             "lower-cache",
@@ -94,6 +95,11 @@ _PASSES: dict[str, PassInfo] = {
             "lower-tables",
             "Lower the table level (named words, buffers, checks, growth) to loads and stores of the state array",
             _lazy("oi_compiler.passes.lower_tables", "LowerTables"),
+        ),
+        PassInfo(
+            "launch-op-kernels",
+            "Replace each GPU op kernel's nest in the step (--lower-ops{device=cuda}) by a call of the host that launches the op's kernels",
+            _lazy("oi_compiler.passes.launch_op_kernels", "LaunchOpKernels"),
         ),
         PassInfo(
             "lower-nests",

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -40,7 +41,7 @@ from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint
 
 from oi_compiler.dialects.oi import GraphOp, NamedOp
-from oi_compiler.dialects.oi_lowered import KernelOp
+from oi_compiler.dialects.oi_lowered import GPU_OP_ATTR, KernelOp
 from oi_compiler.dtypes import FLOAT_DTYPES, PACKED_DTYPES, dtype_name, dtype_type
 from oi_compiler.errors import ExecutionError, OiError, PassError
 from oi_compiler.ir_context import nearest_loc
@@ -72,6 +73,7 @@ RUNTIME_NUMBERS = {("clamp", "min"), ("clamp", "max"), ("relu", "alpha"), ("relu
                    ("rms_norm", "eps"), ("layer_norm", "eps"), ("rope", "theta"), ("attention", "scale"),
                    ("div", "div_by_zero_mask"), ("floor_div", "div_by_zero_mask"), ("recip", "div_by_zero_mask")}  # fmt: skip
 F64, I64 = Float64Type(), IntegerType(64)
+_device: ContextVar[str] = ContextVar("lower_ops_device", default="cpu")
 _PROBES = (1009, 2003)  # stand-ins for run-time sizes when asking a shape rule (distinct per dim)
 
 
@@ -81,7 +83,21 @@ class LowerOps(ModulePass):
 
     name = "lower-ops"
 
+    #: "cpu", or "cuda": each kernel also carries `oi.gpu_op` (the op, its settings known when
+    #: lowering, the names and types of those read at run time, the dtypes), so that the cuda
+    #: pipeline can launch the op's GPU kernels in place of the nest (`--launch-op-kernels`)
+    device: str = "cpu"
+
     def apply(self, ctx, module) -> None:
+        if self.device not in ("cpu", "cuda"):
+            raise PassError(f"--lower-ops: device must be cpu or cuda, got {self.device!r}")
+        token = _device.set(self.device)
+        try:
+            self._apply(module)
+        finally:
+            _device.reset(token)
+
+    def _apply(self, module) -> None:
         for graph in [op for op in module.walk() if isinstance(op, GraphOp)]:
             plan = analyze_step(graph)
             nests: dict[str, Region] = {}
@@ -302,8 +318,14 @@ def _nest_kernel(op, spec, plan, inputs, out, settings, out_dtype, runtime, chec
     properties["nest_key"] = StringAttr(key)
     if checks is not None:
         properties["shape_checks"] = StringAttr(checks)
+    attributes = {}
+    if _device.get() == "cuda":  # before the run-time settings become block arguments below
+        attributes[GPU_OP_ATTR] = StringAttr(json.dumps({
+            "op": op.kind, "settings": settings, "in_dtypes": in_dtypes, "out_dtype": out_dtype,
+            "runtime": [[k, "f64" if t == F64 else "i64" if t == I64 else dtype_name(t)]
+                        for (k, _), t in zip(runtime, runtime_types)]}))  # fmt: skip
     if nests is not None and key in nests:
-        return KernelOp.create(properties=properties, regions=[nests[key].clone()])
+        return KernelOp.create(properties=properties, attributes=attributes, regions=[nests[key].clone()])
     block = Block(arg_types=[*in_types, out_type, *runtime_types])
     args = list(block.args)
     in_args, out_arg, runtime_args = args[: len(inputs)], args[len(inputs)], args[len(inputs) + 1 :]
@@ -333,7 +355,7 @@ def _nest_kernel(op, spec, plan, inputs, out, settings, out_dtype, runtime, chec
     region = Region(block)
     if nests is not None:
         nests[key] = region.clone()
-    return KernelOp.create(properties=properties, regions=[region])
+    return KernelOp.create(properties=properties, attributes=attributes, regions=[region])
 
 
 def _properties(op: NamedOp, runtime: list[str], error: str | None = None) -> dict[str, Attribute]:

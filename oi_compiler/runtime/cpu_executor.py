@@ -144,6 +144,6 @@ class CpuExecutor(Executor):
             native.restore(store, values)
         except (ExecutionError, MemoryError, ValueError) as e:  # init_array's out of memory, numpy's
             reason = e.message if isinstance(e, OiError) else exception_summary(e)
-            raise StateError(f"cannot restore the state on device 'cpu': {reason}") from None
+            raise StateError(f"cannot restore the state on device '{self.sim.device}': {reason}") from None
         self.native, self.interpreter = native, native.reader
         self.steps = steps

@@ -56,8 +56,11 @@ class Simulator:
     - `device`: `"reference"` (default): the numpy interpreter, with traces and timers;
       `"cpu"`: the whole step compiled to native code here, when the Simulator is built (cached in
       memory and on disk under `$OI_CACHE_DIR`), with the reference's results and error messages;
-      constructs it does not compile yet are refused here (`docs/lowering.md`). `"cuda"` (whole
-      graphs on an NVIDIA GPU) is reserved and refused for now; any other name is an `OiError`.
+      constructs it does not compile yet are refused here (`docs/lowering.md`). `"cuda"`: the same
+      compiled step, each op's work launched as the op's GPU kernels (`runtime/op_launches.py`):
+      in the CPU emulation with `OI_GPU_EMULATE=1`; otherwise on a GPU through `runtime/cuda.py`,
+      with tables in host memory staged per launch, a path never run on a GPU yet (docs/gpu.md);
+      without either, a `GpuUnavailableError`. Any other name is an `OiError`.
     - `sizevars`: size variables added to the model's, or overriding them (`{"D": 64}`).
     - `zero_constants`: read a `constant` the model lacks as zeros instead of failing to bind.
 
@@ -81,7 +84,10 @@ class Simulator:
         if device not in DEVICES:
             raise OiError(f"unknown device {device!r} (expected one of: {', '.join(DEVICES)})")
         if device == "cuda":
-            raise OiError("device 'cuda' is not available yet; use device='reference' or device='cpu'")
+            from oi_compiler.runtime.op_launches import kernel_runner
+
+            with stage("cuda"):
+                kernel_runner()  # GpuUnavailableError without OI_GPU_EMULATE=1 and without a GPU
         if model is None:
             model = Model()
         elif not isinstance(model, Model):
@@ -97,11 +103,11 @@ class Simulator:
         self.tracing = False
         self.timing = False
         self.native = None
-        if device == "cpu":
+        if device in ("cpu", "cuda"):
             from oi_compiler.runtime.native_step import compile_step
 
             with stage("jit"):  # the lowering passes inside name themselves
-                self.native = compile_step(self.bound)
+                self.native = compile_step(self.bound, device)
 
     def with_trace(self) -> Simulator:
         """Record one event per executed node; `exe.trace()` returns them."""
@@ -125,6 +131,10 @@ class Simulator:
                 from oi_compiler.runtime.cpu_executor import CpuExecutor
 
                 return CpuExecutor(self)
+            if self.device == "cuda":
+                from oi_compiler.runtime.cuda_executor import CudaExecutor
+
+                return CudaExecutor(self)
             return Executor(self)
 
 

@@ -98,8 +98,11 @@ class ErrorSite:
 class NativeStep:
     """One graph's compiled step: `call(words)` runs it on a state array."""
 
-    def __init__(self, plan: StateLayout, code, symbol: str, sites: list[ErrorSite], block: str, source: str):
+    def __init__(self, plan: StateLayout, code, symbol: str, sites: list[ErrorSite], block: str, source: str,
+                 launches: tuple = ()):  # fmt: skip
         self.plan = plan
+        #: `device="cuda"`: the op kernel launches the step calls the host for, by number (`op_launches.LaunchSpec`)
+        self.launches = launches
         self.code = code  # keeps the machine code alive
         self.sites = sites
         self.block = block
@@ -108,8 +111,12 @@ class NativeStep:
         self.native = _STEP(code.engine.get_function_address(symbol))
 
 
-def compile_step(bound: BoundGraph) -> NativeStep:
+def compile_step(bound: BoundGraph, device: str = "cpu") -> NativeStep:
     """The step of `bound`, from the step cache when this graph was compiled before.
+
+    `device="cuda"` compiles `pipeline.CUDA_STEP_STAGES`: each op's nest is a call of the host,
+    which launches the op's GPU kernels (`runtime/op_launches.py` binds those calls' symbols before
+    the step is loaded).
 
     The cache key is the bound graph's text with its source locations, its sizes, the
     compiler's own source and the host:
@@ -118,41 +125,57 @@ def compile_step(bound: BoundGraph) -> NativeStep:
     from oi_compiler.gc_pause import paused_collection
 
     with paused_collection():
-        return _compile_step(bound)
+        return _compile_step(bound, device)
 
 
-def _compile_step(bound: BoundGraph) -> NativeStep:
+def _compile_step(bound: BoundGraph, device: str) -> NativeStep:
     from oi_compiler.backend import compile_cache
     from oi_compiler.backend.jit import compile_module, host_target, load_object
     from oi_compiler.dialects.oi_table import LAYOUT_ATTR, SITES_ATTR
+    from oi_compiler.passes.launch_op_kernels import LAUNCHES_ATTR
     from oi_compiler.pipeline import lower_step
 
     _install_callback()
     host = host_target()
     attributes = _metadata_settings(bound)
-    key = _step_key(bound, host, attributes)
+    key = _step_key(bound, host, attributes, device)
     source, loaded = "memory", compile_cache.memory_get(key)
     if loaded is None:
         source, entry = "disk", compile_cache.disk_get(key)
         if entry is not None and entry.meta:
             meta = json.loads(entry.meta)
             sites = [ErrorSite.from_json(s) for s in meta["sites"]]
-            loaded = (load_object(entry, host), meta["symbol"], StateLayout.from_json(meta["layout"]), sites)
+            launches = _bound_launches(meta.get("launches", []))
+            loaded = (load_object(entry, host), meta["symbol"], StateLayout.from_json(meta["layout"]), sites, launches)
         else:
             source = "compiled"
-            module = lower_step(bound.graph.module, bound.sizevars, attributes=attributes)
+            module = lower_step(bound.graph.module, bound.sizevars, attributes=attributes, device=device)
             step = next(op for op in module.ops if getattr(op, "sym_name", None) is not None
                         and op.sym_name.data == "step")  # fmt: skip
             layout = StateLayout.from_attr(module.attributes[LAYOUT_ATTR])
             sites = [ErrorSite.of(s) for s in step.attributes.get(SITES_ATTR, ())]  # none: a step that cannot fail
+            launch_texts = [a.data for a in module.attributes.get(LAUNCHES_ATTR, ())]
+            launches = _bound_launches(launch_texts)  # before the JIT resolves the step's symbols
             compiled = compile_module(module)  # the pipeline's last stage (llvm), then O2 and the JIT
-            meta = {"symbol": compiled.symbol("step"), "sites": [s.to_json() for s in sites], "layout": layout.to_json()}
+            meta = {"symbol": compiled.symbol("step"), "sites": [s.to_json() for s in sites], "layout": layout.to_json(),
+                    "launches": launch_texts}  # fmt: skip
             code = compiled.loaded
             compile_cache.disk_put(key, compile_cache.CacheEntry(code.object_code, code.optimized_ir, json.dumps(meta)))
-            loaded = (code, meta["symbol"], layout, sites)
+            loaded = (code, meta["symbol"], layout, sites, launches)
         compile_cache.memory_put(key, loaded)
-    code, symbol, layout, sites = loaded
-    return NativeStep(layout, code, symbol, [ErrorSite("", "", None, ""), *sites], layout.block, source)
+    code, symbol, layout, sites, launches = loaded
+    return NativeStep(layout, code, symbol, [ErrorSite("", "", None, ""), *sites], layout.block, source, launches)
+
+
+def _bound_launches(texts: list[str]) -> tuple:
+    """The op kernel launches of a cuda step, their host callbacks bound (`op_launches.bind_symbols`)."""
+    if not texts:
+        return ()
+    from oi_compiler.runtime.op_launches import LaunchSpec, bind_symbols
+
+    launches = tuple(LaunchSpec.from_json(t) for t in texts)
+    bind_symbols(launches)
+    return launches
 
 
 _fingerprint: str | None = None
@@ -191,7 +214,7 @@ def _metadata_settings(bound: BoundGraph) -> dict[str, str]:
     return out
 
 
-def _step_key(bound: BoundGraph, host, attributes: dict[str, str] | None = None) -> str:
+def _step_key(bound: BoundGraph, host, attributes: dict[str, str] | None = None, device: str = "cpu") -> str:
     import io
 
     from xdsl.printer import Printer
@@ -202,4 +225,5 @@ def _step_key(bound: BoundGraph, host, attributes: dict[str, str] | None = None)
     Printer(stream=text, print_debuginfo=True).print_op(bound.graph.module)
     return compile_cache.cache_key("oi-step", text.getvalue(), json.dumps(sorted(bound.sizevars.items())),
                                    compiler_fingerprint(), host.triple, host.cpu, host.features,
-                                   json.dumps(sorted((attributes or {}).items())))  # fmt: skip
+                                   json.dumps(sorted((attributes or {}).items())),
+                                   *(("device=" + device,) if device != "cpu" else ()))  # fmt: skip

@@ -42,7 +42,8 @@ def _arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--dims", action="append", default=[], metavar="NAME=N[,NAME=N]",
                    help="size variables, added to (and overriding) the model's")
     p.add_argument("--steps", type=int, default=1, help="how many steps to run (default 1)")
-    p.add_argument("--device", default="reference", help="reference (numpy; default) or cpu (compiled)")
+    p.add_argument("--device", default="reference", help="reference (numpy; default), cpu (compiled) or cuda (compiled, each op's GPU "
+                   "kernels launched: in the CPU emulation with OI_GPU_EMULATE=1)")
     p.add_argument("--feed", action="append", default=[], metavar="NAME=FILE.npy|VALUE",
                    help="a dynamic variable's value: a number, a JSON list, or a .npy file of its shape "
                         "(the same each step) or with a leading axis of length --steps (row i at step i)")

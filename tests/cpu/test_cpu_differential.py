@@ -58,6 +58,7 @@ import re
 import tempfile
 import textwrap
 from dataclasses import dataclass
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -74,12 +75,13 @@ SIZEVARS = {"N": 2, "M": 3}
 # --- running both devices -----------------------------------------------------------------------
 
 
-def build(src: str, sizevars=None, model=None):
-    """(reference executor, cpu executor) for `src`; `model`: Model's tensors= and metadata=."""
+def build(src: str, sizevars=None, model=None, device: str = "cpu"):
+    """(reference executor, cpu executor) for `src`; `model`: Model's tensors= and metadata=.
+    `device="cuda"` puts a cuda executor in the cpu's place (the same compiled control plane)."""
     graph = oi.parse_graph(textwrap.dedent(src), filename=FILE)
     model = oi.Model(sizevars=dict(SIZEVARS if sizevars is None else sizevars), **(model or {}))
     ref = oi.Simulator(model, graph, device="reference").make_executor()
-    cpu = oi.Simulator(model, graph, device="cpu").make_executor()
+    cpu = oi.Simulator(model, graph, device=device).make_executor()
     return ref, cpu
 
 
@@ -1062,14 +1064,38 @@ def run_reference_only(case: Case, ref: oi.Executor) -> None:
 )
 @given(cases())
 def test_random_graphs_agree(case: Case) -> None:
+    agree(case, "cpu")
+
+
+#: `device="cuda"` with its kernels in the CPU emulation: a few graphs (each op's kernels are made
+#: and compiled per shape, which the cpu's shared step cache does not save)
+CUDA_EXAMPLES = int(os.environ.get("OI_DIFF_CUDA_EXAMPLES", "20"))
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=CUDA_EXAMPLES,
+    deadline=None,
+    database=None,
+    derandomize="OI_DIFF_CUDA_EXAMPLES" not in os.environ,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
+)
+@given(cases())
+def test_random_graphs_agree_on_cuda_emulated(case: Case) -> None:
+    with mock.patch.dict(os.environ, {"OI_GPU_EMULATE": "1"}):
+        agree(case, "cuda")
+
+
+def agree(case: Case, device: str) -> None:
+    """`case` on the reference and on `device` (cpu, or cuda), compared after every step."""
     model = {"tensors": case.tensors, "metadata": case.metadata}
     try:
-        pair = Pair(*build(case.src, case.sizevars, model=model))
+        pair = Pair(*build(case.src, case.sizevars, model=model, device=device))
     except oi.VerifyError as e:
-        # a graph the verifier refuses: the cpu device must refuse it identically
+        # a graph the verifier refuses: the compiled device must refuse it identically
         with pytest.raises(oi.VerifyError) as info:
             graph = oi.parse_graph(textwrap.dedent(case.src), filename=FILE)
-            oi.Simulator(oi.Model(sizevars=dict(case.sizevars), **model), graph, device="cpu")
+            oi.Simulator(oi.Model(sizevars=dict(case.sizevars), **model), graph, device=device)
         assert (info.value.message, str(info.value.loc)) == (e.message, str(e.loc))
         event(f"verifier refuses: {re.sub(r'[0-9]+', 'N', e.message)}")
         reject()

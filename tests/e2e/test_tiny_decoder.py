@@ -1,4 +1,5 @@
-"""examples/tiny_decoder.oi on both devices (reference, cpu) against examples/tiny_decoder.py's numpy decoder.
+"""examples/tiny_decoder.oi on the devices (reference, cpu; cuda in the GPU emulation, for a few steps)
+against examples/tiny_decoder.py's numpy decoder.
 
 Tolerance: logits and cached keys/values are compared with rtol = atol = 1e-5. Both sides
 compute in float32 with the same formulas but in a different order (the executor's einsum
@@ -99,6 +100,14 @@ def test_logits_and_kv_cache_match_numpy(graph: oi.Graph, seed: int, device: str
 @pytest.mark.parametrize("dims", OTHER_DIMS, ids=["L1-mqa", "L3-mha"])
 def test_other_dims(graph: oi.Graph, dims: dict[str, int], device: str) -> None:
     _run_and_compare(graph, 7, dims, steps=10, device=device)
+
+
+def test_cuda_emulated_decodes_like_numpy(graph: oi.Graph, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`device="cuda"` with its kernels in the CPU emulation: a few steps (each new keys' block size
+    makes attention's kernel again), each op a kernel set made once and launched every step."""
+    monkeypatch.setenv("OI_GPU_EMULATE", "1")
+    _run_and_compare(graph, 0, None, steps=5, device="cuda")
+    _run_and_compare(graph, 7, OTHER_DIMS[0], steps=3, device="cuda")
 
 
 def test_devices_agree_step_by_step(graph: oi.Graph) -> None:

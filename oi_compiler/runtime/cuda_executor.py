@@ -1,0 +1,52 @@
+"""`device="cuda"`: the cpu executor's compiled control plane, each op launched as its GPU kernels.
+
+The step is `pipeline.CUDA_STEP_STAGES` compiled for the host: scalars, sizes, checks, growth and
+the undo log run there exactly as on `device="cpu"` (`CpuExecutor`, whose inputs, outputs, state
+and checkpoints this executor shares), and each op statement calls the host, which launches the
+op's kernels (`runtime/op_launches.py`). A launch that fails (an op the kernel layer refuses for
+these sizes, a driver error) fails the step at that statement: the undo log puts every persistent
+variable back and the launch's own error is raised, with the statement's location.
+
+Tables and buffers are host memory on both runners: the emulation reads them in place; the driver
+runner copies each launch's buffers to the device and back (docs/gpu.md says what is not done).
+"""
+
+from __future__ import annotations
+
+from oi_compiler.boundary import internal_error
+from oi_compiler.errors import OiError
+from oi_compiler.runtime.cpu_executor import CpuExecutor
+from oi_compiler.runtime.op_launches import LaunchCounts, OpLauncher, kernel_runner
+
+
+class CudaExecutor(CpuExecutor):
+    def _fresh_state(self) -> None:
+        super()._fresh_state()
+        if not hasattr(self, "launcher"):  # kept across `reset`: the prepared kernels and their scratch
+            self.launcher = OpLauncher(self.sim.native.launches, kernel_runner())
+
+    @property
+    def launch_counts(self) -> LaunchCounts:
+        """Op calls and kernel launches so far, kernel sets prepared, and the seconds each part took."""
+        return self.launcher.counts
+
+    def step(self) -> None:
+        with self.lock:  # one native step at a time: its callbacks share the state and the launcher
+            with self.launcher.active():
+                try:
+                    self.native.run()
+                except OiError as e:
+                    failure = self.launcher.take_error()
+                    if failure is None:
+                        raise
+                    if not isinstance(failure, OiError):  # a bug in the launcher: one diagnostic
+                        raise internal_error(failure, "step") from failure
+                    if failure.loc is None:  # the op's statement, as the step's error site names it
+                        failure.loc, failure.node = e.loc, getattr(e, "node", None)
+                    raise failure from None
+                except Exception as e:  # a bug (in a host callback, say): one diagnostic
+                    raise internal_error(e, "step") from e
+            self.steps += 1
+        return None
+
+    run_step = step
