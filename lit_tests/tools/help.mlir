@@ -27,9 +27,11 @@
 // CHECK-NEXT:   --dce {{.*}}
 // CHECK-NEXT:   --double-buffer {{.*}}
 // CHECK-NEXT:   --gpu-emulate {{.*}}
+// CHECK-NEXT:   --launch-op-kernels {{.*}}
 // CHECK-NEXT:   --lower-cache {{.*}}
 // CHECK-NEXT:   --lower-nests {{.*}}
 // CHECK-NEXT:   --lower-ops {{.*}}
+// CHECK-NEXT:     device: str = 'cpu' {{.*}}
 // CHECK-NEXT:   --lower-table-storage {{.*}}
 // CHECK-NEXT:   --lower-tables {{.*}}
 // CHECK-NEXT:   --lower-undo-log {{.*}}

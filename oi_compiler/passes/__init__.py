@@ -98,7 +98,7 @@ _PASSES: dict[str, PassInfo] = {
         ),
         PassInfo(
             "launch-op-kernels",
-            "Replace each GPU op kernel's nest in the step (--lower-ops{device=cuda}) by a call of the host that launches the op's kernels",
+            "Replace each GPU op kernel's nest in the step (--lower-ops=device=cuda) by a call of the host that launches the op's kernels",
             _lazy("oi_compiler.passes.launch_op_kernels", "LaunchOpKernels"),
         ),
         PassInfo(
