@@ -19,7 +19,7 @@ it triggers (xDSL passes, llvmlite), as a real first call would. The "process" c
 whole child process as the parent sees it (interpreter start and imports included); "step us"
 is the compiled step's own time, the mean of steps 2-200 after each compile (a check that a
 faster compile did not make a slower step).
-Rounds interleave the two graphs and the cold/disk runs. Targets: < 3 s cold, < 0.3 s cached.
+Rounds interleave the two graphs and the cold/disk runs. Targets: < 2 s cold, < 0.3 s cached.
 
 Then, where the time goes: `oi-opt FILE --bind-sizes=... --lower-ops --lower-cache
 --lower-nests -t llvm --time-passes` (the front end, to LLVM IR text), and the rest timed
@@ -52,7 +52,7 @@ sys.path.insert(0, str(ROOT / "examples"))
 LAYERS = 32
 UNROLLED_SIZES = {"D": 64, "F": 128, "T": 8}
 CASES = {"a": "loop (tiny_decoder.oi, L=32)", "b": "unrolled (decoder_graph.py, 32 layers)"}
-COLD_TARGET, CACHED_TARGET = 3.0, 0.3
+COLD_TARGET, CACHED_TARGET = 2.0, 0.3  # issue #16: the unrolled decoder cold in under 2 s
 STEPS = 200  # steps run after each compile: the compiled step's own time
 
 

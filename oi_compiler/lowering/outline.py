@@ -56,6 +56,7 @@ _LABEL = "var"  # oi.state_view's label (which variable the view is of): not par
 class _Statement:
     ops: list[Operation]
     key: tuple  # what its ops do, up to the constants and outside values they use
+    hash: int  # the key's (hashing a statement's nested tuples is not free: once, here)
     size: int  # ops, nested ones included
     # each operand from outside the statement: (op number in its walk, operand number, the value,
     # how many statements back it was defined, or None for a value defined before every statement)
@@ -139,7 +140,8 @@ def _keyed(n: int, ops: list[Operation], where: dict[SSAValue, tuple[int, int]])
     for op in ops:
         for result in op.results:
             where[result] = (n, numbers[result])
-    return _Statement(ops, tuple(keys), len(walk), outside)
+    key = tuple(keys)
+    return _Statement(ops, key, hash(key), len(walk), outside)
 
 
 def _attributes(op: Operation) -> tuple:
@@ -177,8 +179,7 @@ def _periods(keys: Sequence[int], sizes: Sequence[int]) -> list[tuple[int, int, 
 def _outline_best(run: list[_Statement], taken: set[str], count: int, zero: SSAValue):
     """Outline the best repeat found in `run`: (the function, the statements before, those after),
     or None."""
-    hashes = [hash(s.key) for s in run]
-    for _, start, period, length in _periods(hashes, [s.size for s in run]):
+    for _, start, period, length in _periods([s.hash for s in run], [s.size for s in run]):
         for phase in range(period):
             copies = (length - phase) // period
             if copies < 2:

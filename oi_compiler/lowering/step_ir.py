@@ -32,7 +32,9 @@ from xdsl.dialects.builtin import (
     IntegerAttr,
     IntegerType,
     MemRefType,
+    StringAttr,
     StridedLayoutAttr,
+    SymbolRefAttr,
     UnitAttr,
     UnknownLoc,
     i32,
@@ -51,6 +53,7 @@ from oi_compiler.dialects.oi_table import (
     GrowOp,
     JournalOp,
     SetWordOp,
+    STATE,
     SlotOp,
     WordOp,
 )
@@ -60,6 +63,7 @@ from oi_compiler.lowering import step_llvm  # noqa: F401 - registers the emitter
 INDEX = IndexType()
 DYN = DYNAMIC_INDEX
 I8 = IntegerType(8)
+I1 = IntegerType(1)
 I64_MAX = (1 << 63) - 1
 GROW_SYMBOL = "oi_grow"
 CODE_ERROR, CODE_HOST = 1, 2  # step results besides 0: an error record, a failed host callback
@@ -91,12 +95,13 @@ class StepIR:
         self._anchor = arith.ConstantOp(IntegerAttr(0, INDEX))
         self.b.insert(self._anchor)
         self._constants: dict[tuple, SSAValue] = {(0, INDEX): self._anchor.result}
+        self._attrs: dict[tuple[str, str], tuple[SymbolRefAttr, StringAttr]] = {}  # (variable, field) -> attributes
 
     def at(self, op) -> StepIR:
         """This function's builder emitting just before `op` (its constants still go to the top)."""
         other = object.__new__(StepIR)
         other.loc, other.names, other.state, other.helpers = self.loc, self.names, self.state, self.helpers
-        other._anchor, other._constants = self._anchor, self._constants
+        other._anchor, other._constants, other._attrs = self._anchor, self._constants, self._attrs
         other.b = other._builder(InsertPoint.before(op))
         return other
 
@@ -160,12 +165,17 @@ class StepIR:
 
     _PREDICATES = {"slt": lambda x, y: x < y, "sgt": lambda x, y: x > y, "sge": lambda x, y: x >= y,
                    "sle": lambda x, y: x <= y, "eq": lambda x, y: x == y, "ne": lambda x, y: x != y}  # fmt: skip
+    # arith.cmpi's predicate numbers, as the attributes its constructor would build for each comparison
+    _PREDICATE_ATTRS = {name: IntegerAttr(n, 64) for n, name in enumerate(("eq", "ne", "slt", "sle", "sgt", "sge"))}
 
     def cmp(self, pred: str, a, b):
         x, y = self.known(a), self.known(b)
         if x is not None and y is not None:
-            return self.const_of(int(self._PREDICATES[pred](x, y)), IntegerType(1))
-        return self.emit(arith.CmpiOp(a, b, pred))
+            return self.const_of(int(self._PREDICATES[pred](x, y)), I1)
+        if a.type != b.type:
+            raise TypeError(f"cmpi {pred}: operands of types {a.type} and {b.type}")
+        return self.emit(arith.CmpiOp.create(operands=[a, b], result_types=[I1],
+                                             properties={"predicate": self._PREDICATE_ATTRS[pred]}))  # fmt: skip
 
     def select(self, cond, a, b):
         c = self.known(cond)
@@ -213,13 +223,20 @@ class StepIR:
     # With `names` (the step function), a word given by number is emitted as the table level's
     # named op (`oi_table.word @K "size.0"`: --assign-state-slots and --lower-tables place it);
     # without (the shared helpers, which compute word numbers at run time), as a load or store.
-    def _named(self, slot) -> tuple[str, str] | None:
+    # The named ops are built from their properties (made once per word): the step names
+    # thousands of words, and the ops' constructors would build and check both attributes each time.
+    def _named(self, slot) -> dict | None:
+        """The properties (`var`, `field`) of the table-level op on word `slot`, or None."""
         if self.names is None or not isinstance(slot, int):
             return None
         found = self.names.get(slot)
         if found is None:
             raise AssertionError(f"state word {slot} has no name (lowering/state_layout.py word_names)")
-        return found
+        attrs = self._attrs.get(found)
+        if attrs is None:
+            var, field = found
+            attrs = self._attrs[found] = (SymbolRefAttr(var or STATE), StringAttr(field))
+        return {"var": attrs[0], "field": attrs[1]}
 
     def raw_word(self, slot: int | SSAValue) -> SSAValue:
         index = self.const(slot) if isinstance(slot, int) else slot
@@ -227,12 +244,12 @@ class StepIR:
 
     def word(self, slot: int | SSAValue) -> SSAValue:
         if (named := self._named(slot)) is not None:
-            return self.emit(WordOp(*named))
+            return self.emit(WordOp.create(properties=named, result_types=[INDEX]))
         return self.to_index(self.raw_word(slot))
 
     def set_word(self, slot: int | SSAValue, value: SSAValue) -> None:
         if (named := self._named(slot)) is not None:
-            self.emit(SetWordOp(*named, value))
+            self.emit(SetWordOp.create(properties=named, operands=[value]))
             return
         index = self.const(slot) if isinstance(slot, int) else slot
         self.emit(memref.StoreOp.get(self.to_i64(value), self.state, [index]))
@@ -240,12 +257,12 @@ class StepIR:
     def slot_value(self, slot: int) -> SSAValue:
         """A word's number as a value (what the shared helpers take)."""
         if (named := self._named(slot)) is not None:
-            return self.emit(SlotOp(*named))
+            return self.emit(SlotOp.create(properties=named, result_types=[INDEX]))
         return self.const(slot)
 
     def view(self, slot: int | SSAValue, ty: MemRefType, sizes: Sequence[SSAValue] = ()) -> SSAValue:
         if (named := self._named(slot)) is not None:
-            return self.emit(BufferOp(*named, list(sizes), ty))
+            return self.emit(BufferOp.create(properties=named, operands=list(sizes), result_types=[ty]))
         index = self.const(slot) if isinstance(slot, int) else slot
         return self.emit(StateViewOp(self.state, index, list(sizes), ty))
 
@@ -354,7 +371,8 @@ class StepIR:
     def grow(self, kind: int, a: SSAValue | int, b: SSAValue | int, c: SSAValue | int) -> None:
         if (named := self._named(a)) is not None:
             values = [self.const(v) if isinstance(v, int) else v for v in (b, c)]
-            self.emit(GrowOp(GROW_KIND_NAMES[kind], *named, values))
+            properties = {"kind": StringAttr(GROW_KIND_NAMES[kind]), **named}
+            self.emit(GrowOp.create(properties=properties, operands=values))
             return
         args = [self.state, self.const_of(kind, i64)]
         for v in (a, b, c):
@@ -373,7 +391,7 @@ class StepIR:
     def log_bytes(self, slot: int | SSAValue, offset: SSAValue, nbytes: SSAValue) -> None:
         """Append `nbytes` bytes of the buffer at word `slot`, from byte `offset`, to the undo log."""
         if (named := self._named(slot)) is not None:
-            self.emit(JournalOp(*named, offset, nbytes))
+            self.emit(JournalOp.create(properties=named, operands=[offset, nbytes]))
             return
         if self.helpers is None:
             raise AssertionError("StepIR without Helpers cannot log")

@@ -11,7 +11,7 @@ list is the step's `oi.error_sites`), then outlines the step's repeated statemen
 from __future__ import annotations
 
 from xdsl.dialects import arith, func, memref, scf
-from xdsl.dialects.builtin import ArrayAttr, IndexType, IntegerAttr, ModuleOp, UnknownLoc, i32, i64
+from xdsl.dialects.builtin import ArrayAttr, IndexType, IntegerAttr, ModuleOp, SymbolRefAttr, UnknownLoc, i32, i64
 from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.pattern_rewriter import (
     GreedyRewritePatternApplier,
@@ -64,7 +64,10 @@ def layout_of(module: ModuleOp, at: Operation | None = None) -> StateLayout:
 
 def state_of(op: Operation) -> SSAValue:
     """The state array: the first argument of the function `op` is in."""
-    function = _enclosing_function(op)
+    return _state_in(_enclosing_function(op), op)
+
+
+def _state_in(function: func.FuncOp | None, op: Operation) -> SSAValue:
     if function is None or not function.body.block.args:
         raise PassError(f"{op.name} outside a function taking the state array")
     return function.body.block.args[0]
@@ -79,10 +82,28 @@ def _enclosing_function(op: Operation) -> func.FuncOp | None:
 
 def _located(new: Operation, loc) -> Operation:
     """`new` (and what it holds) at `loc`: lowered ops keep their statement's file:line:col."""
-    for inner in new.walk():
+    for inner in new.walk() if new.regions else (new,):
         if isinstance(inner.location, UnknownLoc):
             inner.location = loc
     return new
+
+
+# The ops the patterns emit thousands of times, built without xDSL's generic constructor (which
+# checks each operand and attribute against the op's definition: three times the cost).
+def _load(state: SSAValue, index: SSAValue) -> Operation:
+    return memref.LoadOp.create(operands=[state, index], result_types=[state.type.element_type])
+
+
+def _store(value: SSAValue, state: SSAValue, index: SSAValue) -> Operation:
+    return memref.StoreOp.create(operands=[value, state, index])
+
+
+def _cast(value: SSAValue, ty) -> Operation:
+    return arith.IndexCastOp.create(operands=[value], result_types=[ty])
+
+
+def _exit(code: SSAValue) -> Operation:
+    return StepExitOp.create(operands=[code])
 
 
 def _slot(layout: StateLayout, op: Operation) -> int:
@@ -102,8 +123,8 @@ class _Constants:
         self._made: dict[tuple[int, int, object], SSAValue] = {}
         self._last: dict[int, Operation] = {}  # per function: the constant made last
 
-    def get(self, at: Operation, value: int, ty) -> SSAValue:
-        function = _enclosing_function(at)
+    def get(self, function: func.FuncOp | None, at: Operation, value: int, ty) -> SSAValue:
+        """The constant in `function`, the one `at` (for the diagnostic) is in."""
         if function is None:
             raise PassError(f"{at.name} outside a function", nearest_loc(at))
         key = (id(function), value, ty)
@@ -132,16 +153,21 @@ class _Emit:
         self.at = at
         self.loc = at.location
         self.constants = constants
+        self.function = _enclosing_function(at)
+
+    @property
+    def state(self) -> SSAValue:
+        return _state_in(self.function, self.at)
 
     def __call__(self, op: Operation) -> SSAValue | None:
         self.rewriter.insert(_located(op, self.loc))
         return op.results[0] if op.results else None
 
     def index(self, value: int) -> SSAValue:
-        return self.constants.get(self.at, value, _INDEX)
+        return self.constants.get(self.function, self.at, value, _INDEX)
 
     def const(self, value: int, ty) -> SSAValue:
-        return self.constants.get(self.at, value, ty)
+        return self.constants.get(self.function, self.at, value, ty)
 
 
 class _Words(RewritePattern):
@@ -150,6 +176,7 @@ class _Words(RewritePattern):
     def __init__(self, layout: StateLayout, constants: _Constants):
         self.layout = layout
         self.constants = constants
+        self.labels: dict[str, SymbolRefAttr] = {}
 
     def slot(self, op) -> int:
         return _slot(self.layout, op)
@@ -162,16 +189,25 @@ class _Words(RewritePattern):
         if isinstance(op, SlotOp):
             rewriter.replace(op, [], [slot])
         elif isinstance(op, WordOp):
-            word = emit(memref.LoadOp.get(state_of(op), [slot]))
-            rewriter.replace(op, _located(arith.IndexCastOp(word, _INDEX), op.location))
+            word = emit(_load(emit.state, slot))
+            rewriter.replace(op, _located(_cast(word, _INDEX), op.location))
         elif isinstance(op, SetWordOp):
-            value = emit(arith.IndexCastOp(op.value, i64))
-            rewriter.replace(op, _located(memref.StoreOp.get(value, state_of(op), [slot]), op.location))
+            value = emit(_cast(op.value, i64))
+            rewriter.replace(op, _located(_store(value, emit.state, slot), op.location))
         else:
-            name = op.var.root_reference.data
-            label = name if op.field.data in ("buffer", "data") else f"{name}.{op.field.data}"
-            view = StateViewOp(state_of(op), slot, list(op.sizes), op.result.type, label)
+            view = StateViewOp.create(operands=[emit.state, slot, *op.sizes], result_types=[op.result.type],
+                                      properties={"var": self.label(op)})  # fmt: skip
             rewriter.replace(op, _located(view, op.location))
+
+    def label(self, op: BufferOp) -> SymbolRefAttr:
+        """The view's `@K`, or `@K.<field>` for a buffer other than the variable's data."""
+        if op.field.data in ("buffer", "data"):
+            return op.var
+        label = f"{op.var.root_reference.data}.{op.field.data}"
+        found = self.labels.get(label)
+        if found is None:
+            found = self.labels[label] = SymbolRefAttr(label)
+        return found
 
 
 class _Checks(RewritePattern):
@@ -186,23 +222,24 @@ class _Checks(RewritePattern):
         self.sites.append(site)
         return len(self.sites)
 
-    def fail(self, emit: _Emit, state: SSAValue, site: ErrorSiteAttr, args) -> None:
-        emit(memref.StoreOp.get(emit.const(self.number(site), i64), state, [emit.index(P.ERROR_SITE)]))
+    def fail(self, emit: _Emit, site: ErrorSiteAttr, args) -> None:
+        state = emit.state
+        emit(_store(emit.const(self.number(site), i64), state, emit.index(P.ERROR_SITE)))
         for n, value in enumerate(args):
-            emit(memref.StoreOp.get(emit(arith.IndexCastOp(value, i64)), state, [emit.index(P.ERROR_ARGS + n)]))
-        emit(StepExitOp(emit.const(CODE_ERROR, i32)))
+            emit(_store(emit(_cast(value, i64)), state, emit.index(P.ERROR_ARGS + n)))
+        emit(_exit(emit.const(CODE_ERROR, i32)))
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter, /) -> None:
         if isinstance(op, StatementOp):  # the statement the host names if a callback fails
             emit = _Emit(rewriter, op, self.constants)
-            emit(memref.StoreOp.get(emit.const(self.number(op.site), i64), state_of(op), [emit.index(P.ERROR_SITE)]))
+            emit(_store(emit.const(self.number(op.site), i64), emit.state, emit.index(P.ERROR_SITE)))
             rewriter.erase(op)
         elif isinstance(op, FailOp):
-            self.fail(_Emit(rewriter, op, self.constants), state_of(op), op.site, op.args)
+            self.fail(_Emit(rewriter, op, self.constants), op.site, op.args)
             rewriter.erase(op)
         elif isinstance(op, CheckOp):
             then = Block()
-            self.fail(_BlockEmit(then, op, self.constants), state_of(op), op.site, op.args)
+            self.fail(_BlockEmit(then, op, self.constants), op.site, op.args)
             then.add_op(scf.YieldOp())
             rewriter.replace(op, _located(scf.IfOp(op.cond, [], Region(then), Region()), op.location))
 
@@ -211,10 +248,8 @@ class _BlockEmit(_Emit):
     """Appends to a block (the body of a check's `scf.if`)."""
 
     def __init__(self, block: Block, at: Operation, constants: _Constants):
+        super().__init__(None, at, constants)
         self.block = block
-        self.at = at
-        self.loc = at.location
-        self.constants = constants
 
     def __call__(self, op: Operation) -> SSAValue | None:
         self.block.add_op(_located(op, self.loc))
@@ -231,14 +266,14 @@ class _Grow(RewritePattern):
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: GrowOp, rewriter: PatternRewriter, /) -> None:
         emit = _Emit(rewriter, op, self.constants)
-        state = state_of(op)
+        state = emit.state
         slot = _slot(self.layout, op)
-        args = [emit(arith.IndexCastOp(v, i64)) for v in op.args]
+        args = [emit(_cast(v, i64)) for v in op.args]
         args += [emit.const(0, i64)] * (2 - len(args))
         call = [state, emit.const(GROW_CODES[op.kind.data], i64), emit.const(slot, i64), *args]
         result = emit(func.CallOp(GROW_SYMBOL, call, [i64]))
         failed = emit(arith.CmpiOp(result, emit.const(0, i64), "ne"))
-        then = Block([StepExitOp(emit.const(CODE_HOST, i32)), scf.YieldOp()])
+        then = Block([_exit(emit.const(CODE_HOST, i32)), scf.YieldOp()])
         rewriter.replace(op, _located(scf.IfOp(failed, [], Region(then), Region()), op.location))
 
 
@@ -252,11 +287,11 @@ class _Journal(RewritePattern):
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: JournalOp, rewriter: PatternRewriter, /) -> None:
         emit = _Emit(rewriter, op, self.constants)
-        state = state_of(op)
+        state = emit.state
         slot = emit.index(_slot(self.layout, op))
         code = emit(func.CallOp("oi_log", [state, slot, op.offset, op.nbytes], [i32]))
         failed = emit(arith.CmpiOp(code, emit.const(0, i32), "ne"))
-        then = Block([StepExitOp(code), scf.YieldOp()])
+        then = Block([_exit(code), scf.YieldOp()])
         rewriter.replace(op, _located(scf.IfOp(failed, [], Region(then), Region()), op.location))
 
 
@@ -271,7 +306,7 @@ class _Commit(RewritePattern):
         emit = _Emit(rewriter, op, self.constants)
         zero = emit.const(0, i64)
         for word in (P.LOG_COUNT, P.LOG_USED):
-            emit(memref.StoreOp.get(zero, state_of(op), [emit.index(word)]))
+            emit(_store(zero, emit.state, emit.index(word)))
         rewriter.erase(op)
 
 
@@ -305,17 +340,17 @@ def _rewrite_each(ops: list[Operation], pattern: RewritePattern) -> None:
 def lower_tables(module: ModuleOp) -> None:
     """Words, buffers, checks and growth to the state array (see the module docstring)."""
     sites: list[ErrorSiteAttr] = []
-    entry = next((op for op in module.walk() if isinstance(op, ENTRY_OPS)), None)
+    found = [op for op in module.walk() if isinstance(op, TABLE_OPS)]  # in program order (the entry ops among them)
+    entry = next((op for op in found if isinstance(op, ENTRY_OPS)), None)
     if entry is not None:
         raise PassError(f"{entry.name} is lowered by a table storage: run --lower-table-storage first",
                         nearest_loc(entry))  # fmt: skip
-    first = next((op for op in module.walk() if isinstance(op, TABLE_OPS)), None)
-    if first is not None:
-        layout = layout_of(module, first)
+    if found:
+        layout = layout_of(module, found[0])
         constants = _Constants()
         patterns = GreedyRewritePatternApplier([_Words(layout, constants), _Checks(sites, constants),
                                                 _Grow(layout, constants)])  # fmt: skip
-        _rewrite_each([op for op in module.walk() if isinstance(op, TABLE_OPS)], patterns)  # in program order
+        _rewrite_each(found, patterns)
     step = next((op for op in module.ops if isinstance(op, func.FuncOp) and op.sym_name.data == "step"), None)
     if step is not None:
         step.attributes[SITES_ATTR] = ArrayAttr(sites)
