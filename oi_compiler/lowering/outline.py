@@ -42,6 +42,7 @@ from xdsl.ir import Block, Operation, Region, SSAValue
 
 from oi_compiler.backend.llvm import NOINLINE_ATTR
 from oi_compiler.dialects.oi_lowered import StateViewOp, StepExitOp
+from oi_compiler.lowering import quick_ops
 
 #: a repeat is outlined when the ops it removes from the step (all copies but one) are at least this
 #: many: below it, the call and the function cost more compile time than they save
@@ -66,7 +67,7 @@ class _Statement:
 def outline_repeats(module, step: func.FuncOp) -> list[func.FuncOp]:
     """Outline the repeated statement runs of `step` (see the module docstring); the functions
     made, which are added to `module`."""
-    if sum(1 for _ in step.body.walk()) <= MIN_SAVED_OPS:  # too few ops to save that many
+    if len(quick_ops.walk(step)) - 1 <= MIN_SAVED_OPS:  # too few ops (but the step) to save that many
         return []
     block = step.body.block
     statements = _statements(block)
@@ -110,7 +111,7 @@ def _keyed(n: int, ops: list[Operation], where: dict[SSAValue, tuple[int, int]])
     numbers: dict[SSAValue, int] = {}
     keys: list[tuple] = []
     outside: list[tuple[int, int, SSAValue, int | None]] = []
-    walk = [inner for op in ops for inner in (op.walk() if op.regions else (op,))]
+    walk = [inner for op in ops for inner in (quick_ops.walk(op) if op.regions else (op,))]
     constant = arith.ConstantOp
     for count, op in enumerate(walk):
         operands = []

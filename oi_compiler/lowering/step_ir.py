@@ -58,6 +58,7 @@ from oi_compiler.dialects.oi_table import (
     WordOp,
 )
 from oi_compiler.lowering import analysis as P
+from oi_compiler.lowering import quick_ops
 from oi_compiler.lowering import step_llvm  # noqa: F401 - registers the emitters of the ops below
 
 INDEX = IndexType()
@@ -92,7 +93,7 @@ class StepIR:
         self.state = state
         self.helpers = helpers
         # constants go once each to the top of the function, so every use is dominated
-        self._anchor = arith.ConstantOp(IntegerAttr(0, INDEX))
+        self._anchor = quick_ops.constant(0, INDEX)
         self.b.insert(self._anchor)
         self._constants: dict[tuple, SSAValue] = {(0, INDEX): self._anchor.result}
         self._attrs: dict[tuple[str, str], tuple[SymbolRefAttr, StringAttr]] = {}  # (variable, field) -> attributes
@@ -112,7 +113,7 @@ class StepIR:
 
     def _locate(self, op) -> None:
         if self.loc is not None:
-            for inner in op.walk():
+            for inner in quick_ops.walk(op):
                 if isinstance(inner.location, UnknownLoc):
                     inner.location = self.loc
 
@@ -128,7 +129,7 @@ class StepIR:
         key = (value, ty)
         found = self._constants.get(key)
         if found is None:
-            op = arith.ConstantOp(IntegerAttr(value, ty))
+            op = quick_ops.constant(value, ty)
             self._anchor.parent_block().insert_op_before(op, self._anchor)
             found = self._constants[key] = op.result
         return found
@@ -146,7 +147,7 @@ class StepIR:
         x, y = self.known(a), self.known(b)
         if x is not None and y is not None:
             return self.const_of(fn(x, y), a.type)
-        return self.emit(op(a, b))
+        return self.emit(quick_ops.with_overflow(op, a, b))
 
     def add(self, a, b):
         if self.known(b) == 0:
@@ -165,8 +166,6 @@ class StepIR:
 
     _PREDICATES = {"slt": lambda x, y: x < y, "sgt": lambda x, y: x > y, "sge": lambda x, y: x >= y,
                    "sle": lambda x, y: x <= y, "eq": lambda x, y: x == y, "ne": lambda x, y: x != y}  # fmt: skip
-    # arith.cmpi's predicate numbers, as the attributes its constructor would build for each comparison
-    _PREDICATE_ATTRS = {name: IntegerAttr(n, 64) for n, name in enumerate(("eq", "ne", "slt", "sle", "sgt", "sge"))}
 
     def cmp(self, pred: str, a, b):
         x, y = self.known(a), self.known(b)
@@ -174,14 +173,13 @@ class StepIR:
             return self.const_of(int(self._PREDICATES[pred](x, y)), I1)
         if a.type != b.type:
             raise TypeError(f"cmpi {pred}: operands of types {a.type} and {b.type}")
-        return self.emit(arith.CmpiOp.create(operands=[a, b], result_types=[I1],
-                                             properties={"predicate": self._PREDICATE_ATTRS[pred]}))  # fmt: skip
+        return self.emit(quick_ops.cmpi(pred, a, b))
 
     def select(self, cond, a, b):
         c = self.known(cond)
         if c is not None:
             return a if c else b
-        return self.emit(arith.SelectOp(cond, a, b))
+        return self.emit(quick_ops.select(cond, a, b))
 
     def max(self, a, b):
         return self.select(self.cmp("sgt", a, b), a, b)
@@ -192,7 +190,7 @@ class StepIR:
             return b
         if y == 0 or x is not None and x != 0:
             return a
-        return self.emit(arith.OrIOp(a, b))
+        return self.emit(quick_ops.binary(arith.OrIOp, a, b))
 
     def and_(self, a, b):
         x, y = self.known(a), self.known(b)
@@ -200,13 +198,13 @@ class StepIR:
             return a
         if y == 0 or x is not None and x != 0:
             return b
-        return self.emit(arith.AndIOp(a, b))
+        return self.emit(quick_ops.binary(arith.AndIOp, a, b))
 
     def to_index(self, value: SSAValue) -> SSAValue:
-        return self.emit(arith.IndexCastOp(value, INDEX))
+        return self.emit(quick_ops.index_cast(value, INDEX))
 
     def to_i64(self, value: SSAValue) -> SSAValue:
-        return self.emit(arith.IndexCastOp(value, i64))
+        return self.emit(quick_ops.index_cast(value, i64))
 
     def size_after(self, k: SSAValue) -> SSAValue:
         """The size an index `k` asks for: k + 1, saturating at the largest index (whose size the
@@ -240,7 +238,7 @@ class StepIR:
 
     def raw_word(self, slot: int | SSAValue) -> SSAValue:
         index = self.const(slot) if isinstance(slot, int) else slot
-        return self.emit(memref.LoadOp.get(self.state, [index]))
+        return self.emit(quick_ops.load(self.state, [index]))
 
     def word(self, slot: int | SSAValue) -> SSAValue:
         if (named := self._named(slot)) is not None:
@@ -252,7 +250,7 @@ class StepIR:
             self.emit(SetWordOp.create(properties=named, operands=[value]))
             return
         index = self.const(slot) if isinstance(slot, int) else slot
-        self.emit(memref.StoreOp.get(self.to_i64(value), self.state, [index]))
+        self.emit(quick_ops.store(self.to_i64(value), self.state, [index]))
 
     def slot_value(self, slot: int) -> SSAValue:
         """A word's number as a value (what the shared helpers take)."""
@@ -284,13 +282,13 @@ class StepIR:
     @contextmanager
     def if_(self, cond: SSAValue) -> Iterator[None]:
         then = Block()
-        op = scf.IfOp(cond, [], Region(then), Region(Block([scf.YieldOp()])))
+        op = quick_ops.if_(cond, [], Region(then), Region(Block([quick_ops.yield_()])))
         self.b.insert(op)
         outer, self.b = self.b, self._builder(InsertPoint.at_end(then))
         try:
             yield
         finally:
-            self.b.insert(scf.YieldOp())
+            self.b.insert(quick_ops.yield_())
             self.b = outer
 
     @contextmanager
@@ -298,17 +296,17 @@ class StepIR:
         """`scf.if` with both regions: the body emits the then part, calls the yielded function,
         then emits the else part."""
         then, other = Block(), Block()
-        self.b.insert(scf.IfOp(cond, [], Region(then), Region(other)))
+        self.b.insert(quick_ops.if_(cond, [], Region(then), Region(other)))
         outer, self.b = self.b, self._builder(InsertPoint.at_end(then))
 
         def otherwise() -> None:
-            self.b.insert(scf.YieldOp())
+            self.b.insert(quick_ops.yield_())
             self.b = self._builder(InsertPoint.at_end(other))
 
         try:
             yield otherwise
         finally:
-            self.b.insert(scf.YieldOp())
+            self.b.insert(quick_ops.yield_())
             self.b = outer
 
     def choose(self, cond: SSAValue, then: Callable[[], SSAValue], other: Callable[[], SSAValue]) -> SSAValue:
@@ -319,9 +317,9 @@ class StepIR:
         for block, emit in zip(blocks, (then, other)):
             self.b = self._builder(InsertPoint.at_end(block))
             values.append(emit())
-            self.b.insert(scf.YieldOp(values[-1]))
+            self.b.insert(quick_ops.yield_(values[-1]))
         self.b = outer
-        return self.emit(scf.IfOp(cond, [values[0].type], Region(blocks[0]), Region(blocks[1])))
+        return self.emit(quick_ops.if_(cond, [values[0].type], Region(blocks[0]), Region(blocks[1])))
 
     @contextmanager
     def for_(self, lower: SSAValue, upper: SSAValue) -> Iterator[SSAValue]:
@@ -331,7 +329,7 @@ class StepIR:
         try:
             yield body.args[0]
         finally:
-            self.b.insert(scf.YieldOp())
+            self.b.insert(quick_ops.yield_())
             self.b = outer
 
     @contextmanager
@@ -377,15 +375,15 @@ class StepIR:
         args = [self.state, self.const_of(kind, i64)]
         for v in (a, b, c):
             args.append(self.const_of(v, i64) if isinstance(v, int) else self.to_i64(v))
-        result = self.emit(func.CallOp(GROW_SYMBOL, args, [i64]))
-        with self.if_(self.emit(arith.CmpiOp(result, self.const_of(0, i64), "ne"))):
+        result = self.emit(quick_ops.call(GROW_SYMBOL, args, [i64]))
+        with self.if_(self.emit(quick_ops.cmpi("ne", result, self.const_of(0, i64)))):
             self.exit(CODE_HOST)
 
     # --- shared helpers ---------------------------------------------------------------------
     def call_checked(self, callee: str, args: Sequence[SSAValue]) -> None:
         """Call a helper returning a step code; a non-zero code leaves this function with it."""
-        code = self.emit(func.CallOp(callee, [self.state, *args], [i32]))
-        with self.if_(self.emit(arith.CmpiOp(code, self.const_of(0, i32), "ne"))):
+        code = self.emit(quick_ops.call(callee, [self.state, *args], [i32]))
+        with self.if_(self.emit(quick_ops.cmpi("ne", code, self.const_of(0, i32)))):
             self.emit(StepExitOp(code))
 
     def log_bytes(self, slot: int | SSAValue, offset: SSAValue, nbytes: SSAValue) -> None:
@@ -450,7 +448,7 @@ class Helpers:
             ir.grow(P.GROW_LOG, records, total, 0)
         table = ir.view(P.LOG_RECORDS, MemRefType(i64, [DYN, 4]), [records])
         for column, value in enumerate((slot, offset, nbytes, used)):
-            ir.emit(memref.StoreOp.get(ir.to_i64(value), table, [count, ir.const(column)]))
+            ir.emit(quick_ops.store(ir.to_i64(value), table, [count, ir.const(column)]))
         source = ir.bytes_range(ir.bytes_view(slot, ir.add(offset, nbytes)), offset, nbytes)
         target = ir.bytes_range(ir.bytes_view(P.LOG_BYTES, total), used, nbytes)
         ir.emit(memref.CopyOp(source, target))
@@ -479,11 +477,11 @@ class Helpers:
             for k, cap in zip(key, caps):
                 linear = ir.add(ir.mul(linear, cap), k)
             present = ir.bytes_view(ir.add(table, ir.const(1)), ir.product(caps))
-            flag = ir.emit(memref.LoadOp.get(present, [linear]))
-            with ir.if_(ir.emit(arith.CmpiOp(flag, ir.const_of(0, I8), "eq"))):
+            flag = ir.emit(quick_ops.load(present, [linear]))
+            with ir.if_(ir.emit(quick_ops.cmpi("eq", flag, ir.const_of(0, I8)))):
                 ir.log_bytes(ir.add(table, ir.const(1)), linear, ir.const(1))
                 present = ir.bytes_view(ir.add(table, ir.const(1)), ir.product(caps))
-                ir.emit(memref.StoreOp.get(ir.const_of(1, I8), present, [linear]))
+                ir.emit(quick_ops.store(ir.const_of(1, I8), present, [linear]))
         return self._finish(ir, function)
 
 

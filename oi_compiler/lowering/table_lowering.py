@@ -10,8 +10,8 @@ list is the step's `oi.error_sites`), then outlines the step's repeated statemen
 
 from __future__ import annotations
 
-from xdsl.dialects import arith, func, memref, scf
-from xdsl.dialects.builtin import ArrayAttr, IndexType, IntegerAttr, ModuleOp, SymbolRefAttr, UnknownLoc, i32, i64
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ArrayAttr, IndexType, ModuleOp, SymbolRefAttr, UnknownLoc, i32, i64
 from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.pattern_rewriter import (
     GreedyRewritePatternApplier,
@@ -42,6 +42,7 @@ from oi_compiler.dialects.oi_table import (
 from oi_compiler.errors import PassError
 from oi_compiler.ir_context import nearest_loc
 from oi_compiler.lowering import analysis as P
+from oi_compiler.lowering import quick_ops
 from oi_compiler.lowering.outline import outline_repeats
 from oi_compiler.lowering.state_layout import StateLayout
 
@@ -82,24 +83,10 @@ def _enclosing_function(op: Operation) -> func.FuncOp | None:
 
 def _located(new: Operation, loc) -> Operation:
     """`new` (and what it holds) at `loc`: lowered ops keep their statement's file:line:col."""
-    for inner in new.walk() if new.regions else (new,):
+    for inner in quick_ops.walk(new) if new.regions else (new,):
         if isinstance(inner.location, UnknownLoc):
             inner.location = loc
     return new
-
-
-# The ops the patterns emit thousands of times, built without xDSL's generic constructor (which
-# checks each operand and attribute against the op's definition: three times the cost).
-def _load(state: SSAValue, index: SSAValue) -> Operation:
-    return memref.LoadOp.create(operands=[state, index], result_types=[state.type.element_type])
-
-
-def _store(value: SSAValue, state: SSAValue, index: SSAValue) -> Operation:
-    return memref.StoreOp.create(operands=[value, state, index])
-
-
-def _cast(value: SSAValue, ty) -> Operation:
-    return arith.IndexCastOp.create(operands=[value], result_types=[ty])
 
 
 def _exit(code: SSAValue) -> Operation:
@@ -130,7 +117,7 @@ class _Constants:
         key = (id(function), value, ty)
         found = self._made.get(key)
         if found is None:
-            const = arith.ConstantOp(IntegerAttr(value, ty))
+            const = quick_ops.constant(value, ty)
             block = function.body.block
             last = self._last.get(id(function))
             if last is not None:
@@ -189,11 +176,11 @@ class _Words(RewritePattern):
         if isinstance(op, SlotOp):
             rewriter.replace(op, [], [slot])
         elif isinstance(op, WordOp):
-            word = emit(_load(emit.state, slot))
-            rewriter.replace(op, _located(_cast(word, _INDEX), op.location))
+            word = emit(quick_ops.load(emit.state, [slot]))
+            rewriter.replace(op, _located(quick_ops.index_cast(word, _INDEX), op.location))
         elif isinstance(op, SetWordOp):
-            value = emit(_cast(op.value, i64))
-            rewriter.replace(op, _located(_store(value, emit.state, slot), op.location))
+            value = emit(quick_ops.index_cast(op.value, i64))
+            rewriter.replace(op, _located(quick_ops.store(value, emit.state, [slot]), op.location))
         else:
             view = StateViewOp.create(operands=[emit.state, slot, *op.sizes], result_types=[op.result.type],
                                       properties={"var": self.label(op)})  # fmt: skip
@@ -224,15 +211,15 @@ class _Checks(RewritePattern):
 
     def fail(self, emit: _Emit, site: ErrorSiteAttr, args) -> None:
         state = emit.state
-        emit(_store(emit.const(self.number(site), i64), state, emit.index(P.ERROR_SITE)))
+        emit(quick_ops.store(emit.const(self.number(site), i64), state, [emit.index(P.ERROR_SITE)]))
         for n, value in enumerate(args):
-            emit(_store(emit(_cast(value, i64)), state, emit.index(P.ERROR_ARGS + n)))
+            emit(quick_ops.store(emit(quick_ops.index_cast(value, i64)), state, [emit.index(P.ERROR_ARGS + n)]))
         emit(_exit(emit.const(CODE_ERROR, i32)))
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter, /) -> None:
         if isinstance(op, StatementOp):  # the statement the host names if a callback fails
             emit = _Emit(rewriter, op, self.constants)
-            emit(_store(emit.const(self.number(op.site), i64), emit.state, emit.index(P.ERROR_SITE)))
+            emit(quick_ops.store(emit.const(self.number(op.site), i64), emit.state, [emit.index(P.ERROR_SITE)]))
             rewriter.erase(op)
         elif isinstance(op, FailOp):
             self.fail(_Emit(rewriter, op, self.constants), op.site, op.args)
@@ -240,8 +227,8 @@ class _Checks(RewritePattern):
         elif isinstance(op, CheckOp):
             then = Block()
             self.fail(_BlockEmit(then, op, self.constants), op.site, op.args)
-            then.add_op(scf.YieldOp())
-            rewriter.replace(op, _located(scf.IfOp(op.cond, [], Region(then), Region()), op.location))
+            then.add_op(quick_ops.yield_())
+            rewriter.replace(op, _located(quick_ops.if_(op.cond, [], Region(then), Region()), op.location))
 
 
 class _BlockEmit(_Emit):
@@ -268,13 +255,13 @@ class _Grow(RewritePattern):
         emit = _Emit(rewriter, op, self.constants)
         state = emit.state
         slot = _slot(self.layout, op)
-        args = [emit(_cast(v, i64)) for v in op.args]
+        args = [emit(quick_ops.index_cast(v, i64)) for v in op.args]
         args += [emit.const(0, i64)] * (2 - len(args))
         call = [state, emit.const(GROW_CODES[op.kind.data], i64), emit.const(slot, i64), *args]
-        result = emit(func.CallOp(GROW_SYMBOL, call, [i64]))
-        failed = emit(arith.CmpiOp(result, emit.const(0, i64), "ne"))
-        then = Block([_exit(emit.const(CODE_HOST, i32)), scf.YieldOp()])
-        rewriter.replace(op, _located(scf.IfOp(failed, [], Region(then), Region()), op.location))
+        result = emit(quick_ops.call(GROW_SYMBOL, call, [i64]))
+        failed = emit(quick_ops.cmpi("ne", result, emit.const(0, i64)))
+        then = Block([_exit(emit.const(CODE_HOST, i32)), quick_ops.yield_()])
+        rewriter.replace(op, _located(quick_ops.if_(failed, [], Region(then), Region()), op.location))
 
 
 class _Journal(RewritePattern):
@@ -289,10 +276,10 @@ class _Journal(RewritePattern):
         emit = _Emit(rewriter, op, self.constants)
         state = emit.state
         slot = emit.index(_slot(self.layout, op))
-        code = emit(func.CallOp("oi_log", [state, slot, op.offset, op.nbytes], [i32]))
-        failed = emit(arith.CmpiOp(code, emit.const(0, i32), "ne"))
-        then = Block([_exit(code), scf.YieldOp()])
-        rewriter.replace(op, _located(scf.IfOp(failed, [], Region(then), Region()), op.location))
+        code = emit(quick_ops.call("oi_log", [state, slot, op.offset, op.nbytes], [i32]))
+        failed = emit(quick_ops.cmpi("ne", code, emit.const(0, i32)))
+        then = Block([_exit(code), quick_ops.yield_()])
+        rewriter.replace(op, _located(quick_ops.if_(failed, [], Region(then), Region()), op.location))
 
 
 class _Commit(RewritePattern):
@@ -306,7 +293,7 @@ class _Commit(RewritePattern):
         emit = _Emit(rewriter, op, self.constants)
         zero = emit.const(0, i64)
         for word in (P.LOG_COUNT, P.LOG_USED):
-            emit(_store(zero, emit.state, emit.index(word)))
+            emit(quick_ops.store(zero, emit.state, [emit.index(word)]))
         rewriter.erase(op)
 
 
@@ -314,7 +301,7 @@ def lower_undo_log(module: ModuleOp) -> None:
     """Each `oi_table.journal` a call of `@oi_log` (added to the module when it has none), each
     `oi_table.commit` the log emptied."""
     constants = _Constants()
-    found = [op for op in module.walk() if isinstance(op, CommitOp | JournalOp)]  # one walk, not a walker per
+    found = [op for op in quick_ops.walk(module) if isinstance(op, CommitOp | JournalOp)]  # one walk, not a walker per
     commits = [op for op in found if isinstance(op, CommitOp)]  # pattern over a step of thousands of ops
     journals = [op for op in found if isinstance(op, JournalOp)]
     _rewrite_each(commits, _Commit(constants))
@@ -340,7 +327,7 @@ def _rewrite_each(ops: list[Operation], pattern: RewritePattern) -> None:
 def lower_tables(module: ModuleOp) -> None:
     """Words, buffers, checks and growth to the state array (see the module docstring)."""
     sites: list[ErrorSiteAttr] = []
-    found = [op for op in module.walk() if isinstance(op, TABLE_OPS)]  # in program order (the entry ops among them)
+    found = [op for op in quick_ops.walk(module) if isinstance(op, TABLE_OPS)]  # in program order (the entry ops among them)
     entry = next((op for op in found if isinstance(op, ENTRY_OPS)), None)
     if entry is not None:
         raise PassError(f"{entry.name} is lowered by a table storage: run --lower-table-storage first",

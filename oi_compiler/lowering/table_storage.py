@@ -24,6 +24,7 @@ from oi_compiler.dialects.oi_table import (
 )
 from oi_compiler.errors import PassError
 from oi_compiler.ir_context import nearest_loc
+from oi_compiler.lowering import quick_ops
 from oi_compiler.lowering.dense_storage import DenseTable
 from oi_compiler.lowering.paged_storage import PagedTable
 from oi_compiler.lowering.state_layout import StateLayout
@@ -96,7 +97,7 @@ def lower_table_storage(module: ModuleOp) -> None:
         return
     helpers = Helpers()
     pattern = LowerEntryOp(StateLayout.from_attr(attr), helpers)
-    found = [op for op in module.walk() if isinstance(op, (*ENTRY_OPS, TableOp))]  # one walk: a walker would
+    found = [op for op in quick_ops.walk(module) if isinstance(op, (*ENTRY_OPS, TableOp))]  # one walk: a walker would
     for op in found:  # visit every op of a large step for a few hundred entry ops
         if isinstance(op, ENTRY_OPS):
             pattern.match_and_rewrite(op, PatternRewriter(op))

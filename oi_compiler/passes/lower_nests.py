@@ -21,6 +21,7 @@ from xdsl.transforms.convert_linalg_to_loops import LowerLinalgStructuredOpPatte
 from oi_compiler.errors import PassError
 from oi_compiler.ir_context import nearest_loc
 from oi_compiler.loopnest.affine_lowering import lower_affine
+from oi_compiler.lowering import quick_ops
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class LowerNests(ModulePass):
         from oi_compiler.dialects.oi_nest import NestOp
         from oi_compiler.loopnest.unroll import unroll_marked
 
-        for nest in [op for op in module.walk() if isinstance(op, NestOp)]:
+        for nest in [op for op in quick_ops.walk(module) if isinstance(op, NestOp)]:
             if not nest.scheduled:
                 raise PassError("lower-nests: an oi.nest must be scheduled by --tile first", nearest_loc(nest))
             unroll_marked(nest)
@@ -50,4 +51,4 @@ class LowerNests(ModulePass):
 
 
 def _holds_nest_ops(op) -> bool:
-    return any(inner.name.startswith(("linalg.", "affine.")) for inner in op.walk())
+    return any(inner.name.startswith(("linalg.", "affine.")) for inner in quick_ops.walk(op))
