@@ -9,13 +9,13 @@ constructor would build: the same operands, results, properties and regions.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 from xdsl.dialects import arith, func, memref, scf
 from xdsl.dialects.builtin import IntegerAttr, SymbolRefAttr, i1
 from xdsl.ir import Attribute, Operation, Region, SSAValue
 
 _NO_OVERFLOW = arith.IntegerOverflowAttr("none")  # what arith.addi's constructor sets by default
-_CALLEES: dict[str, SymbolRefAttr] = {}
 #: arith.cmpi's predicate attributes, by name, as its constructor would build them
 PREDICATES = {name: IntegerAttr(n, 64) for n, name in enumerate(("eq", "ne", "slt", "sle", "sgt", "sge"))}
 
@@ -55,10 +55,13 @@ def index_cast(value: SSAValue, ty: Attribute) -> arith.IndexCastOp:
 
 
 def call(callee: str, args: Sequence[SSAValue], result_types: Sequence[Attribute]) -> func.CallOp:
-    symbol = _CALLEES.get(callee)
-    if symbol is None:
-        symbol = _CALLEES[callee] = SymbolRefAttr(callee)
-    return func.CallOp.create(operands=list(args), result_types=list(result_types), properties={"callee": symbol})
+    return func.CallOp.create(operands=list(args), result_types=list(result_types),
+                              properties={"callee": _callee(callee)})  # fmt: skip
+
+
+@lru_cache(maxsize=4096)  # kernel and helper names repeat across compiles; a server's stay bounded
+def _callee(name: str) -> SymbolRefAttr:
+    return SymbolRefAttr(name)
 
 
 def yield_(*values: SSAValue) -> scf.YieldOp:
