@@ -35,9 +35,10 @@ TILE = 16
 
 
 def shared_tiles_apply(types: list[MemRefType]) -> bool:
-    """Whether (A, B, C) take the shared-tile mapping: 2-d, one float element type of f32/f64."""
+    """Whether (A, B, C) take the shared-tile mapping: 2-d, no empty dim (the tiles split every
+    dim), one float element type of f32/f64."""
     elements = {t.element_type for t in types}
-    return all(len(t.get_shape()) == 2 for t in types) and len(elements) == 1 and \
+    return all(len(t.get_shape()) == 2 and 0 not in t.get_shape() for t in types) and len(elements) == 1 and \
         isinstance(next(iter(elements)), Float32Type | Float64Type)  # fmt: skip
 
 

@@ -201,6 +201,15 @@ def test_an_output_map_no_mapping_can_split_runs_in_one_thread(scratch_registry:
     np.testing.assert_array_equal(run_emulated(kernel, [x]), x[:, -1])
 
 
+@pytest.mark.parametrize("a, b", [((3, 0), (0, 4)), ((0, 2), (2, 4)), ((3, 2), (2, 0))])
+def test_a_matmul_with_an_empty_dim_runs_as_the_reference(a, b) -> None:
+    """The shared tiles split every dim, so an empty one takes the row mapping: an empty
+    contraction gives zeros, as the reference does (it was a ScheduleError)."""
+    inputs = [np.ones(a, np.float32), np.ones(b, np.float32)]
+    kernel = op_kernel("matmul", {}, [("f32", a), ("f32", b)])
+    np.testing.assert_array_equal(run_emulated(kernel, inputs), lookup_op("matmul").reference(inputs, {}, "f32"))
+
+
 def test_what_the_op_refuses_is_an_oi_error() -> None:
     with pytest.raises(OiError, match="op sum_axis axes must not be empty"):
         op_kernel("sum_axis", {"axes": []}, [("f32", (2, 3))])
