@@ -112,12 +112,13 @@ def _run_stages(stages, module, *, ctx, first, before, after, target) -> str | N
 
 
 def _stage_pass(stage: Stage, factories):
-    """The pass a stage names: `lower-ops{device=cuda}` is `lower-ops` with that option."""
-    name, _, options = stage.name.partition("{")
-    if not options:
-        return factories[name]()()
-    pairs = dict(item.split("=", 1) for item in options.rstrip("}").split(","))
-    return factories[name]()(**pairs)
+    """The pass a stage names, with the options it writes as a pipeline does (`lower-ops{device=cuda}`)."""
+    if "{" not in stage.name:
+        return factories[stage.name]()()
+    from oi_compiler.passes import parse_pipeline
+
+    (configured,) = parse_pipeline(stage.name).passes
+    return configured
 
 
 def _backend_text(stage: Stage, module, target) -> str:
