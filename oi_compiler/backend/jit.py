@@ -251,7 +251,8 @@ class CompiledModule:
 
 # ----------------------------------------------------------------------------- calling
 
-_C_SCALARS: dict[str, type] = {
+#: the C type of a scalar argument or result, by element name (16- and 8-bit floats cross as their bits)
+C_SCALARS: dict[str, type] = {
     "i1": ctypes.c_uint8, "i8": ctypes.c_int8, "si8": ctypes.c_int8, "ui8": ctypes.c_uint8,
     "i16": ctypes.c_int16, "si16": ctypes.c_int16, "ui16": ctypes.c_uint16,
     "i32": ctypes.c_int32, "si32": ctypes.c_int32, "ui32": ctypes.c_uint32,
@@ -286,7 +287,7 @@ class JitFunction:
         self.abi = abi
         self._code = code  # keeps the engine (and so the machine code) alive
         params = [t for p in abi.params for t in _c_param_types(p)]
-        result = _C_SCALARS[abi.result.element] if abi.result is not None else None
+        result = C_SCALARS[abi.result.element] if abi.result is not None else None
         self._native: Callable[..., object] = ctypes.CFUNCTYPE(result, *params)(address)
 
     @property
@@ -384,8 +385,13 @@ class JitFunction:
 def _c_param_types(param: MemRefParam | ScalarParam) -> list[type]:
     from oi_compiler.backend.llvm_abi import MemRefParam
     if isinstance(param, MemRefParam):
-        return [ctypes.c_void_p] + [ctypes.c_int64] * (1 + 2 * param.rank)
-    return [_C_SCALARS[param.element]]
+        return memref_field_types(param.rank)
+    return [C_SCALARS[param.element]]
+
+
+def memref_field_types(rank: int) -> list[type]:
+    """The C-ABI fields of a memref argument: data pointer, offset, one size and one stride per dim."""
+    return [ctypes.c_void_p] + [ctypes.c_int64] * (1 + 2 * rank)
 
 
 def _row_major(shape: Sequence[int]) -> list[int]:

@@ -38,13 +38,10 @@ from typing import Any
 
 import numpy as np
 
+from oi_compiler.backend.jit import C_SCALARS, memref_field_types
 from oi_compiler.dtypes import numpy_dtype
 from oi_compiler.errors import ExecutionError
 from oi_compiler.loopnest.op_kernels import RUNTIME_ARGUMENTS, kernel_sizes
-
-#: C types of the scalars a launch call passes (run-time settings: rope's position, numbers as f64/i64)
-_C_SCALARS = {"i64": ctypes.c_int64, "index": ctypes.c_int64, "i32": ctypes.c_int32, "i16": ctypes.c_int16,
-              "i8": ctypes.c_int8, "i1": ctypes.c_uint8, "f64": ctypes.c_double, "f32": ctypes.c_float}  # fmt: skip
 
 _callbacks: dict[str, object] = {}  # symbol -> its ctypes callback, alive for the process
 _lock = threading.Lock()
@@ -82,9 +79,9 @@ def _c_types(params: Sequence[tuple]) -> list[type]:
     types: list[type] = []
     for param in params:
         if param[0] == "memref":
-            types += [ctypes.c_void_p] + [ctypes.c_int64] * (1 + 2 * param[2])
-        elif param[1] in _C_SCALARS:
-            types.append(_C_SCALARS[param[1]])
+            types += memref_field_types(param[2])
+        elif param[1] in C_SCALARS:
+            types.append(C_SCALARS[param[1]])
         else:
             raise ExecutionError(f"device 'cuda': no C type for a launch argument of type {param[1]}")
     return types
