@@ -339,7 +339,7 @@ class JitFunction:
         if param.strides is None:
             if not arg.flags.c_contiguous:
                 raise self._error(f"{where}: expected a C-contiguous array, got strides {arg.strides}")
-            return _row_major(arg.shape)
+            return row_major(arg.shape)
         if any(s % arg.itemsize for s in arg.strides):
             raise self._error(f"{where}: strides {arg.strides} are not a multiple of the element size")
         strides = [s // arg.itemsize for s in arg.strides]
@@ -394,7 +394,8 @@ def memref_field_types(rank: int) -> list[type]:
     return [ctypes.c_void_p] + [ctypes.c_int64] * (1 + 2 * rank)
 
 
-def _row_major(shape: Sequence[int]) -> list[int]:
+def row_major(shape: Sequence[int]) -> list[int]:
+    """The element strides of a C-contiguous array of `shape`."""
     strides, step = [], 1
     for size in reversed(shape):
         strides.append(step)

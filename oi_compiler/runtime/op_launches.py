@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from oi_compiler.backend.jit import C_SCALARS, memref_field_types
+from oi_compiler.backend.jit import C_SCALARS, memref_field_types, row_major
 from oi_compiler.dtypes import numpy_dtype
 from oi_compiler.errors import ExecutionError
 from oi_compiler.loopnest.op_kernels import RUNTIME_ARGUMENTS, kernel_sizes
@@ -156,11 +156,7 @@ class HostBuffer:
 
     def fields(self) -> list[int]:
         """The C-ABI fields of a row-major contiguous buffer with offset 0 (what an op kernel takes)."""
-        strides, acc = [], 1
-        for size in reversed(self.sizes):
-            strides.append(acc)
-            acc *= size
-        return [self.pointer + self.offset * self.dtype.itemsize, 0, *self.sizes, *reversed(strides)]
+        return [self.pointer + self.offset * self.dtype.itemsize, 0, *self.sizes, *row_major(self.sizes)]
 
     @classmethod
     def of(cls, array: np.ndarray) -> HostBuffer:
