@@ -14,6 +14,7 @@ from functools import lru_cache
 from xdsl.dialects import arith, func, memref, scf
 from xdsl.dialects.builtin import IntegerAttr, SymbolRefAttr, i1
 from xdsl.ir import Attribute, Operation, Region, SSAValue
+from xdsl.pattern_rewriter import PatternRewriter, RewritePattern
 
 _NO_OVERFLOW = arith.IntegerOverflowAttr("none")  # what arith.addi's constructor sets by default
 #: arith.cmpi's predicate attributes, by name, as its constructor would build them
@@ -70,6 +71,13 @@ def yield_(*values: SSAValue) -> scf.YieldOp:
 
 def if_(cond: SSAValue, result_types: Sequence[Attribute], then: Region, other: Region) -> scf.IfOp:
     return scf.IfOp.create(operands=[cond], result_types=list(result_types), regions=[then, other])
+
+
+def rewrite_each(ops: Sequence[Operation], pattern: RewritePattern) -> None:
+    """`pattern` applied once to each of `ops`, in order: for the ops a pass found with one walk,
+    where a `PatternRewriteWalker` would visit every op of a large step for each pattern."""
+    for op in ops:
+        pattern.match_and_rewrite(op, PatternRewriter(op))
 
 
 def walk(root: Operation) -> list[Operation]:

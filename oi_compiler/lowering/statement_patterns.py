@@ -41,6 +41,7 @@ from oi_compiler.dialects.oi import (
     YieldOp,
 )
 from oi_compiler.dialects.oi_lowered import KernelOp
+from oi_compiler.lowering import quick_ops
 
 
 @dataclass
@@ -107,5 +108,4 @@ def lower_placed_statements(emitter) -> None:
     walk placed them: a view a statement reads must exist when a later one uses it). Only the
     placed statements are visited: a walker would also fold away the step's constants not used yet."""
     patterns = GreedyRewritePatternApplier([cls(emitter) for cls in STATEMENT_PATTERNS])
-    for op in list(emitter.placed):
-        patterns.match_and_rewrite(op, PatternRewriter(op))
+    quick_ops.rewrite_each(list(emitter.placed), patterns)

@@ -16,7 +16,6 @@ from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.pattern_rewriter import (
     GreedyRewritePatternApplier,
     PatternRewriter,
-    PatternRewriteWalker,
     RewritePattern,
     op_type_rewrite_pattern,
 )
@@ -304,7 +303,7 @@ def lower_undo_log(module: ModuleOp) -> None:
     found = [op for op in quick_ops.walk(module) if isinstance(op, CommitOp | JournalOp)]  # one walk, not a walker per
     commits = [op for op in found if isinstance(op, CommitOp)]  # pattern over a step of thousands of ops
     journals = [op for op in found if isinstance(op, JournalOp)]
-    _rewrite_each(commits, _Commit(constants))
+    quick_ops.rewrite_each(commits, _Commit(constants))
     if not journals:
         return
     layout = layout_of(module, journals[0])
@@ -315,13 +314,7 @@ def lower_undo_log(module: ModuleOp) -> None:
         module.body.block.add_op(Helpers().log_function())
     if GROW_SYMBOL not in names:  # @oi_log grows the log through the host
         module.body.block.insert_op_before(grow_declaration(), module.body.block.first_op)
-    _rewrite_each(journals, _Journal(layout, constants))
-
-
-def _rewrite_each(ops: list[Operation], pattern: RewritePattern) -> None:
-    """`pattern` applied once to each of `ops` (found by the caller's walk)."""
-    for op in ops:
-        pattern.match_and_rewrite(op, PatternRewriter(op))
+    quick_ops.rewrite_each(journals, _Journal(layout, constants))
 
 
 def lower_tables(module: ModuleOp) -> None:
@@ -337,7 +330,7 @@ def lower_tables(module: ModuleOp) -> None:
         constants = _Constants()
         patterns = GreedyRewritePatternApplier([_Words(layout, constants), _Checks(sites, constants),
                                                 _Grow(layout, constants)])  # fmt: skip
-        _rewrite_each(found, patterns)
+        quick_ops.rewrite_each(found, patterns)
     step = next((op for op in module.ops if isinstance(op, func.FuncOp) and op.sym_name.data == "step"), None)
     if step is not None:
         step.attributes[SITES_ATTR] = ArrayAttr(sites)

@@ -97,10 +97,8 @@ def lower_table_storage(module: ModuleOp) -> None:
         return
     helpers = Helpers()
     pattern = LowerEntryOp(StateLayout.from_attr(attr), helpers)
-    found = [op for op in quick_ops.walk(module) if isinstance(op, (*ENTRY_OPS, TableOp))]  # one walk: a walker would
-    for op in found:  # visit every op of a large step for a few hundred entry ops
-        if isinstance(op, ENTRY_OPS):
-            pattern.match_and_rewrite(op, PatternRewriter(op))
+    found = [op for op in quick_ops.walk(module) if isinstance(op, (*ENTRY_OPS, TableOp))]
+    quick_ops.rewrite_each([op for op in found if isinstance(op, ENTRY_OPS)], pattern)
     for op in [op for op in found if isinstance(op, TableOp) and not op.result.uses]:
         op.detach()  # a table value the lowered ops no longer take
         op.erase()
