@@ -134,7 +134,8 @@ def check_launch(sizes: dict, max_threads: int) -> None:
 # --- binding ----------------------------------------------------------------------------------
 
 
-def _grid_id(kind: str, dim: str) -> Operation:
+def grid_id_op(kind: str, dim: str) -> Operation:
+    """`gpu.thread_id <dim>` (kind "thread") or `gpu.block_id <dim>`."""
     cls = gpu.ThreadIdOp if kind == "thread" else gpu.BlockIdOp
     return cls(gpu.DimensionAttr(gpu.DimensionEnum(dim)))
 
@@ -142,7 +143,7 @@ def _grid_id(kind: str, dim: str) -> Operation:
 def _bind_loop(loop: scf.ForOp, kind: str, dim: str) -> None:
     """`for iv in [lower, upper) step s { body }` -> `iv = lower + id * s; if iv < upper { body }`."""
     point = InsertPoint.before(loop)
-    ident = _grid_id(kind, dim)
+    ident = grid_id_op(kind, dim)
     scaled = arith.MuliOp(ident.results[0], loop.step)
     iv = arith.AddiOp(loop.lb, scaled.result)
     inside = arith.CmpiOp(iv.result, loop.ub, "slt")
@@ -264,7 +265,7 @@ def _distribute_swap(copy: Operation, block: dict) -> None:
 
 def _stride_over_threads(loop: scf.ForOp, block: dict) -> None:
     """`for r in [lo, hi) step s` -> `for r in [lo + t * s, hi) step s * threads` (t: the linear thread id)."""
-    tx, ty, tz = (_grid_id("thread", d) for d in "xyz")
+    tx, ty, tz = (grid_id_op("thread", d) for d in "xyz")
     bx, by, threads = (arith.ConstantOp(IntegerAttr(n, IndexType()))
                        for n in (block["x"], block["y"], math.prod(block.values())))  # fmt: skip
     zy = arith.MuliOp(tz.results[0], by.result)

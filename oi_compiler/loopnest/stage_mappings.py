@@ -34,7 +34,7 @@ from xdsl.ir.affine import AffineBinaryOpExpr, AffineBinaryOpKind, AffineConstan
 from xdsl.rewriter import InsertPoint
 
 from oi_compiler.loopnest.generic_points import emit_point, index_constant, operand_indices, store_outputs
-from oi_compiler.loopnest.gpu_mapping import SHARED_SPACE
+from oi_compiler.loopnest.gpu_mapping import SHARED_SPACE, grid_id_op
 
 ELEMENTWISE, ROW_TREE, ROW_SEQUENTIAL, SINGLE_THREAD = "elementwise", "row-tree", "row-sequential", "single-thread"
 THREADS = 256  # a block's threads, at most: elementwise blocks and the tree's width
@@ -156,9 +156,8 @@ def map_stage(b: Builder, nest, operands: Sequence[SSAValue], init: Mapping[int,
 
 
 def grid_id(b: Builder, kind: str) -> SSAValue:
-    """`gpu.thread_id x` (kind "thread") or `gpu.block_id x`."""
-    cls = gpu.ThreadIdOp if kind == "thread" else gpu.BlockIdOp
-    return b.insert(cls(gpu.DimensionAttr(gpu.DimensionEnum("x")))).result
+    """`gpu.thread_id x` (kind "thread") or `gpu.block_id x`, inserted."""
+    return b.insert(grid_id_op(kind, "x")).result
 
 
 def delinearize(b: Builder, linear: SSAValue, extents: Sequence[int]) -> list[SSAValue]:
