@@ -317,7 +317,7 @@ def _fits_the_stack(ty: MemRefType, sizes: Sequence[ir.Value]) -> bool:
     return math.prod(s.constant for s in sizes) * storage_bytes(ty) <= STACK_BUFFER_BYTES
 
 
-_ELEMENT_USES = (memref.LoadOp, memref.StoreOp, memref.DimOp, memref.CopyOp, memref.DeallocOp)
+_ELEMENT_USES = (*_LOCAL_USES, memref.DeallocOp)  # what `stays_local` allows: element access, or the dealloc
 
 
 def stays_local(value: SSAValue) -> bool:
