@@ -18,8 +18,14 @@ the server.
 
 from __future__ import annotations
 
+import array
+import importlib
+import json
 import os
+import selectors
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -105,11 +111,6 @@ _keep_alive: list[subprocess.Popen] = []
 
 
 def serve(socket_path: str) -> None:
-    import importlib
-    import selectors
-    import signal
-    import socket
-
     mains = {tool: getattr(importlib.import_module(module), name) for tool, (module, name) in TOOLS.items()}
     for module in PRELOAD:
         importlib.import_module(module)
@@ -177,12 +178,8 @@ def _run_child(connection, mains: dict) -> None:
 
 def _take_over(connection) -> None:
     """The client's stdin/stdout/stderr, working directory, environment and argv."""
-    import json
-    import signal
-    import socket
-
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the tool's own subprocesses are waited for
-    message, descriptors = _receive(connection, socket)
+    message, descriptors = _receive(connection)
     while len(message) < 8 or len(message) < 8 + int.from_bytes(message[:8], "little"):
         message += connection.recv(1 << 16)
     request = json.loads(message[8:])
@@ -205,9 +202,8 @@ def _fresh_standard_streams() -> None:
     sys.stderr = sys.__stderr__ = open(2, "w", 1, encoding, "backslashreplace", closefd=False)
 
 
-def _receive(connection, socket):
-    import array
-
+def _receive(connection: socket.socket) -> tuple[bytes, list[int]]:
+    """The first chunk of the request, and the descriptors sent with it."""
     descriptors = array.array("i")
     message, ancillary, _, _ = connection.recvmsg(1 << 16, socket.CMSG_SPACE(3 * descriptors.itemsize))
     for level, kind, data in ancillary:
