@@ -29,7 +29,7 @@ from xdsl.dialects.builtin import Float32Type, Float64Type, FloatAttr, IndexType
 from xdsl.ir import Block, Region, SSAValue
 from xdsl.rewriter import InsertPoint
 
-from oi_compiler.loopnest.generic_points import index_constant
+from oi_compiler.ops.nests.scalar import index_const
 from oi_compiler.loopnest.stage_mappings import delinearize, grid_id, guarded, shared_buffer, tree_reduce
 from oi_compiler.ops.reference.settings import read_bool, read_float
 
@@ -59,16 +59,16 @@ def attention_kernel(name: str, types: list[MemRefType], settings: Mapping[str, 
     b = Builder(InsertPoint.at_end(body))
     q, k, v, out = body.args
     if static_keys >= 0:
-        keys_value = index_constant(b, static_keys)
+        keys_value = index_const(b, static_keys)
     else:
-        keys_value = b.insert(memref.DimOp(k, index_constant(b, 0))).result
+        keys_value = b.insert(memref.DimOp(k, index_const(b, 0))).result
     s, h = delinearize(b, grid_id(b, "block"), [queries[0] if queries else 1, heads])
-    g = b.insert(arith.DivUIOp(h, index_constant(b, heads // kv_heads))).result
+    g = b.insert(arith.DivUIOp(h, index_const(b, heads // kv_heads))).result
     thread = grid_id(b, "thread")
     scale = read_float("attention", settings, "scale", 1 / math.sqrt(head_dim))
     last_visible = None
     if read_bool("attention", settings, "causal", False):
-        hidden = b.insert(arith.SubiOp(keys_value, index_constant(b, queries[0] if queries else 1))).result
+        hidden = b.insert(arith.SubiOp(keys_value, index_const(b, queries[0] if queries else 1))).result
         last_visible = b.insert(arith.AddiOp(s, hidden)).result
 
     def query_index(d: SSAValue) -> list[SSAValue]:
@@ -79,7 +79,7 @@ def attention_kernel(name: str, types: list[MemRefType], settings: Mapping[str, 
             x = f.load(inner, q, query_index(d))
             return f.add(inner, total, f.mul(inner, x, f.load(inner, k, [t, g, d])))
 
-        value = f.mul(bb, _reduce(bb, index_constant(bb, 0), index_constant(bb, head_dim), 1, f.const(bb, 0.0), dot),
+        value = f.mul(bb, _reduce(bb, index_const(bb, 0), index_const(bb, head_dim), 1, f.const(bb, 0.0), dot),
                       f.const(bb, scale))  # fmt: skip
         if last_visible is None:
             return value
@@ -91,7 +91,7 @@ def attention_kernel(name: str, types: list[MemRefType], settings: Mapping[str, 
                           lambda bb, t, acc: combine(bb, acc, term(bb, t)))  # fmt: skip
         shared = shared_buffer(b, f.type, threads)
         tree_reduce(b, shared, partial, thread, threads, combine)
-        return b.insert(memref.LoadOp.get(shared, [index_constant(b, 0)])).res
+        return b.insert(memref.LoadOp.get(shared, [index_const(b, 0)])).res
 
     top = row_total(f.max, -math.inf, score)
     unseen = b.insert(arith.CmpfOp(top, f.const(b, -math.inf), "oeq")).result
@@ -110,27 +110,27 @@ def attention_kernel(name: str, types: list[MemRefType], settings: Mapping[str, 
     c.insert(memref.StoreOp.get(_select_if(c, mine, f.type, lambda bb: weight(bb, key), f.const), weights, [thread]))
     c.insert(gpu.BarrierOp())
     count = c.insert(arith.MinSIOp(c.insert(arith.SubiOp(keys_value, chunk.args[0])).result,
-                                   index_constant(c, threads))).result  # fmt: skip
+                                   index_const(c, threads))).result  # fmt: skip
     sums = []
     for n, acc in enumerate(chunk.args[1:]):
-        d = c.insert(arith.AddiOp(thread, index_constant(c, n * threads))).result
+        d = c.insert(arith.AddiOp(thread, index_const(c, n * threads))).result
 
         def mix(bb: Builder, j: SSAValue, partial: SSAValue, d=d) -> SSAValue:
             t = bb.insert(arith.AddiOp(chunk.args[0], j)).result
             w = bb.insert(memref.LoadOp.get(weights, [j])).res
             return f.add(bb, partial, f.mul(bb, w, f.load(bb, v, [t, g, d])))
 
-        inside = c.insert(arith.CmpiOp(d, index_constant(c, value_dim), "ult")).result
+        inside = c.insert(arith.CmpiOp(d, index_const(c, value_dim), "ult")).result
         sums.append(_select_if(c, inside, f.type, lambda bb, acc=acc, mix=mix: _reduce(
-            bb, index_constant(bb, 0), count, 1, acc, mix), lambda bb, _value, acc=acc: acc))  # fmt: skip
+            bb, index_const(bb, 0), count, 1, acc, mix), lambda bb, _value, acc=acc: acc))  # fmt: skip
     c.insert(gpu.BarrierOp())
     c.insert(scf.YieldOp(*sums))
     zero = f.const(b, 0.0)
-    loop = b.insert(scf.ForOp(index_constant(b, 0), keys_value, index_constant(b, threads),
+    loop = b.insert(scf.ForOp(index_const(b, 0), keys_value, index_const(b, threads),
                               [zero] * columns, Region(chunk)))  # fmt: skip
     for n, acc in enumerate(loop.results):
-        d = b.insert(arith.AddiOp(thread, index_constant(b, n * threads))).result
-        store = guarded(b, b.insert(arith.CmpiOp(d, index_constant(b, value_dim), "ult")).result)
+        d = b.insert(arith.AddiOp(thread, index_const(b, n * threads))).result
+        store = guarded(b, b.insert(arith.CmpiOp(d, index_const(b, value_dim), "ult")).result)
         result = f.narrow(store, f.div(store, acc, total), out_type.element_type)
         store.insert(memref.StoreOp.get(result, out, query_index(d)))
     b.insert(gpu.ReturnOp([]))
@@ -143,7 +143,7 @@ def _reduce(b: Builder, lower: SSAValue, upper: SSAValue, step: int, start: SSAV
     body = Block(arg_types=[IndexType(), start.type])
     inner = Builder(InsertPoint.at_end(body))
     inner.insert(scf.YieldOp(update(inner, body.args[0], body.args[1])))
-    return b.insert(scf.ForOp(lower, upper, index_constant(b, step), [start], Region(body))).results[0]
+    return b.insert(scf.ForOp(lower, upper, index_const(b, step), [start], Region(body))).results[0]
 
 
 def _select_if(b: Builder, condition: SSAValue, element, then, otherwise) -> SSAValue:

@@ -17,17 +17,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 from xdsl.builder import Builder
-from xdsl.dialects import arith, memref
-from xdsl.dialects.builtin import IndexType, MemRefType
+from xdsl.dialects import memref
+from xdsl.dialects.builtin import MemRefType
 from xdsl.dialects.linalg.ops import IndexOp, YieldOp
 from xdsl.ir import Operation, SSAValue
 
 from oi_compiler.errors import PassError
 from oi_compiler.loopnest.affine_lowering import emit_affine_expr
-
-def index_constant(b: Builder, value: int) -> SSAValue:
-    return b.insert(arith.ConstantOp.from_int_and_width(value, IndexType())).result
-
 
 def operand_indices(b: Builder, nest, operand: int, dims: Sequence[SSAValue]) -> list[SSAValue]:
     """The element of operand `operand` that the point `dims` touches."""

@@ -33,7 +33,8 @@ from xdsl.ir import Block, Region, SSAValue
 from xdsl.ir.affine import AffineBinaryOpExpr, AffineBinaryOpKind, AffineConstantExpr, AffineDimExpr
 from xdsl.rewriter import InsertPoint
 
-from oi_compiler.loopnest.generic_points import emit_point, index_constant, operand_indices, store_outputs
+from oi_compiler.loopnest.generic_points import emit_point, operand_indices, store_outputs
+from oi_compiler.ops.nests.scalar import index_const
 from oi_compiler.loopnest.gpu_mapping import SHARED_SPACE, grid_id_op
 
 ELEMENTWISE, ROW_TREE, ROW_SEQUENTIAL, SINGLE_THREAD = "elementwise", "row-tree", "row-sequential", "single-thread"
@@ -164,7 +165,7 @@ def delinearize(b: Builder, linear: SSAValue, extents: Sequence[int]) -> list[SS
     """Row-major coordinates of `linear` over `extents` (the last fastest)."""
     coordinates = []
     for extent in reversed(extents[1:]):
-        size = index_constant(b, extent)
+        size = index_const(b, extent)
         coordinates.append(b.insert(arith.RemUIOp(linear, size)).result)
         linear = b.insert(arith.DivUIOp(linear, size)).result
     if extents:
@@ -186,7 +187,7 @@ def _loops(b: Builder, extents: Sequence[int]) -> tuple[Builder, list[SSAValue]]
     for extent in extents:
         body = Block(arg_types=[IndexType()])
         body.add_op(scf.YieldOp())
-        b.insert(scf.ForOp(index_constant(b, 0), index_constant(b, extent), index_constant(b, 1), [], Region(body)))
+        b.insert(scf.ForOp(index_const(b, 0), index_const(b, extent), index_const(b, 1), [], Region(body)))
         b = Builder(InsertPoint.before(body.last_op))
         ivs.append(body.args[0])
     return b, ivs
@@ -216,11 +217,11 @@ def _thread_per_point(b, nest, shape: StageShape, operands, init, outside, mappi
     """One thread per point of P; R (if any) in the nest's order inside."""
     points = math.prod(shape.extents[d] for d in shape.parallel)
     threads = min(THREADS, points)
-    block_start = b.insert(arith.MuliOp(grid_id(b, "block"), index_constant(b, max(1, threads)))).result
+    block_start = b.insert(arith.MuliOp(grid_id(b, "block"), index_const(b, max(1, threads)))).result
     linear = b.insert(arith.AddiOp(block_start, grid_id(b, "thread"))).result
-    inside = guarded(b, b.insert(arith.CmpiOp(linear, index_constant(b, points), "ult")).result)
+    inside = guarded(b, b.insert(arith.CmpiOp(linear, index_const(b, points), "ult")).result)
     p_dims = delinearize(inside, linear, [shape.extents[d] for d in shape.parallel])
-    zeros = [index_constant(inside, 0) for _ in shape.reduction]
+    zeros = [index_const(inside, 0) for _ in shape.reduction]
     _store_init(inside, nest, operands, _merge(shape, p_dims, zeros), init)
     body, r_dims = _loops(inside, [shape.extents[d] for d in shape.reduction])
     dims = _merge(shape, p_dims, r_dims)
@@ -247,7 +248,7 @@ def _block_per_row(b, nest, shape: StageShape, folds: Mapping[int, object], oper
     types = [nest.outputs[k].type.element_type for k in reductions]
     identities = [_identity(b, folds[k], t) for k, t in zip(reductions, types)]
     body = Block(arg_types=[IndexType(), *types])
-    loop = b.insert(scf.ForOp(thread, index_constant(b, length), index_constant(b, threads), identities, Region(body)))
+    loop = b.insert(scf.ForOp(thread, index_const(b, length), index_const(b, threads), identities, Region(body)))
     inner = Builder(InsertPoint.at_end(body))
     dims = _merge(shape, p_dims, delinearize(inner, body.args[0], [shape.extents[d] for d in shape.reduction]))
     values = emit_point(inner, nest, operands, dims, dict(zip(reductions, body.args[1:])), outside)
@@ -256,15 +257,15 @@ def _block_per_row(b, nest, shape: StageShape, folds: Mapping[int, object], oper
     shared = [shared_buffer(b, t, threads) for t in types]
     for buffer, partial, k in zip(shared, loop.results, reductions):
         tree_reduce(b, buffer, partial, thread, threads, lambda bb, x, y, k=k: _combine(bb, folds[k], x, y))
-    first = guarded(b, b.insert(arith.CmpiOp(thread, index_constant(b, 0), "eq")).result)
-    out_dims = _merge(shape, p_dims, [index_constant(first, 0) for _ in shape.reduction])
+    first = guarded(b, b.insert(arith.CmpiOp(thread, index_const(b, 0), "eq")).result)
+    out_dims = _merge(shape, p_dims, [index_const(first, 0) for _ in shape.reduction])
     inputs = len(nest.inputs)
     totals = {}
     for buffer, k in zip(shared, reductions):
         output = operands[inputs + k]
         where = operand_indices(first, nest, inputs + k, out_dims)
         start = init.get(k) or first.insert(memref.LoadOp.get(output, where)).res
-        tree = first.insert(memref.LoadOp.get(buffer, [index_constant(first, 0)])).res
+        tree = first.insert(memref.LoadOp.get(buffer, [index_const(first, 0)])).res
         totals[k] = _combine(first, folds[k], start, tree)
     store_outputs(first, nest, operands, out_dims, [totals.get(k) for k in range(len(nest.outputs))], reductions)
     return _launch(ROW_TREE, rows, threads)
@@ -283,8 +284,8 @@ def tree_reduce(b: Builder, shared: SSAValue, value: SSAValue, thread: SSAValue,
     b.insert(gpu.BarrierOp())
     half = threads // 2
     while half:
-        active = guarded(b, b.insert(arith.CmpiOp(thread, index_constant(b, half), "ult")).result)
-        other = active.insert(arith.AddiOp(thread, index_constant(active, half))).result
+        active = guarded(b, b.insert(arith.CmpiOp(thread, index_const(b, half), "ult")).result)
+        other = active.insert(arith.AddiOp(thread, index_const(active, half))).result
         mine = active.insert(memref.LoadOp.get(shared, [thread])).res
         theirs = active.insert(memref.LoadOp.get(shared, [other])).res
         active.insert(memref.StoreOp.get(combine(active, mine, theirs), shared, [thread]))
