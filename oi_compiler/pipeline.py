@@ -48,7 +48,10 @@ CUDA_STEP_STAGES: tuple[Stage, ...] = (
     STEP_STAGES[0],
     Stage("lower-ops{device=cuda}", "each op an oi.kernel (its loop nest), marked with its registry op and settings "
                                     "(oi.gpu_op) for the GPU"),
-    *STEP_STAGES[2:7],
+    *STEP_STAGES[2:6],
+    Stage("place-buffers", "each variable whose data the host only hands to kernels and copies marked device in "
+                           "the layout; each copy that may touch the device a call of @oi_copy_* (an oi.copy op)"),
+    STEP_STAGES[6],
     Stage("launch-op-kernels", "each op kernel's nest replaced by a call of the host (@oi_launch_*) that launches "
                                "the op's GPU kernels; the module's oi.gpu_launches says which"),
     *STEP_STAGES[7:],

@@ -36,6 +36,7 @@
 // CHECK-NEXT:   --lower-tables {{.*}}
 // CHECK-NEXT:   --lower-undo-log {{.*}}
 // CHECK-NEXT:   --map-gpu {{.*}}
+// CHECK-NEXT:   --place-buffers {{.*}}
 // CHECK-NEXT:   --tile {{.*}}
 // CHECK-NOT:  unroll-constant-loops
 

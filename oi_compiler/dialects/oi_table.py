@@ -247,6 +247,7 @@ class VarLayoutAttr(ParametrizedAttribute):
     storage: StringAttr = param_def()  # a table's entries: "dense" or "paged" (a ring storage: later)
     page: IntAttr = param_def()  # a paged table's entries per page (0 otherwise)
     pool: IntAttr = param_def()  # a paged table's first pool size, in pages (0: the default)
+    device: IntAttr = param_def()  # 1: its data lives in device memory (`--place-buffers`, device="cuda")
 
     def verify(self) -> None:
         if self.kind.data not in VAR_KINDS:
@@ -286,6 +287,8 @@ class VarLayoutAttr(ParametrizedAttribute):
                 printer.print_string(f" {self.page.data}")
             if self.pool.data:
                 printer.print_string(f" pool {self.pool.data}")
+            if self.device.data:
+                printer.print_string(", device")
 
     @classmethod
     def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
@@ -303,9 +306,9 @@ class VarLayoutAttr(ParametrizedAttribute):
             tables: list[StringAttr] = []
             aliases: list[StringAttr] = []
             storage = ""
-            page = pool = temp = 0
+            page = pool = temp = device = 0
             while parser.parse_optional_punctuation(",") is not None:
-                clause = parser.parse_identifier(" (indices, init, tables, temp, aliases or storage)")
+                clause = parser.parse_identifier(" (indices, init, tables, temp, aliases, storage or device)")
                 if clause == "indices":
                     indices, fixed = _parse_indices(parser)
                 elif clause == "init":
@@ -314,6 +317,8 @@ class VarLayoutAttr(ParametrizedAttribute):
                     tables = parser.parse_comma_separated_list(parser.Delimiter.SQUARE, parser.parse_symbol_name)
                 elif clause == "temp":
                     temp = 1
+                elif clause == "device":
+                    device = 1
                 elif clause == "aliases":
                     aliases = parser.parse_comma_separated_list(parser.Delimiter.SQUARE, parser.parse_symbol_name)
                 elif clause == "storage":
@@ -323,10 +328,10 @@ class VarLayoutAttr(ParametrizedAttribute):
                         if parser.parse_optional_keyword("pool") is not None:
                             pool = parser.parse_integer(allow_negative=False, allow_boolean=False)
                 else:
-                    parser.raise_error(f"unknown clause {clause} (indices, init, tables, temp, aliases or storage)")
+                    parser.raise_error(f"unknown clause {clause} (indices, init, tables, temp, aliases, storage or device)")
         return (var, StringAttr(kind), StringAttr(memory), StringAttr(dtype), ArrayAttr([IntAttr(d) for d in shape]),
                 IntAttr(slot), ArrayAttr(indices), ArrayAttr(fixed), init, ArrayAttr(tables), IntAttr(temp),
-                ArrayAttr(aliases), StringAttr(storage), IntAttr(page), IntAttr(pool))  # fmt: skip
+                ArrayAttr(aliases), StringAttr(storage), IntAttr(page), IntAttr(pool), IntAttr(device))  # fmt: skip
 
 
 @irdl_attr_definition

@@ -121,6 +121,9 @@ class VarLayout:
     # a `@paged` table: entries per page along its last index, and its pool's first size in pages
     page: int = 0
     pool: int = 0
+    # `device="cuda"`: its data (a buffer's, a dense table's box, a prefix table's entries) lives in
+    # device memory, since the host step only hands it to kernels and copies (`--place-buffers`)
+    device: bool = False
 
     @property
     def table(self) -> str | None:

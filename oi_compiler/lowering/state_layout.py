@@ -100,7 +100,7 @@ class StateLayout:
 
 
 _FIELDS = ("name", "memory", "dtype", "shape", "kind", "slot", "indices", "fixed", "init", "tables", "temp", "aliases",
-           "page", "pool")  # fmt: skip
+           "page", "pool", "device")  # fmt: skip
 
 
 def _var_attr(v: VarLayout) -> VarLayoutAttr:
@@ -113,6 +113,7 @@ def _var_attr(v: VarLayout) -> VarLayoutAttr:
         init_attr(v.init), ArrayAttr([StringAttr(t) for t in v.tables]), IntAttr(int(v.temp)),
         ArrayAttr([StringAttr(a) for a in v.aliases]),
         StringAttr(("paged" if v.page else "dense") if v.kind == "table" else ""), IntAttr(v.page), IntAttr(v.pool),
+        IntAttr(int(v.device)),
     )  # fmt: skip
 
 
@@ -122,7 +123,7 @@ def _var_plan(a: VarLayoutAttr) -> VarLayout:
         slot=a.slot.data, indices=tuple(i.data for i in a.indices),
         fixed=tuple(None if f.data < 0 else f.data for f in a.fixed), init=init_value(a.init),
         tables=tuple(t.data for t in a.tables), temp=bool(a.temp.data), aliases=tuple(t.data for t in a.aliases),
-        page=a.page.data, pool=a.pool.data,
+        page=a.page.data, pool=a.pool.data, device=bool(a.device.data),
     )  # fmt: skip
 
 

@@ -92,6 +92,11 @@ _PASSES: dict[str, PassInfo] = {
             _lazy("oi_compiler.passes.lower_undo_log", "LowerUndoLog"),
         ),
         PassInfo(
+            "place-buffers",
+            "Keep in device memory the data the host step only hands to kernels and copies (device=cuda, before --lower-tables); hand the step's copies to the host",
+            _lazy("oi_compiler.passes.place_buffers", "PlaceBuffers"),
+        ),
+        PassInfo(
             "lower-tables",
             "Lower the table level (named words, buffers, checks, growth) to loads and stores of the state array",
             _lazy("oi_compiler.passes.lower_tables", "LowerTables"),

@@ -25,8 +25,12 @@ from oi_compiler.runtime.tables import PersistentStore
 
 
 class CpuExecutor(Executor):
+    def _native_state(self) -> NativeState:
+        """New buffers for the compiled step's state (`restore` fills them before they replace the old)."""
+        return NativeState(self.bound, self.sim.native)
+
     def _fresh_state(self) -> None:
-        self.native = NativeState(self.bound, self.sim.native)
+        self.native = self._native_state()
         self.interpreter = self.native.reader  # its temp_types name the `assign` temporaries
 
     @cached_property
@@ -140,7 +144,7 @@ class CpuExecutor(Executor):
     def restore(self, store: PersistentStore, values: dict[str, np.ndarray], steps: int) -> None:
         """Rebuild the state in new buffers; they replace the old ones only once all are filled."""
         try:
-            native = NativeState(self.bound, self.sim.native)
+            native = self._native_state()
             native.restore(store, values)
         except (ExecutionError, MemoryError, ValueError) as e:  # init_array's out of memory, numpy's
             reason = e.message if isinstance(e, OiError) else exception_summary(e)

@@ -7,23 +7,42 @@ op's kernels (`runtime/op_launches.py`). A launch that fails (an op the kernel l
 these sizes, a driver error) fails the step at that statement: the undo log puts every persistent
 variable back and the launch's own error is raised, with the statement's location.
 
-Tables and buffers are host memory on both runners: the emulation reads them in place; the driver
-runner copies each launch's buffers to the device and back (docs/gpu.md says what is not done).
+The data the host step only hands to kernels and copies (the layout's `device` variables:
+`--place-buffers`) lives in device memory (`runtime/device_memory.py`): the emulation's tagged host
+memory with `OI_GPU_EMULATE=1`, else the GPU's. The state words hold its device addresses; the
+control plane's words, sizes, present bytes and scalars stay on the host.
 """
 
 from __future__ import annotations
 
-from oi_compiler.boundary import internal_error
-from oi_compiler.errors import OiError
+from oi_compiler.boundary import internal_error, stage
+from oi_compiler.errors import ExecutionError, OiError
 from oi_compiler.runtime.cpu_executor import CpuExecutor
+from oi_compiler.runtime.device_memory import DeviceMemory, device_memory
+from oi_compiler.runtime.native import NativeState
 from oi_compiler.runtime.op_launches import LaunchCounts, OpLauncher, kernel_runner
 
 
 class CudaExecutor(CpuExecutor):
+    memory: DeviceMemory
+
     def _fresh_state(self) -> None:
+        if not hasattr(self, "memory"):  # kept across `reset`: the prepared kernels and their scratch
+            self.memory = device_memory()
+            self.launcher = OpLauncher(self.sim.native.launches, kernel_runner(self.memory), self.memory)
         super()._fresh_state()
-        if not hasattr(self, "launcher"):  # kept across `reset`: the prepared kernels and their scratch
-            self.launcher = OpLauncher(self.sim.native.launches, kernel_runner())
+
+    def _native_state(self) -> NativeState:
+        return NativeState(self.bound, self.sim.native, self.memory)
+
+    def input_buffer(self, name: str):
+        var = self.native.plan.vars.get(name)
+        if var is not None and var.device:
+            with stage("insert"):
+                self._dynamic_decl(name)
+                raise ExecutionError(f"inputs[{name!r}]: device 'cuda' keeps {name} in device memory, which the host "
+                                     "cannot write in place; use insert")  # fmt: skip
+        return super().input_buffer(name)
 
     @property
     def launch_counts(self) -> LaunchCounts:

@@ -84,10 +84,10 @@ class Simulator:
         if device not in DEVICES:
             raise OiError(f"unknown device {device!r} (expected one of: {', '.join(DEVICES)})")
         if device == "cuda":
-            from oi_compiler.runtime.op_launches import kernel_runner
+            from oi_compiler.runtime.device_memory import device_memory
 
             with stage("cuda"):
-                kernel_runner()  # GpuUnavailableError without OI_GPU_EMULATE=1 and without a GPU
+                device_memory()  # GpuUnavailableError without OI_GPU_EMULATE=1 and without a GPU
         if model is None:
             model = Model()
         elif not isinstance(model, Model):

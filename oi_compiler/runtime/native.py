@@ -7,6 +7,11 @@ fails (`rollback`, with the host's own changes undone in order: `undo`), and con
 and from the reference executor's form, so `state()`, `save_state` and `load_state` behave as on
 `device="reference"`. A `@paged` table's pool, page table and allocator are a `PagePool` each
 (`runtime/page_pool.py`), which serves the step's page requests.
+
+With a `DeviceMemory` (`device="cuda"`), the variables the layout marks `device` (`--place-buffers`)
+and the undo log's bytes are `DeviceBuffer`s there instead of numpy arrays: the state words hold
+their device addresses, and every read or write of them here is an explicit copy (`_host`,
+`_write`, `DeviceBuffer.copy_box_from` for growth, `DeviceMemory.copy_bytes` for rollback).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from oi_compiler.errors import ExecutionError, OiError
 from oi_compiler.lowering import analysis as P
 from oi_compiler.lowering.analysis import VarLayout
 from oi_compiler.runtime.binding import BoundGraph, check_model_tensor
+from oi_compiler.runtime.device_memory import DeviceBuffer, DeviceMemory
 from oi_compiler.runtime.native_step import NativeStep, register_state
 from oi_compiler.runtime.page_pool import PagePool
 from oi_compiler.runtime.reference import Frame, ReferenceInterpreter, _pattern_key
@@ -39,10 +45,15 @@ from oi_compiler.runtime.tables import (  # FIRST_CAPACITY: the rule the referen
 
 
 class NativeState:
-    def __init__(self, bound: BoundGraph, step: NativeStep):
+    def __init__(self, bound: BoundGraph, step: NativeStep, memory: DeviceMemory | None = None):
         self.bound = bound
         self.step = step
         self.plan = step.plan
+        self.memory = memory
+        self.on_device: set[int] = set()  # the slots whose buffers are `DeviceBuffer`s in `memory`
+        if memory is not None:
+            self.on_device = {v.slot for v in self.plan.vars.values() if v.device and v.kind in ("buffer", "table")}
+            self.on_device.add(P.LOG_BYTES)
         self.words = np.zeros(self.plan.words, dtype=np.int64)
         self._size_words = np.array(self.plan.size_words(), dtype=np.intp)
         self._call, self._address, self._length = step.native, self.words.ctypes.data, len(self.words)
@@ -83,12 +94,22 @@ class NativeState:
                 self._set(var.slot, init_array(var.shape, var.dtype, var.init))
 
     # --- buffers ---------------------------------------------------------------------------
-    def _set(self, slot: int, array: np.ndarray, cap_slot: int | None = None, capacity: int = 0) -> None:
-        assert array.flags.c_contiguous and array.flags.writeable
+    def _set(self, slot: int, array: np.ndarray | DeviceBuffer, cap_slot: int | None = None, capacity: int = 0) -> None:
+        if slot in self.on_device and not isinstance(array, DeviceBuffer):
+            array = DeviceBuffer.of(self.memory, array)
+        assert isinstance(array, DeviceBuffer) or array.flags.c_contiguous and array.flags.writeable
         self.arrays[slot] = array
-        self.words[slot] = array.ctypes.data
+        self.words[slot] = address_of(array)
         if cap_slot is not None:
             self.words[cap_slot] = capacity
+
+    def _write(self, slot: int, value) -> None:
+        """Every element of the buffer at `slot` from `value` (broadcast)."""
+        array = self.arrays[slot]
+        if isinstance(array, DeviceBuffer):
+            array.set(value)
+        else:
+            np.copyto(array, value)
 
     def _initial(self, var: VarLayout, reader: ReferenceInterpreter, frame: Frame) -> np.ndarray:
         dtype = numpy_dtype(var.dtype)
@@ -119,8 +140,9 @@ class NativeState:
         for key, name in entries.items():
             check_model_tensor(model, name, name, var.dtype, var.shape)
             entry = np.array(model.tensor(name), dtype=numpy_dtype(var.dtype), order="C").reshape(var.shape)
-            self.keep.append(entry)
-            table[np.ravel_multi_index(key, counts)] = entry.ctypes.data
+            kept = DeviceBuffer.of(self.memory, entry) if var.device and self.memory is not None else entry
+            self.keep.append(kept)
+            table[np.ravel_multi_index(key, counts)] = address_of(kept)
         self._set(var.slot, table)
         for d, c in enumerate(counts):
             self.words[var.count_base + d] = c
@@ -137,13 +159,18 @@ class NativeState:
         return np.array(init_array(var.shape, var.dtype, decl.init_value), order="C")
 
     # --- tables ----------------------------------------------------------------------------
-    def _new_table(self, var: VarLayout, caps: list[int]) -> None:
+    def _new_table(self, var: VarLayout, caps: list[int], entries: dict | None = None) -> None:
+        """A table of capacities `caps`, holding `entries` (key -> value) if given, else none."""
         if var.page:
             self.pools.setdefault(var.name, PagePool(self, var)).create(caps)
             return
         data = init_array([*caps, *var.shape], var.dtype, var.init)
+        present = init_array(caps, "u8", None)  # (out of memory: an ExecutionError)
+        for key, entry in (entries or {}).items():
+            data[key] = entry
+            present[key] = 1
         self._set(var.data_slot, data)
-        self._set(var.present_slot, init_array(caps, "u8", None))  # (out of memory: an ExecutionError)
+        self._set(var.present_slot, present)
         for d, c in enumerate(caps):
             self.words[var.capacity_slot(d)] = c
 
@@ -184,7 +211,11 @@ class NativeState:
             except (MemoryError, ValueError, ExecutionError):  # init_array's out-of-memory error
                 raise growth_error(var.name, b, c, caps) from None
             box = tuple(slice(0, n) for n in old_present.shape)
-            self.arrays[var.data_slot][box] = old_data
+            data = self.arrays[var.data_slot]
+            if isinstance(data, DeviceBuffer):  # a device-to-device copy of the old box
+                data.copy_box_from(old_data)
+            else:
+                data[box] = old_data
             self.arrays[var.present_slot][box] = old_present
         elif kind == P.GROW_RESIZABLE:  # c = 1: a new array, whatever the capacity (a read rebinding it)
             var = next(v for v in self.plan.vars.values()
@@ -201,10 +232,15 @@ class NativeState:
                 grown = np.zeros((max(2 * len(records), a), 4), np.int64)
                 grown[: len(records)] = records
                 self._set(P.LOG_RECORDS, grown, P.LOG_RECORDS_CAP, len(grown))
-            if b > len(used):
-                grown_bytes = np.zeros(max(2 * len(used), b), np.uint8)
-                grown_bytes[: len(used)] = used
-                self._set(P.LOG_BYTES, grown_bytes, P.LOG_BYTES_CAP, len(grown_bytes))
+            if b > used.size:
+                capacity = max(2 * used.size, b)
+                if isinstance(used, DeviceBuffer):  # the undo log's bytes on the device
+                    grown_bytes = DeviceBuffer(self.memory, (capacity,), np.uint8)
+                    grown_bytes.copy_box_from(used)
+                else:
+                    grown_bytes = np.zeros(capacity, np.uint8)
+                    grown_bytes[: used.size] = used
+                self._set(P.LOG_BYTES, grown_bytes, P.LOG_BYTES_CAP, capacity)
         elif kind == P.GROW_AUTO:  # counts already raised (b = 0) or reset (b = 1) in the words
             var = next(v for v in self.plan.vars.values() if v.kind == "auto" and v.slot == a)
             old = self.arrays[var.slot]
@@ -276,6 +312,9 @@ class NativeState:
             while self.host_undo and self.host_undo[-1][0] > n:
                 self._undo_host_change()
             slot, offset, count, position = (int(x) for x in records[n])
+            if self.memory is not None:  # either side may be on the device
+                self.memory.copy_bytes(address_of(self.arrays[slot]) + offset, address_of(saved) + position, count)
+                continue
             target = self.arrays[slot].reshape(-1).view(np.uint8)
             target[offset : offset + count] = saved[position : position + count]
         while self.host_undo:
@@ -303,10 +342,10 @@ class NativeState:
         if not var.aliases:  # no `transfer` can make it share another buffer
             return own
         address = int(self.words[var.slot])
-        if address == own.ctypes.data:
+        if address == address_of(own):
             return own
         for array in self._shareable():
-            if array.ctypes.data == address:  # a read destination's array holds its value first
+            if address_of(array) == address:  # a read destination's array holds its value first
                 return array if array.shape == own.shape else array.reshape(-1)[: own.size].reshape(own.shape)
         raise ExecutionError(f"internal error: {var.name} holds an unknown buffer")
 
@@ -323,9 +362,13 @@ class NativeState:
         if var.kind == "resizable":  # a dynamic variable `cache.read` also fills
             self._set_resizable(var, array)
             return
-        np.copyto(self.rebind(var), array)
+        target = self.rebind(var)
+        if isinstance(target, DeviceBuffer):
+            target.set(array)
+        else:
+            np.copyto(target, array)
 
-    def rebind(self, var: VarLayout) -> np.ndarray:
+    def rebind(self, var: VarLayout) -> np.ndarray | DeviceBuffer:
         """The variable on a buffer no other name shares (its own, or a fresh one), returned."""
         own = self.arrays[var.slot]
         if not var.aliases:  # no `transfer` can make another name share it: its own buffer
@@ -344,7 +387,7 @@ class NativeState:
     def unshare(self) -> None:
         """Every buffer variable back on its own array (`load_state` binds each name anew)."""
         for var in self.plan.vars.values():
-            if var.kind == "buffer" and int(self.words[var.slot]) != self.arrays[var.slot].ctypes.data:
+            if var.kind == "buffer" and int(self.words[var.slot]) != address_of(self.arrays[var.slot]):
                 value = self.buffer(var).copy()
                 self.words[var.slot] = self.arrays[var.slot].ctypes.data
                 np.copyto(self.arrays[var.slot], value)
@@ -354,14 +397,14 @@ class NativeState:
     def value(self, var: VarLayout) -> np.ndarray:
         """A variable's current value as the reference executor would hold it (a copy)."""
         if var.kind == "buffer":
-            return self.buffer(var).copy()
+            return _host(self.buffer(var))
         if var.kind == "auto":
             return self.arrays[var.slot].copy()
         if var.kind == "table" and var.page:
             return self.pools[var.name].dense()
         if var.kind == "table":
             box = tuple(slice(0, n) for n in self.sizes(var))
-            return self.arrays[var.data_slot][box].copy()
+            return _host(self.arrays[var.data_slot], box)
         if var.kind == "resizable":
             shape = self.resizable_shape(var)
             return self.arrays[var.slot][: math.prod(shape)].reshape(shape).copy()
@@ -375,7 +418,7 @@ class NativeState:
                 selection.append(start if count < 0 else slice(start, start + count))
             if table.page:
                 return self.pools[table.name].select(selection)
-            return self.arrays[table.data_slot][tuple(selection)].copy()
+            return _host(self.arrays[table.data_slot], tuple(selection))
         return self.initial_value(var)  # a prefix table's bare name: what the reference reads for it
 
     def initial_value(self, var: VarLayout) -> np.ndarray:
@@ -411,7 +454,7 @@ class NativeState:
                 storage.entries[key] = frozen(np.array(pool.entry(key)))  # (a rank-0 entry is a numpy scalar)
             return storage
         present = self.arrays[var.present_slot]
-        data = self.arrays[var.data_slot]
+        data = _host(self.arrays[var.data_slot])
         for key in zip(*np.nonzero(present)):
             storage.entries[tuple(int(k) for k in key)] = frozen(data[(*key, Ellipsis)].copy())  # rank-0 entries too
         return storage
@@ -434,7 +477,7 @@ class NativeState:
                     storages[var.name] = auto
                 else:
                     plain = PlainStorage(self._declaration(var))
-                    plain.value = frozen(self.arrays[var.slot].copy())
+                    plain.value = frozen(_host(self.arrays[var.slot]))
                     storages[var.name] = plain
             elif var.kind != "prefix" and self.exists(var) and not P.is_internal(var.name):
                 values[var.name] = self.value(var)
@@ -454,24 +497,21 @@ class NativeState:
             elif var.kind == "table":
                 sizes = list(storage.sizes)
                 caps = [first_capacity(s, f) for s, f in zip(sizes, var.fixed)]
-                self._new_table(var, caps)
+                self._new_table(var, caps, storage.entries)
                 for d, s in enumerate(sizes):
                     self.words[var.size_slot(d)] = s
-                for key, entry in storage.entries.items():
-                    self.arrays[var.data_slot][key] = entry
-                    self.arrays[var.present_slot][key] = 1
             elif var.kind == "auto":
                 for d, c in enumerate(storage.counts):
                     self.words[var.count_base + d] = c
                 self._set(var.slot, np.array(storage.current(), order="C"))
             else:
-                np.copyto(self.arrays[var.slot], storage.current())
+                self._write(var.slot, storage.current())
         for var in self.plan.vars.values():  # what the file does not hold starts over, as on the reference
             if var.memory == "persistent" or var.temp or var.name in values or var.kind == "prefix" \
                     or P.is_internal(var.name):  # an async block's copies: the step refills them
                 pass
             elif var.kind == "buffer":
-                np.copyto(self.arrays[var.slot], self.initial_value(var))
+                self._write(var.slot, self.initial_value(var))
             elif var.kind == "resizable":
                 self._set_resizable(var, self.initial_value(var))
             elif var.kind == "view":
@@ -489,13 +529,13 @@ class NativeState:
         for var in self.plan.vars.values():  # a temporary exists only if the saved state has it
             if var.temp:
                 self.words[var.exists_slot] = int(var.name in values)
-                self.arrays[var.slot][...] = 0  # its assign makes zeros, as the reference's does
+                self._write(var.slot, 0)  # its assign makes zeros, as the reference's does
         for name, value in values.items():
             var = self.plan.vars.get(name)
             if var is None:
                 continue
             if var.kind == "buffer":
-                np.copyto(self.arrays[var.slot], value)
+                self._write(var.slot, value)
             elif var.kind == "resizable":
                 self._set_resizable(var, value)
             elif var.kind == "view":
@@ -503,6 +543,17 @@ class NativeState:
                 self.loaded_views[name] = value.copy()
             if var.temp:
                 self.words[var.exists_slot] = 1
+
+
+def address_of(array: np.ndarray | DeviceBuffer) -> int:
+    return array.address if isinstance(array, DeviceBuffer) else array.ctypes.data
+
+
+def _host(array: np.ndarray | DeviceBuffer, key: tuple = ()) -> np.ndarray:
+    """A host copy of `array[key]` (of all of it by default)."""
+    if isinstance(array, DeviceBuffer):
+        return array.get(key)
+    return (array[key] if key else array).copy()
 
 
 def flat_empty(var: VarLayout) -> np.ndarray:

@@ -6,28 +6,31 @@
 the `OpLauncher` active on its thread (the executor running the step, `active`), which:
 
 1. reads the arguments: each memref as the C ABI passes it (data pointer, offset, sizes, strides:
-   a `HostBuffer`), each setting read at run time as its value;
+   a `BufferView`), each setting read at run time as its value;
 2. takes the op's kernels for these sizes and settings (`loopnest/op_kernels.op_kernel`, made once
    per distinct sizes and kept, with their scratch buffers allocated once, `PreparedOp`);
-3. launches them in order on (inputs..., output, scratch...): an input that is not row-major
-   contiguous, or that overlaps the output, is first copied into a buffer of its own; an output
-   that is not contiguous is computed into one and copied back;
+3. launches them in order on (inputs..., output, scratch...), all in device memory
+   (`runtime/device_memory.py`): a buffer the layout keeps there (`--place-buffers`) is passed as it
+   is; an input in host memory, not row-major contiguous or overlapping the output is first copied
+   into a device buffer of its own (staged); an output in host memory or not contiguous is computed
+   into one and copied back; the scratch buffers are device buffers made once;
 4. returns 0, or 1 after keeping the error (`take_error`): the step then fails at that op's
    statement and its undo log puts the persistent state back, as for any failed check.
 
+A call of an `oi.copy` (`--place-buffers`: a `memref.copy` that may touch device memory) is a
+`DeviceMemory.copy` of its source to its target, each side on the host or the device.
+
 Where the kernels run is the `KernelRunner`: `EmulatedKernels` (`OI_GPU_EMULATE=1`) runs them in
-the CPU emulation (`runtime/gpu_emulation.py`), called with the buffers' fields as they are (no
-Python object per argument); `StagedDriverKernels` loads their PTX through `runtime/cuda.py` and
-launches them on host buffers that the launcher copies to the device and back at each launch.
-**The second has never run on a GPU** (none was available where it was written), and it keeps
-tables in host memory: it is correct by construction of `runtime/cuda.py`'s launcher, not fast.
+the CPU emulation (`runtime/gpu_emulation.py`), called with the buffers' fields (the emulated
+device's tagged addresses made host ones, no Python object per argument); `DriverKernels` loads
+their PTX through `runtime/cuda.py` and launches them on the device addresses. **The second has
+never run on a GPU** (none was available where it was written).
 """
 
 from __future__ import annotations
 
 import ctypes
 import json
-import math
 import threading
 import time
 from collections.abc import Sequence
@@ -42,6 +45,8 @@ from oi_compiler.backend.jit import C_SCALARS, memref_field_types, row_major
 from oi_compiler.dtypes import numpy_dtype
 from oi_compiler.errors import ExecutionError
 from oi_compiler.loopnest.op_kernels import RUNTIME_ARGUMENTS, kernel_sizes
+from oi_compiler.passes.place_buffers import COPY_OP
+from oi_compiler.runtime.device_memory import BufferView, DeviceBuffer, DeviceMemory, EmulatedDeviceMemory
 
 _callbacks: dict[str, object] = {}  # symbol -> its ctypes callback, alive for the process
 _lock = threading.Lock()
@@ -113,59 +118,7 @@ def _callback(ident: int, *raw: object) -> int:
         return 1
 
 
-@dataclass
-class HostBuffer:
-    """A memref argument as the compiled step passed it: elements at `pointer[offset + sum(i*stride)]`."""
-
-    pointer: int
-    offset: int
-    sizes: tuple[int, ...]
-    strides: tuple[int, ...]
-    dtype: np.dtype
-    owner: np.ndarray | None = None  # the array whose memory this is, when the launcher made it
-
-    @property
-    def count(self) -> int:
-        return math.prod(self.sizes)
-
-    def contiguous(self) -> bool:
-        """Row-major contiguous (strides of size-1 dims do not matter)."""
-        expected = 1
-        for size, stride in zip(reversed(self.sizes), reversed(self.strides)):
-            if size != 1 and stride != expected:
-                return False
-            expected *= size
-        return True
-
-    def span(self) -> tuple[int, int]:
-        """The byte range [start, end) its elements lie in (empty for no element)."""
-        if self.count == 0:
-            return (0, 0)
-        start = self.pointer + self.offset * self.dtype.itemsize
-        last = sum((s - 1) * st for s, st in zip(self.sizes, self.strides))
-        return (start, start + (last + 1) * self.dtype.itemsize)
-
-    def array(self) -> np.ndarray:
-        """A numpy view of the buffer's elements (no copy)."""
-        if self.count == 0:
-            return np.empty(self.sizes, self.dtype)
-        start, end = self.span()
-        raw = np.frombuffer((ctypes.c_char * (end - start)).from_address(start), np.uint8)
-        item = self.dtype.itemsize
-        return np.lib.stride_tricks.as_strided(raw.view(self.dtype), self.sizes, [s * item for s in self.strides])
-
-    def fields(self) -> list[int]:
-        """The C-ABI fields of a row-major contiguous buffer with offset 0 (what an op kernel takes)."""
-        return [self.pointer + self.offset * self.dtype.itemsize, 0, *self.sizes, *row_major(self.sizes)]
-
-    @classmethod
-    def of(cls, array: np.ndarray) -> HostBuffer:
-        item = array.itemsize
-        return cls(array.ctypes.data, 0, tuple(array.shape), tuple(s // item for s in array.strides), array.dtype,
-                   array)  # fmt: skip
-
-
-def decode(params: Sequence[tuple], raw: Sequence[object]) -> tuple[list[HostBuffer], list[object]]:
+def decode(params: Sequence[tuple], raw: Sequence[object]) -> tuple[list[BufferView], list[object]]:
     """The call's memrefs and scalars from its C-ABI fields."""
     buffers, scalars, n = [], [], 0
     for param in params:
@@ -174,7 +127,7 @@ def decode(params: Sequence[tuple], raw: Sequence[object]) -> tuple[list[HostBuf
             pointer = raw[n] or 0
             sizes = tuple(int(x) for x in raw[n + 2 : n + 2 + rank])
             strides = tuple(int(x) for x in raw[n + 2 + rank : n + 2 + 2 * rank])
-            buffers.append(HostBuffer(pointer, int(raw[n + 1]), sizes, strides, _dtype(param[1])))
+            buffers.append(BufferView(pointer, int(raw[n + 1]), sizes, strides, _dtype(param[1])))
             n += 2 + 2 * rank
         else:
             scalars.append(raw[n])
@@ -204,12 +157,14 @@ class KernelRunner:
         raise NotImplementedError
 
     def run(self, prepared: Any, launch, operands: list) -> None:
-        """Launch `prepared` on `operands`: `HostBuffer`s, and (type, value) for scalar arguments."""
+        """Launch `prepared` on `operands`: `BufferView`s of device memory, row-major contiguous, and
+        (type, value) for scalar arguments."""
         raise NotImplementedError
 
 
 class EmulatedKernels(KernelRunner):
-    """The CPU emulation of the kernels (`OI_GPU_EMULATE=1`): each launch one native call."""
+    """The CPU emulation of the kernels (`OI_GPU_EMULATE=1`): each launch one native call, on the
+    host addresses behind the emulated device's."""
 
     name = "emulated"
 
@@ -219,15 +174,31 @@ class EmulatedKernels(KernelRunner):
         return [emulated_function(kernel.module, launch.kernel).native for launch in kernel.launches]
 
     def run(self, prepared: Any, launch, operands: list) -> None:
-        fields = [f for b in operands for f in (b.fields() if isinstance(b, HostBuffer) else b[1:])]
+        fields: list = []
+        for b in operands:
+            if isinstance(b, BufferView):
+                pointer, *rest = b.fields()
+                fields += [EmulatedDeviceMemory.host_address(pointer), *rest]
+            else:
+                fields += b[1:]
         prepared(*fields, *launch.grid, *launch.block)
 
 
-class StagedDriverKernels(KernelRunner):
-    """The kernels' PTX launched through `runtime/cuda.py` on host buffers, which its launcher copies
-    to the device before each launch and back after it. Untested on a GPU (see the module docstring)."""
+class _DeviceView:
+    """A contiguous device buffer as `runtime/cuda.py` takes one in place (`__cuda_array_interface__`)."""
 
-    name = "cuda (staged through host memory, untested on a GPU)"
+    def __init__(self, buffer: BufferView):
+        self.__cuda_array_interface__ = {
+            "shape": buffer.sizes, "typestr": buffer.dtype.str, "strides": None, "version": 3,
+            "data": (buffer.pointer + buffer.offset * buffer.dtype.itemsize, False),
+        }  # fmt: skip
+
+
+class DriverKernels(KernelRunner):
+    """The kernels' PTX launched through `runtime/cuda.py` on device addresses. Untested on a GPU
+    (see the module docstring)."""
+
+    name = "cuda (untested on a GPU)"
 
     def prepare(self, kernel) -> list:
         from oi_compiler.backend.ptx import NvptxTarget, emit_ptx
@@ -238,7 +209,7 @@ class StagedDriverKernels(KernelRunner):
                 for launch in kernel.launches]  # fmt: skip
 
     def run(self, prepared: Any, launch, operands: list) -> None:
-        arguments = [b.array() if isinstance(b, HostBuffer) else b[1] for b in operands]
+        arguments = [_DeviceView(b) if isinstance(b, BufferView) else b[1] for b in operands]
         prepared(*arguments, grid=launch.grid, block=launch.block)
 
 
@@ -249,8 +220,8 @@ class PreparedOp:
 
     kernel: Any  # loopnest.op_kernels.OpKernel
     functions: list
-    scratch: list[np.ndarray]
-    scratch_buffers: list[HostBuffer]
+    scratch: list[DeviceBuffer]
+    scratch_buffers: list[BufferView]
     seconds: float  # to make them
 
 
@@ -260,6 +231,8 @@ class LaunchCounts:
 
     op_calls: int = 0
     launches: int = 0
+    copies: int = 0  # `oi.copy` calls (each one or more `DeviceMemory.copy_bytes`)
+    staged: int = 0  # operands copied into a device buffer of their own for a launch (host, strided, aliased)
     prepared: int = 0
     prepare_seconds: float = 0.0
     kernel_seconds: float = 0.0  # inside the kernels (the emulation's native calls)
@@ -272,6 +245,7 @@ class OpLauncher:
 
     specs: tuple[LaunchSpec, ...]
     runner: KernelRunner
+    memory: DeviceMemory
     prepared: dict[tuple, PreparedOp] = field(default_factory=dict)
     counts: LaunchCounts = field(default_factory=LaunchCounts)
     error: BaseException | None = None
@@ -295,6 +269,11 @@ class OpLauncher:
         spec = self.specs[ident]
         buffers, scalars = decode(spec.params, raw)
         *inputs, output = buffers
+        if spec.op == COPY_OP:
+            self.memory.copy(output, inputs[0])
+            self.counts.copies += 1
+            self.counts.host_seconds += time.perf_counter() - began
+            return
         values = tuple(float(v) if kind == "f64" else int(v) for (_, kind), v in zip(spec.runtime, scalars))
         arguments = spec.kernel_arguments
         sizes = kernel_sizes(spec.op, [b.sizes for b in inputs])
@@ -308,8 +287,10 @@ class OpLauncher:
         if output.count == 0:  # nothing to write (an op on no element)
             self.counts.host_seconds += time.perf_counter() - began
             return
-        inputs = [self._readable(b, output) for b in inputs]
-        target = output if output.contiguous() else HostBuffer.of(np.empty(output.sizes, output.dtype))
+        keep: list[DeviceBuffer] = []  # the staged copies, alive until the launches are done
+        inputs = [self._readable(b, output, keep) for b in inputs]
+        target = output if output.contiguous() and self.memory.is_device(output.pointer) \
+            else self._stage(output, keep, copy=False)  # fmt: skip
         scalars = [(kind, v) for (_, kind), v, a in zip(spec.runtime, values, arguments) if a]
         operands = [*inputs, target, *scalars, *prepared.scratch_buffers]
         kernel_time = 0.0
@@ -319,21 +300,32 @@ class OpLauncher:
             kernel_time += time.perf_counter() - start
             self.counts.launches += 1
         if target is not output:
-            output.array()[...] = target.array()
+            self.memory.copy(output, target)
         self.counts.kernel_seconds += kernel_time
         self.counts.host_seconds += time.perf_counter() - began - kernel_time
 
-    def _readable(self, buffer: HostBuffer, output: HostBuffer) -> HostBuffer:
-        """`buffer`, or a contiguous copy of it when it is strided or shares bytes with the output."""
+    def _readable(self, buffer: BufferView, output: BufferView, keep: list[DeviceBuffer]) -> BufferView:
+        """`buffer`, or a contiguous device copy of it when it is in host memory, strided or shares
+        bytes with the output."""
         if buffer.count == 0:
             return buffer
         start, end = buffer.span()
         out_start, out_end = output.span()
-        if buffer.contiguous() and (end <= out_start or out_end <= start):
+        if buffer.contiguous() and (end <= out_start or out_end <= start) and self.memory.is_device(buffer.pointer):
             return buffer
-        return HostBuffer.of(np.array(buffer.array(), order="C"))  # a copy, of the same rank (0 included)
+        return self._stage(buffer, keep, copy=True)
 
-    def _prepare(self, spec: LaunchSpec, inputs: list[HostBuffer], output: HostBuffer, values: tuple) -> PreparedOp:
+    def _stage(self, buffer: BufferView, keep: list[DeviceBuffer], *, copy: bool) -> BufferView:
+        """A row-major device buffer of `buffer`'s sizes, holding a copy of it if `copy`."""
+        staged = DeviceBuffer(self.memory, buffer.sizes, buffer.dtype)
+        keep.append(staged)
+        view = BufferView(staged.address, 0, buffer.sizes, row_major(buffer.sizes), buffer.dtype)
+        if copy:
+            self.memory.copy(view, buffer)
+        self.counts.staged += 1
+        return view
+
+    def _prepare(self, spec: LaunchSpec, inputs: list[BufferView], output: BufferView, values: tuple) -> PreparedOp:
         began = time.perf_counter()
         constant = {key: value for (key, _), value, a in zip(spec.runtime, values, spec.kernel_arguments) if not a}
         kernel = _op_kernel(spec.op, json.dumps({**spec.settings, **constant}, sort_keys=True),
@@ -341,21 +333,14 @@ class OpLauncher:
                             (spec.out_dtype, output.sizes),
                             tuple(r for r, a in zip(spec.runtime, spec.kernel_arguments) if a))  # fmt: skip
         functions = self.runner.prepare(kernel)
-        scratch = kernel.scratch_arrays()
+        scratch = [DeviceBuffer(self.memory, a.shape, a.dtype) for a in kernel.scratch_arrays()]
+        views = [BufferView(b.address, 0, b.shape, row_major(b.shape), b.dtype) for b in scratch]
         seconds = time.perf_counter() - began
         self.counts.prepared += 1
         self.counts.prepare_seconds += seconds
-        return PreparedOp(kernel, functions, scratch, [HostBuffer.of(a) for a in scratch], seconds)
+        return PreparedOp(kernel, functions, scratch, views, seconds)
 
 
-def kernel_runner() -> KernelRunner:
-    """The emulation when `OI_GPU_EMULATE=1`, else the GPU through `runtime/cuda.py`; a
-    `GpuUnavailableError` (an `oi.OiError`) saying what is missing when there is neither."""
-    from oi_compiler.runtime.gpu_emulation import emulation_requested
-
-    if emulation_requested():
-        return EmulatedKernels()
-    from oi_compiler.runtime import cuda
-
-    cuda.launcher()  # GpuUnavailableError: no launcher package, driver or device (with the emulation hint)
-    return StagedDriverKernels()
+def kernel_runner(memory: DeviceMemory) -> KernelRunner:
+    """The runner for kernels on `memory` (`device_memory.device_memory()`): the emulation's or the GPU's."""
+    return EmulatedKernels() if isinstance(memory, EmulatedDeviceMemory) else DriverKernels()

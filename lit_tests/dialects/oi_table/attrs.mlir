@@ -7,9 +7,9 @@
 
 // Every clause of #oi_table.var: indices with and without @fixed, each kind of @init
 // (integers, floats, booleans, the non-finite floats as strings), the tables a view shows,
-// temporaries and transfer aliases; `?` for a size known at run time.
+// temporaries and transfer aliases, data in device memory; `?` for a size known at run time.
 // CHECK-LABEL: builtin.module attributes {oi_table.state_layout = #oi_table.layout<words 40, block "entry", [
-// CHECK-SAME:    #oi_table.var<@K table persistent f32[1, 4] slot 13, indices [pos fixed 1024, t], init 0.5, storage dense>,
+// CHECK-SAME:    #oi_table.var<@K table persistent f32[1, 4] slot 13, indices [pos fixed 1024, t], init 0.5, storage dense, device>,
 // CHECK-SAME:    #oi_table.var<@keys view volatile f32[?, 1, 4] slot 20, tables [@K, @V]>,
 // CHECK-SAME:    #oi_table.var<@tmp buffer volatile bf16[] slot 24, init "nan", temp>,
 // CHECK-SAME:    #oi_table.var<@b buffer persistent bool[1] slot 26, init true>,
@@ -17,7 +17,7 @@
 // CHECK-SAME:    #oi_table.var<@n buffer persistent i64[] slot 28, init -3>,
 // CHECK-SAME:    #oi_table.var<@a buffer volatile f32[2] slot 29, aliases [@c]>]>} {
 builtin.module attributes {oi_table.state_layout = #oi_table.layout<words 40, block "entry", [
-    #oi_table.var<@K table persistent f32[1, 4] slot 13, indices [pos fixed 1024, t], init 0.5, storage dense>,
+    #oi_table.var<@K table persistent f32[1, 4] slot 13, indices [pos fixed 1024, t], init 0.5, storage dense, device>,
     #oi_table.var<@keys view volatile f32[?, 1, 4] slot 20, tables [@K, @V]>,
     #oi_table.var<@tmp buffer volatile bf16[] slot 24, init "nan", temp>,
     #oi_table.var<@b buffer persistent bool[1] slot 26, init true>,

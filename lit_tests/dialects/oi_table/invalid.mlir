@@ -23,7 +23,7 @@ func.func @twice() attributes {l = #oi_table.layout<words 15, block "entry", [#o
 
 // -----
 
-// expected-error@+1 {{unknown clause bogus (indices, init, tables, temp, aliases or storage)}}
+// expected-error@+1 {{unknown clause bogus (indices, init, tables, temp, aliases, storage or device)}}
 func.func @clause() attributes {v = #oi_table.var<@x buffer volatile f32[1] slot 13, bogus>} {
   func.return
 }

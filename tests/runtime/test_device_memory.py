@@ -1,0 +1,233 @@
+"""Device memory of `device="cuda"` (runtime/device_memory.py, passes/place_buffers.py, runtime/native.py).
+
+The emulation's device addresses are tagged so that a load or store by host code faults (checked in
+a child process); copies in every direction and of strided views against numpy; `DeviceBuffer`'s
+reads of a part; the driver memory's choice of copy direction through a fake launcher (no GPU
+here); and on whole steps: which variables live on the device, no staging in the steady state of a
+KV decode, a copy that fails failing the step at its statement with the state put back, growth of
+a table on the device, and `inputs[...]` refused for a device variable.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import oi_compiler as oi
+from oi_compiler.errors import ExecutionError
+from oi_compiler.runtime.device_memory import (
+    TAG,
+    BufferView,
+    DeviceBuffer,
+    DriverDeviceMemory,
+    EmulatedDeviceMemory,
+)
+
+
+@pytest.fixture
+def emulated(monkeypatch):
+    monkeypatch.setenv("OI_GPU_EMULATE", "1")
+
+
+def test_emulated_addresses_fault_when_the_host_reads_them() -> None:
+    """The premise of the emulation's check: the host cannot dereference a device address."""
+    code = ("import ctypes; from oi_compiler.runtime.device_memory import EmulatedDeviceMemory as M; "
+            "m = M(); a = m.alloc(64); print('allocated', flush=True); ctypes.c_int64.from_address(a).value")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.startswith("allocated")
+    assert done.returncode < 0  # killed by a signal (SIGSEGV), not an exception
+
+
+def test_emulated_allocations_are_tagged_and_aligned() -> None:
+    memory = EmulatedDeviceMemory()
+    address = memory.alloc(100)
+    assert address & TAG and memory.is_device(address) and address % 256 == 0
+    host = np.zeros(4)
+    assert not memory.is_device(host.ctypes.data)
+    memory.upload(address, np.arange(4.0))
+    memory.download(address, host)
+    assert host.tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
+def _view(array: np.ndarray, address: int | None = None) -> BufferView:
+    item = array.itemsize
+    return BufferView(array.ctypes.data if address is None else address, 0, array.shape,
+                      tuple(s // item for s in array.strides), array.dtype)  # fmt: skip
+
+
+@settings(max_examples=40, deadline=None)
+@given(shape=st.lists(st.integers(0, 4), min_size=0, max_size=3), data=st.data())
+def test_strided_copies_match_numpy_in_every_direction(shape, data) -> None:
+    memory = EmulatedDeviceMemory()
+    big = [n + data.draw(st.integers(0, 2)) for n in shape]
+    starts = [data.draw(st.integers(0, b - n)) for b, n in zip(big, shape)]
+    box = tuple(slice(s, s + n) for s, n in zip(starts, shape))
+    source = np.arange(int(np.prod(big)), dtype=np.float32).reshape(big)
+    on_device = DeviceBuffer.of(memory, source)
+    # device -> host: the box of the device buffer into a fresh host array
+    target = np.full(shape, -1.0, np.float32)
+    strided = source[box]
+    offset = sum(s * st for s, st in zip(starts, (x // 4 for x in source.strides)))
+    memory.copy(_view(target), BufferView(on_device.address, offset, tuple(shape),
+                                          tuple(x // 4 for x in strided.strides), np.dtype(np.float32)))  # fmt: skip
+    np.testing.assert_array_equal(target, strided)
+    # host -> device: back into a zeroed device buffer's box
+    zeroed = DeviceBuffer.of(memory, np.zeros(big, np.float32))
+    memory.copy(BufferView(zeroed.address, offset, tuple(shape), tuple(x // 4 for x in strided.strides),
+                           np.dtype(np.float32)), _view(target))  # fmt: skip
+    expected = np.zeros(big, np.float32)
+    expected[box] = strided
+    np.testing.assert_array_equal(zeroed.get(), expected)
+
+
+def test_device_buffer_reads_rows_and_grows_by_box() -> None:
+    memory = EmulatedDeviceMemory()
+    array = np.arange(24, dtype=np.int32).reshape(4, 2, 3)
+    buffer = DeviceBuffer.of(memory, array)
+    for key in [(), (2,), (slice(1, 3),), (slice(None), 1), (3, 1, 2), (slice(3, 1),), (slice(None, None, 2),)]:
+        np.testing.assert_array_equal(buffer.get(key), array[key], err_msg=str(key))
+    bigger = DeviceBuffer(memory, (5, 3, 3), np.int32)
+    bigger.set(-1)
+    bigger.copy_box_from(buffer)
+    expected = np.full((5, 3, 3), -1, np.int32)
+    expected[:4, :2, :3] = array
+    np.testing.assert_array_equal(bigger.get(), expected)
+    bigger.set_entry((4, 2), 7)
+    assert bigger.get((4, 2)).tolist() == [7, 7, 7]
+    scalar = DeviceBuffer.of(memory, np.array(5, np.int64))
+    assert int(scalar.get()) == 5
+
+
+class FakeLauncher:
+    """`runtime/cuda.py`'s launcher as `DriverDeviceMemory` uses it, over host bytes, counting calls."""
+
+    def __init__(self) -> None:
+        self.blocks: dict[int, np.ndarray] = {}
+        self.calls: list[str] = []
+        self.next = 1 << 40
+
+    def alloc(self, nbytes: int) -> int:
+        address, self.next = self.next, self.next + nbytes + 4096
+        self.blocks[address] = np.zeros(nbytes, np.uint8)
+        return address
+
+    def free(self, address: int) -> None:
+        del self.blocks[address]
+
+    def _bytes(self, address: int, nbytes: int) -> np.ndarray:
+        start = max(a for a in self.blocks if a <= address)
+        return self.blocks[start][address - start : address - start + nbytes]
+
+    def htod(self, pointer: int, array: np.ndarray) -> None:
+        self.calls.append("htod")
+        self._bytes(pointer, array.nbytes)[...] = array.view(np.uint8).reshape(-1)
+
+    def dtoh(self, array: np.ndarray, pointer: int) -> None:
+        self.calls.append("dtoh")
+        array.view(np.uint8).reshape(-1)[...] = self._bytes(pointer, array.nbytes)
+
+    def dtod(self, dst: int, src: int, nbytes: int) -> None:
+        self.calls.append("dtod")
+        self._bytes(dst, nbytes)[...] = self._bytes(src, nbytes)
+
+
+def test_driver_memory_copies_by_where_each_side_is() -> None:
+    launcher = FakeLauncher()
+    memory = DriverDeviceMemory(launcher)
+    a = DeviceBuffer.of(memory, np.arange(6, dtype=np.float64).reshape(3, 2))
+    b = DeviceBuffer(memory, (4, 2), np.float64)
+    assert memory.is_device(a.address + 47) and not memory.is_device(a.address + 48)
+    b.copy_box_from(a)
+    host = np.zeros(2)
+    memory.copy_bytes(host.ctypes.data, b.address + 16, 16)
+    other = np.ones(2)
+    memory.copy_bytes(other.ctypes.data, host.ctypes.data, 16)
+    assert launcher.calls == ["htod", "dtod", "dtoh"]  # host to host is a memmove
+    assert host.tolist() == other.tolist() == [2.0, 3.0]
+    np.testing.assert_array_equal(b.get((slice(0, 3),)), np.arange(6.0).reshape(3, 2))
+    address = a.address
+    del a
+    assert address not in launcher.blocks and not memory.is_device(address)
+
+
+KV = """
+dynamic { x: f32[1, D]; }
+constant { W: f32[D, D]; }
+volatile { k: f32[1, D]; keys: f32[T, 1, D]; }
+persistent {
+    t: i32 @init(0);
+    K(pos): f32[1, D] @table;
+}
+block entry {
+    op matmul(x, W) >> k;
+    cache.write k >> K[t];
+    cache.increment t;
+    cache.read K[0..t] >> keys;
+    return;
+}
+"""
+
+
+def _kv(devices=("cpu", "cuda")):
+    rng = np.random.default_rng(0)
+    model = oi.Model(sizevars={"D": 4, "T": 8}, tensors={"W": rng.standard_normal((4, 4)).astype(np.float32)})
+    graph = oi.parse_graph(KV)
+    return {d: oi.Simulator(model, graph, device=d).make_executor() for d in devices}
+
+
+def test_kv_steps_keep_data_on_the_device_and_grow_it_there(emulated) -> None:
+    exes = _kv()
+    cuda = exes["cuda"]
+    placed = {name: var.device for name, var in cuda.native.plan.vars.items()}
+    assert placed == {"x": True, "W": True, "k": True, "keys": False, "t": False, "K": True}
+    rng = np.random.default_rng(1)
+    for _ in range(20):  # K grows past its first capacity on the device (growth copies device to device)
+        x = rng.standard_normal((1, 4)).astype(np.float32)
+        for exe in exes.values():
+            exe.insert(x=x).step()
+        np.testing.assert_array_equal(cuda.fetch("keys"), exes["cpu"].fetch("keys"))
+    assert cuda.table_sizes("K") == [20]
+    np.testing.assert_array_equal(cuda.state("K"), exes["cpu"].state("K"))
+    K = cuda.native.plan.vars["K"]
+    assert isinstance(cuda.native.arrays[K.data_slot], DeviceBuffer)
+    assert isinstance(cuda.native.arrays[K.present_slot], np.ndarray)  # the control plane's
+    counts = cuda.launch_counts
+    assert counts.staged == 0  # every operand of every launch already on the device
+    # a step's copies: k into K's row, and the undo log's copies of K's old row, its present byte and t
+    assert counts.copies == 20 * 4
+
+
+def test_a_failed_copy_fails_the_step_at_its_statement_and_rolls_back(emulated, monkeypatch) -> None:
+    cuda = _kv(("cuda",))["cuda"]
+    x = np.ones((1, 4), np.float32)
+    cuda.insert(x=x).step()
+    before = cuda.state("K").copy()
+    copy = cuda.memory.copy
+    rows = []
+
+    def failing(dst, src):
+        if src.sizes == (1, 4):  # k into K's row
+            rows.append(dst)
+            raise ExecutionError("copy failed")
+        copy(dst, src)
+
+    monkeypatch.setattr(cuda.memory, "copy", failing)
+    with pytest.raises(ExecutionError, match="copy failed") as info:
+        cuda.insert(x=2 * x).step()
+    assert rows and info.value.loc is not None and info.value.loc.line == 11  # cache.write k >> K[t]
+    monkeypatch.setattr(cuda.memory, "copy", copy)
+    np.testing.assert_array_equal(cuda.state("K"), before)
+    assert int(cuda.state("t")) == 1 and cuda.table_sizes("K") == [1]
+    cuda.insert(x=3 * x).step()
+    assert int(cuda.state("t")) == 2
+
+
+def test_inputs_of_a_device_variable_are_refused(emulated) -> None:
+    cuda = _kv(("cuda",))["cuda"]
+    with pytest.raises(ExecutionError, match="device memory.*use insert"):
+        cuda.inputs["x"]
