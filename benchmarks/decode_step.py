@@ -43,9 +43,9 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import tiny_decoder as td  # noqa: E402
+from decode_models import SIZES, model_and_weights, rope_tables, td  # noqa: E402
 
 try:
     import torch  # noqa: E402
@@ -54,23 +54,11 @@ try:
 except ImportError:  # the torch column reads "not installed"
     torch = None
 
-SIZES: dict[str, dict[str, int]] = {
-    "tiny": dict(td.DIMS),  # D=32 H=4 Hk=2 Dh=8 F=64 NV=48 L=2
-    "larger": dict(td.DIMS, L=4, D=512, H=8, Hk=4, Dh=64, F=1536, NV=256),
-}
 CONTEXTS = (128, 1024)
 ROUNDS = 8  # timed rounds per context
 STEPS = 4  # decode steps per implementation per round
 TOLERANCE = 1e-4  # largest |logit difference| accepted between implementations
 ORACLE_STEPS = 8  # steps also checked against the unmodified NumpyDecoder
-
-
-def rope_tables(position: int, dh: int, theta: float = td.THETA) -> tuple[np.ndarray, np.ndarray]:
-    """cos and sin [Dh] (float32) of one position, "rotate half" layout, angles in float64."""
-    half = dh // 2
-    angle = position * theta ** (-2.0 * np.arange(half) / dh)
-    cos, sin = np.cos(angle), np.sin(angle)
-    return np.concatenate([cos, cos]).astype(np.float32), np.concatenate([sin, sin]).astype(np.float32)
 
 
 class FastNumpyDecoder(td.NumpyDecoder):
@@ -158,8 +146,7 @@ class TorchDecoder:
 
 
 def make_steppers(dims: dict[str, int], capacity: int) -> dict[str, Callable[[int], np.ndarray]]:
-    model = td.make_model(0, dims)
-    weights = {name: model.tensor(name) for name in model.tensor_names()}
+    model, weights = model_and_weights(dims)
     exe = td.make_executor(model, "cpu")
     steppers: dict[str, Callable[[int], np.ndarray]] = {
         "cpu": lambda token: td.graph_step(exe, token),

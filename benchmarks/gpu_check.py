@@ -18,6 +18,10 @@ compares with the numpy recipe; GEMMs are also launched in place on PyTorch tens
 the copy kernel against a device-to-device copy (cuMemcpyDtoD, and CuPy when it imports), the
 GEMMs against `torch.matmul` with TF32 off, and prints medians and ratios. Exit status 1 if any
 kernel's result is wrong.
+
+Whole decode steps (`device="cuda"` against PyTorch eager and CUDA graphs, and KV append bandwidth
+against cuMemcpyDtoD) are `benchmarks/gpu_decode.py`: it needs the compiler on the GPU machine,
+which `benchmarks/gpu_bundle.py` packs (benchmarks/README.md, "GPU decode").
 """
 
 from __future__ import annotations
@@ -493,7 +497,8 @@ def run(directory: Path, rounds: int = 5, repeat: int = 10, budget_s: float = 24
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     epilog="decode steps on the GPU: benchmarks/gpu_decode.py (with gpu_bundle.py)")
     sub = parser.add_subparsers(dest="command", required=True)
     e = sub.add_parser("emit", help="write the kernels' PTX and manifest.json (needs the compiler)")
     e.add_argument("--out", type=Path, required=True)
