@@ -39,7 +39,7 @@ from xdsl.traits import is_side_effect_free
 from oi_compiler.boundary import stage
 from oi_compiler.dtypes import dtype_name, dtype_type, numpy_dtype
 from oi_compiler.errors import ExecutionError, PassError
-from oi_compiler.loopnest.attention_mapping import ATTENTION_ROWS, attention_kernel, key_threads
+from oi_compiler.loopnest.attention_mapping import ATTENTION_ROWS, THREADS, attention_kernel, key_threads
 from oi_compiler.loopnest.generic_points import captured_values
 from oi_compiler.loopnest.gpu_mapping import LAUNCH_ATTR, check_launch, launch_attr
 from oi_compiler.loopnest.matmul_mapping import shared_tiles_apply, shared_tiles_kernel
@@ -91,6 +91,18 @@ def kernel_sizes(op: str, shapes: Sequence[Sequence[int]]) -> tuple:
         threads = key_threads(key[1][0])
         key[1], key[2] = (("keys", threads), *key[1][1:]), (("keys", threads), *key[2][1:])
     return tuple(key)
+
+
+def kernel_size_ranges(op: str, shapes: Sequence[Sequence[int]]) -> tuple[tuple[tuple[int, int], ...], ...]:
+    """Per input shape, per dim, the [low, high] sizes (high -1: no bound) that kernels made for
+    `shapes` serve (the same `kernel_sizes`): each size exactly, but attention's keys' count, any
+    count of the same block size (`key_threads`)."""
+    ranges = [[(n, n) for n in shape] for shape in shapes]
+    if op == "attention" and len(shapes) == 3 and len(shapes[1]) == 3 and len(shapes[2]) == 3:
+        threads = key_threads(shapes[1][0])
+        keys = (threads // 2 + 1 if threads > 1 else 0, -1 if threads == THREADS else threads)
+        ranges[1][0] = ranges[2][0] = keys
+    return tuple(tuple(r) for r in ranges)
 
 
 def op_kernel(op: str, settings: Mapping[str, Any], inputs: Sequence[tuple[str, Sequence[int]]],

@@ -20,7 +20,6 @@ allocation with a shape and dtype, read with `get` and written with `set`, each 
 
 from __future__ import annotations
 
-import bisect
 import ctypes
 import math
 from collections.abc import Sequence
@@ -72,11 +71,54 @@ class BufferView:
         return [self.pointer + self.offset * self.dtype.itemsize, 0, *self.sizes, *row_major(self.sizes)]
 
 
+class DeviceRanges:
+    """The allocations of a `DeviceMemory` as sorted [start, end) address ranges, in arrays that
+    compiled code searches too (`runtime/compiled_launches.py`): `cell` holds the address of the
+    starts, of the ends, and their count."""
+
+    def __init__(self) -> None:
+        self.starts = np.zeros(16, np.int64)
+        self.ends = np.zeros(16, np.int64)
+        self.count = 0
+        self.cell = np.zeros(3, np.int64)
+        self._publish()
+
+    def _publish(self) -> None:
+        self.cell[:] = (self.starts.ctypes.data, self.ends.ctypes.data, self.count)
+
+    def add(self, start: int, end: int) -> None:
+        n = self.count
+        if n == len(self.starts):  # grow both; compiled code reads the new addresses from `cell`
+            self.starts = np.concatenate([self.starts, np.zeros(n, np.int64)])
+            self.ends = np.concatenate([self.ends, np.zeros(n, np.int64)])
+        at = int(np.searchsorted(self.starts[:n], start))
+        self.starts[at + 1 : n + 1] = self.starts[at:n].copy()
+        self.ends[at + 1 : n + 1] = self.ends[at:n].copy()
+        self.starts[at], self.ends[at] = start, end
+        self.count = n + 1
+        self._publish()
+
+    def remove(self, start: int) -> bool:
+        n = self.count
+        at = int(np.searchsorted(self.starts[:n], start))
+        if at == n or self.starts[at] != start:
+            return False
+        self.starts[at : n - 1] = self.starts[at + 1 : n].copy()
+        self.ends[at : n - 1] = self.ends[at + 1 : n].copy()
+        self.count = n - 1
+        self._publish()
+        return True
+
+    def contains(self, address: int) -> bool:
+        at = int(np.searchsorted(self.starts[: self.count], address, side="right")) - 1
+        return at >= 0 and address < int(self.ends[at])
+
+
 class DeviceMemory:
     """Allocations on the device, and copies between them and host memory (see the module docstring)."""
 
     name = ""
-
+    ranges: DeviceRanges  # every live allocation
     def alloc(self, nbytes: int) -> int:
         raise NotImplementedError
 
@@ -130,16 +172,20 @@ class EmulatedDeviceMemory(DeviceMemory):
 
     def __init__(self) -> None:
         self._blocks: dict[int, np.ndarray] = {}  # tagged address -> its backing bytes
+        self.ranges = DeviceRanges()
 
     def alloc(self, nbytes: int) -> int:
-        backing = np.zeros(max(int(nbytes), 1) + ALIGN, np.uint8)
+        nbytes = max(int(nbytes), 1)
+        backing = np.zeros(nbytes + ALIGN, np.uint8)
         start = -backing.ctypes.data % ALIGN
         address = (backing.ctypes.data + start) | TAG
         self._blocks[address] = backing
+        self.ranges.add(address, address + nbytes)
         return address
 
     def free(self, address: int) -> None:
-        self._blocks.pop(address, None)
+        if self._blocks.pop(address, None) is not None:
+            self.ranges.remove(address)
 
     def is_device(self, address: int) -> bool:
         return bool(address & TAG)
@@ -161,23 +207,20 @@ class DriverDeviceMemory(DeviceMemory):
 
     def __init__(self, launcher: Any) -> None:
         self.launcher = launcher
-        self._starts: list[int] = []  # sorted allocation starts, and their ends
-        self._ends: dict[int, int] = {}
+        self.ranges = DeviceRanges()
 
     def alloc(self, nbytes: int) -> int:
-        address = self.launcher.alloc(max(int(nbytes), 1))
-        bisect.insort(self._starts, address)
-        self._ends[address] = address + max(int(nbytes), 1)
+        nbytes = max(int(nbytes), 1)
+        address = self.launcher.alloc(nbytes)
+        self.ranges.add(address, address + nbytes)
         return address
 
     def free(self, address: int) -> None:
-        if self._ends.pop(address, None) is not None:
-            self._starts.remove(address)
+        if self.ranges.remove(address):
             self.launcher.free(address)
 
     def is_device(self, address: int) -> bool:
-        n = bisect.bisect_right(self._starts, address) - 1
-        return n >= 0 and address < self._ends[self._starts[n]]
+        return self.ranges.contains(address)
 
     def copy_bytes(self, dst: int, src: int, nbytes: int) -> None:
         if nbytes <= 0:

@@ -30,6 +30,7 @@ never run on a GPU** (none was available where it was written).
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import json
 import threading
 import time
@@ -44,8 +45,9 @@ import numpy as np
 from oi_compiler.backend.jit import C_SCALARS, memref_field_types, row_major
 from oi_compiler.dtypes import numpy_dtype
 from oi_compiler.errors import ExecutionError
-from oi_compiler.loopnest.op_kernels import RUNTIME_ARGUMENTS, kernel_sizes
+from oi_compiler.loopnest.op_kernels import RUNTIME_ARGUMENTS, kernel_size_ranges, kernel_sizes
 from oi_compiler.passes.place_buffers import COPY_OP
+from oi_compiler.runtime import compiled_launches
 from oi_compiler.runtime.device_memory import BufferView, DeviceBuffer, DeviceMemory, EmulatedDeviceMemory
 
 _callbacks: dict[str, object] = {}  # symbol -> its ctypes callback, alive for the process
@@ -93,17 +95,22 @@ def _c_types(params: Sequence[tuple]) -> list[type]:
 
 
 def bind_symbols(specs: Sequence[LaunchSpec]) -> None:
-    """Give each launch symbol of `specs` its callback (once per process), before the step is loaded."""
+    """Give each launch symbol of `specs` its dispatcher (`compiled_launches.dispatcher`, over the
+    Python callback), once per process, before the step is loaded."""
     import llvmlite.binding as llvm
 
     with _lock:
+        new: dict[str, tuple[str, list[type], int]] = {}
         for spec in specs:
-            if spec.symbol in _callbacks:
+            if spec.symbol in _callbacks or spec.symbol in new:
                 continue
-            prototype = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_int64, *_c_types(spec.params))
-            callback = prototype(_callback)
+            c_types = _c_types(spec.params)
+            callback = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_int64, *c_types)(_callback)
             _callbacks[spec.symbol] = callback
-            llvm.add_symbol(spec.symbol, ctypes.cast(callback, ctypes.c_void_p).value)
+            new[spec.symbol] = (spec.symbol, c_types, ctypes.cast(callback, ctypes.c_void_p).value)
+        if new:
+            for symbol, address in zip(new, compiled_launches.dispatchers(list(new.values()))):
+                llvm.add_symbol(symbol, address)
 
 
 def _callback(ident: int, *raw: object) -> int:
@@ -161,6 +168,19 @@ class KernelRunner:
         (type, value) for scalar arguments."""
         raise NotImplementedError
 
+    def compiled(self, functions: list) -> tuple[int, list[int]] | None:
+        """For launches from compiled code (`runtime/compiled_launches.py`): the address of a
+        function with `cuLaunchKernel`'s signature and each prepared function's handle for it;
+        None where this runner has none."""
+        return None
+
+    def copy_function(self) -> int | None:
+        """The address of a function with `cuMemcpy`'s signature for compiled copies, or None."""
+        return None
+
+    def enter(self) -> None:
+        """Before a step: what compiled launches need on this thread (the CUDA context current)."""
+
 
 class EmulatedKernels(KernelRunner):
     """The CPU emulation of the kernels (`OI_GPU_EMULATE=1`): each launch one native call, on the
@@ -182,6 +202,15 @@ class EmulatedKernels(KernelRunner):
             else:
                 fields += b[1:]
         prepared(*fields, *launch.grid, *launch.block)
+
+    def compiled(self, functions: list) -> tuple[int, list[int]]:
+        """The emulation's `cuLaunchKernel` and a trampoline per kernel, which hands the kernel the
+        host addresses behind the emulated device's (`host_address`)."""
+        handles = [compiled_launches.trampoline(ctypes.cast(f, ctypes.c_void_p).value, f.argtypes) for f in functions]
+        return compiled_launches.emulated_launch(), handles
+
+    def copy_function(self) -> int:
+        return compiled_launches.emulated_copy()
 
 
 class _DeviceView:
@@ -212,6 +241,34 @@ class DriverKernels(KernelRunner):
         arguments = [_DeviceView(b) if isinstance(b, BufferView) else b[1] for b in operands]
         prepared(*arguments, grid=launch.grid, block=launch.block)
 
+    def compiled(self, functions: list) -> tuple[int, list[int]] | None:
+        driver = _driver_library()
+        if driver is None:
+            return None
+        return ctypes.cast(driver.cuLaunchKernel, ctypes.c_void_p).value, [int(f._handle) for f in functions]
+
+    def copy_function(self) -> int | None:
+        driver = _driver_library()
+        return None if driver is None else ctypes.cast(driver.cuMemcpy, ctypes.c_void_p).value
+
+    def enter(self) -> None:
+        from oi_compiler.runtime import cuda
+
+        current = getattr(cuda.launcher(), "current", None)
+        if current is not None:
+            current()
+
+
+@lru_cache(maxsize=1)
+def _driver_library():
+    """libcuda.so.1, when `runtime/cuda.py` launches through cuda-bindings (whose handles are the
+    driver's own); None with PyCUDA."""
+    from oi_compiler.runtime import cuda
+
+    if cuda.launcher_name() != "cuda-bindings":
+        return None
+    return ctypes.CDLL("libcuda.so.1")
+
 
 @dataclass
 class PreparedOp:
@@ -223,6 +280,9 @@ class PreparedOp:
     scratch: list[DeviceBuffer]
     scratch_buffers: list[BufferView]
     seconds: float  # to make them
+    fast: int = 0  # the fast function made for them (`compiled_launches`), 0 until one is
+    calls: int = 0  # through Python
+    stages: list[DeviceBuffer] = field(default_factory=list)  # the fast function's copies of inputs sharing the output's bytes
 
 
 @dataclass
@@ -232,6 +292,7 @@ class LaunchCounts:
     op_calls: int = 0
     launches: int = 0
     copies: int = 0  # `oi.copy` calls (each one or more `DeviceMemory.copy_bytes`)
+    compiled_calls: int = 0  # of the op calls and copies, those compiled code ran without Python
     staged: int = 0  # operands copied into a device buffer of their own for a launch (host, strided, aliased)
     prepared: int = 0
     prepare_seconds: float = 0.0
@@ -247,18 +308,47 @@ class OpLauncher:
     runner: KernelRunner
     memory: DeviceMemory
     prepared: dict[tuple, PreparedOp] = field(default_factory=dict)
-    counts: LaunchCounts = field(default_factory=LaunchCounts)
+    python_counts: LaunchCounts = field(default_factory=LaunchCounts)  # what the Python path did
     error: BaseException | None = None
+    #: fast functions (`compiled_launches`) for kernel sets (or copies) called this many times
+    #: through Python (`OI_CUDA_COMPILE_AFTER`, default 16; 0: never): making one costs ~20 ms, a call
+    #: through Python ~30 us, so short runs (most tests) keep to Python and decode loops compile
+    compile_after: int = field(default_factory=lambda: compile_after())
+
+    def __post_init__(self) -> None:
+        self.table = np.zeros(max(len(self.specs), 1), np.int64)  # fast functions by launch id (0: none)
+        self.counters = np.zeros(3, np.int64)  # what they did: op calls, launches, copies
+        self._copies: dict[tuple[int, int], int] = {}  # (rank, itemsize) -> fast copy function
+        self._copy_calls: dict[int, int] = {}  # launch id of an `oi.copy` -> its calls through Python
+
+    @property
+    def compiled(self) -> bool:
+        return self.compile_after > 0
+
+    @property
+    def counts(self) -> LaunchCounts:
+        """What the launcher did, through Python and compiled code together."""
+        fast_calls, fast_launches, fast_copies = (int(x) for x in self.counters)
+        python = self.python_counts
+        return dataclasses.replace(python, op_calls=python.op_calls + fast_calls,
+                                   launches=python.launches + fast_launches, copies=python.copies + fast_copies,
+                                   compiled_calls=fast_calls + fast_copies)  # fmt: skip
 
     @contextmanager
     def active(self):
-        """The launcher of the steps this thread runs inside the block."""
+        """The launcher of the steps this thread runs inside the block: its Python callbacks' and,
+        holding `compiled_launches.STEP_LOCK`, the compiled dispatchers' (`CURRENT`)."""
         previous = getattr(_thread, "launcher", None)
-        _thread.launcher, self.error = self, None
-        try:
-            yield self
-        finally:
-            _thread.launcher = previous
+        with compiled_launches.STEP_LOCK:
+            outer = int(compiled_launches.CURRENT[0])
+            _thread.launcher, self.error = self, None
+            compiled_launches.CURRENT[0] = self.table.ctypes.data
+            try:
+                self.runner.enter()
+                yield self
+            finally:
+                _thread.launcher = previous
+                compiled_launches.CURRENT[0] = outer
 
     def take_error(self) -> BaseException | None:
         error, self.error = self.error, None
@@ -271,8 +361,9 @@ class OpLauncher:
         *inputs, output = buffers
         if spec.op == COPY_OP:
             self.memory.copy(output, inputs[0])
-            self.counts.copies += 1
-            self.counts.host_seconds += time.perf_counter() - began
+            self.python_counts.copies += 1
+            self._compile_copy(ident, output)
+            self.python_counts.host_seconds += time.perf_counter() - began
             return
         values = tuple(float(v) if kind == "f64" else int(v) for (_, kind), v in zip(spec.runtime, scalars))
         arguments = spec.kernel_arguments
@@ -283,14 +374,16 @@ class OpLauncher:
             prepared = self._prepare(spec, inputs, output, values)
             self.prepared[key] = prepared
             began += prepared.seconds  # counted apart, not as the call's host overhead
-        self.counts.op_calls += 1
+        self.python_counts.op_calls += 1
         if output.count == 0:  # nothing to write (an op on no element)
-            self.counts.host_seconds += time.perf_counter() - began
+            self.python_counts.host_seconds += time.perf_counter() - began
             return
         keep: list[DeviceBuffer] = []  # the staged copies, alive until the launches are done
+        prepared.calls += 1
+        if self.compiled and prepared.calls >= self.compile_after and (not prepared.fast or self.table[ident] != prepared.fast):
+            began += self._compile(ident, spec, prepared, inputs, output, values)  # (made once, installed again)
         inputs = [self._readable(b, output, keep) for b in inputs]
-        target = output if output.contiguous() and self.memory.is_device(output.pointer) \
-            else self._stage(output, keep, copy=False)  # fmt: skip
+        target = output if self._in_place(output, None) else self._stage(output, keep, copy=False)
         scalars = [(kind, v) for (_, kind), v, a in zip(spec.runtime, values, arguments) if a]
         operands = [*inputs, target, *scalars, *prepared.scratch_buffers]
         kernel_time = 0.0
@@ -298,22 +391,82 @@ class OpLauncher:
             start = time.perf_counter()
             self.runner.run(function, launch, operands)
             kernel_time += time.perf_counter() - start
-            self.counts.launches += 1
+            self.python_counts.launches += 1
         if target is not output:
             self.memory.copy(output, target)
-        self.counts.kernel_seconds += kernel_time
-        self.counts.host_seconds += time.perf_counter() - began - kernel_time
+        self.python_counts.kernel_seconds += kernel_time
+        self.python_counts.host_seconds += time.perf_counter() - began - kernel_time
 
-    def _readable(self, buffer: BufferView, output: BufferView, keep: list[DeviceBuffer]) -> BufferView:
-        """`buffer`, or a contiguous device copy of it when it is in host memory, strided or shares
-        bytes with the output."""
+    def _compile(self, ident: int, spec: LaunchSpec, prepared: PreparedOp, inputs: list[BufferView],
+                 output: BufferView, values: tuple) -> float:  # fmt: skip
+        """Install a fast function for calls like this one, when its launches need nothing of Python:
+        every operand on the device and row-major; an input sharing bytes with the output is copied
+        to a stage buffer of its own first. The seconds it took (counted as preparation)."""
+        if not all(self._in_place(b, None) for b in [*inputs, output]):
+            return 0.0
+        began = time.perf_counter()
+        if not prepared.fast:
+            compiled = self.runner.compiled(prepared.functions)
+            if compiled is None:
+                self.compile_after = 0
+                return 0.0
+            launch_function, handles = compiled
+            ranges = kernel_size_ranges(spec.op, [b.sizes for b in inputs])
+            operands = []
+            for b, r in zip(inputs, ranges):
+                stage = 0
+                if not self._in_place(b, output):  # shares bytes with the output: a stage buffer
+                    if any(low != high for low, high in r):
+                        return 0.0
+                    prepared.stages.append(DeviceBuffer(self.memory, b.sizes, b.dtype))
+                    stage = prepared.stages[-1].address
+                operands.append(compiled_launches.Operand(len(b.sizes), b.dtype.itemsize, r, stage))
+            operands.append(compiled_launches.Operand(len(output.sizes), output.dtype.itemsize,
+                                                      tuple((n, n) for n in output.sizes)))  # fmt: skip
+            scalars = tuple((compiled_launches.llvm_type(C_SCALARS[kind]), value, argument)
+                            for (_, kind), value, argument in zip(spec.runtime, values, spec.kernel_arguments))  # fmt: skip
+            prepared.fast = compiled_launches.fast_function(compiled_launches.FastCall(
+                tuple(_c_types(spec.params)), tuple(operands), scalars,
+                tuple((b.address, b.shape) for b in prepared.scratch),
+                tuple(compiled_launches.KernelLaunch(h, launch.grid, launch.block)
+                      for h, launch in zip(handles, prepared.kernel.launches)),
+                launch_function, self.runner.copy_function(), self.memory.ranges.cell.ctypes.data,
+                self.counters.ctypes.data))  # fmt: skip
+        self.table[ident] = prepared.fast
+        seconds = time.perf_counter() - began
+        self.python_counts.prepare_seconds += seconds
+        return seconds
+
+    def _compile_copy(self, ident: int, output: BufferView) -> None:
+        """Install the fast copy function for an `oi.copy`'s rank and element size once it is hot."""
+        calls = self._copy_calls[ident] = self._copy_calls.get(ident, 0) + 1
+        if not self.compiled or self.table[ident] or calls < self.compile_after:
+            return
+        key = (len(output.sizes), output.dtype.itemsize)
+        if key not in self._copies:
+            copy_function = self.runner.copy_function()
+            if copy_function is None:
+                return
+            self._copies[key] = compiled_launches.fast_copy(*key, copy_function, self.memory.ranges.cell.ctypes.data,
+                                                            self.counters.ctypes.data)  # fmt: skip
+        self.table[ident] = self._copies[key]
+
+    def _in_place(self, buffer: BufferView, output: BufferView | None) -> bool:
+        """Whether a kernel can take `buffer` as it is: empty, or on the device, row-major contiguous
+        and apart from `output` (an input's)."""
         if buffer.count == 0:
-            return buffer
+            return True
+        if not (buffer.contiguous() and self.memory.is_device(buffer.pointer)):
+            return False
+        if output is None:
+            return True
         start, end = buffer.span()
         out_start, out_end = output.span()
-        if buffer.contiguous() and (end <= out_start or out_end <= start) and self.memory.is_device(buffer.pointer):
-            return buffer
-        return self._stage(buffer, keep, copy=True)
+        return end <= out_start or out_end <= start
+
+    def _readable(self, buffer: BufferView, output: BufferView, keep: list[DeviceBuffer]) -> BufferView:
+        """`buffer`, or a contiguous device copy of it when a kernel cannot take it in place."""
+        return buffer if self._in_place(buffer, output) else self._stage(buffer, keep, copy=True)
 
     def _stage(self, buffer: BufferView, keep: list[DeviceBuffer], *, copy: bool) -> BufferView:
         """A row-major device buffer of `buffer`'s sizes, holding a copy of it if `copy`."""
@@ -322,7 +475,7 @@ class OpLauncher:
         view = BufferView(staged.address, 0, buffer.sizes, row_major(buffer.sizes), buffer.dtype)
         if copy:
             self.memory.copy(view, buffer)
-        self.counts.staged += 1
+        self.python_counts.staged += 1
         return view
 
     def _prepare(self, spec: LaunchSpec, inputs: list[BufferView], output: BufferView, values: tuple) -> PreparedOp:
@@ -336,9 +489,23 @@ class OpLauncher:
         scratch = [DeviceBuffer(self.memory, a.shape, a.dtype) for a in kernel.scratch_arrays()]
         views = [BufferView(b.address, 0, b.shape, row_major(b.shape), b.dtype) for b in scratch]
         seconds = time.perf_counter() - began
-        self.counts.prepared += 1
-        self.counts.prepare_seconds += seconds
+        self.python_counts.prepared += 1
+        self.python_counts.prepare_seconds += seconds
         return PreparedOp(kernel, functions, scratch, views, seconds)
+
+
+def compile_after() -> int:
+    """`OI_CUDA_COMPILE_AFTER` (the calls through Python before a fast function is made; 0: never)."""
+    import os
+
+    text = os.environ.get("OI_CUDA_COMPILE_AFTER", "16").strip()
+    try:
+        value = int(text)
+    except ValueError:
+        raise ExecutionError(f"OI_CUDA_COMPILE_AFTER must be a whole number of calls, got {text!r}") from None
+    if value < 0:
+        raise ExecutionError(f"OI_CUDA_COMPILE_AFTER must not be negative, got {value}")
+    return value
 
 
 def kernel_runner(memory: DeviceMemory) -> KernelRunner:

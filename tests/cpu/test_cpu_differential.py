@@ -1082,7 +1082,8 @@ CUDA_EXAMPLES = int(os.environ.get("OI_DIFF_CUDA_EXAMPLES", "20"))
 )
 @given(cases())
 def test_random_graphs_agree_on_cuda_emulated(case: Case) -> None:
-    with mock.patch.dict(os.environ, {"OI_GPU_EMULATE": "1"}):
+    # every op's second call and later run from compiled code (runtime/compiled_launches.py)
+    with mock.patch.dict(os.environ, {"OI_GPU_EMULATE": "1", "OI_CUDA_COMPILE_AFTER": "1"}):
         agree(case, "cuda")
 
 

@@ -104,8 +104,10 @@ def test_other_dims(graph: oi.Graph, dims: dict[str, int], device: str) -> None:
 
 def test_cuda_emulated_decodes_like_numpy(graph: oi.Graph, monkeypatch: pytest.MonkeyPatch) -> None:
     """`device="cuda"` with its kernels in the CPU emulation: a few steps (each new keys' block size
-    makes attention's kernel again), each op a kernel set made once and launched every step."""
+    makes attention's kernel again), each op a kernel set made once and launched every step, from
+    compiled code after its first call."""
     monkeypatch.setenv("OI_GPU_EMULATE", "1")
+    monkeypatch.setenv("OI_CUDA_COMPILE_AFTER", "1")
     _run_and_compare(graph, 0, None, steps=5, device="cuda")
     _run_and_compare(graph, 7, OTHER_DIMS[0], steps=3, device="cuda")
 

@@ -1,0 +1,121 @@
+"""Op launches from compiled code (runtime/compiled_launches.py, op_launches.OpLauncher).
+
+With `OI_CUDA_COMPILE_AFTER=1` every kernel set and copy gets a fast function after its first
+call; in the emulation those run the same `cuLaunchKernel` parameter blocks a GPU would, through
+trampolines. The results must stay those of `device="cpu"` while the Python path stops being
+called; a call the fast function does not serve (another block size of attention's keys) goes
+through Python and is right too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import oi_compiler as oi
+from oi_compiler.errors import ExecutionError
+from oi_compiler.loopnest.op_kernels import kernel_size_ranges, kernel_sizes
+
+ATTEND = """
+dynamic { x: f32[2, 8]; }
+constant { Wk: f32[8, 8]; Wv: f32[8, 8]; }
+volatile { k: f32[2, 8]; v: f32[2, 8]; kh: f32[1, 2, 8]; vh: f32[1, 2, 8]; q: f32[2, 8];
+           keys: f32[T, 2, 8]; values: f32[T, 2, 8]; out: f32[2, 8]; }
+persistent {
+    t: i32 @init(0);
+    n: i32 @init(0);
+    K(pos): f32[2, 8] @table;
+    V(pos): f32[2, 8] @table;
+}
+block entry {
+    op matmul(x, Wk) >> k;
+    op matmul(x, Wv) >> v;
+    op reshape(k, shape=[1, 2, 8]) >> kh;
+    op reshape(v, shape=[1, 2, 8]) >> vh;
+    cache.write k >> K[t];
+    cache.write v >> V[t];
+    cache.increment t;
+    cache.read K[0..t] >> keys;
+    cache.read V[0..t] >> values;
+    op attention(x, keys, values) >> out;
+    op add(out, x) >> q;
+    op mul(q, q) >> q;
+    cache.increment n;
+    return;
+}
+"""
+
+
+@pytest.fixture
+def compiled(monkeypatch):
+    monkeypatch.setenv("OI_GPU_EMULATE", "1")
+    monkeypatch.setenv("OI_CUDA_COMPILE_AFTER", "1")
+
+
+def _executors(text: str = ATTEND):
+    rng = np.random.default_rng(0)
+    tensors = {n: rng.standard_normal((8, 8)).astype(np.float32) for n in ("Wk", "Wv")}
+    model = oi.Model(sizevars={"T": 4}, tensors=tensors)
+    graph = oi.parse_graph(text)
+    return {d: oi.Simulator(model, graph, device=d).make_executor() for d in ("cpu", "cuda")}
+
+
+def test_compiled_launches_match_cpu_across_attention_block_sizes(compiled) -> None:
+    exes = _executors()
+    cuda = exes["cuda"]
+    rng = np.random.default_rng(1)
+    python_calls = []
+    for step in range(4):  # keys 1, 2, 3, 4: attention's block sizes 1, 2, 4, 4
+        x = rng.standard_normal((2, 8)).astype(np.float32)
+        for exe in exes.values():
+            exe.insert(x=x).step()
+        for name in ("k", "keys", "out", "q"):
+            np.testing.assert_allclose(cuda.fetch(name), exes["cpu"].fetch(name), rtol=2e-6, atol=1e-6,
+                                       err_msg=f"{name} at step {step}")  # fmt: skip
+        python_calls.append(cuda.launcher.python_counts.op_calls)
+    counts = cuda.launch_counts
+    assert counts.op_calls == 4 * 7 and counts.copies > 0
+    # from the second step on, Python sees only attention's calls with a new block size (keys 2, 3);
+    # `op mul(q, q) >> q` runs compiled too, its inputs copied to a stage buffer first
+    assert np.diff(python_calls).tolist() == [1, 1, 0], python_calls
+    assert counts.staged == 2  # mul's two inputs, on its first call (through Python)
+    np.testing.assert_array_equal(cuda.state("K"), exes["cpu"].state("K"))
+
+
+def test_fast_functions_are_made_once_per_kernel_set(compiled) -> None:
+    cuda = _executors()["cuda"]
+    for _ in range(3):
+        cuda.insert(x=np.ones((2, 8), np.float32)).step()
+    made = {key: p.fast for key, p in cuda.launcher.prepared.items()}
+    assert sum(1 for f in made.values() if f) >= 4  # the matmul, reshape, and attention sets
+    for _ in range(3):
+        cuda.insert(x=np.ones((2, 8), np.float32)).step()
+    assert all(cuda.launcher.prepared[key].fast == f for key, f in made.items() if key in cuda.launcher.prepared)
+
+
+def test_no_fast_functions_by_default_in_short_runs(monkeypatch) -> None:
+    monkeypatch.setenv("OI_GPU_EMULATE", "1")
+    cuda = _executors()["cuda"]
+    for _ in range(3):
+        cuda.insert(x=np.ones((2, 8), np.float32)).step()
+    counts = cuda.launch_counts
+    assert counts.op_calls == cuda.launcher.python_counts.op_calls == 21  # (copies are called 8 times a step)
+    assert not any(p.fast for p in cuda.launcher.prepared.values())
+
+
+@pytest.mark.parametrize("value", ["x", "-1"])
+def test_a_bad_compile_after_is_an_oi_error(monkeypatch, value) -> None:
+    monkeypatch.setenv("OI_GPU_EMULATE", "1")
+    monkeypatch.setenv("OI_CUDA_COMPILE_AFTER", value)
+    with pytest.raises(ExecutionError, match="OI_CUDA_COMPILE_AFTER"):
+        _executors()
+
+
+def test_kernel_size_ranges_cover_exactly_the_same_kernel_sizes() -> None:
+    for keys in range(0, 300):
+        shapes = [(4, 8), (keys, 2, 8), (keys, 2, 8)]
+        low, high = kernel_size_ranges("attention", shapes)[1][0]
+        for other in range(0, 400):
+            same = kernel_sizes("attention", shapes) == kernel_sizes("attention", [(4, 8), (other, 2, 8), (other, 2, 8)])
+            assert same == (low <= other and (high < 0 or other <= high)), (keys, other)
+    assert kernel_size_ranges("add", [(2, 3), (3,)]) == (((2, 2), (3, 3)), ((3, 3),))
