@@ -28,8 +28,11 @@ TOLERANCE for oi-cuda, TORCH_TOLERANCE for torch, as max |diff| / max(1, max |cp
 last logits of every round are checked again.
 
 Per step the table also gives oi-cuda's launcher counters (`exe.launch_counts` over the timed
-steps): op calls, kernel launches, and the host time outside the kernels and inside them (on the
-staged driver path "kernel" includes each launch's copies in and out of device memory).
+steps): op calls, kernel launches, how many of the op calls and copies ran from compiled code
+without Python ("compiled"), and the host time the Python path spent outside the kernels and inside
+them (compiled calls are not timed apart: their time is the step's). oi-cuda runs with
+`OI_CUDA_COMPILE_AFTER=1` unless the environment sets it: its kernel sets get their compiled
+launches on their second call, before the timed rounds (runtime/compiled_launches.py).
 
 KV append: the same bytes a decode step appends (2 * L * Hk * Dh floats, all layers' keys and
 values) and a 1 MiB entry, as one `cache.write x >> K[t]; cache.increment t;` step
@@ -51,6 +54,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -320,7 +324,8 @@ def counts_of(exe: oi.Executor) -> dict[str, float] | None:
     counts = getattr(exe, "launch_counts", None)
     if counts is None:
         return None
-    return {k: float(getattr(counts, k)) for k in ("op_calls", "launches", "prepared", "host_seconds", "kernel_seconds")}
+    return {k: float(getattr(counts, k)) for k in ("op_calls", "launches", "compiled_calls", "prepared", "host_seconds",
+                                                   "kernel_seconds")}  # fmt: skip
 
 
 def _failed(what: str, error: BaseException) -> str:
@@ -424,8 +429,8 @@ def run_size(label: str, dims: dict[str, int], contexts: tuple[int, ...], rounds
         timed = len(samples.get("oi-cuda", []))
         row["steps"] = timed
         if "oi-cuda" in row["us"] and before is not None and after is not None and timed:
-            row["per_step"] = {k: (after[k] - before[k]) / timed for k in ("op_calls", "launches", "host_seconds",
-                                                                          "kernel_seconds")}  # fmt: skip
+            row["per_step"] = {k: (after[k] - before[k]) / timed for k in ("op_calls", "launches", "compiled_calls",
+                                                                          "host_seconds", "kernel_seconds")}  # fmt: skip
             row["per_step"]["prepared_while_timed"] = after["prepared"] - before["prepared"]
         rows.append(row)
     return rows, failures
@@ -434,7 +439,7 @@ def run_size(label: str, dims: dict[str, int], contexts: tuple[int, ...], rounds
 def print_decode_table(rows: list[dict], rounds: int, steps: int, torch_note: str) -> None:
     print(f"\nmedian µs per decode step ({rounds} rounds x {steps} steps, interleaved; logits back on the host)")
     print(f"{'model':<8}{'context':>8}{'oi-cuda':>10}{'oi-cpu':>10}{'torch-eager':>13}{'torch-graph':>13}"
-          f"{'cuda/eager':>12}{'cuda/graph':>12}{'ops':>6}{'launches':>10}{'host µs':>10}{'kernel µs':>11}"
+          f"{'cuda/eager':>12}{'cuda/graph':>12}{'ops':>6}{'launches':>10}{'compiled':>10}{'host µs':>10}{'kernel µs':>11}"
           f"{'max err':>10}")  # fmt: skip
     for row in rows:
         us = row.get("us", {})
@@ -448,13 +453,15 @@ def print_decode_table(rows: list[dict], rounds: int, steps: int, torch_note: st
             return f"{us['oi-cuda'] / us[name]:>11.2f}x" if name in us and "oi-cuda" in us else f"{NA:>12}"
 
         per = row.get("per_step", {})
-        counts = (f"{per['op_calls']:>6.0f}{per['launches']:>10.0f}{per['host_seconds'] * 1e6:>10.0f}"
-                  f"{per['kernel_seconds'] * 1e6:>11.0f}") if per else f"{NA:>6}{NA:>10}{NA:>10}{NA:>11}"  # fmt: skip
+        counts = (f"{per['op_calls']:>6.0f}{per['launches']:>10.0f}{per['compiled_calls']:>10.0f}"
+                  f"{per['host_seconds'] * 1e6:>10.0f}{per['kernel_seconds'] * 1e6:>11.0f}") if per \
+            else f"{NA:>6}{NA:>10}{NA:>10}{NA:>10}{NA:>11}"  # fmt: skip
         worst = max(row["errors"].values(), default=0.0)
         print(f"{row['model']:<8}{row['context']:>8}{cell('oi-cuda', 10)}{cell('oi-cpu', 10)}{cell('torch-eager', 13)}"
               f"{cell('torch-graph', 13)}{ratio('torch-eager')}{ratio('torch-graph')}{counts}{worst:>10.1e}")  # fmt: skip
-    print("cuda/eager, cuda/graph: oi-cuda's time over torch's (2.00x = half torch's speed); ops, launches, host µs,"
-          " kernel µs: oi-cuda's launcher per step; max err: vs oi-cpu, max |diff| / max(1, max |cpu|)")
+    print("cuda/eager, cuda/graph: oi-cuda's time over torch's (2.00x = half torch's speed); ops, launches, compiled"
+          " (op calls and copies run without Python), host µs, kernel µs (the Python path's): oi-cuda's launcher per"
+          " step; max err: vs oi-cpu, max |diff| / max(1, max |cpu|)")
     late = [f"{r['model']} {r['context']}" for r in rows if r.get("per_step", {}).get("prepared_while_timed")]
     if late:
         print(f"kernels were made during the timed steps of: {', '.join(late)} (their oi-cuda medians may be high)")
@@ -614,6 +621,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--smoke", action="store_true",
                    help="tiny dims (larger = 4 layers of them), context 128, 2 rounds x 2 steps, no torch/GPU copies")
     args = p.parse_args(argv)
+    os.environ.setdefault("OI_CUDA_COMPILE_AFTER", "1")  # compiled launches from each kernel set's second call
     started = time.perf_counter()
     budget_end = started + args.budget_s
     if args.smoke:
