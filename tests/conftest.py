@@ -52,3 +52,17 @@ def pytest_collection_modifyitems(items):
     `--dist worksteal` the quick ones then balance the workers, instead of one worker running a
     45-second test alone at the end."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: False first
+
+
+@pytest.fixture
+def emulate_cuda_device(request) -> Iterator[None]:
+    """`device="cuda"` cases of a test parametrized over `device` run their kernels in the CPU
+    emulation (`OI_GPU_EMULATE=1`, docs/gpu.md), so the differential suites need no GPU; the other
+    devices' cases are left alone. A test file opts in with
+    `pytestmark = pytest.mark.usefixtures("emulate_cuda_device")` (not a test argument: hypothesis
+    refuses function-scoped fixtures among a test's arguments)."""
+    callspec = getattr(request.node, "callspec", None)
+    with pytest.MonkeyPatch.context() as patch:  # its own: a test's `monkeypatch.undo()` keeps it
+        if callspec is not None and callspec.params.get("device") == "cuda":
+            patch.setenv("OI_GPU_EMULATE", "1")
+        yield

@@ -5,8 +5,9 @@ index resolution. Every number is checked against an explicit numpy expectation.
 Literal indices that are certain to fail are rejected by the verifier (VerifyError, same message);
 the run-time path (CacheError) is exercised with indices read from persistent scalars.
 
-Tests marked `on_both` run on `device="reference"` and on the compiled `device="cpu"`, which must
-give the same numbers, sizes and errors; the others use what the compiled path does not support yet
+Tests marked `on_both` run on `device="reference"`, on the compiled `device="cpu"` and on
+`device="cuda"` (its kernels in the CPU emulation, `OI_GPU_EMULATE=1`, set by tests/conftest.py's
+`emulate_cuda_device`), which must give the same numbers, sizes and errors; the others use what the compiled path does not support yet
 (`@auto_dim`, an f8 counter, ...; each says why) or test `runtime/tables.py` directly.
 """
 
@@ -27,7 +28,8 @@ FILE = "cache.oi"
 D = 2  # entry width used throughout
 
 
-DEVICES = ("reference", "cpu")
+DEVICES = ("reference", "cpu", "cuda")
+pytestmark = pytest.mark.usefixtures("emulate_cuda_device")
 on_both = pytest.mark.parametrize("device", DEVICES)
 
 

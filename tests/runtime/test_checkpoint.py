@@ -3,8 +3,10 @@
 Round trips for every kind of state, bit-identical continuation, transfer aliases, atomic
 writes, and corrupt or mismatched files (which must raise `oi.StateError` and change nothing).
 
-Tests taking the `device` fixture run on `device="reference"` and on the compiled `device="cpu"`;
-the same graphs, `@auto_dim` variable included, run on both devices.
+Tests taking the `device` fixture run on `device="reference"`, on the compiled `device="cpu"` and on
+`device="cuda"` (its kernels in the CPU emulation, `OI_GPU_EMULATE=1`, set by tests/conftest.py's
+`emulate_cuda_device`); the same graphs, `@auto_dim` variable included, run on every device, and
+files saved on cuda load on cpu and on the reference and back (`test_checkpoints_move_between_devices`).
 The transfer-alias test is reference-only (`transfer` is not compiled yet).
 """
 
@@ -31,7 +33,8 @@ import oi_compiler as oi
 FILE = "ckpt.oi"
 
 
-DEVICES = ("reference", "cpu")
+DEVICES = ("reference", "cpu", "cuda")
+pytestmark = pytest.mark.usefixtures("emulate_cuda_device")
 
 
 @pytest.fixture(params=DEVICES)
@@ -247,6 +250,39 @@ def test_restored_executor_continues_bit_identically(tmp_path, n, m, device) -> 
 def test_continuation_property(device, n, m, seed) -> None:
     with tempfile.TemporaryDirectory() as directory:
         check_continuation(n, m, seed, Path(directory), device)
+
+
+def state_of(exe: oi.Executor) -> dict:
+    """What the devices agree on: every persistent's value (as bytes) and every variable's."""
+    persistent = {name: (v.dtype.str, v.shape, v.tobytes()) for name in exe.store for v in [exe.state(name)]}
+    return {"steps": exe.steps, "persistent": persistent, "values": fetch_all(exe)}
+
+
+@pytest.mark.parametrize(
+    ("src", "dst"), [("cuda", "cpu"), ("cuda", "reference"), ("cpu", "cuda"), ("reference", "cuda")]
+)
+@pytest.mark.parametrize("graph", ["round", "continue"])
+def test_checkpoints_move_between_devices(tmp_path, monkeypatch, src, dst, graph) -> None:
+    """A file saved on one device loads on another, which then goes on as the saver does (to the bit)."""
+    monkeypatch.setenv("OI_GPU_EMULATE", "1")  # the cuda side runs its kernels in the CPU emulation
+    if graph == "round":
+        sims = {d: simulator(ROUND_SRC, device=d) for d in (src, dst)}
+        inputs = [round_inputs(n) for n in range(5)]
+    else:
+        sims = {d: continue_sim(d) for d in (src, dst)}
+        inputs = continue_inputs(7, 5)
+    saver = sims[src].make_executor()
+    for values in inputs[:3]:
+        step(saver, **values)
+    path = saver.save_state(tmp_path / f"{src}.st")
+    loader = sims[dst].make_executor()
+    step(loader, **inputs[-1])  # some unrelated state that the load must replace
+    loader.load_state(path)
+    assert state_of(loader) == state_of(saver)
+    for values in inputs[3:]:
+        step(saver, **values)
+        step(loader, **values)
+        assert state_of(loader) == state_of(saver)
 
 
 def test_transfer_aliases_survive_a_round_trip(tmp_path) -> None:
