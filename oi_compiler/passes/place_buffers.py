@@ -31,7 +31,16 @@ import json
 from dataclasses import dataclass
 
 from xdsl.dialects import arith, func, memref, scf
-from xdsl.dialects.builtin import FunctionType, ModuleOp, StringAttr, UnitAttr, i32
+from xdsl.dialects.builtin import (
+    FloatAttr,
+    FunctionType,
+    IntegerAttr,
+    ModuleOp,
+    StringAttr,
+    UnitAttr,
+    UnrealizedConversionCastOp,
+    i32,
+)
 from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
@@ -43,9 +52,9 @@ from oi_compiler.dtypes import dtype_name
 from oi_compiler.lowering import quick_ops
 
 COPY_OP = "oi.copy"  # the `oi.gpu_op` op of a copy the host makes (no registry op has a dot in its name)
+FILL_OP = "oi.fill"  # ... and of a fill (settings: the element's bytes, hex)
 _VIEWS = (memref.SubviewOp, memref.CastOp, memref.ReinterpretCastOp, memref.CollapseShapeOp,
-          memref.ExpandShapeOp)  # fmt: skip
-_FIELDS = {"buffer": "buffer", "table": "data", "prefix": "entries"}  # the field of a kind's data
+          memref.ExpandShapeOp, UnrealizedConversionCastOp)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -63,6 +72,18 @@ class PlaceBuffers(ModulePass):
         hosts = [op for op in module.ops if isinstance(op, func.FuncOp) and not op.is_declaration
                  and op.sym_name.data not in kernels]  # fmt: skip
         layout = layout_of(module)
+        fills: dict[tuple, str] = {}
+        for function in hosts:
+            for loop in [op for op in quick_ops.walk(function) if isinstance(op, scf.ForOp)]:
+                found = None if loop.parent is None else _fill_nest(loop)
+                if found is not None and not _control_plane(found[0]):
+                    target, pattern, value = found
+                    key = (target.type, pattern)
+                    if key not in fills:
+                        fills[key] = _host_function(module, f"oi_fill_{len(fills)}", [target.type], FILL_OP,
+                                                    {"pattern": pattern}, _fill_body(loop, value))  # fmt: skip
+                    _call_host(loop, fills[key], [target])
+        kernels.update(fills.values())
         kept_on_host: set[str] = set()
         seen: set[str] = set()
         copies: list[memref.CopyOp] = []
@@ -87,8 +108,9 @@ class PlaceBuffers(ModulePass):
                 continue
             key = (copy.source.type, copy.destination.type)
             if key not in functions:
-                functions[key] = _copy_function(module, f"oi_copy_{len(functions)}", *key)
-            _call_copy(copy, functions[key])
+                functions[key] = _host_function(module, f"oi_copy_{len(functions)}", list(key), COPY_OP, {},
+                                                lambda block: block.add_op(memref.CopyOp(*block.args)))  # fmt: skip
+            _call_host(copy, functions[key], [copy.source, copy.destination])
 
 
 def _data_of(op: Operation) -> str | None:
@@ -135,26 +157,114 @@ def _on_host(value: SSAValue, device: set[str]) -> bool:
     return False  # an entry, a view from a word (the undo log's bytes), an argument: either, at run time
 
 
-def _copy_function(module: ModuleOp, name: str, source, target) -> str:
-    dtype = dtype_name(source.element_type)
-    info = {"op": COPY_OP, "settings": {}, "in_dtypes": [dtype], "out_dtype": dtype, "runtime": []}
-    block = Block(arg_types=[source, target])
+def _control_plane(value: SSAValue) -> bool:
+    """Whether `value` views host memory whatever the placement: present bytes, address tables..."""
+    while isinstance(value.owner, _VIEWS):
+        value = value.owner.operands[0]
+    return isinstance(value.owner, BufferOp) and value.owner.field.data not in ("buffer", "data")
+
+
+def _fill_nest(loop: scf.ForOp) -> tuple[SSAValue, str, SSAValue] | None:
+    """(target, the element's bytes in hex, the value stored) when `loop` is what `step_values.fill`
+    emits: a perfect
+    nest over `[0, dim)` of every dim of a memref defined outside it, storing one constant at the
+    loops' indices; else None."""
+    ivs, uppers, op = [], [], loop
+    while True:
+        if not isinstance(op, scf.ForOp) or _constant(op.lb) != 0 or _constant(op.step) != 1:
+            return None
+        ivs.append(op.body.block.args[0])
+        uppers.append(op.ub)
+        body = list(op.body.block.ops)
+        if len(body) != 2 or not isinstance(body[1], scf.YieldOp):
+            return None
+        op = body[0]
+        if isinstance(op, memref.StoreOp):
+            break
+    target = op.memref
+    if list(op.indices) != ivs or target.type.get_num_dims() != len(ivs) or loop.is_ancestor(target.owner):
+        return None
+    for d, (upper, size) in enumerate(zip(uppers, target.type.get_shape())):
+        dim = upper.owner
+        if _constant(upper) != size and not (isinstance(dim, memref.DimOp) and dim.source == target
+                                             and _constant(dim.index) == d):  # fmt: skip
+            return None
+    pattern = _pattern(op.value, target.type.element_type)
+    return None if pattern is None else (target, pattern, op.value)
+
+
+def _constant(value: SSAValue) -> int | float | None:
+    owner = value.owner
+    if isinstance(owner, arith.ConstantOp) and isinstance(owner.value, (IntegerAttr, FloatAttr)):
+        return owner.value.value.data
+    return None
+
+
+def _pattern(value: SSAValue, element) -> str | None:
+    """The bytes of one element holding `value` (a constant, or a constant truncated to f16/bf16), hex."""
+    import numpy as np
+
+    from oi_compiler.dtypes import numpy_dtype
+
+    owner = value.owner
+    if isinstance(owner, arith.TruncFOp):
+        owner = owner.input.owner
+    if not isinstance(owner, arith.ConstantOp) or not isinstance(owner.value, (IntegerAttr, FloatAttr)):
+        return None
+    number = owner.value.value.data
+    dtype = np.dtype(numpy_dtype(dtype_name(element)))
+    if dtype == np.bool_:
+        number = number != 0
+    elif dtype.kind in "iu":
+        number = int(number) % (1 << (8 * dtype.itemsize))
+        dtype = np.dtype(f"u{dtype.itemsize}")
+    return np.array(number).astype(dtype).tobytes().hex()
+
+
+def _fill_body(loop: scf.ForOp, value: SSAValue):
+    """The fill function's body: the same nest over its argument, storing a copy of `value`."""
+    def body(block: Block) -> None:
+        from oi_compiler.lowering.step_ir import StepIR
+
+        ir = StepIR(block, None)
+        chain = [value.owner] if isinstance(value.owner, arith.ConstantOp) else [value.owner.input.owner, value.owner]
+        mapping: dict = {}
+        for op in chain:
+            clone = op.clone(value_mapper=mapping)
+            mapping.update(zip(op.results, clone.results))
+            ir.emit(clone)
+        target, stored = block.args[0], mapping[value]
+        sizes = [ir.const(d) if d >= 0 else ir.emit(memref.DimOp(target, ir.const(i)))
+                 for i, d in enumerate(target.type.get_shape())]  # fmt: skip
+        with ir.for_each(sizes) as ivs:
+            ir.emit(memref.StoreOp.get(stored, target, ivs))
+    return body
+
+
+def _host_function(module: ModuleOp, name: str, types: list, op: str, settings: dict, body) -> str:
+    """A private function `@name(types...) -> i32` marked `oi.gpu_op` with `op` (the host's), whose
+    body (`body(block)` adds it) does the same on the host, then returns 0."""
+    dtype = dtype_name(types[-1].element_type)
+    info = {"op": op, "settings": settings, "in_dtypes": [dtype] * (len(types) - 1), "out_dtype": dtype,
+            "runtime": []}  # fmt: skip
+    block = Block(arg_types=types)
+    body(block)
     zero = arith.ConstantOp.from_int_and_width(0, 32)
-    block.add_ops([memref.CopyOp(block.args[0], block.args[1]), zero, func.ReturnOp(zero.result)])
-    function = func.FuncOp(name, FunctionType.from_lists([source, target], [i32]), Region(block), visibility="private")
+    block.add_ops([zero, func.ReturnOp(zero.result)])
+    function = func.FuncOp(name, FunctionType.from_lists(types, [i32]), Region(block), visibility="private")
     function.attributes[GPU_OP_ATTR] = StringAttr(json.dumps(info))
     function.attributes[NOINLINE_ATTR] = UnitAttr()
     module.body.block.add_op(function)
     return name
 
 
-def _call_copy(copy: memref.CopyOp, callee: str) -> None:
-    """`copy` as a call of `callee`; a non-zero status leaves the step with it (the host's error)."""
-    call = quick_ops.call(callee, [copy.source, copy.destination], [i32])
+def _call_host(op: Operation, callee: str, args: list[SSAValue]) -> None:
+    """`op` replaced by a call of `callee`; a non-zero status leaves the step with it (the host's error)."""
+    call = quick_ops.call(callee, args, [i32])
     zero = quick_ops.constant(0, i32)
     failed = quick_ops.cmpi("ne", call.res[0], zero.result)
     leave = Block()
     leave.add_ops([StepExitOp(call.res[0]), scf.YieldOp()])
     check = scf.IfOp(failed.result, [], Region(leave), Region(Block([scf.YieldOp()])))
-    Rewriter.insert_op([call, zero, failed, check], InsertPoint.before(copy))
-    Rewriter.erase_op(copy)
+    Rewriter.insert_op([call, zero, failed, check], InsertPoint.before(op))
+    Rewriter.erase_op(op)

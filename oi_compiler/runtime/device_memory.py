@@ -141,28 +141,36 @@ class DeviceMemory:
         assert array.flags.c_contiguous and array.flags.writeable
         self.copy_bytes(array.ctypes.data, address, array.nbytes)
 
-    def copy(self, dst: Any, src: Any) -> None:
-        """`memref.copy`: every element of `src` to the same place in `dst` (`BufferView`s of equal
-        sizes), in runs of the trailing
-        dims both lay out contiguously, one `copy_bytes` each."""
-        if math.prod(src.sizes) == 0:
-            return
-        item = src.dtype.itemsize
-        run, inner = 1, len(src.sizes)  # elements per run; dims [inner:] make one run
-        while inner > 0:
-            d = inner - 1
-            size = src.sizes[d]
-            if size != 1 and (src.strides[d] != run or dst.strides[d] != run):
-                break
-            run *= size
-            inner = d
-        outer = src.sizes[:inner]
-        src_base = src.pointer + src.offset * item
-        dst_base = dst.pointer + dst.offset * item
-        for index in np.ndindex(*outer):
-            s = sum(i * st for i, st in zip(index, src.strides))
-            t = sum(i * st for i, st in zip(index, dst.strides))
-            self.copy_bytes(dst_base + t * item, src_base + s * item, run * item)
+    def copy(self, dst: BufferView, src: BufferView) -> None:
+        """`memref.copy`: every element of `src` to the same place in `dst` (of equal sizes), one
+        `copy_bytes` per run of the trailing dims both lay out contiguously."""
+        for (target, source), nbytes in _runs(dst, src):
+            self.copy_bytes(target, source, nbytes)
+
+    def fill(self, dst: BufferView, pattern: bytes) -> None:
+        """Every element of `dst` becomes `pattern` (one element's bytes), one copy per run."""
+        for (target,), nbytes in _runs(dst):
+            block = np.frombuffer(pattern * (nbytes // len(pattern)), np.uint8)
+            self.copy_bytes(target, block.ctypes.data, nbytes)
+
+
+def _runs(*views: BufferView):
+    """((address in each view, ...), bytes) for each run of elements contiguous in every view (views
+    of equal sizes and element size), in row-major order."""
+    first = views[0]
+    if math.prod(first.sizes) == 0:
+        return
+    item = first.dtype.itemsize
+    run, inner = 1, len(first.sizes)  # elements per run; dims [inner:] make one run
+    while inner > 0:
+        size = first.sizes[inner - 1]
+        if size != 1 and any(v.strides[inner - 1] != run for v in views):
+            break
+        run *= size
+        inner -= 1
+    bases = [v.pointer + v.offset * item for v in views]
+    for index in np.ndindex(*first.sizes[:inner]):
+        yield tuple(b + sum(i * st for i, st in zip(index, v.strides)) * item for b, v in zip(bases, views)), run * item
 
 
 class EmulatedDeviceMemory(DeviceMemory):

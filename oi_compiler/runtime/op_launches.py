@@ -46,7 +46,7 @@ from oi_compiler.backend.jit import C_SCALARS, memref_field_types, row_major
 from oi_compiler.dtypes import numpy_dtype
 from oi_compiler.errors import ExecutionError
 from oi_compiler.loopnest.op_kernels import RUNTIME_ARGUMENTS, kernel_size_ranges, kernel_sizes
-from oi_compiler.passes.place_buffers import COPY_OP
+from oi_compiler.passes.place_buffers import COPY_OP, FILL_OP
 from oi_compiler.runtime import compiled_launches
 from oi_compiler.runtime.device_memory import BufferView, DeviceBuffer, DeviceMemory, EmulatedDeviceMemory
 
@@ -291,7 +291,7 @@ class LaunchCounts:
 
     op_calls: int = 0
     launches: int = 0
-    copies: int = 0  # `oi.copy` calls (each one or more `DeviceMemory.copy_bytes`)
+    copies: int = 0  # `oi.copy` and `oi.fill` calls (each one or more `DeviceMemory.copy_bytes`)
     compiled_calls: int = 0  # of the op calls and copies, those compiled code ran without Python
     staged: int = 0  # operands copied into a device buffer of their own for a launch (host, strided, aliased)
     prepared: int = 0
@@ -363,6 +363,11 @@ class OpLauncher:
             self.memory.copy(output, inputs[0])
             self.python_counts.copies += 1
             self._compile_copy(ident, output)
+            self.python_counts.host_seconds += time.perf_counter() - began
+            return
+        if spec.op == FILL_OP:  # (a table's reset: rare, kept to Python)
+            self.memory.fill(output, bytes.fromhex(spec.settings["pattern"]))
+            self.python_counts.copies += 1
             self.python_counts.host_seconds += time.perf_counter() - began
             return
         values = tuple(float(v) if kind == "f64" else int(v) for (_, kind), v in zip(spec.runtime, scalars))

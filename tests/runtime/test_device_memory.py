@@ -5,7 +5,8 @@ a child process); copies in every direction and of strided views against numpy; 
 reads of a part; the driver memory's choice of copy direction through a fake launcher (no GPU
 here); and on whole steps: which variables live on the device, no staging in the steady state of a
 KV decode, a copy that fails failing the step at its statement with the state put back, growth of
-a table on the device, and `inputs[...]` refused for a device variable.
+a table on the device, a reset's refill on the device, and `inputs[...]` refused for a device
+variable.
 """
 
 from __future__ import annotations
@@ -231,3 +232,45 @@ def test_inputs_of_a_device_variable_are_refused(emulated) -> None:
     cuda = _kv(("cuda",))["cuda"]
     with pytest.raises(ExecutionError, match="device memory.*use insert"):
         cuda.inputs["x"]
+
+
+def test_fill_writes_the_pattern_into_a_strided_view() -> None:
+    memory = EmulatedDeviceMemory()
+    buffer = DeviceBuffer.of(memory, np.zeros((4, 3), np.float32))
+    pattern = np.float32(1.5).tobytes()
+    memory.fill(BufferView(buffer.address, 1, (3, 2), (3, 1), np.dtype(np.float32)), pattern)  # [0:3, 1:3]
+    expected = np.zeros((4, 3), np.float32)
+    expected[0:3, 1:3] = 1.5
+    np.testing.assert_array_equal(buffer.get(), expected)
+
+
+RESET = """
+dynamic { x: f32[1, D]; }
+volatile { keys: f32[T, 1, D]; }
+persistent {
+    t: i32 @init(0);
+    K(pos): f32[1, D] @table @init(1.5);
+}
+block entry {
+    cache.write x >> K[t];
+    cache.increment t;
+    cache.read K[0..t] >> keys;
+    cache.reset K[0];
+    return;
+}
+"""
+
+
+def test_a_reset_refills_a_device_table_with_its_init(emulated) -> None:
+    """The reset's fill is an `oi.fill` the host carries out, so K stays in device memory."""
+    graph, model = oi.parse_graph(RESET), oi.Model(sizevars={"D": 4, "T": 4})
+    exes = {d: oi.Simulator(model, graph, device=d).make_executor() for d in ("reference", "cuda")}
+    assert exes["cuda"].native.plan.vars["K"].device
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        x = rng.standard_normal((1, 4)).astype(np.float32)
+        for exe in exes.values():
+            exe.insert(x=x).step()
+        np.testing.assert_array_equal(exes["cuda"].fetch("keys"), exes["reference"].fetch("keys"))
+        np.testing.assert_array_equal(exes["cuda"].state("K"), exes["reference"].state("K"))
+    assert exes["cuda"].state("K")[0].tolist() == [[1.5] * 4]
