@@ -29,6 +29,12 @@ SCRIPT = ROOT / "benchmarks" / "gpu_decode.py"
 HEADER = "median µs per decode step"
 
 
+@pytest.fixture(autouse=True)
+def _compile_after_restored(monkeypatch):
+    """gpu_decode.main sets OI_CUDA_COMPILE_AFTER when unset: put it back for the rest of the worker."""
+    monkeypatch.delenv("OI_CUDA_COMPILE_AFTER", raising=False)
+
+
 def _load():
     name = "gpu_decode_under_test"
     if name not in sys.modules:

@@ -95,6 +95,7 @@ def test_fast_functions_are_made_once_per_kernel_set(compiled) -> None:
 
 def test_no_fast_functions_by_default_in_short_runs(monkeypatch) -> None:
     monkeypatch.setenv("OI_GPU_EMULATE", "1")
+    monkeypatch.delenv("OI_CUDA_COMPILE_AFTER", raising=False)
     cuda = _executors()["cuda"]
     for _ in range(3):
         cuda.insert(x=np.ones((2, 8), np.float32)).step()

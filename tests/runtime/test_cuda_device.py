@@ -102,6 +102,7 @@ def test_a_failed_check_after_launches_rolls_back(emulated) -> None:
 
 
 def test_a_failed_launch_fails_the_step_at_its_statement_and_rolls_back(emulated, monkeypatch) -> None:
+    monkeypatch.setenv("OI_CUDA_COMPILE_AFTER", "0")  # every launch through EmulatedKernels.run, patched below
     exe = _executors(SOFTMAX, oi.Model(), ("cuda",))["cuda"]
     x = np.ones((2, 8), np.float32)
     exe.insert(x=x).step()

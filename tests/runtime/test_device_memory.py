@@ -204,6 +204,7 @@ def test_kv_steps_keep_data_on_the_device_and_grow_it_there(emulated) -> None:
 
 
 def test_a_failed_copy_fails_the_step_at_its_statement_and_rolls_back(emulated, monkeypatch) -> None:
+    monkeypatch.setenv("OI_CUDA_COMPILE_AFTER", "0")  # every copy through DeviceMemory.copy, patched below
     cuda = _kv(("cuda",))["cuda"]
     x = np.ones((1, 4), np.float32)
     cuda.insert(x=x).step()
