@@ -8,7 +8,7 @@ is decided here, before `--lower-tables` turns names into state words:
   subviews and casts) is an argument of an op kernel call (`oi.gpu_op`: the op's GPU kernels read
   and write it there), either side of a `memref.copy`, or a `memref.dim`. One load or store, or any
   other use, keeps it in host memory. Eligible are a `buffer` no `transfer` shares and that is not
-  an `assign` temporary, a dense table's data box and a prefix table's entries; the rest (sizes,
+  an `assign` temporary, a dense table's data box and a constant prefix table's entries; the rest (sizes,
   present bytes, address tables, the undo log's records, paged pools, views' words) is the
   control plane's and stays on the host. The verdict is the layout's `device` flag on the variable
   (`#oi_table.var<..., device>`), which the host reads to allocate it (`runtime/native.py`).
@@ -17,8 +17,12 @@ is decided here, before `--lower-tables` turns names into state words:
   `oi.gpu_op` with op `oi.copy`: `--launch-op-kernels` then hands it to the host like any op, and
   the host copies (`runtime/op_launches.py`: by run-time address, host or device, either side). The
   function's body is the copy itself, so the IR stays runnable on the host. A status other than 0
-  leaves the step with code 2: the host's error is raised at the statement.
-  The undo log's byte area is a device buffer too (`runtime/native.py`), so `@oi_log`'s copy is one.
+  leaves the step with that status (1): the step fails at the statement its last marker named, and
+  the executor raises the host's own error there (`runtime/cuda_executor.py`). The undo log's byte
+  area is a device buffer too (`runtime/native.py`), so `@oi_log`'s copy is one.
+- before that, each fill `step_values.fill` emitted over data that is not the control plane's (a
+  reset's refill of a table's entries with `@init`) becomes a call of `@oi_fill_<n>(target)` the
+  same way (op `oi.fill`, the element's bytes in its settings), so it keeps nothing on the host.
 
 The op kernels' functions themselves (`oi.gpu_op`) are not looked into: their bodies are replaced
 by launches.
@@ -80,7 +84,7 @@ class PlaceBuffers(ModulePass):
                     target, pattern, value = found
                     key = (target.type, pattern)
                     if key not in fills:
-                        fills[key] = _host_function(module, f"oi_fill_{len(fills)}", [target.type], FILL_OP,
+                        fills[key] = _host_function(module, _fresh(module, "oi_fill"), [target.type], FILL_OP,
                                                     {"pattern": pattern}, _fill_body(loop, value))  # fmt: skip
                     _call_host(loop, fills[key], [target])
         kernels.update(fills.values())
@@ -108,7 +112,7 @@ class PlaceBuffers(ModulePass):
                 continue
             key = (copy.source.type, copy.destination.type)
             if key not in functions:
-                functions[key] = _host_function(module, f"oi_copy_{len(functions)}", list(key), COPY_OP, {},
+                functions[key] = _host_function(module, _fresh(module, "oi_copy"), list(key), COPY_OP, {},
                                                 lambda block: block.add_op(memref.CopyOp(*block.args)))  # fmt: skip
             _call_host(copy, functions[key], [copy.source, copy.destination])
 
@@ -129,7 +133,7 @@ def _eligible(var) -> bool:
         return not var.aliases and not var.temp
     if var.kind == "table":
         return not var.page
-    return var.kind == "prefix"
+    return var.kind == "prefix" and var.memory == "constant"  # (a volatile one's entries are made on first use)
 
 
 def _device_uses(value: SSAValue, kernels: set[str]) -> bool:
@@ -256,6 +260,15 @@ def _host_function(module: ModuleOp, name: str, types: list, op: str, settings: 
     function.attributes[NOINLINE_ATTR] = UnitAttr()
     module.body.block.add_op(function)
     return name
+
+
+def _fresh(module: ModuleOp, prefix: str) -> str:
+    """`prefix_<n>` for the first n no function of `module` has (the pass may run more than once)."""
+    taken = {op.sym_name.data for op in module.ops if isinstance(op, func.FuncOp)}
+    n = 0
+    while f"{prefix}_{n}" in taken:
+        n += 1
+    return f"{prefix}_{n}"
 
 
 def _call_host(op: Operation, callee: str, args: list[SSAValue]) -> None:

@@ -5,8 +5,11 @@ The compiled step calls `@oi_launch_<signature>(id, fields...)` for each op stat
 once per C signature:
 
     i32 dispatch(i64 id, fields...) {
-        table = *CURRENT                       // the running launcher's fast functions, by launch id
-        if (table && table[id] && table[id](fields...) == 0) return 0;
+        table = *CURRENT                       // the running launcher's fast functions, SLOTS per launch id
+        for k in 0..SLOTS:                     // (one per kernel set: a launch id called at several sizes)
+            f = table ? table[id * SLOTS + k] : 0
+            if (!f) break;
+            if (f(fields...) == 0) return 0;   // else f did not serve this call: the next
         return slow(id, fields...);            // the Python callback (`op_launches._callback`)
     }
 
@@ -46,6 +49,7 @@ from dataclasses import dataclass
 import numpy as np
 
 CURRENT = np.zeros(1, np.int64)  # the address of the running launcher's table of fast functions (0: none)
+SLOTS = 4  # fast functions per launch id in a table
 STEP_LOCK = threading.RLock()
 
 _LLVM_TYPES = {
@@ -105,6 +109,21 @@ def dispatchers(signatures: Sequence[tuple[str, Sequence[type], int]]) -> list[i
         types = [llvm_type(t) for t in c_types]
         params = "".join(f", {t} %a{i}" for i, t in enumerate(types))
         args = ", ".join(f"{t} %a{i}" for i, t in enumerate(types))
+        tries = []
+        for k in range(SLOTS):
+            following = f"try{k + 1}" if k + 1 < SLOTS else "slow"
+            tries.append(f"""try{k}:
+  %ep{k} = getelementptr i64, ptr %tp, i64 %base{k}
+  %f{k} = load i64, ptr %ep{k}
+  %has{k} = icmp ne i64 %f{k}, 0
+  br i1 %has{k}, label %call{k}, label %slow
+call{k}:
+  %fp{k} = inttoptr i64 %f{k} to ptr
+  %r{k} = call i32 %fp{k}({args})
+  %ok{k} = icmp eq i32 %r{k}, 0
+  br i1 %ok{k}, label %done, label %{following}""")
+        bases = "\n".join(f"  %base{k} = add i64 %first, {k}" for k in range(SLOTS))
+        body = "\n".join(tries)
         functions.append(f"""
 define i32 @dispatch{n}(i64 %id{params}) {{
 entry:
@@ -114,15 +133,10 @@ entry:
   br i1 %has_table, label %look, label %slow
 look:
   %tp = inttoptr i64 %table to ptr
-  %ep = getelementptr i64, ptr %tp, i64 %id
-  %f = load i64, ptr %ep
-  %has_f = icmp ne i64 %f, 0
-  br i1 %has_f, label %fast, label %slow
-fast:
-  %fp = inttoptr i64 %f to ptr
-  %r = call i32 %fp({args})
-  %ok = icmp eq i32 %r, 0
-  br i1 %ok, label %done, label %slow
+  %first = mul i64 %id, {SLOTS}
+{bases}
+  br label %try0
+{body}
 done:
   ret i32 0
 slow:

@@ -104,6 +104,11 @@ _ALIASES = {"float32": "f32", "float64": "f64", "float16": "f16", "bfloat16": "b
             "uint32": "i32", "uint64": "i64"}  # fmt: skip
 
 
+def scalar_code(element: str) -> str:
+    """The `struct` code of a scalar kernel argument of type `element` in its 8-byte parameter slot."""
+    return _ELEMENTS[element][1]
+
+
 def element_dtypes(element: str) -> tuple[np.dtype, ...]:
     """The numpy dtypes an array of memref elements `element` may have (signless ints take both)."""
     names = _ELEMENTS[element][0]

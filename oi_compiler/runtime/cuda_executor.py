@@ -58,6 +58,8 @@ class CudaExecutor(CpuExecutor):
                     failure = self.launcher.take_error()
                     if failure is None:
                         raise
+                    if not isinstance(failure, Exception):  # KeyboardInterrupt, SystemExit: as they are
+                        raise failure from None
                     if not isinstance(failure, OiError):  # a bug in the launcher: one diagnostic
                         raise internal_error(failure, "step") from failure
                     if failure.loc is None:  # the op's statement, as the step's error site names it

@@ -216,15 +216,20 @@ class DriverDeviceMemory(DeviceMemory):
     def __init__(self, launcher: Any) -> None:
         self.launcher = launcher
         self.ranges = DeviceRanges()
+        # the context current on the calling thread (cuda-bindings: `insert`, `fetch`, a free by the
+        # garbage collector may run on a thread that never stepped); PyCUDA's is its launcher's own
+        self._current = getattr(launcher, "current", lambda: None)
 
     def alloc(self, nbytes: int) -> int:
         nbytes = max(int(nbytes), 1)
+        self._current()
         address = self.launcher.alloc(nbytes)
         self.ranges.add(address, address + nbytes)
         return address
 
     def free(self, address: int) -> None:
         if self.ranges.remove(address):
+            self._current()
             self.launcher.free(address)
 
     def is_device(self, address: int) -> bool:
@@ -234,6 +239,8 @@ class DriverDeviceMemory(DeviceMemory):
         if nbytes <= 0:
             return
         on_device = self.is_device(dst), self.is_device(src)
+        if any(on_device):
+            self._current()
         if on_device == (True, True):
             self.launcher.dtod(dst, src, nbytes)
         elif on_device == (True, False):

@@ -32,6 +32,7 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import json
+import struct
 import threading
 import time
 from collections.abc import Sequence
@@ -47,7 +48,7 @@ from oi_compiler.dtypes import numpy_dtype
 from oi_compiler.errors import ExecutionError
 from oi_compiler.loopnest.op_kernels import RUNTIME_ARGUMENTS, kernel_size_ranges, kernel_sizes
 from oi_compiler.passes.place_buffers import COPY_OP, FILL_OP
-from oi_compiler.runtime import compiled_launches
+from oi_compiler.runtime import compiled_launches, cuda
 from oi_compiler.runtime.device_memory import BufferView, DeviceBuffer, DeviceMemory, EmulatedDeviceMemory
 
 _callbacks: dict[str, object] = {}  # symbol -> its ctypes callback, alive for the process
@@ -213,16 +214,6 @@ class EmulatedKernels(KernelRunner):
         return compiled_launches.emulated_copy()
 
 
-class _DeviceView:
-    """A contiguous device buffer as `runtime/cuda.py` takes one in place (`__cuda_array_interface__`)."""
-
-    def __init__(self, buffer: BufferView):
-        self.__cuda_array_interface__ = {
-            "shape": buffer.sizes, "typestr": buffer.dtype.str, "strides": None, "version": 3,
-            "data": (buffer.pointer + buffer.offset * buffer.dtype.itemsize, False),
-        }  # fmt: skip
-
-
 class DriverKernels(KernelRunner):
     """The kernels' PTX launched through `runtime/cuda.py` on device addresses. Untested on a GPU
     (see the module docstring)."""
@@ -231,15 +222,25 @@ class DriverKernels(KernelRunner):
 
     def prepare(self, kernel) -> list:
         from oi_compiler.backend.ptx import NvptxTarget, emit_ptx
-        from oi_compiler.runtime import cuda
 
         module = cuda.load_module(emit_ptx(kernel.module, NvptxTarget()))
         return [module.function(launch.kernel, cuda.kernel_signature(kernel.module, launch.kernel))
                 for launch in kernel.launches]  # fmt: skip
 
     def run(self, prepared: Any, launch, operands: list) -> None:
-        arguments = [_DeviceView(b) if isinstance(b, BufferView) else b[1] for b in operands]
-        prepared(*arguments, grid=launch.grid, block=launch.block)
+        """One `cuLaunchKernel` on the operands' C-ABI fields (per buffer: data pointer, offset 0,
+        sizes, row-major strides; per scalar its bits), as `cuda.kernel_parameters` packs them."""
+        flat: list[tuple[str, int | float]] = []
+        for b in operands:
+            if isinstance(b, BufferView):
+                flat += [("Q", b.fields()[0]), ("q", 0), *(("q", n) for n in b.sizes),
+                         *(("q", s) for s in row_major(b.sizes))]  # fmt: skip
+            else:
+                kind, value = b
+                code = cuda.scalar_code(kind)
+                flat.append((code, value if code in "fd" else int(value) % (1 << (8 * struct.calcsize(code)))))
+        grid, block = cuda.launch_dims(launch.grid, launch.block)
+        prepared.module._launcher.launch(prepared._handle, grid, block, cuda.ParamBlock(flat), 0)
 
     def compiled(self, functions: list) -> tuple[int, list[int]] | None:
         driver = _driver_library()
@@ -252,8 +253,6 @@ class DriverKernels(KernelRunner):
         return None if driver is None else ctypes.cast(driver.cuMemcpy, ctypes.c_void_p).value
 
     def enter(self) -> None:
-        from oi_compiler.runtime import cuda
-
         current = getattr(cuda.launcher(), "current", None)
         if current is not None:
             current()
@@ -263,8 +262,6 @@ class DriverKernels(KernelRunner):
 def _driver_library():
     """libcuda.so.1, when `runtime/cuda.py` launches through cuda-bindings (whose handles are the
     driver's own); None with PyCUDA."""
-    from oi_compiler.runtime import cuda
-
     if cuda.launcher_name() != "cuda-bindings":
         return None
     return ctypes.CDLL("libcuda.so.1")
@@ -316,7 +313,9 @@ class OpLauncher:
     compile_after: int = field(default_factory=lambda: compile_after())
 
     def __post_init__(self) -> None:
-        self.table = np.zeros(max(len(self.specs), 1), np.int64)  # fast functions by launch id (0: none)
+        # fast functions, `compiled_launches.SLOTS` per launch id (0: none), and the next to replace
+        self.table = np.zeros(max(len(self.specs), 1) * compiled_launches.SLOTS, np.int64)
+        self._victims = np.zeros(max(len(self.specs), 1), np.int64)
         self.counters = np.zeros(3, np.int64)  # what they did: op calls, launches, copies
         self._copies: dict[tuple[int, int], int] = {}  # (rank, itemsize) -> fast copy function
         self._copy_calls: dict[int, int] = {}  # launch id of an `oi.copy` -> its calls through Python
@@ -385,7 +384,8 @@ class OpLauncher:
             return
         keep: list[DeviceBuffer] = []  # the staged copies, alive until the launches are done
         prepared.calls += 1
-        if self.compiled and prepared.calls >= self.compile_after and (not prepared.fast or self.table[ident] != prepared.fast):
+        if self.compiled and prepared.calls >= self.compile_after and \
+                (not prepared.fast or prepared.fast not in self._slots(ident)):  # fmt: skip
             began += self._compile(ident, spec, prepared, inputs, output, values)  # (made once, installed again)
         inputs = [self._readable(b, output, keep) for b in inputs]
         target = output if self._in_place(output, None) else self._stage(output, keep, copy=False)
@@ -409,6 +409,10 @@ class OpLauncher:
         to a stage buffer of its own first. The seconds it took (counted as preparation)."""
         if not all(self._in_place(b, None) for b in [*inputs, output]):
             return 0.0
+        ranges = kernel_size_ranges(spec.op, [b.sizes for b in inputs])
+        staged = [not self._in_place(b, output) for b in inputs]  # sharing bytes with the output
+        if any(s and any(low != high for low, high in r) for s, r in zip(staged, ranges)):
+            return 0.0  # (a stage buffer needs exact sizes)
         began = time.perf_counter()
         if not prepared.fast:
             compiled = self.runner.compiled(prepared.functions)
@@ -416,13 +420,10 @@ class OpLauncher:
                 self.compile_after = 0
                 return 0.0
             launch_function, handles = compiled
-            ranges = kernel_size_ranges(spec.op, [b.sizes for b in inputs])
             operands = []
-            for b, r in zip(inputs, ranges):
+            for b, r, s in zip(inputs, ranges, staged):
                 stage = 0
-                if not self._in_place(b, output):  # shares bytes with the output: a stage buffer
-                    if any(low != high for low, high in r):
-                        return 0.0
+                if s:  # copied to a stage buffer first
                     prepared.stages.append(DeviceBuffer(self.memory, b.sizes, b.dtype))
                     stage = prepared.stages[-1].address
                 operands.append(compiled_launches.Operand(len(b.sizes), b.dtype.itemsize, r, stage))
@@ -437,7 +438,7 @@ class OpLauncher:
                       for h, launch in zip(handles, prepared.kernel.launches)),
                 launch_function, self.runner.copy_function(), self.memory.ranges.cell.ctypes.data,
                 self.counters.ctypes.data))  # fmt: skip
-        self.table[ident] = prepared.fast
+        self._install(ident, prepared.fast)
         seconds = time.perf_counter() - began
         self.python_counts.prepare_seconds += seconds
         return seconds
@@ -445,7 +446,7 @@ class OpLauncher:
     def _compile_copy(self, ident: int, output: BufferView) -> None:
         """Install the fast copy function for an `oi.copy`'s rank and element size once it is hot."""
         calls = self._copy_calls[ident] = self._copy_calls.get(ident, 0) + 1
-        if not self.compiled or self.table[ident] or calls < self.compile_after:
+        if not self.compiled or self._slots(ident).any() or calls < self.compile_after:
             return
         key = (len(output.sizes), output.dtype.itemsize)
         if key not in self._copies:
@@ -454,7 +455,20 @@ class OpLauncher:
                 return
             self._copies[key] = compiled_launches.fast_copy(*key, copy_function, self.memory.ranges.cell.ctypes.data,
                                                             self.counters.ctypes.data)  # fmt: skip
-        self.table[ident] = self._copies[key]
+        self._install(ident, self._copies[key])
+
+    def _slots(self, ident: int) -> np.ndarray:
+        return self.table[ident * compiled_launches.SLOTS : (ident + 1) * compiled_launches.SLOTS]
+
+    def _install(self, ident: int, fast: int) -> None:
+        """`fast` in a free slot of launch `ident`, else in place of the slot filled longest ago."""
+        slots = self._slots(ident)
+        free = np.flatnonzero(slots == 0)
+        if len(free):
+            slots[free[0]] = fast
+            return
+        slots[self._victims[ident]] = fast
+        self._victims[ident] = (self._victims[ident] + 1) % len(slots)
 
     def _in_place(self, buffer: BufferView, output: BufferView | None) -> bool:
         """Whether a kernel can take `buffer` as it is: empty, or on the device, row-major contiguous

@@ -120,3 +120,80 @@ def test_kernel_size_ranges_cover_exactly_the_same_kernel_sizes() -> None:
             same = kernel_sizes("attention", shapes) == kernel_sizes("attention", [(4, 8), (other, 2, 8), (other, 2, 8)])
             assert same == (low <= other and (high < 0 or other <= high)), (keys, other)
     assert kernel_size_ranges("add", [(2, 3), (3,)]) == (((2, 2), (3, 3)), ((3, 3),))
+
+
+TWO_SIZES = """
+volatile { ka: f32[T, 1, 4]; kb: f32[T, 1, 4]; s1: f32[1, 4]; s2: f32[1, 4]; }
+persistent {
+    a: i32 @init(2);
+    b: i32 @init(3);
+    K(pos): f32[1, 4] @table @fixed(pos = 8);
+    V(pos): f32[1, 4] @table @fixed(pos = 8);
+}
+block entry {
+    cache.read K[0..a] >> ka;
+    cache.read V[0..b] >> kb;
+    op sum_axis(ka, axes=[0]) >> s1;
+    op sum_axis(kb, axes=[0]) >> s2;
+    return;
+}
+"""
+
+
+def test_one_kernel_function_at_two_sizes_keeps_both_fast_functions(compiled) -> None:
+    """`sum_axis` is one kernel function called on 2 and on 3 keys a step: each size's fast
+    function has a slot of its own (before, each call put its own in place of the other's)."""
+    graph, model = oi.parse_graph(TWO_SIZES.replace("@fixed", "@init(0.5) @fixed")), oi.Model(sizevars={"T": 8})
+    cpu, cuda = (oi.Simulator(model, graph, device=d).make_executor() for d in ("cpu", "cuda"))
+    calls = []
+    for _ in range(4):
+        cpu.step()
+        cuda.step()
+        calls.append(cuda.launcher.python_counts.op_calls)
+        for name in ("s1", "s2"):
+            np.testing.assert_array_equal(cuda.fetch(name), cpu.fetch(name))
+    assert np.diff(calls).tolist() == [0, 0, 0], calls
+    assert cuda.fetch("s2").tolist() == [[1.5] * 4]  # three unwritten entries of @init 0.5
+
+
+def test_an_interrupt_in_a_launch_is_raised_as_it_is(monkeypatch) -> None:
+    monkeypatch.setenv("OI_GPU_EMULATE", "1")
+    monkeypatch.setenv("OI_CUDA_COMPILE_AFTER", "0")
+    from oi_compiler.runtime.op_launches import EmulatedKernels
+
+    cuda = _executors()["cuda"]
+
+    def interrupted(self, prepared, launch, operands):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(EmulatedKernels, "run", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        cuda.insert(x=np.ones((2, 8), np.float32)).step()
+
+
+def test_the_driver_runner_packs_each_parameter_slot(monkeypatch) -> None:
+    """`DriverKernels.run` without a GPU: the parameter block a bf16 buffer and an i32 scalar make
+    (before, the bf16 buffer was refused: its numpy type string is a void type)."""
+    import ml_dtypes
+
+    from oi_compiler.runtime import cuda
+    from oi_compiler.runtime.device_memory import BufferView
+    from oi_compiler.runtime.op_launches import DriverKernels
+    from oi_compiler.loopnest.op_kernels import Launch
+
+    launched = []
+
+    class Launcher:
+        def launch(self, handle, grid, block, params, shared):
+            launched.append((handle, grid, block, params.values(), shared))
+
+    class Function:
+        _handle = "handle"
+        module = type("Module", (), {"_launcher": Launcher()})()
+
+    buffer = BufferView(1 << 40, 3, (2, 3), (3, 1), np.dtype(ml_dtypes.bfloat16))
+    DriverKernels().run(Function(), Launch("k", (4, 1, 1), (32, 1, 1), "m"), [buffer, ("i32", -2)])
+    handle, grid, block, values, shared = launched[0]
+    assert (handle, grid, block, shared) == ("handle", (4, 1, 1), (32, 1, 1), 0)
+    assert values == [(1 << 40) + 6, 0, 2, 3, 3, 1, 2**32 - 2]
+    assert cuda.scalar_code("i32") == "I"
