@@ -7,8 +7,9 @@ is decided here, before `--lower-tables` turns names into state words:
 - a variable's data may live on the device when every use the host functions make of it (through
   subviews and casts) is an argument of an op kernel call (`oi.gpu_op`: the op's GPU kernels read
   and write it there), either side of a `memref.copy`, or a `memref.dim`. One load or store, or any
-  other use, keeps it in host memory. Eligible are a `buffer` no `transfer` shares and that is not
-  an `assign` temporary, a dense table's data box and a constant prefix table's entries; the rest (sizes,
+  other use, keeps it in host memory. Eligible are a `buffer` or `resizable` (a read's copy) no
+  `transfer` shares and that is not an `assign` temporary, a dense table's data box and a constant
+  prefix table's entries; the rest (sizes,
   present bytes, address tables, the undo log's records, paged pools, views' words) is the
   control plane's and stays on the host. The verdict is the layout's `device` flag on the variable
   (`#oi_table.var<..., device>`), which the host reads to allocate it (`runtime/native.py`).
@@ -129,7 +130,7 @@ def _data_of(op: Operation) -> str | None:
 
 
 def _eligible(var) -> bool:
-    if var.kind == "buffer":
+    if var.kind in ("buffer", "resizable"):  # (a resizable: a `cache.read` destination the read copies into)
         return not var.aliases and not var.temp
     if var.kind == "table":
         return not var.page

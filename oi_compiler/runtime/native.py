@@ -52,7 +52,8 @@ class NativeState:
         self.memory = memory
         self.on_device: set[int] = set()  # the slots whose buffers are `DeviceBuffer`s in `memory`
         if memory is not None:
-            self.on_device = {v.slot for v in self.plan.vars.values() if v.device and v.kind in ("buffer", "table")}
+            self.on_device = {v.slot for v in self.plan.vars.values()
+                              if v.device and v.kind in ("buffer", "table", "resizable")}  # fmt: skip
             self.on_device.add(P.LOG_BYTES)
         self.words = np.zeros(self.plan.words, dtype=np.int64)
         self._size_words = np.array(self.plan.size_words(), dtype=np.intp)
@@ -407,7 +408,7 @@ class NativeState:
             return _host(self.arrays[var.data_slot], box)
         if var.kind == "resizable":
             shape = self.resizable_shape(var)
-            return self.arrays[var.slot][: math.prod(shape)].reshape(shape).copy()
+            return _host(self.arrays[var.slot], (slice(0, math.prod(shape)),)).reshape(shape)
         if var.kind == "view":
             if self.words[var.slot] < 0:  # not read since it was created or loaded
                 return self.loaded_views[var.name].copy()
@@ -435,8 +436,9 @@ class NativeState:
         fits = value.ndim == len(var.shape) and all(d is None or d == n for d, n in zip(var.shape, value.shape))
         flat = np.ascontiguousarray(value, dtype=numpy_dtype(var.dtype)).reshape(-1) if fits else flat_empty(var)
         capacity = max(FIRST_CAPACITY, flat.size)
-        self._set(var.slot, np.zeros(capacity, numpy_dtype(var.dtype)), var.slot + 1, capacity)
-        self.arrays[var.slot][: flat.size] = flat
+        padded = np.zeros(capacity, numpy_dtype(var.dtype))
+        padded[: flat.size] = flat
+        self._set(var.slot, padded, var.slot + 1, capacity)
         dynamic = [n if fits else 0 for n, d in zip(value.shape if fits else var.shape, var.shape) if d is None]
         for d, n in enumerate(dynamic):
             self.words[var.count_base + d] = n

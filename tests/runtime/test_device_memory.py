@@ -263,10 +263,12 @@ block entry {
 
 
 def test_a_reset_refills_a_device_table_with_its_init(emulated) -> None:
-    """The reset's fill is an `oi.fill` the host carries out, so K stays in device memory."""
+    """The reset's fill is an `oi.fill` the host carries out, so K stays in device memory; the read
+    before it copies (a reset follows), into `keys` on the device too."""
     graph, model = oi.parse_graph(RESET), oi.Model(sizevars={"D": 4, "T": 4})
     exes = {d: oi.Simulator(model, graph, device=d).make_executor() for d in ("reference", "cuda")}
-    assert exes["cuda"].native.plan.vars["K"].device
+    placed = exes["cuda"].native.plan.vars
+    assert placed["K"].device and placed["keys"].kind == "resizable" and placed["keys"].device  # a read's copy
     rng = np.random.default_rng(0)
     for _ in range(5):
         x = rng.standard_normal((1, 4)).astype(np.float32)
