@@ -100,6 +100,25 @@ class _Body:
     def emit(self, text: str) -> None:
         self.lines.append(f"  {text}" if not text.endswith(":") else text)
 
+    def add_to(self, counters: int, index: int, amount: int) -> None:
+        """`counters[index] += amount`, for an int64 array at a baked address."""
+        at = self(f"getelementptr i64, ptr {self(f'inttoptr i64 {counters} to ptr')}, i64 {index}")
+        value = self(f"load i64, ptr {at}")
+        self.emit(f"store i64 {self(f'add i64 {value}, {amount}')}, ptr {at}")
+
+    def fast_function(self, params: str, prelude: str = "") -> str:
+        """The text of `i32 @fast(params)`: this body returning 0, and the `miss` label returning 1."""
+        self.emit("ret i32 0")
+        self.emit("miss:")
+        self.emit("ret i32 1")
+        body = "\n".join(self.lines)
+        return f"""{prelude}
+define i32 @fast({params}) {{
+entry:
+{body}
+}}
+"""
+
 
 def dispatchers(signatures: Sequence[tuple[str, Sequence[type], int]]) -> list[int]:
     """The addresses of the dispatchers of launch symbols, made together: per symbol, the C types
@@ -279,24 +298,9 @@ def fast_function(call: FastCall) -> int:
         failed = b(f"icmp ne i32 {status}, 0")
         b.emit(f"br i1 {failed}, label %miss, label %next{k}")
         b.emit(f"next{k}:")
-    counters = b(f"inttoptr i64 {call.counters} to ptr")
-    calls = b(f"load i64, ptr {counters}")
-    b.emit(f"store i64 {b(f'add i64 {calls}, 1')}, ptr {counters}")
-    launched_at = b(f"getelementptr i64, ptr {counters}, i64 1")
-    launched = b(f"load i64, ptr {launched_at}")
-    b.emit(f"store i64 {b(f'add i64 {launched}, {len(call.launches)}')}, ptr {launched_at}")
-    b.emit("ret i32 0")
-    b.emit("miss:")
-    b.emit("ret i32 1")
-    body = "\n".join(b.lines)
-    text = f"""
-{_in_device(call.ranges_cell)}
-define i32 @fast({params}) {{
-entry:
-{body}
-}}
-"""
-    return compile_ir(text, "fast")[0]
+    b.add_to(call.counters, 0, 1)
+    b.add_to(call.counters, 1, len(call.launches))
+    return compile_ir(b.fast_function(params, _in_device(call.ranges_cell)), "fast")[0]
 
 
 def fast_copy(rank: int, itemsize: int, copy_function: int, ranges_cell: int, counters: int) -> int:
@@ -334,20 +338,8 @@ def fast_copy(rank: int, itemsize: int, copy_function: int, ranges_cell: int, co
     failed = b(f"icmp ne i32 {status}, 0")
     b.emit(f"br i1 {failed}, label %miss, label %done")
     b.emit("done:")
-    at = b(f"getelementptr i64, ptr {b(f'inttoptr i64 {counters} to ptr')}, i64 2")
-    copies = b(f"load i64, ptr {at}")
-    b.emit(f"store i64 {b(f'add i64 {copies}, 1')}, ptr {at}")
-    b.emit("ret i32 0")
-    b.emit("miss:")
-    b.emit("ret i32 1")
-    body = "\n".join(b.lines)
-    text = f"""
-define i32 @fast({params}) {{
-entry:
-{body}
-}}
-"""
-    return compile_ir(text, "fast")[0]
+    b.add_to(counters, 2, 1)
+    return compile_ir(b.fast_function(params), "fast")[0]
 
 
 def _float_constant(ty: str, value: float) -> str:
