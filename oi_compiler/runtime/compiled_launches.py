@@ -26,7 +26,11 @@ function** for them (`FastFunction`) and puts it in the table. A fast function:
 2. fills one `cuLaunchKernel` parameter block (an 8-byte slot per kernel parameter: data pointer,
    offset, sizes and strides per buffer, then the scalars and the scratch buffers' addresses) and
    launches each kernel of the op in order with its grid, block and function handle baked in;
-3. counts the call and its launches in the launcher's counters, and returns 0.
+3. counts the call and its launches in the launcher's counters, and returns 0. When the first
+   launch fails it returns 1 (the slow path then tries, and raises the driver's error); when a
+   later one does, `FAILED`: some kernels ran, possibly over a staged input, so the call is not
+   retried: the dispatcher returns 1 and the step fails at the op's statement ("its GPU kernels
+   failed"), the undo log putting the persistent state back.
 
 Where `cuLaunchKernel` comes from is the `Launches` of the runner: the driver library's own
 (`libcuda.so.1`, with the cuda-bindings launcher), or in the emulation (`OI_GPU_EMULATE=1`) an
@@ -50,6 +54,7 @@ import numpy as np
 
 CURRENT = np.zeros(1, np.int64)  # the address of the running launcher's table of fast functions (0: none)
 SLOTS = 4  # fast functions per launch id in a table
+FAILED = 2  # a fast function's status when a launch failed after others ran: the op fails, no retry
 STEP_LOCK = threading.RLock()
 
 _LLVM_TYPES = {
@@ -107,10 +112,13 @@ class _Body:
         self.emit(f"store i64 {self(f'add i64 {value}, {amount}')}, ptr {at}")
 
     def fast_function(self, params: str, prelude: str = "") -> str:
-        """The text of `i32 @fast(params)`: this body returning 0, and the `miss` label returning 1."""
+        """The text of `i32 @fast(params)`: this body returning 0, the `miss` label returning 1 and
+        the `failed` label `FAILED`."""
         self.emit("ret i32 0")
         self.emit("miss:")
         self.emit("ret i32 1")
+        self.emit("failed:")
+        self.emit(f"ret i32 {FAILED}")
         body = "\n".join(self.lines)
         return f"""{prelude}
 define i32 @fast({params}) {{
@@ -140,7 +148,10 @@ call{k}:
   %fp{k} = inttoptr i64 %f{k} to ptr
   %r{k} = call i32 %fp{k}({args})
   %ok{k} = icmp eq i32 %r{k}, 0
-  br i1 %ok{k}, label %done, label %{following}""")
+  br i1 %ok{k}, label %done, label %other{k}
+other{k}:
+  %served{k} = icmp eq i32 %r{k}, {FAILED}
+  br i1 %served{k}, label %failed, label %{following}""")
         bases = "\n".join(f"  %base{k} = add i64 %first, {k}" for k in range(SLOTS))
         body = "\n".join(tries)
         functions.append(f"""
@@ -158,6 +169,8 @@ look:
 {body}
 done:
   ret i32 0
+failed:
+  ret i32 1
 slow:
   %sp = inttoptr i64 {slow} to ptr
   %s = call i32 %sp(i64 %id{params})
@@ -296,7 +309,7 @@ def fast_function(call: FastCall) -> int:
         dims = ", ".join(f"i32 {v}" for v in (*kernel.grid, *kernel.block))
         status = b(f"call i32 {launch}(ptr {handle}, {dims}, i32 0, ptr null, ptr {pointers}, ptr null)")
         failed = b(f"icmp ne i32 {status}, 0")
-        b.emit(f"br i1 {failed}, label %miss, label %next{k}")
+        b.emit(f"br i1 {failed}, label %{'miss' if k == 0 else 'failed'}, label %next{k}")
         b.emit(f"next{k}:")
     b.add_to(call.counters, 0, 1)
     b.add_to(call.counters, 1, len(call.launches))

@@ -56,7 +56,7 @@ class CudaExecutor(CpuExecutor):
                     self.native.run()
                 except OiError as e:
                     failure = self.launcher.take_error()
-                    if failure is None:
+                    if failure is None or getattr(e, "rollback_failed", False):  # (that matters more)
                         raise
                     if not isinstance(failure, Exception):  # KeyboardInterrupt, SystemExit: as they are
                         raise failure from None

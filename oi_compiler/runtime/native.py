@@ -284,7 +284,15 @@ class NativeState:
                 self.host_undo.clear()
             return
         self._keep_views_read(int(words[P.STEP_STAMP]))
-        self.rollback(sizes)
+        try:
+            self.rollback(sizes)
+        except Exception as e:  # a device copy failing (a lost GPU): say so, not the step's own error
+            from oi_compiler.errors import exception_summary
+
+            failure = ExecutionError(f"the failed step could not be undone ({exception_summary(e)}): the "
+                                     "persistent state may be partly restored; reset or load a saved state")  # fmt: skip
+            failure.rollback_failed = True
+            raise failure from e
         site = int(self.words[P.ERROR_SITE])
         if code == 2:  # the host refused a callback: at the statement the last marker named
             error, self.host_error = self.host_error, None

@@ -197,3 +197,45 @@ def test_the_driver_runner_packs_each_parameter_slot(monkeypatch) -> None:
     assert (handle, grid, block, shared) == ("handle", (4, 1, 1), (32, 1, 1), 0)
     assert values == [(1 << 40) + 6, 0, 2, 3, 3, 1, 2**32 - 2]
     assert cuda.scalar_code("i32") == "I"
+
+
+def test_a_launch_failing_after_others_fails_the_op_without_a_retry(compiled, monkeypatch) -> None:
+    """A fast function whose second launch fails has run the first already (over the output, which
+    may be a staged input's): the op fails at its statement, no retry through Python, and the
+    undo log puts the persistent state back."""
+    import ctypes
+
+    from oi_compiler.runtime import compiled_launches
+    from oi_compiler.runtime.op_launches import EmulatedKernels
+
+    signature = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, *[ctypes.c_uint32] * 7, ctypes.c_void_p,
+                                 ctypes.c_void_p, ctypes.c_void_p)  # fmt: skip  (cuLaunchKernel's)
+    real = signature(compiled_launches.emulated_launch())
+    calls = {"n": 0, "fail": False}
+
+    def launch(*args):
+        calls["n"] += 1
+        if calls["fail"] and calls["n"] == 2:  # the matmul's contraction, after its zeroing launch
+            return 719  # CUDA_ERROR_LAUNCH_FAILED
+        return real(*args)
+
+    fake = signature(launch)
+    compiled = EmulatedKernels.compiled
+    monkeypatch.setattr(EmulatedKernels, "compiled",
+                        lambda self, functions: (ctypes.cast(fake, ctypes.c_void_p).value, compiled(self, functions)[1]))
+    cuda = _executors()["cuda"]
+    x = np.ones((2, 8), np.float32)
+    for _ in range(2):
+        cuda.insert(x=x).step()
+    assert cuda.launch_counts.compiled_calls > 0
+    before, python_calls = cuda.state("K").copy(), cuda.launcher.python_counts.op_calls
+    calls.update(n=0, fail=True)
+    with pytest.raises(ExecutionError, match="op matmul: its GPU kernels failed") as info:
+        cuda.insert(x=2 * x).step()
+    assert info.value.loc is not None and "matmul(x,Wk)" in str(info.value.node)
+    assert cuda.launcher.python_counts.op_calls == python_calls  # not retried through Python
+    np.testing.assert_array_equal(cuda.state("K"), before)
+    assert int(cuda.state("t")) == 2
+    calls["fail"] = False
+    cuda.insert(x=x).step()
+    assert int(cuda.state("t")) == 3

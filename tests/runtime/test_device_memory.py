@@ -277,3 +277,25 @@ def test_a_reset_refills_a_device_table_with_its_init(emulated) -> None:
         np.testing.assert_array_equal(exes["cuda"].fetch("keys"), exes["reference"].fetch("keys"))
         np.testing.assert_array_equal(exes["cuda"].state("K"), exes["reference"].state("K"))
     assert exes["cuda"].state("K")[0].tolist() == [[1.5] * 4]
+
+
+def test_a_rollback_that_fails_says_so(emulated, monkeypatch) -> None:
+    """A device copy failing while a failed step is undone: the error says the state may be partly
+    restored (before, the step's own error was raised, as if the state were whole)."""
+    monkeypatch.setenv("OI_CUDA_COMPILE_AFTER", "0")
+    cuda = _kv(("cuda",))["cuda"]
+    cuda.insert(x=np.ones((1, 4), np.float32)).step()
+    copy = cuda.memory.copy
+
+    def lost(*args):
+        raise ExecutionError("device lost")
+
+    def failing(dst, src):
+        if src.sizes == (1, 4):  # k into K's row: the step fails, and from now on every copy too
+            monkeypatch.setattr(cuda.memory, "copy_bytes", lost)
+            raise ExecutionError("copy failed")
+        copy(dst, src)
+
+    monkeypatch.setattr(cuda.memory, "copy", failing)
+    with pytest.raises(ExecutionError, match="could not be undone .*device lost.*partly restored"):
+        cuda.insert(x=np.ones((1, 4), np.float32)).step()
