@@ -13,8 +13,9 @@
 // RUN: oi-opt %s --split-input-file --verify-diagnostics --lower-table-storage --assign-state-slots --lower-undo-log --lower-tables --lower-nests -t llvm > /dev/null
 
 // oi_table.write: the growable index's size raised to t + 1 (saturating at the largest index;
-// past the capacity the helper asks the host to grow the table), the entry's bytes journaled,
-// its present byte journaled and set when it was absent, then the copy into the entry.
+// past the capacity the helper asks the host to grow the table), the entry's present byte
+// journaled and set when it was absent, else its bytes journaled (an absent entry holds @init,
+// which the host puts back when it undoes the present byte), then the copy into the entry.
 // CHECK-LABEL: func.func @step(
 // CHECK-SAME:    %[[S:.*]]: memref<?xi64>, %[[T:.*]]: index, %[[X:.*]]: memref<4xf32>) -> i32 {
 // CHECK-DAG:     %[[ONE:.*]] = arith.constant 1 : index
@@ -26,14 +27,15 @@
 // CHECK-NEXT:    %[[K:.*]] = oi_table.slot @K "data"
 // CHECK-NEXT:    func.call @oi_raise_size(%[[S]], %[[K]], %[[ONE]], %[[ZERO]], %[[END]])
 // CHECK:         %[[CAP:.*]] = oi_table.word @K "capacity.0" : index
-// CHECK:         %[[OFFSET:.*]] = arith.muli %{{.*}}, %[[ENTRY_BYTES]] : index
-// CHECK-NEXT:    oi_table.journal @K "data" [%[[OFFSET]], %[[ENTRY_BYTES]]]
 // CHECK:         %[[PRESENT:.*]] = oi_table.buffer @K "present" (%{{.*}}) : memref<?xi8>
 // CHECK-NEXT:    %[[FLAG:.*]] = memref.load %[[PRESENT]][%[[T]]] : memref<?xi8>
 // CHECK-NEXT:    %[[ABSENT:.*]] = arith.cmpi eq, %[[FLAG]], %{{.*}} : i8
 // CHECK-NEXT:    scf.if %[[ABSENT]] {
 // CHECK-NEXT:      oi_table.journal @K "present" [%{{.*}}, %[[ONE]]]
 // CHECK-NEXT:      memref.store %{{.*}}, %[[PRESENT]][%[[T]]] : memref<?xi8>
+// CHECK-NEXT:    } else {
+// CHECK-NEXT:      %[[OFFSET:.*]] = arith.muli %{{.*}}, %[[ENTRY_BYTES]] : index
+// CHECK-NEXT:      oi_table.journal @K "data" [%[[OFFSET]], %[[ENTRY_BYTES]]]
 // CHECK:         %[[DATA:.*]] = oi_table.buffer @K "data" (%{{.*}}) : memref<?x4xf32>
 // CHECK-NEXT:    %[[ENTRY:.*]] = memref.subview %[[DATA]][%[[T]], 0] [1, 4] [1, 1] : memref<?x4xf32> to memref<4xf32, strided<[1], offset: ?>>
 // CHECK-NEXT:    "memref.copy"(%[[X]], %[[ENTRY]]) : (memref<4xf32>, memref<4xf32, strided<[1], offset: ?>>) -> ()
@@ -180,8 +182,8 @@ builtin.module attributes {oi_table.state_layout = #oi_table.layout<words ?, blo
 // CHECK:         scf.for %[[T:.*]] = %[[A]] to %[[B]] step %{{.*}} {
 // CHECK:           func.call @oi_mark_present_2(%{{.*}}, %{{.*}}, %[[SRC]], %[[T]], %{{.*}}, %{{.*}})
 // CHECK:           %[[FROM:.*]] = memref.subview %{{.*}}[%[[SRC]], %[[T]], 0] [1, 1, 2] [1, 1, 1] : memref<?x?x2xf32> to memref<2xf32, strided<[1], offset: ?>>
-// CHECK:           oi_table.journal @K "data"
 // CHECK:           memref.load %{{.*}}[%[[DST]], %[[T]]] : memref<?x?xi8>
+// CHECK:           oi_table.journal @K "data"
 // CHECK:           %[[TO:.*]] = memref.subview %{{.*}}[%[[DST]], %[[T]], 0] [1, 1, 2] [1, 1, 1] : memref<?x?x2xf32> to memref<2xf32, strided<[1], offset: ?>>
 // CHECK-NEXT:      "memref.copy"(%[[FROM]], %[[TO]])
 // CHECK-NEXT:    }

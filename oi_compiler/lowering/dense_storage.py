@@ -7,8 +7,10 @@ entries hold `@init`), a present byte per entry (`present`), and per index a cap
 - a **selection** raises each growable index's size to cover it (`@oi_raise_size`, which asks the
   host for capacity past the current one: the host doubles it); `@fixed` sizes never change (the
   conversion checked the selection against them, at the statement's site);
-- `write` journals the entry's bytes and its present byte, marks it present and copies the source
-  in; `read` copies the selection out, `view` is a strided `memref.subview` of it; both mark the
+- `write` journals the entry's present byte and marks it present if it was absent, else journals
+  its bytes (an absent entry holds `@init`: undoing its present byte, the host refills it,
+  `NativeState.rollback`; an append journals one byte, not a row), then copies the source in;
+  `read` copies the selection out, `view` is a strided `memref.subview` of it; both mark the
   selected entries present (`@oi_mark_present_<rank>`, which journals each change);
 - `reset` journals and refills the entries under a prefix with `@init`, clears their present
   bytes, then recomputes the sizes from the entries still present (`TableStorage.reset`), unless
@@ -80,12 +82,13 @@ class DenseTable(TableEmitter):
         self.raise_sizes([(k,) for k in key])
         linear = self.linear(key)
         size = ir.const(self.entry_bytes)
-        ir.emit(JournalOp(self.name, "data", ir.mul(linear, size), size))
         present = self.present()
         absent = ir.emit(arith.CmpiOp(ir.emit(memref.LoadOp.get(present, list(key))), ir.const_of(0, I8), "eq"))
-        with ir.if_(absent):
+        with ir.if_else(absent) as otherwise:
             ir.emit(JournalOp(self.name, "present", linear, ir.const(1)))
             ir.emit(memref.StoreOp.get(ir.const_of(1, I8), present, list(key)))
+            otherwise()  # an absent entry holds @init: its bytes need no journal (the host refills them)
+            ir.emit(JournalOp(self.name, "data", ir.mul(linear, size), size))
         entry = strided_like(MemRefType(dtype_type(self.table.dtype), list(self.table.shape)), self.table)
         ir.emit(memref.CopyOp(source, self.subview([(k,) for k in key], entry)))
 

@@ -66,6 +66,7 @@ class NativeState:
         self.loaded_views: dict[str, np.ndarray] = {}
         self.displaced: list[np.ndarray] = []  # buffers `insert` took a name off while another shares them
         self.entries: dict[str, dict[tuple[int, ...], np.ndarray]] = {}  # volatile prefix tables' entries
+        self._present_of = {v.present_slot: v for v in self.plan.vars.values() if v.kind == "table" and not v.page}
         self.words[P.HANDLE] = register_state(self)
         self._set(P.LOG_RECORDS, np.zeros((64, 4), np.int64), P.LOG_RECORDS_CAP, 64)
         self._set(P.LOG_BYTES, np.zeros(4096, np.uint8), P.LOG_BYTES_CAP, 4096)
@@ -323,13 +324,32 @@ class NativeState:
             slot, offset, count, position = (int(x) for x in records[n])
             if self.memory is not None:  # either side may be on the device
                 self.memory.copy_bytes(address_of(self.arrays[slot]) + offset, address_of(saved) + position, count)
-                continue
-            target = self.arrays[slot].reshape(-1).view(np.uint8)
-            target[offset : offset + count] = saved[position : position + count]
+            else:
+                target = self.arrays[slot].reshape(-1).view(np.uint8)
+                target[offset : offset + count] = saved[position : position + count]
+            table = self._present_of.get(slot)
+            if table is not None:  # entries absent again hold @init (a write journals only their present byte)
+                self._refill_absent(table, offset, count)
         while self.host_undo:
             self._undo_host_change()
         self.words[self._size_words] = sizes
         self.words[P.LOG_COUNT] = self.words[P.LOG_USED] = 0
+
+    def _refill_absent(self, var: VarLayout, first: int, count: int) -> None:
+        """Every entry `first..first+count` (linear, in the capacity box) absent again gets `@init`."""
+        present = self.arrays[var.present_slot].reshape(-1)
+        absent = [n for n in range(first, first + count) if not present[n]]
+        if not absent:
+            return
+        data = self.arrays[var.data_slot]
+        init = init_array(var.shape, var.dtype, var.init)
+        caps = self.capacities(var)
+        for n in absent:
+            key = tuple(int(k) for k in np.unravel_index(n, caps))
+            if isinstance(data, DeviceBuffer):
+                data.set_entry(key, init)
+            else:
+                data[key] = init
 
     def undo(self, change: Callable[[], None]) -> None:
         """Record how to undo a host change made in this step, at the undo log's position."""

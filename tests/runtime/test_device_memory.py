@@ -199,8 +199,9 @@ def test_kv_steps_keep_data_on_the_device_and_grow_it_there(emulated) -> None:
     assert isinstance(cuda.native.arrays[K.present_slot], np.ndarray)  # the control plane's
     counts = cuda.launch_counts
     assert counts.staged == 0  # every operand of every launch already on the device
-    # a step's copies: k into K's row, and the undo log's copies of K's old row, its present byte and t
-    assert counts.copies == 20 * 4
+    # a step's copies: k into K's row, and the undo log's copies of K's present byte and of t (an
+    # append journals no row: the entry was absent, so undoing it refills @init)
+    assert counts.copies == 20 * 3
 
 
 def test_a_failed_copy_fails_the_step_at_its_statement_and_rolls_back(emulated, monkeypatch) -> None:
@@ -299,3 +300,33 @@ def test_a_rollback_that_fails_says_so(emulated, monkeypatch) -> None:
     monkeypatch.setattr(cuda.memory, "copy", failing)
     with pytest.raises(ExecutionError, match="could not be undone .*device lost.*partly restored"):
         cuda.insert(x=np.ones((1, 4), np.float32)).step()
+
+
+UNDONE = """
+dynamic { x: f32[1, 2]; ki: i64; kn: i64; }
+volatile { all: f32[T, 1, 2]; }
+persistent { i: i64; n: i64; K(pos): f32[1, 2] @table @init(7.0) @fixed(pos = 4); }
+block entry {
+    cache.write ki >> i;
+    cache.write kn >> n;
+    cache.write x >> K[i];
+    cache.read K[0..n] >> all;
+    return;
+}
+"""
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_an_undone_write_of_an_absent_entry_leaves_its_init(emulated, device) -> None:
+    """A write to an absent entry journals only its present byte; undoing it refills the entry
+    with @init, which a later read shows, as on the reference."""
+    graph, model = oi.parse_graph(UNDONE), oi.Model(sizevars={"T": 4})
+    exes = {d: oi.Simulator(model, graph, device=d).make_executor() for d in ("reference", device)}
+    x = np.array([[1.0, 2.0]], np.float32)
+    for exe in exes.values():
+        exe.insert(x=x, ki=np.int64(0), kn=np.int64(1)).step()
+        with pytest.raises(oi.CacheError):  # writes K[2], then the read past @fixed(pos = 4) fails
+            exe.insert(x=3 * x, ki=np.int64(2), kn=np.int64(5)).step()
+        exe.insert(x=x, ki=np.int64(0), kn=np.int64(3)).step()
+    np.testing.assert_array_equal(exes[device].fetch("all"), exes["reference"].fetch("all"))
+    assert exes[device].fetch("all")[2].tolist() == [[7.0, 7.0]]
