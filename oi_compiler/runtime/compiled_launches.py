@@ -63,7 +63,8 @@ _LLVM_TYPES = {
     ctypes.c_uint8: "i8", ctypes.c_float: "float", ctypes.c_double: "double",
 }  # fmt: skip
 _FLOAT_TYPES = ("float", "double")
-_loaded: list = []  # every engine made here, alive for the process (the code is called through addresses)
+_loaded: list = []  # the engines of the code every launcher shares (dispatchers, trampolines), alive for the process
+_trampolines: dict[tuple, int] = {}  # (an emulated kernel's address, its C types) -> its trampoline
 _lock = threading.Lock()
 
 
@@ -71,10 +72,11 @@ def llvm_type(c_type: type) -> str:
     return _LLVM_TYPES[c_type]
 
 
-def compile_ir(text: str, *names: str) -> list[int]:
-    """Native code for LLVM IR `text`; the addresses of `names`. No IR optimisation pipeline: the
-    functions made here are straight-line checks and calls, and code generation alone halves the
-    time (~10 ms a function)."""
+def compile_ir(text: str, *names: str, owner: list | None = None) -> list[int]:
+    """Native code for LLVM IR `text`; the addresses of `names`. The code lives as long as `owner`
+    (a list its engine joins: a launcher's, for the fast functions that bake its addresses in),
+    else as long as the process. No IR optimisation pipeline: the functions made here are
+    straight-line checks and calls, and code generation alone halves the time (~10 ms a function)."""
     import llvmlite.binding as llvm
 
     from oi_compiler.backend import compile_cache
@@ -84,8 +86,11 @@ def compile_ir(text: str, *names: str) -> list[int]:
     module = llvm.parse_assembly(text)
     module.verify()
     code = load_object(compile_cache.CacheEntry(host.machine().emit_object(module), text), host)
-    with _lock:
-        _loaded.append(code)
+    if owner is not None:
+        owner.append(code)
+    else:
+        with _lock:
+            _loaded.append(code)
     return [code.engine.get_function_address(name) for name in names]
 
 
@@ -217,8 +222,8 @@ class FastCall:
     counters: int  # int64[3]: op calls, launches, copies
 
 
-def fast_function(call: FastCall) -> int:
-    """The address of the fast function for `call` (native code, made now)."""
+def fast_function(call: FastCall, owner: list) -> int:
+    """The address of the fast function for `call` (native code made now, alive as long as `owner`)."""
     b = _Body()
     types = [llvm_type(t) for t in call.c_types]
     params = ", ".join(f"{t} %a{i}" for i, t in enumerate(types))
@@ -313,10 +318,10 @@ def fast_function(call: FastCall) -> int:
         b.emit(f"next{k}:")
     b.add_to(call.counters, 0, 1)
     b.add_to(call.counters, 1, len(call.launches))
-    return compile_ir(b.fast_function(params, _in_device(call.ranges_cell)), "fast")[0]
+    return compile_ir(b.fast_function(params, _in_device(call.ranges_cell)), "fast", owner=owner)[0]
 
 
-def fast_copy(rank: int, itemsize: int, copy_function: int, ranges_cell: int, counters: int) -> int:
+def fast_copy(rank: int, itemsize: int, copy_function: int, ranges_cell: int, counters: int, owner: list) -> int:
     """The address of a fast function for a copy (`oi.copy`) of rank-`rank` buffers of `itemsize`-byte
     elements, any sizes: when both sides are row-major and apart, one `copy_function(dst, src,
     nbytes)` (`cuMemcpy`: host or device, either side; or the emulation's), counted; else 1."""
@@ -352,7 +357,7 @@ def fast_copy(rank: int, itemsize: int, copy_function: int, ranges_cell: int, co
     b.emit(f"br i1 {failed}, label %miss, label %done")
     b.emit("done:")
     b.add_to(counters, 2, 1)
-    return compile_ir(b.fast_function(params), "fast")[0]
+    return compile_ir(b.fast_function(params), "fast", owner=owner)[0]
 
 
 def _float_constant(ty: str, value: float) -> str:
@@ -465,6 +470,9 @@ def trampoline(kernel: int, c_types: Sequence[type]) -> int:
     address the host address behind the emulated device's (`EmulatedDeviceMemory.host_address`)."""
     from oi_compiler.runtime.device_memory import TAG
 
+    key = (kernel, tuple(c_types))
+    if key in _trampolines:
+        return _trampolines[key]
     b = _Body()
     args = []
     for i, c_type in enumerate(c_types[:-6]):
@@ -488,4 +496,5 @@ entry:
 {body}
 }}
 """
-    return compile_ir(text, "trampoline")[0]
+    _trampolines[key] = compile_ir(text, "trampoline")[0]
+    return _trampolines[key]

@@ -319,6 +319,7 @@ class OpLauncher:
         self.counters = np.zeros(3, np.int64)  # what they did: op calls, launches, copies
         self._copies: dict[tuple[int, int], int] = {}  # (rank, itemsize) -> fast copy function
         self._copy_calls: dict[int, int] = {}  # launch id of an `oi.copy` -> its calls through Python
+        self._code: list = []  # the engines of the fast functions, which bake this launcher's addresses in
 
     @property
     def compiled(self) -> bool:
@@ -437,7 +438,7 @@ class OpLauncher:
                 tuple(compiled_launches.KernelLaunch(h, launch.grid, launch.block)
                       for h, launch in zip(handles, prepared.kernel.launches)),
                 launch_function, self.runner.copy_function(), self.memory.ranges.cell.ctypes.data,
-                self.counters.ctypes.data))  # fmt: skip
+                self.counters.ctypes.data), self._code)  # fmt: skip
         self._install(ident, prepared.fast)
         seconds = time.perf_counter() - began
         self.python_counts.prepare_seconds += seconds
@@ -454,7 +455,7 @@ class OpLauncher:
             if copy_function is None:
                 return
             self._copies[key] = compiled_launches.fast_copy(*key, copy_function, self.memory.ranges.cell.ctypes.data,
-                                                            self.counters.ctypes.data)  # fmt: skip
+                                                            self.counters.ctypes.data, self._code)  # fmt: skip
         self._install(ident, self._copies[key])
 
     def _slots(self, ident: int) -> np.ndarray:
