@@ -239,3 +239,30 @@ def test_a_launch_failing_after_others_fails_the_op_without_a_retry(compiled, mo
     calls["fail"] = False
     cuda.insert(x=x).step()
     assert int(cuda.state("t")) == 3
+
+
+def test_fast_functions_go_with_their_executor(compiled) -> None:
+    """The native code of an executor's fast functions is freed with it; only what every executor
+    shares (dispatchers, trampolines) stays for the process (before, every fast function did)."""
+    import gc
+    import weakref
+
+    from oi_compiler.runtime import compiled_launches
+
+    graph, model = oi.parse_graph(TWO_SIZES), oi.Model(sizevars={"T": 8})
+
+    def run():
+        cuda = oi.Simulator(model, graph, device="cuda").make_executor()
+        for _ in range(3):
+            cuda.step()
+        return cuda
+
+    first = run()
+    assert first.launcher._code
+    code = weakref.ref(first.launcher._code[0])
+    shared = len(compiled_launches._loaded)
+    run()
+    assert len(compiled_launches._loaded) == shared  # the same kernels: nothing new to share
+    del first
+    gc.collect()
+    assert code() is None
