@@ -9,13 +9,16 @@ once per C signature:
         for k in 0..SLOTS:                     // (one per kernel set: a launch id called at several sizes)
             f = table ? table[id * SLOTS + k] : 0
             if (!f) break;
-            if (f(fields...) == 0) return 0;   // else f did not serve this call: the next
+            status = f(fields...)
+            if (status == 0) return 0;
+            if (status == FAILED) return 1;    // else (1) f did not serve this call: the next
         return slow(id, fields...);            // the Python callback (`op_launches._callback`)
     }
 
-The slow path prepares the op's kernels for the call's sizes (`OpLauncher.launch`); when every
-operand is already in device memory, row-major and apart from the output, it also makes a **fast
-function** for them (`FastFunction`) and puts it in the table. A fast function:
+The slow path prepares the op's kernels for the call's sizes (`OpLauncher.launch`); once the
+kernel set has been called `OI_CUDA_COMPILE_AFTER` times, and when every operand is in device
+memory and row-major, it also makes a **fast function** for them (`fast_function`, from a
+`FastCall`) and puts it in the table (`fast_copy` for a copy). A fast function:
 
 1. checks the call: each size one the kernels serve (exact, or attention's keys within the count
    range of its block size), row-major strides, each operand's first and last byte in a device
@@ -32,7 +35,7 @@ function** for them (`FastFunction`) and puts it in the table. A fast function:
    retried: the dispatcher returns 1 and the step fails at the op's statement ("its GPU kernels
    failed"), the undo log putting the persistent state back.
 
-Where `cuLaunchKernel` comes from is the `Launches` of the runner: the driver library's own
+Where `cuLaunchKernel` comes from is the runner's `compiled`: the driver library's own
 (`libcuda.so.1`, with the cuda-bindings launcher), or in the emulation (`OI_GPU_EMULATE=1`) an
 emulated one with the same signature, whose "function handle" is a trampoline per kernel that reads
 the arguments back out of the parameter block and calls the emulated kernel: so the emulation runs

@@ -2,8 +2,10 @@
 
 `device="cuda"` compiles the step as the cpu does, except that each op's nest is a call of
 `@oi_launch_<signature>(id, inputs..., output, settings...) -> i32` (`passes/launch_op_kernels.py`).
-`bind_symbols` gives every such symbol a C callback before the step is loaded; the callback finds
-the `OpLauncher` active on its thread (the executor running the step, `active`), which:
+`bind_symbols` binds every such symbol, before the step is loaded, to a native dispatcher
+(`runtime/compiled_launches.py`) that runs the active launcher's fast function for the call when
+it has one that serves it, else a C callback into Python. The callback finds the `OpLauncher`
+active on its thread (the executor running the step, `active`), which:
 
 1. reads the arguments: each memref as the C ABI passes it (data pointer, offset, sizes, strides:
    a `BufferView`), each setting read at run time as its value;
@@ -14,7 +16,9 @@ the `OpLauncher` active on its thread (the executor running the step, `active`),
    is; an input in host memory, not row-major contiguous or overlapping the output is first copied
    into a device buffer of its own (staged); an output in host memory or not contiguous is computed
    into one and copied back; the scratch buffers are device buffers made once;
-4. returns 0, or 1 after keeping the error (`take_error`): the step then fails at that op's
+4. once the kernel set has been called `compile_after` times and its operands are on the device,
+   makes it a fast function (`_compile`) that later calls run without Python;
+5. returns 0, or 1 after keeping the error (`take_error`): the step then fails at that op's
    statement and its undo log puts the persistent state back, as for any failed check.
 
 A call of an `oi.copy` (`--place-buffers`: a `memref.copy` that may touch device memory) is a
@@ -32,6 +36,7 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import json
+import os
 import struct
 import threading
 import time
@@ -516,8 +521,6 @@ class OpLauncher:
 
 def compile_after() -> int:
     """`OI_CUDA_COMPILE_AFTER` (the calls through Python before a fast function is made; 0: never)."""
-    import os
-
     text = os.environ.get("OI_CUDA_COMPILE_AFTER", "16").strip()
     try:
         value = int(text)
