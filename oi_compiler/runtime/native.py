@@ -22,7 +22,7 @@ from collections.abc import Callable
 import numpy as np
 
 from oi_compiler.dtypes import numpy_dtype
-from oi_compiler.errors import ExecutionError, OiError
+from oi_compiler.errors import ExecutionError, OiError, exception_summary
 from oi_compiler.lowering import analysis as P
 from oi_compiler.lowering.analysis import VarLayout
 from oi_compiler.runtime.binding import BoundGraph, check_model_tensor
@@ -288,8 +288,6 @@ class NativeState:
         try:
             self.rollback(sizes)
         except Exception as e:  # a device copy failing (a lost GPU): say so, not the step's own error
-            from oi_compiler.errors import exception_summary
-
             failure = ExecutionError(f"the failed step could not be undone ({exception_summary(e)}): the "
                                      "persistent state may be partly restored; reset or load a saved state")  # fmt: skip
             failure.rollback_failed = True
