@@ -22,6 +22,7 @@ import json
 import math
 import os
 import sys
+import time
 import tokenize
 from pathlib import Path
 
@@ -51,6 +52,8 @@ def _arg_parser() -> argparse.ArgumentParser:
                    help="variables to print after each step")
     p.add_argument("--trace", action="store_true", help="print one line per executed node")
     p.add_argument("--timer", action="store_true", help="time each node (with --trace)")
+    p.add_argument("--stats", action="store_true",
+                   help="after the steps, the median time a step took and, on cuda, the launches per step")
     p.add_argument("--load-state", metavar="FILE", help="restore executor state before the first step")
     p.add_argument("--save-state", metavar="FILE", help="save executor state after the last step")
     return p  # fmt: skip
@@ -182,13 +185,16 @@ def run(args: argparse.Namespace) -> int:
     if args.load_state:
         exe.load_state(args.load_state)
     printed = 0
+    seconds = []
     for step in range(args.steps):
         exe.insert({name: _feed_for_step(exe, name, value, step, args.steps) for name, value in feeds.items()})
+        began = time.perf_counter()
         try:
             exe.step()
         except OiError as e:
             e.message = f"step {step}: {e.message}"
             raise
+        seconds.append(time.perf_counter() - began)
         print(f"step {step}")
         for event in exe.events[printed:]:
             print("  " + event.line())
@@ -197,7 +203,29 @@ def run(args: argparse.Namespace) -> int:
             print(_format(name, exe.fetch(name)))
     if args.save_state:
         exe.save_state(args.save_state)
+    if args.stats:
+        print(_stats(exe, seconds))
     return 0
+
+
+def _stats(exe, seconds: list[float]) -> str:
+    """`--stats`: the steps' median time (the first apart: it makes the kernels) and, on cuda, what
+    the launcher did per step."""
+    import statistics
+
+    if not seconds:
+        return "stats: no step ran"
+    later = seconds[1:] or seconds
+    lines = [f"stats: {len(seconds)} steps; first {seconds[0] * 1e3:.3f} ms, then median {statistics.median(later) * 1e3:.3f} ms"]
+    counts = getattr(exe, "launch_counts", None)
+    if counts is not None:
+        n = len(seconds)
+        lines.append(f"  per step: {counts.op_calls / n:.1f} op calls, {counts.launches / n:.1f} kernel launches, "
+                     f"{counts.copies / n:.1f} copies; {counts.compiled_calls / n:.1f} of the calls and copies from "
+                     f"compiled code; {counts.staged / n:.1f} operands staged; host time through Python "
+                     f"{counts.host_seconds / n * 1e6:.0f} us")  # fmt: skip
+        lines.append(f"  kernel sets made: {counts.prepared} in {counts.prepare_seconds:.2f} s")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -515,3 +515,20 @@ def test_step_returns_what_its_docstring_says(device: str) -> None:
         assert event is None
     else:  # without with_trace(), the last node's event all the same
         assert event is not None and event.node_desc.startswith("cache.increment")
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_stats_give_the_step_time_and_on_cuda_the_launches(capsys, graph, monkeypatch, device) -> None:
+    monkeypatch.setenv("OI_GPU_EMULATE", "1")
+    monkeypatch.setenv("OI_CUDA_COMPILE_AFTER", "2")
+    code, out, err = run(capsys, graph, "--dims", "D=2", "--steps", "4", "--device", device, "--stats")
+    assert code == 0, err
+    lines = out.splitlines()
+    stats = lines.index(next(line for line in lines if line.startswith("stats:")))
+    assert re.fullmatch(r"stats: 4 steps; first [0-9.]+ ms, then median [0-9.]+ ms", lines[stats])
+    if device == "cuda":  # one op a step (its first two calls through Python), two copies and a journal
+        assert re.match(r"  per step: 1\.0 op calls, 1\.0 kernel launches, 3\.0 copies; 2\.\d of the calls and "
+                        r"copies from compiled code; 0\.0 operands staged", lines[stats + 1]), lines[stats + 1]
+        assert lines[stats + 2].startswith("  kernel sets made: 1 in ")
+    else:
+        assert len(lines) == stats + 1
