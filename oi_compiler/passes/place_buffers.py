@@ -76,46 +76,63 @@ class PlaceBuffers(ModulePass):
         kernels = {op.sym_name.data for op in module.ops if isinstance(op, func.FuncOp) and GPU_OP_ATTR in op.attributes}
         hosts = [op for op in module.ops if isinstance(op, func.FuncOp) and not op.is_declaration
                  and op.sym_name.data not in kernels]  # fmt: skip
+        kernels |= _replace_fills(module, hosts)
         layout = layout_of(module)
-        fills: dict[tuple, str] = {}
-        for function in hosts:
-            for loop in [op for op in quick_ops.walk(function) if isinstance(op, scf.ForOp)]:
-                found = None if loop.parent is None else _fill_nest(loop)
-                if found is not None and not _control_plane(found[0]):
-                    target, pattern, value = found
-                    key = (target.type, pattern)
-                    if key not in fills:
-                        fills[key] = _host_function(module, _fresh(module, "oi_fill"), [target.type], FILL_OP,
-                                                    {"pattern": pattern}, _fill_body(loop, value))  # fmt: skip
-                    _call_host(loop, fills[key], [target])
-        kernels.update(fills.values())
-        kept_on_host: set[str] = set()
-        seen: set[str] = set()
-        copies: list[memref.CopyOp] = []
-        for function in hosts:
-            for op in quick_ops.walk(function):
-                name = _data_of(op)
-                if name is not None:
-                    seen.add(name)
-                    if not _device_uses(op.results[0], kernels):
-                        kept_on_host.add(name)
-                elif isinstance(op, memref.CopyOp):
-                    copies.append(op)
-        for name in seen - kept_on_host:
-            var = layout.vars.get(name)
-            if var is not None and _eligible(var):
-                layout.vars[name] = dataclasses.replace(var, device=True)
+        device, copies = _place(layout, hosts, kernels)
         module.attributes[LAYOUT_ATTR] = layout.to_attr()
-        device = {name for name, var in layout.vars.items() if var.device}
-        functions: dict[tuple, str] = {}
-        for copy in copies:
-            if _on_host(copy.source, device) and _on_host(copy.destination, device):
+        _replace_copies(module, copies, device)
+
+
+def _replace_fills(module: ModuleOp, hosts: list[func.FuncOp]) -> set[str]:
+    """Each fill nest over data that is not the control plane's a call of `@oi_fill_<n>`; their names."""
+    fills: dict[tuple, str] = {}
+    for function in hosts:
+        for loop in [op for op in quick_ops.walk(function) if isinstance(op, scf.ForOp)]:
+            found = None if loop.parent is None else _fill_nest(loop)  # (no parent: inside one replaced)
+            if found is None or _control_plane(found[0]):
                 continue
-            key = (copy.source.type, copy.destination.type)
-            if key not in functions:
-                functions[key] = _host_function(module, _fresh(module, "oi_copy"), list(key), COPY_OP, {},
-                                                lambda block: block.add_op(memref.CopyOp(*block.args)))  # fmt: skip
-            _call_host(copy, functions[key], [copy.source, copy.destination])
+            target, pattern, value = found
+            key = (target.type, pattern)
+            if key not in fills:
+                fills[key] = _host_function(module, _fresh(module, "oi_fill"), [target.type], FILL_OP,
+                                            {"pattern": pattern}, _fill_body(loop, value))  # fmt: skip
+            _call_host(loop, fills[key], [target])
+    return set(fills.values())
+
+
+def _place(layout, hosts: list[func.FuncOp], kernels: set[str]) -> tuple[set[str], list[memref.CopyOp]]:
+    """Mark `device` in `layout` each eligible variable whose every use is a device use; the names
+    of the device variables, and the host functions' copies."""
+    kept_on_host: set[str] = set()
+    seen: set[str] = set()
+    copies: list[memref.CopyOp] = []
+    for function in hosts:
+        for op in quick_ops.walk(function):
+            name = _data_of(op)
+            if name is not None:
+                seen.add(name)
+                if not _device_uses(op.results[0], kernels):
+                    kept_on_host.add(name)
+            elif isinstance(op, memref.CopyOp):
+                copies.append(op)
+    for name in seen - kept_on_host:
+        var = layout.vars.get(name)
+        if var is not None and _eligible(var):
+            layout.vars[name] = dataclasses.replace(var, device=True)
+    return {name for name, var in layout.vars.items() if var.device}, copies
+
+
+def _replace_copies(module: ModuleOp, copies: list[memref.CopyOp], device: set[str]) -> None:
+    """Each copy not between two host buffers a call of `@oi_copy_<n>` (one per pair of types)."""
+    functions: dict[tuple, str] = {}
+    for copy in copies:
+        if _on_host(copy.source, device) and _on_host(copy.destination, device):
+            continue
+        key = (copy.source.type, copy.destination.type)
+        if key not in functions:
+            functions[key] = _host_function(module, _fresh(module, "oi_copy"), list(key), COPY_OP, {},
+                                            lambda block: block.add_op(memref.CopyOp(*block.args)))  # fmt: skip
+        _call_host(copy, functions[key], [copy.source, copy.destination])
 
 
 def _data_of(op: Operation) -> str | None:
