@@ -35,6 +35,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 
+import numpy as np
 from xdsl.dialects import arith, func, memref, scf
 from xdsl.dialects.builtin import (
     FloatAttr,
@@ -53,7 +54,7 @@ from xdsl.rewriter import InsertPoint, Rewriter
 from oi_compiler.backend.llvm import NOINLINE_ATTR
 from oi_compiler.dialects.oi_lowered import GPU_OP_ATTR, StateViewOp, StepExitOp
 from oi_compiler.dialects.oi_table import LAYOUT_ATTR, BufferOp
-from oi_compiler.dtypes import dtype_name
+from oi_compiler.dtypes import dtype_name, numpy_dtype
 from oi_compiler.lowering import quick_ops
 
 COPY_OP = "oi.copy"  # the `oi.gpu_op` op of a copy the host makes (no registry op has a dot in its name)
@@ -169,11 +170,16 @@ def _device_uses(value: SSAValue, kernels: set[str]) -> bool:
     return True
 
 
-def _on_host(value: SSAValue, device: set[str]) -> bool:
-    """Whether `value` is known to be host memory: a view of a named buffer that stays there."""
+def _root(value: SSAValue) -> Operation | None:
+    """What `value` is a view of (through subviews and casts): its defining op."""
     while isinstance(value.owner, _VIEWS):
         value = value.owner.operands[0]
-    owner = value.owner
+    return value.owner if isinstance(value.owner, Operation) else None
+
+
+def _on_host(value: SSAValue, device: set[str]) -> bool:
+    """Whether `value` is known to be host memory: a view of a named buffer that stays there."""
+    owner = _root(value)
     if isinstance(owner, BufferOp):
         return owner.field.data not in ("buffer", "data") or owner.var.string_value() not in device
     return False  # an entry, a view from a word (the undo log's bytes), an argument: either, at run time
@@ -181,16 +187,14 @@ def _on_host(value: SSAValue, device: set[str]) -> bool:
 
 def _control_plane(value: SSAValue) -> bool:
     """Whether `value` views host memory whatever the placement: present bytes, address tables..."""
-    while isinstance(value.owner, _VIEWS):
-        value = value.owner.operands[0]
-    return isinstance(value.owner, BufferOp) and value.owner.field.data not in ("buffer", "data")
+    owner = _root(value)
+    return isinstance(owner, BufferOp) and owner.field.data not in ("buffer", "data")
 
 
 def _fill_nest(loop: scf.ForOp) -> tuple[SSAValue, str, SSAValue] | None:
     """(target, the element's bytes in hex, the value stored) when `loop` is what `step_values.fill`
-    emits: a perfect
-    nest over `[0, dim)` of every dim of a memref defined outside it, storing one constant at the
-    loops' indices; else None."""
+    emits: a perfect nest over `[0, dim)` of every dim of a memref defined outside it, storing one
+    constant at the loops' indices; else None."""
     ivs, uppers, op = [], [], loop
     while True:
         if not isinstance(op, scf.ForOp) or _constant(op.lb) != 0 or _constant(op.step) != 1:
@@ -224,10 +228,6 @@ def _constant(value: SSAValue) -> int | float | None:
 
 def _pattern(value: SSAValue, element) -> str | None:
     """The bytes of one element holding `value` (a constant, or a constant truncated to f16/bf16), hex."""
-    import numpy as np
-
-    from oi_compiler.dtypes import numpy_dtype
-
     owner = value.owner
     if isinstance(owner, arith.TruncFOp):
         owner = owner.input.owner
