@@ -77,20 +77,22 @@ class PlaceBuffers(ModulePass):
         kernels = {op.sym_name.data for op in module.ops if isinstance(op, func.FuncOp) and GPU_OP_ATTR in op.attributes}
         hosts = [op for op in module.ops if isinstance(op, func.FuncOp) and not op.is_declaration
                  and op.sym_name.data not in kernels]  # fmt: skip
-        kernels |= _replace_fills(module, hosts)
         layout = layout_of(module)
+        kernels |= _replace_fills(module, hosts, layout)
         device, copies = _place(layout, hosts, kernels)
         module.attributes[LAYOUT_ATTR] = layout.to_attr()
         _replace_copies(module, copies, device)
 
 
-def _replace_fills(module: ModuleOp, hosts: list[func.FuncOp]) -> set[str]:
-    """Each fill nest over data that is not the control plane's a call of `@oi_fill_<n>`; their names."""
+def _replace_fills(module: ModuleOp, hosts: list[func.FuncOp], layout) -> set[str]:
+    """Each fill nest over data that may live on the device a call of `@oi_fill_<n>`; their names.
+    (A fill of the control plane's bytes, or of a variable that stays on the host whatever its
+    uses, an `assign` temporary's, stays a loop: a call would only cost a trip to the host.)"""
     fills: dict[tuple, str] = {}
     for function in hosts:
         for loop in [op for op in quick_ops.walk(function) if isinstance(op, scf.ForOp)]:
             found = None if loop.parent is None else _fill_nest(loop)  # (no parent: inside one replaced)
-            if found is None or _control_plane(found[0]):
+            if found is None or not _may_be_device(found[0], layout):
                 continue
             target, pattern, value = found
             key = (target.type, pattern)
@@ -185,10 +187,14 @@ def _on_host(value: SSAValue, device: set[str]) -> bool:
     return False  # an entry, a view from a word (the undo log's bytes), an argument: either, at run time
 
 
-def _control_plane(value: SSAValue) -> bool:
-    """Whether `value` views host memory whatever the placement: present bytes, address tables..."""
+def _may_be_device(value: SSAValue, layout) -> bool:
+    """Whether `value` may view device memory: not the control plane's bytes (present bytes,
+    address tables...) nor a variable that is not eligible (`_eligible`)."""
     owner = _root(value)
-    return isinstance(owner, BufferOp) and owner.field.data not in ("buffer", "data")
+    if not isinstance(owner, BufferOp):
+        return True  # an entry, a view from a word: known at run time only
+    var = layout.vars.get(owner.var.string_value())
+    return owner.field.data in ("buffer", "data") and var is not None and _eligible(var)
 
 
 def _fill_nest(loop: scf.ForOp) -> tuple[SSAValue, str, SSAValue] | None:
