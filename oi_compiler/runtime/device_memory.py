@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from oi_compiler.backend.jit import row_major
+from oi_compiler.runtime.compiled_launches import STEP_LOCK
 
 TAG = 1 << 52
 ALIGN = 256  # cuMemAlloc's alignment, kept by the emulation too
@@ -74,7 +75,9 @@ class BufferView:
 class DeviceRanges:
     """The allocations of a `DeviceMemory` as sorted [start, end) address ranges, in arrays that
     compiled code searches too (`runtime/compiled_launches.py`): `cell` holds the address of the
-    starts, of the ends, and their count."""
+    starts, of the ends, and their count. They change only under `STEP_LOCK`, which a step holds
+    while its compiled code may search them (a buffer the garbage collector frees on another
+    thread waits for the step's end)."""
 
     def __init__(self) -> None:
         self.starts = np.zeros(16, np.int64)
@@ -87,6 +90,10 @@ class DeviceRanges:
         self.cell[:] = (self.starts.ctypes.data, self.ends.ctypes.data, self.count)
 
     def add(self, start: int, end: int) -> None:
+        with STEP_LOCK:
+            self._add(start, end)
+
+    def _add(self, start: int, end: int) -> None:
         n = self.count
         if n == len(self.starts):  # grow both; compiled code reads the new addresses from `cell`
             self.starts = np.concatenate([self.starts, np.zeros(n, np.int64)])
@@ -99,6 +106,10 @@ class DeviceRanges:
         self._publish()
 
     def remove(self, start: int) -> bool:
+        with STEP_LOCK:
+            return self._remove(start)
+
+    def _remove(self, start: int) -> bool:
         n = self.count
         at = int(np.searchsorted(self.starts[:n], start))
         if at == n or self.starts[at] != start:

@@ -330,3 +330,21 @@ def test_an_undone_write_of_an_absent_entry_leaves_its_init(emulated, device) ->
         exe.insert(x=x, ki=np.int64(0), kn=np.int64(3)).step()
     np.testing.assert_array_equal(exes[device].fetch("all"), exes["reference"].fetch("all"))
     assert exes[device].fetch("all")[2].tolist() == [[7.0, 7.0]]
+
+
+def test_allocations_change_only_between_steps() -> None:
+    """A free on another thread (the garbage collector's) waits while a step may search the ranges
+    from compiled code (before, it could shift them under the search)."""
+    import threading
+
+    from oi_compiler.runtime.compiled_launches import STEP_LOCK
+
+    memory = EmulatedDeviceMemory()
+    address = memory.alloc(64)
+    done = threading.Event()
+    with STEP_LOCK:  # what `OpLauncher.active` holds for a step
+        worker = threading.Thread(target=lambda: (memory.free(address), done.set()))
+        worker.start()
+        assert not done.wait(0.2) and memory.is_device(address) and memory.ranges.contains(address)
+    worker.join(5)
+    assert done.is_set() and not memory.ranges.contains(address)
