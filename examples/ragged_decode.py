@@ -13,7 +13,10 @@ past the length) and a read makes an entry present, so each row holds its 4 page
 step; the cpu run prints the pages in use after each step (32, then 30 once sequence 2 shares
 sequence 0's first page per head) and checks that the fork shared it.
 
-    python examples/ragged_decode.py [--device cpu|reference] [--steps N] [--seed S]
+    python examples/ragged_decode.py [--device cpu|reference|cuda] [--steps N] [--seed S]
+
+(`--device cuda` launches each op's GPU kernels: set OI_GPU_EMULATE=1 where there is no GPU. Its
+paged tables stay in host memory there, so the launches that read them copy their pages in.)
 """
 
 from __future__ import annotations
@@ -142,7 +145,7 @@ def run(device: str, steps: list[Step], seed: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", choices=["reference", "cpu"], action="append")
+    parser.add_argument("--device", choices=["reference", "cpu", "cuda"], action="append")
     parser.add_argument("--steps", type=int, default=len(SCENARIO))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

@@ -2,6 +2,7 @@
 
     python examples/tiny_decoder.py                 # 12 greedy steps, checked against numpy
     python examples/tiny_decoder.py --device reference   # the same on the numpy interpreter
+    OI_GPU_EMULATE=1 python examples/tiny_decoder.py --device cuda   # GPU kernels (emulated without a GPU)
     python examples/tiny_decoder.py --steps 20 --start 5 --model /tmp/m.oinf --seed 3 --rebuild
 
 `examples/tiny_decoder.oi` is the graph: a Llama-style decoder (RMSNorm, rotary
@@ -237,8 +238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--rebuild", action="store_true", help="write the model file even if it exists")
     p.add_argument("--steps", type=int, default=12, help="tokens to decode (default 12)")
     p.add_argument("--start", type=int, default=3, help="the first token id (default 3)")
-    p.add_argument("--device", default="cpu", choices=("cpu", "reference"),
-                   help="cpu: the compiled step (default); reference: the numpy interpreter")
+    p.add_argument("--device", default="cpu", choices=("cpu", "reference", "cuda"),
+                   help="cpu: the compiled step (default); reference: the numpy interpreter; cuda: the "
+                        "compiled control plane launching each op's GPU kernels (OI_GPU_EMULATE=1 without a GPU)")
     args = p.parse_args(argv)
     if args.steps < 1:
         p.error("--steps must be at least 1")
@@ -249,7 +251,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{GRAPH.name} on {args.model.name} ({dims})")
     if args.steps > model.sizevars["T"]:
         print(f"note: {args.steps} steps exceed the nominal context T={model.sizevars['T']}")
-    return 0 if decode(model, args.start, args.steps, args.device) else 1
+    try:
+        return 0 if decode(model, args.start, args.steps, args.device) else 1
+    except oi.OiError as e:  # (no GPU for --device cuda, say)
+        print(e, file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -213,6 +213,17 @@ def test_main_decodes_greedily(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert f"device {device!r}" in out
 
 
+def test_main_without_a_gpu_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """`--device cuda` with neither a GPU nor the emulation: the library's error, exit 1, no traceback."""
+    from oi_compiler.runtime import cuda
+
+    if cuda.available():
+        pytest.skip("a GPU is present")
+    monkeypatch.delenv("OI_GPU_EMULATE", raising=False)
+    assert td.main(["--model", str(tmp_path / "tiny.oinf"), "--steps", "1", "--device", "cuda"]) == 1
+    assert "OI_GPU_EMULATE=1" in capsys.readouterr().err
+
+
 def test_main_fails_on_divergence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(td, "TOLERANCE", -1.0)  # every step now counts as diverging
     assert td.main(["--model", str(tmp_path / "tiny.oinf"), "--steps", "2"]) == 1
