@@ -41,7 +41,6 @@ def nearest_loc(op) -> SourceLoc | None:
     return None
 
 
-
 def nearest_location(op):
     """The `FileLineColLoc` of `op` or of its closest located ancestor; `UnknownLoc` if none."""
     from xdsl.dialects.builtin import FileLineColLoc, UnknownLoc
@@ -52,3 +51,15 @@ def nearest_location(op):
             return loc
         op = op.parent_op()
     return UnknownLoc()
+
+
+def fresh_name(stem: str, taken: set[str], separator: str = "_", first: int | None = None) -> str:
+    """The first of `stem`, `stem<separator>1`, `stem<separator>2`... not in `taken` (with `first`:
+    from `stem<separator><first>`, never `stem` itself), added to `taken`."""
+    n = 0 if first is None else first
+    name = stem if first is None else f"{stem}{separator}{n}"
+    while name in taken:
+        n += 1
+        name = f"{stem}{separator}{n}"
+    taken.add(name)
+    return name

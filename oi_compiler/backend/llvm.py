@@ -73,7 +73,7 @@ from oi_compiler.backend.llvm_scf import SCF_EMITTERS
 from oi_compiler.backend.llvm_types import I1, I8, I16, INDEX, PTR, bit_width, is_float, scalar_type
 from oi_compiler.errors import PassError
 from oi_compiler.gc_pause import paused_collection
-from oi_compiler.ir_context import nearest_loc
+from oi_compiler.ir_context import fresh_name, nearest_loc
 
 NOINLINE_ATTR = "oi.noinline"
 _TERMINATORS = (func.ReturnOp, scf.YieldOp, scf.ConditionOp, scf.ReduceOp, scf.ReduceReturnOp)
@@ -99,12 +99,7 @@ def function_symbols(module: ModuleOp) -> dict[str, FunctionSymbols]:
     taken = {op.sym_name.data for op in module.ops if isinstance(op, func.FuncOp | memref.GlobalOp)}
 
     def fresh(stem: str) -> str:
-        name, count = stem, 0
-        while name in taken:
-            count += 1
-            name = f"{stem}.{count}"
-        taken.add(name)
-        return name
+        return fresh_name(stem, taken, ".")
 
     symbols: dict[str, FunctionSymbols] = {}
     for op in module.ops:

@@ -42,6 +42,7 @@ from xdsl.ir import Block, Operation, Region, SSAValue
 
 from oi_compiler.backend.llvm import NOINLINE_ATTR
 from oi_compiler.dialects.oi_lowered import StateViewOp, StepExitOp
+from oi_compiler.ir_context import fresh_name
 from oi_compiler.lowering import quick_ops
 
 #: a repeat is outlined when the ops it removes from the step (all copies but one) are at least this
@@ -193,22 +194,13 @@ def _outline_best(run: list[_Statement], taken: set[str], count: int, zero: SSAV
             if columns is None:
                 continue
             groups = [[op for s in statements for op in s.ops] for statements in copy_statements]
-            name = _fresh(f"{REPEAT_PREFIX}{count}", taken)
+            name = fresh_name(f"{REPEAT_PREFIX}{count}", taken)
             signature = _signature(columns)
             function = _function(name, groups, columns, signature, zero)
             for c, group in enumerate(groups[1:], 1):
                 _replace_by_call(group, name, [values[c] for values in signature.parameters], zero)
             return function, run[:first], run[first + copies * period:]
     return None
-
-
-def _fresh(stem: str, taken: set[str]) -> str:
-    name, n = stem, 0
-    while name in taken:
-        n += 1
-        name = f"{stem}_{n}"
-    taken.add(name)
-    return name
 
 
 @dataclass

@@ -55,6 +55,7 @@ from oi_compiler.backend.llvm import NOINLINE_ATTR
 from oi_compiler.dialects.oi_lowered import GPU_OP_ATTR, StateViewOp, StepExitOp
 from oi_compiler.dialects.oi_table import LAYOUT_ATTR, BufferOp
 from oi_compiler.dtypes import dtype_name, numpy_dtype
+from oi_compiler.ir_context import fresh_name
 from oi_compiler.lowering import quick_ops
 
 COPY_OP = "oi.copy"  # the `oi.gpu_op` op of a copy the host makes (no registry op has a dot in its name)
@@ -77,14 +78,15 @@ class PlaceBuffers(ModulePass):
         kernels = {op.sym_name.data for op in module.ops if isinstance(op, func.FuncOp) and GPU_OP_ATTR in op.attributes}
         hosts = [op for op in module.ops if isinstance(op, func.FuncOp) and not op.is_declaration
                  and op.sym_name.data not in kernels]  # fmt: skip
+        taken = {op.sym_name.data for op in module.ops if isinstance(op, func.FuncOp)}  # (the pass may run again)
         layout = layout_of(module)
-        kernels |= _replace_fills(module, hosts, layout)
+        kernels |= _replace_fills(module, hosts, layout, taken)
         device, copies = _place(layout, hosts, kernels)
         module.attributes[LAYOUT_ATTR] = layout.to_attr()
-        _replace_copies(module, copies, device)
+        _replace_copies(module, copies, device, taken)
 
 
-def _replace_fills(module: ModuleOp, hosts: list[func.FuncOp], layout) -> set[str]:
+def _replace_fills(module: ModuleOp, hosts: list[func.FuncOp], layout, taken: set[str]) -> set[str]:
     """Each fill nest over data that may live on the device a call of `@oi_fill_<n>`; their names.
     (A fill of the control plane's bytes, or of a variable that stays on the host whatever its
     uses, an `assign` temporary's, stays a loop: a call would only cost a trip to the host.)"""
@@ -97,7 +99,7 @@ def _replace_fills(module: ModuleOp, hosts: list[func.FuncOp], layout) -> set[st
             target, pattern, value = found
             key = (target.type, pattern)
             if key not in fills:
-                fills[key] = _host_function(module, _fresh(module, "oi_fill"), [target.type], FILL_OP,
+                fills[key] = _host_function(module, fresh_name("oi_fill", taken, first=0), [target.type], FILL_OP,
                                             {"pattern": pattern}, _fill_body(loop, value))  # fmt: skip
             _call_host(loop, fills[key], [target])
     return set(fills.values())
@@ -125,7 +127,7 @@ def _place(layout, hosts: list[func.FuncOp], kernels: set[str]) -> tuple[set[str
     return {name for name, var in layout.vars.items() if var.device}, copies
 
 
-def _replace_copies(module: ModuleOp, copies: list[memref.CopyOp], device: set[str]) -> None:
+def _replace_copies(module: ModuleOp, copies: list[memref.CopyOp], device: set[str], taken: set[str]) -> None:
     """Each copy not between two host buffers a call of `@oi_copy_<n>` (one per pair of types)."""
     functions: dict[tuple, str] = {}
     for copy in copies:
@@ -133,7 +135,7 @@ def _replace_copies(module: ModuleOp, copies: list[memref.CopyOp], device: set[s
             continue
         key = (copy.source.type, copy.destination.type)
         if key not in functions:
-            functions[key] = _host_function(module, _fresh(module, "oi_copy"), list(key), COPY_OP, {},
+            functions[key] = _host_function(module, fresh_name("oi_copy", taken, first=0), list(key), COPY_OP, {},
                                             lambda block: block.add_op(memref.CopyOp(*block.args)))  # fmt: skip
         _call_host(copy, functions[key], [copy.source, copy.destination])
 
@@ -284,15 +286,6 @@ def _host_function(module: ModuleOp, name: str, types: list, op: str, settings: 
     function.attributes[NOINLINE_ATTR] = UnitAttr()
     module.body.block.add_op(function)
     return name
-
-
-def _fresh(module: ModuleOp, prefix: str) -> str:
-    """`prefix_<n>` for the first n no function of `module` has (the pass may run more than once)."""
-    taken = {op.sym_name.data for op in module.ops if isinstance(op, func.FuncOp)}
-    n = 0
-    while f"{prefix}_{n}" in taken:
-        n += 1
-    return f"{prefix}_{n}"
 
 
 def _call_host(op: Operation, callee: str, args: list[SSAValue]) -> None:
