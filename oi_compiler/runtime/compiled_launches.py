@@ -52,8 +52,11 @@ import ctypes
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
+
+from oi_compiler.backend.jit import row_major
 
 CURRENT = np.zeros(1, np.int64)  # the address of the running launcher's table of fast functions (0: none)
 SLOTS = 4  # fast functions per launch id in a table
@@ -66,8 +69,7 @@ _LLVM_TYPES = {
     ctypes.c_uint8: "i8", ctypes.c_float: "float", ctypes.c_double: "double",
 }  # fmt: skip
 _FLOAT_TYPES = ("float", "double")
-_loaded: list = []  # the engines of the code every launcher shares (dispatchers, trampolines), alive for the process
-_trampolines: dict[tuple, int] = {}  # (an emulated kernel's address, its C types) -> its trampoline
+_loaded: list = []  # the engines of the code every launcher shares (dispatchers, trampolines...), alive for the process
 _lock = threading.Lock()
 
 
@@ -293,7 +295,7 @@ def fast_function(call: FastCall, owner: list) -> int:
     slots += kernel_scalars
     for address, sizes in call.scratch:
         slots += [("i64", str(address)), ("i64", "0"), *(("i64", str(s)) for s in sizes),
-                  *(("i64", str(s)) for s in _row_major(sizes))]  # fmt: skip
+                  *(("i64", str(s)) for s in row_major(sizes))]  # fmt: skip
     ok = "true"
     for check in checks:
         ok = b(f"and i1 {ok}, {check}")
@@ -372,12 +374,6 @@ def _float_constant(ty: str, value: float) -> str:
     return "0x%016X" % struct.unpack("<Q", struct.pack("<d", value))[0]
 
 
-def _row_major(sizes: Sequence[int]) -> list[int]:
-    from oi_compiler.backend.jit import row_major
-
-    return row_major(sizes)
-
-
 def _in_device(cell: int) -> str:
     """`@in_device(i64 address) -> i1`: whether an allocation in `DeviceRanges` holds `address`."""
     return f"""
@@ -423,32 +419,26 @@ no:
 # ----------------------------------------------------------------------------- the emulation's launches
 
 
+@cache
 def emulated_launch() -> int:
     """`cuLaunchKernel`'s signature over the emulation: calls `f(params, grid, block)` (a trampoline)."""
-    global _emulated_launch
-    if _emulated_launch is None:
-        dims = ", ".join(f"i32 %d{i}" for i in range(6))
-        text = f"""
+    dims = ", ".join(f"i32 %d{i}" for i in range(6))
+    text = f"""
 define i32 @launch(ptr %f, {dims}, i32 %shared, ptr %stream, ptr %params, ptr %extra) {{
 entry:
   %r = call i32 %f(ptr %params, {dims})
   ret i32 %r
 }}
 """
-        _emulated_launch = compile_ir(text, "launch")[0]
-    return _emulated_launch
+    return compile_ir(text, "launch")[0]
 
 
-_emulated_launch: int | None = None
-
-
+@cache
 def emulated_copy() -> int:
     """`cuMemcpy`'s signature over the emulation: a memmove of the host bytes behind either address."""
-    global _emulated_copy
-    if _emulated_copy is None:
-        from oi_compiler.runtime.device_memory import TAG
+    from oi_compiler.runtime.device_memory import TAG
 
-        text = f"""
+    text = f"""
 declare void @llvm.memmove.p0.p0.i64(ptr, ptr, i64, i1)
 define i32 @copy(i64 %dst, i64 %src, i64 %n) {{
 entry:
@@ -460,22 +450,17 @@ entry:
   ret i32 0
 }}
 """
-        _emulated_copy = compile_ir(text, "copy")[0]
-    return _emulated_copy
+    return compile_ir(text, "copy")[0]
 
 
-_emulated_copy: int | None = None
-
-
-def trampoline(kernel: int, c_types: Sequence[type]) -> int:
+@cache
+def trampoline(kernel: int, c_types: tuple[type, ...]) -> int:
     """A trampoline for an emulated kernel at `kernel` taking `c_types` and then the six grid and
-    block sizes (i64): reads each argument from the parameter block's slots and calls it, each
-    address the host address behind the emulated device's (`EmulatedDeviceMemory.host_address`)."""
+    block sizes (i64), made once per kernel: reads each argument from the parameter block's slots
+    and calls it, each address the host address behind the emulated device's
+    (`EmulatedDeviceMemory.host_address`)."""
     from oi_compiler.runtime.device_memory import TAG
 
-    key = (kernel, tuple(c_types))
-    if key in _trampolines:
-        return _trampolines[key]
     b = _Body()
     args = []
     for i, c_type in enumerate(c_types[:-6]):
@@ -499,5 +484,4 @@ entry:
 {body}
 }}
 """
-    _trampolines[key] = compile_ir(text, "trampoline")[0]
-    return _trampolines[key]
+    return compile_ir(text, "trampoline")[0]
