@@ -38,7 +38,7 @@ class EmulatingDriver(types.ModuleType):
         super().__init__("cuda.bindings.driver")
         self.modules = modules  # PTX text -> the kernels' module it was emitted from
         self.memory = EmulatedDeviceMemory()
-        self.functions: list[tuple[object, str]] = []
+        self.functions: list = []  # CUfunction n + 1: the kernel's emulated native function
         self.calls: dict[str, int] = {}
         # what `cuLaunchKernel` and `cuMemcpy` resolve to in "libcuda.so.1" (kept alive here)
         self.library = types.SimpleNamespace(cuLaunchKernel=LAUNCH(self._compiled_launch), cuMemcpy=MEMCPY(self._copy))
@@ -78,7 +78,7 @@ class EmulatingDriver(types.ModuleType):
         return 0, bytes(image)[:-1].decode()
 
     def cuModuleGetFunction(self, module, name):
-        self.functions.append((self.modules[module], name.decode()))
+        self.functions.append(emulated_function(self.modules[module], name.decode()).native)
         return 0, len(self.functions)  # a CUfunction: an int handle
 
     def cuMemAlloc(self, nbytes):
@@ -108,8 +108,7 @@ class EmulatingDriver(types.ModuleType):
 
     def cuLaunchKernel(self, function, gx, gy, gz, bx, by, bz, shared, stream, params, extra):
         self._count("cuLaunchKernel")
-        module, name = self.functions[int(function) - 1]
-        native = emulated_function(module, name).native
+        native = self.functions[int(function) - 1]
         pointers = (ctypes.c_void_p * max(len(native.argtypes) - 6, 1)).from_address(params)
         values = []
         for i, c_type in enumerate(native.argtypes[:-6]):
