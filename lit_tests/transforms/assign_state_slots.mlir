@@ -6,12 +6,12 @@
 //
 // RUN: oi-opt %s --assign-state-slots | filecheck %s
 
-// CHECK:      builtin.module attributes {oi_table.state_layout = #oi_table.layout<words 27, block "entry", [
-// CHECK-SAME:   #oi_table.var<@x buffer volatile f32[4] slot 13>,
-// CHECK-SAME:   #oi_table.var<@tmp buffer volatile f32[4] slot 14, temp>,
-// CHECK-SAME:   #oi_table.var<@K table persistent f32[4] slot 16, indices [p], storage dense>,
-// CHECK-SAME:   #oi_table.var<@keys view volatile f32[?, 4] slot 20, tables [@K]>,
-// CHECK-SAME:   #oi_table.var<@t buffer persistent i32[] slot 24, init 0>], extra ["pending", "ended"]>} {
+// CHECK:      builtin.module attributes {oi_table.state_layout = #oi_table.layout<words 30, block "entry", [
+// CHECK-SAME:   #oi_table.var<@x buffer volatile f32[4] slot 16>,
+// CHECK-SAME:   #oi_table.var<@tmp buffer volatile f32[4] slot 17, temp>,
+// CHECK-SAME:   #oi_table.var<@K table persistent f32[4] slot 19, indices [p], storage dense>,
+// CHECK-SAME:   #oi_table.var<@keys view volatile f32[?, 4] slot 23, tables [@K]>,
+// CHECK-SAME:   #oi_table.var<@t buffer persistent i32[] slot 27, init 0>], extra ["pending", "ended"]>} {
 builtin.module attributes {oi_table.state_layout = #oi_table.layout<words ?, block "entry", [
     #oi_table.var<@x buffer volatile f32[4] slot ?>,
     #oi_table.var<@tmp buffer volatile f32[4] slot ?, temp>,

@@ -70,14 +70,17 @@ from oi_compiler.ir_context import nearest_loc
 ERROR_SITE = 0  # 0 = no error, else the error site (`StepAnalysis.sites`) that fired
 ERROR_ARGS = 1  # four words of integer arguments for the message
 HANDLE = 5  # the executor's handle, passed back to the host's grow callback
-LOG_RECORDS = 6  # undo log: address of its records (4 words each), capacity, count
+LOG_RECORDS = 6  # undo log: address of its records (4 words each: slot, offset, bytes, where), capacity, count
 LOG_RECORDS_CAP = 7
 LOG_COUNT = 8
-LOG_BYTES = 9  # undo log: address of the saved bytes, capacity, bytes used
+LOG_BYTES = 9  # undo log: address of the saved bytes (a record's `where` >= 0), capacity, bytes used
 LOG_BYTES_CAP = 10
 LOG_USED = 11
 STEP_STAMP = 12  # the host's step counter: a view records the step that read it
-HEADER_WORDS = 13
+DEVICE_LOG = 13  # device="cuda": the saved bytes of device data (`where` = -1 - their offset here), capacity, used
+DEVICE_LOG_CAP = 14
+DEVICE_LOG_USED = 15
+HEADER_WORDS = 16
 
 #: what the grow callback is asked for (its second argument)
 GROW_TABLE, GROW_RESIZABLE, GROW_LOG, GROW_VIEW, GROW_AUTO = 1, 2, 3, 4, 5  # VIEW: copy a stale view out

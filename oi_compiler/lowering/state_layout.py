@@ -20,7 +20,7 @@ from oi_compiler.lowering.analysis import HEADER_WORDS, StepAnalysis, VarLayout,
 
 #: the header's words, by number (`lowering/analysis.py`: ERROR_SITE ... STEP_STAMP)
 HEADER = ("error_site", "error_arg.0", "error_arg.1", "error_arg.2", "error_arg.3", "handle", "log_records",
-          "log_records_cap", "log_count", "log_bytes", "log_bytes_cap", "log_used", "step_stamp")  # fmt: skip
+          "log_records_cap", "log_count", "log_bytes", "log_bytes_cap", "log_used", "step_stamp", "device_log", "device_log_cap", "device_log_used")  # fmt: skip
 
 
 @dataclass

@@ -440,21 +440,46 @@ class Helpers:
 
     def _log(self) -> func.FuncOp:
         function, ir, (slot, offset, nbytes) = self._function("oi_log", 3)
-        count, used = ir.word(P.LOG_COUNT), ir.word(P.LOG_USED)
+        self._log_into(ir, slot, offset, nbytes, device=False)
+        return self._finish(ir, function)
+
+    @staticmethod
+    def split_log(device_slots: Sequence[int]) -> tuple[func.FuncOp, memref.CopyOp]:
+        """`@oi_log` for a step whose data at `device_slots` is in device memory: their bytes go to
+        the device's log (a device-to-device copy, the one returned), every other slot's to the host's
+        (a host copy: no trip to the device, which would wait for the kernels queued before it)."""
+        function, ir, (slot, offset, nbytes) = Helpers()._function("oi_log", 3)
+        on_device = ir.cmp("eq", slot, ir.const(device_slots[0]))
+        for other in device_slots[1:]:
+            on_device = ir.or_(on_device, ir.cmp("eq", slot, ir.const(other)))
+        with ir.if_else(on_device) as otherwise:
+            copy = Helpers._log_into(ir, slot, offset, nbytes, device=True)
+            otherwise()
+            Helpers._log_into(ir, slot, offset, nbytes, device=False)
+        return Helpers._finish(ir, function), copy
+
+    @staticmethod
+    def _log_into(ir: StepIR, slot: SSAValue, offset: SSAValue, nbytes: SSAValue, device: bool) -> memref.CopyOp:
+        """One record (slot, offset, nbytes, where) and the bytes: at `where` in the host's bytes, or
+        at `-1 - where` in the device's (`device`)."""
+        words = (P.DEVICE_LOG, P.DEVICE_LOG_CAP, P.DEVICE_LOG_USED) if device else (P.LOG_BYTES, P.LOG_BYTES_CAP,
+                                                                                    P.LOG_USED)  # fmt: skip
+        count, used = ir.word(P.LOG_COUNT), ir.word(words[2])
         records, total = ir.add(count, ir.const(1)), ir.add(used, nbytes)
-        full = ir.or_(ir.cmp("sgt", records, ir.word(P.LOG_RECORDS_CAP)),
-                      ir.cmp("sgt", total, ir.word(P.LOG_BYTES_CAP)))  # fmt: skip
+        full = ir.or_(ir.cmp("sgt", records, ir.word(P.LOG_RECORDS_CAP)), ir.cmp("sgt", total, ir.word(words[1])))
         with ir.if_(full):
-            ir.grow(P.GROW_LOG, records, total, 0)
+            ir.grow(P.GROW_LOG, records, total, int(device))
         table = ir.view(P.LOG_RECORDS, MemRefType(i64, [DYN, 4]), [records])
-        for column, value in enumerate((slot, offset, nbytes, used)):
+        where = ir.sub(ir.const(-1), used) if device else used
+        for column, value in enumerate((slot, offset, nbytes, where)):
             ir.emit(quick_ops.store(ir.to_i64(value), table, [count, ir.const(column)]))
         source = ir.bytes_range(ir.bytes_view(slot, ir.add(offset, nbytes)), offset, nbytes)
-        target = ir.bytes_range(ir.bytes_view(P.LOG_BYTES, total), used, nbytes)
-        ir.emit(memref.CopyOp(source, target))
+        target = ir.bytes_range(ir.bytes_view(words[0], total), used, nbytes)
+        copy = memref.CopyOp(source, target)
+        ir.emit(copy)
         ir.set_word(P.LOG_COUNT, records)
-        ir.set_word(P.LOG_USED, total)
-        return self._finish(ir, function)
+        ir.set_word(words[2], total)
+        return copy
 
     def _raise_size(self) -> func.FuncOp:
         """Words of a table from its first one: data, present, capacities, sizes (`analysis.VarLayout`)."""

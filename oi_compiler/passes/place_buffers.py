@@ -60,6 +60,7 @@ from oi_compiler.lowering import quick_ops
 
 COPY_OP = "oi.copy"  # the `oi.gpu_op` op of a copy the host makes (no registry op has a dot in its name)
 FILL_OP = "oi.fill"  # ... and of a fill (settings: the element's bytes, hex)
+SPLIT_LOG_ATTR = "oi.split_log"  # on `@oi_log` once it sends device data's bytes to the device's log
 _VIEWS = (memref.SubviewOp, memref.CastOp, memref.ReinterpretCastOp, memref.CollapseShapeOp,
           memref.ExpandShapeOp, UnrealizedConversionCastOp)  # fmt: skip
 
@@ -83,7 +84,27 @@ class PlaceBuffers(ModulePass):
         kernels |= _replace_fills(module, hosts, layout, taken)
         device, copies = _place(layout, hosts, kernels)
         module.attributes[LAYOUT_ATTR] = layout.to_attr()
+        copies = _split_log(module, layout, copies)
         _replace_copies(module, copies, device, taken)
+
+
+def _split_log(module: ModuleOp, layout, copies: list[memref.CopyOp]) -> list[memref.CopyOp]:
+    """`@oi_log` rebuilt to send device data's bytes to the device's log and every other slot's
+    to the host's (`Helpers.split_log`); the copies, its host copy left out (host to host)."""
+    log = next((op for op in module.ops if isinstance(op, func.FuncOp) and op.sym_name.data == "oi_log"), None)
+    slots = sorted(var.slot for var in layout.vars.values()  # (only persistent data is journaled)
+                   if var.device and var.memory == "persistent" and var.kind in ("buffer", "resizable", "table"))
+    if log is None or not slots:
+        return copies
+    if SPLIT_LOG_ATTR in log.attributes:  # the pass ran before: its device copy is a call already
+        return [copy for copy in copies if not log.is_ancestor(copy)]
+    from oi_compiler.lowering.step_ir import Helpers
+
+    kept = [copy for copy in copies if not log.is_ancestor(copy)]
+    split, device_copy = Helpers.split_log(slots)
+    split.attributes[SPLIT_LOG_ATTR] = UnitAttr()
+    Rewriter.replace_op(log, split)
+    return [*kept, device_copy]
 
 
 def _replace_fills(module: ModuleOp, hosts: list[func.FuncOp], layout, taken: set[str]) -> set[str]:

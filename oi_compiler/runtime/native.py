@@ -54,7 +54,7 @@ class NativeState:
         if memory is not None:
             self.on_device = {v.slot for v in self.plan.vars.values()
                               if v.device and v.kind in ("buffer", "table", "resizable")}  # fmt: skip
-            self.on_device.add(P.LOG_BYTES)
+            self.on_device.add(P.DEVICE_LOG)
         self.words = np.zeros(self.plan.words, dtype=np.int64)
         self._size_words = np.array(self.plan.size_words(), dtype=np.intp)
         self._call, self._address, self._length = step.native, self.words.ctypes.data, len(self.words)
@@ -70,6 +70,8 @@ class NativeState:
         self.words[P.HANDLE] = register_state(self)
         self._set(P.LOG_RECORDS, np.zeros((64, 4), np.int64), P.LOG_RECORDS_CAP, 64)
         self._set(P.LOG_BYTES, np.zeros(4096, np.uint8), P.LOG_BYTES_CAP, 4096)
+        if memory is not None:  # device data's saved bytes (`@oi_log` sends them there: place_buffers)
+            self._set(P.DEVICE_LOG, np.zeros(4096, np.uint8), P.DEVICE_LOG_CAP, 4096)
         values: dict[str, np.ndarray] = {}
         reader = self.reader = ReferenceInterpreter(bound, PersistentStore({}), values)
         frame = Frame(bound.entry, {}, values, True)
@@ -228,21 +230,23 @@ class NativeState:
             if var.aliases and old is not None:  # a `transfer` may have given it to another name
                 held = {int(self.words[v.slot]) for v in self.plan.vars.values() if v.kind == "buffer"}
                 self.displaced = [x for x in self.displaced if x.ctypes.data in held] + [old]
-        elif kind == P.GROW_LOG:
-            records, used = self.arrays[P.LOG_RECORDS], self.arrays[P.LOG_BYTES]
+        elif kind == P.GROW_LOG:  # c = 1: the device's bytes
+            records = self.arrays[P.LOG_RECORDS]
+            slot, cap_slot = (P.DEVICE_LOG, P.DEVICE_LOG_CAP) if c else (P.LOG_BYTES, P.LOG_BYTES_CAP)
+            used = self.arrays[slot]
             if a > len(records):
                 grown = np.zeros((max(2 * len(records), a), 4), np.int64)
                 grown[: len(records)] = records
                 self._set(P.LOG_RECORDS, grown, P.LOG_RECORDS_CAP, len(grown))
             if b > used.size:
                 capacity = max(2 * used.size, b)
-                if isinstance(used, DeviceBuffer):  # the undo log's bytes on the device
+                if isinstance(used, DeviceBuffer):
                     grown_bytes = DeviceBuffer(self.memory, (capacity,), np.uint8)
                     grown_bytes.copy_box_from(used)
                 else:
                     grown_bytes = np.zeros(capacity, np.uint8)
                     grown_bytes[: used.size] = used
-                self._set(P.LOG_BYTES, grown_bytes, P.LOG_BYTES_CAP, capacity)
+                self._set(slot, grown_bytes, cap_slot, capacity)
         elif kind == P.GROW_AUTO:  # counts already raised (b = 0) or reset (b = 1) in the words
             var = next(v for v in self.plan.vars.values() if v.kind == "auto" and v.slot == a)
             old = self.arrays[var.slot]
@@ -277,7 +281,7 @@ class NativeState:
         """One step; on failure persistent state is put back and the reference's error raised."""
         words = self.words
         sizes = words[self._size_words]  # a copy (fancy indexing): the sizes before the step
-        words[P.LOG_COUNT] = words[P.LOG_USED] = words[P.ERROR_SITE] = 0
+        words[P.LOG_COUNT] = words[P.LOG_USED] = words[P.DEVICE_LOG_USED] = words[P.ERROR_SITE] = 0
         words[P.STEP_STAMP] += 1
         code = self._call(self._address, self._address, 0, self._length, 1)
         if code == 0:
@@ -319,19 +323,20 @@ class NativeState:
         for n in range(int(self.words[P.LOG_COUNT]) - 1, -1, -1):
             while self.host_undo and self.host_undo[-1][0] > n:
                 self._undo_host_change()
-            slot, offset, count, position = (int(x) for x in records[n])
-            if self.memory is not None:  # either side may be on the device
-                self.memory.copy_bytes(address_of(self.arrays[slot]) + offset, address_of(saved) + position, count)
+            slot, offset, count, where = (int(x) for x in records[n])
+            if where < 0:  # device data, from the device's log
+                source = address_of(self.arrays[P.DEVICE_LOG]) - 1 - where
+                self.memory.copy_bytes(address_of(self.arrays[slot]) + offset, source, count)
             else:
                 target = self.arrays[slot].reshape(-1).view(np.uint8)
-                target[offset : offset + count] = saved[position : position + count]
+                target[offset : offset + count] = saved[where : where + count]
             table = self._present_of.get(slot)
             if table is not None:  # entries absent again hold @init (a write journals only their present byte)
                 self._refill_absent(table, offset, count)
         while self.host_undo:
             self._undo_host_change()
         self.words[self._size_words] = sizes
-        self.words[P.LOG_COUNT] = self.words[P.LOG_USED] = 0
+        self.words[P.LOG_COUNT] = self.words[P.LOG_USED] = self.words[P.DEVICE_LOG_USED] = 0
 
     def _refill_absent(self, var: VarLayout, first: int, count: int) -> None:
         """Every entry `first..first+count` (linear, in the capacity box) absent again gets `@init`."""

@@ -122,6 +122,7 @@ class EmulatingDriver(types.ModuleType):
         return self.cuLaunchKernel(function, gx, gy, gz, bx, by, bz, shared, stream, params, extra)[0]
 
     def _copy(self, dst, src, nbytes):
+        self._count(f"compiled cuMemcpy {'D' if src & TAG else 'H'}to{'D' if dst & TAG else 'H'}")
         return self._memcpy("compiled cuMemcpy", dst, src, nbytes)[0]
 
     def cuCtxSynchronize(self):
@@ -186,6 +187,10 @@ def test_kv_decode_through_the_driver_matches_cpu(driver, monkeypatch, compile_a
     if compile_after == "1":  # after the matmul kernel set's first call (2 launches) compiled code launches
         assert driver.calls["compiled cuLaunchKernel"] == 28 and driver.calls["compiled cuMemcpy"] > 0
         assert counts.compiled_calls > 0 and driver.calls["cuCtxSetCurrent"] >= 5  # the context, each step
+        # in a step, no copy from the host to the device, which would wait for the queued kernels: the
+        # undo log's copies of t and of K's and V's present bytes go to the host's log
+        assert driver.calls["compiled cuMemcpy DtoD"] > 0
+        assert not {name for name in driver.calls if name.startswith("compiled cuMemcpy ")} - {"compiled cuMemcpy DtoD"}
     else:
         assert "compiled cuLaunchKernel" not in driver.calls and counts.compiled_calls == 0
 

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 import oi_compiler as oi
 from oi_compiler.errors import ExecutionError
+from oi_compiler.lowering import analysis as P
 from oi_compiler.runtime.device_memory import (
     TAG,
     BufferView,
@@ -199,9 +200,55 @@ def test_kv_steps_keep_data_on_the_device_and_grow_it_there(emulated) -> None:
     assert isinstance(cuda.native.arrays[K.present_slot], np.ndarray)  # the control plane's
     counts = cuda.launch_counts
     assert counts.staged == 0  # every operand of every launch already on the device
-    # a step's copies: k into K's row, and the undo log's copies of K's present byte and of t (an
-    # append journals no row: the entry was absent, so undoing it refills @init)
-    assert counts.copies == 20 * 3
+    # a step's one copy: k into K's row. The undo log's copies of K's present byte and of t go to
+    # the host's log, not the device's (a copy from the host would wait for the queued kernels), and
+    # an append journals no row (the entry was absent: undoing it refills @init)
+    assert counts.copies == 20
+
+
+RECURRENT = """
+dynamic { x: f32[2048]; }
+volatile { old: f32[2048]; new: f32[2048]; }
+persistent {
+    h: f32[2048] @init(0.0);
+    t: i32 @init(0);
+    F(pos): f32[2048] @table @fixed(pos = 3);
+}
+block entry {
+    cache.read h >> old;
+    op add(old, x) >> new;
+    cache.write new >> h;
+    cache.write new >> F[t];
+    cache.increment t;
+    return;
+}
+"""
+
+
+def test_device_data_is_journaled_on_the_device_and_the_rest_on_the_host(emulated) -> None:
+    """A persistent device buffer overwritten each step (a recurrent state): its old bytes go to the
+    device's log (8 KiB: past its first 4 KiB, so it grows there), t's and F's present byte to the
+    host's; the fourth step fails writing F past @fixed after h changed, and h comes back."""
+    graph = oi.parse_graph(RECURRENT)
+    cpu, cuda = (oi.Simulator(oi.Model(), graph, device=d).make_executor() for d in ("cpu", "cuda"))
+    assert cuda.native.plan.vars["h"].device and not cuda.native.plan.vars["t"].device
+    rng = np.random.default_rng(4)
+    for step in range(4):
+        x = rng.standard_normal(2048).astype(np.float32)
+        errors = []
+        for exe in (cpu, cuda):
+            try:
+                exe.insert(x=x).step()
+                errors.append(None)
+            except oi.CacheError as e:
+                errors.append(str(e))
+        assert errors[0] == errors[1] and (errors[0] is None) == (step < 3)
+        for name in ("h", "t", "F"):
+            np.testing.assert_array_equal(cuda.state(name), cpu.state(name), err_msg=name)
+    logs = cuda.native.arrays
+    assert isinstance(logs[P.DEVICE_LOG], DeviceBuffer) and logs[P.DEVICE_LOG].shape[0] >= 8192
+    assert isinstance(logs[P.LOG_BYTES], np.ndarray) and logs[P.LOG_BYTES].shape[0] == 4096  # never grown
+    assert cuda.native.words[P.LOG_COUNT] == 0 and cuda.native.words[P.DEVICE_LOG_USED] == 0
 
 
 def test_a_failed_copy_fails_the_step_at_its_statement_and_rolls_back(emulated, monkeypatch) -> None:
