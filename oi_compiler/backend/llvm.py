@@ -24,7 +24,9 @@ calling convention; `llvm_abi` describes each one as data):
 - the result is `void` or one scalar with the same conventions.
 
 Because of `noalias`, two memref arguments may share memory only when neither is written
-(`llvm_abi.written_memref_args`); the JIT checks this before each call.
+(`llvm_abi.written_memref_args`); the JIT checks this before each call. The arguments a function's
+`oi.may_alias` (an array of argument positions) names are not `noalias`: an elementwise GPU kernel
+whose output may be one of its inputs exactly (`loopnest/op_kernels.py`, `OpKernel.in_place`).
 
 **Bodies.** Every `func.func` with a body becomes an internal function with the internal
 convention (each memref as its full descriptor, allocated pointer first, no `noalias`; several
@@ -53,7 +55,7 @@ from xdsl.dialects import arith, func, memref, scf
 from xdsl.dialects.builtin import Float8E5M2Type, MemRefType, ModuleOp, UnrealizedConversionCastOp
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 
-from oi_compiler.backend.llvm_abi import is_exported
+from oi_compiler.backend.llvm_abi import MAY_ALIAS_ATTR, is_exported
 from oi_compiler.backend.llvm_arith import ARITH_EMITTERS, MATH_EMITTERS
 from oi_compiler.backend.llvm_memref import (
     MEMREF_EMITTERS,
@@ -257,7 +259,8 @@ def emit_wrapper(module: ir.Module, op: func.FuncOp, body: ir.Function, symbol: 
     wrapper = ir.Function(module, c_function_type(op), symbol)
     wrapper.attributes.add("nounwind")
     _name_parameters(wrapper, op, c_abi=True)
-    _mark_memref_pointers(wrapper, inputs)
+    may_alias = op.attributes.get(MAY_ALIAS_ATTR)
+    _mark_memref_pointers(wrapper, inputs, {a.data for a in may_alias.data} if may_alias is not None else set())
     b = ir.IRBuilder(wrapper.append_basic_block("entry"))
     raw = iter(wrapper.args)
     args: list[ir.Value] = []
@@ -300,12 +303,13 @@ def internal_result_type(outputs: Sequence[Attribute]) -> ir.Type:
     return ir.LiteralStructType([t for ty in outputs for t in flat_types(ty)])
 
 
-def _mark_memref_pointers(function: ir.Function, inputs: Sequence[Attribute]) -> None:
+def _mark_memref_pointers(function: ir.Function, inputs: Sequence[Attribute], may_alias: set[int]) -> None:
     position = 0
-    for ty in inputs:
+    for n, ty in enumerate(inputs):
         if isinstance(ty, MemRefType):
             pointer = function.args[position]
-            pointer.add_attribute("noalias")
+            if n not in may_alias:
+                pointer.add_attribute("noalias")
             pointer.add_attribute("captures(none)")
             pointer.attributes.align = storage_bytes(ty)
         position += len(c_param_types(ty))

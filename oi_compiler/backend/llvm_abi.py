@@ -18,6 +18,9 @@ from oi_compiler.backend.llvm_types import scalar_type
 from oi_compiler.errors import PassError
 
 
+MAY_ALIAS_ATTR = "oi.may_alias"  # a function's memref arguments (positions) that are not `noalias`
+
+
 @dataclass(frozen=True)
 class ScalarParam:
     """A scalar argument or result; `element` is the builtin type's name (`i32`, `bf16`, `index`)."""
@@ -36,6 +39,7 @@ class MemRefParam:
     strides: tuple[int | None, ...] | None  # None: identity layout (row-major contiguous)
     offset: int | None  # static offset of a strided layout, None when dynamic
     written: bool  # stored to, copied into, freed, or passed on where the backend cannot see
+    may_alias: bool = False  # not `noalias` (the function's `oi.may_alias`): it may share the others' memory that are
 
     @property
     def rank(self) -> int:
@@ -64,7 +68,9 @@ def function_abi(op: func.FuncOp) -> FunctionAbi:
     if len(outputs) > 1 or any(isinstance(t, MemRefType) for t in outputs):
         raise PassError(f"backend: exported function @{name} may return at most one scalar")
     written = written_memref_args(op)
-    params = tuple(_param(arg.name_hint or f"arg{i}", arg.type, i in written)
+    may_alias = op.attributes.get(MAY_ALIAS_ATTR)
+    aliasing = {a.data for a in may_alias.data} if may_alias is not None else set()
+    params = tuple(_param(arg.name_hint or f"arg{i}", arg.type, i in written, i in aliasing)
                    for i, arg in enumerate(op.body.block.args))  # fmt: skip
     result = ScalarParam("result", _scalar_name(outputs[0])) if outputs else None
     return FunctionAbi(name, params, result)
@@ -80,16 +86,16 @@ def _scalar_name(ty: Attribute) -> str:
     return str(ty)
 
 
-def _param(name: str, ty: Attribute, written: bool) -> MemRefParam | ScalarParam:
+def _param(name: str, ty: Attribute, written: bool, may_alias: bool) -> MemRefParam | ScalarParam:
     if not isinstance(ty, MemRefType):
         return ScalarParam(name, _scalar_name(ty))
     check_memref_type(ty)
     element, shape = _scalar_name(ty.element_type), tuple(static_dims(ty.get_shape()))
     if is_identity_layout(ty):
-        return MemRefParam(name, element, shape, None, 0, written)
+        return MemRefParam(name, element, shape, None, 0, written, may_alias)
     layout = ty.layout
     assert isinstance(layout, StridedLayoutAttr)
-    return MemRefParam(name, element, shape, tuple(layout.get_strides()), layout.get_offset(), written)
+    return MemRefParam(name, element, shape, tuple(layout.get_strides()), layout.get_offset(), written, may_alias)
 
 
 _READS = (memref.LoadOp, memref.DimOp)

@@ -122,6 +122,8 @@ def kernel_functions(module):
     from xdsl.dialects.builtin import ModuleOp, UnitAttr
     from xdsl.rewriter import Rewriter
 
+    from oi_compiler.backend.llvm import MAY_ALIAS_ATTR
+
     module = module.clone()
     sources = [op for op in module.ops if isinstance(op, gpu.ModuleOp)]
     ops = [op for m in sources for op in m.body.block.ops] if sources else list(module.ops)
@@ -136,6 +138,8 @@ def kernel_functions(module):
                                    visibility=None if is_kernel else "private")  # fmt: skip
             if is_kernel:
                 function.attributes[KERNEL_ATTR] = UnitAttr()
+            if MAY_ALIAS_ATTR in op.attributes:
+                function.attributes[MAY_ALIAS_ATTR] = op.attributes[MAY_ALIAS_ATTR]
             op = function
         elif isinstance(op, gpu.ModuleEndOp if hasattr(gpu, "ModuleEndOp") else ()):
             continue

@@ -30,12 +30,13 @@ from typing import Any
 
 from xdsl.builder import Builder
 from xdsl.dialects import func, gpu, memref
-from xdsl.dialects.builtin import DYNAMIC_INDEX, IntegerType, MemRefType, ModuleOp, StringAttr
+from xdsl.dialects.builtin import DYNAMIC_INDEX, ArrayAttr, IntAttr, IntegerType, MemRefType, ModuleOp, StringAttr
 from xdsl.dialects.linalg.ops import FillOp, GenericOp
 from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.rewriter import InsertPoint
 from xdsl.traits import is_side_effect_free
 
+from oi_compiler.backend.llvm import MAY_ALIAS_ATTR
 from oi_compiler.boundary import stage
 from oi_compiler.dtypes import dtype_name, dtype_type, numpy_dtype
 from oi_compiler.errors import ExecutionError, PassError
@@ -43,7 +44,7 @@ from oi_compiler.loopnest.attention_mapping import ATTENTION_ROWS, THREADS, atte
 from oi_compiler.loopnest.generic_points import captured_values
 from oi_compiler.loopnest.gpu_mapping import LAUNCH_ATTR, check_launch, launch_attr
 from oi_compiler.loopnest.matmul_mapping import shared_tiles_apply, shared_tiles_kernel
-from oi_compiler.loopnest.stage_mappings import map_stage, stage_shape
+from oi_compiler.loopnest.stage_mappings import ELEMENTWISE, map_stage, stage_shape
 from oi_compiler.ops.reference.settings import SHAPE_FROM_OUTPUT
 from oi_compiler.ops.registry import lookup_op
 
@@ -69,6 +70,9 @@ class OpKernel:
     launches: tuple[Launch, ...]
     output: MemRefType
     scratch: tuple[MemRefType, ...]
+    #: the inputs the output may be exactly (the same bytes, shape and layout: `op mul(x, w) >> x`)
+    #: with no copy first: each is read only at the point its thread writes (`in_place_inputs`)
+    in_place: frozenset[int] = frozenset()
 
     def scratch_arrays(self) -> list:
         """Fresh numpy buffers for the scratch arguments (their contents do not matter)."""
@@ -142,10 +146,41 @@ def _op_kernels(op: str, settings: Mapping[str, Any], inputs, output, runtime=()
             kernel, launch = _stage_kernel(name, stage, init, block, scratch)
         kernels.append(kernel)
         launches.append(launch)
-    return _op_kernel(op, kernels, launches, out_type, [s.type for s in scratch])
+    in_place = in_place_inputs(stages[0], block, len(inputs)) if len(stages) == 1 and not scratch and \
+        launches[0].mapping == ELEMENTWISE else frozenset()  # fmt: skip
+    if in_place:  # those inputs and the output may be the same bytes: none of them `noalias` (so no
+        # `ld.global.nc`, whose data must not change while the kernel runs)
+        kernels[0].attributes[MAY_ALIAS_ATTR] = ArrayAttr([IntAttr(n) for n in sorted(in_place | {len(inputs)})])
+    return _op_kernel(op, kernels, launches, out_type, [s.type for s in scratch], in_place)
 
 
-def _op_kernel(op: str, kernels: list[gpu.FuncOp], launches: list[Launch], out_type, scratch) -> OpKernel:
+def in_place_inputs(stage, block: Block, inputs: int) -> frozenset[int]:
+    """The inputs of the nest function `block` (`inputs` of them, then the output) that the one
+    elementwise `stage` (one thread per point, each writing its own element) reads only as an operand
+    of the same type as the output, through the output's own indexing map, a permutation: a thread
+    reads such an input at the element it writes and nowhere else, so the output may be the input's
+    bytes exactly."""
+    output = block.args[inputs]
+    if not isinstance(stage, GenericOp) or list(stage.outputs) != [output]:
+        return frozenset()
+    maps = [m.data for m in stage.indexing_maps]
+    out_map = maps[len(stage.inputs)]
+    dims = [getattr(e, "position", None) for e in out_map.results]
+    if out_map.num_symbols or sorted(d for d in dims if d is not None) != list(range(out_map.num_dims)) \
+            or None in dims:  # fmt: skip
+        return frozenset()
+    found = set()
+    for n, arg in enumerate(block.args[:inputs]):
+        uses = list(arg.uses)
+        if arg.type == output.type and uses and all(
+                use.operation is stage and use.index < len(stage.inputs) and maps[use.index] == out_map
+                for use in uses):  # fmt: skip
+            found.add(n)
+    return frozenset(found)
+
+
+def _op_kernel(op: str, kernels: list[gpu.FuncOp], launches: list[Launch], out_type, scratch,
+               in_place: frozenset[int] = frozenset()) -> OpKernel:  # fmt: skip
     """The kernels in one `gpu.module`, each with its launch (`oi.launch`), checked."""
     for kernel, launch in zip(kernels, launches):
         check_launch({"block": dict(zip("xyz", launch.grid)), "thread": dict(zip("xyz", launch.block))}, 1024)
@@ -153,7 +188,7 @@ def _op_kernel(op: str, kernels: list[gpu.FuncOp], launches: list[Launch], out_t
     module = ModuleOp([gpu.ModuleOp.create(properties={"sym_name": StringAttr(f"{op}_kernels")},
                                            regions=[Region(Block(kernels))])])  # fmt: skip
     module.verify()
-    return OpKernel(op, module, tuple(launches), out_type, tuple(scratch))
+    return OpKernel(op, module, tuple(launches), out_type, tuple(scratch), in_place)
 
 
 def _nest_function(op: str, settings: dict[str, Any], inputs, output, runtime=()) -> tuple[func.FuncOp, MemRefType]:

@@ -55,6 +55,7 @@ from xdsl.ir import Block, BlockArgument, Operation, OpResult, Region, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 
+from oi_compiler.backend.llvm import MAY_ALIAS_ATTR
 from oi_compiler.errors import PassError
 from oi_compiler.ir_context import nearest_loc
 
@@ -311,6 +312,8 @@ class _KernelEmulation:
         entry.add_op(ret)
         self.entry_point = InsertPoint.before(ret)
         function = func.FuncOp(self.name, (inputs + [index] * 6, []), Region(entry))
+        if MAY_ALIAS_ATTR in self.kernel.attributes:  # (the arguments keep their positions)
+            function.attributes[MAY_ALIAS_ATTR] = self.kernel.attributes[MAY_ALIAS_ATTR]
 
         scope = _Scope(dict(zip(self.body.args, entry.args)))
         self.c0 = self._put(arith.ConstantOp.from_int_and_width(0, index), self.entry_point, "c0")

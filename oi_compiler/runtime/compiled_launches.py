@@ -200,6 +200,7 @@ class Operand:
     itemsize: int
     sizes: tuple[tuple[int, int], ...]  # per dim, the [low, high] it may take (high -1: any)
     stage: int = 0  # an input that may share bytes with the output: the device buffer it is copied to first
+    may_be_output: bool = False  # an input the kernels may take as the output's very bytes (`OpKernel.in_place`)
 
 
 @dataclass(frozen=True)
@@ -234,7 +235,7 @@ def fast_function(call: FastCall, owner: list) -> int:
     params = ", ".join(f"{t} %a{i}" for i, t in enumerate(types))
     checks: list[str] = []
     slots: list[tuple[str, str]] = []  # each kernel parameter: (LLVM type, value)
-    spans: list[tuple[str, str]] = []  # each operand's [first byte, end), but staged inputs'
+    spans: list[tuple[str, str, bool]] = []  # each operand's [first byte, end), may it be the output's; not staged inputs'
     stages: list[tuple[int, str, str]] = []  # staged inputs: (stage buffer, first byte, bytes)
     n = 0
     for operand in call.operands:
@@ -267,7 +268,7 @@ def fast_function(call: FastCall, owner: list) -> int:
         if operand.stage:
             stages.append((operand.stage, start, b(f"sub i64 {end}, {start}")))
         else:
-            spans.append((start, end))
+            spans.append((start, end, operand.may_be_output))
         slots.append(("i64", str(operand.stage) if operand.stage else start))
         slots.append(("i64", "0"))
         slots += [("i64", s) for s in sizes]
@@ -277,11 +278,15 @@ def fast_function(call: FastCall, owner: list) -> int:
             row.insert(0, running)
             running = b(f"mul i64 {running}, {sizes[d]}")
         slots += [("i64", s) for s in row]
-    out_start, out_end = spans[-1]
-    for start, end in spans[:-1]:
+    out_start, out_end, _ = spans[-1]
+    for start, end, may_be_output in spans[:-1]:
         before = b(f"icmp sle i64 {end}, {out_start}")
         after = b(f"icmp sle i64 {out_end}, {start}")
-        checks.append(b(f"or i1 {before}, {after}"))
+        apart = b(f"or i1 {before}, {after}")
+        if may_be_output:  # (both row-major, of the same sizes: the same bytes are the same elements)
+            same = b(f"and i1 {b(f'icmp eq i64 {start}, {out_start}')}, {b(f'icmp eq i64 {end}, {out_end}')}")
+            apart = b(f"or i1 {apart}, {same}")
+        checks.append(apart)
     kernel_scalars: list[tuple[str, str]] = []
     for ty, value, argument in call.scalars:
         arg = f"%a{n}"

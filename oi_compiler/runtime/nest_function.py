@@ -151,7 +151,8 @@ def _abis_from_json(data: dict) -> dict:
         if "shape" not in p:
             return ScalarParam(p["name"], p["element"])
         strides = None if p["strides"] is None else tuple(p["strides"])
-        return MemRefParam(p["name"], p["element"], tuple(p["shape"]), strides, p["offset"], p["written"])
+        return MemRefParam(p["name"], p["element"], tuple(p["shape"]), strides, p["offset"], p["written"],
+                           p.get("may_alias", False))  # fmt: skip
 
     return {name: FunctionAbi(a["name"], tuple(param(p) for p in a["params"]),
                               None if a["result"] is None else param(a["result"]))

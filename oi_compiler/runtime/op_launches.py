@@ -393,7 +393,7 @@ class OpLauncher:
         if self.compiled and prepared.calls >= self.compile_after and \
                 (not prepared.fast or prepared.fast not in self._slots(ident)):  # fmt: skip
             began += self._compile(ident, spec, prepared, inputs, output, values)  # (made once, installed again)
-        inputs = [self._readable(b, output, keep) for b in inputs]
+        inputs = [self._readable(b, output, keep, n in prepared.kernel.in_place) for n, b in enumerate(inputs)]
         target = output if self._in_place(output, None) else self._stage(output, keep, copy=False)
         scalars = [(kind, v) for (_, kind), v, a in zip(spec.runtime, values, arguments) if a]
         operands = [*inputs, target, *scalars, *prepared.scratch_buffers]
@@ -416,7 +416,8 @@ class OpLauncher:
         if not all(self._in_place(b, None) for b in [*inputs, output]):
             return 0.0
         ranges = kernel_size_ranges(spec.op, [b.sizes for b in inputs])
-        staged = [not self._in_place(b, output) for b in inputs]  # sharing bytes with the output
+        in_place = prepared.kernel.in_place  # (inputs the output may be exactly: checked at each call)
+        staged = [not self._in_place(b, output, n in in_place) for n, b in enumerate(inputs)]  # sharing bytes with it
         if any(s and any(low != high for low, high in r) for s, r in zip(staged, ranges)):
             return 0.0  # (a stage buffer needs exact sizes)
         began = time.perf_counter()
@@ -427,12 +428,13 @@ class OpLauncher:
                 return 0.0
             launch_function, handles = compiled
             operands = []
-            for b, r, s in zip(inputs, ranges, staged):
+            for n, (b, r, s) in enumerate(zip(inputs, ranges, staged)):
                 stage = 0
                 if s:  # copied to a stage buffer first
                     prepared.stages.append(DeviceBuffer(self.memory, b.sizes, b.dtype))
                     stage = prepared.stages[-1].address
-                operands.append(compiled_launches.Operand(len(b.sizes), b.dtype.itemsize, r, stage))
+                operands.append(compiled_launches.Operand(len(b.sizes), b.dtype.itemsize, r, stage,
+                                                          not s and n in in_place))  # fmt: skip
             operands.append(compiled_launches.Operand(len(output.sizes), output.dtype.itemsize,
                                                       tuple((n, n) for n in output.sizes)))  # fmt: skip
             scalars = tuple((compiled_launches.llvm_type(C_SCALARS[kind]), value, argument)
@@ -476,9 +478,10 @@ class OpLauncher:
         slots[self._victims[ident]] = fast
         self._victims[ident] = (self._victims[ident] + 1) % len(slots)
 
-    def _in_place(self, buffer: BufferView, output: BufferView | None) -> bool:
+    def _in_place(self, buffer: BufferView, output: BufferView | None, may_be_output: bool = False) -> bool:
         """Whether a kernel can take `buffer` as it is: empty, or on the device, row-major contiguous
-        and apart from `output` (an input's)."""
+        and apart from `output` (an input's), or exactly `output` when the kernel allows it (an
+        input in `OpKernel.in_place`: both row-major, so the same bytes are the same elements)."""
         if buffer.count == 0:
             return True
         if not (buffer.contiguous() and self.memory.is_device(buffer.pointer)):
@@ -487,11 +490,13 @@ class OpLauncher:
             return True
         start, end = buffer.span()
         out_start, out_end = output.span()
-        return end <= out_start or out_end <= start
+        same = may_be_output and (start, end) == (out_start, out_end) and output.contiguous()
+        return end <= out_start or out_end <= start or same
 
-    def _readable(self, buffer: BufferView, output: BufferView, keep: list[DeviceBuffer]) -> BufferView:
+    def _readable(self, buffer: BufferView, output: BufferView, keep: list[DeviceBuffer],
+                  may_be_output: bool) -> BufferView:  # fmt: skip
         """`buffer`, or a contiguous device copy of it when a kernel cannot take it in place."""
-        return buffer if self._in_place(buffer, output) else self._stage(buffer, keep, copy=True)
+        return buffer if self._in_place(buffer, output, may_be_output) else self._stage(buffer, keep, copy=True)
 
     def _stage(self, buffer: BufferView, keep: list[DeviceBuffer], *, copy: bool) -> BufferView:
         """A row-major device buffer of `buffer`'s sizes, holding a copy of it if `copy`."""
