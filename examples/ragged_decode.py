@@ -16,7 +16,7 @@ sequence 0's first page per head) and checks that the fork shared it.
     python examples/ragged_decode.py [--device cpu|reference|cuda] [--steps N] [--seed S]
 
 (`--device cuda` launches each op's GPU kernels: set OI_GPU_EMULATE=1 where there is no GPU. Its
-paged tables stay in host memory there, so the launches that read them copy their pages in.)
+paged tables' pools are in device memory there, and the reads gather their pages by device copies.)
 """
 
 from __future__ import annotations

@@ -8,10 +8,10 @@ is decided here, before `--lower-tables` turns names into state words:
   subviews and casts) is an argument of an op kernel call (`oi.gpu_op`: the op's GPU kernels read
   and write it there), either side of a `memref.copy`, or a `memref.dim`. One load or store, or any
   other use, keeps it in host memory. Eligible are a `buffer` or `resizable` (a read's copy) no
-  `transfer` shares and that is not an `assign` temporary, a dense table's data box and a constant
-  prefix table's entries; the rest (sizes,
-  present bytes, address tables, the undo log's records, paged pools, views' words) is the
-  control plane's and stays on the host. The verdict is the layout's `device` flag on the variable
+  `transfer` shares and that is not an `assign` temporary, a table's data box (a paged table's
+  pool of entries), a view's gather buffer (where its slice of a paged table spans pages) and a
+  constant prefix table's entries; the rest (sizes, present bytes, page tables and counts, address
+  tables, the undo log's records, views' words) is the control plane's and stays on the host. The verdict is the layout's `device` flag on the variable
   (`#oi_table.var<..., device>`), which the host reads to allocate it (`runtime/native.py`).
 - every `memref.copy` of the host functions that is not between two buffers known to be on the
   host becomes a call of a private function `@oi_copy_<n>(source, target) -> i32` marked
@@ -22,8 +22,9 @@ is decided here, before `--lower-tables` turns names into state words:
   the executor raises the host's own error there (`runtime/cuda_executor.py`). The undo log's byte
   area is a device buffer too (`runtime/native.py`), so `@oi_log`'s copy is one.
 - before that, each fill `step_values.fill` emitted over data that is not the control plane's (a
-  reset's refill of a table's entries with `@init`) becomes a call of `@oi_fill_<n>(target)` the
-  same way (op `oi.fill`, the element's bytes in its settings), so it keeps nothing on the host.
+  reset's refill of a table's entries with `@init`; for an entry of no dims, its one store)
+  becomes a call of `@oi_fill_<n>(target)` the same way (op `oi.fill`, the element's bytes in its
+  settings), so it keeps nothing on the host.
 
 The op kernels' functions themselves (`oi.gpu_op`) are not looked into: their bodies are replaced
 by launches.
@@ -113,17 +114,27 @@ def _replace_fills(module: ModuleOp, hosts: list[func.FuncOp], layout, taken: se
     uses, an `assign` temporary's, stays a loop: a call would only cost a trip to the host.)"""
     fills: dict[tuple, str] = {}
     for function in hosts:
-        for loop in [op for op in quick_ops.walk(function) if isinstance(op, scf.ForOp)]:
-            found = None if loop.parent is None else _fill_nest(loop)  # (no parent: inside one replaced)
-            if found is None or not _may_be_device(found[0], layout):
+        for op in [op for op in quick_ops.walk(function) if isinstance(op, scf.ForOp | memref.StoreOp)]:
+            found = None if op.parent is None else _fill_nest(op) if isinstance(op, scf.ForOp) else _entry_fill(op)
+            if found is None or not _may_be_device(found[0], layout):  # (no parent: inside one replaced)
                 continue
             target, pattern, value = found
             key = (target.type, pattern)
             if key not in fills:
                 fills[key] = _host_function(module, fresh_name("oi_fill", taken, first=0), [target.type], FILL_OP,
-                                            {"pattern": pattern}, _fill_body(loop, value))  # fmt: skip
-            _call_host(loop, fills[key], [target])
+                                            {"pattern": pattern}, _fill_body(value))  # fmt: skip
+            _call_host(op, fills[key], [target])
     return set(fills.values())
+
+
+def _entry_fill(store: memref.StoreOp) -> tuple[SSAValue, str, SSAValue] | None:
+    """What `step_values.fill` emits for a table entry of no dims (one store, no loop): (target,
+    the element's bytes in hex, the value), when `store` stores a constant into a view of a table's
+    entries; else None."""
+    if store.indices or not isinstance(_root(store.memref), BufferOp) or _root(store.memref).field.data != "data":
+        return None
+    pattern = _pattern(store.value, store.memref.type.element_type)
+    return None if pattern is None else (store.memref, pattern, store.value)
 
 
 def _place(layout, hosts: list[func.FuncOp], kernels: set[str]) -> tuple[set[str], list[memref.CopyOp]]:
@@ -161,9 +172,13 @@ def _replace_copies(module: ModuleOp, copies: list[memref.CopyOp], device: set[s
         _call_host(copy, functions[key], [copy.source, copy.destination])
 
 
+_DATA_FIELDS = ("buffer", "data", "gather")  # a buffer's, a table's entries (a pool's), a view's gather buffer
+
+
 def _data_of(op: Operation) -> str | None:
-    """The variable whose data `op` is a view of: a buffer, a table's data box, a prefix table's entry."""
-    if isinstance(op, BufferOp) and op.field.data in ("buffer", "data"):
+    """The variable whose data `op` is a view of: a buffer, a table's data box (a paged table's
+    pool), a view's gather buffer, a prefix table's entry."""
+    if isinstance(op, BufferOp) and op.field.data in _DATA_FIELDS:
         return op.var.string_value()
     if isinstance(op, StateViewOp) and op.var is None:  # an entry, through its prefix table's addresses
         words = op.words.owner
@@ -175,8 +190,8 @@ def _data_of(op: Operation) -> str | None:
 def _eligible(var) -> bool:
     if var.kind in ("buffer", "resizable"):  # (a resizable: a `cache.read` destination the read copies into)
         return not var.aliases and not var.temp
-    if var.kind == "table":
-        return not var.page
+    if var.kind in ("table", "view"):  # (a view: its gather buffer, where a slice of a paged table spans pages)
+        return True
     return var.kind == "prefix" and var.memory == "constant"  # (a volatile one's entries are made on first use)
 
 
@@ -189,6 +204,9 @@ def _device_uses(value: SSAValue, kernels: set[str]) -> bool:
                 return False
         elif isinstance(op, func.CallOp):
             if op.callee.string_value() not in kernels:
+                return False
+        elif isinstance(op, scf.YieldOp) and isinstance(op.parent_op(), scf.IfOp):  # (`StepIR.choose`'s result)
+            if not _device_uses(op.parent_op().results[use.index], kernels):
                 return False
         elif not isinstance(op, (memref.CopyOp, memref.DimOp)):
             return False
@@ -206,8 +224,8 @@ def _on_host(value: SSAValue, device: set[str]) -> bool:
     """Whether `value` is known to be host memory: a view of a named buffer that stays there."""
     owner = _root(value)
     if isinstance(owner, BufferOp):
-        return owner.field.data not in ("buffer", "data") or owner.var.string_value() not in device
-    return False  # an entry, a view from a word (the undo log's bytes), an argument: either, at run time
+        return owner.field.data not in _DATA_FIELDS or owner.var.string_value() not in device
+    return False  # an entry, a view from a word (the undo log's bytes), an argument, a choice: either, at run time
 
 
 def _may_be_device(value: SSAValue, layout) -> bool:
@@ -217,7 +235,7 @@ def _may_be_device(value: SSAValue, layout) -> bool:
     if not isinstance(owner, BufferOp):
         return True  # an entry, a view from a word: known at run time only
     var = layout.vars.get(owner.var.string_value())
-    return owner.field.data in ("buffer", "data") and var is not None and _eligible(var)
+    return owner.field.data in _DATA_FIELDS and var is not None and _eligible(var)
 
 
 def _fill_nest(loop: scf.ForOp) -> tuple[SSAValue, str, SSAValue] | None:
@@ -272,7 +290,7 @@ def _pattern(value: SSAValue, element) -> str | None:
     return np.array(number).astype(dtype).tobytes().hex()
 
 
-def _fill_body(loop: scf.ForOp, value: SSAValue):
+def _fill_body(value: SSAValue):
     """The fill function's body: the same nest over its argument, storing a copy of `value`."""
     def body(block: Block) -> None:
         from oi_compiler.lowering.step_ir import StepIR

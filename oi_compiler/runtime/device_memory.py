@@ -320,6 +320,11 @@ class DeviceBuffer:
         offset = sum(k * math.prod(self.shape[d + 1:]) for d, k in enumerate(key)) * self.dtype.itemsize
         self.memory.upload(self.address + offset, np.broadcast_to(np.asarray(value, self.dtype), entry))
 
+    def set_rows(self, start: int, rows: np.ndarray) -> None:
+        """`buffer[start : start + len(rows)] = rows` (whole rows of the leading index)."""
+        row = math.prod(self.shape[1:]) * self.dtype.itemsize
+        self.memory.upload(self.address + start * row, np.ascontiguousarray(rows, self.dtype))
+
     def copy_box_from(self, other: DeviceBuffer) -> None:
         """`self[:a, :b, ...] = other` for `other` no larger in any dim (a table's growth)."""
         if other.size == 0:

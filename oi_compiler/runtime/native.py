@@ -54,6 +54,8 @@ class NativeState:
         if memory is not None:
             self.on_device = {v.slot for v in self.plan.vars.values()
                               if v.device and v.kind in ("buffer", "table", "resizable")}  # fmt: skip
+            self.on_device |= {v.gather_slot(self.plan.vars) for v in self.plan.vars.values()
+                               if v.device and v.kind == "view"}  # fmt: skip
             self.on_device.add(P.DEVICE_LOG)
         self.words = np.zeros(self.plan.words, dtype=np.int64)
         self._size_words = np.array(self.plan.size_words(), dtype=np.intp)
@@ -482,9 +484,8 @@ class NativeState:
         storage = TableStorage(self._declaration(var))
         storage.sizes = self.sizes(var)
         if var.page:
-            pool = self.pools[var.name]
-            for key in pool.present_keys():
-                storage.entries[key] = frozen(np.array(pool.entry(key)))  # (a rank-0 entry is a numpy scalar)
+            for key, entry in self.pools[var.name].entries():
+                storage.entries[key] = frozen(np.array(entry))  # (a rank-0 entry is a numpy scalar)
             return storage
         present = self.arrays[var.present_slot]
         data = _host(self.arrays[var.data_slot])

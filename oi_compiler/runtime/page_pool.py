@@ -21,6 +21,13 @@ entries need not meet).
 
 It also converts the table to and from the reference's form (`dense`, `present_keys`, `load`) and
 describes its pages in CSR form (`csr`: vLLM's and FlashInfer's `indptr / indices / last_page_len`).
+
+On `device="cuda"`, a table `--place-buffers` marks `device` keeps its pool's entries in device
+memory (a `DeviceBuffer`; the present bytes, counts and page table stay on the host): a page is
+filled, copied (copy on write) or saved for an undo by explicit copies, and reading the table
+copies the pool's pages in use to the host. Device memory cannot be reserved ahead, so the pool's
+entries move each time it doubles (a device-to-device copy of the pages in use; the old ones stay
+alive until the step ends, for the views the step took before).
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from oi_compiler.dtypes import numpy_dtype
 from oi_compiler.errors import ExecutionError
 from oi_compiler.lowering import analysis as P
 from oi_compiler.lowering.analysis import VarLayout
+from oi_compiler.runtime.device_memory import DeviceBuffer
 from oi_compiler.runtime.reserved_memory import physical_memory, reserve
 from oi_compiler.runtime.tables import dense_box_error, first_capacity, growth_error, init_array
 
@@ -65,6 +73,7 @@ class PagePool:
         self.free: list[int] = []  # pages given back, taken again first (last in, first out)
         self.freed: dict[int, int] = {}  # page -> the step that gave it back (its bytes matter until that step ends)
         self.used = 0  # pages taken at least once (the rest of the pool was never used)
+        self.memory = state.memory if var.device else None  # the entries' device memory, if there
 
     # --- arrays and words ------------------------------------------------------------------
     @property
@@ -87,8 +96,35 @@ class PagePool:
         return table.reshape(-1, table.shape[-1])
 
     def pool_view(self) -> np.ndarray:
-        """The pool's entries as `[pages, page, *entry]` (a view)."""
-        return self.array(self.var.data_slot).reshape(self.pool, self.page, *self.var.shape)
+        """The pool's entries as `[pages, page, *entry]`: a view, or on the device a host copy of
+        the pages in use (the rest as if never written)."""
+        data = self.array(self.var.data_slot)
+        if isinstance(data, DeviceBuffer):
+            host = np.zeros((self.pool * self.page, *self.var.shape), self.entry_dtype)
+            host[: self.used * self.page] = data.get((slice(0, self.used * self.page),))
+            data = host
+        return data.reshape(self.pool, self.page, *self.var.shape)
+
+    def _page(self, number: int) -> np.ndarray:
+        """A copy of page `number`'s entries."""
+        data = self.array(self.var.data_slot)
+        rows = slice(number * self.page, (number + 1) * self.page)
+        return data.get((rows,)) if isinstance(data, DeviceBuffer) else data[rows].copy()
+
+    def _set_page_entries(self, number: int, entries: np.ndarray) -> None:
+        data = self.array(self.var.data_slot)
+        if isinstance(data, DeviceBuffer):
+            data.set_rows(number * self.page, np.broadcast_to(entries, (self.page, *self.var.shape)))
+        else:
+            data[number * self.page : (number + 1) * self.page] = entries
+
+    def _copy_page(self, target: int, source: int) -> None:
+        data = self.array(self.var.data_slot)
+        if isinstance(data, DeviceBuffer):
+            nbytes = self.page * math.prod(self.var.shape) * self.entry_dtype.itemsize
+            self.memory.copy_bytes(data.address + target * nbytes, data.address + source * nbytes, nbytes)
+        else:
+            data[target * self.page : (target + 1) * self.page] = data[source * self.page : (source + 1) * self.page]
 
     def present_view(self) -> np.ndarray:
         return self.array(self.var.present_slot).reshape(self.pool, self.page)
@@ -130,26 +166,37 @@ class PagePool:
 
     def _reserve(self, pages: int, want: int) -> None:
         """One reservation holding the pool's entries, present bytes and counts for at least
-        `pages` pages, and for `want` if the address-space budget allows (`reserved_memory`)."""
+        `pages` pages, and for `want` if the address-space budget allows (`reserved_memory`). On
+        the device, the entries' allocation of exactly `pages` pages, and the rest's reservation."""
         var, page = self.var, self.page
-        raw = reserve(pages * self.page_bytes + 8, want * self.page_bytes + 8)  # (+ 8: the counts' alignment)
+        host_bytes = self.page_bytes - (self.page * self.entry_bytes if self.memory is not None else 0)
+        if self.memory is not None:
+            want = pages
+        raw = reserve(pages * host_bytes + 8, want * host_bytes + 8)  # (+ 8: the counts' alignment)
         if raw is None:
             raise ExecutionError(f"paged table {var.name}: a pool of {pages} pages of {page} entries "
                                  "does not fit in memory")  # fmt: skip
-        room = (len(raw) - 8) // self.page_bytes
+        room = (len(raw) - 8) // host_bytes if self.memory is None else pages
         entries = room * page
-        data_end = entries * self.entry_dtype.itemsize * math.prod(var.shape)
+        data_end = 0 if self.memory is not None else entries * self.entry_bytes
         refs_at = -(-(data_end + entries) // 8) * 8
-        data = raw[:data_end].view(self.entry_dtype).reshape(entries, *var.shape)
+        if self.memory is not None:
+            data = DeviceBuffer(self.memory, (entries, *var.shape), self.entry_dtype)
+        else:
+            data = raw[:data_end].view(self.entry_dtype).reshape(entries, *var.shape)
         present = raw[data_end : data_end + entries]
         refs = raw[refs_at : refs_at + 8 * room].view(np.int64)
         self.reserved, self.room = (data, present, refs), room
+
+    @property
+    def entry_bytes(self) -> int:
+        return self.entry_dtype.itemsize * math.prod(self.var.shape)
 
     def _set_pool(self, pages: int) -> None:
         """The pool's first `pages` pages of the reservation in use (the step sees that many)."""
         data, present, refs = self.reserved
         var = self.var
-        self.state._set(var.data_slot, data[: pages * self.page])
+        self.state._set(var.data_slot, data if isinstance(data, DeviceBuffer) else data[: pages * self.page])
         self.state._set(var.present_slot, present[: pages * self.page])
         self.state._set(var.refs_slot, refs[:pages])
         self.words[var.pool_slot] = pages
@@ -162,7 +209,10 @@ class PagePool:
             self._reserve(pages, 2 * room)
             taken = self.used * self.page
             for new, held, count in zip(self.reserved, old, (taken, taken, self.used)):
-                new[:count] = held[:count]
+                if isinstance(new, DeviceBuffer):
+                    self.memory.copy_bytes(new.address, held.address, count * self.entry_bytes)
+                else:
+                    new[:count] = held[:count]
         self._set_pool(pages)
 
         def shrink() -> None:
@@ -177,7 +227,7 @@ class PagePool:
         if self.free:
             number = self.free.pop()
             if self.freed.pop(number, None) == self._stamp():  # freed by this step: its rows may get it back
-                data, present = self.pool_view()[number].copy(), self.present_view()[number].copy()
+                data, present = self._page(number), self.present_view()[number].copy()
                 state.undo(lambda: self._refill(number, data, present))
             state.undo(lambda: self.free.append(number))
             return number
@@ -196,7 +246,7 @@ class PagePool:
         return int(self.words[P.STEP_STAMP])
 
     def _refill(self, number: int, data: np.ndarray, present: np.ndarray) -> None:
-        self.pool_view()[number] = data
+        self._set_page_entries(number, data)
         self.present_view()[number] = present
 
     def _set_ref(self, number: int, count: int) -> None:
@@ -223,12 +273,12 @@ class PagePool:
         of the page it shares (copy on write)."""
         old = int(self.pages()[row, column])
         number = self._take()
-        data, present = self.pool_view(), self.present_view()
+        present = self.present_view()
         if old < 0:
-            data[number] = init_array(data.shape[1:], self.var.dtype, self.var.init)
+            self._set_page_entries(number, init_array([self.page, *self.var.shape], self.var.dtype, self.var.init))
             present[number] = 0
         else:
-            data[number] = data[old]
+            self._copy_page(number, old)
             present[number] = present[old]
             self._set_ref(old, int(self.array(self.var.refs_slot)[old]) - 1)
         self._set_ref(number, 1)
@@ -322,14 +372,18 @@ class PagePool:
         a dense table's `data[selection]` would."""
         keys = [np.arange(s.start, s.stop) if isinstance(s, slice) else np.array([s]) for s in selection]
         init = init_array([], self.var.dtype, self.var.init)
-        out = self.gathered(keys, self.array(self.var.data_slot), init)
+        out = self.gathered(keys, self._entries(), init)
         return out.reshape([len(k) for k, s in zip(keys, selection) if isinstance(s, slice)] + list(self.var.shape))
 
     def dense(self) -> np.ndarray:
         """The entries up to the sizes, as a dense table holds them (`@init` where never written)."""
         sizes = self.state.sizes(self.var)
         init = init_array([], self.var.dtype, self.var.init)
-        return np.ascontiguousarray(self.gathered(_box(sizes), self.array(self.var.data_slot), init))
+        return np.ascontiguousarray(self.gathered(_box(sizes), self._entries(), init))
+
+    def _entries(self) -> np.ndarray:
+        """The pool's entries `[pool * page, *entry]` on the host (on the device: a copy)."""
+        return self.pool_view().reshape(self.pool * self.page, *self.var.shape)
 
     def present_mask(self, box: list[int] | None = None) -> np.ndarray:
         box = box if box is not None else self.capacities()
@@ -349,8 +403,10 @@ class PagePool:
         """(page, entry in the page) of `key`, which a page holds."""
         return int(self.pages()[self.page_of(key)]), key[-1] % self.page
 
-    def entry(self, key: tuple[int, ...]) -> np.ndarray:
-        return self.pool_view()[self.place(key)]
+    def entries(self) -> list[tuple[tuple[int, ...], np.ndarray]]:
+        """Each present entry's key and value (a copy), in key order."""
+        pool = self.pool_view()
+        return [(key, pool[self.place(key)].copy()) for key in self.present_keys()]
 
     def load(self, sizes: list[int], entries: dict) -> None:
         """The table anew, holding `entries` (from a saved state), outside any step."""
@@ -360,9 +416,12 @@ class PagePool:
         self.create(caps, max(var.pool, len(columns)))
         for row, column in sorted(columns):
             self.page_for(row, column)
+        pool = self.pool_view()  # (on the device a copy, put back whole below)
         for key, value in entries.items():
-            self.pool_view()[self.place(key)] = value
+            pool[self.place(key)] = value
             self.present_view()[self.place(key)] = 1
+        if self.memory is not None and self.used:
+            self.array(var.data_slot).set_rows(0, pool.reshape(self.pool * self.page, *var.shape)[: self.used * self.page])
         for d, s in enumerate(sizes):
             self.words[var.size_slot(d)] = s
 

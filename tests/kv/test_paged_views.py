@@ -99,9 +99,9 @@ def graph_text(rank: int, entry: tuple, attrs: str, page: str) -> str:
     return text
 
 
-def random_program(seed: int, steps: int = 30) -> None:
-    """One random graph and `steps` random steps: reference and cpu agree on every error, view and
-    table after each."""
+def random_program(seed: int, steps: int = 30, device: str = "cpu") -> None:
+    """One random graph and `steps` random steps: reference and `device` agree on every error, view
+    and table after each."""
     rng = np.random.default_rng(seed)
     rank = int(rng.integers(1, 4))
     entry = [(), (3,), (2, 2), (0,), (1,)][seed % 5]
@@ -112,9 +112,12 @@ def random_program(seed: int, steps: int = 30) -> None:
     pool = int(rng.choice([0, 0, 1, 2]))
     src = graph_text(rank, entry, attrs, f"@paged(page = {page}{f', pages = {pool}' if pool else ''})")
     graph = oi.parse_graph(src, filename="views.oi")
-    exes = {device: oi.Simulator(None, graph, device=device).make_executor() for device in ("reference", "cpu")}
+    exes = {"reference": oi.Simulator(None, graph, device="reference").make_executor(),
+            "cpu": oi.Simulator(None, graph, device=device).make_executor()}  # ("cpu": the compiled one)
     views = "vum" if rank == 1 else "vuwm"  # (rank 1: the loop's write is no other row than its read)
     assert {exes["cpu"].native.plan.vars[n].kind for n in views} == {"view"}
+    if device == "cuda":  # K's pool and D's box in device memory, and v's and u's gather buffers
+        assert all(exes["cpu"].native.plan.vars[n].device for n in "KDvu")
     last = fixed_last or 14
     for n in range(steps):
         s = int(rng.integers(0, last + 1))
@@ -135,6 +138,16 @@ def random_program(seed: int, steps: int = 30) -> None:
 @pytest.mark.parametrize("seed", range(10))
 def test_random_views_of_paged_tables_agree(seed: int) -> None:
     random_program(seed)
+
+
+@pytest.mark.parametrize("seed", range(200, 205))
+def test_random_views_of_paged_tables_agree_on_cuda(seed: int, monkeypatch) -> None:
+    """On cuda (emulated, launches compiled from the second call) the pools' entries and the views'
+    gather buffers are in device memory, and the pool moves on every growth (device memory is not
+    reserved ahead)."""
+    monkeypatch.setenv("OI_GPU_EMULATE", "1")
+    monkeypatch.setenv("OI_CUDA_COMPILE_AFTER", "2")
+    random_program(seed, device="cuda")
 
 
 @pytest.mark.parametrize("seed", range(100, 103))

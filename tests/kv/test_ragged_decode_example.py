@@ -21,8 +21,8 @@ def _example():
 
 @pytest.mark.parametrize("device", ["reference", "cpu", "cuda"])
 def test_scenario_matches_numpy(device, capsys, monkeypatch):
-    """cuda (emulated, launches compiled from the second call): its paged tables stay in host memory,
-    so the launches reading them stage their pages, forks, pops and masked resets included."""
+    """cuda (emulated, launches compiled from the second call): its paged tables' pools in device
+    memory, forks (pages shared, copied on write), pops and masked resets included."""
     monkeypatch.setenv("OI_GPU_EMULATE", "1")
     monkeypatch.setenv("OI_CUDA_COMPILE_AFTER", "2")
     assert _example().main(["--device", device, "--seed", "3"]) == 0
