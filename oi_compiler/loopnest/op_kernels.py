@@ -137,7 +137,8 @@ def _op_kernels(op: str, settings: Mapping[str, Any], inputs, output, runtime=()
     stages, scratch = _stages(op, block)
     shared_tiles = op == "matmul" and not settings.get("acc") and shared_tiles_apply(list(block.arg_types))
     kernels, launches = [], []
-    for n, (stage, init) in enumerate(_fold_fills(stages, keep=GenericOp if shared_tiles else ())):
+    folded = _fold_fills(stages, keep=GenericOp if shared_tiles else ())
+    for n, (stage, init) in enumerate(folded):
         name = f"{op}_{n}"
         if shared_tiles and isinstance(stage, GenericOp):
             kernel, grid, threads = shared_tiles_kernel(name, list(block.arg_types))
@@ -146,37 +147,72 @@ def _op_kernels(op: str, settings: Mapping[str, Any], inputs, output, runtime=()
             kernel, launch = _stage_kernel(name, stage, init, block, scratch)
         kernels.append(kernel)
         launches.append(launch)
-    in_place = in_place_inputs(stages[0], block, len(inputs)) if len(stages) == 1 and not scratch and \
-        launches[0].mapping == ELEMENTWISE else frozenset()  # fmt: skip
+    in_place, writer = in_place_inputs([stage for stage, _ in folded], [launch.mapping for launch in launches],
+                                       block, len(inputs))  # fmt: skip
     if in_place:  # those inputs and the output may be the same bytes: none of them `noalias` (so no
         # `ld.global.nc`, whose data must not change while the kernel runs)
-        kernels[0].attributes[MAY_ALIAS_ATTR] = ArrayAttr([IntAttr(n) for n in sorted(in_place | {len(inputs)})])
+        kernels[writer].attributes[MAY_ALIAS_ATTR] = ArrayAttr([IntAttr(n) for n in sorted(in_place | {len(inputs)})])
     return _op_kernel(op, kernels, launches, out_type, [s.type for s in scratch], in_place)
 
 
-def in_place_inputs(stage, block: Block, inputs: int) -> frozenset[int]:
-    """The inputs of the nest function `block` (`inputs` of them, then the output) that the one
-    elementwise `stage` (one thread per point, each writing its own element) reads only as an operand
-    of the same type as the output, through the output's own indexing map, a permutation: a thread
-    reads such an input at the element it writes and nowhere else, so the output may be the input's
-    bytes exactly."""
+def in_place_inputs(stages: list, mappings: list[str], block: Block, inputs: int) -> tuple[frozenset[int], int]:
+    """The inputs of the nest function `block` (`inputs` of them, then the output) the output may
+    be exactly (the same bytes: the same type), and the stage that writes it.
+
+    The output must be written by one elementwise stage only (`mappings`: one thread per point),
+    as operands (the output, or views of it: rope writes its two halves) each through a permutation
+    of the loops; such an input must be read by that stage only, each read through a view and map
+    one of those writes has too. A thread then reads the input only at elements it writes itself,
+    which no other thread reads or writes."""
     output = block.args[inputs]
-    if not isinstance(stage, GenericOp) or list(stage.outputs) != [output]:
-        return frozenset()
+    writes = _stage_operands(output)
+    stage = writes[0][0] if writes else None
+    if stage is None or any(s is not stage or k < len(s.inputs) for s, k, _ in writes) or \
+            mappings[stages.index(stage)] != ELEMENTWISE:  # fmt: skip
+        return frozenset(), 0
     maps = [m.data for m in stage.indexing_maps]
-    out_map = maps[len(stage.inputs)]
-    dims = [getattr(e, "position", None) for e in out_map.results]
-    if out_map.num_symbols or sorted(d for d in dims if d is not None) != list(range(out_map.num_dims)) \
-            or None in dims:  # fmt: skip
-        return frozenset()
+    for _, k, _ in writes:
+        dims = [getattr(e, "position", None) for e in maps[k].results]
+        if maps[k].num_symbols or None in dims or sorted(dims) != list(range(maps[k].num_dims)):
+            return frozenset(), 0
+    written = [(view, maps[k], stage.operands[k].type) for _, k, view in writes]
     found = set()
     for n, arg in enumerate(block.args[:inputs]):
-        uses = list(arg.uses)
-        if arg.type == output.type and uses and all(
-                use.operation is stage and use.index < len(stage.inputs) and maps[use.index] == out_map
-                for use in uses):  # fmt: skip
+        reads = _stage_operands(arg) if arg.type == output.type else None
+        if reads and all(s is stage and k < len(stage.inputs) and
+                         any(_same_view(view, v) and maps[k] == m and stage.operands[k].type == t
+                             for v, m, t in written)
+                         for s, k, view in reads):  # fmt: skip
             found.add(n)
-    return frozenset(found)
+    return frozenset(found), stages.index(stage)
+
+
+def _stage_operands(value: SSAValue) -> list[tuple[GenericOp, int, memref.SubviewOp | None]] | None:
+    """Each use of `value` as a stage's operand: (stage, operand number, the subview it goes through,
+    if one); None when it has another use."""
+    found = []
+    for use in value.uses:
+        op, view = use.operation, None
+        if isinstance(op, memref.SubviewOp):
+            view = op
+            uses = list(op.result.uses)
+            if len(uses) != 1:
+                return None
+            op, use = uses[0].operation, uses[0]
+        if not isinstance(op, GenericOp):
+            return None
+        found.append((op, use.index, view))
+    return found
+
+
+def _same_view(a: memref.SubviewOp | None, b: memref.SubviewOp | None) -> bool:
+    """The same elements of their sources: no view either, or subviews with the same offsets, sizes
+    and strides (the same values where they are run-time ones)."""
+    if a is None or b is None:
+        return a is b
+    return (a.static_offsets == b.static_offsets and a.static_sizes == b.static_sizes and
+            a.static_strides == b.static_strides and list(a.offsets) == list(b.offsets) and
+            list(a.sizes) == list(b.sizes) and list(a.strides) == list(b.strides))  # fmt: skip
 
 
 def _op_kernel(op: str, kernels: list[gpu.FuncOp], launches: list[Launch], out_type, scratch,

@@ -138,18 +138,18 @@ def test_emulated_kernels_match_the_reference(case: int) -> None:
 @pytest.mark.parametrize("case", range(len(CASES)), ids=IDS)
 def test_an_in_place_input_may_be_the_output(case: int) -> None:
     """Each input `OpKernel.in_place` names, passed as the output itself (`op mul(x, w) >> x`): the
-    reference's result, written over it. Only single elementwise stages reading it at the point
-    they write qualify."""
+    reference's result, written over it. Only elementwise stages reading it where they write qualify."""
     op, inputs, settings = CASES[case]
     kernel = kernels_of(case)
     if kernel.in_place:
-        assert [launch.mapping for launch in kernel.launches] == ["elementwise"]
+        assert {launch.mapping for launch in kernel.launches} == {"elementwise"}
     want = lookup_op(op).reference(inputs, settings, out_dtype(kernel))
     for n in sorted(kernel.in_place):
         shared = inputs[n].copy()
         operands = [shared if k == n else a for k, a in enumerate(inputs)]
+        scratch = kernel.scratch_arrays()
         for launch in kernel.launches:
-            emulate(kernel.module, launch.kernel, launch.grid, launch.block, *operands, shared)
+            emulate(kernel.module, launch.kernel, launch.grid, launch.block, *operands, shared, *scratch)
         assert_matches(shared, want, out_dtype(kernel) not in FLOAT_DTYPES or op in ARITHMETIC | COPY_OPS)
 
 
@@ -157,7 +157,8 @@ def test_which_inputs_may_be_the_output() -> None:
     in_place = {(op, n): kernels_of(n).in_place for n, (op, _, _) in enumerate(CASES)}
     assert in_place[("add", 0)] == {0} and in_place[("fma", 7)] == {0, 1, 2}  # (add's second input broadcasts)
     assert all(in_place[(op, n)] == {0} for n, (op, _, _) in enumerate(CASES) if op in ("exp", "silu", "neg"))
-    none = ("rope", "transpose", "reshape", "concat", "softmax", "rms_norm", "sum_axis", "matmul", "attention")
+    assert in_place[("rope", 50)] == {0}  # its halves' views: a thread reads x at the two elements it writes
+    none = ("transpose", "reshape", "concat", "softmax", "rms_norm", "sum_axis", "matmul", "attention")
     assert all(not in_place[(op, n)] for n, (op, _, _) in enumerate(CASES) if op in none)
     # add's first input, which may be the output, is read without `.nc` (whose data must not change
     # while the kernel runs); its second, which may not, through it
