@@ -637,7 +637,12 @@ def _select() -> Any:
         try:
             from cuda.bindings import driver
         except ImportError as e:
-            missing.append(f"cuda-bindings ({e}; pip install cuda-bindings)")
+            try:  # cuda-python before 12.6 named the same module `cuda.cuda`
+                from cuda import cuda as driver
+            except ImportError:
+                missing.append(f"cuda-bindings ({e}; pip install cuda-bindings)")
+            else:
+                return _DriverLauncher(driver)
         else:
             return _DriverLauncher(driver)
     if choice not in ("", "pycuda", "cuda-bindings", "cuda_bindings"):

@@ -256,3 +256,17 @@ def test_the_tiny_decoder_through_the_driver(driver, monkeypatch) -> None:
     counts = gpu.launch_counts
     assert counts.op_calls == 4 * 48 and counts.compiled_calls > 100
     assert driver.calls["compiled cuLaunchKernel"] > 100
+
+
+def test_cuda_python_before_12_6_is_found_as_cuda_cuda(driver, monkeypatch) -> None:
+    """cuda-python before 12.6 has the same driver module as `cuda.cuda`, and no `cuda.bindings`."""
+    import sys
+
+    package = types.ModuleType("cuda")
+    package.cuda = driver
+    monkeypatch.setitem(sys.modules, "cuda", package)
+    monkeypatch.setitem(sys.modules, "cuda.cuda", driver)
+    monkeypatch.setitem(sys.modules, "cuda.bindings", None)
+    monkeypatch.setitem(sys.modules, "cuda.bindings.driver", None)
+    cuda.reset()
+    assert cuda.launcher_name() == "cuda-bindings" and cuda.launcher().driver is driver
