@@ -422,6 +422,9 @@ def launch_dims(grid: object, block: object) -> tuple[tuple[int, int, int], tupl
 # ----------------------------------------------------------------------------- launchers
 
 
+MEMSETS = {1: "cuMemsetD8", 2: "cuMemsetD16", 4: "cuMemsetD32"}  # (asynchronous to the host on device memory)
+
+
 class _DriverLauncher:
     """The CUDA driver API through cuda-bindings; every call's error tuple is checked."""
 
@@ -505,6 +508,11 @@ class _DriverLauncher:
     def dtod(self, dst: int, src: int, nbytes: int) -> None:
         if nbytes:
             self._call("cuMemcpyDtoD", self._ptr(dst), self._ptr(src), nbytes)
+
+    def memset(self, pointer: int, unit: int, value: int, count: int) -> None:
+        """`count` units of `unit` bytes (1, 2 or 4) from `pointer` become `value`."""
+        if count:
+            self._call(MEMSETS[unit], self._ptr(pointer), value, count)
 
     def launch(self, function: Any, grid: tuple[int, ...], block: tuple[int, ...], flat, shared: int) -> None:
         self.current()
@@ -595,6 +603,11 @@ class _PyCudaLauncher:
     def dtod(self, dst: int, src: int, nbytes: int) -> None:
         if nbytes:
             self._wrap("memcpy_dtod", lambda: self.cuda.memcpy_dtod(dst, src, nbytes))
+
+    def memset(self, pointer: int, unit: int, value: int, count: int) -> None:
+        if count:
+            name = f"memset_d{8 * unit}"
+            self._wrap(name, lambda: getattr(self.cuda, name)(pointer, value, count))
 
     def launch(self, function: Any, grid: tuple[int, ...], block: tuple[int, ...], flat, shared: int) -> None:
         flat = flat.flat if isinstance(flat, ParamBlock) else flat

@@ -34,6 +34,9 @@ typedef unsigned int U;
     X(cuMemcpyDtoH, (void *dst, CUdeviceptr src, size_t n), (dst, src, n))                        \
     X(cuMemcpyDtoD, (CUdeviceptr dst, CUdeviceptr src, size_t n), (dst, src, n))                  \
     X(cuMemcpy, (CUdeviceptr dst, CUdeviceptr src, size_t n), (dst, src, n))                      \
+    X(cuMemsetD8, (CUdeviceptr dst, unsigned char value, size_t n), (dst, value, n))              \
+    X(cuMemsetD16, (CUdeviceptr dst, unsigned short value, size_t n), (dst, value, n))            \
+    X(cuMemsetD32, (CUdeviceptr dst, unsigned int value, size_t n), (dst, value, n))              \
     X(cuLaunchKernel, (P f, U gx, U gy, U gz, U bx, U by, U bz, U shared, P stream, P *params,   \
                        P *extra), (f, gx, gy, gz, bx, by, bz, shared, stream, params, extra))    \
     X(cuEventCreate, (P *event, U flags), (event, flags))                                         \
@@ -53,6 +56,9 @@ CUresult cuMemFree_v2(CUdeviceptr pointer) { return cuMemFree(pointer); }
 CUresult cuMemcpyHtoD_v2(CUdeviceptr dst, const void *src, size_t n) { return cuMemcpyHtoD(dst, src, n); }
 CUresult cuMemcpyDtoH_v2(void *dst, CUdeviceptr src, size_t n) { return cuMemcpyDtoH(dst, src, n); }
 CUresult cuMemcpyDtoD_v2(CUdeviceptr dst, CUdeviceptr src, size_t n) { return cuMemcpyDtoD(dst, src, n); }
+CUresult cuMemsetD8_v2(CUdeviceptr dst, unsigned char value, size_t n) { return cuMemsetD8(dst, value, n); }
+CUresult cuMemsetD16_v2(CUdeviceptr dst, unsigned short value, size_t n) { return cuMemsetD16(dst, value, n); }
+CUresult cuMemsetD32_v2(CUdeviceptr dst, unsigned int value, size_t n) { return cuMemsetD32(dst, value, n); }
 
 CUresult cuDriverGetVersion(int *version) {
     *version = 13000;

@@ -106,6 +106,21 @@ class EmulatingDriver(types.ModuleType):
         assert dst & TAG and src & TAG
         return self._memcpy("cuMemcpyDtoD", dst, src, nbytes)
 
+    def _memset(self, name, dst, value, count, ctype):
+        assert dst & TAG
+        self._count(name)
+        (ctype * count).from_address(EmulatedDeviceMemory.host_address(int(dst)))[:] = [int(value)] * count
+        return (0,)
+
+    def cuMemsetD8(self, dst, value, count):
+        return self._memset("cuMemsetD8", dst, value, count, ctypes.c_uint8)
+
+    def cuMemsetD16(self, dst, value, count):
+        return self._memset("cuMemsetD16", dst, value, count, ctypes.c_uint16)
+
+    def cuMemsetD32(self, dst, value, count):
+        return self._memset("cuMemsetD32", dst, value, count, ctypes.c_uint32)
+
     def cuLaunchKernel(self, function, gx, gy, gz, bx, by, bz, shared, stream, params, extra):
         self._count("cuLaunchKernel")
         native = self.functions[int(function) - 1]
@@ -270,3 +285,40 @@ def test_cuda_python_before_12_6_is_found_as_cuda_cuda(driver, monkeypatch) -> N
     monkeypatch.setitem(sys.modules, "cuda.bindings.driver", None)
     cuda.reset()
     assert cuda.launcher_name() == "cuda-bindings" and cuda.launcher().driver is driver
+
+
+RESET = """
+dynamic { x: f32[1, 4]; h: f16[3]; }
+volatile { keys: f32[T, 1, 4]; }
+persistent {
+    t: i32 @init(0);
+    K(pos): f32[1, 4] @table @init(1.5);
+    H(pos): f16[3] @table @init(-2.0);
+    B(pos): i8[5] @table @init(7);
+}
+block entry {
+    cache.write x >> K[t];
+    cache.write h >> H[t];
+    cache.increment t;
+    cache.read K[0..t] >> keys;
+    cache.reset K[0];
+    cache.reset H[0];
+    cache.reset B[0];
+    return;
+}
+"""
+
+
+def test_a_reset_refills_by_memset(driver, monkeypatch) -> None:
+    """A reset's refill with @init on the device is cuMemsetD32/D16/D8 (f32 1.5, f16 -2.0, i8 7),
+    which does not wait for the queued kernels as a copy from the host would."""
+    cpu, gpu = _pair(RESET, oi.Model(sizevars={"T": 4}), "1", monkeypatch)
+    rng = np.random.default_rng(2)
+    for _ in range(4):
+        x, h = rng.standard_normal((1, 4)).astype(np.float32), rng.standard_normal(3).astype(np.float16)
+        for exe in (cpu, gpu):
+            exe.insert(x=x, h=h).step()
+        np.testing.assert_array_equal(gpu.fetch("keys"), cpu.fetch("keys"))
+    for name in ("K", "H", "B"):
+        np.testing.assert_array_equal(gpu.state(name), cpu.state(name), err_msg=name)
+    assert driver.calls["cuMemsetD32"] >= 4 and driver.calls["cuMemsetD16"] >= 4

@@ -26,7 +26,7 @@ import oi_compiler as oi
 from oi_compiler.backend import ptx
 from oi_compiler.runtime import cuda, op_launches
 from oi_compiler.runtime.device_memory import DriverDeviceMemory
-from tests.runtime.test_cuda_driver_path import BF16, EmulatingDriver, _kv_model
+from tests.runtime.test_cuda_driver_path import BF16, RESET, EmulatingDriver, _kv_model
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("cuda.bindings") is None or shutil.which("gcc") is None,
                                 reason="needs cuda-bindings (the test extra) and gcc")  # fmt: skip
@@ -51,6 +51,9 @@ C_TYPES = {  # each hooked function's C signature (stub_libcuda.c)
     "cuMemcpyDtoH": (P, D, Z),
     "cuMemcpyDtoD": (D, D, Z),
     "cuMemcpy": (D, D, Z),
+    "cuMemsetD8": (D, ctypes.c_uint8, Z),
+    "cuMemsetD16": (D, ctypes.c_uint16, Z),
+    "cuMemsetD32": (D, ctypes.c_uint32, Z),
     "cuLaunchKernel": (P, U, U, U, U, U, U, U, P, P, P),
     "cuEventCreate": (OUT_P, U),
     "cuEventRecord": (P, P),
@@ -283,3 +286,15 @@ def test_the_gpu_sessions_device_check(stub, monkeypatch, capsys) -> None:
     assert module.main(["--quick"]) == 0
     out = capsys.readouterr().out
     assert "device='cuda' on Emulating GPU through cuda-bindings" in out and "all checks passed" in out
+
+
+def test_a_reset_refills_by_memset(stub, monkeypatch) -> None:
+    cpu, gpu = _pair(RESET, oi.Model(sizevars={"T": 4}), "1", monkeypatch)
+    rng = np.random.default_rng(2)
+    for _ in range(3):
+        x, h = rng.standard_normal((1, 4)).astype(np.float32), rng.standard_normal(3).astype(np.float16)
+        for exe in (cpu, gpu):
+            exe.insert(x=x, h=h).step()
+    for name in ("K", "H", "B"):
+        np.testing.assert_array_equal(gpu.state(name), cpu.state(name), err_msg=name)
+    assert stub.fake.calls["cuMemsetD32"] >= 3 and stub.fake.calls["cuMemsetD16"] >= 3
