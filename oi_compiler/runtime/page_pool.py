@@ -41,7 +41,8 @@ from oi_compiler.dtypes import numpy_dtype
 from oi_compiler.errors import ExecutionError
 from oi_compiler.lowering import analysis as P
 from oi_compiler.lowering.analysis import VarLayout
-from oi_compiler.runtime.device_memory import DeviceBuffer
+from oi_compiler.backend.jit import row_major
+from oi_compiler.runtime.device_memory import BufferView, DeviceBuffer
 from oi_compiler.runtime.reserved_memory import physical_memory, reserve
 from oi_compiler.runtime.tables import dense_box_error, first_capacity, growth_error, init_array
 
@@ -117,6 +118,17 @@ class PagePool:
             data.set_rows(number * self.page, np.broadcast_to(entries, (self.page, *self.var.shape)))
         else:
             data[number * self.page : (number + 1) * self.page] = entries
+
+    def _init_page(self, number: int) -> None:
+        """Page `number`'s entries all `@init` (on the device, a fill: no copy from the host)."""
+        data = self.array(self.var.data_slot)
+        if isinstance(data, DeviceBuffer):
+            shape = (self.page, *self.var.shape)
+            pattern = init_array([], self.var.dtype, self.var.init).tobytes()
+            view = BufferView(data.address + number * self.page * self.entry_bytes, 0, shape, row_major(shape), data.dtype)
+            self.memory.fill(view, pattern)
+        else:
+            data[number * self.page : (number + 1) * self.page] = init_array([], self.var.dtype, self.var.init)
 
     def _copy_page(self, target: int, source: int) -> None:
         data = self.array(self.var.data_slot)
@@ -275,7 +287,7 @@ class PagePool:
         number = self._take()
         present = self.present_view()
         if old < 0:
-            self._set_page_entries(number, init_array([self.page, *self.var.shape], self.var.dtype, self.var.init))
+            self._init_page(number)
             present[number] = 0
         else:
             self._copy_page(number, old)
