@@ -269,21 +269,17 @@ def test_fast_functions_go_with_their_executor(compiled) -> None:
     assert code() is None
 
 
-IN_PLACE = """
-dynamic { x: f32[2, 8]; }
-volatile { y: f32[2, 8]; }
-persistent { n: i32 @init(0); }
-block entry {
-    op add(x, x) >> y;
-    op mul(y, x) >> y;
-    op silu(y) >> y;
-    op softmax(y, axis=-1) >> y;
-    op rope(y, position=n, theta=10000.0) >> y;
-    op add(y, y) >> y;
-    cache.increment n;
-    return;
-}
-"""
+def _device_check():
+    """benchmarks/gpu_device_check.py, whose graphs the GPU session runs (it imports no test code)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_device_check.py"
+    spec = importlib.util.spec_from_file_location("gpu_device_check", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 
 @pytest.mark.parametrize("compile_after", ["0", "1"])
@@ -293,7 +289,7 @@ def test_elementwise_ops_run_in_place_and_the_others_on_a_staged_copy(monkeypatc
     reduction, then a pass over the row) reads y from a copy made before it writes it."""
     monkeypatch.setenv("OI_GPU_EMULATE", "1")
     monkeypatch.setenv("OI_CUDA_COMPILE_AFTER", compile_after)
-    graph = oi.parse_graph(IN_PLACE)
+    graph = oi.parse_graph(_device_check().IN_PLACE)
     cpu, cuda = (oi.Simulator(oi.Model(), graph, device=d).make_executor() for d in ("cpu", "cuda"))
     rng = np.random.default_rng(5)
     for step in range(4):

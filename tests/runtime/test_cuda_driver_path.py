@@ -144,8 +144,9 @@ class EmulatingDriver(types.ModuleType):
         return (0,)
 
 
-@pytest.fixture
-def driver(monkeypatch) -> EmulatingDriver:
+def emulating_driver(monkeypatch) -> EmulatingDriver:
+    """An `EmulatingDriver` that knows each PTX text the emitter makes from here on (the module it
+    was emitted from), for the test's duration."""
     from oi_compiler.backend import ptx
 
     modules: dict[str, object] = {}
@@ -156,8 +157,13 @@ def driver(monkeypatch) -> EmulatingDriver:
         modules[text] = module
         return text
 
-    fake = EmulatingDriver(modules)
     monkeypatch.setattr(ptx, "emit_ptx", remembered)
+    return EmulatingDriver(modules)
+
+
+@pytest.fixture
+def driver(monkeypatch) -> EmulatingDriver:
+    fake = emulating_driver(monkeypatch)
     package, bindings = types.ModuleType("cuda"), types.ModuleType("cuda.bindings")
     package.bindings, bindings.driver = bindings, fake
     for name, module in (("cuda", package), ("cuda.bindings", bindings), ("cuda.bindings.driver", fake),
@@ -183,18 +189,23 @@ def _kv_model() -> oi.Model:
                                                          for n in ("Wq", "Wk", "Wv")})  # fmt: skip
 
 
-@pytest.mark.parametrize("compile_after", ["0", "1"])
-def test_kv_decode_through_the_driver_matches_cpu(driver, monkeypatch, compile_after) -> None:
-    cpu, gpu = _pair("examples/kv_decode.oi", _kv_model(), compile_after, monkeypatch)
-    assert isinstance(gpu.memory, DriverDeviceMemory) and isinstance(gpu.launcher.runner, op_launches.DriverKernels)
+def kv_decode_steps(cpu, gpu, steps: int = 5) -> None:
+    """examples/kv_decode.oi's steps on both, compared after each (test_real_cuda_bindings too)."""
     rng = np.random.default_rng(1)
-    for _ in range(5):
+    for _ in range(steps):
         x = rng.standard_normal((1, 8)).astype(np.float32)
         for exe in (cpu, gpu):
             exe.insert(x=x).step()
         for name in ("q", "keys", "values"):
             np.testing.assert_array_equal(gpu.fetch(name), cpu.fetch(name), err_msg=name)
     np.testing.assert_array_equal(gpu.state("K"), cpu.state("K"))
+
+
+@pytest.mark.parametrize("compile_after", ["0", "1"])
+def test_kv_decode_through_the_driver_matches_cpu(driver, monkeypatch, compile_after) -> None:
+    cpu, gpu = _pair("examples/kv_decode.oi", _kv_model(), compile_after, monkeypatch)
+    assert isinstance(gpu.memory, DriverDeviceMemory) and isinstance(gpu.launcher.runner, op_launches.DriverKernels)
+    kv_decode_steps(cpu, gpu)
     counts = gpu.launch_counts
     assert counts.launches == 5 * 6 and counts.staged == 0
     assert driver.calls["cuLaunchKernel"] == 30 and driver.calls["cuMemcpyHtoD"] > 0  # weights, inputs
@@ -312,13 +323,17 @@ block entry {
 def test_a_reset_refills_by_memset(driver, monkeypatch) -> None:
     """A reset's refill with @init on the device is cuMemsetD32/D16/D8 (f32 1.5, f16 -2.0, i8 7),
     which does not wait for the queued kernels as a copy from the host would."""
-    cpu, gpu = _pair(RESET, oi.Model(sizevars={"T": 4}), "1", monkeypatch)
+    reset_steps(*_pair(RESET, oi.Model(sizevars={"T": 4}), "1", monkeypatch))
+    assert driver.calls["cuMemsetD32"] >= 4 and driver.calls["cuMemsetD16"] >= 4
+
+
+def reset_steps(cpu, gpu, steps: int = 4) -> None:
+    """RESET's steps on both, compared after each and at the end."""
     rng = np.random.default_rng(2)
-    for _ in range(4):
+    for _ in range(steps):
         x, h = rng.standard_normal((1, 4)).astype(np.float32), rng.standard_normal(3).astype(np.float16)
         for exe in (cpu, gpu):
             exe.insert(x=x, h=h).step()
         np.testing.assert_array_equal(gpu.fetch("keys"), cpu.fetch("keys"))
     for name in ("K", "H", "B"):
         np.testing.assert_array_equal(gpu.state(name), cpu.state(name), err_msg=name)
-    assert driver.calls["cuMemsetD32"] >= 4 and driver.calls["cuMemsetD16"] >= 4

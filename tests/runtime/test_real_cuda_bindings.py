@@ -23,10 +23,17 @@ import numpy as np
 import pytest
 
 import oi_compiler as oi
-from oi_compiler.backend import ptx
 from oi_compiler.runtime import cuda, op_launches
 from oi_compiler.runtime.device_memory import DriverDeviceMemory
-from tests.runtime.test_cuda_driver_path import BF16, RESET, EmulatingDriver, _kv_model
+from tests.runtime.test_cuda_driver_path import (
+    BF16,
+    RESET,
+    EmulatingDriver,
+    _kv_model,
+    emulating_driver,
+    kv_decode_steps,
+    reset_steps,
+)
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("cuda.bindings") is None or shutil.which("gcc") is None,
                                 reason="needs cuda-bindings (the test extra) and gcc")  # fmt: skip
@@ -172,22 +179,14 @@ def stub_library(tmp_path_factory) -> ctypes.CDLL:
 
 @pytest.fixture
 def stub(stub_library, monkeypatch) -> StubDriver:
-    modules: dict[str, object] = {}
-    emit = ptx.emit_ptx
-
-    def remembered(module, *args, **kwargs):
-        text = emit(module, *args, **kwargs)
-        modules[text] = module
-        return text
-
-    monkeypatch.setattr(ptx, "emit_ptx", remembered)
+    fake = emulating_driver(monkeypatch)
     for name in ("OI_GPU_EMULATE", "OI_CUDA_LAUNCHER"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setitem(__import__("sys").modules, "pycuda", None)  # the launcher is cuda-bindings
     monkeypatch.setitem(__import__("sys").modules, "pycuda.driver", None)
     op_launches._driver_library.cache_clear()
     cuda.reset()
-    driver = StubDriver(stub_library, EmulatingDriver(modules))
+    driver = StubDriver(stub_library, fake)
     yield driver
     gc.collect()  # executors freeing device memory through the hooks, before they go
     driver.unhook()
@@ -214,14 +213,7 @@ def test_the_launcher_is_the_real_cuda_bindings_over_the_stand_in(stub) -> None:
 def test_kv_decode_matches_cpu(stub, monkeypatch, compile_after) -> None:
     cpu, gpu = _pair("examples/kv_decode.oi", _kv_model(), compile_after, monkeypatch)
     assert isinstance(gpu.memory, DriverDeviceMemory)
-    rng = np.random.default_rng(1)
-    for _ in range(5):
-        x = rng.standard_normal((1, 8)).astype(np.float32)
-        for exe in (cpu, gpu):
-            exe.insert(x=x).step()
-        for name in ("q", "keys", "values"):
-            np.testing.assert_array_equal(gpu.fetch(name), cpu.fetch(name), err_msg=name)
-    np.testing.assert_array_equal(gpu.state("K"), cpu.state("K"))
+    kv_decode_steps(cpu, gpu)
     calls = stub.fake.calls
     assert calls["cuLaunchKernel"] == 30 and calls["cuMemcpyHtoD"] > 0 and calls["cuMemcpyDtoH"] > 0
     assert set(stub.contexts) == {CONTEXT}
@@ -289,12 +281,5 @@ def test_the_gpu_sessions_device_check(stub, monkeypatch, capsys) -> None:
 
 
 def test_a_reset_refills_by_memset(stub, monkeypatch) -> None:
-    cpu, gpu = _pair(RESET, oi.Model(sizevars={"T": 4}), "1", monkeypatch)
-    rng = np.random.default_rng(2)
-    for _ in range(3):
-        x, h = rng.standard_normal((1, 4)).astype(np.float32), rng.standard_normal(3).astype(np.float16)
-        for exe in (cpu, gpu):
-            exe.insert(x=x, h=h).step()
-    for name in ("K", "H", "B"):
-        np.testing.assert_array_equal(gpu.state(name), cpu.state(name), err_msg=name)
+    reset_steps(*_pair(RESET, oi.Model(sizevars={"T": 4}), "1", monkeypatch), steps=3)
     assert stub.fake.calls["cuMemsetD32"] >= 3 and stub.fake.calls["cuMemsetD16"] >= 3
