@@ -1,8 +1,8 @@
 // --lower-undo-log: each `oi_table.journal @K "data" [%offset, %nbytes]` becomes a call of the
 // shared `@oi_log(state, word, offset, nbytes)` (added to the module when missing), whose
 // non-zero code leaves the step; the word is where --assign-state-slots placed K's data.
-// `oi_table.commit` (where the step returns 0) empties the log: its record count (word 8) and its
-// used bytes (word 11) back to 0.
+// `oi_table.commit` (where the step returns 0) empties the log: its record count (word 8) and the
+// used bytes of its two byte areas (words 11, and 15 for device data on cuda) back to 0.
 //
 // RUN: oi-opt %s --split-input-file --verify-diagnostics --lower-undo-log | filecheck %s
 
@@ -33,8 +33,10 @@ builtin.module attributes {oi_table.state_layout = #oi_table.layout<words 19, bl
 // CHECK-NEXT:    %[[ZERO:.*]] = arith.constant 0 : i64
 // CHECK-NEXT:    %[[COUNT:.*]] = arith.constant 8 : index
 // CHECK-NEXT:    %[[USED:.*]] = arith.constant 11 : index
+// CHECK-NEXT:    %[[DEVICE_USED:.*]] = arith.constant 15 : index
 // CHECK-NEXT:    memref.store %[[ZERO]], %[[S]][%[[COUNT]]] : memref<?xi64>
 // CHECK-NEXT:    memref.store %[[ZERO]], %[[S]][%[[USED]]] : memref<?xi64>
+// CHECK-NEXT:    memref.store %[[ZERO]], %[[S]][%[[DEVICE_USED]]] : memref<?xi64>
 // CHECK-NOT:   @oi_log
 builtin.module {
   func.func @commit(%s: memref<?xi64>) -> i32 {

@@ -291,7 +291,7 @@ class _Commit(RewritePattern):
     def match_and_rewrite(self, op: CommitOp, rewriter: PatternRewriter, /) -> None:
         emit = _Emit(rewriter, op, self.constants)
         zero = emit.const(0, i64)
-        for word in (P.LOG_COUNT, P.LOG_USED):
+        for word in (P.LOG_COUNT, P.LOG_USED, P.DEVICE_LOG_USED):
             emit(quick_ops.store(zero, emit.state, [emit.index(word)]))
         rewriter.erase(op)
 

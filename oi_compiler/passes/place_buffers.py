@@ -11,16 +11,22 @@ is decided here, before `--lower-tables` turns names into state words:
   `transfer` shares and that is not an `assign` temporary, a table's data box (a paged table's
   pool of entries), a view's gather buffer (where its slice of a paged table spans pages) and a
   constant prefix table's entries; the rest (sizes, present bytes, page tables and counts, address
-  tables, the undo log's records, views' words) is the control plane's and stays on the host. The verdict is the layout's `device` flag on the variable
-  (`#oi_table.var<..., device>`), which the host reads to allocate it (`runtime/native.py`).
+  tables, the undo log's records, views' words) is the control plane's and stays on the host.
+  The verdict is the layout's `device` flag on the variable (`#oi_table.var<..., device>`), which
+  the host reads to allocate it (`runtime/native.py`).
 - every `memref.copy` of the host functions that is not between two buffers known to be on the
   host becomes a call of a private function `@oi_copy_<n>(source, target) -> i32` marked
   `oi.gpu_op` with op `oi.copy`: `--launch-op-kernels` then hands it to the host like any op, and
   the host copies (`runtime/op_launches.py`: by run-time address, host or device, either side). The
   function's body is the copy itself, so the IR stays runnable on the host. A status other than 0
   leaves the step with that status (1): the step fails at the statement its last marker named, and
-  the executor raises the host's own error there (`runtime/cuda_executor.py`). The undo log's byte
-  area is a device buffer too (`runtime/native.py`), so `@oi_log`'s copy is one.
+  the executor raises the host's own error there (`runtime/cuda_executor.py`).
+- `@oi_log`, the undo log's helper, is rebuilt to choose by slot (`_split_log`): the old bytes of
+  the device variables go to a second byte area, in device memory (header words `device_log*`; a
+  device-to-device copy, an `@oi_copy_<n>` like the others), every other slot's (present bytes,
+  `t`, sequences' lengths) to the host's by a host copy. A step that only appends to its KV
+  tables then makes no copy from the host to the device, which the driver makes wait for the
+  kernels queued before it.
 - before that, each fill `step_values.fill` emitted over data that is not the control plane's (a
   reset's refill of a table's entries with `@init`; for an entry of no dims, its one store)
   becomes a call of `@oi_fill_<n>(target)` the same way (op `oi.fill`, the element's bytes in its

@@ -125,7 +125,8 @@ class PagePool:
         if isinstance(data, DeviceBuffer):
             shape = (self.page, *self.var.shape)
             pattern = init_array([], self.var.dtype, self.var.init).tobytes()
-            view = BufferView(data.address + number * self.page * self.entry_bytes, 0, shape, row_major(shape), data.dtype)
+            start = data.address + number * self.page * self.entry_bytes
+            view = BufferView(start, 0, shape, row_major(shape), data.dtype)
             self.memory.fill(view, pattern)
         else:
             data[number * self.page : (number + 1) * self.page] = init_array([], self.var.dtype, self.var.init)
@@ -368,34 +369,46 @@ class PagePool:
             self.release_page(int(row), int(column))
 
     # --- the table as the reference holds it ------------------------------------------------
-    def gathered(self, keys: list[np.ndarray], source: np.ndarray, fill) -> np.ndarray:
-        """`source` (per pool entry) at every key of the grid `keys` (per index, the values it
-        takes), `fill` where no page holds it; memory of the grid's size, whatever the page size."""
+    def gathered(self, keys: list[np.ndarray], source: np.ndarray | None, fill) -> np.ndarray:
+        """`source` (per pool entry; None: the entries themselves) at every key of the grid `keys`
+        (per index, the values it takes), `fill` where no page holds it; memory of the grid's size,
+        whatever the page size."""
         t = keys[-1]
         numbers = self.array(self.var.pages_slot)[np.ix_(*keys[:-1], t // self.page)]
         held = numbers >= 0
+        at = (numbers * self.page + t % self.page)[held]
+        if source is None:
+            source, at = self._entries_at(at)
         out = np.empty([*numbers.shape, *source.shape[1:]], source.dtype)
-        out[held] = source[(numbers * self.page + t % self.page)[held]]
+        out[held] = source[at]
         out[~held] = fill
         return out
+
+    def _entries_at(self, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The pool's entries on the host, and where the entries `at` are in them: the pool itself,
+        or on the device a copy of the run of pages from the first `at` to the last (not the
+        whole pool: a view copied out before a write changes it is often one page)."""
+        data = self.array(self.var.data_slot)
+        if not isinstance(data, DeviceBuffer):
+            return data, at
+        if not at.size:
+            return np.empty((0, *self.var.shape), self.entry_dtype), at
+        first, last = int(at.min()) // self.page * self.page, int(at.max()) // self.page * self.page + self.page
+        return data.get((slice(first, last),)), at - first
 
     def select(self, selection: list[int | slice]) -> np.ndarray:
         """The entries a selection (an index or a slice per index) shows, indexed dims dropped, as
         a dense table's `data[selection]` would."""
         keys = [np.arange(s.start, s.stop) if isinstance(s, slice) else np.array([s]) for s in selection]
         init = init_array([], self.var.dtype, self.var.init)
-        out = self.gathered(keys, self._entries(), init)
+        out = self.gathered(keys, None, init)
         return out.reshape([len(k) for k, s in zip(keys, selection) if isinstance(s, slice)] + list(self.var.shape))
 
     def dense(self) -> np.ndarray:
         """The entries up to the sizes, as a dense table holds them (`@init` where never written)."""
         sizes = self.state.sizes(self.var)
         init = init_array([], self.var.dtype, self.var.init)
-        return np.ascontiguousarray(self.gathered(_box(sizes), self._entries(), init))
-
-    def _entries(self) -> np.ndarray:
-        """The pool's entries `[pool * page, *entry]` on the host (on the device: a copy)."""
-        return self.pool_view().reshape(self.pool * self.page, *self.var.shape)
+        return np.ascontiguousarray(self.gathered(_box(sizes), None, init))
 
     def present_mask(self, box: list[int] | None = None) -> np.ndarray:
         box = box if box is not None else self.capacities()
@@ -433,7 +446,8 @@ class PagePool:
             pool[self.place(key)] = value
             self.present_view()[self.place(key)] = 1
         if self.memory is not None and self.used:
-            self.array(var.data_slot).set_rows(0, pool.reshape(self.pool * self.page, *var.shape)[: self.used * self.page])
+            entries = pool.reshape(self.pool * self.page, *var.shape)
+            self.array(var.data_slot).set_rows(0, entries[: self.used * self.page])
         for d, s in enumerate(sizes):
             self.words[var.size_slot(d)] = s
 
