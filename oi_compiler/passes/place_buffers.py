@@ -9,8 +9,8 @@ is decided here, before `--lower-tables` turns names into state words:
   and write it there), either side of a `memref.copy`, or a `memref.dim`. One load or store, or any
   other use, keeps it in host memory. Eligible are a `buffer` or `resizable` (a read's copy) no
   `transfer` shares and that is not an `assign` temporary, a table's data box (a paged table's
-  pool of entries), a view's gather buffer (where its slice of a paged table spans pages) and a
-  constant prefix table's entries; the rest (sizes, present bytes, page tables and counts, address
+  pool of entries), a view's gather buffer (where its slice of a paged table spans pages), an
+  `@auto_dim` tensor and a constant prefix table's entries; the rest (sizes, present bytes, page tables and counts, address
   tables, the undo log's records, views' words) is the control plane's and stays on the host.
   The verdict is the layout's `device` flag on the variable (`#oi_table.var<..., device>`), which
   the host reads to allocate it (`runtime/native.py`).
@@ -196,8 +196,8 @@ def _data_of(op: Operation) -> str | None:
 def _eligible(var) -> bool:
     if var.kind in ("buffer", "resizable"):  # (a resizable: a `cache.read` destination the read copies into)
         return not var.aliases and not var.temp
-    if var.kind in ("table", "view"):  # (a view: its gather buffer, where a slice of a paged table spans pages)
-        return True
+    if var.kind in ("table", "view", "auto"):  # (a view: its gather buffer, where a slice of a paged table spans
+        return True  # pages; auto: an @auto_dim tensor, which the host reallocates as its counts grow)
     return var.kind == "prefix" and var.memory == "constant"  # (a volatile one's entries are made on first use)
 
 

@@ -337,6 +337,11 @@ class DeviceBuffer:
         offset = sum(k * math.prod(self.shape[d + 1:]) for d, k in enumerate(key)) * self.dtype.itemsize
         self.memory.upload(self.address + offset, np.broadcast_to(np.asarray(value, self.dtype), entry))
 
+    def fill(self, element: bytes) -> None:
+        """Every element becomes `element` (one element's bytes): a fill on the device (a memset
+        where it can), not a copy from the host."""
+        self.memory.fill(BufferView(self.address, 0, self.shape, row_major(self.shape), self.dtype), element)
+
     def set_rows(self, start: int, rows: np.ndarray) -> None:
         """`buffer[start : start + len(rows)] = rows` (whole rows of the leading index)."""
         row = math.prod(self.shape[1:]) * self.dtype.itemsize

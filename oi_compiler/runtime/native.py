@@ -53,7 +53,7 @@ class NativeState:
         self.on_device: set[int] = set()  # the slots whose buffers are `DeviceBuffer`s in `memory`
         if memory is not None:
             self.on_device = {v.slot for v in self.plan.vars.values()
-                              if v.device and v.kind in ("buffer", "table", "resizable")}  # fmt: skip
+                              if v.device and v.kind in ("buffer", "table", "resizable", "auto")}  # fmt: skip
             self.on_device |= {v.gather_slot(self.plan.vars) for v in self.plan.vars.values()
                                if v.device and v.kind == "view"}  # fmt: skip
             self.on_device.add(P.DEVICE_LOG)
@@ -254,9 +254,15 @@ class NativeState:
             old = self.arrays[var.slot]
             self.undo(lambda: self._set(var.slot, old))  # its counts come back with the size words
             shape = [base + int(self.words[var.count_base + d]) for d, base in enumerate(var.shape)]
-            grown = init_array(shape, var.dtype, var.init if b else None)  # (out of memory: an ExecutionError)
-            if not b:
-                grown[tuple(slice(0, n) for n in old.shape)] = old
+            if isinstance(old, DeviceBuffer):  # filled on the device, the old box copied device to device
+                grown = DeviceBuffer(self.memory, shape, old.dtype)
+                grown.fill(init_array([], var.dtype, var.init if b else None).tobytes())
+                if not b:
+                    grown.copy_box_from(old)
+            else:
+                grown = init_array(shape, var.dtype, var.init if b else None)  # (out of memory: an ExecutionError)
+                if not b:
+                    grown[tuple(slice(0, n) for n in old.shape)] = old
             self._set(var.slot, grown)
         elif kind == P.GROW_REBIND:
             self.rebind(next(v for v in self.plan.vars.values() if v.kind == "buffer" and v.slot == a))
@@ -433,7 +439,7 @@ class NativeState:
         if var.kind == "buffer":
             return _host(self.buffer(var))
         if var.kind == "auto":
-            return self.arrays[var.slot].copy()
+            return _host(self.arrays[var.slot])
         if var.kind == "table" and var.page:
             return self.pools[var.name].dense()
         if var.kind == "table":
@@ -507,7 +513,7 @@ class NativeState:
                 elif var.kind == "auto":
                     auto = AutoDimStorage(self._declaration(var))
                     auto.counts = self.counts(var)
-                    auto.value = frozen(self.arrays[var.slot].copy())
+                    auto.value = frozen(_host(self.arrays[var.slot]))
                     storages[var.name] = auto
                 else:
                     plain = PlainStorage(self._declaration(var))

@@ -395,3 +395,34 @@ def test_allocations_change_only_between_steps() -> None:
         assert not done.wait(0.2) and memory.is_device(address) and memory.ranges.contains(address)
     worker.join(5)
     assert done.is_set() and not memory.ranges.contains(address)
+
+
+AUTO = """
+dynamic { w: f32[3, 3]; first: bool; }
+volatile { y: f32[2, 2]; }
+persistent { t: i64 @init(0); M(i, j): f32[2, 2] @init(1.5) @auto_dim(i, j) @fixed(i = 3); }
+block entry { cache.increment t; cache.read M[t, 1] >> y; branch first put done; }
+block put { cache.write w >> M[1, 1]; return; }
+block done { return; }
+"""
+
+
+def test_an_auto_dim_tensor_grows_on_the_device(emulated) -> None:
+    """An @auto_dim tensor in device memory: each growth a new allocation filled on the device and
+    the old box copied device to device; the step past @fixed(i = 3) fails and puts it back."""
+    graph = oi.parse_graph(AUTO)
+    cpu, cuda = (oi.Simulator(oi.Model(), graph, device=d).make_executor() for d in ("cpu", "cuda"))
+    M = cuda.native.plan.vars["M"]
+    assert M.device and isinstance(cuda.native.arrays[M.slot], DeviceBuffer)
+    w = np.arange(9, dtype=np.float32).reshape(3, 3)
+    for step in range(5):
+        errors = []
+        for exe in (cpu, cuda):
+            try:
+                exe.insert(w=w, first=step == 0).step()
+                errors.append(None)
+            except oi.OiError as e:
+                errors.append(str(e))
+        assert errors[0] == errors[1] and (errors[0] is None) == (step < 3), errors
+        np.testing.assert_array_equal(cuda.state("M"), cpu.state("M"))
+        assert cuda.table_sizes("M") == cpu.table_sizes("M")
