@@ -228,7 +228,13 @@ class NativeState:
                        if v.slot == a or v.kind == "view" and v.gather_slot(self.plan.vars) == a)  # fmt: skip
             old = self.arrays.get(a)
             capacity = max(FIRST_CAPACITY, b) if c else max(2 * int(self.words[a + 1]), b)
-            self._set(a, np.zeros(capacity, numpy_dtype(var.dtype)), a + 1, capacity)
+            dtype = numpy_dtype(var.dtype)
+            if a in self.on_device:  # zeros by a device fill, not a copy from the host (in a step)
+                fresh = DeviceBuffer(self.memory, (capacity,), dtype)
+                fresh.fill(bytes(np.dtype(dtype).itemsize))
+            else:
+                fresh = np.zeros(capacity, dtype)
+            self._set(a, fresh, a + 1, capacity)
             if var.aliases and old is not None:  # a `transfer` may have given it to another name
                 held = {int(self.words[v.slot]) for v in self.plan.vars.values() if v.kind == "buffer"}
                 self.displaced = [x for x in self.displaced if x.ctypes.data in held] + [old]
