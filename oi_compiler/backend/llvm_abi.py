@@ -39,7 +39,7 @@ class MemRefParam:
     strides: tuple[int | None, ...] | None  # None: identity layout (row-major contiguous)
     offset: int | None  # static offset of a strided layout, None when dynamic
     written: bool  # stored to, copied into, freed, or passed on where the backend cannot see
-    may_alias: bool = False  # not `noalias` (the function's `oi.may_alias`): it may share the others' memory that are
+    may_alias: bool = False  # not `noalias` (the function's `oi.may_alias`): may share memory with the other such
 
     @property
     def rank(self) -> int:

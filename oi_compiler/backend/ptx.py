@@ -122,7 +122,7 @@ def kernel_functions(module):
     from xdsl.dialects.builtin import ModuleOp, UnitAttr
     from xdsl.rewriter import Rewriter
 
-    from oi_compiler.backend.llvm import MAY_ALIAS_ATTR
+    from oi_compiler.backend.llvm_abi import MAY_ALIAS_ATTR
 
     module = module.clone()
     sources = [op for op in module.ops if isinstance(op, gpu.ModuleOp)]

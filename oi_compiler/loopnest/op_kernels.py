@@ -36,7 +36,7 @@ from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.rewriter import InsertPoint
 from xdsl.traits import is_side_effect_free
 
-from oi_compiler.backend.llvm import MAY_ALIAS_ATTR
+from oi_compiler.backend.llvm_abi import MAY_ALIAS_ATTR
 from oi_compiler.boundary import stage
 from oi_compiler.dtypes import dtype_name, dtype_type, numpy_dtype
 from oi_compiler.errors import ExecutionError, PassError

@@ -18,9 +18,10 @@ from oi_compiler.errors import PassError
 from oi_compiler.lowering.analysis import HEADER_WORDS, StepAnalysis, VarLayout, extra_error_args, var_words
 
 
-#: the header's words, by number (`lowering/analysis.py`: ERROR_SITE ... STEP_STAMP)
+#: the header's words, by number (`lowering/analysis.py`: ERROR_SITE ... DEVICE_LOG_USED)
 HEADER = ("error_site", "error_arg.0", "error_arg.1", "error_arg.2", "error_arg.3", "handle", "log_records",
-          "log_records_cap", "log_count", "log_bytes", "log_bytes_cap", "log_used", "step_stamp", "device_log", "device_log_cap", "device_log_used")  # fmt: skip
+          "log_records_cap", "log_count", "log_bytes", "log_bytes_cap", "log_used", "step_stamp", "device_log",
+          "device_log_cap", "device_log_used")  # fmt: skip
 
 
 @dataclass

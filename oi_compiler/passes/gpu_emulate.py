@@ -55,7 +55,7 @@ from xdsl.ir import Block, BlockArgument, Operation, OpResult, Region, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 
-from oi_compiler.backend.llvm import MAY_ALIAS_ATTR
+from oi_compiler.backend.llvm_abi import MAY_ALIAS_ATTR
 from oi_compiler.errors import PassError
 from oi_compiler.ir_context import nearest_loc
 

@@ -10,8 +10,9 @@ is decided here, before `--lower-tables` turns names into state words:
   other use, keeps it in host memory. Eligible are a `buffer` or `resizable` (a read's copy) no
   `transfer` shares and that is not an `assign` temporary, a table's data box (a paged table's
   pool of entries), a view's gather buffer (where its slice of a paged table spans pages), an
-  `@auto_dim` tensor and a constant prefix table's entries; the rest (sizes, present bytes, page tables and counts, address
-  tables, the undo log's records, views' words) is the control plane's and stays on the host.
+  `@auto_dim` tensor and a constant prefix table's entries; the rest (sizes, present bytes, page
+  tables and counts, address tables, the undo log's records, views' words) is the control plane's
+  and stays on the host.
   The verdict is the layout's `device` flag on the variable (`#oi_table.var<..., device>`), which
   the host reads to allocate it (`runtime/native.py`).
 - every `memref.copy` of the host functions that is not between two buffers known to be on the

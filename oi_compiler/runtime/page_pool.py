@@ -37,11 +37,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from oi_compiler.backend.jit import row_major
 from oi_compiler.dtypes import numpy_dtype
 from oi_compiler.errors import ExecutionError
 from oi_compiler.lowering import analysis as P
 from oi_compiler.lowering.analysis import VarLayout
-from oi_compiler.backend.jit import row_major
 from oi_compiler.runtime.device_memory import BufferView, DeviceBuffer
 from oi_compiler.runtime.reserved_memory import physical_memory, reserve
 from oi_compiler.runtime.tables import dense_box_error, first_capacity, growth_error, init_array
@@ -134,7 +134,7 @@ class PagePool:
     def _copy_page(self, target: int, source: int) -> None:
         data = self.array(self.var.data_slot)
         if isinstance(data, DeviceBuffer):
-            nbytes = self.page * math.prod(self.var.shape) * self.entry_dtype.itemsize
+            nbytes = self.page * self.entry_bytes
             self.memory.copy_bytes(data.address + target * nbytes, data.address + source * nbytes, nbytes)
         else:
             data[target * self.page : (target + 1) * self.page] = data[source * self.page : (source + 1) * self.page]
