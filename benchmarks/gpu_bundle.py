@@ -23,7 +23,8 @@ script with PYTHONPATH=/tmp/oi_site:<repository root> and OI_LIBDEVICE set, retu
 status. `unpack --into DIR` only unpacks (and prints the two variables to export); `check` unpacks
 into a temporary folder and imports the compiler from it in a child Python that has numpy and the
 bundle only (here: the venv's numpy is linked in), compiling a small PTX kernel, then runs
-`gpu_decode.py --smoke --sizes tiny` there with the kernels emulated.
+`gpu_device_check.py --quick` and `gpu_decode.py --smoke --sizes tiny` there with the kernels
+emulated.
 
     python benchmarks/gpu_bundle.py build [--pythons 3.11,3.12,3.13] [--level 6]
     python benchmarks/gpu_bundle.py check
@@ -279,11 +280,13 @@ def check(bundle: Path = BUNDLE_DIR) -> int:
         print(done.stdout + done.stderr, end="", flush=True)
         if done.returncode:
             return done.returncode
-        # the decode benchmark's smoke mode too, its kernels emulated: the CPU JIT from the bundle
+        # the device check (`--quick`) and the decode benchmark's smoke mode too, their kernels
+        # emulated: the CPU JIT from the bundle
         env["OI_GPU_EMULATE"] = "1"
         env["OI_CACHE_DIR"] = str(Path(tmp) / "cache")
+        status = subprocess.call([sys.executable, "-S", "benchmarks/gpu_device_check.py", "--quick"], env=env, cwd=ROOT)
         smoke = [sys.executable, "-S", "benchmarks/gpu_decode.py", "--smoke", "--sizes", "tiny"]
-        return subprocess.call(smoke, env=env, cwd=ROOT)
+        return status or subprocess.call(smoke, env=env, cwd=ROOT)
 
 
 def main(argv: list[str] | None = None) -> int:
