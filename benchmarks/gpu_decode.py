@@ -324,8 +324,8 @@ def counts_of(exe: oi.Executor) -> dict[str, float] | None:
     counts = getattr(exe, "launch_counts", None)
     if counts is None:
         return None
-    return {k: float(getattr(counts, k)) for k in ("op_calls", "launches", "compiled_calls", "prepared", "host_seconds",
-                                                   "kernel_seconds")}  # fmt: skip
+    return {k: float(getattr(counts, k)) for k in ("op_calls", "launches", "copies", "staged", "compiled_calls",
+                                                   "prepared", "host_seconds", "kernel_seconds")}  # fmt: skip
 
 
 def _failed(what: str, error: BaseException) -> str:
@@ -429,8 +429,9 @@ def run_size(label: str, dims: dict[str, int], contexts: tuple[int, ...], rounds
         timed = len(samples.get("oi-cuda", []))
         row["steps"] = timed
         if "oi-cuda" in row["us"] and before is not None and after is not None and timed:
-            row["per_step"] = {k: (after[k] - before[k]) / timed for k in ("op_calls", "launches", "compiled_calls",
-                                                                          "host_seconds", "kernel_seconds")}  # fmt: skip
+            row["per_step"] = {k: (after[k] - before[k]) / timed for k in ("op_calls", "launches", "copies", "staged",
+                                                                          "compiled_calls", "host_seconds",
+                                                                          "kernel_seconds")}  # fmt: skip
             row["per_step"]["prepared_while_timed"] = after["prepared"] - before["prepared"]
         rows.append(row)
     return rows, failures
@@ -439,7 +440,8 @@ def run_size(label: str, dims: dict[str, int], contexts: tuple[int, ...], rounds
 def print_decode_table(rows: list[dict], rounds: int, steps: int, torch_note: str) -> None:
     print(f"\nmedian µs per decode step ({rounds} rounds x {steps} steps, interleaved; logits back on the host)")
     print(f"{'model':<8}{'context':>8}{'oi-cuda':>10}{'oi-cpu':>10}{'torch-eager':>13}{'torch-graph':>13}"
-          f"{'cuda/eager':>12}{'cuda/graph':>12}{'ops':>6}{'launches':>10}{'compiled':>10}{'host µs':>10}{'kernel µs':>11}"
+          f"{'cuda/eager':>12}{'cuda/graph':>12}{'ops':>6}{'launches':>10}{'copies':>8}{'compiled':>10}{'host µs':>10}"
+          f"{'kernel µs':>11}"
           f"{'max err':>10}")  # fmt: skip
     for row in rows:
         us = row.get("us", {})
@@ -453,15 +455,15 @@ def print_decode_table(rows: list[dict], rounds: int, steps: int, torch_note: st
             return f"{us['oi-cuda'] / us[name]:>11.2f}x" if name in us and "oi-cuda" in us else f"{NA:>12}"
 
         per = row.get("per_step", {})
-        counts = (f"{per['op_calls']:>6.0f}{per['launches']:>10.0f}{per['compiled_calls']:>10.0f}"
+        counts = (f"{per['op_calls']:>6.0f}{per['launches']:>10.0f}{per['copies']:>8.0f}{per['compiled_calls']:>10.0f}"
                   f"{per['host_seconds'] * 1e6:>10.0f}{per['kernel_seconds'] * 1e6:>11.0f}") if per \
-            else f"{NA:>6}{NA:>10}{NA:>10}{NA:>10}{NA:>11}"  # fmt: skip
+            else f"{NA:>6}{NA:>10}{NA:>8}{NA:>10}{NA:>10}{NA:>11}"  # fmt: skip
         worst = max(row["errors"].values(), default=0.0)
         print(f"{row['model']:<8}{row['context']:>8}{cell('oi-cuda', 10)}{cell('oi-cpu', 10)}{cell('torch-eager', 13)}"
               f"{cell('torch-graph', 13)}{ratio('torch-eager')}{ratio('torch-graph')}{counts}{worst:>10.1e}")  # fmt: skip
-    print("cuda/eager, cuda/graph: oi-cuda's time over torch's (2.00x = half torch's speed); ops, launches, compiled"
-          " (op calls and copies run without Python), host µs, kernel µs (the Python path's): oi-cuda's launcher per"
-          " step; max err: vs oi-cpu, max |diff| / max(1, max |cpu|)")
+    print("cuda/eager, cuda/graph: oi-cuda's time over torch's (2.00x = half torch's speed); ops, launches, copies"
+          " (device copies and fills), compiled (op calls and copies run without Python), host µs, kernel µs (the"
+          " Python path's): oi-cuda's launcher per step; max err: vs oi-cpu, max |diff| / max(1, max |cpu|)")
     late = [f"{r['model']} {r['context']}" for r in rows if r.get("per_step", {}).get("prepared_while_timed")]
     if late:
         print(f"kernels were made during the timed steps of: {', '.join(late)} (their oi-cuda medians may be high)")

@@ -57,6 +57,7 @@ def test_smoke_mode_checks_prints_the_tables_and_fails_on_a_mismatch(monkeypatch
     assert cells[1] == "128" and float(cells[2]) > 0 and float(cells[3]) > 0, row
     assert cells[4:8] == ["n/a"] * 4, row  # the torch columns and their ratios
     assert int(cells[8]) > 0 and int(cells[9]) >= int(cells[8]), row  # op calls, launches per step
+    assert int(cells[10]) == 2 * 2, row  # copies per step: a K and a V row per layer (2 layers), nothing staged
     assert float(cells[-1]) <= gpu_decode.TOLERANCE, row
     assert out.rstrip().splitlines()[-1].startswith("ok"), out
     print(f"smoke: {time.perf_counter() - began:.1f} s")
