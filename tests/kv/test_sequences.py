@@ -470,9 +470,9 @@ def inputs(config: Config, rng: np.random.Generator | None = None, **values) -> 
 class Runner:
     """Both devices and the model through the same steps, compared after each."""
 
-    def __init__(self, config: Config, what: str = ""):
+    def __init__(self, config: Config, what: str = "", device: str = "cpu"):
         self.config, self.what = config, what
-        self.ref, self.cpu = make(config, "reference"), make(config, "cpu")
+        self.ref, self.cpu = make(config, "reference"), make(config, device)  # (`cpu`: the compiled one)
         self.model = config.model()
         self.steps = 0
 
@@ -614,8 +614,21 @@ STEPS = 60
 def test_random_programs_agree(seed: int, tmp_path) -> None:
     """Reference, cpu and the model after every step; halfway, each device's checkpoint is
     loaded into the other device's executor (so the rest runs from a state the other wrote)."""
+    random_program(seed, tmp_path)
+
+
+@pytest.mark.parametrize("seed", [2, 5, 6, 11])  # paged K, V, both, neither
+def test_random_programs_agree_on_cuda(seed: int, tmp_path, monkeypatch) -> None:
+    """The same on cuda (emulated, launches compiled from the second call): dense and paged tables
+    in device memory, forks sharing pages (copy on write), pops, masked resets, failed steps."""
+    monkeypatch.setenv("OI_GPU_EMULATE", "1")
+    monkeypatch.setenv("OI_CUDA_COMPILE_AFTER", "2")
+    random_program(seed, tmp_path, "cuda")
+
+
+def random_program(seed: int, tmp_path, device: str = "cpu") -> None:
     config, program, _ = draw_program(seed, STEPS)
-    run = Runner(config, f"seed {seed} {config}")
+    run = Runner(config, f"seed {seed} {config}", device)
     for n, values in enumerate(program):
         if n == STEPS // 2:
             run.ref.save_state(tmp_path / "ref.oistate")
