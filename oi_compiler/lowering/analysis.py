@@ -526,6 +526,16 @@ def transfer_aliases(body, plans: dict[str, VarLayout]) -> dict[str, set[str]]:
     return {name: members - {name} for name, members in classes.items()}
 
 
+def device_slots(vars_: dict[str, VarLayout]) -> dict[int, VarLayout]:
+    """The words holding the address of data `--place-buffers` put in device memory (`device`),
+    each with its variable: a buffer's, a resizable's or an `@auto_dim` tensor's data, a table's
+    entries (a paged table's pool), a view's gather buffer. The host allocates these on the device
+    (`runtime/native.py`) and `@oi_log` journals their bytes there: one list for both."""
+    slots = {v.slot: v for v in vars_.values() if v.device and v.kind in ("buffer", "table", "resizable", "auto")}
+    slots.update((v.gather_slot(vars_), v) for v in vars_.values() if v.device and v.kind == "view")
+    return slots
+
+
 def var_words(var: VarLayout, vars_: dict[str, VarLayout]) -> list[str]:
     """The names of a variable's words, in order (its first word is its `slot`): their count places
     the variables' slots, their names are what the table level calls them (`state_layout`)."""
@@ -1046,6 +1056,6 @@ def _last_index_is_sliced(var: VarLayout, plan: StepAnalysis) -> bool:
 
 __all__ = [
     "GROW_AUTO", "GROW_LOG", "GROW_PREFIX", "GROW_REBIND", "GROW_RESIZABLE", "GROW_TABLE", "GROW_VIEW", "HEADER_WORDS", "ForkAnalysis", "StepAnalysis",
-    "Unsupported", "VarLayout", "entry_yields", "is_internal",
+    "Unsupported", "VarLayout", "device_slots", "entry_yields", "is_internal",
     "blocks_of", "branch_targets", "analyze_step", "escape_braces", "memref_type_of", "nested", "statements", "unsupported", "view_safe",
 ]  # fmt: skip

@@ -65,6 +65,7 @@ from oi_compiler.dialects.oi_table import LAYOUT_ATTR, BufferOp
 from oi_compiler.dtypes import dtype_name, numpy_dtype
 from oi_compiler.ir_context import fresh_name
 from oi_compiler.lowering import quick_ops
+from oi_compiler.lowering.analysis import device_slots
 
 COPY_OP = "oi.copy"  # the `oi.gpu_op` op of a copy the host makes (no registry op has a dot in its name)
 FILL_OP = "oi.fill"  # ... and of a fill (settings: the element's bytes, hex)
@@ -100,8 +101,8 @@ def _split_log(module: ModuleOp, layout, copies: list[memref.CopyOp]) -> list[me
     """`@oi_log` rebuilt to send device data's bytes to the device's log and every other slot's
     to the host's (`Helpers.split_log`); the copies, its host copy left out (host to host)."""
     log = next((op for op in module.ops if isinstance(op, func.FuncOp) and op.sym_name.data == "oi_log"), None)
-    slots = sorted(var.slot for var in layout.vars.values()  # (only persistent data is journaled)
-                   if var.device and var.memory == "persistent" and var.kind in ("buffer", "resizable", "table"))
+    slots = sorted(slot for slot, var in device_slots(layout.vars).items() if var.memory == "persistent")  # (only
+    # persistent data is journaled: the same words the host allocates on the device)
     if log is None or not slots:
         return copies
     if SPLIT_LOG_ATTR in log.attributes:  # the pass ran before: its device copy is a call already

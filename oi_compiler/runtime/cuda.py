@@ -510,8 +510,15 @@ class _DriverLauncher:
             self._call("cuMemcpyDtoD", self._ptr(dst), self._ptr(src), nbytes)
 
     def memset(self, pointer: int, unit: int, value: int, count: int) -> None:
-        """`count` units of `unit` bytes (1, 2 or 4) from `pointer` become `value`."""
-        if count:
+        """`count` units of `unit` bytes (1, 2, 4 or 8) from `pointer` become `value` (8: each half by
+        a cuMemsetD2D32 of one 4-byte column, pitch 8)."""
+        if not count:
+            return
+        if unit == 8:
+            for half in (0, 1):
+                word = (value >> 32 * half) & 0xFFFFFFFF
+                self._call("cuMemsetD2D32", self._ptr(pointer + 4 * half), 8, word, 1, count)
+        else:
             self._call(MEMSETS[unit], self._ptr(pointer), value, count)
 
     def launch(self, function: Any, grid: tuple[int, ...], block: tuple[int, ...], flat, shared: int) -> None:
@@ -605,7 +612,13 @@ class _PyCudaLauncher:
             self._wrap("memcpy_dtod", lambda: self.cuda.memcpy_dtod(dst, src, nbytes))
 
     def memset(self, pointer: int, unit: int, value: int, count: int) -> None:
-        if count:
+        if not count:
+            return
+        if unit == 8:
+            for half in (0, 1):
+                word = (value >> 32 * half) & 0xFFFFFFFF
+                self._wrap("memset_d2d32", lambda: self.cuda.memset_d2d32(pointer + 4 * half, 8, word, 1, count))
+        else:
             name = f"memset_d{8 * unit}"
             self._wrap(name, lambda: getattr(self.cuda, name)(pointer, value, count))
 

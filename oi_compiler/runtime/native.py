@@ -17,7 +17,7 @@ their device addresses, and every read or write of them here is an explicit copy
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -37,6 +37,7 @@ from oi_compiler.runtime.tables import (  # FIRST_CAPACITY: the rule the referen
     PersistentStore,
     PlainStorage,
     TableStorage,
+    allocation_error,
     first_capacity,
     frozen,
     growth_error,
@@ -52,11 +53,7 @@ class NativeState:
         self.memory = memory
         self.on_device: set[int] = set()  # the slots whose buffers are `DeviceBuffer`s in `memory`
         if memory is not None:
-            self.on_device = {v.slot for v in self.plan.vars.values()
-                              if v.device and v.kind in ("buffer", "table", "resizable", "auto")}  # fmt: skip
-            self.on_device |= {v.gather_slot(self.plan.vars) for v in self.plan.vars.values()
-                               if v.device and v.kind == "view"}  # fmt: skip
-            self.on_device.add(P.DEVICE_LOG)
+            self.on_device = set(P.device_slots(self.plan.vars)) | {P.DEVICE_LOG}
         self.words = np.zeros(self.plan.words, dtype=np.int64)
         self._size_words = np.array(self.plan.size_words(), dtype=np.intp)
         self._call, self._address, self._length = step.native, self.words.ctypes.data, len(self.words)
@@ -108,6 +105,14 @@ class NativeState:
         self.words[slot] = address_of(array)
         if cap_slot is not None:
             self.words[cap_slot] = capacity
+
+    def _device_array(self, shape: Sequence[int], dtype: str) -> DeviceBuffer:
+        """An allocation on the device (contents undefined); what does not fit is the host's error,
+        `cannot allocate <dtype>[shape]: out of memory`."""
+        try:
+            return DeviceBuffer(self.memory, shape, numpy_dtype(dtype))
+        except (MemoryError, ValueError, OverflowError, ExecutionError):  # (the driver's out-of-memory error)
+            raise allocation_error(dtype, shape) from None
 
     def _write(self, slot: int, value) -> None:
         """Every element of the buffer at `slot` from `value` (broadcast)."""
@@ -230,7 +235,7 @@ class NativeState:
             capacity = max(FIRST_CAPACITY, b) if c else max(2 * int(self.words[a + 1]), b)
             dtype = numpy_dtype(var.dtype)
             if a in self.on_device:  # zeros by a device fill, not a copy from the host (in a step)
-                fresh = DeviceBuffer(self.memory, (capacity,), dtype)
+                fresh = self._device_array((capacity,), var.dtype)
                 fresh.fill(bytes(np.dtype(dtype).itemsize))
             else:
                 fresh = np.zeros(capacity, dtype)
@@ -261,7 +266,7 @@ class NativeState:
             self.undo(lambda: self._set(var.slot, old))  # its counts come back with the size words
             shape = [base + int(self.words[var.count_base + d]) for d, base in enumerate(var.shape)]
             if isinstance(old, DeviceBuffer):  # filled on the device, the old box copied device to device
-                grown = DeviceBuffer(self.memory, shape, old.dtype)
+                grown = self._device_array(shape, var.dtype)
                 grown.fill(init_array([], var.dtype, var.init if b else None).tobytes())
                 if not b:
                     grown.copy_box_from(old)

@@ -37,6 +37,8 @@ typedef unsigned int U;
     X(cuMemsetD8, (CUdeviceptr dst, unsigned char value, size_t n), (dst, value, n))              \
     X(cuMemsetD16, (CUdeviceptr dst, unsigned short value, size_t n), (dst, value, n))            \
     X(cuMemsetD32, (CUdeviceptr dst, unsigned int value, size_t n), (dst, value, n))              \
+    X(cuMemsetD2D32, (CUdeviceptr dst, size_t pitch, unsigned int value, size_t width, size_t height), \
+      (dst, pitch, value, width, height))                                                         \
     X(cuLaunchKernel, (P f, U gx, U gy, U gz, U bx, U by, U bz, U shared, P stream, P *params,   \
                        P *extra), (f, gx, gy, gz, bx, by, bz, shared, stream, params, extra))    \
     X(cuEventCreate, (P *event, U flags), (event, flags))                                         \
@@ -59,6 +61,9 @@ CUresult cuMemcpyDtoD_v2(CUdeviceptr dst, CUdeviceptr src, size_t n) { return cu
 CUresult cuMemsetD8_v2(CUdeviceptr dst, unsigned char value, size_t n) { return cuMemsetD8(dst, value, n); }
 CUresult cuMemsetD16_v2(CUdeviceptr dst, unsigned short value, size_t n) { return cuMemsetD16(dst, value, n); }
 CUresult cuMemsetD32_v2(CUdeviceptr dst, unsigned int value, size_t n) { return cuMemsetD32(dst, value, n); }
+CUresult cuMemsetD2D32_v2(CUdeviceptr dst, size_t pitch, unsigned int value, size_t width, size_t height) {
+    return cuMemsetD2D32(dst, pitch, value, width, height);
+}
 
 CUresult cuDriverGetVersion(int *version) {
     *version = 13000;

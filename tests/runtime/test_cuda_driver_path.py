@@ -121,6 +121,13 @@ class EmulatingDriver(types.ModuleType):
     def cuMemsetD32(self, dst, value, count):
         return self._memset("cuMemsetD32", dst, value, count, ctypes.c_uint32)
 
+    def cuMemsetD2D32(self, dst, pitch, value, width, height):
+        assert dst & TAG and pitch % 4 == 0
+        self._count("cuMemsetD2D32")
+        for row in range(int(height)):
+            self._memset("(row)", int(dst) + row * int(pitch), value, int(width), ctypes.c_uint32)
+        return (0,)
+
     def cuLaunchKernel(self, function, gx, gy, gz, bx, by, bz, shared, stream, params, extra):
         self._count("cuLaunchKernel")
         native = self.functions[int(function) - 1]
@@ -306,6 +313,7 @@ persistent {
     K(pos): f32[1, 4] @table @init(1.5);
     H(pos): f16[3] @table @init(-2.0);
     B(pos): i8[5] @table @init(7);
+    L(pos): f64[3] @table @init(-1.25);
 }
 block entry {
     cache.write x >> K[t];
@@ -315,16 +323,19 @@ block entry {
     cache.reset K[0];
     cache.reset H[0];
     cache.reset B[0];
+    cache.reset L[0];
     return;
 }
 """
 
 
 def test_a_reset_refills_by_memset(driver, monkeypatch) -> None:
-    """A reset's refill with @init on the device is cuMemsetD32/D16/D8 (f32 1.5, f16 -2.0, i8 7),
-    which does not wait for the queued kernels as a copy from the host would."""
+    """A reset's refill with @init on the device is cuMemsetD32/D16/D8 (f32 1.5, f16 -2.0, i8 7), and
+    two cuMemsetD2D32 for 8 bytes (f64 -1.25), which do not wait for the queued kernels as a copy
+    from the host would."""
     reset_steps(*_pair(RESET, oi.Model(sizevars={"T": 4}), "1", monkeypatch))
     assert driver.calls["cuMemsetD32"] >= 4 and driver.calls["cuMemsetD16"] >= 4
+    assert driver.calls["cuMemsetD2D32"] >= 8
 
 
 def reset_steps(cpu, gpu, steps: int = 4) -> None:
@@ -335,5 +346,5 @@ def reset_steps(cpu, gpu, steps: int = 4) -> None:
         for exe in (cpu, gpu):
             exe.insert(x=x, h=h).step()
         np.testing.assert_array_equal(gpu.fetch("keys"), cpu.fetch("keys"))
-    for name in ("K", "H", "B"):
+    for name in ("K", "H", "B", "L"):
         np.testing.assert_array_equal(gpu.state(name), cpu.state(name), err_msg=name)

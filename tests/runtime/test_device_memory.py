@@ -426,3 +426,46 @@ def test_an_auto_dim_tensor_grows_on_the_device(emulated) -> None:
         assert errors[0] == errors[1] and (errors[0] is None) == (step < 3), errors
         np.testing.assert_array_equal(cuda.state("M"), cpu.state("M"))
         assert cuda.table_sizes("M") == cpu.table_sizes("M")
+
+
+WRITTEN_AUTO = """
+dynamic { w: f32[2]; n: i64; }
+volatile { y: f32[2]; }
+persistent { m: i64 @init(0); K(p): f32[2] @table; M(i): f32[2] @init(1.5) @auto_dim(i) @fixed(i = 3); }
+block entry { cache.write n >> m; cache.write w >> K[m]; cache.write w >> M; cache.read M[m] >> y; return; }
+"""
+
+
+@pytest.mark.parametrize("with_table", [True, False])
+def test_a_device_auto_dim_tensor_written_then_failing_is_put_back(emulated, with_table) -> None:
+    """A write to an @auto_dim tensor in device memory journals its bytes on the device (with a device
+    table in the graph, `@oi_log` is split by slot: M's slot must be among the device's), and the
+    step failing after it (M[5] past @fixed(i = 3)) puts M back."""
+    text = WRITTEN_AUTO if with_table else WRITTEN_AUTO.replace("cache.write w >> K[m]; ", "")
+    graph = oi.parse_graph(text)
+    cpu, cuda = (oi.Simulator(oi.Model(), graph, device=d).make_executor() for d in ("cpu", "cuda"))
+    assert cuda.native.plan.vars["M"].device and cuda.native.plan.vars["K"].device == with_table
+    for w, n in (([7, 8], 0), ([9, 9], 5), ([3, 4], 1), ([5, 6], 4)):
+        errors = []
+        for exe in (cpu, cuda):
+            try:
+                exe.insert(w=np.array(w, np.float32), n=n).step()
+                errors.append(None)
+            except oi.OiError as e:
+                errors.append(str(e))
+        assert errors[0] == errors[1] and (errors[0] is None) == (n <= 3), errors
+        for name in ("M", "K", "m"):
+            np.testing.assert_array_equal(cuda.state(name), cpu.state(name), err_msg=name)
+        assert cuda.table_sizes("M") == cpu.table_sizes("M")
+
+
+def test_an_auto_dim_growth_past_device_memory_is_the_hosts_error(emulated) -> None:
+    text = AUTO.replace("@fixed(i = 3)", "")
+    graph = oi.parse_graph(text.replace("cache.read M[t, 1] >> y;", "cache.read M[t, 35184372088832] >> y;"))
+    messages = []
+    for device in ("cpu", "cuda"):
+        with pytest.raises(oi.ExecutionError) as info:
+            oi.Simulator(oi.Model(), graph, device=device).make_executor().insert(
+                w=np.zeros((3, 3), np.float32), first=False).step()
+        messages.append(str(info.value))
+    assert messages[0] == messages[1] and "cannot allocate f32[3, 35184372088834]: out of memory" in messages[0]

@@ -61,6 +61,7 @@ C_TYPES = {  # each hooked function's C signature (stub_libcuda.c)
     "cuMemsetD8": (D, ctypes.c_uint8, Z),
     "cuMemsetD16": (D, ctypes.c_uint16, Z),
     "cuMemsetD32": (D, ctypes.c_uint32, Z),
+    "cuMemsetD2D32": (D, Z, ctypes.c_uint32, Z, Z),
     "cuLaunchKernel": (P, U, U, U, U, U, U, U, P, P, P),
     "cuEventCreate": (OUT_P, U),
     "cuEventRecord": (P, P),
@@ -283,3 +284,4 @@ def test_the_gpu_sessions_device_check(stub, monkeypatch, capsys) -> None:
 def test_a_reset_refills_by_memset(stub, monkeypatch) -> None:
     reset_steps(*_pair(RESET, oi.Model(sizevars={"T": 4}), "1", monkeypatch), steps=3)
     assert stub.fake.calls["cuMemsetD32"] >= 3 and stub.fake.calls["cuMemsetD16"] >= 3
+    assert stub.fake.calls["cuMemsetD2D32"] >= 6
