@@ -18,7 +18,7 @@ from oi_compiler.boundary import internal_error, stage
 from oi_compiler.dtypes import numpy_dtype
 from oi_compiler.errors import ExecutionError, OiError, StateError, exception_summary
 from oi_compiler.lowering.analysis import is_internal
-from oi_compiler.runtime.executor import Executor, insert_mapping
+from oi_compiler.runtime.executor import Executor, insert_mapping, variable_name
 from oi_compiler.runtime.native import NativeState
 from oi_compiler.runtime.page_pool import PageTable
 from oi_compiler.runtime.tables import PersistentStore
@@ -85,7 +85,7 @@ class CpuExecutor(Executor):
     # --- outputs -------------------------------------------------------------------------
     def fetch(self, name: str) -> np.ndarray:
         try:  # a hot path: a bare try, no context manager
-            var = self.native.plan.vars.get(name)
+            var = self.native.plan.vars.get(variable_name(name))
             if var is None or is_internal(name) or not self.native.exists(var):
                 raise ExecutionError(f"unknown variable: {name}")
             return self.native.value(var)
@@ -102,7 +102,7 @@ class CpuExecutor(Executor):
             return value
 
     def _persistent_var(self, name: str):
-        var = self.native.plan.vars.get(name)
+        var = self.native.plan.vars.get(variable_name(name))
         if var is None or name not in self.bound.decls:
             raise ExecutionError(f"unknown variable: {name}")
         if var.memory != "persistent":

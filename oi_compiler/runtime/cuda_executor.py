@@ -19,6 +19,7 @@ from oi_compiler.boundary import internal_error, stage
 from oi_compiler.errors import ExecutionError, OiError
 from oi_compiler.runtime.cpu_executor import CpuExecutor
 from oi_compiler.runtime.device_memory import DeviceMemory, device_memory
+from oi_compiler.runtime.executor import variable_name
 from oi_compiler.runtime.native import NativeState
 from oi_compiler.runtime.op_launches import LaunchCounts, OpLauncher, kernel_runner
 
@@ -36,9 +37,9 @@ class CudaExecutor(CpuExecutor):
         return NativeState(self.bound, self.sim.native, self.memory)
 
     def input_buffer(self, name: str):
-        var = self.native.plan.vars.get(name)
-        if var is not None and var.device:
-            with stage("insert"):
+        with stage("insert"):
+            var = self.native.plan.vars.get(variable_name(name))
+            if var is not None and var.device:
                 self._dynamic_decl(name)
                 raise ExecutionError(f"inputs[{name!r}]: device 'cuda' keeps {name} in device memory, which the host "
                                      "cannot write in place; use insert")  # fmt: skip

@@ -44,6 +44,21 @@ if TYPE_CHECKING:
 DEVICES = ("reference", "cpu", "cuda")
 
 
+
+def variable_name(name: Any) -> str:
+    """`name` itself, when it is a string; else the `ExecutionError` that a name is one."""
+    if not isinstance(name, str):
+        raise ExecutionError(f"a variable's name is a string, not {type(name).__name__} {name!r:.60}")
+    return name
+
+
+def state_path(path: Any, what: str) -> Path:
+    """A state file's path from a str, bytes or os.PathLike; else an `ExecutionError`."""
+    try:
+        return Path(os.fsdecode(path))
+    except TypeError:
+        raise ExecutionError(f"{what}: a path is a str, bytes or os.PathLike, not {type(path).__name__}") from None
+
 class Simulator:
     """A graph bound to a model on one device; `make_executor()` gives independent runs of it.
 
@@ -207,7 +222,7 @@ class Executor:
         return InputBuffers(self)
 
     def _dynamic_decl(self, name: str):
-        decl = self.bound.decls.get(name)
+        decl = self.bound.decls.get(variable_name(name))
         if decl is None:
             raise ExecutionError(f"unknown variable: {name}")
         if decl.memory != "dynamic":
@@ -259,7 +274,7 @@ class Executor:
     def fetch(self, name: str) -> np.ndarray:
         """A copy of a variable's value (upstream's order: dynamic and locals, persistent, model, `@init`)."""
         with stage("fetch"):
-            if name in self.values:
+            if variable_name(name) in self.values:
                 return self.values[name].copy()
             if name in self.store:
                 return self.store[name].current().copy()
@@ -273,7 +288,7 @@ class Executor:
             return self._persistent(name).current().view()  # a view of a frozen array stays read-only
 
     def _persistent(self, name: str):
-        if name not in self.store:
+        if variable_name(name) not in self.store:
             decl = self.bound.decls.get(name)
             if decl is None:
                 raise ExecutionError(f"unknown variable: {name}")
@@ -322,7 +337,7 @@ class Executor:
 
         with self.lock, stage("save-state"):
             try:
-                return save_state(self, Path(path))
+                return save_state(self, state_path(path, "save_state"))
             except OSError as e:
                 raise StateError(f"cannot write state: {e.strerror or e}", subject=str(path)) from None
 
@@ -332,7 +347,7 @@ class Executor:
 
         with self.lock, stage("load-state"):
             try:
-                load_state(self, Path(path))
+                load_state(self, state_path(path, "load_state"))
             except StateError as e:
                 e.subject = e.subject or str(path)
                 raise
