@@ -295,3 +295,29 @@ __all__ = [
     "outcome",
     "quiet_stdio",
 ]  # fmt: skip
+
+
+# --- state files (`save_state`'s .npz: a JSON header and the arrays it names) ---------------------
+def split_state(data: bytes) -> tuple[dict, dict[str, np.ndarray]]:
+    """A state file's header (parsed) and its other arrays."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    return json.loads(arrays.pop("header").tobytes().decode()), arrays
+
+
+def join_state(header_bytes: bytes, arrays: dict[str, np.ndarray]) -> bytes:
+    """A state file of these header bytes and arrays."""
+    out = io.BytesIO()
+    np.savez(out, header=np.frombuffer(header_bytes, dtype=np.uint8), **arrays)
+    return out.getvalue()
+
+
+def json_paths(node, prefix=()):
+    """The path (keys and indices) of every node of a parsed JSON document, its root first."""
+    yield prefix
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from json_paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for n, value in enumerate(node):
+            yield from json_paths(value, (*prefix, n))

@@ -40,8 +40,11 @@ from ._support import (
     count,
     fuzz_settings,
     interesting_ints,
+    join_state,
+    json_paths,
     npy_bytes,
     outcome,
+    split_state,
 )
 from .oi_grammar import byte_mutations
 
@@ -104,18 +107,6 @@ SEEDS = _seeds()
 CPU = HeavyBudget(100)  # cpu loads are cheap (the step is compiled once per process)
 
 
-def _split(data: bytes) -> tuple[dict, dict[str, np.ndarray]]:
-    with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-        arrays = {key: archive[key] for key in archive.files}
-    return json.loads(arrays.pop("header").tobytes().decode()), arrays
-
-
-def _join(header_bytes: bytes, arrays: dict[str, np.ndarray]) -> bytes:
-    out = io.BytesIO()
-    np.savez(out, header=np.frombuffer(header_bytes, dtype=np.uint8), **arrays)
-    return out.getvalue()
-
-
 JSON_VALUES = [None, True, False, 0, -1, 1, 2, 3, 2**31, 2**62, 2**63, 2**64, -(2**63), 10**30, 1.5, -0.0,
                float("nan"), float("inf"), float("-inf"), "", "a0", "f32", "bf16", "table", "plain", "auto_dim", "x" * 10000,
                [], [0], [[0]], [-1], [2**62], [[0, 0]], [None], {}, {"array": "a0", "dtype": "f32", "shape": [2]},
@@ -127,16 +118,6 @@ def json_value(draw):
     return copy.deepcopy(draw(st.sampled_from(JSON_VALUES)))  # (the list holds mutable values)
 
 
-def _paths(node, prefix=()):
-    yield prefix
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield from _paths(value, (*prefix, key))
-    elif isinstance(node, list):
-        for n, value in enumerate(node):
-            yield from _paths(value, (*prefix, n))
-
-
 def _set(node, path, value):
     for key in path[:-1]:
         node = node[key]
@@ -146,9 +127,9 @@ def _set(node, path, value):
 @st.composite
 def header_mutations(draw) -> tuple[str, bytes]:
     name = draw(st.sampled_from(sorted(SEEDS)))
-    header, arrays = _split(SEEDS[name])
+    header, arrays = split_state(SEEDS[name])
     for _ in range(draw(st.integers(1, 3))):
-        paths = [p for p in _paths(header) if p]
+        paths = [p for p in json_paths(header) if p]
         path = draw(st.sampled_from(paths)) if paths else ()
         how = draw(st.sampled_from(["set", "set", "set", "drop", "add", "number"]))
         if not path:
@@ -175,13 +156,13 @@ def header_mutations(draw) -> tuple[str, bytes]:
     text = json.dumps(header, allow_nan=True).encode()
     if draw(st.integers(0, 19)) == 0:
         text = draw(st.sampled_from([b"\xff\xfe", b"[" * 50000 + b"]" * 50000, text[: len(text) // 2], b"", b"null"]))
-    return name, _join(text, arrays)
+    return name, join_state(text, arrays)
 
 
 @st.composite
 def array_mutations(draw) -> tuple[str, bytes]:
     name = draw(st.sampled_from(sorted(SEEDS)))
-    header, arrays = _split(SEEDS[name])
+    header, arrays = split_state(SEEDS[name])
     key = draw(st.sampled_from(sorted(arrays))) if arrays else "a0"
     how = draw(st.sampled_from(["replace", "drop", "rename", "add", "npy-header"]))
     members = None
@@ -203,7 +184,7 @@ def array_mutations(draw) -> tuple[str, bytes]:
         members["header.npy"] = header_npy.getvalue()
         members[f"{key}.npy"] = npy_bytes(np.ones(2, np.uint32), draw(st.sampled_from(NPY_HEADERS)))
     if members is None:
-        return name, _join(json.dumps(header).encode(), arrays)
+        return name, join_state(json.dumps(header).encode(), arrays)
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", draw(st.sampled_from([zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED]))) as archive:
         for member, data in members.items():

@@ -55,8 +55,11 @@ from ._support import (
     count,
     fuzz_settings,
     interesting_ints,
+    join_state,
+    json_paths,
     npy_bytes,
     outcome,
+    split_state,
     quiet_stdio,
 )
 from .oi_grammar import byte_mutations
@@ -489,40 +492,18 @@ def seeds() -> Seeds:
     return _SEEDS[0]
 
 
-def _split(data: bytes) -> tuple[dict, dict[str, np.ndarray]]:
-    with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-        arrays = {key: archive[key] for key in archive.files}
-    return json.loads(arrays.pop("header").tobytes().decode()), arrays
-
-
-def _join(header_bytes: bytes, arrays: dict[str, np.ndarray]) -> bytes:
-    out = io.BytesIO()
-    np.savez(out, header=np.frombuffer(header_bytes, dtype=np.uint8), **arrays)
-    return out.getvalue()
-
-
 JSON_VALUES = [None, True, False, 0, -1, 1, 2, 3, 2**31, 2**62, 2**63, 2**64, -(2**63), 10**30, 1.5, -0.0, float("nan"),
                float("inf"), "", "a0", "f32", "bf16", "table", "paged", "auto_dim", "cuda", [], [0], [[0]], [-1], [2**62],
                [None], {}, {"array": "a0", "dtype": "f32", "shape": [2]}, {"array": "a1", "dtype": "i4", "shape": [2**40, 2**40]},
                {"kind": "table", "sizes": [], "keys": [], "entries": None}]  # fmt: skip
 
 
-def _paths(node, prefix=()):
-    yield prefix
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield from _paths(value, (*prefix, key))
-    elif isinstance(node, list):
-        for n, value in enumerate(node):
-            yield from _paths(value, (*prefix, n))
-
-
 @st.composite
 def header_mutations(draw) -> tuple[str, bytes]:
     name = draw(st.sampled_from(sorted(seeds())))
-    header, arrays = _split(seeds()[name])
+    header, arrays = split_state(seeds()[name])
     for _ in range(draw(st.integers(1, 3))):
-        paths = [p for p in _paths(header) if p]
+        paths = [p for p in json_paths(header) if p]
         if not paths:
             break
         path = draw(st.sampled_from(paths))
@@ -540,13 +521,13 @@ def header_mutations(draw) -> tuple[str, bytes]:
             parent[draw(st.sampled_from(["extra", "P", "M", "x", "nope"]))] = copy.deepcopy(draw(st.sampled_from(JSON_VALUES)))
         else:
             parent.append(copy.deepcopy(draw(st.sampled_from(JSON_VALUES))))
-    return name, _join(json.dumps(header, allow_nan=True).encode(), arrays)
+    return name, join_state(json.dumps(header, allow_nan=True).encode(), arrays)
 
 
 @st.composite
 def array_mutations(draw) -> tuple[str, bytes]:
     name = draw(st.sampled_from(sorted(seeds())))
-    header, arrays = _split(seeds()[name])
+    header, arrays = split_state(seeds()[name])
     key = draw(st.sampled_from(sorted(arrays)))
     how = draw(st.sampled_from(["replace", "drop", "rename", "npy-header"]))
     if how == "replace":
@@ -566,7 +547,7 @@ def array_mutations(draw) -> tuple[str, bytes]:
             for member, data in members.items():
                 archive.writestr(member, data)
         return name, out.getvalue()
-    return name, _join(json.dumps(header).encode(), arrays)
+    return name, join_state(json.dumps(header).encode(), arrays)
 
 
 #: sizes, keys and counts a file may claim: in range, past the entries, negative, too big for any
@@ -581,7 +562,7 @@ def value_mutations(draw) -> tuple[str, bytes]:
     bool bytes other than 0 and 1, huge scalars), a table's sizes or keys or an `@auto_dim` tensor's
     counts changed (its value's shape along), the step count."""
     name = draw(st.sampled_from(sorted(seeds())))
-    header, arrays = _split(seeds()[name])
+    header, arrays = split_state(seeds()[name])
     how = draw(st.sampled_from(["data", "data", "sizes", "keys", "counts", "steps"]))
     tables = [n for n, d in header["persistent"].items() if d["kind"] == "table" and d["keys"]]
     if how == "data":
@@ -608,7 +589,7 @@ def value_mutations(draw) -> tuple[str, bytes]:
             arrays[decl["value"]["array"]] = np.zeros(2 + counts, np.uint32)
     else:
         header["steps"] = draw(st.sampled_from(CLAIMS))
-    return name, _join(json.dumps(header).encode(), arrays)
+    return name, join_state(json.dumps(header).encode(), arrays)
 
 
 @st.composite
