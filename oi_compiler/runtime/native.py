@@ -175,7 +175,11 @@ class NativeState:
         if var.page:
             self.pools.setdefault(var.name, PagePool(self, var)).create(caps)
             return
-        data = init_array([*caps, *var.shape], var.dtype, var.init)
+        if var.data_slot in self.on_device and not entries:  # filled on the device: nothing uploaded
+            data = self._device_array([*caps, *var.shape], var.dtype)
+            data.fill(init_array([], var.dtype, var.init).tobytes())
+        else:
+            data = init_array([*caps, *var.shape], var.dtype, var.init)
         present = init_array(caps, "u8", None)  # (out of memory: an ExecutionError)
         for key, entry in (entries or {}).items():
             data[key] = entry

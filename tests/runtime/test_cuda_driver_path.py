@@ -262,12 +262,15 @@ def test_a_table_grows_device_to_device(driver, monkeypatch) -> None:
     block entry { cache.write x >> K[t]; cache.increment t; cache.read K[0..t] >> keys; return; }
     """
     cpu, gpu = _pair(text, oi.Model(sizevars={"T": 4}), "1", monkeypatch)
+    uploads = driver.calls["cuMemcpyHtoD"]  # (the executors' first buffers)
     for n in range(20):  # past the first capacities: each growth copies the old box device to device
         x = np.full((1, 4), n, np.float32)
         for exe in (cpu, gpu):
             exe.insert(x=x).step()
     np.testing.assert_array_equal(gpu.fetch("keys"), cpu.fetch("keys"))
     assert driver.calls["cuMemcpyDtoD"] >= 2
+    # each grown box filled with @init (0.0) on the device: from the host, only the 20 inputs
+    assert driver.calls["cuMemsetD8"] >= 2 and driver.calls["cuMemcpyHtoD"] - uploads == 20
 
 
 @pytest.mark.skipif(not os.environ.get("OI_DRIVER_DECODER"), reason="~8 s (the PTX of every op): OI_DRIVER_DECODER=1")
