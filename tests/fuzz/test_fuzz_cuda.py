@@ -278,7 +278,7 @@ def insert_items(draw) -> tuple:
     return name, draw(st.sampled_from(VALUES))
 
 
-@fuzz_settings(50)
+@fuzz_settings(30)
 @given(st.lists(insert_items(), min_size=1, max_size=3), st.integers(0, 4))
 def test_insert_hostile_values(items, n: int) -> None:
     with outcome("cuda-insert", items):
@@ -433,7 +433,7 @@ actions = st.one_of(
 )
 
 
-@fuzz_settings(25)
+@fuzz_settings(15)
 @given(plan=st.lists(actions, min_size=1, max_size=8))
 def test_action_sequences(plan, tmp_path_factory) -> None:
     with outcome("cuda-actions", plan):
@@ -630,7 +630,7 @@ def check_load(data: bytes, tmp: Path, target: str) -> None:
     readouts(fresh, PERSISTENT)
 
 
-@fuzz_settings(30)
+@fuzz_settings(20)
 @given(case=state_files())
 def test_mutated_state_files_on_cuda(case, tmp_path_factory) -> None:
     name, data = case
