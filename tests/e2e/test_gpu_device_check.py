@@ -4,18 +4,13 @@ tests/e2e/test_tiny_decoder.py covers)."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_device_check.py"
+from tests.device_check import device_check
 
 
 def test_the_gpu_device_check_passes_under_the_emulation(monkeypatch, capsys) -> None:
     monkeypatch.setenv("OI_GPU_EMULATE", "1")
     monkeypatch.setenv("OI_CUDA_COMPILE_AFTER", "16")  # the script sets it per check; put back after
-    spec = importlib.util.spec_from_file_location("gpu_device_check", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = device_check()
     assert module.main(["--quick"]) == 0
     out = capsys.readouterr().out
     assert "device='cuda' on the CPU emulation" in out and "all checks passed" in out

@@ -15,6 +15,7 @@ import pytest
 import oi_compiler as oi
 from oi_compiler.errors import ExecutionError
 from oi_compiler.loopnest.op_kernels import kernel_size_ranges, kernel_sizes
+from tests.device_check import device_check
 
 ATTEND = """
 dynamic { x: f32[2, 8]; }
@@ -269,19 +270,6 @@ def test_fast_functions_go_with_their_executor(compiled) -> None:
     assert code() is None
 
 
-def _device_check():
-    """benchmarks/gpu_device_check.py, whose graphs the GPU session runs (it imports no test code)."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_device_check.py"
-    spec = importlib.util.spec_from_file_location("gpu_device_check", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-
 @pytest.mark.parametrize("compile_after", ["0", "1"])
 def test_elementwise_ops_run_in_place_and_the_others_on_a_staged_copy(monkeypatch, compile_after) -> None:
     """`op mul(y, x) >> y`, `silu`, `add(y, y) >> y` and rope take y as it is (an elementwise kernel
@@ -289,7 +277,7 @@ def test_elementwise_ops_run_in_place_and_the_others_on_a_staged_copy(monkeypatc
     reduction, then a pass over the row) reads y from a copy made before it writes it."""
     monkeypatch.setenv("OI_GPU_EMULATE", "1")
     monkeypatch.setenv("OI_CUDA_COMPILE_AFTER", compile_after)
-    graph = oi.parse_graph(_device_check().IN_PLACE)
+    graph = oi.parse_graph(device_check().IN_PLACE)
     cpu, cuda = (oi.Simulator(oi.Model(), graph, device=d).make_executor() for d in ("cpu", "cuda"))
     rng = np.random.default_rng(5)
     for step in range(4):

@@ -18,23 +18,10 @@ from oi_compiler.errors import ExecutionError
 from oi_compiler.runtime import cuda
 from oi_compiler.runtime.op_launches import EmulatedKernels
 from oi_compiler.tools.oi_run import main as oi_run
+from tests.device_check import device_check
 
 KV_DECODE = "examples/kv_decode.oi"
-SOFTMAX = """
-dynamic { x: f32[2, 8]; }
-volatile { y: f32[2, 8]; s: f32[2]; }
-persistent {
-    n: i32 @init(0);
-    K(t): f32[2] @table @fixed(t = 3);
-}
-block entry {
-    op softmax(x, axis=-1) >> y;
-    op sum_axis(y, axes=[1]) >> s;
-    cache.write s >> K[n];
-    cache.increment n;
-    return;
-}
-"""
+SOFTMAX = device_check().FIXED  # softmax and a sum into a @fixed table (the GPU session checks it too)
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ from oi_compiler.runtime.device_memory import (
     DriverDeviceMemory,
     EmulatedDeviceMemory,
 )
+from tests.device_check import device_check
 
 
 @pytest.fixture
@@ -293,27 +294,10 @@ def test_fill_writes_the_pattern_into_a_strided_view() -> None:
     np.testing.assert_array_equal(buffer.get(), expected)
 
 
-RESET = """
-dynamic { x: f32[1, D]; }
-volatile { keys: f32[T, 1, D]; }
-persistent {
-    t: i32 @init(0);
-    K(pos): f32[1, D] @table @init(1.5);
-}
-block entry {
-    cache.write x >> K[t];
-    cache.increment t;
-    cache.read K[0..t] >> keys;
-    cache.reset K[0];
-    return;
-}
-"""
-
-
 def test_a_reset_refills_a_device_table_with_its_init(emulated) -> None:
     """The reset's fill is an `oi.fill` the host carries out, so K stays in device memory; the read
     before it copies (a reset follows), into `keys` on the device too."""
-    graph, model = oi.parse_graph(RESET), oi.Model(sizevars={"D": 4, "T": 4})
+    graph, model = oi.parse_graph(device_check().RESET), oi.Model(sizevars={"D": 4, "T": 4})
     exes = {d: oi.Simulator(model, graph, device=d).make_executor() for d in ("reference", "cuda")}
     placed = exes["cuda"].native.plan.vars
     assert placed["K"].device and placed["keys"].kind == "resizable" and placed["keys"].device  # a read's copy

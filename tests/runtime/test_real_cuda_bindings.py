@@ -25,6 +25,7 @@ import pytest
 import oi_compiler as oi
 from oi_compiler.runtime import cuda, op_launches
 from oi_compiler.runtime.device_memory import DriverDeviceMemory
+from tests.device_check import device_check
 from tests.runtime.test_cuda_driver_path import (
     BF16,
     RESET,
@@ -273,10 +274,7 @@ def test_the_gpu_sessions_device_check(stub, monkeypatch, capsys) -> None:
     """benchmarks/gpu_device_check.py, the script a GPU session runs first, through the real package
     (`--quick`: all but the tiny decoder, ~7 s here)."""
     monkeypatch.setenv("OI_CUDA_COMPILE_AFTER", "16")  # the script sets it per check; put back after
-    spec = importlib.util.spec_from_file_location("gpu_device_check", ROOT / "benchmarks" / "gpu_device_check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert module.main(["--quick"]) == 0
+    assert device_check().main(["--quick"]) == 0
     out = capsys.readouterr().out
     assert "device='cuda' on Emulating GPU through cuda-bindings" in out and "all checks passed" in out
 
