@@ -139,7 +139,8 @@ def _entry_fill(store: memref.StoreOp) -> tuple[SSAValue, str, SSAValue] | None:
     """What `step_values.fill` emits for a table entry of no dims (one store, no loop): (target,
     the element's bytes in hex, the value), when `store` stores a constant into a view of a table's
     entries; else None."""
-    if store.indices or not isinstance(_root(store.memref), BufferOp) or _root(store.memref).field.data != "data":
+    owner = _root(store.memref)
+    if store.indices or not isinstance(owner, BufferOp) or owner.field.data != "data":
         return None
     pattern = _pattern(store.value, store.memref.type.element_type)
     return None if pattern is None else (store.memref, pattern, store.value)

@@ -338,10 +338,15 @@ class DeviceBuffer:
         offset = sum(k * math.prod(self.shape[d + 1:]) for d, k in enumerate(key)) * self.dtype.itemsize
         self.memory.upload(self.address + offset, np.broadcast_to(np.asarray(value, self.dtype), entry))
 
-    def fill(self, element: bytes) -> None:
-        """Every element becomes `element` (one element's bytes): a fill on the device (a memset
-        where it can), not a copy from the host."""
-        self.memory.fill(BufferView(self.address, 0, self.shape, row_major(self.shape), self.dtype), element)
+    def fill(self, element: bytes, rows: slice = slice(None)) -> None:
+        """Every element (of the leading index's `rows`, a unit-step slice) becomes `element` (one
+        element's bytes): a fill on the device (a memset where it can), not a copy from the host."""
+        shape, address = self.shape, self.address
+        if rows != slice(None):
+            start, stop, _ = rows.indices(shape[0])
+            address += start * math.prod(shape[1:]) * self.dtype.itemsize
+            shape = (max(stop - start, 0), *shape[1:])
+        self.memory.fill(BufferView(address, 0, shape, row_major(shape), self.dtype), element)
 
     def set_rows(self, start: int, rows: np.ndarray) -> None:
         """`buffer[start : start + len(rows)] = rows` (whole rows of the leading index)."""

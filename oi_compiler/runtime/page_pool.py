@@ -37,12 +37,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from oi_compiler.backend.jit import row_major
 from oi_compiler.dtypes import numpy_dtype
 from oi_compiler.errors import ExecutionError
 from oi_compiler.lowering import analysis as P
 from oi_compiler.lowering.analysis import VarLayout
-from oi_compiler.runtime.device_memory import BufferView, DeviceBuffer
+from oi_compiler.runtime.device_memory import DeviceBuffer
 from oi_compiler.runtime.reserved_memory import physical_memory, reserve
 from oi_compiler.runtime.tables import dense_box_error, first_capacity, growth_error, init_array
 
@@ -123,11 +122,8 @@ class PagePool:
         """Page `number`'s entries all `@init` (on the device, a fill: no copy from the host)."""
         data = self.array(self.var.data_slot)
         if isinstance(data, DeviceBuffer):
-            shape = (self.page, *self.var.shape)
-            pattern = init_array([], self.var.dtype, self.var.init).tobytes()
-            start = data.address + number * self.page * self.entry_bytes
-            view = BufferView(start, 0, shape, row_major(shape), data.dtype)
-            self.memory.fill(view, pattern)
+            element = init_array([], self.var.dtype, self.var.init).tobytes()
+            data.fill(element, slice(number * self.page, (number + 1) * self.page))
         else:
             data[number * self.page : (number + 1) * self.page] = init_array([], self.var.dtype, self.var.init)
 
